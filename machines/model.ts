@@ -1,0 +1,194 @@
+/**
+ * The vocabulary every resource machine is written in. Pure: no I/O, no
+ * database, no HTTP. The SQL here is *text* (the SQL face of a guard or an
+ * effect); `db/` compiles it into statements, nothing in `machines/` runs it.
+ *
+ * A resource machine is an XState v5 machine plus three tables that give the
+ * database the same meaning the machine has in JavaScript:
+ *
+ * - `context`: the row columns the machine reads and writes (its context),
+ *   with their SQL types. Context = row, column for column.
+ * - `guards`: name → { js, sql, refusal }. XState evaluates `js`; the
+ *   compare-and-swap evaluates `sql` in its WHERE clause. A property test
+ *   checks the two faces agree on random rows. `refusal` says what failing
+ *   the guard means for the client: `busy` (an operation is in flight; retry
+ *   may work: 409) or `invalid` (the resting data forbids it: 400).
+ * - `effects`: name → { js, sql }: context updates of a transition, as an
+ *   XState `assign` and as `SET column = expr` terms.
+ *
+ * SQL faces refer to row columns by name and to event parameters as
+ * `:param` (e.g. `size < :new_size`); `db/` turns those into typed `$n`
+ * placeholders of one prepared statement per event.
+ */
+
+import { assign, type EventObject, type MachineContext } from 'xstate';
+
+/** SQL types a context column or an event parameter may have. */
+/** `text?` is a nullable text column (the owner of a row). */
+export type ColumnType = 'int' | 'bool' | 'text' | 'text?' | 'jsonb';
+
+type JsOf<T extends ColumnType> = T extends 'int'
+  ? number
+  : T extends 'bool'
+    ? boolean
+    : T extends 'text'
+      ? string
+      : T extends 'text?'
+        ? string | null
+        : Record<string, unknown> | null;
+
+/** Column name → SQL type; the machine context is exactly these columns. */
+export type ContextSpec = Readonly<Record<string, ColumnType>>;
+export type ContextOf<S extends ContextSpec> = { -readonly [K in keyof S]: JsOf<S[K]> };
+
+/**
+ * Who sends an event:
+ * - `api`: a client action (what a refusal lists as "allowed now");
+ * - `link`: sent on behalf of a related resource (a snapshot holding its
+ *   volume as a reader), always inside the related resource's transaction;
+ * - `worker`: a step of an operation, sent by the worker that owns the row.
+ */
+export type EventSender = 'api' | 'link' | 'worker';
+
+export interface EventSpec {
+  readonly by: EventSender;
+  readonly params: Readonly<Record<string, ColumnType>>;
+  /** One line for operators (diagrams, README). */
+  readonly doc: string;
+}
+export type EventSpecs = Readonly<Record<string, EventSpec>>;
+
+export type EventOf<S extends EventSpecs> = {
+  [E in keyof S & string]: { type: E } & { -readonly [P in keyof S[E]['params']]: JsOf<S[E]['params'][P]> };
+}[keyof S & string];
+
+/** What failing a guard means for the caller. */
+export type Refusal = 'busy' | 'invalid';
+
+/** A guard checked by one predicate. */
+export interface AtomGuard<C, E> {
+  /** The condition in words, used in refusal messages: "no operation is reading it". */
+  readonly says: string;
+  readonly refusal: Refusal;
+  js(context: C, event: E): boolean;
+  /** SQL predicate over resource_states columns and `:params`. */
+  readonly sql: string;
+}
+
+/**
+ * A guard that holds when all the named guards of the same table hold. Kept
+ * as names (not an XState `and()`) so that a refusal can say which part
+ * failed and whether that part makes the refusal busy or invalid.
+ */
+export interface AllOfGuard {
+  readonly allOf: readonly string[];
+}
+
+export type GuardDef<C, E> = AtomGuard<C, E> | AllOfGuard;
+
+export function allOf(...names: string[]): AllOfGuard {
+  return { allOf: names };
+}
+
+export function isAllOf<C, E>(g: GuardDef<C, E>): g is AllOfGuard {
+  return 'allOf' in g;
+}
+
+/** The atom guards a (possibly composite) guard stands for, in order. */
+export function guardAtoms<C, E>(table: GuardTable<C, E>, name: string): { name: string; guard: AtomGuard<C, E> }[] {
+  const g = table[name];
+  if (!g) throw new Error(`unknown guard ${name}`);
+  if (isAllOf(g)) return g.allOf.flatMap((part) => guardAtoms(table, part));
+  return [{ name, guard: g }];
+}
+
+export interface EffectDef<C, E> {
+  js(context: C, event: E): Partial<C>;
+  /** column → SQL expression evaluated against the *old* row (PostgreSQL SET semantics). */
+  readonly sql: Readonly<Partial<Record<keyof C & string, string>>>;
+}
+
+export type GuardTable<C, E> = Readonly<Record<string, GuardDef<C, E>>>;
+export type EffectTable<C, E> = Readonly<Record<string, EffectDef<C, E>>>;
+
+/**
+ * Declared per transient state in `meta`: what the step is and what happens
+ * when the worker that owns it dies (see README, "Recovery").
+ */
+export interface StateMeta {
+  /** The worker step that moves this state on; absent for states a client moves on. */
+  readonly step?: string;
+  /** One line for operators. */
+  readonly doc?: string;
+}
+
+/** Tag carried by every state in which an operation is in flight. */
+export const TRANSIENT = 'transient' as const;
+
+/** The pseudo-event recorded in history when a resource row is created. */
+export const CREATE_EVENT = 'CREATE' as const;
+
+/** Identity helper that keeps literal types of a guard table. */
+export function guardTable<C, E>() {
+  return <T extends GuardTable<C, E>>(table: T): T => table;
+}
+
+/** Identity helper that keeps literal types of an effect table. */
+export function effectTable<C, E>() {
+  return <T extends EffectTable<C, E>>(table: T): T => table;
+}
+
+/**
+ * XState guard implementations built from a table, for `setup({ guards })`.
+ * A composite guard holds when all its atoms hold.
+ */
+export function jsGuards<C, E, T extends GuardTable<C, E>>(table: T) {
+  const out = {} as { [K in keyof T]: (args: { context: C; event: E }) => boolean };
+  for (const name of Object.keys(table) as (keyof T & string)[]) {
+    const atoms = guardAtoms(table, name);
+    out[name] = ({ context, event }) => atoms.every((a) => a.guard.js(context, event));
+  }
+  return out;
+}
+
+/**
+ * XState action implementations built from an effect table, for
+ * `setup({ actions })`: each effect becomes an `assign` of its JS face.
+ */
+export function jsEffects<C extends MachineContext, E extends EventObject, T extends EffectTable<C, E>>(table: T) {
+  const out = {} as { [K in keyof T]: ReturnType<typeof assign<C, E, undefined, E, never>> };
+  for (const name of Object.keys(table) as (keyof T & string)[]) {
+    const effect = table[name]!;
+    out[name] = assign<C, E, undefined, E, never>(({ context, event }) => effect.js(context, event));
+  }
+  return out;
+}
+
+/**
+ * Guards for os-reset_status. Per status an admin may set:
+ * `requested:<status>` holds when the event's `status` parameter names it
+ * (the status names come from the machine itself, so inlining them is
+ * safe), and `reset:<status>` adds `unowned`: no live worker is in the
+ * middle of a step on the row, so an admin never yanks a row from under a
+ * running backend call (a dead owner is recovered first, then reset works).
+ */
+export function resetGuards<C, E extends { type: string }, const S extends readonly string[]>(
+  statuses: S,
+): { [K in S[number] as `requested:${K}`]: AtomGuard<C, E> } & { [K in S[number] as `reset:${K}`]: AllOfGuard } {
+  const out: Record<string, GuardDef<C, E>> = {};
+  for (const status of statuses) {
+    out[`requested:${status}`] = {
+      says: `the requested status is one of ${statuses.join(', ')}`,
+      refusal: 'invalid',
+      js: (_c, e) => 'status' in e && e.status === status,
+      sql: `:status = '${status}'`,
+    };
+    out[`reset:${status}`] = allOf('unowned', `requested:${status}`);
+  }
+  return out as never;
+}
+
+/** No worker owns the row: no backend step is running on it. */
+export function unownedGuard<C extends { owner: string | null }, E>(): AtomGuard<C, E> {
+  return { says: 'no worker is in the middle of a step on it', refusal: 'busy', js: (c) => c.owner === null, sql: 'owner IS NULL' };
+}

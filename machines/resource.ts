@@ -1,0 +1,91 @@
+/**
+ * A resource model: a machine together with the tables that give the
+ * database its meaning. Pure. `defineResource` checks, when the module
+ * loads, that the tables and the machine agree (every state listed is a
+ * leaf of the machine and the other way round, every guard and effect a
+ * transition names exists, every `:param` its SQL uses is a parameter of the
+ * event), so a mismatch fails at import time, not in production.
+ */
+import type { AnyStateMachine } from 'xstate';
+import { MachineIndex } from './introspect.ts';
+import {
+  guardAtoms,
+  type ContextSpec,
+  type EffectTable,
+  type EventSpecs,
+  type GuardTable,
+} from './model.ts';
+
+export interface ResourceModel<C = Record<string, unknown>, E = { type: string }> {
+  /** `resource_states.resource_type` */
+  readonly type: string;
+  /** how error messages name it: "volume", "snapshot" */
+  readonly noun: string;
+  readonly machine: AnyStateMachine;
+  readonly index: MachineIndex;
+  readonly states: readonly string[];
+  readonly statuses: readonly string[];
+  /** statuses os-reset_status may set */
+  readonly resettable: readonly string[];
+  readonly context: ContextSpec;
+  readonly events: EventSpecs;
+  readonly guards: GuardTable<C, E>;
+  readonly effects: EffectTable<C, E>;
+}
+
+/** `:name`, but not the second colon of a `::type` cast. */
+const PARAM = /(?<!:):([a-z_][a-z0-9_]*)/g;
+
+/** Names of the `:params` an SQL fragment refers to. */
+export function sqlParams(fragment: string): string[] {
+  return [...fragment.matchAll(PARAM)].map((m) => m[1]!);
+}
+
+export function defineResource<C, E>(model: Omit<ResourceModel<C, E>, 'index'>): ResourceModel<C, E> {
+  const index = new MachineIndex(model.machine);
+  const where = `machines/${model.type}`;
+  const listed = [...model.states].sort().join(',');
+  const actual = [...index.leaves].sort().join(',');
+  if (listed !== actual) throw new Error(`${where}: state tuple [${listed}] differs from the machine's leaves [${actual}]`);
+  const statuses = [...new Set(index.leaves.map((s) => index.statusOf(s)))].sort().join(',');
+  if (statuses !== [...model.statuses].sort().join(',')) {
+    throw new Error(`${where}: status tuple differs from the machine's top-level states [${statuses}]`);
+  }
+  for (const s of model.resettable) {
+    if (!model.statuses.includes(s)) throw new Error(`${where}: resettable status ${s} is not a status`);
+  }
+  for (const event of index.events) {
+    const spec = model.events[event];
+    if (!spec) throw new Error(`${where}: the machine handles ${event}, which the event table does not declare`);
+    const params = Object.keys(spec.params);
+    const checkParams = (fragment: string, what: string) => {
+      for (const p of sqlParams(fragment)) {
+        if (!params.includes(p)) throw new Error(`${where}: ${what} uses :${p}, not a parameter of ${event}`);
+      }
+    };
+    for (const state of index.leaves) {
+      for (const c of index.candidates(state, event)) {
+        if (c.guard) for (const a of guardAtoms(model.guards, c.guard)) checkParams(a.guard.sql, `guard ${a.name}`);
+        const columns = new Set<string>();
+        for (const name of c.effects) {
+          const effect = model.effects[name];
+          if (!effect) throw new Error(`${where}: ${event} names effect ${name}, which the effect table lacks`);
+          for (const [column, expr] of Object.entries(effect.sql)) {
+            if (!(column in model.context)) throw new Error(`${where}: effect ${name} sets unknown column ${column}`);
+            if (columns.has(column)) throw new Error(`${where}: two effects of ${event} set ${column}`);
+            columns.add(column);
+            checkParams(expr as string, `effect ${name}`);
+          }
+        }
+      }
+    }
+  }
+  return { ...model, index };
+}
+
+/** Events a client may send (what a refusal lists as allowed). */
+export function apiEvents(model: ResourceModel): string[] {
+  return Object.entries(model.events)
+    .filter(([, spec]) => spec.by === 'api')
+    .map(([name]) => name);
+}

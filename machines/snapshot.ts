@@ -1,0 +1,130 @@
+/**
+ * The snapshot machine. Pure: no I/O, no database, no HTTP.
+ *
+ * A snapshot holds its volume as a reader while it is being taken (the
+ * volume's `readers` and `dependents` change in the same transaction that
+ * inserts the snapshot), and is itself read while volumes are created from
+ * it. See machines/volume.ts for how the volume side counts.
+ */
+import { setup } from 'xstate';
+import {
+  allOf,
+  effectTable,
+  guardTable,
+  jsEffects,
+  jsGuards,
+  resetGuards,
+  unownedGuard,
+  TRANSIENT,
+  type ContextOf,
+  type ContextSpec,
+  type EventOf,
+  type EventSpecs,
+  type StateMeta,
+} from './model.ts';
+import { defineResource } from './resource.ts';
+
+export const SNAPSHOT_STATES = ['creating', 'available', 'deleting', 'error', 'error_deleting', 'deleted'] as const;
+export type SnapshotState = (typeof SNAPSHOT_STATES)[number];
+export const SNAPSHOT_STATUSES = SNAPSHOT_STATES;
+export const SNAPSHOT_RESETTABLE = ['available', 'error', 'error_deleting'] as const;
+
+export const snapshotContext = {
+  /** in-flight operations reading this snapshot (volumes being created from it) */
+  readers: 'int',
+  /** GiB, the volume's size when the snapshot was taken */
+  size: 'int',
+  /** the worker running a step on this row (read-only here: the enforcer sets it) */
+  owner: 'text?',
+} as const satisfies ContextSpec;
+export type SnapshotContext = ContextOf<typeof snapshotContext>;
+
+export const snapshotEvents = {
+  DELETE: { by: 'api', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
+  FORCE_DELETE: { by: 'api', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
+  RESET_STATUS: { by: 'api', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  READ_BEGIN: { by: 'link', params: {}, doc: 'a volume is being created from this snapshot' },
+  READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
+  BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
+  BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
+  DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the snapshot' },
+} as const satisfies EventSpecs;
+export type SnapshotEvent = EventOf<typeof snapshotEvents>;
+export type SnapshotEventType = SnapshotEvent['type'];
+
+type C = SnapshotContext;
+type E = SnapshotEvent;
+
+export const snapshotGuards = guardTable<C, E>()({
+  noReaders: { says: 'no operation is reading it', refusal: 'busy', js: (c) => c.readers === 0, sql: 'readers = 0' },
+  hasReaders: { says: 'an operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
+  unowned: unownedGuard<C, E>(),
+  ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
+  canDelete: allOf('noReaders'),
+  canForceDelete: allOf('unowned', 'noReaders'),
+});
+
+export const snapshotEffects = effectTable<C, E>()({
+  acquireReader: { js: (c) => ({ readers: c.readers + 1 }), sql: { readers: 'readers + 1' } },
+  releaseReader: { js: (c) => ({ readers: c.readers - 1 }), sql: { readers: 'readers - 1' } },
+});
+
+const resetStatus = SNAPSHOT_RESETTABLE.map((status) => ({
+  guard: `reset:${status}` as const,
+  target: `#snapshot.${status}`,
+}));
+const forceDelete = { guard: 'canForceDelete', target: '#snapshot.deleting' } as const;
+
+export const snapshotMachine = setup({
+  types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
+  guards: jsGuards<C, E, typeof snapshotGuards>(snapshotGuards),
+  actions: jsEffects<C, E, typeof snapshotEffects>(snapshotEffects),
+}).createMachine({
+  id: 'snapshot',
+  initial: 'creating',
+  context: { readers: 0, size: 1, owner: null },
+  on: { READ_END: { guard: 'hasReaders', actions: 'releaseReader' } },
+  states: {
+    creating: {
+      tags: [TRANSIENT],
+      meta: { step: 'create', doc: 'the backend is taking the snapshot' },
+      on: {
+        BACKEND_CREATED: 'available',
+        BACKEND_FAILED: 'error',
+        RESET_STATUS: resetStatus,
+        FORCE_DELETE: forceDelete,
+      },
+    },
+    available: {
+      on: {
+        DELETE: { guard: 'canDelete', target: 'deleting' },
+        FORCE_DELETE: forceDelete,
+        RESET_STATUS: resetStatus,
+        READ_BEGIN: { actions: 'acquireReader' },
+      },
+    },
+    deleting: {
+      tags: [TRANSIENT],
+      meta: { step: 'delete', doc: 'the backend is deleting the snapshot' },
+      on: { DELETED: 'deleted', BACKEND_FAILED: 'error_deleting' },
+    },
+    error: {
+      on: { DELETE: { guard: 'canDelete', target: 'deleting' }, FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus },
+    },
+    error_deleting: { on: { FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus } },
+    deleted: { type: 'final' },
+  },
+});
+
+export const snapshotModel = defineResource<C, E>({
+  type: 'snapshot',
+  noun: 'snapshot',
+  machine: snapshotMachine,
+  states: SNAPSHOT_STATES,
+  statuses: SNAPSHOT_STATUSES,
+  resettable: SNAPSHOT_RESETTABLE,
+  context: snapshotContext,
+  events: snapshotEvents,
+  guards: snapshotGuards,
+  effects: snapshotEffects,
+});
