@@ -10,3 +10,16 @@ export const RESOURCE_TYPES = Object.keys(MODELS) as ResourceType[];
 
 export { volumeModel, snapshotModel };
 export type { ResourceModel } from './resource.ts';
+
+import type { SnapshotContext, SnapshotEvent } from './snapshot.ts';
+import type { VolumeContext, VolumeEvent } from './volume.ts';
+
+/** Event and context types by resource type. */
+export interface EventMap {
+  volume: VolumeEvent;
+  snapshot: SnapshotEvent;
+}
+export interface ContextMap {
+  volume: VolumeContext;
+  snapshot: SnapshotContext;
+}

@@ -131,6 +131,11 @@ export class MachineIndex {
     return state.split('.')[0]!;
   }
 
+  /** Leaf states a worker step moves on (those whose meta names a step). */
+  get stepStates(): string[] {
+    return this.leaves.filter((s) => this.meta(s).step !== undefined);
+  }
+
   meta(state: string): StateMeta {
     return (this.node(state).meta ?? {}) as StateMeta;
   }

@@ -1,0 +1,234 @@
+/**
+ * Compiles a machine's transitions into SQL: ONE statement per (machine,
+ * event) that applies the event to one row as a compare-and-swap and
+ * records it in the history, in a single round trip.
+ *
+ *   WITH moved AS (
+ *     UPDATE resource_states SET
+ *       state = CASE WHEN <branch 1> THEN 'target 1' WHEN <branch 2> ... END,
+ *       <column> = CASE WHEN <branch 1> THEN <effect> ... ELSE <column> END,
+ *       previous_state = state, version = version + 1, owner = ..., updated_at = now()
+ *     WHERE resource_type = $1 AND resource_id = $2
+ *       AND (<branch 1> OR <branch 2> ...)          -- sources + guards, from the machine
+ *       AND ($5 IS NULL OR owner = $5)              -- a worker step must own the row
+ *       AND ($7 IS NULL OR version = $7)            -- If-Match
+ *     RETURNING *),
+ *   logged AS (INSERT INTO state_transitions ... SELECT ... FROM moved),
+ *   current AS (SELECT * FROM resource_states WHERE <key>
+ *               AND NOT EXISTS (SELECT 1 FROM moved) FOR SHARE)
+ *   SELECT true AS applied, moved.* ... UNION ALL SELECT false, current.* ...
+ *
+ * A branch is `state IN (<sources>) AND <guard SQL>`, one per candidate
+ * transition, in the order XState tries them; CASE picks the first that
+ * holds, exactly as XState does. PostgreSQL evaluates every SET expression
+ * against the old row, so effects read the row as it was.
+ *
+ * Zero rows updated = refused, and nothing changed. The `current` CTE then
+ * reads the row with a locking read, which in READ COMMITTED returns the
+ * latest committed version (not the statement's snapshot): the refusal is
+ * explained with the state at refusal time, without a second round trip.
+ * It only runs when the UPDATE matched nothing.
+ */
+import type { ResourceModel } from '../machines/index.ts';
+import type { Candidate } from '../machines/introspect.ts';
+import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts';
+
+/** Channel a worker LISTENs on; notified when a row becomes pending work. */
+export const WORK_CHANNEL = 'volstate_work';
+
+const PG_TYPE: Record<ColumnType, string> = { int: 'int', bool: 'boolean', text: 'text', 'text?': 'text', jsonb: 'jsonb' };
+
+/** Parameters every transition statement takes first, in placeholder order ($1…$7). */
+export const FIXED_PARAMS = [
+  'resource_type',
+  'resource_id',
+  'actor',
+  'request_id',
+  'expect_owner',
+  'next_owner',
+  'expect_version',
+] as const;
+
+export interface CompiledStatement {
+  readonly type: string;
+  readonly event: string;
+  readonly text: string;
+  /** event parameter names bound after the fixed ones, in order */
+  readonly params: readonly string[];
+}
+
+interface Branch {
+  readonly cond: string;
+  readonly candidate: Candidate;
+}
+
+const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+const list = (xs: readonly string[]) => xs.map(lit).join(', ');
+
+/** Replace `:param` by a typed placeholder, numbering parameters on first use. */
+function binder(model: ResourceModel, event: string, first: number) {
+  const spec = model.events[event]!.params;
+  const order: string[] = [];
+  const bind = (fragment: string) =>
+    fragment.replace(/(?<!:):([a-z_][a-z0-9_]*)/g, (_m, name: string) => {
+      const type = spec[name];
+      if (!type) throw new Error(`${model.type}.${event}: unknown parameter :${name}`);
+      let i = order.indexOf(name);
+      if (i < 0) i = order.push(name) - 1;
+      return `$${first + i}::${PG_TYPE[type]}`;
+    });
+  return { bind, order };
+}
+
+function branchesOf(model: ResourceModel, event: string, bind: (s: string) => string): Branch[] {
+  const { index } = model;
+  // Leaf states with identical candidate lists share one `state IN (...)`.
+  const groups = new Map<string, { states: string[]; candidates: readonly Candidate[] }>();
+  for (const state of index.leaves) {
+    const candidates = index.candidates(state, event);
+    if (candidates.length === 0) continue;
+    const key = JSON.stringify(candidates.map((c) => [c.guard, c.target, c.effects]));
+    const group = groups.get(key);
+    if (group) group.states.push(state);
+    else groups.set(key, { states: [state], candidates });
+  }
+  const branches: Branch[] = [];
+  for (const { states, candidates } of groups.values()) {
+    const source = states.length === 1 ? `state = ${lit(states[0]!)}` : `state IN (${list(states)})`;
+    for (const candidate of candidates) {
+      const guard = candidate.guard
+        ? guardAtoms(model.guards, candidate.guard)
+            .map((a) => `(${bind(a.guard.sql)})`)
+            .join(' AND ')
+        : '';
+      branches.push({ cond: guard ? `(${source} AND ${guard})` : `(${source})`, candidate });
+    }
+  }
+  return branches;
+}
+
+/** `CASE WHEN b1 THEN v1 ... ELSE otherwise END`, dropping trailing WHENs equal to `otherwise`. */
+function caseOf(branches: Branch[], value: (b: Branch) => string, otherwise: string): string {
+  const whens = branches.map((b) => [b.cond, value(b)] as const);
+  while (whens.length && whens[whens.length - 1]![1] === otherwise) whens.pop();
+  if (whens.length === 0) return otherwise;
+  return `CASE ${whens.map(([c, v]) => `WHEN ${c} THEN ${v}`).join(' ')} ELSE ${otherwise} END`;
+}
+
+/** Resulting states a branch can leave the row in. */
+function resultsOf(model: ResourceModel, event: string): Set<string> {
+  const out = new Set<string>();
+  for (const state of model.index.leaves) {
+    for (const c of model.index.candidates(state, event)) out.add(c.target ?? state);
+  }
+  return out;
+}
+
+function notifyCte(model: ResourceModel, from: string): string {
+  return `notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, ${from}.resource_type) FROM ${from}
+    WHERE ${from}.owner IS NULL AND ${from}.state IN (${list(model.index.stepStates)}))`;
+}
+
+/** The transition statement for `event` of `model`. */
+export function compileTransition(model: ResourceModel, event: string): CompiledStatement {
+  if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
+  const { bind, order } = binder(model, event, FIXED_PARAMS.length + 1);
+  const branches = branchesOf(model, event, bind);
+  if (branches.length === 0) throw new Error(`${model.type}: no state handles ${event}`);
+
+  const columns = [...new Set(branches.flatMap((b) => b.candidate.effects.flatMap((e) => Object.keys(model.effects[e]!.sql))))];
+  const set = [
+    `state = ${caseOf(branches, (b) => (b.candidate.target ? lit(b.candidate.target) : 'state'), 'state')}`,
+    ...columns.map((col) => {
+      const value = (b: Branch) => {
+        for (const e of b.candidate.effects) {
+          const expr = (model.effects[e]!.sql as Record<string, string | undefined>)[col];
+          if (expr !== undefined) return bind(expr);
+        }
+        return col;
+      };
+      return `${col} = ${caseOf(branches, value, col)}`;
+    }),
+    // A transition that changes state hands the row to `next_owner` (NULL:
+    // nobody, so a step state becomes pending work); one that keeps the
+    // state (bookkeeping such as READ_END) leaves the owner alone.
+    `owner = ${caseOf(branches, (b) => (b.candidate.target ? '$6::text' : 'owner'), 'owner')}`,
+    'previous_state = state',
+    'version = version + 1',
+    'updated_at = now()',
+  ];
+  const notify = [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));
+  const text = `WITH moved AS (
+  UPDATE resource_states SET
+    ${set.join(',\n    ')}
+  WHERE resource_type = $1::text AND resource_id = $2::uuid
+    AND (${branches.map((b) => b.cond).join('\n      OR ')})
+    AND ($5::text IS NULL OR owner = $5::text)
+    AND ($7::int IS NULL OR version = $7::int)
+  RETURNING *
+), logged AS (
+  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
+  SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, $3::text, $4::text FROM moved
+), current AS (
+  SELECT * FROM resource_states
+  WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
+  FOR SHARE
+)${notify ? `, ${notifyCte(model, 'moved')}` : ''}
+SELECT true AS applied, moved.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''} FROM moved
+UNION ALL
+SELECT false AS applied, current.*${notify ? ', 0::bigint' : ''} FROM current`;
+  return { type: model.type, event, text, params: order };
+}
+
+/** Context columns a new row is inserted with (everything but the owner, which starts empty). */
+export function createColumns(model: ResourceModel): string[] {
+  return Object.keys(model.context).filter((c) => c !== 'owner');
+}
+
+/**
+ * The statement that creates a resource's state row in the machine's
+ * initial state, with its history row ($1 type, $2 id, $3 actor,
+ * $4 request id, then `createColumns(model)` in order).
+ */
+export function compileCreate(model: ResourceModel): CompiledStatement {
+  const cols = createColumns(model);
+  const initial = model.index.initial;
+  const notify = model.index.stepStates.includes(initial);
+  const values = cols.map((c, i) => `$${5 + i}::${PG_TYPE[model.context[c]!]}`);
+  const text = `WITH created AS (
+  INSERT INTO resource_states (resource_type, resource_id, state, ${cols.join(', ')})
+  VALUES ($1::text, $2::uuid, ${lit(initial)}, ${values.join(', ')})
+  RETURNING *
+), logged AS (
+  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
+  SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text FROM created
+)${notify ? `, ${notifyCte(model, 'created')}` : ''}
+SELECT true AS applied, created.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''} FROM created`;
+  return { type: model.type, event: CREATE_EVENT, text, params: cols };
+}
+
+/** Every statement of every model, compiled once. */
+export function compileAll(models: readonly ResourceModel[]) {
+  const transitions = new Map<string, CompiledStatement>();
+  const creates = new Map<string, CompiledStatement>();
+  for (const model of models) {
+    creates.set(model.type, compileCreate(model));
+    for (const event of Object.keys(model.events)) transitions.set(`${model.type}:${event}`, compileTransition(model, event));
+  }
+  return { transitions, creates };
+}
+
+/** For tests and the docs: the SQL face of one guard, bound with literal placeholders. */
+export function guardSql(
+  model: ResourceModel,
+  guard: string,
+  event: string,
+  first = 1,
+): { text: string; params: string[] } {
+  const { bind, order } = binder(model, event, first);
+  const text = guardAtoms(model.guards, guard)
+    .map((a) => `(${bind(a.guard.sql)})`)
+    .join(' AND ');
+  return { text, params: order };
+}
+

@@ -1,0 +1,74 @@
+CREATE TABLE "resource_states" (
+	"resource_type" text NOT NULL,
+	"resource_id" uuid NOT NULL,
+	"state" text NOT NULL,
+	"previous_state" text,
+	"version" integer DEFAULT 1 NOT NULL,
+	"readers" integer DEFAULT 0 NOT NULL,
+	"dependents" integer DEFAULT 0 NOT NULL,
+	"size" integer DEFAULT 0 NOT NULL,
+	"operation" jsonb,
+	"owner" text,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "resource_states_resource_type_resource_id_pk" PRIMARY KEY("resource_type","resource_id"),
+	CONSTRAINT "resource_states_valid_state" CHECK ((resource_type = 'volume' AND state IN ('creating.db', 'creating.scheduling', 'creating.backend', 'available', 'extending', 'deleting', 'error', 'error_extending', 'error_deleting', 'deleted')) OR (resource_type = 'snapshot' AND state IN ('creating', 'available', 'deleting', 'error', 'error_deleting', 'deleted'))),
+	CONSTRAINT "resource_states_counts" CHECK ("resource_states"."readers" >= 0 AND "resource_states"."dependents" >= 0 AND "resource_states"."size" >= 0)
+);
+--> statement-breakpoint
+CREATE TABLE "snapshots" (
+	"id" uuid PRIMARY KEY NOT NULL,
+	"project_id" text NOT NULL,
+	"user_id" text,
+	"volume_id" uuid NOT NULL,
+	"name" text,
+	"description" text,
+	"metadata" jsonb DEFAULT '{}'::jsonb NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone,
+	"deleted_at" timestamp with time zone
+);
+--> statement-breakpoint
+CREATE TABLE "state_transitions" (
+	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "state_transitions_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
+	"resource_type" text NOT NULL,
+	"resource_id" uuid NOT NULL,
+	"from_state" text,
+	"event" text NOT NULL,
+	"to_state" text NOT NULL,
+	"version" integer NOT NULL,
+	"actor" text NOT NULL,
+	"request_id" text,
+	"at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
+CREATE TABLE "volumes" (
+	"id" uuid PRIMARY KEY NOT NULL,
+	"project_id" text NOT NULL,
+	"user_id" text,
+	"name" text,
+	"description" text,
+	"metadata" jsonb DEFAULT '{}'::jsonb NOT NULL,
+	"snapshot_id" uuid,
+	"source_volid" uuid,
+	"availability_zone" text DEFAULT 'nova' NOT NULL,
+	"volume_type" text DEFAULT '__DEFAULT__' NOT NULL,
+	"bootable" boolean DEFAULT false NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone,
+	"deleted_at" timestamp with time zone
+);
+--> statement-breakpoint
+CREATE TABLE "workers" (
+	"id" text PRIMARY KEY NOT NULL,
+	"host" text NOT NULL,
+	"pid" integer NOT NULL,
+	"started_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"heartbeat_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
+ALTER TABLE "snapshots" ADD CONSTRAINT "snapshots_volume_id_volumes_id_fk" FOREIGN KEY ("volume_id") REFERENCES "public"."volumes"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "resource_states_pending" ON "resource_states" USING btree ("resource_type","state") WHERE owner IS NULL AND ((resource_type = 'volume' AND state IN ('creating.db', 'creating.scheduling', 'creating.backend', 'extending', 'deleting')) OR (resource_type = 'snapshot' AND state IN ('creating', 'deleting')));--> statement-breakpoint
+CREATE INDEX "snapshots_project_created" ON "snapshots" USING btree ("project_id","created_at","id");--> statement-breakpoint
+CREATE INDEX "snapshots_volume" ON "snapshots" USING btree ("volume_id");--> statement-breakpoint
+CREATE UNIQUE INDEX "state_transitions_resource_version" ON "state_transitions" USING btree ("resource_type","resource_id","version");--> statement-breakpoint
+CREATE INDEX "volumes_project_created" ON "volumes" USING btree ("project_id","created_at","id");

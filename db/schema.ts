@@ -1,0 +1,146 @@
+/**
+ * The database schema (drizzle). Migrations in db/migrations are generated
+ * from this file by `npm run db:generate`; a test fails when they drift.
+ *
+ * Two kinds of table:
+ * - resource data (`volumes`, `snapshots`): what a client named and asked
+ *   for. Changed by plain updates (name, description, metadata).
+ * - state (`resource_states`): one row per resource, changed ONLY by the
+ *   compare-and-swap statements compiled from the machines (db/cas.ts), with
+ *   every change recorded in `state_transitions` by the same statement.
+ *
+ * Size lives in `resource_states` only: it is changed by a transition
+ * (EXTENDED) and checked by a guard (`:new_size > size`), so it is state.
+ * Keeping a second copy in `volumes` would need keeping them in step.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import { MODELS } from '../machines/index.ts';
+
+const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
+
+/** Every (resource type, state) pair the machines allow, as one CHECK. */
+const validState: SQL = sql.raw(
+  Object.values(MODELS)
+    .map((m) => `(resource_type = '${m.type}' AND state IN (${quoted(m.states)}))`)
+    .join(' OR '),
+);
+
+/** States a worker step moves on: the work queue (see src/worker). */
+const stepStates: SQL = sql.raw(
+  Object.values(MODELS)
+    .map((m) => `(resource_type = '${m.type}' AND state IN (${quoted(m.index.stepStates)}))`)
+    .join(' OR '),
+);
+
+const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
+const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' });
+const deletedAt = () => timestamp('deleted_at', { withTimezone: true, mode: 'date' });
+
+export const volumes = pgTable(
+  'volumes',
+  {
+    id: uuid('id').primaryKey(),
+    projectId: text('project_id').notNull(),
+    userId: text('user_id'),
+    name: text('name'),
+    description: text('description'),
+    metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    snapshotId: uuid('snapshot_id'),
+    sourceVolid: uuid('source_volid'),
+    availabilityZone: text('availability_zone').notNull().default('nova'),
+    volumeType: text('volume_type').notNull().default('__DEFAULT__'),
+    bootable: boolean('bootable').notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    deletedAt: deletedAt(),
+  },
+  (t) => [index('volumes_project_created').on(t.projectId, t.createdAt, t.id)],
+);
+
+export const snapshots = pgTable(
+  'snapshots',
+  {
+    id: uuid('id').primaryKey(),
+    projectId: text('project_id').notNull(),
+    userId: text('user_id'),
+    volumeId: uuid('volume_id')
+      .notNull()
+      .references(() => volumes.id),
+    name: text('name'),
+    description: text('description'),
+    metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    deletedAt: deletedAt(),
+  },
+  (t) => [index('snapshots_project_created').on(t.projectId, t.createdAt, t.id), index('snapshots_volume').on(t.volumeId)],
+);
+
+export const resourceStates = pgTable(
+  'resource_states',
+  {
+    resourceType: text('resource_type').notNull(),
+    resourceId: uuid('resource_id').notNull(),
+    /** full machine state, e.g. `creating.scheduling` */
+    state: text('state').notNull(),
+    /** the state before the last transition (set by the CAS as `previous_state = state`) */
+    previousState: text('previous_state'),
+    /** +1 on every transition; orders the history; the ETag */
+    version: integer('version').notNull().default(1),
+    readers: integer('readers').notNull().default(0),
+    dependents: integer('dependents').notNull().default(0),
+    size: integer('size').notNull().default(0),
+    operation: jsonb('operation').$type<Record<string, unknown>>(),
+    /** worker running a step on the row; NULL = nobody (pending work, if the state has a step) */
+    owner: text('owner'),
+    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.resourceType, t.resourceId] }),
+    check('resource_states_valid_state', validState),
+    check('resource_states_counts', sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.size} >= 0`),
+    // Small partial index over the work queue: unowned rows in a state with a worker step.
+    index('resource_states_pending').on(t.resourceType, t.state).where(sql`owner IS NULL AND (${stepStates})`),
+  ],
+);
+
+export const stateTransitions = pgTable(
+  'state_transitions',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    resourceType: text('resource_type').notNull(),
+    resourceId: uuid('resource_id').notNull(),
+    /** NULL for the row's creation */
+    fromState: text('from_state'),
+    event: text('event').notNull(),
+    toState: text('to_state').notNull(),
+    version: integer('version').notNull(),
+    /** who: `user:project` for a client, `worker:<id>` for a worker */
+    actor: text('actor').notNull(),
+    requestId: text('request_id'),
+    at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('state_transitions_resource_version').on(t.resourceType, t.resourceId, t.version)],
+);
+
+export const workers = pgTable('workers', {
+  id: text('id').primaryKey(),
+  host: text('host').notNull(),
+  pid: integer('pid').notNull(),
+  startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  heartbeatAt: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+});

@@ -1,0 +1,50 @@
+/**
+ * PostgreSQL error codes we act on, by name. Compare with `sqlState(err)`,
+ * never inline strings. Drizzle wraps driver errors, so the code may sit on
+ * `err.cause`.
+ */
+export const SQLSTATE = {
+  UNIQUE_VIOLATION: '23505',
+  FOREIGN_KEY_VIOLATION: '23503',
+  CHECK_VIOLATION: '23514',
+  NOT_NULL_VIOLATION: '23502',
+  INVALID_TEXT_REPRESENTATION: '22P02',
+  NUMERIC_VALUE_OUT_OF_RANGE: '22003',
+  SERIALIZATION_FAILURE: '40001',
+  DEADLOCK_DETECTED: '40P01',
+  LOCK_NOT_AVAILABLE: '55P03',
+  QUERY_CANCELED: '57014',
+  ADMIN_SHUTDOWN: '57P01',
+  CRASH_SHUTDOWN: '57P02',
+  CANNOT_CONNECT_NOW: '57P03',
+  DUPLICATE_DATABASE: '42P04',
+  INVALID_CATALOG_NAME: '3D000',
+} as const;
+export type SqlState = (typeof SQLSTATE)[keyof typeof SQLSTATE];
+
+/** The SQLSTATE of a driver error, looking through drizzle's wrapper. */
+export function sqlState(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+  }
+  return undefined;
+}
+
+/** Errors that mean "the connection or server went away": safe to retry a statement that did not commit. */
+export function isConnectionError(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state === SQLSTATE.ADMIN_SHUTDOWN || state === SQLSTATE.CRASH_SHUTDOWN || state === SQLSTATE.CANNOT_CONNECT_NOW) {
+    return true;
+  }
+  const code = (err as { code?: unknown })?.code;
+  return (
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'CONNECTION_CLOSED' ||
+    code === 'CONNECTION_ENDED' ||
+    code === 'CONNECTION_DESTROYED' ||
+    code === 'CONNECT_TIMEOUT'
+  );
+}

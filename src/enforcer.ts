@@ -1,0 +1,177 @@
+/**
+ * The enforcer: the only way a resource's state changes.
+ *
+ * `apply` sends one event to one row as ONE prepared statement compiled from
+ * the machine (db/cas.ts): sources, guards, target, effects, history. If the
+ * statement changes nothing, the same statement has already returned the
+ * row as it is now (a locking read), and `decide()` explains the refusal:
+ * busy (409), invalid (400), gone, and the events allowed now.
+ *
+ * Every caller (API routes, worker steps, recovery) goes through here; no
+ * other code writes `resource_states`.
+ */
+import type postgres from 'postgres';
+import { compileAll, createColumns, FIXED_PARAMS, type CompiledStatement } from '../db/cas.ts';
+import type { Sql } from '../db/connect.ts';
+import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
+import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
+
+/** A `resource_states` row as the statements return it. */
+export interface StateRow {
+  resource_type: ResourceType;
+  resource_id: string;
+  state: string;
+  previous_state: string | null;
+  version: number;
+  readers: number;
+  dependents: number;
+  size: number;
+  operation: Record<string, unknown> | null;
+  owner: string | null;
+  updated_at: Date;
+}
+
+export interface Ref<T extends ResourceType = ResourceType> {
+  readonly type: T;
+  readonly id: string;
+}
+
+export interface ApplyOptions {
+  /** who: `user:project`, or `worker:<id>` */
+  actor: string;
+  requestId?: string | undefined;
+  /** a worker step: refuse unless this worker owns the row */
+  owner?: string | undefined;
+  /** who owns the row after a state change; default nobody (a step state becomes pending work) */
+  nextOwner?: string | null | undefined;
+  /** If-Match: refuse unless the row is at this version */
+  version?: number | undefined;
+}
+
+export interface Applied {
+  readonly ok: true;
+  readonly row: StateRow;
+  readonly from: string;
+}
+
+/**
+ * Why nothing changed:
+ * - `busy`, `invalid`, `gone`: what the machine says about the row as it is now;
+ * - `missing`: no such row;
+ * - `stale`: If-Match named another version;
+ * - `not_owner`: a worker step on a row it no longer owns.
+ */
+export type RefusalKind = 'busy' | 'invalid' | 'gone' | 'missing' | 'stale' | 'not_owner';
+
+export interface Refusal {
+  readonly ok: false;
+  readonly kind: RefusalKind;
+  readonly ref: Ref;
+  readonly event: string;
+  /** the state at refusal time (absent when missing) */
+  readonly state?: string;
+  readonly row?: StateRow;
+  readonly failed: readonly FailedGuard[];
+  /** client events the machine accepts from the row as it is now */
+  readonly allowed: readonly string[];
+}
+
+export type Outcome = Applied | Refusal;
+
+/** Statements run on a pool or inside a transaction. */
+export type Executor = Sql | postgres.TransactionSql;
+
+/**
+ * A race the refusal read can lose: the row changed again between the
+ * UPDATE finding nothing and the read, into a state that allows the event.
+ * Then the event is simply tried again, a bounded number of times.
+ */
+const RETRIES = 3;
+
+export function contextOf<T extends ResourceType>(model: ResourceModel, row: StateRow): ContextMap[T] {
+  const ctx: Record<string, unknown> = {};
+  for (const key of Object.keys(model.context)) ctx[key] = row[key as keyof StateRow];
+  return ctx as ContextMap[T];
+}
+
+export class Enforcer {
+  private readonly statements = compileAll(Object.values(MODELS));
+
+  statement(type: ResourceType, event: string): CompiledStatement {
+    const s = this.statements.transitions.get(`${type}:${event}`);
+    if (!s) throw new Error(`${type}: no statement for ${event}`);
+    return s;
+  }
+
+  async apply<T extends ResourceType>(
+    exec: Executor,
+    ref: Ref<T>,
+    event: EventMap[T],
+    opts: ApplyOptions,
+  ): Promise<Outcome> {
+    const model = MODELS[ref.type] as unknown as ResourceModel;
+    const stmt = this.statement(ref.type, event.type);
+    const fixed: Record<(typeof FIXED_PARAMS)[number], unknown> = {
+      resource_type: ref.type,
+      resource_id: ref.id,
+      actor: opts.actor,
+      request_id: opts.requestId ?? null,
+      expect_owner: opts.owner ?? null,
+      next_owner: opts.nextOwner ?? null,
+      expect_version: opts.version ?? null,
+    };
+    const payload = event as unknown as Record<string, unknown>;
+    const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map((p) => payload[p] ?? null)];
+
+    for (let attempt = 0; ; attempt++) {
+      const [row] = (await exec.unsafe(stmt.text, params as postgres.ParameterOrJSON<never>[], {
+        prepare: true,
+      })) as unknown as (StateRow & { applied: boolean })[];
+      if (!row) return refusal('missing', ref, event.type);
+      if (row.applied) return { ok: true, row: strip(row), from: row.previous_state! };
+      const current = strip(row);
+      const base = { ref, event: event.type, state: current.state, row: current };
+      const allowed = allowedNow(model, { state: current.state, context: contextOf(model, current) });
+      if (opts.version !== undefined && current.version !== opts.version) {
+        return { ok: false, kind: 'stale', ...base, failed: [], allowed };
+      }
+      if (opts.owner !== undefined && current.owner !== opts.owner) {
+        return { ok: false, kind: 'not_owner', ...base, failed: [], allowed };
+      }
+      const d = decide(model, { state: current.state, context: contextOf(model, current) }, payload as never);
+      if (d.ok && attempt < RETRIES) continue;
+      if (d.ok) return { ok: false, kind: 'busy', ...base, failed: [], allowed };
+      return { ok: false, kind: d.kind, ...base, failed: d.failed, allowed };
+    }
+  }
+
+  /**
+   * Create a resource's state row in the machine's initial state, with its
+   * history row, in one statement. Run it in the transaction that inserts
+   * the resource's data row.
+   */
+  async create<T extends ResourceType>(
+    exec: Executor,
+    ref: Ref<T>,
+    context: Omit<ContextMap[T], 'owner'>,
+    opts: ApplyOptions,
+  ): Promise<StateRow> {
+    const model = MODELS[ref.type] as unknown as ResourceModel;
+    const stmt = this.statements.creates.get(ref.type)!;
+    const ctx = context as Record<string, unknown>;
+    const params = [ref.type, ref.id, opts.actor, opts.requestId ?? null, ...createColumns(model).map((c) => ctx[c] ?? null)];
+    const [row] = (await exec.unsafe(stmt.text, params as postgres.ParameterOrJSON<never>[], {
+      prepare: true,
+    })) as unknown as StateRow[];
+    return strip(row!);
+  }
+}
+
+function refusal(kind: RefusalKind, ref: Ref, event: string): Refusal {
+  return { ok: false, kind, ref, event, failed: [], allowed: [] };
+}
+
+function strip(row: StateRow & { applied?: boolean; notified?: unknown }): StateRow {
+  const { applied: _a, notified: _n, ...rest } = row;
+  return rest;
+}
