@@ -11,7 +11,7 @@
  *     WHERE resource_type = $1 AND resource_id = $2
  *       AND (<branch 1> OR <branch 2> ...)          -- sources + guards, from the machine
  *       AND ($5 IS NULL OR owner = $5)              -- a worker step must own the row
- *       AND ($7 IS NULL OR version = $7)            -- If-Match
+ *       AND ($6 IS NULL OR version = $6)            -- If-Match
  *     RETURNING *),
  *   logged AS (INSERT INTO state_transitions ... SELECT ... FROM moved),
  *   current AS (SELECT * FROM resource_states WHERE <key>
@@ -38,22 +38,21 @@ export const WORK_CHANNEL = 'volstate_work';
 
 const PG_TYPE: Record<ColumnType, string> = { int: 'int', bool: 'boolean', text: 'text', 'text?': 'text', jsonb: 'jsonb' };
 
-/** Parameters every transition statement takes first, in placeholder order ($1…$7). */
-export const FIXED_PARAMS = [
-  'resource_type',
-  'resource_id',
-  'actor',
-  'request_id',
-  'expect_owner',
-  'next_owner',
-  'expect_version',
-] as const;
+/** Parameters every transition statement takes first, in placeholder order ($1…$6). */
+export const FIXED_PARAMS = ['resource_type', 'resource_id', 'actor', 'request_id', 'expect_owner', 'expect_version'] as const;
+
+/**
+ * The owner a state change hands the row to. Bound like an event parameter
+ * (after the fixed ones) and only by statements with a state change: an
+ * unreferenced placeholder has no type, and PostgreSQL refuses to prepare.
+ */
+export const NEXT_OWNER = '@next_owner';
 
 export interface CompiledStatement {
   readonly type: string;
   readonly event: string;
   readonly text: string;
-  /** event parameter names bound after the fixed ones, in order */
+  /** names bound after the fixed ones, in order: event parameters, and NEXT_OWNER */
   readonly params: readonly string[];
 }
 
@@ -69,15 +68,18 @@ const list = (xs: readonly string[]) => xs.map(lit).join(', ');
 function binder(model: ResourceModel, event: string, first: number) {
   const spec = model.events[event]!.params;
   const order: string[] = [];
+  const placeholder = (name: string, type: ColumnType) => {
+    let i = order.indexOf(name);
+    if (i < 0) i = order.push(name) - 1;
+    return `$${first + i}::${PG_TYPE[type]}`;
+  };
   const bind = (fragment: string) =>
     fragment.replace(/(?<!:):([a-z_][a-z0-9_]*)/g, (_m, name: string) => {
       const type = spec[name];
       if (!type) throw new Error(`${model.type}.${event}: unknown parameter :${name}`);
-      let i = order.indexOf(name);
-      if (i < 0) i = order.push(name) - 1;
-      return `$${first + i}::${PG_TYPE[type]}`;
+      return placeholder(name, type);
     });
-  return { bind, order };
+  return { bind, order, nextOwner: () => placeholder(NEXT_OWNER, 'text?') };
 }
 
 function branchesOf(model: ResourceModel, event: string, bind: (s: string) => string): Branch[] {
@@ -132,7 +134,7 @@ function notifyCte(model: ResourceModel, from: string): string {
 /** The transition statement for `event` of `model`. */
 export function compileTransition(model: ResourceModel, event: string): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
-  const { bind, order } = binder(model, event, FIXED_PARAMS.length + 1);
+  const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
   const branches = branchesOf(model, event, bind);
   if (branches.length === 0) throw new Error(`${model.type}: no state handles ${event}`);
 
@@ -152,7 +154,7 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
     // A transition that changes state hands the row to `next_owner` (NULL:
     // nobody, so a step state becomes pending work); one that keeps the
     // state (bookkeeping such as READ_END) leaves the owner alone.
-    `owner = ${caseOf(branches, (b) => (b.candidate.target ? '$6::text' : 'owner'), 'owner')}`,
+    `owner = ${caseOf(branches, (b) => (b.candidate.target ? nextOwner() : 'owner'), 'owner')}`,
     'previous_state = state',
     'version = version + 1',
     'updated_at = now()',
@@ -164,7 +166,7 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
   WHERE resource_type = $1::text AND resource_id = $2::uuid
     AND (${branches.map((b) => b.cond).join('\n      OR ')})
     AND ($5::text IS NULL OR owner = $5::text)
-    AND ($7::int IS NULL OR version = $7::int)
+    AND ($6::int IS NULL OR version = $6::int)
   RETURNING *
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)

@@ -109,7 +109,7 @@ export const volumeGuards = guardTable<C, E>()({
   grows: {
     says: 'the new size is larger than the current size',
     refusal: 'invalid',
-    js: (c, e) => e.type === 'EXTEND' && e.new_size > c.size,
+    js: (c, e) => 'new_size' in e && e.new_size > c.size,
     sql: ':new_size > size',
   },
   extendRecorded: {
@@ -131,7 +131,7 @@ export const volumeEffects = effectTable<C, E>()({
   addDependent: { js: (c) => ({ dependents: c.dependents + 1 }), sql: { dependents: 'dependents + 1' } },
   removeDependent: { js: (c) => ({ dependents: c.dependents - 1 }), sql: { dependents: 'dependents - 1' } },
   recordExtend: {
-    js: (_c, e) => ({ operation: { new_size: e.type === 'EXTEND' ? e.new_size : null } }),
+    js: (_c, e) => ({ operation: { new_size: 'new_size' in e ? e.new_size : null } }),
     sql: { operation: "jsonb_build_object('new_size', :new_size)" },
   },
   finishExtend: {

@@ -11,7 +11,7 @@
  * other code writes `resource_states`.
  */
 import type postgres from 'postgres';
-import { compileAll, createColumns, FIXED_PARAMS, type CompiledStatement } from '../db/cas.ts';
+import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Sql } from '../db/connect.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
@@ -117,11 +117,11 @@ export class Enforcer {
       actor: opts.actor,
       request_id: opts.requestId ?? null,
       expect_owner: opts.owner ?? null,
-      next_owner: opts.nextOwner ?? null,
       expect_version: opts.version ?? null,
     };
     const payload = event as unknown as Record<string, unknown>;
-    const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map((p) => payload[p] ?? null)];
+    const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : (payload[p] ?? null));
+    const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map(bound)];
 
     for (let attempt = 0; ; attempt++) {
       const [row] = (await exec.unsafe(stmt.text, params as postgres.ParameterOrJSON<never>[], {

@@ -1,0 +1,120 @@
+/**
+ * The compiled compare-and-swap against decide(): for every (state ×
+ * event) of every machine, on a quiet row, a held row and random rows with
+ * random parameters, `apply` in real PostgreSQL changes exactly what
+ * `decide` says (state, every context column, version, history) or
+ * refuses with the same reason and changes nothing at all.
+ */
+import { describe, expect, it } from 'vitest';
+import { decide } from '../../machines/decide.ts';
+import { MODELS, type ResourceModel } from '../../machines/index.ts';
+import { Enforcer, type StateRow } from '../../src/enforcer.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+import { getRow, history, putRow, randomContext, randomParams, rng } from '../helpers/rows.ts';
+
+const db = useTestDatabase();
+const enforcer = new Enforcer();
+const RANDOM_PER_CELL = 4;
+
+const quiet: Record<string, Record<string, unknown>> = {
+  volume: { readers: 0, dependents: 0, size: 2, operation: { new_size: 3 }, owner: null },
+  snapshot: { readers: 0, size: 2, owner: null },
+};
+const held: Record<string, Record<string, unknown>> = {
+  volume: { readers: 1, dependents: 1, size: 2, operation: { new_size: 3 }, owner: null },
+  snapshot: { readers: 1, size: 2, owner: null },
+};
+
+function contextOfRow(model: ResourceModel, row: StateRow) {
+  return Object.fromEntries(Object.keys(model.context).map((k) => [k, row[k as keyof StateRow]]));
+}
+
+for (const model of Object.values(MODELS) as ResourceModel[]) {
+  describe(`${model.type}: apply() does what decide() says`, () => {
+    for (const state of model.states) {
+      it(`from ${state}`, async () => {
+        const r = rng(state.length * 7919 + model.type.length);
+        const sql = db.sql;
+        let applied = 0;
+        let refused = 0;
+        for (const event of Object.keys(model.events)) {
+          const contexts = [quiet[model.type]!, held[model.type]!];
+          for (let i = 0; i < RANDOM_PER_CELL; i++) contexts.push(randomContext(model, r));
+          for (const context of contexts) {
+            const params = randomParams(model, event, r, context);
+            const payload = { type: event, ...params };
+            const id = await putRow(sql, model, state, context);
+            const before = (await getRow(sql, model.type, id))!;
+            const expected = decide(model, { state, context }, payload);
+            const outcome = await enforcer.apply(sql, { type: model.type as never, id }, payload as never, {
+              actor: 'test:matrix',
+            });
+            const after = (await getRow(sql, model.type, id))!;
+            const log = await history(sql, id);
+            const where = `${event} ${JSON.stringify(params)} on ${state} ${JSON.stringify(context)}`;
+
+            if (expected.ok) {
+              applied++;
+              expect(outcome.ok, where).toBe(true);
+              expect(after.state, where).toBe(expected.to);
+              const expectedContext: Record<string, unknown> = { ...expected.context };
+              // Ownership is the enforcer's, not the machine's: a state change
+              // hands the row to `nextOwner` (here nobody); a self-transition keeps it.
+              const selfTransition = model.index.candidates(state, event).find((c) => c.guard === expected.guard)?.target === null;
+              expectedContext.owner = selfTransition ? context.owner : null;
+              expect(contextOfRow(model, after), where).toEqual(expectedContext);
+              expect(after.version, where).toBe(before.version + 1);
+              expect(after.previous_state, where).toBe(state);
+              expect(log, where).toEqual([
+                { from_state: state, event, to_state: expected.to, version: before.version + 1, actor: 'test:matrix' },
+              ]);
+            } else {
+              refused++;
+              expect(outcome.ok, where).toBe(false);
+              expect(!outcome.ok && outcome.kind, where).toBe(expected.kind);
+              expect(!outcome.ok && outcome.state, where).toBe(state);
+              expect(after, where).toEqual(before);
+              expect(log, where).toEqual([]);
+            }
+          }
+        }
+        // Both sides of the matrix are exercised from this state.
+        if (!model.index.isFinal(state)) expect(applied).toBeGreaterThan(0);
+        expect(refused).toBeGreaterThan(0);
+      });
+    }
+  });
+}
+
+describe('apply() outside the matrix', () => {
+  it('refuses a missing row as missing', async () => {
+    const outcome = await enforcer.apply(db.sql, { type: 'volume', id: '00000000-0000-4000-8000-000000000000' }, { type: 'DELETE' }, { actor: 't' });
+    expect(outcome).toMatchObject({ ok: false, kind: 'missing' });
+  });
+
+  it('checks If-Match against the version in the same statement', async () => {
+    const id = await putRow(db.sql, MODELS.volume, 'available', quiet.volume!);
+    const stale = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTEND', new_size: 5 }, { actor: 't', version: 7 });
+    expect(stale).toMatchObject({ ok: false, kind: 'stale', state: 'available' });
+    const fresh = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTEND', new_size: 5 }, { actor: 't', version: 1 });
+    expect(fresh).toMatchObject({ ok: true, row: { state: 'extending', version: 2 } });
+  });
+
+  it('lets a worker step move only a row it owns, and hands the row on as asked', async () => {
+    const id = await putRow(db.sql, MODELS.volume, 'creating.scheduling', { ...quiet.volume, owner: 'worker:a' });
+    const ref = { type: 'volume' as const, id };
+    const thief = await enforcer.apply(db.sql, ref, { type: 'SCHEDULED' }, { actor: 'worker:b', owner: 'worker:b' });
+    expect(thief).toMatchObject({ ok: false, kind: 'not_owner', state: 'creating.scheduling' });
+    const owner = await enforcer.apply(db.sql, ref, { type: 'SCHEDULED' }, { actor: 'worker:a', owner: 'worker:a', nextOwner: 'worker:a' });
+    expect(owner).toMatchObject({ ok: true, row: { state: 'creating.backend', owner: 'worker:a' } });
+    const done = await enforcer.apply(db.sql, ref, { type: 'BACKEND_CREATED' }, { actor: 'worker:a', owner: 'worker:a' });
+    expect(done).toMatchObject({ ok: true, row: { state: 'available', owner: null } });
+  });
+
+  it('creates a row in the initial state with its history, in one statement', async () => {
+    const id = '11111111-1111-4111-8111-111111111111';
+    const row = await enforcer.create(db.sql, { type: 'volume', id }, { readers: 0, dependents: 0, size: 4, operation: null }, { actor: 'u:p', requestId: 'req-1' });
+    expect(row).toMatchObject({ state: MODELS.volume.index.initial, version: 1, size: 4, owner: null });
+    expect(await history(db.sql, id)).toEqual([{ from_state: null, event: 'CREATE', to_state: 'creating.db', version: 1, actor: 'u:p' }]);
+  });
+});

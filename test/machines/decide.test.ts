@@ -1,0 +1,144 @@
+/**
+ * decide(): what it returns beyond the target state (context changes,
+ * which guard failed and what that makes the refusal), and that it never
+ * mistakes XState's silent "same snapshot" for a transition.
+ */
+import { setup } from 'xstate';
+import { transition } from 'xstate';
+import { describe, expect, it } from 'vitest';
+import { allowedNow, decide } from '../../machines/decide.ts';
+import { MODELS } from '../../machines/index.ts';
+import { defineResource } from '../../machines/resource.ts';
+import type { VolumeContext } from '../../machines/volume.ts';
+
+const volume = MODELS.volume;
+const snapshot = MODELS.snapshot;
+const quiet: VolumeContext = { readers: 0, dependents: 0, size: 3, operation: null, owner: null };
+
+describe('decide on the volume machine', () => {
+  it('applies the effects of a transition to the context', () => {
+    const begin = decide(volume, { state: 'available', context: quiet }, { type: 'SNAPSHOT_BEGIN' });
+    expect(begin).toMatchObject({ ok: true, to: 'available', context: { readers: 1, dependents: 1, size: 3 } });
+
+    const extend = decide(volume, { state: 'available', context: quiet }, { type: 'EXTEND', new_size: 5 });
+    expect(extend).toMatchObject({ ok: true, to: 'extending', context: { size: 3, operation: { new_size: 5 } } });
+
+    const extended = decide(
+      volume,
+      { state: 'extending', context: { ...quiet, operation: { new_size: 5 } } },
+      { type: 'EXTENDED' },
+    );
+    expect(extended).toMatchObject({ ok: true, to: 'available', context: { size: 5, operation: null } });
+  });
+
+  it('refuses an extend that does not grow the volume as invalid, naming the guard', () => {
+    for (const new_size of [3, 2, 0, -1]) {
+      const d = decide(volume, { state: 'available', context: quiet }, { type: 'EXTEND', new_size });
+      expect(d).toMatchObject({ ok: false, kind: 'invalid', state: 'available' });
+      expect(!d.ok && d.failed.map((f) => f.guard)).toEqual(['grows']);
+    }
+  });
+
+  it('calls a delete blocked only by readers busy, and one blocked by snapshots invalid', () => {
+    const readersOnly = decide(volume, { state: 'available', context: { ...quiet, readers: 2 } }, { type: 'DELETE' });
+    expect(readersOnly).toMatchObject({ ok: false, kind: 'busy', failed: [{ guard: 'noReaders', refusal: 'busy' }] });
+
+    const snapshotsOnly = decide(volume, { state: 'available', context: { ...quiet, dependents: 1 } }, { type: 'DELETE' });
+    expect(snapshotsOnly).toMatchObject({ ok: false, kind: 'invalid', failed: [{ guard: 'noSnapshots' }] });
+  });
+
+  it('refuses FORCE_DELETE and RESET_STATUS while a worker owns the row, as busy', () => {
+    const owned = { ...quiet, owner: 'worker:w1' };
+    for (const event of [{ type: 'FORCE_DELETE' }, { type: 'RESET_STATUS', status: 'error' }]) {
+      const d = decide(volume, { state: 'creating.backend', context: owned }, event);
+      expect(d).toMatchObject({ ok: false, kind: 'busy' });
+      expect(!d.ok && d.failed.map((f) => f.guard)).toContain('unowned');
+    }
+    // ...and accepts them once nobody owns it.
+    expect(decide(volume, { state: 'creating.backend', context: quiet }, { type: 'FORCE_DELETE' })).toMatchObject({
+      ok: true,
+      to: 'deleting',
+    });
+  });
+
+  it('refuses a reset to a status that is not resettable as invalid', () => {
+    for (const status of ['creating', 'deleting', 'deleted', 'bogus']) {
+      const d = decide(volume, { state: 'available', context: quiet }, { type: 'RESET_STATUS', status });
+      expect(d).toMatchObject({ ok: false, kind: 'invalid' });
+    }
+  });
+
+  it('says gone for every event on the final state', () => {
+    for (const type of Object.keys(volume.events)) {
+      expect(decide(volume, { state: 'deleted', context: quiet }, { type, new_size: 9, status: 'error' })).toMatchObject({
+        ok: false,
+        kind: 'gone',
+      });
+    }
+  });
+
+  it('lists the client events allowed now, judging guards that do not depend on the event parameters', () => {
+    expect(allowedNow(volume, { state: 'available', context: quiet })).toEqual([
+      'DELETE',
+      'FORCE_DELETE',
+      'EXTEND',
+      'RESET_STATUS',
+    ]);
+    expect(allowedNow(volume, { state: 'available', context: { ...quiet, readers: 1 } })).toEqual(['RESET_STATUS']);
+    expect(allowedNow(volume, { state: 'deleting', context: quiet })).toEqual([]);
+    expect(allowedNow(volume, { state: 'error_deleting', context: quiet })).toEqual(['FORCE_DELETE', 'RESET_STATUS']);
+    expect(allowedNow(volume, { state: 'deleted', context: quiet })).toEqual([]);
+  });
+});
+
+describe('decide on the snapshot machine', () => {
+  it('counts readers and refuses deletion while read', () => {
+    const ctx = { readers: 0, size: 1, owner: null };
+    const read = decide(snapshot, { state: 'available', context: ctx }, { type: 'READ_BEGIN' });
+    expect(read).toMatchObject({ ok: true, to: 'available', context: { readers: 1 } });
+    const del = decide(snapshot, { state: 'available', context: { ...ctx, readers: 1 } }, { type: 'DELETE' });
+    expect(del).toMatchObject({ ok: false, kind: 'busy' });
+  });
+});
+
+describe('XState alone cannot tell refusal from no-op', () => {
+  it('returns the same snapshot for an unhandled event, where decide refuses', () => {
+    const snap = volume.machine.resolveState({ value: 'deleting', context: quiet });
+    const [next] = transition(volume.machine, snap, { type: 'EXTEND', new_size: 9 });
+    expect(next.value).toEqual(snap.value); // silently "fine"
+    expect(decide(volume, { state: 'deleting', context: quiet }, { type: 'EXTEND', new_size: 9 })).toMatchObject({
+      ok: false,
+      kind: 'busy',
+    });
+  });
+});
+
+describe('defineResource', () => {
+  const machine = setup({ types: { context: {} as { n: number }, events: {} as { type: 'GO' } } }).createMachine({
+    id: 'tiny',
+    initial: 'a',
+    context: { n: 0 },
+    states: { a: { on: { GO: 'b' } }, b: {} },
+  });
+  const base = {
+    type: 'tiny',
+    noun: 'tiny',
+    machine,
+    statuses: ['a', 'b'],
+    resettable: [],
+    context: { n: 'int' },
+    events: { GO: { by: 'api', params: {}, doc: '' } },
+    guards: {},
+    effects: {},
+  } as const;
+
+  it('accepts a model whose tables match its machine', () => {
+    expect(defineResource({ ...base, states: ['a', 'b'] }).index.initial).toBe('a');
+  });
+  it('rejects a state tuple that differs from the machine', () => {
+    expect(() => defineResource({ ...base, states: ['a', 'b', 'c'] })).toThrow(/state tuple/);
+  });
+  it('rejects an event the machine handles but the table does not declare', () => {
+    expect(() => defineResource({ ...base, states: ['a', 'b'], events: {} })).toThrow(/does not declare/);
+  });
+});
