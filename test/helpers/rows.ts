@@ -88,3 +88,9 @@ export function randomParams(model: ResourceModel, event: string, r: Rng, contex
   }
   return out;
 }
+
+/** Is (from --event--> to) an edge of the machine? (`to === from` for a transition that keeps the state.) */
+export function isMachineEdge(model: ResourceModel, from: string | null, event: string, to: string): boolean {
+  if (from === null) return event === 'CREATE' && to === model.index.initial;
+  return model.index.candidates(from, event).some((c) => (c.target ?? from) === to);
+}
