@@ -29,6 +29,8 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { MODELS } from '../machines/index.ts';
+import { LEASE_KINDS, type LeaseKind } from '../machines/resource.ts';
+import { stepStatesPredicate } from './queue.ts';
 
 const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
@@ -39,16 +41,11 @@ const validState: SQL = sql.raw(
     .join(' OR '),
 );
 
-/** States a worker step moves on: the work queue (see src/worker). */
-const stepStates: SQL = sql.raw(
-  Object.values(MODELS)
-    .map((m) => `(resource_type = '${m.type}' AND state IN (${quoted(m.index.stepStates)}))`)
-    .join(' OR '),
-);
+/** States a worker step moves on: the work queue (db/queue.ts). */
+const stepStates: SQL = sql.raw(stepStatesPredicate());
 
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' });
-const deletedAt = () => timestamp('deleted_at', { withTimezone: true, mode: 'date' });
 
 export const volumes = pgTable(
   'volumes',
@@ -66,7 +63,6 @@ export const volumes = pgTable(
     bootable: boolean('bootable').notNull().default(false),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
-    deletedAt: deletedAt(),
   },
   (t) => [index('volumes_project_created').on(t.projectId, t.createdAt, t.id)],
 );
@@ -85,7 +81,6 @@ export const snapshots = pgTable(
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
-    deletedAt: deletedAt(),
   },
   (t) => [index('snapshots_project_created').on(t.projectId, t.createdAt, t.id), index('snapshots_volume').on(t.volumeId)],
 );
@@ -113,8 +108,9 @@ export const resourceStates = pgTable(
     primaryKey({ columns: [t.resourceType, t.resourceId] }),
     check('resource_states_valid_state', validState),
     check('resource_states_counts', sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.size} >= 0`),
-    // Small partial index over the work queue: unowned rows in a state with a worker step.
-    index('resource_states_pending').on(t.resourceType, t.state).where(sql`owner IS NULL AND (${stepStates})`),
+    // Small partial index over the work queue (unowned rows in a state with
+    // a worker step), in claim order.
+    index('resource_states_pending').on(t.updatedAt).where(sql`owner IS NULL AND (${stepStates})`),
   ],
 );
 
@@ -135,6 +131,31 @@ export const stateTransitions = pgTable(
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex('state_transitions_resource_version').on(t.resourceType, t.resourceId, t.version)],
+);
+
+/**
+ * Who holds what: one row per lease a holder (a snapshot being taken, a
+ * volume being cloned) holds on a source. The source's `readers` and
+ * `dependents` counters are what its guards read, in the same statement as
+ * its CAS; these rows say *who* holds them, so each is given back exactly
+ * once (DELETE ... RETURNING) when the holder leaves the state that holds
+ * it, whoever moves it (worker, admin, recovery).
+ */
+export const leases = pgTable(
+  'leases',
+  {
+    sourceType: text('source_type').notNull(),
+    sourceId: uuid('source_id').notNull(),
+    holderType: text('holder_type').notNull(),
+    holderId: uuid('holder_id').notNull(),
+    kind: text('kind').$type<LeaseKind>().notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.holderType, t.holderId, t.kind, t.sourceType, t.sourceId] }),
+    index('leases_source').on(t.sourceType, t.sourceId),
+    check('leases_kind', sql.raw(`kind IN (${quoted(LEASE_KINDS)})`)),
+  ],
 );
 
 export const workers = pgTable('workers', {

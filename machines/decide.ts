@@ -21,7 +21,7 @@ export interface Stored<C = Record<string, unknown>> {
 
 export interface FailedGuard {
   readonly guard: string;
-  readonly says: string;
+  readonly unmet: string;
   readonly refusal: 'busy' | 'invalid';
 }
 
@@ -79,7 +79,7 @@ export function decide<C extends Record<string, unknown>>(
     if (failing.length === 0) return take(model, stored, event, c.target ?? stored.state, c.guard);
     for (const a of failing) {
       if (!failed.some((f) => f.guard === a.name)) {
-        failed.push({ guard: a.name, says: a.guard.says, refusal: a.guard.refusal });
+        failed.push({ guard: a.name, unmet: a.guard.unmet, refusal: a.guard.refusal });
       }
     }
     if (failing.every((a) => a.guard.refusal === 'busy')) onlyBusyFailed = true;

@@ -136,6 +136,11 @@ export class MachineIndex {
     return this.leaves.filter((s) => this.meta(s).step !== undefined);
   }
 
+  /** The resource reads its sources while in this state (see StateMeta.holdsReaders). */
+  holdsReaders(state: string): boolean {
+    return this.meta(state).holdsReaders === true;
+  }
+
   meta(state: string): StateMeta {
     return (this.node(state).meta ?? {}) as StateMeta;
   }

@@ -52,6 +52,8 @@ export type EventSender = 'api' | 'link' | 'worker';
 
 export interface EventSpec {
   readonly by: EventSender;
+  /** How a refusal names the attempt: "cannot <verb> volume X". */
+  readonly verb?: string;
   readonly params: Readonly<Record<string, ColumnType>>;
   /** One line for operators (diagrams, README). */
   readonly doc: string;
@@ -67,8 +69,8 @@ export type Refusal = 'busy' | 'invalid';
 
 /** A guard checked by one predicate. */
 export interface AtomGuard<C, E> {
-  /** The condition in words, used in refusal messages: "no operation is reading it". */
-  readonly says: string;
+  /** What is wrong when the guard fails, for refusal messages: "it has snapshots". */
+  readonly unmet: string;
   readonly refusal: Refusal;
   js(context: C, event: E): boolean;
   /** SQL predicate over resource_states columns and `:params`. */
@@ -118,6 +120,13 @@ export type EffectTable<C, E> = Readonly<Record<string, EffectDef<C, E>>>;
 export interface StateMeta {
   /** The worker step that moves this state on; absent for states a client moves on. */
   readonly step?: string;
+  /**
+   * While in this state the resource reads its sources (a snapshot being
+   * taken reads its volume): the reader leases it took are released, by
+   * the enforcer in the same transaction, on any transition out of the
+   * states that hold them, whatever the event (worker, admin, recovery).
+   */
+  readonly holdsReaders?: boolean;
   /** One line for operators. */
   readonly doc?: string;
 }
@@ -178,7 +187,7 @@ export function resetGuards<C, E extends { type: string }, const S extends reado
   const out: Record<string, GuardDef<C, E>> = {};
   for (const status of statuses) {
     out[`requested:${status}`] = {
-      says: `the requested status is one of ${statuses.join(', ')}`,
+      unmet: `the requested status must be one of ${statuses.join(', ')}`,
       refusal: 'invalid',
       js: (_c, e) => 'status' in e && e.status === status,
       sql: `:status = '${status}'`,
@@ -190,5 +199,10 @@ export function resetGuards<C, E extends { type: string }, const S extends reado
 
 /** No worker owns the row: no backend step is running on it. */
 export function unownedGuard<C extends { owner: string | null }, E>(): AtomGuard<C, E> {
-  return { says: 'no worker is in the middle of a step on it', refusal: 'busy', js: (c) => c.owner === null, sql: 'owner IS NULL' };
+  return {
+    unmet: 'a worker is in the middle of a step on it',
+    refusal: 'busy',
+    js: (c) => c.owner === null,
+    sql: 'owner IS NULL',
+  };
 }

@@ -31,7 +31,17 @@ export interface ResourceModel<C = Record<string, unknown>, E = { type: string }
   readonly events: EventSpecs;
   readonly guards: GuardTable<C, E>;
   readonly effects: EffectTable<C, E>;
+  /**
+   * The events that give back a lease of each kind this resource grants as
+   * a source: `reader` (an operation reading it) and `dependent` (a live
+   * snapshot of it). See `leases` in db/schema.ts.
+   */
+  readonly releases: Readonly<Partial<Record<LeaseKind, string>>>;
 }
+
+/** What a holder holds on a source: a read in flight, or (snapshots) its existence. */
+export type LeaseKind = 'reader' | 'dependent';
+export const LEASE_KINDS: readonly LeaseKind[] = ['reader', 'dependent'];
 
 /** `:name`, but not the second colon of a `::type` cast. */
 const PARAM = /(?<!:):([a-z_][a-z0-9_]*)/g;
@@ -50,6 +60,9 @@ export function defineResource<C, E>(model: Omit<ResourceModel<C, E>, 'index'>):
   const statuses = [...new Set(index.leaves.map((s) => index.statusOf(s)))].sort().join(',');
   if (statuses !== [...model.statuses].sort().join(',')) {
     throw new Error(`${where}: status tuple differs from the machine's top-level states [${statuses}]`);
+  }
+  for (const [kind, event] of Object.entries(model.releases)) {
+    if (!model.events[event]) throw new Error(`${where}: ${kind} leases are released by ${event}, which is not an event`);
   }
   for (const s of model.resettable) {
     if (!model.statuses.includes(s)) throw new Error(`${where}: resettable status ${s} is not a status`);

@@ -40,10 +40,10 @@ export const snapshotContext = {
 export type SnapshotContext = ContextOf<typeof snapshotContext>;
 
 export const snapshotEvents = {
-  DELETE: { by: 'api', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
-  FORCE_DELETE: { by: 'api', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
-  RESET_STATUS: { by: 'api', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
-  READ_BEGIN: { by: 'link', params: {}, doc: 'a volume is being created from this snapshot' },
+  DELETE: { by: 'api', verb: 'delete', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
+  FORCE_DELETE: { by: 'api', verb: 'force-delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
+  RESET_STATUS: { by: 'api', verb: 'reset the status of', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  READ_BEGIN: { by: 'link', verb: 'create a volume from', params: {}, doc: 'a volume is being created from this snapshot' },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
@@ -56,8 +56,13 @@ type C = SnapshotContext;
 type E = SnapshotEvent;
 
 export const snapshotGuards = guardTable<C, E>()({
-  noReaders: { says: 'no operation is reading it', refusal: 'busy', js: (c) => c.readers === 0, sql: 'readers = 0' },
-  hasReaders: { says: 'an operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
+  noReaders: {
+    unmet: 'a volume is being created from it',
+    refusal: 'busy',
+    js: (c) => c.readers === 0,
+    sql: 'readers = 0',
+  },
+  hasReaders: { unmet: 'no operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
   unowned: unownedGuard<C, E>(),
   ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
   canDelete: allOf('noReaders'),
@@ -87,7 +92,7 @@ export const snapshotMachine = setup({
   states: {
     creating: {
       tags: [TRANSIENT],
-      meta: { step: 'create', doc: 'the backend is taking the snapshot' },
+      meta: { step: 'create', holdsReaders: true, doc: 'the backend is taking the snapshot (the volume is held as a reader)' },
       on: {
         BACKEND_CREATED: 'available',
         BACKEND_FAILED: 'error',
@@ -127,4 +132,5 @@ export const snapshotModel = defineResource<C, E>({
   events: snapshotEvents,
   guards: snapshotGuards,
   effects: snapshotEffects,
+  releases: { reader: 'READ_END' },
 });

@@ -71,12 +71,12 @@ export const volumeContext = {
 export type VolumeContext = ContextOf<typeof volumeContext>;
 
 export const volumeEvents = {
-  DELETE: { by: 'api', params: {}, doc: 'delete the volume (DELETE /volumes/{id})' },
-  FORCE_DELETE: { by: 'api', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
-  EXTEND: { by: 'api', params: { new_size: 'int' }, doc: 'grow the volume (os-extend)' },
-  RESET_STATUS: { by: 'api', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  DELETE: { by: 'api', verb: 'delete', params: {}, doc: 'delete the volume (DELETE /volumes/{id})' },
+  FORCE_DELETE: { by: 'api', verb: 'force-delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
+  EXTEND: { by: 'api', verb: 'extend', params: { new_size: 'int' }, doc: 'grow the volume (os-extend)' },
+  RESET_STATUS: { by: 'api', verb: 'reset the status of', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
   SNAPSHOT_BEGIN: {
-    by: 'link',
+    by: 'link', verb: 'take a snapshot of',
     params: {},
     doc: 'a snapshot of this volume is being taken: one more reader, one more dependent',
   },
@@ -97,23 +97,28 @@ type C = VolumeContext;
 type E = VolumeEvent;
 
 export const volumeGuards = guardTable<C, E>()({
-  noReaders: { says: 'no operation is reading it', refusal: 'busy', js: (c) => c.readers === 0, sql: 'readers = 0' },
-  hasReaders: { says: 'an operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
+  noReaders: {
+    unmet: 'an operation is reading it (a snapshot or a clone is being made from it)',
+    refusal: 'busy',
+    js: (c) => c.readers === 0,
+    sql: 'readers = 0',
+  },
+  hasReaders: { unmet: 'no operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
   noSnapshots: {
-    says: 'it has no snapshots',
+    unmet: 'it has snapshots',
     refusal: 'invalid',
     js: (c) => c.dependents === 0,
     sql: 'dependents = 0',
   },
-  hasSnapshots: { says: 'it has snapshots', refusal: 'invalid', js: (c) => c.dependents > 0, sql: 'dependents > 0' },
+  hasSnapshots: { unmet: 'it has no snapshots', refusal: 'invalid', js: (c) => c.dependents > 0, sql: 'dependents > 0' },
   grows: {
-    says: 'the new size is larger than the current size',
+    unmet: 'the new size must be larger than the current size',
     refusal: 'invalid',
     js: (c, e) => 'new_size' in e && e.new_size > c.size,
     sql: ':new_size > size',
   },
   extendRecorded: {
-    says: 'an extend is recorded',
+    unmet: 'no extend is recorded',
     refusal: 'invalid',
     js: (c) => typeof c.operation?.['new_size'] === 'number',
     sql: "jsonb_typeof(operation -> 'new_size') = 'number'",
@@ -233,4 +238,5 @@ export const volumeModel = defineResource<C, E>({
   events: volumeEvents,
   guards: volumeGuards,
   effects: volumeEffects,
+  releases: { reader: 'READ_END', dependent: 'SNAPSHOT_GONE' },
 });

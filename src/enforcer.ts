@@ -9,12 +9,23 @@
  *
  * Every caller (API routes, worker steps, recovery) goes through here; no
  * other code writes `resource_states`.
+ *
+ * Leases: a holder (a snapshot being taken) holds its source (the volume)
+ * as a reader. The source's counter changes by the source's own CAS
+ * (`acquire`), in the transaction that creates the holder. It is given
+ * back by the enforcer itself, in the same transaction as any transition
+ * that takes the holder out of a state that holds readers, or into its
+ * final state: whichever event does it (worker success or failure, admin
+ * reset or force delete, crash recovery), the lease is returned exactly
+ * once. Only events that can do that pay for a transaction.
  */
 import type postgres from 'postgres';
 import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Sql } from '../db/connect.ts';
+import { insertLeases, takeLeases } from '../db/leases.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import type { LeaseKind } from '../machines/resource.ts';
 
 /** A `resource_states` row as the statements return it. */
 export interface StateRow {
@@ -94,8 +105,31 @@ export function contextOf<T extends ResourceType>(model: ResourceModel, row: Sta
   return ctx as ContextMap[T];
 }
 
+/** A transition that broke an invariant the machines promise (a lease that cannot be given back). */
+export class InvariantError extends Error {}
+
+/** Which lease kinds a transition from → to of a holder gives back. */
+function releasedBy(model: ResourceModel, from: string, to: string): LeaseKind[] {
+  if (model.index.isFinal(to)) return ['reader', 'dependent'];
+  if (model.index.holdsReaders(from) && !model.index.holdsReaders(to)) return ['reader'];
+  return [];
+}
+
 export class Enforcer {
   private readonly statements = compileAll(Object.values(MODELS));
+  /** `type:event` pairs with a transition that gives leases back */
+  private readonly releasing = new Set<string>();
+
+  constructor() {
+    for (const model of Object.values(MODELS) as ResourceModel[]) {
+      for (const event of Object.keys(model.events)) {
+        const releases = model.index.leaves.some((from) =>
+          model.index.candidates(from, event).some((c) => c.target && releasedBy(model, from, c.target).length > 0),
+        );
+        if (releases) this.releasing.add(`${model.type}:${event}`);
+      }
+    }
+  }
 
   statement(type: ResourceType, event: string): CompiledStatement {
     const s = this.statements.transitions.get(`${type}:${event}`);
@@ -104,6 +138,18 @@ export class Enforcer {
   }
 
   async apply<T extends ResourceType>(
+    exec: Executor,
+    ref: Ref<T>,
+    event: EventMap[T],
+    opts: ApplyOptions,
+  ): Promise<Outcome> {
+    if (this.releasing.has(`${ref.type}:${event.type}`) && 'begin' in exec) {
+      return exec.begin((tx) => this.applyIn(tx, ref, event, opts)) as Promise<Outcome>;
+    }
+    return this.applyIn(exec, ref, event, opts);
+  }
+
+  private async applyIn<T extends ResourceType>(
     exec: Executor,
     ref: Ref<T>,
     event: EventMap[T],
@@ -128,7 +174,12 @@ export class Enforcer {
         prepare: true,
       })) as unknown as (StateRow & { applied: boolean })[];
       if (!row) return refusal('missing', ref, event.type);
-      if (row.applied) return { ok: true, row: strip(row), from: row.previous_state! };
+      if (row.applied) {
+        const applied: Applied = { ok: true, row: strip(row), from: row.previous_state! };
+        const kinds = releasedBy(model, applied.from, applied.row.state);
+        if (kinds.length > 0) await this.release(exec, ref, kinds, opts);
+        return applied;
+      }
       const current = strip(row);
       const base = { ref, event: event.type, state: current.state, row: current };
       const allowed = allowedNow(model, { state: current.state, context: contextOf(model, current) });
@@ -142,6 +193,40 @@ export class Enforcer {
       if (d.ok && attempt < RETRIES) continue;
       if (d.ok) return { ok: false, kind: 'busy', ...base, failed: [], allowed };
       return { ok: false, kind: d.kind, ...base, failed: d.failed, allowed };
+    }
+  }
+
+  /**
+   * Take a lease: the source's event (e.g. SNAPSHOT_BEGIN: one more reader
+   * and one more dependent) as its CAS, and the lease rows recording that
+   * `holder` holds it. Run it in the transaction that creates the holder;
+   * a refusal leaves nothing behind once that transaction rolls back.
+   */
+  async acquire<T extends ResourceType>(
+    tx: Executor,
+    source: Ref<T>,
+    event: EventMap[T],
+    holder: Ref,
+    kinds: readonly LeaseKind[],
+    opts: ApplyOptions,
+  ): Promise<Outcome> {
+    const outcome = await this.applyIn(tx, source, event, opts);
+    if (outcome.ok) await insertLeases(tx, source, holder, kinds);
+    return outcome;
+  }
+
+  private async release(tx: Executor, holder: Ref, kinds: LeaseKind[], opts: ApplyOptions): Promise<void> {
+    for (const lease of await takeLeases(tx, holder, kinds)) {
+      const source = MODELS[lease.source_type as ResourceType] as unknown as ResourceModel;
+      const event = source.releases[lease.kind];
+      if (!event) throw new InvariantError(`${source.type} grants no ${lease.kind} leases`);
+      const ref = { type: source.type as ResourceType, id: lease.source_id };
+      const outcome = await this.applyIn(tx, ref, { type: event } as never, { actor: opts.actor, requestId: opts.requestId });
+      if (!outcome.ok) {
+        throw new InvariantError(
+          `${holder.type} ${holder.id} could not give back its ${lease.kind} lease on ${ref.type} ${ref.id}: ${outcome.kind} in ${outcome.state}`,
+        );
+      }
     }
   }
 

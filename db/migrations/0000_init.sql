@@ -1,3 +1,14 @@
+CREATE TABLE "leases" (
+	"source_type" text NOT NULL,
+	"source_id" uuid NOT NULL,
+	"holder_type" text NOT NULL,
+	"holder_id" uuid NOT NULL,
+	"kind" text NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "leases_holder_type_holder_id_kind_source_type_source_id_pk" PRIMARY KEY("holder_type","holder_id","kind","source_type","source_id"),
+	CONSTRAINT "leases_kind" CHECK (kind IN ('reader', 'dependent'))
+);
+--> statement-breakpoint
 CREATE TABLE "resource_states" (
 	"resource_type" text NOT NULL,
 	"resource_id" uuid NOT NULL,
@@ -24,8 +35,7 @@ CREATE TABLE "snapshots" (
 	"description" text,
 	"metadata" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"updated_at" timestamp with time zone,
-	"deleted_at" timestamp with time zone
+	"updated_at" timestamp with time zone
 );
 --> statement-breakpoint
 CREATE TABLE "state_transitions" (
@@ -54,8 +64,7 @@ CREATE TABLE "volumes" (
 	"volume_type" text DEFAULT '__DEFAULT__' NOT NULL,
 	"bootable" boolean DEFAULT false NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"updated_at" timestamp with time zone,
-	"deleted_at" timestamp with time zone
+	"updated_at" timestamp with time zone
 );
 --> statement-breakpoint
 CREATE TABLE "workers" (
@@ -67,7 +76,8 @@ CREATE TABLE "workers" (
 );
 --> statement-breakpoint
 ALTER TABLE "snapshots" ADD CONSTRAINT "snapshots_volume_id_volumes_id_fk" FOREIGN KEY ("volume_id") REFERENCES "public"."volumes"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
-CREATE INDEX "resource_states_pending" ON "resource_states" USING btree ("resource_type","state") WHERE owner IS NULL AND ((resource_type = 'volume' AND state IN ('creating.db', 'creating.scheduling', 'creating.backend', 'extending', 'deleting')) OR (resource_type = 'snapshot' AND state IN ('creating', 'deleting')));--> statement-breakpoint
+CREATE INDEX "leases_source" ON "leases" USING btree ("source_type","source_id");--> statement-breakpoint
+CREATE INDEX "resource_states_pending" ON "resource_states" USING btree ("updated_at") WHERE owner IS NULL AND ((resource_type = 'volume' AND state IN ('creating.db', 'creating.scheduling', 'creating.backend', 'extending', 'deleting')) OR (resource_type = 'snapshot' AND state IN ('creating', 'deleting')));--> statement-breakpoint
 CREATE INDEX "snapshots_project_created" ON "snapshots" USING btree ("project_id","created_at","id");--> statement-breakpoint
 CREATE INDEX "snapshots_volume" ON "snapshots" USING btree ("volume_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "state_transitions_resource_version" ON "state_transitions" USING btree ("resource_type","resource_id","version");--> statement-breakpoint

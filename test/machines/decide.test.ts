@@ -130,6 +130,7 @@ describe('defineResource', () => {
     events: { GO: { by: 'api', params: {}, doc: '' } },
     guards: {},
     effects: {},
+    releases: {},
   } as const;
 
   it('accepts a model whose tables match its machine', () => {

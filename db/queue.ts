@@ -1,0 +1,79 @@
+/**
+ * The state table is the work queue: a row in a state with a worker step
+ * (machine meta `step`) and no owner is pending work. There is no separate
+ * queue a crash could desynchronise from the state.
+ *
+ * A worker claims rows by CAS on the owner (`owner IS NULL` → itself),
+ * picking with FOR UPDATE SKIP LOCKED so claimers never wait on each
+ * other. A claim is not a transition: it does not move the state or bump
+ * the version; every step the owner then takes is a transition whose
+ * statement checks `owner = <worker>`.
+ */
+import type postgres from 'postgres';
+import { MODELS, type ResourceModel } from '../machines/index.ts';
+
+type Exec = postgres.Sql | postgres.TransactionSql;
+
+const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
+
+/**
+ * `(resource_type = 'volume' AND state IN (...)) OR ...`: rows in a state
+ * with a worker step. Also the predicate of the partial index
+ * `resource_states_pending`: the claim query uses the same text, so the
+ * planner can prove it implies the index predicate and use the index.
+ */
+export function stepStatesPredicate(): string {
+  return (Object.values(MODELS) as ResourceModel[])
+    .map((m) => `(resource_type = '${m.type}' AND state IN (${quoted(m.index.stepStates)}))`)
+    .join(' OR ');
+}
+
+const PENDING = `owner IS NULL AND (${stepStatesPredicate()})`;
+
+export interface ClaimedRow {
+  resource_type: string;
+  resource_id: string;
+  state: string;
+  version: number;
+  size: number;
+  readers: number;
+  dependents: number;
+  operation: Record<string, unknown> | null;
+  owner: string;
+  previous_state: string | null;
+  updated_at: Date;
+}
+
+/** Claim up to `limit` pending rows for `worker`, oldest first. */
+export async function claim(sql: Exec, worker: string, limit: number): Promise<ClaimedRow[]> {
+  return sql.unsafe<ClaimedRow[]>(
+    `UPDATE resource_states r SET owner = $1
+       FROM (SELECT resource_type, resource_id FROM resource_states
+              WHERE ${PENDING}
+              ORDER BY updated_at
+              LIMIT $2
+              FOR UPDATE SKIP LOCKED) c
+      WHERE r.resource_type = c.resource_type AND r.resource_id = c.resource_id
+      RETURNING r.*`,
+    [worker, limit],
+    { prepare: true },
+  );
+}
+
+/**
+ * Give a claimed row back to the queue, unchanged, behind the others
+ * (after an unexpected error in a step: it will be tried again).
+ */
+export async function unclaim(sql: Exec, worker: string, type: string, id: string): Promise<boolean> {
+  const rows = await sql`
+    UPDATE resource_states SET owner = NULL, updated_at = now()
+    WHERE resource_type = ${type} AND resource_id = ${id} AND owner = ${worker}
+    RETURNING resource_id`;
+  return rows.length > 0;
+}
+
+/** Number of rows waiting for a worker. */
+export async function pendingCount(sql: Exec): Promise<number> {
+  const [row] = await sql.unsafe(`SELECT count(*)::int AS n FROM resource_states WHERE ${PENDING}`);
+  return row!.n as number;
+}

@@ -1,0 +1,59 @@
+/**
+ * Per-request context for the v3 resource routes: the negotiated
+ * microversion and the caller (who, which project, admin or not).
+ *
+ * Auth mode `noauth` (Cinder's): the token is `user:project`
+ * (cinderclient's noauth plugin), or the `x-user-id` / `x-project-id`
+ * headers; `notused` or nothing means the default project. A project in
+ * the URL names the project. Every caller is admin, as in Cinder's noauth.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Caller } from '../services/caller.ts';
+import { negotiate, VERSION_HEADER, type Microversion } from './microversion.ts';
+import type { ViewContext } from './views.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    mv: Microversion;
+    caller: Caller;
+    urlProject: string | undefined;
+  }
+}
+
+export interface AuthOptions {
+  defaultProject: string;
+}
+
+const header = (req: FastifyRequest, name: string): string | undefined => {
+  const v = req.headers[name];
+  return (Array.isArray(v) ? v[0] : v)?.trim() || undefined;
+};
+
+function noauth(req: FastifyRequest, opts: AuthOptions): Caller {
+  const token = header(req, 'x-auth-token');
+  let user: string | undefined;
+  let project: string | undefined;
+  if (token && token !== 'notused' && token.includes(':')) [user, project] = token.split(':', 2);
+  user ||= header(req, 'x-user-id') || 'admin';
+  project = req.urlProject ?? (project || header(req, 'x-project-id') || opts.defaultProject);
+  return { userId: user, projectId: project, isAdmin: true, requestId: req.id };
+}
+
+/** Hooks of the v3 resource scope: microversion, then caller. */
+export function requestContext(app: FastifyInstance, opts: AuthOptions): void {
+  app.decorateRequest('mv', 0);
+  app.decorateRequest('caller', null as unknown as Caller);
+  app.decorateRequest('urlProject', undefined);
+  app.addHook('onRequest', async (req, reply) => {
+    req.mv = negotiate(req.headers[VERSION_HEADER]);
+    reply.header('OpenStack-API-Version', `volume 3.${req.mv}`);
+    reply.header('Vary', 'OpenStack-API-Version');
+    const params = req.params as Record<string, string | undefined>;
+    req.urlProject = params.project_id;
+    req.caller = noauth(req, opts);
+  });
+}
+
+export function viewContext(req: FastifyRequest): ViewContext {
+  return { mv: req.mv, base: `${req.protocol}://${req.host}`, urlProject: req.urlProject, isAdmin: req.caller.isAdmin };
+}

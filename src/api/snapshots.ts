@@ -1,0 +1,153 @@
+/**
+ * /v3[/{project_id}]/snapshots: Cinder's snapshot routes and actions.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { SNAPSHOT_SORT_KEYS } from '../../db/snapshots.ts';
+import { SNAPSHOT_STATUSES } from '../../machines/snapshot.ts';
+import { ApiError } from '../errors.ts';
+import type { SnapshotService } from '../services/snapshots.ts';
+import { viewContext } from './context.ts';
+import {
+  invalid,
+  isUuid,
+  parseBool,
+  parseIfMatch,
+  parseLimit,
+  parseMetadata,
+  parseMetadataFilter,
+  parseOffset,
+  parseSort,
+  parseText,
+  unwrap,
+} from './parse.ts';
+import { ActionBody, IdParams, ProjectParams, Query, SnapshotCreateBody, SnapshotUpdateBody } from './schemas.ts';
+import { nextLink, snapshotDetail, snapshotSummary, transitionView } from './views.ts';
+import { listScope } from './volumes.ts';
+
+/** Cinder's SnapshotStatus values, which os-reset_status validates against before the machine decides. */
+export const CINDER_SNAPSHOT_STATUSES = [
+  'error',
+  'available',
+  'creating',
+  'deleting',
+  'deleted',
+  'updating',
+  'error_deleting',
+  'unmanaging',
+  'backing-up',
+  'restoring',
+] as const;
+
+function snapshotId(id: string): string {
+  if (!isUuid(id)) throw new ApiError('SnapshotNotFound', { id });
+  return id.toLowerCase();
+}
+
+export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> = async (app, { snapshots }) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  const list = (detail: boolean) => async (req: Parameters<typeof viewContext>[0] & { query: Record<string, string> }) => {
+    const q = req.query;
+    if (q.status !== undefined && !(SNAPSHOT_STATUSES as readonly string[]).includes(q.status)) {
+      throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${SNAPSHOT_STATUSES.join(', ')}.` });
+    }
+    if (q.volume_id !== undefined && !isUuid(q.volume_id)) return { snapshots: [] };
+    const page = await snapshots.list({
+      projectId: listScope(req.caller, q),
+      name: q.name ?? q.display_name,
+      status: q.status,
+      volumeId: q.volume_id,
+      metadata: parseMetadataFilter(q.metadata),
+      sort: parseSort(q, SNAPSHOT_SORT_KEYS),
+      limit: parseLimit(q.limit),
+      marker: q.marker,
+      offset: parseOffset(q.offset),
+      withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
+    });
+    const ctx = viewContext(req);
+    return {
+      snapshots: page.rows.map((n) => (detail ? snapshotDetail(n, ctx) : snapshotSummary(n, ctx))),
+      ...(page.more ? nextLink(ctx, 'snapshots', detail ? 'snapshots/detail' : 'snapshots', q, page.rows.at(-1)!.id) : {}),
+      ...(page.count !== undefined ? { count: page.count } : {}),
+    };
+  };
+
+  r.get('/snapshots', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(false)(req));
+  r.get('/snapshots/detail', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(true)(req));
+
+  r.post('/snapshots', { schema: { params: ProjectParams, body: SnapshotCreateBody } }, async (req, reply) => {
+    const body = unwrap(req.body, 'snapshot');
+    if (body.volume_id === undefined || body.volume_id === null) throw invalid('volume_id', 'None', 'volume_id is required.');
+    if (typeof body.volume_id !== 'string') throw invalid('volume_id', body.volume_id, 'it must be a volume id.');
+    if (body.force !== undefined && body.force !== null) {
+      const force = parseBool(body.force, 'force');
+      // From 3.66 snapshots of in-use volumes need no force, and force=false is refused.
+      if (req.mv >= 66 && !force) {
+        throw new ApiError('InvalidInput', { reason: 'Since microversion 3.66 the force flag is invalid for snapshot creation; leave it out.' });
+      }
+    }
+    if (!isUuid(body.volume_id)) throw new ApiError('VolumeNotFound', { id: body.volume_id });
+    const snapshot = await snapshots.create(req.caller, {
+      volumeId: body.volume_id.toLowerCase(),
+      name: parseText(body.name ?? body.display_name, 'name'),
+      description: parseText(body.description ?? body.display_description, 'description'),
+      metadata: parseMetadata(body.metadata),
+    });
+    void reply.code(202);
+    return { snapshot: snapshotDetail(snapshot, viewContext(req), false) };
+  });
+
+  r.get('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
+    const snapshot = await snapshots.get(req.caller, snapshotId(req.params.id));
+    void reply.header('ETag', `"${snapshot.version}"`);
+    return { snapshot: snapshotDetail(snapshot, viewContext(req)) };
+  });
+
+  r.put('/snapshots/:id', { schema: { params: IdParams, body: SnapshotUpdateBody } }, async (req) => {
+    const id = snapshotId(req.params.id);
+    const body = unwrap(req.body, 'snapshot');
+    const has = (k: string) => k in body;
+    const snapshot = await snapshots.update(req.caller, id, {
+      name: has('name') || has('display_name') ? parseText(body.name ?? body.display_name, 'name') : undefined,
+      description: has('description') || has('display_description') ? parseText(body.description ?? body.display_description, 'description') : undefined,
+      metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
+    });
+    return { snapshot: snapshotDetail(snapshot, viewContext(req)) };
+  });
+
+  r.delete('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
+    await snapshots.send(req.caller, snapshotId(req.params.id), { type: 'DELETE' }, parseIfMatch(req.headers['if-match']));
+    return reply.code(202).send();
+  });
+
+  r.post('/snapshots/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
+    const keys = Object.keys(req.body);
+    if (keys.length !== 1) {
+      throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
+    }
+    const name = keys[0]!;
+    if (name !== 'os-reset_status' && name !== 'os-force_delete') throw new ApiError('NoSuchAction', { action: name });
+    const id = snapshotId(req.params.id);
+    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: `snapshot_extension:${name}` });
+    const ifMatch = parseIfMatch(req.headers['if-match']);
+    if (name === 'os-force_delete') {
+      await snapshots.send(req.caller, id, { type: 'FORCE_DELETE' }, ifMatch);
+      return reply.code(202).send();
+    }
+    const value = req.body[name];
+    const status = value && typeof value === 'object' ? (value as Record<string, unknown>).status : undefined;
+    if (typeof status !== 'string' || !(CINDER_SNAPSHOT_STATUSES as readonly string[]).includes(status)) {
+      throw new ApiError('InvalidInput', {
+        reason: `Snapshot status: ${String(status)} is invalid, valid statuses are: (${CINDER_SNAPSHOT_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
+      });
+    }
+    await snapshots.send(req.caller, id, { type: 'RESET_STATUS', status }, ifMatch);
+    return reply.code(202).send();
+  });
+
+  r.get('/snapshots/:id/transitions', { schema: { params: IdParams } }, async (req) => {
+    const rows = await snapshots.history(req.caller, snapshotId(req.params.id));
+    return { transitions: rows.map(transitionView) };
+  });
+};

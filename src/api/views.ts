@@ -1,0 +1,145 @@
+/**
+ * Resource representations, as real Cinder sends them (key order too),
+ * by microversion. See ../shared/reference/cinder-api.md §5: the `cinder`
+ * CLI cannot do without volume `id`, `name`, `metadata` and `attachments`.
+ *
+ * Two additions of ours, ignored by clients: `volstate:state` (the full
+ * machine state, e.g. `creating.scheduling`) and `volstate:version` (the
+ * row's version, also sent as the ETag of a single resource).
+ */
+import type { SnapshotRecord } from '../../db/snapshots.ts';
+import type { VolumeRecord } from '../../db/volumes.ts';
+import type { TransitionRecord } from '../../db/history.ts';
+import { MODELS } from '../../machines/index.ts';
+import type { Microversion } from './microversion.ts';
+
+export interface ViewContext {
+  mv: Microversion;
+  /** scheme://host of the request */
+  base: string;
+  /** the project segment of the request URL, if it had one */
+  urlProject: string | undefined;
+  isAdmin: boolean;
+}
+
+/** Cinder's timestamp format: `2026-11-21T07:55:11.000000`, UTC, no zone suffix. */
+export function timestamp(d: Date | null | undefined): string | null {
+  if (!d) return null;
+  return `${d.toISOString().slice(0, 23)}000`;
+}
+
+function links(ctx: ViewContext, collection: string, id: string) {
+  const p = ctx.urlProject ? `/${ctx.urlProject}` : '';
+  return [
+    { rel: 'self', href: `${ctx.base}/v3${p}/${collection}/${id}` },
+    { rel: 'bookmark', href: `${ctx.base}${p}/${collection}/${id}` },
+  ];
+}
+
+/** null until the resource changed after its creation, then the latest change. */
+function updatedAt(row: { updated_at: Date | null; state_updated_at: Date; version: number }): string | null {
+  const changes = [row.updated_at, row.version > 1 ? row.state_updated_at : null].filter((d): d is Date => d !== null);
+  if (changes.length === 0) return null;
+  return timestamp(new Date(Math.max(...changes.map((d) => d.getTime()))));
+}
+
+export function volumeSummary(v: VolumeRecord, ctx: ViewContext) {
+  return { id: v.id, name: v.name, links: links(ctx, 'volumes', v.id) };
+}
+
+/** `get`: the GET form, with the `os-vol-*` attributes a POST response lacks. */
+export function volumeDetail(v: VolumeRecord, ctx: ViewContext, get = true) {
+  const status = MODELS.volume.index.statusOf(v.state);
+  const view: Record<string, unknown> = {
+    id: v.id,
+    status,
+    size: v.size,
+    availability_zone: v.availability_zone,
+    created_at: timestamp(v.created_at),
+    updated_at: updatedAt(v),
+    name: v.name,
+    description: v.description,
+    volume_type: v.volume_type,
+    snapshot_id: v.snapshot_id,
+    source_volid: v.source_volid,
+    metadata: v.metadata,
+    links: links(ctx, 'volumes', v.id),
+    user_id: v.user_id,
+    bootable: String(v.bootable),
+    encrypted: false,
+    replication_status: null,
+    consistencygroup_id: null,
+    multiattach: false,
+    attachments: [],
+    migration_status: null,
+  };
+  if (ctx.mv >= 13) view.group_id = null;
+  if (ctx.mv >= 21 && ctx.isAdmin) view.provider_id = null;
+  if (ctx.mv >= 48) {
+    view.shared_targets = ctx.mv >= 69 ? null : true;
+    view.service_uuid = null;
+  }
+  if (ctx.mv >= 61 && ctx.isAdmin) view.cluster_name = null;
+  if (ctx.mv >= 63) view.volume_type_id = null;
+  if (ctx.mv >= 65) view.consumes_quota = true;
+  if (get) {
+    view['os-vol-tenant-attr:tenant_id'] = v.project_id;
+    view['os-vol-mig-status-attr:migstat'] = null;
+    view['os-vol-mig-status-attr:name_id'] = null;
+    view['os-vol-host-attr:host'] = ctx.isAdmin ? 'volstate@fake#fake' : null;
+  }
+  view['volstate:state'] = v.state;
+  view['volstate:version'] = v.version;
+  return view;
+}
+
+export function snapshotDetail(n: SnapshotRecord, ctx: ViewContext, get = true) {
+  const status = MODELS.snapshot.index.statusOf(n.state);
+  const view: Record<string, unknown> = {
+    id: n.id,
+    created_at: timestamp(n.created_at),
+    updated_at: updatedAt(n),
+    name: n.name,
+    description: n.description,
+    volume_id: n.volume_id,
+    status,
+    size: n.size,
+    metadata: n.metadata,
+  };
+  if (ctx.mv >= 14) view.group_snapshot_id = null;
+  if (ctx.mv >= 41) view.user_id = n.user_id;
+  if (ctx.mv >= 65) view.consumes_quota = true;
+  if (get) {
+    view['os-extended-snapshot-attributes:project_id'] = n.project_id;
+    view['os-extended-snapshot-attributes:progress'] = status === 'available' ? '100%' : '0%';
+  }
+  view['volstate:state'] = n.state;
+  view['volstate:version'] = n.version;
+  return view;
+}
+
+export function snapshotSummary(n: SnapshotRecord, ctx: ViewContext) {
+  const { id, created_at, updated_at, name, description, volume_id, status, size, metadata } = snapshotDetail(n, ctx, false);
+  return { id, created_at, updated_at, name, description, volume_id, status, size, metadata };
+}
+
+export function transitionView(t: TransitionRecord) {
+  return {
+    version: t.version,
+    from: t.from_state,
+    event: t.event,
+    to: t.to_state,
+    actor: t.actor,
+    request_id: t.request_id,
+    at: timestamp(t.at),
+  };
+}
+
+/** `<collection>_links` with the next page, when there may be one. */
+export function nextLink(ctx: ViewContext, collection: string, path: string, query: Record<string, unknown>, lastId: string) {
+  const p = ctx.urlProject ? `/${ctx.urlProject}` : '';
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) if (typeof v === 'string' && k !== 'marker') params.set(k, v);
+  params.set('marker', lastId);
+  return { [`${collection}_links`]: [{ rel: 'next', href: `${ctx.base}/v3${p}/${path}?${params}` }] };
+}

@@ -1,0 +1,169 @@
+/**
+ * /v3[/{project_id}]/volumes: Cinder's volume routes.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { VOLUME_SORT_KEYS } from '../../db/volumes.ts';
+import { VOLUME_STATUSES } from '../../machines/volume.ts';
+import { ApiError } from '../errors.ts';
+import type { Caller } from '../services/caller.ts';
+import type { VolumeService } from '../services/volumes.ts';
+import { viewContext } from './context.ts';
+import {
+  isUuid,
+  parseBool,
+  parseIfMatch,
+  parseLimit,
+  parseMetadata,
+  parseMetadataFilter,
+  parseOffset,
+  parseSize,
+  parseSort,
+  parseText,
+  rejectUnknown,
+  unwrap,
+} from './parse.ts';
+import { IdParams, ProjectParams, Query, VolumeCreateBody, VolumeUpdateBody } from './schemas.ts';
+import { nextLink, transitionView, volumeDetail, volumeSummary } from './views.ts';
+
+export interface VolumeRoutesOptions {
+  volumes: VolumeService;
+}
+
+const CREATE_KEYS = [
+  'size',
+  'name',
+  'description',
+  'display_name',
+  'display_description',
+  'metadata',
+  'snapshot_id',
+  'source_volid',
+  'volume_type',
+  'availability_zone',
+  'imageRef',
+  'backup_id',
+  'consistencygroup_id',
+  'group_id',
+  'multiattach',
+  'scheduler_hints',
+];
+
+/** A volume id from the URL: anything that is not a UUID cannot name a volume (404, as OSC's name lookup needs). */
+export function volumeId(id: string): string {
+  if (!isUuid(id)) throw new ApiError('VolumeNotFound', { id });
+  return id.toLowerCase();
+}
+
+/** `all_tenants`: admin only; everybody else sees their own project. */
+export function listScope(caller: Caller, query: Record<string, string>): string | undefined {
+  if (query.all_tenants === undefined) return caller.projectId;
+  if (!parseBool(query.all_tenants, 'all_tenants')) return caller.projectId;
+  if (!caller.isAdmin) throw new ApiError('Forbidden', { action: 'all_tenants' });
+  return undefined;
+}
+
+function unsupported(body: Record<string, unknown>, key: string, what: string) {
+  if (body[key] !== undefined && body[key] !== null) {
+    throw new ApiError('InvalidInput', { reason: `${what} is not supported by volstate; leave ${key} out.` });
+  }
+}
+
+export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app, { volumes }) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  const list = (detail: boolean) => async (req: { query: Record<string, string>; caller: Caller; mv: number } & Parameters<typeof viewContext>[0]) => {
+    const q = req.query;
+    if (q.status !== undefined && !(VOLUME_STATUSES as readonly string[]).includes(q.status)) {
+      throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${VOLUME_STATUSES.join(', ')}.` });
+    }
+    const limit = parseLimit(q.limit);
+    const page = await volumes.list({
+      projectId: listScope(req.caller, q),
+      name: q.name ?? q.display_name,
+      status: q.status,
+      metadata: parseMetadataFilter(q.metadata),
+      sort: parseSort(q, VOLUME_SORT_KEYS),
+      limit,
+      marker: q.marker,
+      offset: parseOffset(q.offset),
+      withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
+    });
+    const ctx = viewContext(req);
+    return {
+      volumes: page.rows.map((v) => (detail ? volumeDetail(v, ctx) : volumeSummary(v, ctx))),
+      ...(page.more ? nextLink(ctx, 'volumes', detail ? 'volumes/detail' : 'volumes', q, page.rows.at(-1)!.id) : {}),
+      ...(page.count !== undefined ? { count: page.count } : {}),
+    };
+  };
+
+  r.get('/volumes', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(false)(req));
+  r.get('/volumes/detail', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(true)(req));
+
+  r.post('/volumes', { schema: { params: ProjectParams, body: VolumeCreateBody } }, async (req, reply) => {
+    const body = unwrap(req.body, 'volume');
+    if (req.mv >= 53) rejectUnknown(body, 'volume', CREATE_KEYS);
+    unsupported(body, 'snapshot_id', 'Creating a volume from a snapshot');
+    unsupported(body, 'source_volid', 'Cloning a volume');
+    unsupported(body, 'imageRef', 'Creating a volume from an image');
+    unsupported(body, 'backup_id', 'Creating a volume from a backup');
+    unsupported(body, 'consistencygroup_id', 'Consistency groups');
+    unsupported(body, 'group_id', 'Groups');
+    if (body.volume_type != null && body.volume_type !== '__DEFAULT__') {
+      throw new ApiError('InvalidInput', { reason: `Volume type '${String(body.volume_type)}' does not exist: volstate has the one type __DEFAULT__.` });
+    }
+    if (body.availability_zone != null && body.availability_zone !== 'nova') {
+      throw new ApiError('InvalidInput', { reason: `Availability zone '${String(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
+    }
+    if (body.size === undefined || body.size === null) {
+      throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
+    }
+    const volume = await volumes.create(req.caller, {
+      size: parseSize(body.size),
+      name: parseText(body.name ?? body.display_name, 'name'),
+      description: parseText(body.description ?? body.display_description, 'description'),
+      metadata: parseMetadata(body.metadata),
+    });
+    void reply.code(202);
+    return { volume: volumeDetail(volume, viewContext(req), false) };
+  });
+
+  r.get('/volumes/:id', { schema: { params: IdParams } }, async (req, reply) => {
+    const volume = await volumes.get(req.caller, volumeId(req.params.id));
+    void reply.header('ETag', `"${volume.version}"`);
+    return { volume: volumeDetail(volume, viewContext(req)) };
+  });
+
+  r.put('/volumes/:id', { schema: { params: IdParams, body: VolumeUpdateBody } }, async (req) => {
+    const id = volumeId(req.params.id);
+    const body = unwrap(req.body, 'volume');
+    if (req.mv >= 53) {
+      rejectUnknown(body, 'volume', ['name', 'description', 'display_name', 'display_description', 'metadata']);
+      if (Object.keys(body).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, metadata.' });
+    }
+    const has = (k: string) => k in body;
+    const volume = await volumes.update(req.caller, id, {
+      name: has('name') || has('display_name') ? parseText(body.name ?? body.display_name, 'name') : undefined,
+      description: has('description') || has('display_description') ? parseText(body.description ?? body.display_description, 'description') : undefined,
+      metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
+    });
+    return { volume: volumeDetail(volume, viewContext(req)) };
+  });
+
+  r.delete('/volumes/:id', { schema: { params: IdParams, querystring: Query } }, async (req, reply) => {
+    const id = volumeId(req.params.id);
+    const q = req.query;
+    if (q.cascade !== undefined && parseBool(q.cascade, 'cascade')) {
+      throw new ApiError('InvalidInput', { reason: 'cascade delete is not supported yet: delete the snapshots first.' });
+    }
+    const force = req.mv >= 23 && q.force !== undefined && parseBool(q.force, 'force');
+    if (force && !req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume:force_delete' });
+    await volumes.send(req.caller, id, { type: force ? 'FORCE_DELETE' : 'DELETE' }, parseIfMatch(req.headers['if-match']));
+    return reply.code(202).send();
+  });
+
+  r.get('/volumes/:id/transitions', { schema: { params: IdParams } }, async (req) => {
+    const rows = await volumes.history(req.caller, volumeId(req.params.id));
+    return { transitions: rows.map(transitionView) };
+  });
+};

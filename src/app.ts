@@ -1,0 +1,79 @@
+/**
+ * The Fastify application. `build()` returns an app that never listens:
+ * src/server.ts owns the process (database, worker, listening, signals),
+ * tests call `app.inject()` or listen on a port of their own. Plugins are
+ * registered explicitly, here, in order.
+ *
+ * Routes: the version documents at `/`, `/v3`, `/v3/` (no auth, no
+ * microversion); the resource routes twice, at `/v3/...` (project from the
+ * token) and `/v3/{project_id}/...`, under the request context hooks.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Sql } from '../db/connect.ts';
+import { requestContext, type AuthOptions } from './api/context.ts';
+import { errorHandling } from './api/errors.ts';
+import { versionDocument } from './api/microversion.ts';
+import { snapshotRoutes } from './api/snapshots.ts';
+import { volumeActionRoutes } from './api/volume-actions.ts';
+import { volumeRoutes } from './api/volumes.ts';
+import { Enforcer } from './enforcer.ts';
+import { ApiError } from './errors.ts';
+import { SnapshotService } from './services/snapshots.ts';
+import { VolumeService } from './services/volumes.ts';
+
+export interface AppOptions {
+  sql: Sql;
+  enforcer?: Enforcer;
+  auth: AuthOptions;
+  logger?: FastifyServerOptions['logger'];
+}
+
+export async function build(opts: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    genReqId: () => `req-${randomUUID()}`,
+    requestIdHeader: false,
+    bodyLimit: 1024 * 1024,
+    // Values are checked by src/api/parse.ts with Cinder's leniency; the
+    // schemas declare shapes and must not coerce or strip anything.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
+    routerOptions: { ignoreTrailingSlash: true },
+  });
+  const enforcer = opts.enforcer ?? new Enforcer();
+  const volumes = new VolumeService(opts.sql, enforcer);
+  const snapshots = new SnapshotService(opts.sql, enforcer);
+
+  errorHandling(app);
+  // JSON bodies, with an empty body allowed (clients send the JSON
+  // content type on bodiless DELETEs); a parse error is a 400.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    if (body === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(body as string));
+    } catch (err) {
+      done(new ApiError('MalformedBody', { reason: (err as Error).message }), undefined);
+    }
+  });
+  app.addHook('onSend', async (req, reply) => {
+    // cinderclient shows x-compute-request-id in its error lines and
+    // forwards x-openstack-request-id on a command's later requests.
+    void reply.header('x-openstack-request-id', req.id);
+    void reply.header('x-compute-request-id', req.id);
+  });
+
+  const base = (req: { protocol: string; host: string }) => `${req.protocol}://${req.host}`;
+  app.get('/', async (req, reply) => reply.code(300).send(versionDocument(base(req))));
+  app.get('/v3', async (req) => versionDocument(base(req)));
+
+  const resources = async (scope: FastifyInstance) => {
+    requestContext(scope, opts.auth);
+    await scope.register(volumeRoutes, { volumes });
+    await scope.register(volumeActionRoutes, { volumes });
+    await scope.register(snapshotRoutes, { snapshots });
+  };
+  await app.register(resources, { prefix: '/v3' });
+  await app.register(resources, { prefix: '/v3/:project_id' });
+  return app;
+}

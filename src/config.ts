@@ -1,0 +1,75 @@
+/**
+ * Configuration from the environment, read once at startup. A bad value
+ * stops the process with a message naming the variable, never a default
+ * silently taken instead.
+ */
+import { resolve } from 'node:path';
+
+export type DriverName = 'fake';
+
+export interface Config {
+  host: string;
+  port: number;
+  /** DATABASE_URL; unset = the embedded PostgreSQL under dataDir */
+  databaseUrl: string | undefined;
+  /** VOLSTATE_DATA_DIR: embedded database, volume files */
+  dataDir: string;
+  /** project for requests that carry none (no token, or `notused`) */
+  defaultProject: string;
+  driver: DriverName;
+  fake: { latencyMs: number; failures: Record<string, number> };
+  worker: {
+    /** steps run at once by one worker */
+    concurrency: number;
+    /** safety-net poll when no NOTIFY arrives */
+    pollMs: number;
+  };
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name}=${raw}: expected an integer between ${min} and ${max}`);
+  }
+  return n;
+}
+
+/** `create:0.1,delete:0.5` → { create: 0.1, delete: 0.5 } */
+function rates(env: NodeJS.ProcessEnv, name: string): Record<string, number> {
+  const raw = env[name];
+  if (!raw) return {};
+  const out: Record<string, number> = {};
+  for (const part of raw.split(',')) {
+    const [op, rate] = part.split(':');
+    const r = Number(rate);
+    if (!op || !Number.isFinite(r) || r < 0 || r > 1) {
+      throw new ConfigError(`${name}=${raw}: expected op:rate pairs with rates between 0 and 1, e.g. create:0.1,extend:0.5`);
+    }
+    out[op.trim()] = r;
+  }
+  return out;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const driver = (env.VOLSTATE_DRIVER ?? 'fake') as DriverName;
+  if (driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected fake`);
+  return {
+    host: env.HOST ?? '127.0.0.1',
+    port: int(env, 'PORT', 8776, 0, 65535),
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: resolve(env.VOLSTATE_DATA_DIR ?? '.volstate'),
+    defaultProject: env.VOLSTATE_DEFAULT_PROJECT ?? 'admin',
+    driver,
+    fake: { latencyMs: int(env, 'VOLSTATE_FAKE_LATENCY_MS', 20), failures: rates(env, 'VOLSTATE_FAKE_FAILURES') },
+    worker: {
+      concurrency: int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024),
+      pollMs: int(env, 'VOLSTATE_WORKER_POLL_MS', 2000, 50),
+    },
+    logLevel: env.LOG_LEVEL ?? 'info',
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * What a backend must do. Every operation is idempotent: a worker that
+ * resumes a step after a crash may call it again (create of an existing
+ * volume of that size succeeds, delete of a missing one succeeds).
+ *
+ * A `DriverError` is a backend refusal or failure: the step sends the
+ * machine its failure event (BACKEND_FAILED), and the resource goes to the
+ * matching error state. Any other exception is a bug or an outage: the
+ * step hands the row back to the queue to be tried again.
+ */
+export interface Capacity {
+  totalGb: number;
+  freeGb: number;
+}
+
+export interface Driver {
+  readonly name: string;
+  createVolume(id: string, sizeGb: number): Promise<void>;
+  deleteVolume(id: string): Promise<void>;
+  extendVolume(id: string, newSizeGb: number): Promise<void>;
+  createSnapshot(snapshotId: string, volumeId: string): Promise<void>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
+  capacity(): Promise<Capacity>;
+  close?(): Promise<void>;
+}
+
+export class DriverError extends Error {
+  constructor(
+    readonly operation: string,
+    message: string,
+  ) {
+    super(`${operation}: ${message}`);
+    this.name = 'DriverError';
+  }
+}

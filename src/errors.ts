@@ -1,0 +1,100 @@
+/**
+ * Every error the API can answer, in one closed registry: code → HTTP
+ * status and message template. Routes throw `new ApiError(code, params)`;
+ * one error handler (src/api/errors.ts) renders the Cinder-shaped body
+ * `{"<faultName>": {"code": N, "message": "..."}}`. The README's error
+ * table is checked against this registry by a test.
+ *
+ * Messages follow real Cinder's where clients or people match on them
+ * ("Volume <id> could not be found.", "Invalid volume: ..."), and always
+ * say what to do next where there is something to do.
+ */
+
+export const ERRORS = {
+  MalformedBody: { status: 400, message: 'Malformed request body: {reason}' },
+  InvalidInput: { status: 400, message: 'Invalid input received: {reason}' },
+  InvalidField: { status: 400, message: 'Invalid input for field/attribute {field}. Value: {value}. {reason}' },
+  InvalidVolume: { status: 400, message: 'Invalid volume: {reason}' },
+  InvalidSnapshot: { status: 400, message: 'Invalid snapshot: {reason}' },
+  NoSuchAction: {
+    status: 400,
+    message: 'There is no such action: {action}. Verify the request body and Content-Type header and try again.',
+  },
+  InvalidVersionHeader: {
+    status: 400,
+    message: 'Invalid OpenStack-API-Version header {value}: expected "volume 3.N" or "volume latest".',
+  },
+  Unauthorized: { status: 401, message: 'Authentication required: {reason}' },
+  Forbidden: { status: 403, message: "Policy doesn't allow {action} to be performed." },
+  VolumeNotFound: { status: 404, message: 'Volume {id} could not be found.' },
+  SnapshotNotFound: { status: 404, message: 'Snapshot {id} could not be found.' },
+  NotFound: { status: 404, message: 'The resource could not be found.' },
+  VersionNotSupported: {
+    status: 406,
+    message: 'Version {version} is not supported by the API. Minimum is {min} and maximum is {max}.',
+  },
+  VolumeIsBusy: { status: 409, message: 'VolumeIsBusy: {reason}' },
+  SnapshotIsBusy: { status: 409, message: 'SnapshotIsBusy: {reason}' },
+  PreconditionFailed: {
+    status: 412,
+    message: 'The {noun} changed: If-Match asked for version {expected}, it is at version {actual}. Read it again.',
+  },
+  PayloadTooLarge: { status: 413, message: 'The request body is larger than {limit} bytes.' },
+  UnsupportedMediaType: { status: 415, message: 'Unsupported Content-Type {type}: send application/json.' },
+  Internal: {
+    status: 500,
+    message: 'The server has either erred or is incapable of performing the requested operation.',
+  },
+  ServiceUnavailable: { status: 503, message: 'The database is unavailable; retry shortly. ({reason})' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Cinder's fault names by HTTP status (cinder/api/openstack/wsgi.py); anything else is computeFault. */
+export const FAULT_NAMES: Readonly<Record<number, string>> = {
+  400: 'badRequest',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'itemNotFound',
+  405: 'badMethod',
+  409: 'conflictingRequest',
+  413: 'overLimit',
+  415: 'badMediaType',
+  501: 'notImplemented',
+  503: 'serviceUnavailable',
+};
+
+export function faultName(status: number): string {
+  return FAULT_NAMES[status] ?? 'computeFault';
+}
+
+function render(template: string, params: Record<string, unknown>): string {
+  return template.replace(/\{(\w+)\}/g, (m, key: string) => (key in params ? String(params[key]) : m));
+}
+
+export interface ApiErrorOptions {
+  /** machine-readable fields added to the fault body (type, state, event, allowed, ...) */
+  details?: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+export class ApiError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown>;
+  readonly headers: Record<string, string>;
+
+  constructor(code: ErrorCode, params: Record<string, unknown> = {}, opts: ApiErrorOptions = {}) {
+    super(render(ERRORS[code].message, params));
+    this.name = 'ApiError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = opts.details ?? {};
+    this.headers = opts.headers ?? {};
+  }
+
+  /** `{"<faultName>": {"code": N, "message": "...", ...details}}` */
+  body(): Record<string, Record<string, unknown>> {
+    return { [faultName(this.status)]: { code: this.status, message: this.message, ...this.details } };
+  }
+}

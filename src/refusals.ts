@@ -1,0 +1,70 @@
+/**
+ * A refused transition, as the client sees it.
+ *
+ * - busy → 409 `VolumeIsBusy` / `SnapshotIsBusy` with `Retry-After`: an
+ *   operation is in flight on the resource (or one it depends on);
+ *   retrying later may succeed.
+ * - invalid → 400 `Invalid volume: ...` / `Invalid snapshot: ...`, as real
+ *   Cinder answers (clients and Nova expect 400 there).
+ * - missing, gone → 404; stale (If-Match) → 412.
+ *
+ * Both 409 and 400 bodies name the state at refusal time (read by the same
+ * statement that refused) and the events the machine accepts now, in
+ * words and as machine-readable fields: `type`, `status`, `state`,
+ * `event`, `allowed`.
+ */
+import { MODELS, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import type { Refusal } from './enforcer.ts';
+import { ApiError } from './errors.ts';
+
+/** Seconds a busy client is told to wait before retrying. */
+export const RETRY_AFTER_SECONDS = 1;
+
+const NAMES = {
+  volume: { notFound: 'VolumeNotFound', busy: 'VolumeIsBusy', invalid: 'InvalidVolume' },
+  snapshot: { notFound: 'SnapshotNotFound', busy: 'SnapshotIsBusy', invalid: 'InvalidSnapshot' },
+} as const satisfies Record<ResourceType, unknown>;
+
+function verbOf(model: ResourceModel, event: string): string {
+  return model.events[event]?.verb ?? event.toLowerCase().replaceAll('_', ' ');
+}
+
+/** `ifMatch`: the version the request asked for, to name it when stale. */
+export function refusalError(refusal: Refusal, ifMatch?: number): ApiError {
+  const type = refusal.ref.type;
+  const model = MODELS[type] as unknown as ResourceModel;
+  const names = NAMES[type];
+  const id = refusal.ref.id;
+  if (refusal.kind === 'missing' || refusal.kind === 'gone') return new ApiError(names.notFound, { id });
+  const row = refusal.row!;
+  if (refusal.kind === 'stale') {
+    return new ApiError('PreconditionFailed', { noun: model.noun, expected: ifMatch ?? '?', actual: row.version });
+  }
+  const status = model.index.statusOf(row.state);
+  const allowed = refusal.allowed.length ? refusal.allowed.join(', ') : 'none';
+  const where = row.state === status ? `'${status}'` : `'${status}' (step ${row.state})`;
+  const reasons = refusal.failed.map((f) => f.unmet).join('; ');
+  const details = {
+    type: refusal.kind === 'busy' ? names.busy : names.invalid,
+    status,
+    state: row.state,
+    event: refusal.event,
+    allowed: refusal.allowed,
+    version: row.version,
+  };
+  const verb = verbOf(model, refusal.event);
+  if (refusal.kind === 'busy' || refusal.kind === 'not_owner') {
+    const why = reasons || 'an operation is in flight on it';
+    return new ApiError(
+      names.busy,
+      { reason: `cannot ${verb} ${model.noun} ${id} now: it is ${where} and ${why}. Retry later. Allowed now: ${allowed}.` },
+      { details: { ...details, type: names.busy }, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } },
+    );
+  }
+  const why = reasons ? `: ${reasons}` : ` in status ${where}`;
+  return new ApiError(
+    names.invalid,
+    { reason: `cannot ${verb} ${model.noun} ${id}${why}${reasons ? ` (status ${where})` : ''}. Allowed now: ${allowed}.` },
+    { details },
+  );
+}

@@ -1,0 +1,119 @@
+/**
+ * Worker steps: what a worker does for a row it claimed, by the `step`
+ * the machine names in the state's meta. A step calls the driver and moves
+ * the row on with the next event, every event a CAS that checks this
+ * worker still owns the row. Steps never name states: they ask the machine
+ * whether it accepts an event where the row is.
+ */
+import type { Sql } from '../../db/connect.ts';
+import type { ClaimedRow } from '../../db/queue.ts';
+import { MODELS, type EventMap, type ResourceModel, type ResourceType } from '../../machines/index.ts';
+import { DriverError, type Driver } from '../drivers/driver.ts';
+import type { Enforcer, Outcome } from '../enforcer.ts';
+
+export interface StepContext {
+  sql: Sql;
+  enforcer: Enforcer;
+  driver: Driver;
+  workerId: string;
+  log: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export type Step = (ctx: StepContext, row: ClaimedRow) => Promise<void>;
+
+/** Does the machine accept `event` from `state`? */
+function accepts(model: ResourceModel, state: string, event: string): boolean {
+  return model.index.candidates(state, event).length > 0;
+}
+
+async function send<T extends ResourceType>(
+  ctx: StepContext,
+  type: T,
+  id: string,
+  event: EventMap[T],
+  keep = false,
+): Promise<Outcome> {
+  const outcome = await ctx.enforcer.apply(ctx.sql, { type, id }, event, {
+    actor: ctx.workerId,
+    owner: ctx.workerId,
+    nextOwner: keep ? ctx.workerId : null,
+  });
+  if (!outcome.ok) ctx.log('step event refused', { type, id, event: event.type, kind: outcome.kind, state: outcome.state });
+  return outcome;
+}
+
+/** Run a driver call; a DriverError becomes the failure event. */
+async function backend<T extends ResourceType>(
+  ctx: StepContext,
+  type: T,
+  id: string,
+  call: () => Promise<void>,
+  success: EventMap[T],
+  failure: EventMap[T],
+): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    if (!(err instanceof DriverError)) throw err;
+    ctx.log('backend failed', { type, id, error: err.message });
+    await send(ctx, type, id, failure);
+    return;
+  }
+  await send(ctx, type, id, success);
+}
+
+const volume = MODELS.volume as unknown as ResourceModel;
+
+const createVolume: Step = (ctx, row) =>
+  backend(ctx, 'volume', row.resource_id, () => ctx.driver.createVolume(row.resource_id, row.size), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+
+/** Choose a backend (there is one: check it has room), then create on it in the same worker. */
+const scheduleVolume: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  if (accepts(volume, row.state, 'SCHEDULE')) {
+    const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, true);
+    if (!took.ok) return;
+  }
+  const { freeGb } = await ctx.driver.capacity();
+  if (freeGb < row.size) {
+    ctx.log('no backend has room', { id, size: row.size, freeGb });
+    await send(ctx, 'volume', id, { type: 'SCHEDULE_FAILED' });
+    return;
+  }
+  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, true);
+  if (scheduled.ok) await createVolume(ctx, { ...row, ...scheduled.row, owner: ctx.workerId });
+};
+
+const extendVolume: Step = async (ctx, row) => {
+  const newSize = row.operation?.new_size;
+  if (typeof newSize !== 'number') {
+    await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
+    return;
+  }
+  await backend(ctx, 'volume', row.resource_id, () => ctx.driver.extendVolume(row.resource_id, newSize), { type: 'EXTENDED' }, { type: 'BACKEND_FAILED' });
+};
+
+const deleteVolume: Step = (ctx, row) =>
+  backend(ctx, 'volume', row.resource_id, () => ctx.driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+
+const createSnapshot: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const [snap] = await ctx.sql<{ volume_id: string }[]>`SELECT volume_id FROM snapshots WHERE id = ${id}`;
+  if (!snap) throw new Error(`snapshot ${id} has a state row but no data row`);
+  await backend(ctx, 'snapshot', id, () => ctx.driver.createSnapshot(id, snap.volume_id), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+};
+
+const deleteSnapshot: Step = (ctx, row) =>
+  backend(ctx, 'snapshot', row.resource_id, () => ctx.driver.deleteSnapshot(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+
+/** Step implementations by resource type and the step name the machine gives. */
+export const STEPS: Record<ResourceType, Record<string, Step>> = {
+  volume: { schedule: scheduleVolume, create: createVolume, extend: extendVolume, delete: deleteVolume },
+  snapshot: { create: createSnapshot, delete: deleteSnapshot },
+};
+
+export function stepFor(type: string, state: string): Step | undefined {
+  const model = MODELS[type as ResourceType] as unknown as ResourceModel | undefined;
+  const name = model?.index.meta(state).step;
+  return name ? STEPS[type as ResourceType]?.[name] : undefined;
+}
