@@ -1,0 +1,97 @@
+/**
+ * volstate's command line.
+ *
+ *   volstate serve [--host H] [--port N]   API and worker in one process (npm start)
+ *   volstate migrate                       apply migrations and exit
+ *   volstate diagrams [--check]            write diagrams/ from the machines (or check them)
+ *
+ * Configuration comes from the environment (see README, "Configuration");
+ * flags override HOST and PORT.
+ */
+import { parseArgs } from 'node:util';
+import { locateDatabase } from '../db/connect.ts';
+import { migrate } from '../db/migrate.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { checkDiagrams, writeDiagrams } from './diagrams.ts';
+import { closeOnSignals, serve } from './server.ts';
+
+const USAGE = `usage: volstate <command> [options]
+
+commands:
+  serve [--host H] [--port N]   serve the Cinder v3 API and run a worker (default ${'127.0.0.1:8776'})
+  migrate                       apply database migrations and exit
+  diagrams [--check]            write diagrams/ from machines/ (--check: fail if they are stale)
+
+environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_* (see README)`;
+
+function fail(message: string): never {
+  console.error(`volstate: ${message}`);
+  process.exit(2);
+}
+
+function withFlags(config: Config, values: { host?: string | undefined; port?: string | undefined }): Config {
+  const out = { ...config };
+  if (values.host !== undefined) out.host = values.host;
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port ${values.port}: expected 0-65535`);
+    out.port = port;
+  }
+  return out;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: { host: { type: 'string' }, port: { type: 'string' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    allowPositionals: false,
+  });
+  if (!command || command === 'help' || values.help) {
+    console.log(USAGE);
+    return;
+  }
+  let config: Config;
+  try {
+    config = withFlags(loadConfig(), values);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  switch (command) {
+    case 'serve': {
+      const running = await serve(config, { api: true, worker: true });
+      closeOnSignals(running);
+      console.error(`volstate: serving the Cinder v3 API at ${running.url}/v3 (database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`})`);
+      return;
+    }
+    case 'migrate': {
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      try {
+        await migrate(location.url);
+        console.error('volstate: migrations applied');
+      } finally {
+        await location.embedded?.stop();
+      }
+      return;
+    }
+    case 'diagrams': {
+      if (values.check) {
+        const stale = await checkDiagrams();
+        if (stale.length) fail(`stale diagrams: ${stale.join(', ')}; run npm run diagrams`);
+        console.error('volstate: diagrams are up to date');
+      } else {
+        const written = await writeDiagrams();
+        console.error(`volstate: wrote ${written.join(', ')}`);
+      }
+      return;
+    }
+    default:
+      fail(`unknown command ${command}\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err) => {
+  console.error(`volstate: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
