@@ -37,13 +37,17 @@ export class MarkerNotFound extends Error {
   }
 }
 
+/** `(p1 AND p2 ...)`, each part and the whole parenthesised, so it composes under any operator. */
 function and(sql: Exec, parts: Fragment[]): Fragment {
   if (parts.length === 0) return sql`TRUE`;
-  return parts.slice(1).reduce((acc, p) => sql`${acc} AND ${p}`, sql`(${parts[0]!})`);
+  const joined = parts.slice(1).reduce((acc, p) => sql`${acc} AND (${p})`, sql`(${parts[0]!})`);
+  return sql`(${joined})`;
 }
 
+/** `(p1 OR p2 ...)`, parenthesised as a whole: `a AND b OR c` would leak rows past `a`. */
 function or(sql: Exec, parts: Fragment[]): Fragment {
-  return parts.slice(1).reduce((acc, p) => sql`${acc} OR ${p}`, sql`(${parts[0]!})`);
+  const joined = parts.slice(1).reduce((acc, p) => sql`${acc} OR (${p})`, sql`(${parts[0]!})`);
+  return sql`(${joined})`;
 }
 
 /** Rows of one page, and whether there are more after it. */

@@ -12,10 +12,10 @@ import { ApiError } from '../errors.ts';
 function fromFramework(err: FastifyError): ApiError | undefined {
   if (err.validation) {
     const first = err.validation[0];
-    const field = (first?.instancePath || '/' + (first?.params as { missingProperty?: string })?.missingProperty || 'body')
-      .replace(/^\//, '')
-      .replaceAll('/', '.');
-    return new ApiError('InvalidField', { field: field || 'body', value: '(see request)', reason: first?.message ?? 'invalid' });
+    const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
+    const path = [first?.instancePath ?? '', missing ? `/${missing}` : ''].join('').replace(/^\//, '').replaceAll('/', '.');
+    if (path === '') return new ApiError('MalformedBody', { reason: `the ${err.validationContext ?? 'body'} ${first?.message ?? 'is not valid'}` });
+    return new ApiError('InvalidField', { field: path, value: '(see request)', reason: `It ${first?.message ?? 'is not valid'}.` });
   }
   switch (err.code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

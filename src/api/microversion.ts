@@ -15,8 +15,8 @@ export type Microversion = number;
 export const format = (mv: Microversion) => `3.${mv}`;
 
 export function negotiate(header: string | string[] | undefined): Microversion {
-  if (header === undefined) return MIN_VERSION;
-  const value = (Array.isArray(header) ? header.join(',') : header).trim();
+  const value = (Array.isArray(header) ? header.join(',') : (header ?? '')).trim();
+  if (value === '') return MIN_VERSION;
   // Several services may be named: "volume 3.50, compute 2.1".
   const ours = value
     .split(',')

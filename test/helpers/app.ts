@@ -1,0 +1,136 @@
+/**
+ * The API under test: the real app on this file's own database, with a
+ * real worker and the fake driver. Requests go through `inject` or, with
+ * `listen: true`, over real HTTP on a loopback port.
+ */
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll } from 'vitest';
+import { build } from '../../src/app.ts';
+import { FakeDriver } from '../../src/drivers/fake.ts';
+import { Enforcer } from '../../src/enforcer.ts';
+import { Worker } from '../../src/worker/worker.ts';
+import { useTestDatabase, type TestDatabase } from './db.ts';
+
+export const PROJECT = '0123456789abcdef0123456789abcdef';
+export const HEADERS = {
+  'x-auth-token': `admin:${PROJECT}`,
+  'openstack-api-version': 'volume 3.70',
+  'content-type': 'application/json',
+};
+
+export interface Reply<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface TestApp {
+  readonly db: TestDatabase;
+  readonly app: FastifyInstance;
+  readonly worker: Worker | undefined;
+  readonly driver: FakeDriver;
+  /** http://127.0.0.1:port when listening */
+  readonly url: string;
+  request<T = Record<string, any>>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>>;
+}
+
+export interface TestAppOptions {
+  latencyMs?: number;
+  failures?: Record<string, number>;
+  /** run a worker (default true) */
+  worker?: boolean;
+  listen?: boolean;
+  concurrency?: number;
+}
+
+export function useApp(opts: TestAppOptions = {}): TestApp {
+  const db = useTestDatabase({ max: 30 });
+  let app: FastifyInstance | undefined;
+  let worker: Worker | undefined;
+  let url: string | undefined;
+  const driver = new FakeDriver({ latencyMs: opts.latencyMs ?? 0, failures: opts.failures ?? {} });
+  beforeAll(async () => {
+    const enforcer = new Enforcer();
+    app = await build({ sql: db.sql, enforcer, auth: { defaultProject: 'admin' } });
+    if (opts.worker !== false) {
+      worker = new Worker({ sql: db.sql, enforcer, driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
+      await worker.start();
+    }
+    if (opts.listen) url = await app.listen({ host: '127.0.0.1', port: 0 });
+    else await app.ready();
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await app?.close();
+  });
+  return {
+    db,
+    get app() {
+      return app!;
+    },
+    get worker() {
+      return worker;
+    },
+    driver,
+    get url() {
+      if (!url) throw new Error('the app does not listen; pass listen: true');
+      return url;
+    },
+    async request(method, path, body, headers) {
+      const res = await app!.inject({
+        method: method as 'GET',
+        url: path,
+        headers: { ...HEADERS, ...headers },
+        ...(body === undefined ? {} : { payload: typeof body === 'string' ? body : JSON.stringify(body) }),
+      });
+      let parsed: unknown = undefined;
+      if (res.body) {
+        try {
+          parsed = JSON.parse(res.body);
+        } catch {
+          parsed = res.body;
+        }
+      }
+      return { status: res.statusCode, body: parsed as never, headers: res.headers as Reply['headers'] };
+    },
+  };
+}
+
+/** Poll `check` until it returns a value that is not undefined, or fail after `ms`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, ms = 10_000, what = 'condition'): Promise<T> {
+  const until = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Create a volume and wait until it is available. */
+export async function availableVolume(t: TestApp, size = 1, extra: Record<string, unknown> = {}): Promise<string> {
+  const res = await t.request('POST', '/v3/volumes', { volume: { size, ...extra } });
+  if (res.status !== 202) throw new Error(`create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  const id = (res.body as { volume: { id: string } }).volume.id;
+  await waitStatus(t, 'volumes', id, 'available');
+  return id;
+}
+
+/** Wait until GET shows `status` (or 404 when status is 'gone'). */
+export async function waitStatus(t: TestApp, collection: 'volumes' | 'snapshots', id: string, status: string, ms = 10_000) {
+  return eventually(
+    async () => {
+      const res = await t.request('GET', `/v3/${collection}/${id}`);
+      if (status === 'gone') return res.status === 404 ? res : undefined;
+      const item = (res.body as Record<string, { status: string }>)[collection.slice(0, -1)];
+      return item?.status === status ? item : undefined;
+    },
+    ms,
+    `${collection} ${id} to be ${status}`,
+  );
+}
