@@ -1,0 +1,197 @@
+/**
+ * `npm run bench`: transitions per second of the enforcer, side by side in
+ * one run with
+ *   - pgbench running the very same statement (the raw PostgreSQL limit;
+ *     Debian's pgbench, when on PATH),
+ *   - the same statement from raw postgres.js (what the enforcer's own
+ *     JavaScript costs),
+ *   - SELECT ... FOR UPDATE, decide in JS, UPDATE + history, in a transaction,
+ *   - pg_advisory_xact_lock, plain read, decide, UPDATE + history,
+ * on two workloads: 8 clients on 100 rows (each client its own rows:
+ * uncontended) and 8 clients on 1 row (contended). Each client alternates
+ * SNAPSHOT_BEGIN (one more reader and dependent) and READ_END (one fewer
+ * reader) on its row: two real transitions with guards, effects, a
+ * version bump and a history row, which always succeed, so every variant
+ * does the same work.
+ *
+ * The embedded PostgreSQL runs with synchronous_commit=off for every
+ * variant alike, so the numbers measure round trips and CPU, not this
+ * machine's disk flush latency. Speed is measured here, never in tests.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { FIXED_PARAMS } from '../db/cas.ts';
+import { APP_DATABASE, connect, ensureDatabase, type Sql } from '../db/connect.ts';
+import { startEmbedded } from '../db/embedded.ts';
+import { migrate } from '../db/migrate.ts';
+import { decide } from '../machines/decide.ts';
+import { MODELS } from '../machines/index.ts';
+import { contextOf, Enforcer, type StateRow } from '../src/enforcer.ts';
+
+const CLIENTS = 8;
+const ROWS = 100;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const WARMUP_MS = 1000;
+const model = MODELS.volume;
+const enforcer = new Enforcer();
+
+const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+type Event = 'SNAPSHOT_BEGIN' | 'READ_END';
+const CYCLE: Event[] = ['SNAPSHOT_BEGIN', 'READ_END'];
+
+/** Rows client `c` works on. */
+const rowsOf = (contended: boolean, c: number) =>
+  contended ? [0] : Array.from({ length: ROWS / CLIENTS | 0 }, (_, i) => c * (ROWS / CLIENTS | 0) + i);
+
+type Transition = (sql: Sql, id: string, event: Event, n: number) => Promise<void>;
+
+async function setup(sql: Sql) {
+  await sql`TRUNCATE resource_states, state_transitions`;
+  const rows = Array.from({ length: ROWS }, (_, i) => ({ resource_type: 'volume', resource_id: uuid(i), state: model.index.leaves.find((s) => !model.index.isTransient(s) && !model.index.isFinal(s) && model.index.candidates(s, 'SNAPSHOT_BEGIN').length)!, size: 1 }));
+  await sql`INSERT INTO resource_states ${sql(rows)}`;
+  await sql`VACUUM ANALYZE resource_states`;
+}
+
+/** Run `transition` from 8 clients for SECONDS; returns transitions per second. */
+async function run(url: string, contended: boolean, transition: Transition): Promise<number> {
+  const clients = Array.from({ length: CLIENTS }, () => connect(url, { max: 1, name: 'bench' }));
+  await Promise.all(clients.map((c) => c`SELECT 1`));
+  let counting = false;
+  let count = 0;
+  let stop = false;
+  const loops = clients.map(async (sql, c) => {
+    const rows = rowsOf(contended, c);
+    for (let n = 0; !stop; n++) {
+      const id = uuid(rows[(n >> 1) % rows.length]!);
+      await transition(sql, id, CYCLE[n % 2]!, n);
+      if (counting) count++;
+    }
+  });
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  counting = true;
+  const start = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const elapsed = (performance.now() - start) / 1000;
+  const done = count;
+  stop = true;
+  await Promise.all(loops);
+  await Promise.all(clients.map((c) => c.end()));
+  return done / elapsed;
+}
+
+const viaEnforcer: Transition = async (sql, id, event) => {
+  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event }, { actor: 'bench' });
+  if (!r.ok) throw new Error(`enforcer refused ${event}: ${r.kind}`);
+};
+
+const viaRawStatement: Transition = async (sql, id, event) => {
+  const stmt = enforcer.statement('volume', event);
+  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', null, null, null], { prepare: true });
+  if (!rows[0]?.applied) throw new Error(`raw statement refused ${event}`);
+};
+
+/** Lock-based: read under a lock, decide in JS, write the row and the history. */
+function lockBased(lock: 'for-update' | 'advisory'): Transition {
+  return async (sql, id, event) => {
+    await sql.begin(async (tx) => {
+      if (lock === 'advisory') await tx`SELECT pg_advisory_xact_lock(hashtext(${id}))`;
+      const [row] = (lock === 'for-update'
+        ? await tx`SELECT * FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${id} FOR UPDATE`
+        : await tx`SELECT * FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${id}`) as unknown as StateRow[];
+      const d = decide(model, { state: row!.state, context: contextOf(model, row!) }, { type: event });
+      if (!d.ok) throw new Error(`${lock} refused ${event}`);
+      const c = d.context as { readers: number; dependents: number };
+      const [moved] = await tx`
+        UPDATE resource_states SET state = ${d.to}, readers = ${c.readers}, dependents = ${c.dependents},
+               previous_state = state, version = version + 1, updated_at = now()
+        WHERE resource_type = 'volume' AND resource_id = ${id} RETURNING version`;
+      await tx`INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor)
+               VALUES ('volume', ${id}, ${row!.state}, ${event}, ${d.to}, ${moved!.version}, 'bench')`;
+    });
+  };
+}
+
+/** The enforcer's statement as a pgbench script: same text, $n → pgbench variables. */
+function pgbenchScript(contended: boolean): string {
+  const perClient = (ROWS / CLIENTS) | 0;
+  const row = contended ? '\\set row 0' : `\\set row (:client_id % ${CLIENTS}) * ${perClient} + random(0, ${perClient - 1})`;
+  const bind = (text: string) =>
+    text
+      .replaceAll('$1::text', "'volume'::text")
+      .replaceAll('$2::uuid', "('00000000-0000-4000-8000-' || lpad(:row::text, 12, '0'))::uuid")
+      .replaceAll('$3::text', "'bench'::text")
+      .replace(/\$[4-6]::(text|int)/g, 'NULL::$1');
+  if (FIXED_PARAMS.length !== 6) throw new Error('update the pgbench binding for the new fixed parameters');
+  return [row, ...CYCLE.map((e) => `${bind(enforcer.statement('volume', e).text).replaceAll('\n', ' ')};`)].join('\n') + '\n';
+}
+
+function pgbench(url: string, contended: boolean): number | string {
+  if (spawnSync('pgbench', ['--version']).status !== 0) return 'pgbench not on PATH (apt-get install postgresql-client)';
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-'));
+  try {
+    const script = join(dir, 'cas.sql');
+    writeFileSync(script, pgbenchScript(contended));
+    const out = execFileSync('pgbench', ['-n', '-M', 'prepared', '-f', script, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), url], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const failed = /number of failed transactions: (\d+)/.exec(out);
+    if (failed && Number(failed[1]) > 0) return `pgbench: ${failed[1]} failed transactions`;
+    const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
+    if (!tps) return `pgbench output not understood: ${out.slice(-300)}`;
+    return Number(tps[1]) * CYCLE.length; // one script run = one transition per event of the cycle
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-pg-'));
+  chmodSync(dir, 0o755);
+  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '100' } });
+  try {
+    await ensureDatabase(pg.adminUrl, APP_DATABASE);
+    const url = pg.urlFor(APP_DATABASE);
+    await migrate(url);
+    const admin = connect(url, { max: 1 });
+    const version = (await admin`SHOW server_version`)[0]!.server_version as string;
+    console.log(`volstate enforcer benchmark: PostgreSQL ${version} (embedded, synchronous_commit=off), ${CLIENTS} clients, ${SECONDS}s per run, Node ${process.version}`);
+    const results: Record<string, Record<string, number | string>> = {};
+    for (const contended of [false, true]) {
+      const workload = contended ? 'contended (8 clients, 1 row)' : `uncontended (8 clients, ${ROWS} rows)`;
+      results[workload] = {};
+      const variants: [string, () => Promise<number | string>][] = [
+        ['pgbench, same statement', async () => pgbench(url, contended)],
+        ['enforcer', () => run(url, contended, viaEnforcer)],
+        ['raw postgres.js, same statement', () => run(url, contended, viaRawStatement)],
+        ['SELECT FOR UPDATE + UPDATE', () => run(url, contended, lockBased('for-update'))],
+        ['pg_advisory_xact_lock + RMW', () => run(url, contended, lockBased('advisory'))],
+      ];
+      for (const [name, variant] of variants) {
+        await setup(admin);
+        const value = await variant();
+        results[workload][name] = value;
+        console.log(`  ${workload.padEnd(30)} ${name.padEnd(34)} ${typeof value === 'number' ? `${value.toFixed(0).padStart(8)} transitions/s` : value}`);
+      }
+    }
+    await admin.end();
+    console.log('\nratios (same run):');
+    let last = '';
+    for (const [workload, r] of Object.entries(results)) {
+      const e = r.enforcer as number;
+      const ratio = (name: string) => (typeof r[name] === 'number' ? (e / (r[name] as number)).toFixed(2) : 'n/a');
+      console.log(`  ${workload}: enforcer/raw postgres.js ${ratio('raw postgres.js, same statement')}, enforcer/FOR UPDATE ${ratio('SELECT FOR UPDATE + UPDATE')}, enforcer/advisory ${ratio('pg_advisory_xact_lock + RMW')}, enforcer/pgbench ${ratio('pgbench, same statement')}`);
+      if (workload.startsWith('uncontended')) last = ratio('pgbench, same statement');
+    }
+    console.log(`enforcer/pgbench: ${last}`);
+  } finally {
+    await pg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+
