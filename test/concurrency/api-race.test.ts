@@ -27,6 +27,31 @@ async function burst(method: string, path: string, body?: unknown) {
   return { responses, count };
 }
 
+describe('over real HTTP', () => {
+  it('creates, extends and deletes a volume, as a client polling status would', async () => {
+    const call = async (method: string, path: string, body?: unknown) => {
+      const r = await fetch(`${t.url}${path}`, { method, headers: HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
+      return { status: r.status, body: r.status === 202 && method !== 'POST' ? null : ((await r.json().catch(() => null)) as any) };
+    };
+    const poll = async (id: string, until: (v: any) => boolean) => {
+      for (let i = 0; i < 500; i++) {
+        const r = await call('GET', `/v3/volumes/${id}`);
+        if (until(r)) return r;
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      throw new Error(`volume ${id} never got there`);
+    };
+    const created = await call('POST', '/v3/volumes', { volume: { size: 1, name: 'http' } });
+    expect(created).toMatchObject({ status: 202, body: { volume: { status: 'creating' } } });
+    const id = created.body.volume.id;
+    await poll(id, (r) => r.body.volume.status === 'available');
+    expect((await call('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } })).status).toBe(202);
+    await poll(id, (r) => r.body.volume.status === 'available' && r.body.volume.size === 2);
+    expect((await call('DELETE', `/v3/volumes/${id}`)).status).toBe(202);
+    await poll(id, (r) => r.status === 404);
+  });
+});
+
 describe(`${CLIENTS} concurrent HTTP requests on one volume, ${ROUNDS} rounds`, () => {
   it('DELETE: exactly one 202; the others 409 VolumeIsBusy (deleting) or 404 once it is gone', async () => {
     for (let round = 0; round < ROUNDS; round++) {
