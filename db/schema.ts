@@ -9,6 +9,11 @@
  *   compare-and-swap statements compiled from the machines (db/cas.ts), with
  *   every change recorded in `state_transitions` by the same statement.
  *
+ * Table keys are the SQL column names (snake_case): queries run on
+ * postgres.js, which returns rows keyed by column name, so `$inferSelect`
+ * and `$inferInsert` are exactly the rows the code reads and writes, and no
+ * row type is written by hand beside this schema.
+ *
  * Size lives in `resource_states` only: it is changed by a transition
  * (EXTENDED) and checked by a guard (`:new_size > size`), so it is state.
  * Keeping a second copy in `volumes` would need keeping them in step.
@@ -51,49 +56,49 @@ export const volumes = pgTable(
   'volumes',
   {
     id: uuid('id').primaryKey(),
-    projectId: text('project_id').notNull(),
-    userId: text('user_id'),
+    project_id: text('project_id').notNull(),
+    user_id: text('user_id'),
     name: text('name'),
     description: text('description'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
-    snapshotId: uuid('snapshot_id'),
-    sourceVolid: uuid('source_volid'),
-    availabilityZone: text('availability_zone').notNull().default('nova'),
-    volumeType: text('volume_type').notNull().default('__DEFAULT__'),
+    snapshot_id: uuid('snapshot_id'),
+    source_volid: uuid('source_volid'),
+    availability_zone: text('availability_zone').notNull().default('nova'),
+    volume_type: text('volume_type').notNull().default('__DEFAULT__'),
     bootable: boolean('bootable').notNull().default(false),
-    createdAt: createdAt(),
-    updatedAt: updatedAt(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
   },
-  (t) => [index('volumes_project_created').on(t.projectId, t.createdAt, t.id)],
+  (t) => [index('volumes_project_created').on(t.project_id, t.created_at, t.id)],
 );
 
 export const snapshots = pgTable(
   'snapshots',
   {
     id: uuid('id').primaryKey(),
-    projectId: text('project_id').notNull(),
-    userId: text('user_id'),
-    volumeId: uuid('volume_id')
+    project_id: text('project_id').notNull(),
+    user_id: text('user_id'),
+    volume_id: uuid('volume_id')
       .notNull()
       .references(() => volumes.id),
     name: text('name'),
     description: text('description'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
-    createdAt: createdAt(),
-    updatedAt: updatedAt(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
   },
-  (t) => [index('snapshots_project_created').on(t.projectId, t.createdAt, t.id), index('snapshots_volume').on(t.volumeId)],
+  (t) => [index('snapshots_project_created').on(t.project_id, t.created_at, t.id), index('snapshots_volume').on(t.volume_id)],
 );
 
 export const resourceStates = pgTable(
   'resource_states',
   {
-    resourceType: text('resource_type').notNull(),
-    resourceId: uuid('resource_id').notNull(),
+    resource_type: text('resource_type').notNull(),
+    resource_id: uuid('resource_id').notNull(),
     /** full machine state, e.g. `creating.scheduling` */
     state: text('state').notNull(),
     /** the state before the last transition (set by the CAS as `previous_state = state`) */
-    previousState: text('previous_state'),
+    previous_state: text('previous_state'),
     /** +1 on every transition; orders the history; the ETag */
     version: integer('version').notNull().default(1),
     readers: integer('readers').notNull().default(0),
@@ -102,15 +107,15 @@ export const resourceStates = pgTable(
     operation: jsonb('operation').$type<Record<string, unknown>>(),
     /** worker running a step on the row; NULL = nobody (pending work, if the state has a step) */
     owner: text('owner'),
-    updatedAt: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    updated_at: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (t) => [
-    primaryKey({ columns: [t.resourceType, t.resourceId] }),
+    primaryKey({ columns: [t.resource_type, t.resource_id] }),
     check('resource_states_valid_state', validState),
     check('resource_states_counts', sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.size} >= 0`),
     // Small partial index over the work queue (unowned rows in a state with
     // a worker step), in claim order.
-    index('resource_states_pending').on(t.updatedAt).where(sql`owner IS NULL AND (${stepStates})`),
+    index('resource_states_pending').on(t.updated_at).where(sql`owner IS NULL AND (${stepStates})`),
   ],
 );
 
@@ -118,19 +123,19 @@ export const stateTransitions = pgTable(
   'state_transitions',
   {
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
-    resourceType: text('resource_type').notNull(),
-    resourceId: uuid('resource_id').notNull(),
+    resource_type: text('resource_type').notNull(),
+    resource_id: uuid('resource_id').notNull(),
     /** NULL for the row's creation */
-    fromState: text('from_state'),
+    from_state: text('from_state'),
     event: text('event').notNull(),
-    toState: text('to_state').notNull(),
+    to_state: text('to_state').notNull(),
     version: integer('version').notNull(),
     /** who: `user:project` for a client, `worker:<id>` for a worker */
     actor: text('actor').notNull(),
-    requestId: text('request_id'),
+    request_id: text('request_id'),
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('state_transitions_resource_version').on(t.resourceType, t.resourceId, t.version)],
+  (t) => [uniqueIndex('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version)],
 );
 
 /**
@@ -144,16 +149,16 @@ export const stateTransitions = pgTable(
 export const leases = pgTable(
   'leases',
   {
-    sourceType: text('source_type').notNull(),
-    sourceId: uuid('source_id').notNull(),
-    holderType: text('holder_type').notNull(),
-    holderId: uuid('holder_id').notNull(),
+    source_type: text('source_type').notNull(),
+    source_id: uuid('source_id').notNull(),
+    holder_type: text('holder_type').notNull(),
+    holder_id: uuid('holder_id').notNull(),
     kind: text('kind').$type<LeaseKind>().notNull(),
-    createdAt: createdAt(),
+    created_at: createdAt(),
   },
   (t) => [
-    primaryKey({ columns: [t.holderType, t.holderId, t.kind, t.sourceType, t.sourceId] }),
-    index('leases_source').on(t.sourceType, t.sourceId),
+    primaryKey({ columns: [t.holder_type, t.holder_id, t.kind, t.source_type, t.source_id] }),
+    index('leases_source').on(t.source_type, t.source_id),
     check('leases_kind', sql.raw(`kind IN (${quoted(LEASE_KINDS)})`)),
   ],
 );
@@ -162,6 +167,12 @@ export const workers = pgTable('workers', {
   id: text('id').primaryKey(),
   host: text('host').notNull(),
   pid: integer('pid').notNull(),
-  startedAt: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
-  heartbeatAt: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  started_at: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  heartbeat_at: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
+
+export type VolumeRow = typeof volumes.$inferSelect;
+export type NewVolumeRow = typeof volumes.$inferInsert;
+export type SnapshotRow = typeof snapshots.$inferSelect;
+export type NewSnapshotRow = typeof snapshots.$inferInsert;
+export type ResourceStateRow = typeof resourceStates.$inferSelect;

@@ -104,6 +104,8 @@ export function guardAtoms<C, E>(table: GuardTable<C, E>, name: string): { name:
   return [{ name, guard: g }];
 }
 
+type EffectSql<C> = Readonly<Partial<Record<keyof C & string, string>>>;
+
 export interface EffectDef<C, E> {
   js(context: C, event: E): Partial<C>;
   /** column → SQL expression evaluated against the *old* row (PostgreSQL SET semantics). */
@@ -205,4 +207,45 @@ export function unownedGuard<C extends { owner: string | null }, E>(): AtomGuard
     js: (c) => c.owner === null,
     sql: 'owner IS NULL',
   };
+}
+
+/**
+ * Reader bookkeeping shared by every resource that can be read by an
+ * operation in flight: `noReaders` (busy when it fails: the reads end by
+ * themselves) and `hasReaders` (a READ_END needs a reader to end).
+ * `readBy` says who reads this kind of resource, for the refusal message.
+ */
+export function readerGuards<C extends { readers: number }, E>(readBy: string) {
+  return {
+    noReaders: { unmet: `${readBy} is in progress`, refusal: 'busy', js: (c: C) => c.readers === 0, sql: 'readers = 0' },
+    hasReaders: { unmet: 'no operation is reading it', refusal: 'invalid', js: (c: C) => c.readers > 0, sql: 'readers > 0' },
+  } satisfies GuardTable<C, E>;
+}
+
+export function readerEffects<C extends { readers: number }, E>() {
+  return {
+    acquireReader: { js: (c: C) => ({ readers: c.readers + 1 }) as Partial<C>, sql: { readers: 'readers + 1' } as EffectSql<C> },
+    releaseReader: { js: (c: C) => ({ readers: c.readers - 1 }) as Partial<C>, sql: { readers: 'readers - 1' } as EffectSql<C> },
+  } satisfies EffectTable<C, E>;
+}
+
+/** os-reset_status as transitions: one per resettable status, guarded by `reset:<status>`. */
+export function resetTransitions<const S extends readonly string[], A extends string | undefined = undefined>(
+  machineId: string,
+  statuses: S,
+  actions?: A,
+) {
+  return statuses.map((status) => ({
+    guard: `reset:${status}` as `reset:${S[number]}`,
+    target: `#${machineId}.${status}`,
+    ...(actions ? { actions } : {}),
+  })) as { guard: `reset:${S[number]}`; target: string; actions?: A }[];
+}
+
+/** The client-visible status of a state path: its top-level state (`creating.db` → `creating`). */
+export type StatusOf<S extends string> = S extends `${infer Top}.${string}` ? Top : S;
+
+/** The statuses of a state tuple, in order, without repeats. */
+export function statusesOf<const S extends readonly string[]>(states: S): readonly StatusOf<S[number]>[] {
+  return [...new Set(states.map((s) => s.split('.')[0]!))] as StatusOf<S[number]>[];
 }

@@ -13,6 +13,10 @@ import {
   guardTable,
   jsEffects,
   jsGuards,
+  readerEffects,
+  readerGuards,
+  resetTransitions,
+  statusesOf,
   resetGuards,
   unownedGuard,
   TRANSIENT,
@@ -26,7 +30,7 @@ import { defineResource } from './resource.ts';
 
 export const SNAPSHOT_STATES = ['creating', 'available', 'deleting', 'error', 'error_deleting', 'deleted'] as const;
 export type SnapshotState = (typeof SNAPSHOT_STATES)[number];
-export const SNAPSHOT_STATUSES = SNAPSHOT_STATES;
+export const SNAPSHOT_STATUSES = statusesOf(SNAPSHOT_STATES);
 export const SNAPSHOT_RESETTABLE = ['available', 'error', 'error_deleting'] as const;
 
 export const snapshotContext = {
@@ -56,28 +60,16 @@ type C = SnapshotContext;
 type E = SnapshotEvent;
 
 export const snapshotGuards = guardTable<C, E>()({
-  noReaders: {
-    unmet: 'a volume is being created from it',
-    refusal: 'busy',
-    js: (c) => c.readers === 0,
-    sql: 'readers = 0',
-  },
-  hasReaders: { unmet: 'no operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
+  ...readerGuards<C, E>('creating a volume from it'),
   unowned: unownedGuard<C, E>(),
   ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
   canDelete: allOf('noReaders'),
   canForceDelete: allOf('unowned', 'noReaders'),
 });
 
-export const snapshotEffects = effectTable<C, E>()({
-  acquireReader: { js: (c) => ({ readers: c.readers + 1 }), sql: { readers: 'readers + 1' } },
-  releaseReader: { js: (c) => ({ readers: c.readers - 1 }), sql: { readers: 'readers - 1' } },
-});
+export const snapshotEffects = effectTable<C, E>()({ ...readerEffects<C, E>() });
 
-const resetStatus = SNAPSHOT_RESETTABLE.map((status) => ({
-  guard: `reset:${status}` as const,
-  target: `#snapshot.${status}`,
-}));
+const resetStatus = resetTransitions('snapshot', SNAPSHOT_RESETTABLE);
 const forceDelete = { guard: 'canForceDelete', target: '#snapshot.deleting' } as const;
 
 export const snapshotMachine = setup({

@@ -13,6 +13,10 @@ import {
   guardTable,
   jsEffects,
   jsGuards,
+  readerEffects,
+  readerGuards,
+  resetTransitions,
+  statusesOf,
   resetGuards,
   unownedGuard,
   TRANSIENT,
@@ -40,16 +44,7 @@ export const VOLUME_STATES = [
 export type VolumeState = (typeof VOLUME_STATES)[number];
 
 /** Client-visible statuses (the top-level states). */
-export const VOLUME_STATUSES = [
-  'creating',
-  'available',
-  'extending',
-  'deleting',
-  'error',
-  'error_extending',
-  'error_deleting',
-  'deleted',
-] as const;
+export const VOLUME_STATUSES = statusesOf(VOLUME_STATES);
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 
 /** Statuses an admin may set with os-reset_status: the resting ones. */
@@ -97,13 +92,7 @@ type C = VolumeContext;
 type E = VolumeEvent;
 
 export const volumeGuards = guardTable<C, E>()({
-  noReaders: {
-    unmet: 'an operation is reading it (a snapshot or a clone is being made from it)',
-    refusal: 'busy',
-    js: (c) => c.readers === 0,
-    sql: 'readers = 0',
-  },
-  hasReaders: { unmet: 'no operation is reading it', refusal: 'invalid', js: (c) => c.readers > 0, sql: 'readers > 0' },
+  ...readerGuards<C, E>('a snapshot or a clone of it'),
   noSnapshots: {
     unmet: 'it has snapshots',
     refusal: 'invalid',
@@ -131,8 +120,7 @@ export const volumeGuards = guardTable<C, E>()({
 });
 
 export const volumeEffects = effectTable<C, E>()({
-  acquireReader: { js: (c) => ({ readers: c.readers + 1 }), sql: { readers: 'readers + 1' } },
-  releaseReader: { js: (c) => ({ readers: c.readers - 1 }), sql: { readers: 'readers - 1' } },
+  ...readerEffects<C, E>(),
   addDependent: { js: (c) => ({ dependents: c.dependents + 1 }), sql: { dependents: 'dependents + 1' } },
   removeDependent: { js: (c) => ({ dependents: c.dependents - 1 }), sql: { dependents: 'dependents - 1' } },
   recordExtend: {
@@ -148,11 +136,7 @@ export const volumeEffects = effectTable<C, E>()({
 
 
 /** os-reset_status: one guarded transition per resettable status. */
-const resetStatus = VOLUME_RESETTABLE.map((status) => ({
-  guard: `reset:${status}` as const,
-  target: `#volume.${status}`,
-  actions: 'clearOperation' as const,
-}));
+const resetStatus = resetTransitions('volume', VOLUME_RESETTABLE, 'clearOperation' as const);
 
 const forceDelete = { guard: 'canForceDelete', target: '#volume.deleting', actions: 'clearOperation' } as const;
 

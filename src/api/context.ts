@@ -10,7 +10,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Caller } from '../services/caller.ts';
 import { negotiate, VERSION_HEADER, type Microversion } from './microversion.ts';
-import type { ViewContext } from './views.ts';
+
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -52,6 +52,16 @@ export function requestContext(app: FastifyInstance, opts: AuthOptions): void {
     req.urlProject = params.project_id;
     req.caller = noauth(req, opts);
   });
+}
+
+/** What a view needs from the request. */
+export interface ViewContext {
+  mv: Microversion;
+  /** scheme://host of the request */
+  base: string;
+  /** the project segment of the request URL, if it had one */
+  urlProject: string | undefined;
+  isAdmin: boolean;
 }
 
 export function viewContext(req: FastifyRequest): ViewContext {

@@ -166,3 +166,23 @@ export function parseIfMatch(value: string | string[] | undefined): number | und
   if (!/^[0-9]+$/.test(raw)) throw new ApiError('InvalidInput', { reason: `If-Match must be a version as the ETag header gives it, e.g. "3"; got ${value}.` });
   return Number(raw);
 }
+
+/**
+ * The name / description / metadata of a PUT body (with the v1 names
+ * display_name, display_description): only the keys present are changed.
+ */
+export function describedPatch(body: Record<string, unknown>): {
+  name?: string | null;
+  description?: string | null;
+  metadata?: Record<string, string>;
+} {
+  const has = (k: string) => k in body;
+  return {
+    name: has('name') || has('display_name') ? parseText(body.name ?? body.display_name, 'name') : undefined,
+    description:
+      has('description') || has('display_description')
+        ? parseText(body.description ?? body.display_description, 'description')
+        : undefined,
+    metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
+  };
+}

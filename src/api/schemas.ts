@@ -8,95 +8,48 @@ import { Type } from 'typebox';
 
 const text = Type.Union([Type.String(), Type.Null()]);
 
+/** What a client may name and describe (with the v1 names too). */
+const described = {
+  name: Type.Optional(text),
+  description: Type.Optional(text),
+  display_name: Type.Optional(text),
+  display_description: Type.Optional(text),
+  metadata: Type.Optional(Type.Unknown()),
+};
+
+/** `{"<key>": {...}}`: the wrapper and the object both optional in the schema (parse.unwrap says what is missing). */
+const wrapped = <P extends Record<string, unknown>>(key: string, properties: P) =>
+  Type.Object({ [key]: Type.Optional(Type.Object(properties as never, { additionalProperties: true })) }, { additionalProperties: true });
+
 export const IdParams = Type.Object({ id: Type.String(), project_id: Type.Optional(Type.String()) });
 export const ProjectParams = Type.Object({ project_id: Type.Optional(Type.String()) });
 
 /** Query strings: every value a string (a repeated key is refused). */
 export const Query = Type.Record(Type.String(), Type.String());
 
-export const VolumeCreateBody = Type.Object(
-  {
-    volume: Type.Optional(
-      Type.Object(
-        {
-          size: Type.Optional(Type.Unknown()),
-          name: Type.Optional(text),
-          description: Type.Optional(text),
-          display_name: Type.Optional(text),
-          display_description: Type.Optional(text),
-          metadata: Type.Optional(Type.Unknown()),
-          snapshot_id: Type.Optional(text),
-          source_volid: Type.Optional(text),
-          volume_type: Type.Optional(text),
-          availability_zone: Type.Optional(text),
-          imageRef: Type.Optional(text),
-          backup_id: Type.Optional(text),
-          consistencygroup_id: Type.Optional(text),
-          group_id: Type.Optional(text),
-          multiattach: Type.Optional(Type.Unknown()),
-        },
-        { additionalProperties: true },
-      ),
-    ),
-  },
-  { additionalProperties: true },
-);
+export const VolumeCreateBody = wrapped('volume', {
+  ...described,
+  size: Type.Optional(Type.Unknown()),
+  snapshot_id: Type.Optional(text),
+  source_volid: Type.Optional(text),
+  volume_type: Type.Optional(text),
+  availability_zone: Type.Optional(text),
+  imageRef: Type.Optional(text),
+  backup_id: Type.Optional(text),
+  consistencygroup_id: Type.Optional(text),
+  group_id: Type.Optional(text),
+  multiattach: Type.Optional(Type.Unknown()),
+});
 
-export const VolumeUpdateBody = Type.Object(
-  {
-    volume: Type.Optional(
-      Type.Object(
-        {
-          name: Type.Optional(text),
-          description: Type.Optional(text),
-          display_name: Type.Optional(text),
-          display_description: Type.Optional(text),
-          metadata: Type.Optional(Type.Unknown()),
-        },
-        { additionalProperties: true },
-      ),
-    ),
-  },
-  { additionalProperties: true },
-);
+export const VolumeUpdateBody = wrapped('volume', described);
 
 /** `{"<action>": <arguments or null>}`: exactly one key. */
 export const ActionBody = Type.Record(Type.String(), Type.Unknown());
 
-export const SnapshotCreateBody = Type.Object(
-  {
-    snapshot: Type.Optional(
-      Type.Object(
-        {
-          volume_id: Type.Optional(Type.Unknown()),
-          name: Type.Optional(text),
-          description: Type.Optional(text),
-          display_name: Type.Optional(text),
-          display_description: Type.Optional(text),
-          metadata: Type.Optional(Type.Unknown()),
-          force: Type.Optional(Type.Unknown()),
-        },
-        { additionalProperties: true },
-      ),
-    ),
-  },
-  { additionalProperties: true },
-);
+export const SnapshotCreateBody = wrapped('snapshot', {
+  ...described,
+  volume_id: Type.Optional(Type.Unknown()),
+  force: Type.Optional(Type.Unknown()),
+});
 
-export const SnapshotUpdateBody = Type.Object(
-  {
-    snapshot: Type.Optional(
-      Type.Object(
-        {
-          name: Type.Optional(text),
-          description: Type.Optional(text),
-          display_name: Type.Optional(text),
-          display_description: Type.Optional(text),
-          metadata: Type.Optional(Type.Unknown()),
-        },
-        { additionalProperties: true },
-      ),
-    ),
-  },
-  { additionalProperties: true },
-);
+export const SnapshotUpdateBody = wrapped('snapshot', described);

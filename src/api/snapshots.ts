@@ -3,27 +3,15 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { SNAPSHOT_SORT_KEYS } from '../../db/snapshots.ts';
+import { snapshotTable, type SnapshotRecord } from '../../db/resources.ts';
 import { SNAPSHOT_STATUSES } from '../../machines/snapshot.ts';
 import { ApiError } from '../errors.ts';
 import type { SnapshotService } from '../services/snapshots.ts';
 import { viewContext } from './context.ts';
-import {
-  invalid,
-  isUuid,
-  parseBool,
-  parseIfMatch,
-  parseLimit,
-  parseMetadata,
-  parseMetadataFilter,
-  parseOffset,
-  parseSort,
-  parseText,
-  unwrap,
-} from './parse.ts';
+import { listHandler, type ListRoute } from './lists.ts';
+import { describedPatch, invalid, isUuid, parseBool, parseIfMatch, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query, SnapshotCreateBody, SnapshotUpdateBody } from './schemas.ts';
-import { nextLink, snapshotDetail, snapshotSummary, transitionView } from './views.ts';
-import { listScope } from './volumes.ts';
+import { snapshotDetail, snapshotSummary, transitionView } from './views.ts';
 
 /** Cinder's SnapshotStatus values, which os-reset_status validates against before the machine decides. */
 export const CINDER_SNAPSHOT_STATUSES = [
@@ -47,34 +35,21 @@ function snapshotId(id: string): string {
 export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> = async (app, { snapshots }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-  const list = (detail: boolean) => async (req: Parameters<typeof viewContext>[0] & { query: Record<string, string> }) => {
-    const q = req.query;
-    if (q.status !== undefined && !(SNAPSHOT_STATUSES as readonly string[]).includes(q.status)) {
-      throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${SNAPSHOT_STATUSES.join(', ')}.` });
-    }
-    if (q.volume_id !== undefined && !isUuid(q.volume_id)) return { snapshots: [] };
-    const page = await snapshots.list({
-      projectId: listScope(req.caller, q),
-      name: q.name ?? q.display_name,
-      status: q.status,
-      volumeId: q.volume_id,
-      metadata: parseMetadataFilter(q.metadata),
-      sort: parseSort(q, SNAPSHOT_SORT_KEYS),
-      limit: parseLimit(q.limit),
-      marker: q.marker,
-      offset: parseOffset(q.offset),
-      withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
-    });
-    const ctx = viewContext(req);
-    return {
-      snapshots: page.rows.map((n) => (detail ? snapshotDetail(n, ctx) : snapshotSummary(n, ctx))),
-      ...(page.more ? nextLink(ctx, 'snapshots', detail ? 'snapshots/detail' : 'snapshots', q, page.rows.at(-1)!.id) : {}),
-      ...(page.count !== undefined ? { count: page.count } : {}),
-    };
+  const list: ListRoute<SnapshotRecord> = {
+    collection: 'snapshots',
+    statuses: SNAPSHOT_STATUSES,
+    sortKeys: snapshotTable.sortKeys,
+    // A volume_id that is no UUID names no volume: the list is empty.
+    filters: (q): Record<string, string> | null => {
+      if (q.volume_id === undefined) return {};
+      return isUuid(q.volume_id) ? { volume_id: q.volume_id.toLowerCase() } : null;
+    },
+    list: (q) => snapshots.list(q),
+    detail: (n, ctx) => snapshotDetail(n, ctx),
+    summary: snapshotSummary,
   };
-
-  r.get('/snapshots', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(false)(req));
-  r.get('/snapshots/detail', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(true)(req));
+  r.get('/snapshots', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, false));
+  r.get('/snapshots/detail', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, true));
 
   r.post('/snapshots', { schema: { params: ProjectParams, body: SnapshotCreateBody } }, async (req, reply) => {
     const body = unwrap(req.body, 'snapshot');
@@ -107,12 +82,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
   r.put('/snapshots/:id', { schema: { params: IdParams, body: SnapshotUpdateBody } }, async (req) => {
     const id = snapshotId(req.params.id);
     const body = unwrap(req.body, 'snapshot');
-    const has = (k: string) => k in body;
-    const snapshot = await snapshots.update(req.caller, id, {
-      name: has('name') || has('display_name') ? parseText(body.name ?? body.display_name, 'name') : undefined,
-      description: has('description') || has('display_description') ? parseText(body.description ?? body.display_description, 'description') : undefined,
-      metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
-    });
+    const snapshot = await snapshots.update(req.caller, id, describedPatch(body));
     return { snapshot: snapshotDetail(snapshot, viewContext(req)) };
   });
 

@@ -7,20 +7,10 @@
  * machine state, e.g. `creating.scheduling`) and `volstate:version` (the
  * row's version, also sent as the ETag of a single resource).
  */
-import type { SnapshotRecord } from '../../db/snapshots.ts';
-import type { VolumeRecord } from '../../db/volumes.ts';
 import type { TransitionRecord } from '../../db/history.ts';
+import type { SnapshotRecord, VolumeRecord } from '../../db/resources.ts';
 import { MODELS } from '../../machines/index.ts';
-import type { Microversion } from './microversion.ts';
-
-export interface ViewContext {
-  mv: Microversion;
-  /** scheme://host of the request */
-  base: string;
-  /** the project segment of the request URL, if it had one */
-  urlProject: string | undefined;
-  isAdmin: boolean;
-}
+import type { ViewContext } from './context.ts';
 
 /** Cinder's timestamp format: `2026-11-21T07:55:11.000000`, UTC, no zone suffix. */
 export function timestamp(d: Date | null | undefined): string | null {

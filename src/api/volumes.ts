@@ -3,28 +3,15 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { VOLUME_SORT_KEYS } from '../../db/volumes.ts';
+import { volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import { VOLUME_STATUSES } from '../../machines/volume.ts';
 import { ApiError } from '../errors.ts';
-import type { Caller } from '../services/caller.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
-import {
-  isUuid,
-  parseBool,
-  parseIfMatch,
-  parseLimit,
-  parseMetadata,
-  parseMetadataFilter,
-  parseOffset,
-  parseSize,
-  parseSort,
-  parseText,
-  rejectUnknown,
-  unwrap,
-} from './parse.ts';
+import { listHandler, type ListRoute } from './lists.ts';
+import { describedPatch, isUuid, parseBool, parseIfMatch, parseMetadata, parseSize, parseText, rejectUnknown, unwrap } from './parse.ts';
 import { IdParams, ProjectParams, Query, VolumeCreateBody, VolumeUpdateBody } from './schemas.ts';
-import { nextLink, transitionView, volumeDetail, volumeSummary } from './views.ts';
+import { transitionView, volumeDetail, volumeSummary } from './views.ts';
 
 export interface VolumeRoutesOptions {
   volumes: VolumeService;
@@ -55,14 +42,6 @@ export function volumeId(id: string): string {
   return id.toLowerCase();
 }
 
-/** `all_tenants`: admin only; everybody else sees their own project. */
-export function listScope(caller: Caller, query: Record<string, string>): string | undefined {
-  if (query.all_tenants === undefined) return caller.projectId;
-  if (!parseBool(query.all_tenants, 'all_tenants')) return caller.projectId;
-  if (!caller.isAdmin) throw new ApiError('Forbidden', { action: 'all_tenants' });
-  return undefined;
-}
-
 function unsupported(body: Record<string, unknown>, key: string, what: string) {
   if (body[key] !== undefined && body[key] !== null) {
     throw new ApiError('InvalidInput', { reason: `${what} is not supported by volstate; leave ${key} out.` });
@@ -72,33 +51,16 @@ function unsupported(body: Record<string, unknown>, key: string, what: string) {
 export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app, { volumes }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
-  const list = (detail: boolean) => async (req: { query: Record<string, string>; caller: Caller; mv: number } & Parameters<typeof viewContext>[0]) => {
-    const q = req.query;
-    if (q.status !== undefined && !(VOLUME_STATUSES as readonly string[]).includes(q.status)) {
-      throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${VOLUME_STATUSES.join(', ')}.` });
-    }
-    const limit = parseLimit(q.limit);
-    const page = await volumes.list({
-      projectId: listScope(req.caller, q),
-      name: q.name ?? q.display_name,
-      status: q.status,
-      metadata: parseMetadataFilter(q.metadata),
-      sort: parseSort(q, VOLUME_SORT_KEYS),
-      limit,
-      marker: q.marker,
-      offset: parseOffset(q.offset),
-      withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
-    });
-    const ctx = viewContext(req);
-    return {
-      volumes: page.rows.map((v) => (detail ? volumeDetail(v, ctx) : volumeSummary(v, ctx))),
-      ...(page.more ? nextLink(ctx, 'volumes', detail ? 'volumes/detail' : 'volumes', q, page.rows.at(-1)!.id) : {}),
-      ...(page.count !== undefined ? { count: page.count } : {}),
-    };
+  const list: ListRoute<VolumeRecord> = {
+    collection: 'volumes',
+    statuses: VOLUME_STATUSES,
+    sortKeys: volumeTable.sortKeys,
+    list: (q) => volumes.list(q),
+    detail: (v, ctx) => volumeDetail(v, ctx),
+    summary: volumeSummary,
   };
-
-  r.get('/volumes', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(false)(req));
-  r.get('/volumes/detail', { schema: { params: ProjectParams, querystring: Query } }, (req) => list(true)(req));
+  r.get('/volumes', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, false));
+  r.get('/volumes/detail', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, true));
 
   r.post('/volumes', { schema: { params: ProjectParams, body: VolumeCreateBody } }, async (req, reply) => {
     const body = unwrap(req.body, 'volume');
@@ -141,12 +103,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       rejectUnknown(body, 'volume', ['name', 'description', 'display_name', 'display_description', 'metadata']);
       if (Object.keys(body).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, metadata.' });
     }
-    const has = (k: string) => k in body;
-    const volume = await volumes.update(req.caller, id, {
-      name: has('name') || has('display_name') ? parseText(body.name ?? body.display_name, 'name') : undefined,
-      description: has('description') || has('display_description') ? parseText(body.description ?? body.display_description, 'description') : undefined,
-      metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
-    });
+    const volume = await volumes.update(req.caller, id, describedPatch(body));
     return { volume: volumeDetail(volume, viewContext(req)) };
   });
 

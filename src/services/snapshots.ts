@@ -1,5 +1,6 @@
 /**
- * Snapshot operations, independent of HTTP.
+ * Snapshot operations, independent of HTTP (the shared ones are in
+ * resources.ts).
  *
  * Taking a snapshot touches two rows, in one transaction: the volume's
  * CAS (SNAPSHOT_BEGIN: the volume must be available; it gains a reader for
@@ -11,15 +12,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
-import { historyOf, type TransitionRecord } from '../../db/history.ts';
-import { MarkerNotFound } from '../../db/listing.ts';
-import { findSnapshot, insertSnapshot, listSnapshots, updateSnapshot, type SnapshotPatch, type SnapshotQuery, type SnapshotRecord } from '../../db/snapshots.ts';
-import { findVolume } from '../../db/volumes.ts';
-import type { SnapshotEvent } from '../../machines/snapshot.ts';
-import type { Enforcer, Outcome } from '../enforcer.ts';
+import { snapshotTable, volumeTable, type SnapshotRecord } from '../../db/resources.ts';
+import type { NewSnapshotRow, SnapshotRow } from '../../db/schema.ts';
+import type { Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
+import { ResourceService } from './resources.ts';
 
 export interface NewSnapshotInput {
   volumeId: string;
@@ -28,14 +27,13 @@ export interface NewSnapshotInput {
   metadata: Record<string, string>;
 }
 
-export class SnapshotService {
-  constructor(
-    private readonly sql: Sql,
-    private readonly enforcer: Enforcer,
-  ) {}
+export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, NewSnapshotRow> {
+  constructor(sql: Sql, enforcer: Enforcer) {
+    super(sql, enforcer, 'snapshot', snapshotTable, 'SnapshotNotFound');
+  }
 
   async create(caller: Caller, input: NewSnapshotInput): Promise<SnapshotRecord> {
-    const volume = await findVolume(this.sql, input.volumeId, scopeOf(caller));
+    const volume = await volumeTable.find(this.sql, input.volumeId, scopeOf(caller));
     if (!volume) throw new ApiError('VolumeNotFound', { id: input.volumeId });
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
@@ -49,7 +47,7 @@ export class SnapshotService {
         opts,
       );
       if (!taken.ok) throw refusalError(taken);
-      await insertSnapshot(tx, {
+      await snapshotTable.insert(tx, {
         id,
         project_id: caller.projectId,
         user_id: caller.userId,
@@ -62,42 +60,6 @@ export class SnapshotService {
       // run while the volume has a reader.
       await this.enforcer.create(tx, { type: 'snapshot', id }, { readers: 0, size: taken.row.size }, opts);
     });
-    return (await findSnapshot(this.sql, id))!;
-  }
-
-  async get(caller: Caller, id: string): Promise<SnapshotRecord> {
-    const snapshot = await findSnapshot(this.sql, id, scopeOf(caller));
-    if (!snapshot) throw new ApiError('SnapshotNotFound', { id });
-    return snapshot;
-  }
-
-  async list(query: SnapshotQuery) {
-    try {
-      return await listSnapshots(this.sql, query);
-    } catch (err) {
-      if (err instanceof MarkerNotFound) throw new ApiError('InvalidInput', { reason: `marker ${err.marker} not found` });
-      throw err;
-    }
-  }
-
-  async update(caller: Caller, id: string, patch: SnapshotPatch): Promise<SnapshotRecord> {
-    const snapshot = await updateSnapshot(this.sql, id, patch, scopeOf(caller));
-    if (!snapshot) throw new ApiError('SnapshotNotFound', { id });
-    return snapshot;
-  }
-
-  async send(caller: Caller, id: string, event: SnapshotEvent, ifMatch?: number): Promise<Outcome & { ok: true }> {
-    if (!caller.isAdmin) await this.get(caller, id);
-    const outcome = await this.enforcer.apply(this.sql, { type: 'snapshot', id }, event, {
-      actor: actorOf(caller),
-      requestId: caller.requestId,
-      version: ifMatch,
-    });
-    if (!outcome.ok) throw refusalError(outcome, ifMatch);
-    return outcome;
-  }
-
-  history(caller: Caller, id: string): Promise<TransitionRecord[]> {
-    return this.get(caller, id).then(() => historyOf(this.sql, 'snapshot', id));
+    return (await snapshotTable.find(this.sql, id))!;
   }
 }

@@ -1,0 +1,161 @@
+/**
+ * Resource data (volumes, snapshots, ...) joined with its state row: plain
+ * reads, lists and data updates (name, description, metadata). State
+ * changes go through the enforcer, never through here.
+ *
+ * One implementation for every resource table: a table is described by its
+ * resource type, its name, the data columns a list may filter on and the
+ * extra keys it may sort by.
+ */
+import type postgres from 'postgres';
+import { MODELS, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import { countRows, listPage, type SortSpec } from './listing.ts';
+import type { NewSnapshotRow, NewVolumeRow, SnapshotRow, VolumeRow } from './schema.ts';
+
+type Exec = postgres.Sql | postgres.TransactionSql;
+type Fragment = postgres.PendingQuery<postgres.Row[]>;
+
+/** The state columns a resource is read with. */
+export interface StateView {
+  state: string;
+  version: number;
+  size: number;
+  readers: number;
+  dependents: number;
+  state_updated_at: Date;
+}
+
+export type WithState<Row> = Row & StateView;
+
+export interface ListQuery {
+  /** undefined: every project (admin, all_tenants) */
+  projectId: string | undefined;
+  name?: string | undefined;
+  /** client-visible status: the top-level machine state */
+  status?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+  /** equality filters on the table's filterable columns */
+  filters?: Record<string, string> | undefined;
+  sort: SortSpec[];
+  limit: number;
+  marker?: string | undefined;
+  offset?: number | undefined;
+  withCount?: boolean | undefined;
+}
+
+export interface ResourceTableDef {
+  type: ResourceType;
+  table: string;
+  /** data columns a list may filter on by equality */
+  filters: readonly string[];
+  /** sort keys beyond the common ones → SQL over `d` (data) and `s` (state) */
+  sortable: Readonly<Record<string, string>>;
+}
+
+/** Sort keys every resource has → SQL expression (never NULL: a keyset compares with =). */
+const COMMON_SORT: Readonly<Record<string, string>> = {
+  created_at: 'd.created_at',
+  updated_at: 'GREATEST(COALESCE(d.updated_at, d.created_at), s.updated_at)',
+  id: 'd.id',
+  name: "COALESCE(d.name, '')",
+  status: "split_part(s.state, '.', 1)",
+  size: 's.size',
+};
+
+export class ResourceTable<Row extends { id: string }, New> {
+  readonly sortKeys: readonly string[];
+  private readonly sortable: Readonly<Record<string, string>>;
+  /** final states: the resource no longer exists for clients */
+  private readonly gone: string[];
+
+  constructor(private readonly def: ResourceTableDef) {
+    this.sortable = { ...COMMON_SORT, ...def.sortable };
+    this.sortKeys = Object.keys(this.sortable);
+    const model = MODELS[def.type] as unknown as ResourceModel;
+    this.gone = model.states.filter((s) => model.index.isFinal(s));
+  }
+
+  private from(sql: Exec): Fragment {
+    return sql`FROM ${sql(this.def.table)} d JOIN resource_states s ON s.resource_type = ${this.def.type} AND s.resource_id = d.id`;
+  }
+
+  private columns(sql: Exec): Fragment {
+    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.updated_at AS state_updated_at`;
+  }
+
+  private live(sql: Exec): Fragment {
+    return sql`s.state <> ALL(${this.gone})`;
+  }
+
+  private scoped(sql: Exec, projectId: string | undefined): Fragment {
+    return projectId === undefined ? sql`` : sql`AND d.project_id = ${projectId}`;
+  }
+
+  async insert(tx: Exec, row: New): Promise<void> {
+    await tx`INSERT INTO ${tx(this.def.table)} ${tx(row as never)}`;
+  }
+
+  /** A resource that exists (not in its final state); of `projectId` when given. */
+  async find(sql: Exec, id: string, projectId?: string): Promise<WithState<Row> | undefined> {
+    const [row] = await sql<WithState<Row>[]>`
+      SELECT ${this.columns(sql)} ${this.from(sql)}
+      WHERE d.id = ${id} AND ${this.live(sql)} ${this.scoped(sql, projectId)}`;
+    return row;
+  }
+
+  async list(sql: Exec, q: ListQuery): Promise<{ rows: WithState<Row>[]; more: boolean; count?: number }> {
+    const where = [this.live(sql)];
+    if (q.projectId !== undefined) where.push(sql`d.project_id = ${q.projectId}`);
+    if (q.name !== undefined) where.push(sql`d.name = ${q.name}`);
+    if (q.status !== undefined) where.push(sql`split_part(s.state, '.', 1) = ${q.status}`);
+    if (q.metadata !== undefined) where.push(sql`d.metadata @> ${sql.json(q.metadata)}`);
+    for (const [column, value] of Object.entries(q.filters ?? {})) {
+      if (!this.def.filters.includes(column)) throw new Error(`${this.def.table} cannot be filtered on ${column}`);
+      where.push(sql`${sql(`d.${column}`)} = ${value}`);
+    }
+    const sortable = Object.fromEntries(Object.entries(this.sortable).map(([k, expr]) => [k, sql.unsafe(expr) as unknown as Fragment]));
+    const page = await listPage<WithState<Row>>(sql, {
+      from: this.from(sql),
+      select: this.columns(sql),
+      sortable,
+      id: sql`d.id`,
+      where,
+      sort: q.sort,
+      limit: q.limit,
+      marker: q.marker,
+      offset: q.offset,
+    });
+    if (!q.withCount) return page;
+    return { ...page, count: await countRows(sql, this.from(sql), where) };
+  }
+
+  /** Update data columns of an existing resource; undefined when there is none. */
+  async update(sql: Exec, id: string, patch: Partial<Row>, projectId?: string): Promise<WithState<Row> | undefined> {
+    const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+    if (Object.keys(set).length === 0) return this.find(sql, id, projectId);
+    const [row] = await sql<{ id: string }[]>`
+      UPDATE ${sql(this.def.table)} d SET ${sql(set as never)}, updated_at = now()
+      FROM resource_states s
+      WHERE s.resource_type = ${this.def.type} AND s.resource_id = d.id AND d.id = ${id} AND ${this.live(sql)}
+        ${this.scoped(sql, projectId)}
+      RETURNING d.id`;
+    return row ? this.find(sql, id) : undefined;
+  }
+}
+
+export type VolumeRecord = WithState<VolumeRow>;
+export type SnapshotRecord = WithState<SnapshotRow>;
+
+export const volumeTable = new ResourceTable<VolumeRow, NewVolumeRow>({
+  type: 'volume',
+  table: 'volumes',
+  filters: [],
+  sortable: { availability_zone: 'd.availability_zone', bootable: 'd.bootable' },
+});
+
+export const snapshotTable = new ResourceTable<SnapshotRow, NewSnapshotRow>({
+  type: 'snapshot',
+  table: 'snapshots',
+  filters: ['volume_id'],
+  sortable: { volume_id: 'd.volume_id' },
+});

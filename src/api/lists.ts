@@ -1,0 +1,61 @@
+/**
+ * GET /<collection> and /<collection>/detail, the same way for every
+ * resource: Cinder's filters, sorting, limit/marker/offset pages with a
+ * `<collection>_links` next link, and `with_count` (≥ 3.45).
+ */
+import type { FastifyRequest } from 'fastify';
+import type { ListQuery } from '../../db/resources.ts';
+import { ApiError } from '../errors.ts';
+import type { Caller } from '../services/caller.ts';
+import { viewContext, type ViewContext } from './context.ts';
+import { parseBool, parseLimit, parseMetadataFilter, parseOffset, parseSort } from './parse.ts';
+import { nextLink } from './views.ts';
+
+export interface ListRoute<Rec extends { id: string }> {
+  collection: string;
+  /** statuses a `status` filter may name (the machine's) */
+  statuses: readonly string[];
+  sortKeys: readonly string[];
+  /** equality filters from the query; null: the filter matches nothing */
+  filters?: (query: Record<string, string>) => Record<string, string> | null;
+  list(query: ListQuery): Promise<{ rows: Rec[]; more: boolean; count?: number }>;
+  detail(record: Rec, ctx: ViewContext): unknown;
+  summary(record: Rec, ctx: ViewContext): unknown;
+}
+
+/** `all_tenants`: admin only; everybody else sees their own project. */
+export function listScope(caller: Caller, query: Record<string, string>): string | undefined {
+  if (query.all_tenants === undefined || !parseBool(query.all_tenants, 'all_tenants')) return caller.projectId;
+  if (!caller.isAdmin) throw new ApiError('Forbidden', { action: 'all_tenants' });
+  return undefined;
+}
+
+export function listHandler<Rec extends { id: string }>(route: ListRoute<Rec>, detail: boolean) {
+  return async (req: FastifyRequest<{ Querystring: Record<string, string> }>) => {
+    const q = req.query;
+    if (q.status !== undefined && !route.statuses.includes(q.status)) {
+      throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${route.statuses.join(', ')}.` });
+    }
+    const filters = route.filters?.(q);
+    if (filters === null) return { [route.collection]: [] };
+    const page = await route.list({
+      projectId: listScope(req.caller, q),
+      name: q.name ?? q.display_name,
+      status: q.status,
+      metadata: parseMetadataFilter(q.metadata),
+      filters,
+      sort: parseSort(q, route.sortKeys),
+      limit: parseLimit(q.limit),
+      marker: q.marker,
+      offset: parseOffset(q.offset),
+      withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
+    });
+    const ctx = viewContext(req);
+    const path = detail ? `${route.collection}/detail` : route.collection;
+    return {
+      [route.collection]: page.rows.map((r) => (detail ? route.detail(r, ctx) : route.summary(r, ctx))),
+      ...(page.more ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
+      ...(page.count !== undefined ? { count: page.count } : {}),
+    };
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * What every resource service does the same way: scoped reads, lists,
+ * data updates, sending one event through the enforcer (a refusal becomes
+ * the API error the client sees), and the history.
+ */
+import type { Sql } from '../../db/connect.ts';
+import { historyOf, type TransitionRecord } from '../../db/history.ts';
+import { MarkerNotFound } from '../../db/listing.ts';
+import type { ListQuery, ResourceTable, WithState } from '../../db/resources.ts';
+import type { EventMap, ResourceType } from '../../machines/index.ts';
+import type { Applied, Enforcer } from '../enforcer.ts';
+import { ApiError, type ErrorCode } from '../errors.ts';
+import { refusalError } from '../refusals.ts';
+import { actorOf, scopeOf, type Caller } from './caller.ts';
+
+export class ResourceService<T extends ResourceType, Row extends { id: string }, New> {
+  constructor(
+    protected readonly sql: Sql,
+    protected readonly enforcer: Enforcer,
+    protected readonly type: T,
+    protected readonly table: ResourceTable<Row, New>,
+    private readonly notFound: ErrorCode,
+  ) {}
+
+  async get(caller: Caller, id: string): Promise<WithState<Row>> {
+    const found = await this.table.find(this.sql, id, scopeOf(caller));
+    if (!found) throw new ApiError(this.notFound, { id });
+    return found;
+  }
+
+  async list(query: ListQuery) {
+    try {
+      return await this.table.list(this.sql, query);
+    } catch (err) {
+      if (err instanceof MarkerNotFound) throw new ApiError('InvalidInput', { reason: `marker ${err.marker} not found` });
+      throw err;
+    }
+  }
+
+  async update(caller: Caller, id: string, patch: Partial<Row>): Promise<WithState<Row>> {
+    const updated = await this.table.update(this.sql, id, patch, scopeOf(caller));
+    if (!updated) throw new ApiError(this.notFound, { id });
+    return updated;
+  }
+
+  /**
+   * Send one event to a resource the caller may see. Admins act by id on
+   * any project (as in Cinder), so for them the CAS itself finds the row;
+   * for others a scoped read first turns another project's resource into
+   * 404.
+   */
+  async send(caller: Caller, id: string, event: EventMap[T], ifMatch?: number): Promise<Applied> {
+    if (!caller.isAdmin) await this.get(caller, id);
+    const outcome = await this.enforcer.apply(this.sql, { type: this.type, id }, event, {
+      actor: actorOf(caller),
+      requestId: caller.requestId,
+      version: ifMatch,
+    });
+    if (!outcome.ok) throw refusalError(outcome, ifMatch);
+    return outcome;
+  }
+
+  async history(caller: Caller, id: string): Promise<TransitionRecord[]> {
+    await this.get(caller, id);
+    return historyOf(this.sql, this.type, id);
+  }
+}
