@@ -83,7 +83,7 @@ async function run(url: string, contended: boolean, transition: Transition): Pro
 }
 
 const viaEnforcer: Transition = async (sql, id, event) => {
-  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event }, { actor: 'bench' });
+  const r = await enforcer.apply(sql, { type: 'volume', id }, event === 'SNAPSHOT_BEGIN' ? { type: event, force: false } : { type: event }, { actor: 'bench' });
   if (!r.ok) throw new Error(`enforcer refused ${event}: ${r.kind}`);
 };
 

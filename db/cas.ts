@@ -126,6 +126,7 @@ function resultsOf(model: ResourceModel, event: string): Set<string> {
   return out;
 }
 
+/** Wake the workers when the row is left unowned in a state with a step (a wake-up too many is harmless). */
 function notifyCte(model: ResourceModel, from: string): string {
   return `notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, ${from}.resource_type) FROM ${from}
     WHERE ${from}.owner IS NULL AND ${from}.state IN (${list(model.index.stepStates)}))`;

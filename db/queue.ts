@@ -11,6 +11,7 @@
  */
 import type postgres from 'postgres';
 import { MODELS, type ResourceModel } from '../machines/index.ts';
+import { guardAtoms } from '../machines/model.ts';
 
 type Exec = postgres.Sql | postgres.TransactionSql;
 
@@ -24,7 +25,16 @@ const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join('
  */
 export function stepStatesPredicate(): string {
   return (Object.values(MODELS) as ResourceModel[])
-    .map((m) => `(resource_type = '${m.type}' AND state IN (${quoted(m.index.stepStates)}))`)
+    .filter((m) => m.index.stepStates.length > 0)
+    .map((m) => {
+      const always = m.index.stepStates.filter((s) => !m.index.meta(s).ready);
+      // A state whose step must wait (meta.ready) is pending only once its guard holds.
+      const waiting = m.index.stepStates
+        .filter((s) => m.index.meta(s).ready)
+        .map((s) => `(state = '${s}' AND ${guardAtoms(m.guards, m.index.meta(s).ready!).map((a) => `(${a.guard.sql})`).join(' AND ')})`);
+      const states = [...(always.length ? [`state IN (${quoted(always)})`] : []), ...waiting].join(' OR ');
+      return `(resource_type = '${m.type}' AND (${states}))`;
+    })
     .join(' OR ');
 }
 

@@ -10,7 +10,7 @@
 import type postgres from 'postgres';
 import { MODELS, type ResourceModel, type ResourceType } from '../machines/index.ts';
 import { countRows, listPage, type SortSpec } from './listing.ts';
-import type { NewSnapshotRow, NewVolumeRow, SnapshotRow, VolumeRow } from './schema.ts';
+import type { AttachmentRow, NewAttachmentRow, NewSnapshotRow, NewVolumeRow, SnapshotRow, VolumeRow } from './schema.ts';
 
 type Exec = postgres.Sql | postgres.TransactionSql;
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
@@ -57,10 +57,11 @@ const COMMON_SORT: Readonly<Record<string, string>> = {
   created_at: 'd.created_at',
   updated_at: 'GREATEST(COALESCE(d.updated_at, d.created_at), s.updated_at)',
   id: 'd.id',
-  name: "COALESCE(d.name, '')",
   status: "split_part(s.state, '.', 1)",
-  size: 's.size',
 };
+
+/** Sort keys of resources a client names and sizes (volumes, snapshots). */
+const NAMED_SORT: Readonly<Record<string, string>> = { name: "COALESCE(d.name, '')", size: 's.size' };
 
 export class ResourceTable<Row extends { id: string }, New> {
   readonly sortKeys: readonly string[];
@@ -106,7 +107,10 @@ export class ResourceTable<Row extends { id: string }, New> {
   async list(sql: Exec, q: ListQuery): Promise<{ rows: WithState<Row>[]; more: boolean; count?: number }> {
     const where = [this.live(sql)];
     if (q.projectId !== undefined) where.push(sql`d.project_id = ${q.projectId}`);
-    if (q.name !== undefined) where.push(sql`d.name = ${q.name}`);
+    if (q.name !== undefined) {
+      if (!('name' in this.sortable)) throw new Error(`${this.def.table} have no name to filter on`);
+      where.push(sql`d.name = ${q.name}`);
+    }
     if (q.status !== undefined) where.push(sql`split_part(s.state, '.', 1) = ${q.status}`);
     if (q.metadata !== undefined) where.push(sql`d.metadata @> ${sql.json(q.metadata)}`);
     for (const [column, value] of Object.entries(q.filters ?? {})) {
@@ -129,6 +133,15 @@ export class ResourceTable<Row extends { id: string }, New> {
     return { ...page, count: await countRows(sql, this.from(sql), where) };
   }
 
+  /** Live resources whose `column` is one of `values` and whose state is one of `states`. */
+  async inStates(sql: Exec, column: string, values: string[], states: readonly string[]): Promise<WithState<Row>[]> {
+    if (!this.def.filters.includes(column)) throw new Error(`${this.def.table} cannot be filtered on ${column}`);
+    return sql<WithState<Row>[]>`
+      SELECT ${this.columns(sql)} ${this.from(sql)}
+      WHERE ${sql(`d.${column}`)} = ANY(${values}) AND s.state = ANY(${states as string[]})
+      ORDER BY d.created_at, d.id`;
+  }
+
   /** Update data columns of an existing resource; undefined when there is none. */
   async update(sql: Exec, id: string, patch: Partial<Row>, projectId?: string): Promise<WithState<Row> | undefined> {
     const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
@@ -145,17 +158,25 @@ export class ResourceTable<Row extends { id: string }, New> {
 
 export type VolumeRecord = WithState<VolumeRow>;
 export type SnapshotRecord = WithState<SnapshotRow>;
+export type AttachmentRecord = WithState<AttachmentRow>;
 
 export const volumeTable = new ResourceTable<VolumeRow, NewVolumeRow>({
   type: 'volume',
   table: 'volumes',
   filters: [],
-  sortable: { availability_zone: 'd.availability_zone', bootable: 'd.bootable' },
+  sortable: { ...NAMED_SORT, availability_zone: 'd.availability_zone', bootable: 'd.bootable' },
 });
 
 export const snapshotTable = new ResourceTable<SnapshotRow, NewSnapshotRow>({
   type: 'snapshot',
   table: 'snapshots',
   filters: ['volume_id'],
-  sortable: { volume_id: 'd.volume_id' },
+  sortable: { ...NAMED_SORT, volume_id: 'd.volume_id' },
+});
+
+export const attachmentTable = new ResourceTable<AttachmentRow, NewAttachmentRow>({
+  type: 'attachment',
+  table: 'attachments',
+  filters: ['volume_id', 'instance_uuid'],
+  sortable: {},
 });

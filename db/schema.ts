@@ -66,6 +66,10 @@ export const volumes = pgTable(
     availability_zone: text('availability_zone').notNull().default('nova'),
     volume_type: text('volume_type').notNull().default('__DEFAULT__'),
     bootable: boolean('bootable').notNull().default(false),
+    /** may be attached to several servers at once; copied into the state row, where the attach guard reads it */
+    multiattach: boolean('multiattach').notNull().default(false),
+    /** os-update_readonly_flag: new attachments are read-only */
+    readonly: boolean('readonly').notNull().default(false),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
@@ -90,6 +94,33 @@ export const snapshots = pgTable(
   (t) => [index('snapshots_project_created').on(t.project_id, t.created_at, t.id), index('snapshots_volume').on(t.volume_id)],
 );
 
+export const attachments = pgTable(
+  'attachments',
+  {
+    id: uuid('id').primaryKey(),
+    project_id: text('project_id').notNull(),
+    volume_id: uuid('volume_id')
+      .notNull()
+      .references(() => volumes.id),
+    /** the server (Nova's instance uuid), if given */
+    instance_uuid: text('instance_uuid'),
+    /** the connector's host */
+    host_name: text('host_name'),
+    mountpoint: text('mountpoint'),
+    /** rw or ro, once a connector is given */
+    attach_mode: text('attach_mode'),
+    connector: jsonb('connector').$type<Record<string, unknown>>(),
+    connection_info: jsonb('connection_info').$type<Record<string, unknown>>(),
+    /** made by the legacy os-reserve / os-attach actions rather than the attachments API */
+    legacy: boolean('legacy').notNull().default(false),
+    attached_at: timestamp('attached_at', { withTimezone: true, mode: 'date' }),
+    detached_at: timestamp('detached_at', { withTimezone: true, mode: 'date' }),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  (t) => [index('attachments_volume').on(t.volume_id), index('attachments_project_created').on(t.project_id, t.created_at, t.id)],
+);
+
 export const resourceStates = pgTable(
   'resource_states',
   {
@@ -105,6 +136,13 @@ export const resourceStates = pgTable(
     dependents: integer('dependents').notNull().default(0),
     size: integer('size').notNull().default(0),
     operation: jsonb('operation').$type<Record<string, unknown>>(),
+    multiattach: boolean('multiattach').notNull().default(false),
+    /** live attachments of a volume by status (machines/attachment-counts.ts) */
+    att_reserved: integer('att_reserved').notNull().default(0),
+    att_attaching: integer('att_attaching').notNull().default(0),
+    att_attached: integer('att_attached').notNull().default(0),
+    att_detaching: integer('att_detaching').notNull().default(0),
+    att_error: integer('att_error').notNull().default(0),
     /** worker running a step on the row; NULL = nobody (pending work, if the state has a step) */
     owner: text('owner'),
     updated_at: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
@@ -112,7 +150,10 @@ export const resourceStates = pgTable(
   (t) => [
     primaryKey({ columns: [t.resource_type, t.resource_id] }),
     check('resource_states_valid_state', validState),
-    check('resource_states_counts', sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.size} >= 0`),
+    check(
+      'resource_states_counts',
+      sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.size} >= 0 AND ${t.att_reserved} >= 0 AND ${t.att_attaching} >= 0 AND ${t.att_attached} >= 0 AND ${t.att_detaching} >= 0 AND ${t.att_error} >= 0`,
+    ),
     // Small partial index over the work queue (unowned rows in a state with
     // a worker step), in claim order.
     index('resource_states_pending').on(t.updated_at).where(sql`owner IS NULL AND (${stepStates})`),
@@ -175,4 +216,6 @@ export type VolumeRow = typeof volumes.$inferSelect;
 export type NewVolumeRow = typeof volumes.$inferInsert;
 export type SnapshotRow = typeof snapshots.$inferSelect;
 export type NewSnapshotRow = typeof snapshots.$inferInsert;
+export type AttachmentRow = typeof attachments.$inferSelect;
+export type NewAttachmentRow = typeof attachments.$inferInsert;
 export type ResourceStateRow = typeof resourceStates.$inferSelect;

@@ -129,6 +129,12 @@ export interface StateMeta {
    * states that hold them, whatever the event (worker, admin, recovery).
    */
   readonly holdsReaders?: boolean;
+  /**
+   * A guard (no parameters) that must hold before the step may start: the
+   * row is pending work only then (a cascade-deleted volume waits for its
+   * snapshots to be gone). Part of the queue predicate, so nobody polls.
+   */
+  readonly ready?: string;
   /** One line for operators. */
   readonly doc?: string;
 }
@@ -185,6 +191,8 @@ export function jsEffects<C extends MachineContext, E extends EventObject, T ext
  */
 export function resetGuards<C, E extends { type: string }, const S extends readonly string[]>(
   statuses: S,
+  /** extra guard a status needs, e.g. `in-use` needs an attached attachment */
+  also: Partial<Record<S[number], string>> = {},
 ): { [K in S[number] as `requested:${K}`]: AtomGuard<C, E> } & { [K in S[number] as `reset:${K}`]: AllOfGuard } {
   const out: Record<string, GuardDef<C, E>> = {};
   for (const status of statuses) {
@@ -194,7 +202,8 @@ export function resetGuards<C, E extends { type: string }, const S extends reado
       js: (_c, e) => 'status' in e && e.status === status,
       sql: `:status = '${status}'`,
     };
-    out[`reset:${status}`] = allOf('unowned', `requested:${status}`);
+    const extra = (also as Record<string, string | undefined>)[status];
+    out[`reset:${status}`] = allOf('unowned', `requested:${status}`, ...(extra ? [extra] : []));
   }
   return out as never;
 }

@@ -61,6 +61,14 @@ export function defineResource<C, E>(model: Omit<ResourceModel<C, E>, 'index'>):
   if (statuses !== [...model.statuses].sort().join(',')) {
     throw new Error(`${where}: status tuple differs from the machine's top-level states [${statuses}]`);
   }
+  for (const state of index.leaves) {
+    const ready = index.meta(state).ready;
+    if (ready === undefined) continue;
+    if (!index.meta(state).step) throw new Error(`${where}: ${state} has a ready guard but no step`);
+    for (const a of guardAtoms(model.guards, ready)) {
+      if (sqlParams(a.guard.sql).length) throw new Error(`${where}: ready guard ${a.name} of ${state} takes parameters`);
+    }
+  }
   for (const [kind, event] of Object.entries(model.releases)) {
     if (!model.events[event]) throw new Error(`${where}: ${kind} leases are released by ${event}, which is not an event`);
   }

@@ -28,7 +28,7 @@ import {
 } from './model.ts';
 import { defineResource } from './resource.ts';
 
-export const SNAPSHOT_STATES = ['creating', 'available', 'deleting', 'error', 'error_deleting', 'deleted'] as const;
+export const SNAPSHOT_STATES = ['creating', 'available', 'restoring', 'deleting', 'error', 'error_deleting', 'deleted'] as const;
 export type SnapshotState = (typeof SNAPSHOT_STATES)[number];
 export const SNAPSHOT_STATUSES = statusesOf(SNAPSHOT_STATES);
 export const SNAPSHOT_RESETTABLE = ['available', 'error', 'error_deleting'] as const;
@@ -48,6 +48,7 @@ export const snapshotEvents = {
   FORCE_DELETE: { by: 'api', verb: 'force-delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
   RESET_STATUS: { by: 'api', verb: 'reset the status of', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
   READ_BEGIN: { by: 'link', verb: 'create a volume from', params: {}, doc: 'a volume is being created from this snapshot' },
+  RESTORE_BEGIN: { by: 'link', verb: 'revert a volume to', params: {}, doc: 'a volume is being reverted to this snapshot' },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
@@ -98,7 +99,15 @@ export const snapshotMachine = setup({
         FORCE_DELETE: forceDelete,
         RESET_STATUS: resetStatus,
         READ_BEGIN: { actions: 'acquireReader' },
+        RESTORE_BEGIN: { guard: 'noReaders', target: 'restoring', actions: 'acquireReader' },
       },
+    },
+    restoring: {
+      tags: [TRANSIENT],
+      // The reverting volume holds this snapshot as its reader; when the
+      // revert ends (whichever way), giving the reader back ends restoring.
+      meta: { doc: 'a volume is being reverted to this snapshot' },
+      on: { READ_END: { guard: 'hasReaders', target: 'available', actions: 'releaseReader' }, RESET_STATUS: resetStatus },
     },
     deleting: {
       tags: [TRANSIENT],

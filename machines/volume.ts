@@ -5,8 +5,22 @@
  * steps of an operation. Every transition here becomes ONE compare-and-swap
  * statement in `db/` (sources, guards, targets and effects are read from this
  * file), so what is written here is exactly what the database enforces.
+ *
+ * Transient states (tagged) are those in which a backend operation is in
+ * flight: creating, extending, reverting, deleting; refusals there are
+ * "busy" (409). The attachment states (reserved, attaching, detaching)
+ * wait on a client, not on a backend: refusals there are "invalid" (400),
+ * as real Cinder answers for them. How the status follows the attachments
+ * is in attachment-counts.ts.
  */
 import { setup } from 'xstate';
+import {
+  attachmentCountColumns,
+  attachmentDeltaParams,
+  attachmentEffects,
+  attachmentGuards,
+  followAttachments,
+} from './attachment-counts.ts';
 import {
   allOf,
   effectTable,
@@ -15,11 +29,11 @@ import {
   jsGuards,
   readerEffects,
   readerGuards,
+  resetGuards,
   resetTransitions,
   statusesOf,
-  resetGuards,
-  unownedGuard,
   TRANSIENT,
+  unownedGuard,
   type ContextOf,
   type ContextSpec,
   type EventOf,
@@ -34,7 +48,12 @@ export const VOLUME_STATES = [
   'creating.scheduling',
   'creating.backend',
   'available',
+  'reserved',
+  'attaching',
+  'in-use',
+  'detaching',
   'extending',
+  'reverting',
   'deleting',
   'error',
   'error_extending',
@@ -48,7 +67,7 @@ export const VOLUME_STATUSES = statusesOf(VOLUME_STATES);
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 
 /** Statuses an admin may set with os-reset_status: the resting ones. */
-export const VOLUME_RESETTABLE = ['available', 'error', 'error_extending', 'error_deleting'] as const;
+export const VOLUME_RESETTABLE = ['available', 'in-use', 'error', 'error_extending', 'error_deleting'] as const;
 
 /** Row columns the machine reads and writes. */
 export const volumeContext = {
@@ -62,27 +81,48 @@ export const volumeContext = {
   operation: 'jsonb',
   /** the worker running a step on this row (read-only here: the enforcer sets it) */
   owner: 'text?',
+  /** may have several attachments at once (set at creation) */
+  multiattach: 'bool',
+  /** live attachments by status (see attachment-counts.ts) */
+  ...attachmentCountColumns,
 } as const satisfies ContextSpec;
 export type VolumeContext = ContextOf<typeof volumeContext>;
 
 export const volumeEvents = {
   DELETE: { by: 'api', verb: 'delete', params: {}, doc: 'delete the volume (DELETE /volumes/{id})' },
+  DELETE_CASCADE: { by: 'api', verb: 'delete', params: {}, doc: 'delete the volume and its snapshots (?cascade=True)' },
   FORCE_DELETE: { by: 'api', verb: 'force-delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
-  EXTEND: { by: 'api', verb: 'extend', params: { new_size: 'int' }, doc: 'grow the volume (os-extend)' },
+  FORCE_DELETE_CASCADE: { by: 'api', verb: 'force-delete', params: {}, doc: 'admin: force delete with its snapshots' },
+  EXTEND: {
+    by: 'api',
+    verb: 'extend',
+    params: { new_size: 'int', in_use: 'bool' },
+    doc: 'grow the volume (os-extend); in_use: an attached volume may be extended (microversion 3.42)',
+  },
   RESET_STATUS: { by: 'api', verb: 'reset the status of', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  REVERT: { by: 'api', verb: 'revert', params: { snapshot_id: 'text' }, doc: 'revert to a snapshot (revert, 3.40)' },
   SNAPSHOT_BEGIN: {
-    by: 'link', verb: 'take a snapshot of',
-    params: {},
+    by: 'link',
+    verb: 'take a snapshot of',
+    params: { force: 'bool' },
     doc: 'a snapshot of this volume is being taken: one more reader, one more dependent',
   },
+  READ_BEGIN: { by: 'link', verb: 'clone', params: {}, doc: 'a volume is being cloned from this one: one more reader' },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this volume ended' },
   SNAPSHOT_GONE: { by: 'link', params: {}, doc: 'a snapshot of this volume was deleted' },
+  ATTACHMENTS_CHANGED: {
+    by: 'link',
+    verb: 'attach or detach',
+    params: attachmentDeltaParams,
+    doc: 'an attachment of this volume changed status; the volume follows',
+  },
   SCHEDULE: { by: 'worker', params: {}, doc: 'a scheduler took the new volume' },
   SCHEDULED: { by: 'worker', params: {}, doc: 'a backend was chosen' },
   SCHEDULE_FAILED: { by: 'worker', params: {}, doc: 'no backend can hold the volume' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend created the volume' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
   EXTENDED: { by: 'worker', params: {}, doc: 'the backend grew the volume' },
+  REVERTED: { by: 'worker', params: {}, doc: 'the backend reverted the volume to the snapshot' },
   DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the volume' },
 } as const satisfies EventSpecs;
 export type VolumeEvent = EventOf<typeof volumeEvents>;
@@ -93,18 +133,26 @@ type E = VolumeEvent;
 
 export const volumeGuards = guardTable<C, E>()({
   ...readerGuards<C, E>('a snapshot or a clone of it'),
-  noSnapshots: {
-    unmet: 'it has snapshots',
-    refusal: 'invalid',
-    js: (c) => c.dependents === 0,
-    sql: 'dependents = 0',
-  },
+  ...attachmentGuards<C, E>(),
+  noSnapshots: { unmet: 'it has snapshots', refusal: 'invalid', js: (c) => c.dependents === 0, sql: 'dependents = 0' },
   hasSnapshots: { unmet: 'it has no snapshots', refusal: 'invalid', js: (c) => c.dependents > 0, sql: 'dependents > 0' },
   grows: {
     unmet: 'the new size must be larger than the current size',
     refusal: 'invalid',
     js: (c, e) => 'new_size' in e && e.new_size > c.size,
     sql: ':new_size > size',
+  },
+  inUseExtendAllowed: {
+    unmet: 'it is in-use: extending an attached volume needs microversion 3.42 or later',
+    refusal: 'invalid',
+    js: (_c, e) => 'in_use' in e && e.in_use === true,
+    sql: ':in_use',
+  },
+  forced: {
+    unmet: 'it is in-use: pass force=True, or use microversion 3.66 or later',
+    refusal: 'invalid',
+    js: (_c, e) => 'force' in e && e.force === true,
+    sql: ':force',
   },
   extendRecorded: {
     unmet: 'no extend is recorded',
@@ -113,14 +161,19 @@ export const volumeGuards = guardTable<C, E>()({
     sql: "jsonb_typeof(operation -> 'new_size') = 'number'",
   },
   unowned: unownedGuard<C, E>(),
-  ...resetGuards<C, E, typeof VOLUME_RESETTABLE>(VOLUME_RESETTABLE),
-  canDelete: allOf('noReaders', 'noSnapshots'),
-  canForceDelete: allOf('unowned', 'noReaders', 'noSnapshots'),
+  ...resetGuards<C, E, typeof VOLUME_RESETTABLE>(VOLUME_RESETTABLE, { available: 'noAttachments', 'in-use': 'hasAttached' }),
+  canDelete: allOf('noReaders', 'noSnapshots', 'noAttachments'),
+  canDeleteCascade: allOf('noReaders', 'noAttachments'),
+  canForceDelete: allOf('unowned', 'noReaders', 'noSnapshots', 'noAttachments'),
+  canForceDeleteCascade: allOf('unowned', 'noReaders', 'noAttachments'),
   canExtend: allOf('noReaders', 'grows'),
+  canExtendInUse: allOf('inUseExtendAllowed', 'noReaders', 'grows'),
+  extendedInUse: allOf('extendRecorded', 'hasAttached'),
 });
 
 export const volumeEffects = effectTable<C, E>()({
   ...readerEffects<C, E>(),
+  ...attachmentEffects<C, E>(),
   addDependent: { js: (c) => ({ dependents: c.dependents + 1 }), sql: { dependents: 'dependents + 1' } },
   removeDependent: { js: (c) => ({ dependents: c.dependents - 1 }), sql: { dependents: 'dependents - 1' } },
   recordExtend: {
@@ -131,14 +184,27 @@ export const volumeEffects = effectTable<C, E>()({
     js: (c) => ({ size: c.operation?.['new_size'] as number, operation: null }),
     sql: { size: "(operation ->> 'new_size')::int", operation: 'NULL' },
   },
+  recordRevert: {
+    js: (_c, e) => ({ operation: { snapshot_id: 'snapshot_id' in e ? e.snapshot_id : null } }),
+    sql: { operation: "jsonb_build_object('snapshot_id', :snapshot_id)" },
+  },
   clearOperation: { js: () => ({ operation: null }), sql: { operation: 'NULL' } },
 });
 
-
-/** os-reset_status: one guarded transition per resettable status. */
 const resetStatus = resetTransitions('volume', VOLUME_RESETTABLE, 'clearOperation' as const);
-
-const forceDelete = { guard: 'canForceDelete', target: '#volume.deleting', actions: 'clearOperation' } as const;
+const force = {
+  FORCE_DELETE: { guard: 'canForceDelete', target: '#volume.deleting', actions: 'clearOperation' },
+  FORCE_DELETE_CASCADE: { guard: 'canForceDeleteCascade', target: '#volume.deleting', actions: 'clearOperation' },
+} as const;
+const deletable = {
+  DELETE: { guard: 'canDelete', target: '#volume.deleting' },
+  DELETE_CASCADE: { guard: 'canDeleteCascade', target: '#volume.deleting' },
+  ...force,
+  RESET_STATUS: resetStatus,
+} as const;
+/** In the error states an attachment may still be removed (the status stays), not added. */
+const detachOnly = { ATTACHMENTS_CHANGED: { guard: 'detachOnly', actions: 'countAttachments' } } as const;
+const attachmentCycle = { ATTACHMENTS_CHANGED: followAttachments('volume'), RESET_STATUS: resetStatus, ...force } as const;
 
 export const volumeMachine = setup({
   types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
@@ -147,7 +213,19 @@ export const volumeMachine = setup({
 }).createMachine({
   id: 'volume',
   initial: 'creating',
-  context: { readers: 0, dependents: 0, size: 1, operation: null, owner: null },
+  context: {
+    readers: 0,
+    dependents: 0,
+    size: 1,
+    operation: null,
+    owner: null,
+    multiattach: false,
+    att_reserved: 0,
+    att_attaching: 0,
+    att_attached: 0,
+    att_detaching: 0,
+    att_error: 0,
+  },
   // Reader bookkeeping is accepted in every state but the final one: a
   // reader may finish while an admin has reset the volume's status.
   on: {
@@ -158,55 +236,76 @@ export const volumeMachine = setup({
     creating: {
       tags: [TRANSIENT],
       initial: 'db',
-      on: { RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete },
+      on: { RESET_STATUS: resetStatus, ...force },
+      // A clone or a volume from a snapshot reads its source for the whole create.
       states: {
         db: {
-          meta: { step: 'schedule', doc: 'recorded; waiting for a scheduler' },
+          meta: { step: 'schedule', holdsReaders: true, doc: 'recorded; waiting for a scheduler' },
           on: { SCHEDULE: 'scheduling' },
         },
         scheduling: {
-          meta: { step: 'schedule', doc: 'a scheduler is choosing a backend' },
+          meta: { step: 'schedule', holdsReaders: true, doc: 'a scheduler is choosing a backend' },
           on: { SCHEDULED: 'backend', SCHEDULE_FAILED: '#volume.error' },
         },
         backend: {
-          meta: { step: 'create', doc: 'the backend is creating the volume' },
+          meta: { step: 'create', holdsReaders: true, doc: 'the backend is creating the volume' },
           on: { BACKEND_CREATED: '#volume.available', BACKEND_FAILED: '#volume.error' },
         },
       },
     },
     available: {
       on: {
-        DELETE: { guard: 'canDelete', target: 'deleting' },
-        FORCE_DELETE: forceDelete,
+        ...deletable,
         EXTEND: { guard: 'canExtend', target: 'extending', actions: 'recordExtend' },
-        RESET_STATUS: resetStatus,
+        REVERT: { guard: 'noReaders', target: 'reverting', actions: 'recordRevert' },
         SNAPSHOT_BEGIN: { actions: ['acquireReader', 'addDependent'] },
+        READ_BEGIN: { actions: 'acquireReader' },
+        ATTACHMENTS_CHANGED: followAttachments('volume'),
       },
     },
+    reserved: { on: attachmentCycle },
+    attaching: { on: attachmentCycle },
+    'in-use': {
+      on: {
+        ...attachmentCycle,
+        EXTEND: { guard: 'canExtendInUse', target: 'extending', actions: 'recordExtend' },
+        SNAPSHOT_BEGIN: { guard: 'forced', actions: ['acquireReader', 'addDependent'] },
+        READ_BEGIN: { actions: 'acquireReader' },
+      },
+    },
+    detaching: { on: attachmentCycle },
     extending: {
       tags: [TRANSIENT],
       meta: { step: 'extend', doc: 'the backend is growing the volume' },
       on: {
-        EXTENDED: { guard: 'extendRecorded', target: 'available', actions: 'finishExtend' },
+        EXTENDED: [
+          { guard: 'extendedInUse', target: 'in-use', actions: 'finishExtend' },
+          { guard: 'extendRecorded', target: 'available', actions: 'finishExtend' },
+        ],
         BACKEND_FAILED: { target: 'error_extending', actions: 'clearOperation' },
         RESET_STATUS: resetStatus,
-        FORCE_DELETE: forceDelete,
+        ...force,
+      },
+    },
+    reverting: {
+      tags: [TRANSIENT],
+      meta: { step: 'revert', holdsReaders: true, doc: 'the backend is reverting the volume to a snapshot (held as a reader)' },
+      on: {
+        REVERTED: { target: 'available', actions: 'clearOperation' },
+        BACKEND_FAILED: { target: 'error', actions: 'clearOperation' },
+        RESET_STATUS: resetStatus,
+        ...force,
       },
     },
     deleting: {
       tags: [TRANSIENT],
-      meta: { step: 'delete', doc: 'the backend is deleting the volume' },
-      on: { DELETED: 'deleted', BACKEND_FAILED: 'error_deleting' },
+      // With ?cascade its snapshots are deleted first: the step waits for them.
+      meta: { step: 'delete', ready: 'noSnapshots', doc: 'the backend is deleting the volume (after its snapshots)' },
+      on: { DELETED: { guard: 'noSnapshots', target: 'deleted' }, BACKEND_FAILED: 'error_deleting' },
     },
-    error: {
-      on: { DELETE: { guard: 'canDelete', target: 'deleting' }, FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus },
-    },
-    error_extending: {
-      on: { DELETE: { guard: 'canDelete', target: 'deleting' }, FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus },
-    },
-    error_deleting: {
-      on: { FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus },
-    },
+    error: { on: { ...deletable, ...detachOnly } },
+    error_extending: { on: { ...deletable, ...detachOnly } },
+    error_deleting: { on: { ...force, RESET_STATUS: resetStatus, ...detachOnly } },
     deleted: { type: 'final' },
   },
 });

@@ -12,19 +12,24 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Sql } from '../db/connect.ts';
 import { requestContext, type AuthOptions } from './api/context.ts';
+import { attachmentRoutes } from './api/attachments.ts';
 import { errorHandling } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
 import { snapshotRoutes } from './api/snapshots.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
 import { volumeRoutes } from './api/volumes.ts';
+import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
 import { ApiError } from './errors.ts';
+import { AttachmentService } from './services/attachments.ts';
 import { SnapshotService } from './services/snapshots.ts';
 import { VolumeService } from './services/volumes.ts';
 
 export interface AppOptions {
   sql: Sql;
   enforcer?: Enforcer;
+  /** for the calls made in requests: connections (attachments, os-initialize_connection) */
+  driver: Driver;
   auth: AuthOptions;
   logger?: FastifyServerOptions['logger'];
 }
@@ -43,6 +48,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const enforcer = opts.enforcer ?? new Enforcer();
   const volumes = new VolumeService(opts.sql, enforcer);
   const snapshots = new SnapshotService(opts.sql, enforcer);
+  const attachments = new AttachmentService(opts.sql, enforcer, opts.driver);
 
   errorHandling(app);
   // JSON bodies, with an empty body allowed (clients send the JSON
@@ -69,9 +75,10 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
 
   const resources = async (scope: FastifyInstance) => {
     requestContext(scope, opts.auth);
-    await scope.register(volumeRoutes, { volumes });
-    await scope.register(volumeActionRoutes, { volumes });
+    await scope.register(volumeRoutes, { volumes, attachments });
+    await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
+    await scope.register(attachmentRoutes, { attachments });
   };
   await app.register(resources, { prefix: '/v3' });
   await app.register(resources, { prefix: '/v3/:project_id' });

@@ -3,7 +3,9 @@
  * stops the process with a message naming the variable, never a default
  * silently taken instead.
  */
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { AuthOptions, TokenInfo } from './api/context.ts';
 
 export type DriverName = 'fake';
 
@@ -14,8 +16,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** VOLSTATE_DATA_DIR: embedded database, volume files */
   dataDir: string;
-  /** project for requests that carry none (no token, or `notused`) */
-  defaultProject: string;
+  /** VOLSTATE_AUTH (noauth | tokens), VOLSTATE_DEFAULT_PROJECT, VOLSTATE_TOKENS_FILE */
+  auth: AuthOptions;
   driver: DriverName;
   fake: { latencyMs: number; failures: Record<string, number> };
   worker: {
@@ -55,6 +57,39 @@ function rates(env: NodeJS.ProcessEnv, name: string): Record<string, number> {
   return out;
 }
 
+/**
+ * The tokens file: `{"tokens": [{"token": "...", "user": "alice", "project": "p1", "roles": ["member"]}]}`;
+ * role `admin` makes a caller admin.
+ */
+export function loadTokens(path: string): Map<string, TokenInfo> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`VOLSTATE_TOKENS_FILE=${path}: ${(err as Error).message}`);
+  }
+  const list = (parsed as { tokens?: unknown })?.tokens;
+  if (!Array.isArray(list)) throw new ConfigError(`VOLSTATE_TOKENS_FILE=${path}: expected {"tokens": [...]}`);
+  const out = new Map<string, TokenInfo>();
+  for (const [i, t] of list.entries()) {
+    const { token, user, project, roles } = (t ?? {}) as Record<string, unknown>;
+    if (typeof token !== 'string' || !token || typeof user !== 'string' || typeof project !== 'string' || !Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) {
+      throw new ConfigError(`VOLSTATE_TOKENS_FILE=${path}: tokens[${i}] needs token, user, project (strings) and roles (a list of strings)`);
+    }
+    out.set(token, { user, project, roles });
+  }
+  return out;
+}
+
+function authOf(env: NodeJS.ProcessEnv): AuthOptions {
+  const mode = env.VOLSTATE_AUTH ?? 'noauth';
+  const defaultProject = env.VOLSTATE_DEFAULT_PROJECT ?? 'admin';
+  if (mode === 'noauth') return { mode, defaultProject };
+  if (mode !== 'tokens') throw new ConfigError(`VOLSTATE_AUTH=${mode}: expected noauth or tokens`);
+  if (!env.VOLSTATE_TOKENS_FILE) throw new ConfigError('VOLSTATE_AUTH=tokens needs VOLSTATE_TOKENS_FILE');
+  return { mode, defaultProject, tokens: loadTokens(env.VOLSTATE_TOKENS_FILE) };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const driver = (env.VOLSTATE_DRIVER ?? 'fake') as DriverName;
   if (driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected fake`);
@@ -63,7 +98,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: int(env, 'PORT', 8776, 0, 65535),
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: resolve(env.VOLSTATE_DATA_DIR ?? '.volstate'),
-    defaultProject: env.VOLSTATE_DEFAULT_PROJECT ?? 'admin',
+    auth: authOf(env),
     driver,
     fake: { latencyMs: int(env, 'VOLSTATE_FAKE_LATENCY_MS', 20), failures: rates(env, 'VOLSTATE_FAKE_FAILURES') },
     worker: {

@@ -5,9 +5,10 @@
  * so no system Graphviz is needed). A test fails when they are stale.
  *
  * Edges are the machine's transitions, labelled `EVENT [guard] / effects`.
- * Events a state accepts from many states with the same targets (admin
- * resets and force deletes, reader bookkeeping) would draw a thicket of
- * edges; they are listed once in a legend instead.
+ * Transitions accepted in every state (reader bookkeeping), and client
+ * events leading to the same targets from many states (admin resets and
+ * force deletes), would draw a thicket of edges; they are listed once in
+ * a legend instead.
  */
 import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -63,21 +64,32 @@ function graphOf(model: ResourceModel) {
   }
   const edges: Edge[] = [];
   const summaries: Summary[] = [];
-  for (const [event, es] of byEvent) {
+  const summarise = (event: string, es: Edge[], from: string[]) => {
+    const guards = [...new Set(es.map((e) => e.label.slice(event.length).trim()))];
+    summaries.push({
+      event,
+      from,
+      to: [...new Set(es.map((e) => e.to ?? '(stays)'))],
+      label: guards.length === 1 ? guards[0]! : guards.length > 1 ? `[per target]: ${model.events[event]?.doc ?? ''}` : '',
+    });
+  };
+  for (const [event, all] of byEvent) {
+    // Transitions on the root apply in every state: always in the legend.
+    const everywhere = all.filter((e) => e.from === '');
+    if (everywhere.length) summarise(event, everywhere, ['every state but the final one']);
+    const es = all.filter((e) => e.from !== '');
     const sources = [...new Set(es.map((e) => e.from))];
-    const targets = [...new Set(es.map((e) => e.to ?? '(stays)'))];
-    const everywhere = sources.length === 1 && sources[0] === '';
-    if (everywhere || sources.length >= 4) {
-      const guards = [...new Set(es.map((e) => e.label.slice(event.length).trim()))];
-      summaries.push({
-        event,
-        from: everywhere ? ['every state but the final one'] : sources,
-        to: targets,
-        label: guards.length === 1 ? guards[0]! : guards.length > 1 ? '[per target]' : '',
-      });
-    } else {
-      edges.push(...es);
-    }
+    // Client events leading to the same targets from many states (admin
+    // reset, force delete) would be a thicket of edges: one legend line.
+    const targetsOf = (from: string) => es.filter((e) => e.from === from).map((e) => e.to ?? '').sort().join();
+    const uniform = sources.every((f) => targetsOf(f) === targetsOf(sources[0]!));
+    if (model.events[event]?.by === 'api' && sources.length >= 4 && uniform) summarise(event, es, sources);
+    else if (es.length >= 8) {
+      // Many edges of one event (the volume following its attachments):
+      // each edge says only the event; the legend says how it chooses.
+      edges.push(...es.map((e) => ({ ...e, label: event })));
+      summarise(event, es, [`${sources.length} states (edges labelled ${event})`]);
+    } else edges.push(...es);
   }
   return { nodes, edges, summaries };
 }

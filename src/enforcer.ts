@@ -22,25 +22,14 @@
 import type postgres from 'postgres';
 import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Sql } from '../db/connect.ts';
+import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
 import type { LeaseKind } from '../machines/resource.ts';
 
 /** A `resource_states` row as the statements return it. */
-export interface StateRow {
-  resource_type: ResourceType;
-  resource_id: string;
-  state: string;
-  previous_state: string | null;
-  version: number;
-  readers: number;
-  dependents: number;
-  size: number;
-  operation: Record<string, unknown> | null;
-  owner: string | null;
-  updated_at: Date;
-}
+export type StateRow = ResourceStateRow;
 
 export interface Ref<T extends ResourceType = ResourceType> {
   readonly type: T;
@@ -233,17 +222,19 @@ export class Enforcer {
   /**
    * Create a resource's state row in the machine's initial state, with its
    * history row, in one statement. Run it in the transaction that inserts
-   * the resource's data row.
+   * the resource's data row. Columns not given take the machine's initial
+   * context.
    */
   async create<T extends ResourceType>(
     exec: Executor,
     ref: Ref<T>,
-    context: Omit<ContextMap[T], 'owner'>,
+    context: Partial<Omit<ContextMap[T], 'owner'>>,
     opts: ApplyOptions,
   ): Promise<StateRow> {
     const model = MODELS[ref.type] as unknown as ResourceModel;
     const stmt = this.statements.creates.get(ref.type)!;
-    const ctx = context as Record<string, unknown>;
+    const initial = model.machine.config.context as Record<string, unknown>;
+    const ctx = { ...initial, ...(context as Record<string, unknown>) };
     const params = [ref.type, ref.id, opts.actor, opts.requestId ?? null, ...createColumns(model).map((c) => ctx[c] ?? null)];
     const [row] = (await exec.unsafe(stmt.text, params as postgres.ParameterOrJSON<never>[], {
       prepare: true,

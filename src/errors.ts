@@ -16,6 +16,7 @@ export const ERRORS = {
   InvalidField: { status: 400, message: 'Invalid input for field/attribute {field}. Value: {value}. {reason}' },
   InvalidVolume: { status: 400, message: 'Invalid volume: {reason}' },
   InvalidSnapshot: { status: 400, message: 'Invalid snapshot: {reason}' },
+  InvalidAttachment: { status: 400, message: 'Invalid attachment: {reason}' },
   NoSuchAction: {
     status: 400,
     message: 'There is no such action: {action}. Verify the request body and Content-Type header and try again.',
@@ -28,6 +29,7 @@ export const ERRORS = {
   Forbidden: { status: 403, message: "Policy doesn't allow {action} to be performed." },
   VolumeNotFound: { status: 404, message: 'Volume {id} could not be found.' },
   SnapshotNotFound: { status: 404, message: 'Snapshot {id} could not be found.' },
+  AttachmentNotFound: { status: 404, message: 'Volume attachment could not be found with filter: attachment_id = {id}.' },
   NotFound: { status: 404, message: 'The resource could not be found.' },
   VersionNotSupported: {
     status: 406,
@@ -35,6 +37,7 @@ export const ERRORS = {
   },
   VolumeIsBusy: { status: 409, message: 'VolumeIsBusy: {reason}' },
   SnapshotIsBusy: { status: 409, message: 'SnapshotIsBusy: {reason}' },
+  ResourceConflict: { status: 409, message: 'Resource conflict: {reason}' },
   PreconditionFailed: {
     status: 412,
     message: 'The {noun} changed: If-Match asked for version {expected}, it is at version {actual}. Read it again.',
@@ -44,6 +47,10 @@ export const ERRORS = {
   Internal: {
     status: 500,
     message: 'The server has either erred or is incapable of performing the requested operation.',
+  },
+  BackendFailed: {
+    status: 503,
+    message: 'The storage backend failed: {reason}. Retry, or delete what it left in an error state.',
   },
   ServiceUnavailable: { status: 503, message: 'The database is unavailable; retry shortly. ({reason})' },
 } as const satisfies Record<string, { status: number; message: string }>;

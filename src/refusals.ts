@@ -23,6 +23,8 @@ export const RETRY_AFTER_SECONDS = 1;
 const NAMES = {
   volume: { notFound: 'VolumeNotFound', busy: 'VolumeIsBusy', invalid: 'InvalidVolume' },
   snapshot: { notFound: 'SnapshotNotFound', busy: 'SnapshotIsBusy', invalid: 'InvalidSnapshot' },
+  // Cinder answers attachment conflicts (duplicate connectors) with ResourceConflict, 409.
+  attachment: { notFound: 'AttachmentNotFound', busy: 'ResourceConflict', invalid: 'InvalidAttachment' },
 } as const satisfies Record<ResourceType, unknown>;
 
 function verbOf(model: ResourceModel, event: string): string {

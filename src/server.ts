@@ -49,7 +49,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
   const driver = makeDriver(config);
   const logger = { level: config.logLevel };
 
-  const app = opts.api ? await build({ sql, enforcer, auth: { defaultProject: config.defaultProject }, logger }) : undefined;
+  const app = opts.api ? await build({ sql, enforcer, driver, auth: config.auth, logger }) : undefined;
   const log = app ? app.log.child({ component: 'worker' }) : undefined;
   const worker = opts.worker
     ? new Worker({

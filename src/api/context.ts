@@ -6,8 +6,14 @@
  * (cinderclient's noauth plugin), or the `x-user-id` / `x-project-id`
  * headers; `notused` or nothing means the default project. A project in
  * the URL names the project. Every caller is admin, as in Cinder's noauth.
+ *
+ * Auth mode `tokens`: bearer tokens from a file, each naming a user, a
+ * project and roles; an unknown or missing token is 401. A project in the
+ * URL must be the token's own (an admin may name any): another project
+ * answers 404, as its resources do.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.ts';
 import type { Caller } from '../services/caller.ts';
 import { negotiate, VERSION_HEADER, type Microversion } from './microversion.ts';
 
@@ -20,8 +26,17 @@ declare module 'fastify' {
   }
 }
 
+export interface TokenInfo {
+  user: string;
+  project: string;
+  roles: readonly string[];
+}
+
 export interface AuthOptions {
+  mode: 'noauth' | 'tokens';
   defaultProject: string;
+  /** tokens mode: token → who */
+  tokens?: ReadonlyMap<string, TokenInfo>;
 }
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
@@ -39,6 +54,15 @@ function noauth(req: FastifyRequest, opts: AuthOptions): Caller {
   return { userId: user, projectId: project, isAdmin: true, requestId: req.id };
 }
 
+function bearer(req: FastifyRequest, opts: AuthOptions): Caller {
+  const token = header(req, 'x-auth-token');
+  const info = token ? opts.tokens?.get(token) : undefined;
+  if (!info) throw new ApiError('Unauthorized', { reason: token ? 'the X-Auth-Token is not valid' : 'send an X-Auth-Token' });
+  const isAdmin = info.roles.includes('admin');
+  if (req.urlProject !== undefined && req.urlProject !== info.project && !isAdmin) throw new ApiError('NotFound');
+  return { userId: info.user, projectId: req.urlProject ?? info.project, isAdmin, requestId: req.id };
+}
+
 /** Hooks of the v3 resource scope: microversion, then caller. */
 export function requestContext(app: FastifyInstance, opts: AuthOptions): void {
   app.decorateRequest('mv', 0);
@@ -50,7 +74,7 @@ export function requestContext(app: FastifyInstance, opts: AuthOptions): void {
     reply.header('Vary', 'OpenStack-API-Version');
     const params = req.params as Record<string, string | undefined>;
     req.urlProject = params.project_id;
-    req.caller = noauth(req, opts);
+    req.caller = opts.mode === 'tokens' ? bearer(req, opts) : noauth(req, opts);
   });
 }
 

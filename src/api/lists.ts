@@ -11,15 +11,21 @@ import { viewContext, type ViewContext } from './context.ts';
 import { parseBool, parseLimit, parseMetadataFilter, parseOffset, parseSort } from './parse.ts';
 import { nextLink } from './views.ts';
 
-export interface ListRoute<Rec extends { id: string }> {
+export interface ListRoute<Rec extends { id: string }, Loaded = undefined> {
   collection: string;
+  /** the collection takes a `name` filter (resources a client names) */
+  named?: boolean;
+  /** below this microversion the collection does not exist (404) */
+  minVersion?: number;
   /** statuses a `status` filter may name (the machine's) */
   statuses: readonly string[];
   sortKeys: readonly string[];
   /** equality filters from the query; null: the filter matches nothing */
   filters?: (query: Record<string, string>) => Record<string, string> | null;
   list(query: ListQuery): Promise<{ rows: Rec[]; more: boolean; count?: number }>;
-  detail(record: Rec, ctx: ViewContext): unknown;
+  /** what the detail views of a page need beyond the rows (one query for the page) */
+  load?(rows: Rec[]): Promise<Loaded>;
+  detail(record: Rec, ctx: ViewContext, loaded: Loaded): unknown;
   summary(record: Rec, ctx: ViewContext): unknown;
 }
 
@@ -30,8 +36,9 @@ export function listScope(caller: Caller, query: Record<string, string>): string
   return undefined;
 }
 
-export function listHandler<Rec extends { id: string }>(route: ListRoute<Rec>, detail: boolean) {
+export function listHandler<Rec extends { id: string }, Loaded>(route: ListRoute<Rec, Loaded>, detail: boolean) {
   return async (req: FastifyRequest<{ Querystring: Record<string, string> }>) => {
+    if (route.minVersion !== undefined && req.mv < route.minVersion) throw new ApiError('NotFound');
     const q = req.query;
     if (q.status !== undefined && !route.statuses.includes(q.status)) {
       throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${route.statuses.join(', ')}.` });
@@ -40,7 +47,7 @@ export function listHandler<Rec extends { id: string }>(route: ListRoute<Rec>, d
     if (filters === null) return { [route.collection]: [] };
     const page = await route.list({
       projectId: listScope(req.caller, q),
-      name: q.name ?? q.display_name,
+      name: route.named === false ? undefined : (q.name ?? q.display_name),
       status: q.status,
       metadata: parseMetadataFilter(q.metadata),
       filters,
@@ -52,8 +59,9 @@ export function listHandler<Rec extends { id: string }>(route: ListRoute<Rec>, d
     });
     const ctx = viewContext(req);
     const path = detail ? `${route.collection}/detail` : route.collection;
+    const loaded = (detail && route.load ? await route.load(page.rows) : undefined) as Loaded;
     return {
-      [route.collection]: page.rows.map((r) => (detail ? route.detail(r, ctx) : route.summary(r, ctx))),
+      [route.collection]: page.rows.map((r) => (detail ? route.detail(r, ctx, loaded) : route.summary(r, ctx))),
       ...(page.more ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
       ...(page.count !== undefined ? { count: page.count } : {}),
     };

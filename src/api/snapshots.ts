@@ -55,16 +55,18 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     const body = unwrap(req.body, 'snapshot');
     if (body.volume_id === undefined || body.volume_id === null) throw invalid('volume_id', 'None', 'volume_id is required.');
     if (typeof body.volume_id !== 'string') throw invalid('volume_id', body.volume_id, 'it must be a volume id.');
+    // From 3.66 snapshots of in-use volumes need no force, and force=false is refused.
+    let force = req.mv >= 66;
     if (body.force !== undefined && body.force !== null) {
-      const force = parseBool(body.force, 'force');
-      // From 3.66 snapshots of in-use volumes need no force, and force=false is refused.
-      if (req.mv >= 66 && !force) {
+      force = parseBool(body.force, 'force') || force;
+      if (req.mv >= 66 && !parseBool(body.force, 'force')) {
         throw new ApiError('InvalidInput', { reason: 'Since microversion 3.66 the force flag is invalid for snapshot creation; leave it out.' });
       }
     }
     if (!isUuid(body.volume_id)) throw new ApiError('VolumeNotFound', { id: body.volume_id });
     const snapshot = await snapshots.create(req.caller, {
       volumeId: body.volume_id.toLowerCase(),
+      force,
       name: parseText(body.name ?? body.display_name, 'name'),
       description: parseText(body.description ?? body.display_description, 'description'),
       metadata: parseMetadata(body.metadata),

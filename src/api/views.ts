@@ -8,7 +8,7 @@
  * row's version, also sent as the ETag of a single resource).
  */
 import type { TransitionRecord } from '../../db/history.ts';
-import type { SnapshotRecord, VolumeRecord } from '../../db/resources.ts';
+import type { AttachmentRecord, SnapshotRecord, VolumeRecord } from '../../db/resources.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { ViewContext } from './context.ts';
 
@@ -37,8 +37,24 @@ export function volumeSummary(v: VolumeRecord, ctx: ViewContext) {
   return { id: v.id, name: v.name, links: links(ctx, 'volumes', v.id) };
 }
 
-/** `get`: the GET form, with the `os-vol-*` attributes a POST response lacks. */
-export function volumeDetail(v: VolumeRecord, ctx: ViewContext, get = true) {
+/** An attached attachment as a volume lists it (cinder show needs attachment_id and server_id). */
+function volumeAttachment(a: AttachmentRecord) {
+  return {
+    id: a.volume_id,
+    attachment_id: a.id,
+    volume_id: a.volume_id,
+    server_id: a.instance_uuid,
+    host_name: a.host_name,
+    device: a.mountpoint,
+    attached_at: timestamp(a.attached_at),
+  };
+}
+
+/**
+ * `attached`: the volume's attached attachments. `get`: the GET form, with
+ * the `os-vol-*` attributes a POST response lacks.
+ */
+export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: AttachmentRecord[] = [], get = true) {
   const status = MODELS.volume.index.statusOf(v.state);
   const view: Record<string, unknown> = {
     id: v.id,
@@ -59,8 +75,8 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, get = true) {
     encrypted: false,
     replication_status: null,
     consistencygroup_id: null,
-    multiattach: false,
-    attachments: [],
+    multiattach: v.multiattach,
+    attachments: attached.map(volumeAttachment),
     migration_status: null,
   };
   if (ctx.mv >= 13) view.group_id = null;
@@ -111,6 +127,26 @@ export function snapshotDetail(n: SnapshotRecord, ctx: ViewContext, get = true) 
 export function snapshotSummary(n: SnapshotRecord, ctx: ViewContext) {
   const { id, created_at, updated_at, name, description, volume_id, status, size, metadata } = snapshotDetail(n, ctx, false);
   return { id, created_at, updated_at, name, description, volume_id, status, size, metadata };
+}
+
+/** Attachment detail (cinder-api.md §4.5): unset times are "", attach_mode is "null" until a connector. */
+export function attachmentDetail(a: AttachmentRecord) {
+  return {
+    id: a.id,
+    status: MODELS.attachment.index.statusOf(a.state),
+    instance: a.instance_uuid,
+    volume_id: a.volume_id,
+    attached_at: timestamp(a.attached_at) ?? '',
+    detached_at: timestamp(a.detached_at) ?? '',
+    attach_mode: a.attach_mode ?? 'null',
+    connection_info: a.connection_info ?? {},
+    'volstate:state': a.state,
+    'volstate:version': a.version,
+  };
+}
+
+export function attachmentSummary(a: AttachmentRecord) {
+  return { id: a.id, status: MODELS.attachment.index.statusOf(a.state), instance: a.instance_uuid, volume_id: a.volume_id };
 }
 
 export function transitionView(t: TransitionRecord) {

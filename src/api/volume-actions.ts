@@ -7,8 +7,9 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../errors.ts';
+import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
-import { invalid, parseIfMatch, parseSize } from './parse.ts';
+import { invalid, isUuid, parseBool, parseIfMatch, parseSize } from './parse.ts';
 import { ActionBody, IdParams } from './schemas.ts';
 import { volumeId } from './volumes.ts';
 
@@ -44,6 +45,7 @@ interface ActionContext {
   id: string;
   args: Record<string, unknown>;
   volumes: VolumeService;
+  attachments: AttachmentService;
   ifMatch: number | undefined;
 }
 
@@ -55,6 +57,24 @@ function args(value: unknown, action: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** A connector argument: an object (os-brick's connector properties). */
+function connectorOf(ctx: ActionContext, required: boolean): Record<string, unknown> | null {
+  const c = ctx.args.connector;
+  if (c === undefined || c === null) {
+    if (required) throw invalid('connector', 'None', 'a connector is required.');
+    return null;
+  }
+  if (typeof c !== 'object' || Array.isArray(c)) throw invalid('connector', c, 'the connector must be an object.');
+  return c as Record<string, unknown>;
+}
+
+function optionalText(ctx: ActionContext, key: string): string | null {
+  const v = ctx.args[key];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'string') throw invalid(key, v, 'It must be a string.');
+  return v;
+}
+
 function adminOnly(ctx: ActionContext, action: string) {
   if (!ctx.req.caller.isAdmin) throw new ApiError('Forbidden', { action: `volume_extension:${action}` });
 }
@@ -63,7 +83,76 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   'os-extend': async (ctx) => {
     if (ctx.args.new_size === undefined) throw invalid('new_size', 'None', 'new_size is required.');
     const newSize = parseSize(ctx.args.new_size, 'new_size');
-    await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'EXTEND', new_size: newSize }, ctx.ifMatch);
+    // Extending an attached volume is allowed from 3.42: the machine checks it.
+    await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'EXTEND', new_size: newSize, in_use: ctx.req.mv >= 42 }, ctx.ifMatch);
+    return ctx.reply.code(202).send();
+  },
+
+  revert: async (ctx) => {
+    if (ctx.req.mv < 40) throw new ApiError('NoSuchAction', { action: 'revert' });
+    const snapshotId = ctx.args.snapshot_id;
+    if (typeof snapshotId !== 'string') throw invalid('snapshot_id', snapshotId ?? 'None', 'snapshot_id is required.');
+    if (!isUuid(snapshotId)) throw new ApiError('SnapshotNotFound', { id: snapshotId });
+    await ctx.volumes.revert(ctx.req.caller, ctx.id, snapshotId.toLowerCase());
+    return ctx.reply.code(202).send();
+  },
+
+  'os-reserve': async (ctx) => {
+    await ctx.attachments.legacyReserve(ctx.req.caller, ctx.id);
+    return ctx.reply.code(202).send();
+  },
+
+  'os-unreserve': async (ctx) => {
+    await ctx.attachments.legacyUnreserve(ctx.req.caller, ctx.id);
+    return ctx.reply.code(202).send();
+  },
+
+  'os-attach': async (ctx) => {
+    const mode = ctx.args.mode ?? 'rw';
+    if (mode !== 'rw' && mode !== 'ro') throw invalid('mode', mode, "It must be 'rw' or 'ro'.");
+    const instanceUuid = optionalText(ctx, 'instance_uuid');
+    const hostName = optionalText(ctx, 'host_name');
+    if (!instanceUuid && !hostName) throw new ApiError('InvalidInput', { reason: 'os-attach needs instance_uuid or host_name.' });
+    await ctx.attachments.legacyAttach(ctx.req.caller, ctx.id, { instanceUuid, hostName, mountpoint: optionalText(ctx, 'mountpoint'), mode });
+    return ctx.reply.code(202).send();
+  },
+
+  'os-begin_detaching': async (ctx) => {
+    await ctx.attachments.legacyBeginDetaching(ctx.req.caller, ctx.id);
+    return ctx.reply.code(202).send();
+  },
+
+  'os-roll_detaching': async (ctx) => {
+    await ctx.attachments.legacyRollDetaching(ctx.req.caller, ctx.id);
+    return ctx.reply.code(202).send();
+  },
+
+  'os-detach': async (ctx) => {
+    const attachmentId = optionalText(ctx, 'attachment_id');
+    await ctx.attachments.legacyDetach(ctx.req.caller, ctx.id, attachmentId && isUuid(attachmentId) ? attachmentId.toLowerCase() : attachmentId);
+    return ctx.reply.code(202).send();
+  },
+
+  'os-initialize_connection': async (ctx) => {
+    const info = await ctx.attachments.initializeConnection(ctx.req.caller, ctx.id, connectorOf(ctx, true)!);
+    return ctx.reply.code(200).send({ connection_info: info });
+  },
+
+  'os-terminate_connection': async (ctx) => {
+    await ctx.attachments.terminateConnection(ctx.req.caller, ctx.id, connectorOf(ctx, false));
+    return ctx.reply.code(202).send();
+  },
+
+  'os-set_bootable': async (ctx) => {
+    if (ctx.args.bootable === undefined) throw invalid('bootable', 'None', 'bootable is required.');
+    await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { bootable: parseBool(ctx.args.bootable, 'bootable') });
+    return ctx.reply.code(200).send();
+  },
+
+  'os-update_readonly_flag': async (ctx) => {
+    if (ctx.args.readonly === undefined) throw invalid('readonly', 'None', 'readonly is required.');
+    // Parsed as oslo does: the string 'False' is false (real Cinder once took it as true).
+    await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { readonly: parseBool(ctx.args.readonly, 'readonly') });
     return ctx.reply.code(202).send();
   },
 
@@ -76,18 +165,24 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
     if (migrationStatus !== undefined && migrationStatus !== null && migrationStatus !== 'none') {
       throw new ApiError('InvalidInput', { reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${String(migrationStatus)}.` });
     }
-    if (attachStatus !== undefined && attachStatus !== null && attachStatus !== 'detached') {
-      throw new ApiError('InvalidInput', { reason: `attach_status ${String(attachStatus)} cannot be set: volumes are not attached in this version.` });
+    if (attachStatus !== undefined && attachStatus !== null && attachStatus !== 'detached' && attachStatus !== 'attached') {
+      throw new ApiError('InvalidInput', { reason: `attach_status ${String(attachStatus)} is invalid: use attached or detached.` });
     }
-    if (status !== undefined) {
-      if (typeof status !== 'string' || !(CINDER_VOLUME_STATUSES as readonly string[]).includes(status)) {
-        throw new ApiError('InvalidInput', {
-          reason: `Volume status: ${String(status)} is invalid, valid statuses are: (${CINDER_VOLUME_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
-        });
-      }
-      // The machine decides which of these it accepts, and from where.
-      await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'RESET_STATUS', status }, ctx.ifMatch);
+    if (status !== undefined && (typeof status !== 'string' || !(CINDER_VOLUME_STATUSES as readonly string[]).includes(status))) {
+      throw new ApiError('InvalidInput', {
+        reason: `Volume status: ${String(status)} is invalid, valid statuses are: (${CINDER_VOLUME_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
+      });
     }
+    // attach_status=detached detaches every attachment first (as Cinder);
+    // attached only says what is already true of the attachments. The
+    // machine decides which status it accepts, and from where.
+    await ctx.volumes.resetStatus(
+      ctx.req.caller,
+      ctx.id,
+      { status: status as string | undefined, detach: attachStatus === 'detached' },
+      ctx.attachments,
+      ctx.ifMatch,
+    );
     return ctx.reply.code(202).send();
   },
 
@@ -98,7 +193,10 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 };
 
-export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService }> = async (app, { volumes }) => {
+export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; attachments: AttachmentService }> = async (
+  app,
+  { volumes, attachments },
+) => {
   app.withTypeProvider<TypeBoxTypeProvider>().post('/volumes/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
     const keys = Object.keys(req.body);
     if (keys.length !== 1) {
@@ -108,6 +206,6 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService }> 
     const action = VOLUME_ACTIONS[name];
     if (!action) throw new ApiError('NoSuchAction', { action: name });
     const id = volumeId(req.params.id);
-    return action({ req, reply, id, args: args(req.body[name], name), volumes, ifMatch: parseIfMatch(req.headers['if-match']) });
+    return action({ req, reply, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) });
   });
 };

@@ -3,9 +3,10 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { volumeTable, type VolumeRecord } from '../../db/resources.ts';
+import { volumeTable, type AttachmentRecord, type VolumeRecord } from '../../db/resources.ts';
 import { VOLUME_STATUSES } from '../../machines/volume.ts';
 import { ApiError } from '../errors.ts';
+import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
@@ -15,6 +16,7 @@ import { transitionView, volumeDetail, volumeSummary } from './views.ts';
 
 export interface VolumeRoutesOptions {
   volumes: VolumeService;
+  attachments: AttachmentService;
 }
 
 const CREATE_KEYS = [
@@ -48,15 +50,25 @@ function unsupported(body: Record<string, unknown>, key: string, what: string) {
   }
 }
 
-export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app, { volumes }) => {
-  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+/** A source id from the body: a non-UUID names nothing (404, as for any missing source). */
+function sourceId(value: unknown, field: string, notFound: 'SnapshotNotFound' | 'VolumeNotFound'): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string') throw new ApiError('InvalidField', { field, value: JSON.stringify(value), reason: 'It must be an id.' });
+  if (!isUuid(value)) throw new ApiError(notFound, { id: value });
+  return value.toLowerCase();
+}
 
-  const list: ListRoute<VolumeRecord> = {
+export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app, { volumes, attachments }) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+  const attachedTo = async (vs: VolumeRecord[]) => attachments.attachedTo(vs.map((v) => v.id));
+
+  const list: ListRoute<VolumeRecord, Map<string, AttachmentRecord[]>> = {
     collection: 'volumes',
     statuses: VOLUME_STATUSES,
     sortKeys: volumeTable.sortKeys,
     list: (q) => volumes.list(q),
-    detail: (v, ctx) => volumeDetail(v, ctx),
+    load: attachedTo,
+    detail: (v, ctx, attached) => volumeDetail(v, ctx, attached.get(v.id)),
     summary: volumeSummary,
   };
   r.get('/volumes', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, false));
@@ -65,8 +77,6 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
   r.post('/volumes', { schema: { params: ProjectParams, body: VolumeCreateBody } }, async (req, reply) => {
     const body = unwrap(req.body, 'volume');
     if (req.mv >= 53) rejectUnknown(body, 'volume', CREATE_KEYS);
-    unsupported(body, 'snapshot_id', 'Creating a volume from a snapshot');
-    unsupported(body, 'source_volid', 'Cloning a volume');
     unsupported(body, 'imageRef', 'Creating a volume from an image');
     unsupported(body, 'backup_id', 'Creating a volume from a backup');
     unsupported(body, 'consistencygroup_id', 'Consistency groups');
@@ -77,23 +87,28 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     if (body.availability_zone != null && body.availability_zone !== 'nova') {
       throw new ApiError('InvalidInput', { reason: `Availability zone '${String(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
     }
-    if (body.size === undefined || body.size === null) {
-      throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
-    }
+    const snapshotId = sourceId(body.snapshot_id, 'snapshot_id', 'SnapshotNotFound');
+    const sourceVolid = sourceId(body.source_volid, 'source_volid', 'VolumeNotFound');
+    if (snapshotId && sourceVolid) throw new ApiError('InvalidInput', { reason: 'give snapshot_id or source_volid, not both.' });
+    const noSize = body.size === undefined || body.size === null;
+    if (noSize && !snapshotId && !sourceVolid) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
     const volume = await volumes.create(req.caller, {
-      size: parseSize(body.size),
+      size: noSize ? null : parseSize(body.size),
       name: parseText(body.name ?? body.display_name, 'name'),
       description: parseText(body.description ?? body.display_description, 'description'),
       metadata: parseMetadata(body.metadata),
+      multiattach: body.multiattach === undefined || body.multiattach === null ? false : parseBool(body.multiattach, 'multiattach'),
+      snapshotId,
+      sourceVolid,
     });
     void reply.code(202);
-    return { volume: volumeDetail(volume, viewContext(req), false) };
+    return { volume: volumeDetail(volume, viewContext(req), [], false) };
   });
 
   r.get('/volumes/:id', { schema: { params: IdParams } }, async (req, reply) => {
     const volume = await volumes.get(req.caller, volumeId(req.params.id));
     void reply.header('ETag', `"${volume.version}"`);
-    return { volume: volumeDetail(volume, viewContext(req)) };
+    return { volume: volumeDetail(volume, viewContext(req), (await attachedTo([volume])).get(volume.id)) };
   });
 
   r.put('/volumes/:id', { schema: { params: IdParams, body: VolumeUpdateBody } }, async (req) => {
@@ -104,18 +119,16 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       if (Object.keys(body).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, metadata.' });
     }
     const volume = await volumes.update(req.caller, id, describedPatch(body));
-    return { volume: volumeDetail(volume, viewContext(req)) };
+    return { volume: volumeDetail(volume, viewContext(req), (await attachedTo([volume])).get(volume.id)) };
   });
 
   r.delete('/volumes/:id', { schema: { params: IdParams, querystring: Query } }, async (req, reply) => {
     const id = volumeId(req.params.id);
     const q = req.query;
-    if (q.cascade !== undefined && parseBool(q.cascade, 'cascade')) {
-      throw new ApiError('InvalidInput', { reason: 'cascade delete is not supported yet: delete the snapshots first.' });
-    }
+    const cascade = q.cascade !== undefined && parseBool(q.cascade, 'cascade');
     const force = req.mv >= 23 && q.force !== undefined && parseBool(q.force, 'force');
     if (force && !req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume:force_delete' });
-    await volumes.send(req.caller, id, { type: force ? 'FORCE_DELETE' : 'DELETE' }, parseIfMatch(req.headers['if-match']));
+    await volumes.remove(req.caller, id, { cascade, force }, parseIfMatch(req.headers['if-match']));
     return reply.code(202).send();
   });
 

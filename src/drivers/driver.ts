@@ -13,13 +13,30 @@ export interface Capacity {
   freeGb: number;
 }
 
+/** What a host sends to be connected to a volume (os-brick's connector properties). */
+export type Connector = Record<string, unknown>;
+
+/** What the host needs to connect: `{driver_volume_type, data}`, as Cinder drivers return it. */
+export interface ConnectionInfo {
+  driver_volume_type: string;
+  data: Record<string, unknown>;
+}
+
 export interface Driver {
   readonly name: string;
   createVolume(id: string, sizeGb: number): Promise<void>;
+  /** a new volume with the source volume's data (then grown to sizeGb) */
+  cloneVolume(id: string, sourceId: string, sizeGb: number): Promise<void>;
+  /** a new volume with the snapshot's data (then grown to sizeGb) */
+  createVolumeFromSnapshot(id: string, snapshotId: string, sizeGb: number): Promise<void>;
   deleteVolume(id: string): Promise<void>;
   extendVolume(id: string, newSizeGb: number): Promise<void>;
   createSnapshot(snapshotId: string, volumeId: string): Promise<void>;
   deleteSnapshot(snapshotId: string): Promise<void>;
+  /** put the volume's data back as it was in the snapshot */
+  revertToSnapshot(volumeId: string, snapshotId: string): Promise<void>;
+  initializeConnection(volumeId: string, connector: Connector): Promise<ConnectionInfo>;
+  terminateConnection(volumeId: string, connector: Connector | null): Promise<void>;
   capacity(): Promise<Capacity>;
   close?(): Promise<void>;
 }

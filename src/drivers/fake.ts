@@ -5,11 +5,14 @@
  * tests, benchmarks and fault injection: it makes steps be in flight long
  * enough to race, kill and recover.
  */
-import { DriverError, type Capacity, type Driver } from './driver.ts';
+import { DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
 
 export interface FakeDriverOptions {
   latencyMs?: number;
-  /** operation → probability of a DriverError: create, delete, extend, snapshot, delete_snapshot */
+  /**
+   * operation → probability of a DriverError: create, clone, create_from_snapshot,
+   * delete, extend, snapshot, delete_snapshot, revert, initialize_connection
+   */
   failures?: Record<string, number>;
   capacityGb?: number;
   random?: () => number;
@@ -19,6 +22,10 @@ export class FakeDriver implements Driver {
   readonly name = 'fake';
   readonly volumes = new Map<string, number>();
   readonly snapshots = new Map<string, { volumeId: string; sizeGb: number }>();
+  /** where each volume's data came from: `volume:<id>`, `snapshot:<id>`, or `revert:<snapshot id>` */
+  readonly origins = new Map<string, string>();
+  /** open connections: volume id → connector hosts */
+  readonly connections = new Map<string, Set<string>>();
   latencyMs: number;
   failures: Record<string, number>;
   private readonly capacityGb: number;
@@ -42,6 +49,49 @@ export class FakeDriver implements Driver {
     const existing = this.volumes.get(id);
     if (existing !== undefined && existing !== sizeGb) throw new DriverError('create', `volume ${id} exists with size ${existing}`);
     this.volumes.set(id, sizeGb);
+  }
+
+  async cloneVolume(id: string, sourceId: string, sizeGb: number): Promise<void> {
+    await this.step('clone');
+    const source = this.volumes.get(sourceId);
+    if (source === undefined) throw new DriverError('clone', `no source volume ${sourceId}`);
+    if (sizeGb < source) throw new DriverError('clone', `clone of ${sourceId} cannot be smaller than ${source} GiB`);
+    this.volumes.set(id, sizeGb);
+    this.origins.set(id, `volume:${sourceId}`);
+  }
+
+  async createVolumeFromSnapshot(id: string, snapshotId: string, sizeGb: number): Promise<void> {
+    await this.step('create_from_snapshot');
+    const snap = this.snapshots.get(snapshotId);
+    if (snap === undefined) throw new DriverError('create_from_snapshot', `no snapshot ${snapshotId}`);
+    if (sizeGb < snap.sizeGb) throw new DriverError('create_from_snapshot', `volume cannot be smaller than the snapshot's ${snap.sizeGb} GiB`);
+    this.volumes.set(id, sizeGb);
+    this.origins.set(id, `snapshot:${snapshotId}`);
+  }
+
+  async revertToSnapshot(volumeId: string, snapshotId: string): Promise<void> {
+    await this.step('revert');
+    if (!this.volumes.has(volumeId)) throw new DriverError('revert', `no volume ${volumeId}`);
+    if (!this.snapshots.has(snapshotId)) throw new DriverError('revert', `no snapshot ${snapshotId}`);
+    this.origins.set(volumeId, `revert:${snapshotId}`);
+  }
+
+  async initializeConnection(volumeId: string, connector: Connector): Promise<ConnectionInfo> {
+    await this.step('initialize_connection');
+    if (!this.volumes.has(volumeId)) throw new DriverError('initialize_connection', `no volume ${volumeId}`);
+    const host = String(connector.host ?? connector.initiator ?? 'unknown');
+    this.connections.set(volumeId, (this.connections.get(volumeId) ?? new Set()).add(host));
+    return {
+      driver_volume_type: 'fake',
+      data: { volume_id: volumeId, target_discovered: false, access_mode: 'rw', host },
+    };
+  }
+
+  async terminateConnection(volumeId: string, connector: Connector | null): Promise<void> {
+    const hosts = this.connections.get(volumeId);
+    if (!hosts) return;
+    if (connector === null) this.connections.delete(volumeId);
+    else hosts.delete(String(connector.host ?? connector.initiator ?? 'unknown'));
   }
 
   async deleteVolume(id: string): Promise<void> {

@@ -22,6 +22,8 @@ import { ResourceService } from './resources.ts';
 
 export interface NewSnapshotInput {
   volumeId: string;
+  /** an in-use volume may be snapshotted (force=True, or microversion ≥ 3.66) */
+  force: boolean;
   name: string | null;
   description: string | null;
   metadata: Record<string, string>;
@@ -41,7 +43,7 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
       const taken = await this.enforcer.acquire(
         tx,
         { type: 'volume', id: volume.id },
-        { type: 'SNAPSHOT_BEGIN' },
+        { type: 'SNAPSHOT_BEGIN', force: input.force },
         { type: 'snapshot', id },
         ['reader', 'dependent'],
         opts,

@@ -1,20 +1,33 @@
 /**
  * Volume operations, independent of HTTP (the shared ones are in
- * resources.ts).
+ * resources.ts). Every operation that touches more than one row does it
+ * in one transaction, each row by its own CAS: all of it happens, or a
+ * refusal leaves nothing behind.
  */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
-import { volumeTable, type VolumeRecord } from '../../db/resources.ts';
+import { snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
-import type { Enforcer } from '../enforcer.ts';
-import { actorOf, type Caller } from './caller.ts';
+import { transaction } from '../../db/tx.ts';
+import { MODELS } from '../../machines/index.ts';
+import type { Applied, Enforcer } from '../enforcer.ts';
+import { ApiError } from '../errors.ts';
+import { refusalError } from '../refusals.ts';
+import type { AttachmentService } from './attachments.ts';
+import { actorOf, scopeOf, type Caller } from './caller.ts';
 import { ResourceService } from './resources.ts';
 
 export interface NewVolumeInput {
-  size: number;
+  /** GiB; null: the size of the snapshot or source volume */
+  size: number | null;
   name: string | null;
   description: string | null;
   metadata: Record<string, string>;
+  multiattach: boolean;
+  /** create from this snapshot */
+  snapshotId?: string | null;
+  /** clone this volume */
+  sourceVolid?: string | null;
 }
 
 export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolumeRow> {
@@ -22,10 +35,36 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     super(sql, enforcer, 'volume', volumeTable, 'VolumeNotFound');
   }
 
-  /** Insert the volume and its state row (initial state: pending for a scheduler) in one transaction. */
+  /**
+   * Insert the volume and its state row (initial state: pending for a
+   * scheduler) in one transaction. From a snapshot or a clone, the source
+   * is held as a reader in the same transaction (its CAS and the lease),
+   * until the create ends whichever way: concurrent clones of one source
+   * are all allowed, and the source cannot be deleted under them.
+   */
   async create(caller: Caller, input: NewVolumeInput): Promise<VolumeRecord> {
     const id = randomUUID();
-    await this.sql.begin(async (tx) => {
+    const opts = { actor: actorOf(caller), requestId: caller.requestId };
+    await transaction(this.sql, async (tx) => {
+      let size = input.size;
+      const source = input.snapshotId
+        ? { type: 'snapshot' as const, id: input.snapshotId, noun: 'snapshot', found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)) }
+        : input.sourceVolid
+          ? { type: 'volume' as const, id: input.sourceVolid, noun: 'source volume', found: await volumeTable.find(tx, input.sourceVolid, scopeOf(caller)) }
+          : undefined;
+      if (source) {
+        if (!source.found) throw new ApiError(source.type === 'snapshot' ? 'SnapshotNotFound' : 'VolumeNotFound', { id: source.id });
+        const taken = await this.enforcer.acquire(tx, { type: source.type, id: source.id }, { type: 'READ_BEGIN' }, { type: 'volume', id }, ['reader'], opts);
+        if (!taken.ok) throw refusalError(taken);
+        // The source's size as its CAS saw it: it cannot change while read.
+        size ??= taken.row.size;
+        if (size < taken.row.size) {
+          throw new ApiError('InvalidInput', {
+            reason: `Volume size '${size}'GB cannot be smaller than the ${source.noun} size ${taken.row.size}GB. They must be >= original ${source.noun} size.`,
+          });
+        }
+      }
+      if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
       await volumeTable.insert(tx, {
         id,
         project_id: caller.projectId,
@@ -33,14 +72,104 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         name: input.name,
         description: input.description,
         metadata: input.metadata,
+        snapshot_id: input.snapshotId ?? null,
+        source_volid: input.sourceVolid ?? null,
+        multiattach: input.multiattach,
       });
-      await this.enforcer.create(
-        tx,
-        { type: 'volume', id },
-        { readers: 0, dependents: 0, size: input.size, operation: null },
-        { actor: actorOf(caller), requestId: caller.requestId },
-      );
+      await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach: input.multiattach }, opts);
     });
     return (await volumeTable.find(this.sql, id))!;
+  }
+
+  /**
+   * DELETE, with ?cascade (its snapshots too) and ?force (admin). A
+   * cascade is one transaction: the volume's CAS first (so no new snapshot
+   * can start), then each snapshot's; any refusal undoes all of it. The
+   * volume's backend delete then waits for its snapshots to be gone.
+   */
+  async remove(caller: Caller, id: string, how: { cascade: boolean; force: boolean }, ifMatch?: number): Promise<Applied> {
+    if (!how.cascade) return this.send(caller, id, { type: how.force ? 'FORCE_DELETE' : 'DELETE' }, ifMatch);
+    if (!caller.isAdmin) await this.get(caller, id);
+    const opts = { actor: actorOf(caller), requestId: caller.requestId };
+    return transaction(this.sql, async (tx) => {
+      const moved = await this.enforcer.apply(tx, { type: 'volume', id }, { type: how.force ? 'FORCE_DELETE_CASCADE' : 'DELETE_CASCADE' }, { ...opts, version: ifMatch });
+      if (!moved.ok) throw refusalError(moved, ifMatch);
+      const snapshots = await snapshotTable.list(tx, { projectId: undefined, filters: { volume_id: id }, sort: [{ key: 'id', dir: 'asc' }], limit: 10_000 });
+      for (const snap of snapshots.rows) {
+        // A snapshot already being deleted is what was asked for.
+        if (MODELS.snapshot.index.meta(snap.state).step === 'delete') continue;
+        const outcome = await this.enforcer.apply(tx, { type: 'snapshot', id: snap.id }, { type: how.force ? 'FORCE_DELETE' : 'DELETE' }, opts);
+        if (!outcome.ok) throw refusalError(outcome);
+      }
+      return moved;
+    });
+  }
+
+  /**
+   * Revert to a snapshot (3.40): the snapshot's CAS (available → restoring,
+   * held as the volume's reader) and the volume's (available → reverting),
+   * in one transaction, or neither. Real Cinder runs them one after the
+   * other and can leave the volume stuck in `reverting`.
+   */
+  async revert(caller: Caller, id: string, snapshotId: string): Promise<Applied> {
+    const volume = await this.get(caller, id);
+    const snapshot = await snapshotTable.find(this.sql, snapshotId, scopeOf(caller));
+    if (!snapshot) throw new ApiError('SnapshotNotFound', { id: snapshotId });
+    if (snapshot.volume_id !== volume.id) {
+      throw new ApiError('InvalidInput', { reason: `snapshot ${snapshotId} is not a snapshot of volume ${id}.` });
+    }
+    const opts = { actor: actorOf(caller), requestId: caller.requestId };
+    return transaction(this.sql, async (tx) => {
+      const restoring = await this.enforcer.acquire(tx, { type: 'snapshot', id: snapshotId }, { type: 'RESTORE_BEGIN' }, { type: 'volume', id }, ['reader'], opts);
+      if (!restoring.ok) throw refusalError(restoring);
+      const reverting = await this.enforcer.apply(tx, { type: 'volume', id }, { type: 'REVERT', snapshot_id: snapshotId }, opts);
+      if (!reverting.ok) throw refusalError(reverting);
+      // Cinder's conditions, checked with both rows locked by their CAS:
+      // the latest snapshot, of the same size.
+      const [latest] = await snapshotTable.list(tx, { projectId: undefined, filters: { volume_id: id }, sort: [{ key: 'created_at', dir: 'desc' }], limit: 1 }).then((p) => p.rows);
+      if (latest?.id !== snapshotId) {
+        throw new ApiError('InvalidSnapshot', { reason: `a volume can only be reverted to its latest snapshot, which is ${latest?.id}.` });
+      }
+      if (restoring.row.size !== reverting.row.size) {
+        throw new ApiError('InvalidVolume', {
+          reason: `the volume (${reverting.row.size} GiB) and the snapshot (${restoring.row.size} GiB) must have the same size to revert.`,
+        });
+      }
+      return reverting;
+    });
+  }
+
+  /**
+   * os-reset_status. With attach_status=detached every attachment is
+   * detached first, in the same transaction (as Cinder soft-detaches them),
+   * so that `available` is true of the volume afterwards.
+   */
+  async resetStatus(
+    caller: Caller,
+    id: string,
+    reset: { status: string | undefined; detach: boolean },
+    attachments: AttachmentService,
+    ifMatch?: number,
+  ): Promise<void> {
+    if (!reset.detach) {
+      if (reset.status !== undefined) await this.send(caller, id, { type: 'RESET_STATUS', status: reset.status }, ifMatch);
+      return;
+    }
+    if (!caller.isAdmin) await this.get(caller, id);
+    await transaction(this.sql, async (tx) => {
+      await attachments.detachAll(tx, caller, id);
+      if (reset.status === undefined) return;
+      const outcome = await this.enforcer.apply(tx, { type: 'volume', id }, { type: 'RESET_STATUS', status: reset.status }, {
+        actor: actorOf(caller),
+        requestId: caller.requestId,
+        version: ifMatch,
+      });
+      if (!outcome.ok) throw refusalError(outcome, ifMatch);
+    });
+  }
+
+  /** os-set_bootable, os-update_readonly_flag: data, not state. */
+  async setFlags(caller: Caller, id: string, flags: { bootable?: boolean; readonly?: boolean }): Promise<VolumeRecord> {
+    return this.update(caller, id, flags);
   }
 }

@@ -64,8 +64,19 @@ async function backend<T extends ResourceType>(
 
 const volume = MODELS.volume as unknown as ResourceModel;
 
-const createVolume: Step = (ctx, row) =>
-  backend(ctx, 'volume', row.resource_id, () => ctx.driver.createVolume(row.resource_id, row.size), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+/** Create on the backend: empty, or from the source the volume holds as a reader. */
+const createVolume: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const [data] = await ctx.sql<{ snapshot_id: string | null; source_volid: string | null }[]>`
+    SELECT snapshot_id, source_volid FROM volumes WHERE id = ${id}`;
+  if (!data) throw new Error(`volume ${id} has a state row but no data row`);
+  const call = data.snapshot_id
+    ? () => ctx.driver.createVolumeFromSnapshot(id, data.snapshot_id!, row.size)
+    : data.source_volid
+      ? () => ctx.driver.cloneVolume(id, data.source_volid!, row.size)
+      : () => ctx.driver.createVolume(id, row.size);
+  await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+};
 
 /** Choose a backend (there is one: check it has room), then create on it in the same worker. */
 const scheduleVolume: Step = async (ctx, row) => {
@@ -93,6 +104,16 @@ const extendVolume: Step = async (ctx, row) => {
   await backend(ctx, 'volume', row.resource_id, () => ctx.driver.extendVolume(row.resource_id, newSize), { type: 'EXTENDED' }, { type: 'BACKEND_FAILED' });
 };
 
+/** Revert to the snapshot recorded by REVERT; the snapshot is held as a reader until this ends. */
+const revertVolume: Step = async (ctx, row) => {
+  const snapshotId = row.operation?.snapshot_id;
+  if (typeof snapshotId !== 'string') {
+    await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
+    return;
+  }
+  await backend(ctx, 'volume', row.resource_id, () => ctx.driver.revertToSnapshot(row.resource_id, snapshotId), { type: 'REVERTED' }, { type: 'BACKEND_FAILED' });
+};
+
 const deleteVolume: Step = (ctx, row) =>
   backend(ctx, 'volume', row.resource_id, () => ctx.driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
 
@@ -108,8 +129,9 @@ const deleteSnapshot: Step = (ctx, row) =>
 
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {
-  volume: { schedule: scheduleVolume, create: createVolume, extend: extendVolume, delete: deleteVolume },
+  volume: { schedule: scheduleVolume, create: createVolume, extend: extendVolume, revert: revertVolume, delete: deleteVolume },
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
+  attachment: {},
 };
 
 export function stepFor(type: string, state: string): Step | undefined {

@@ -125,7 +125,7 @@ describe('refusals', () => {
         status: 'available',
         state: 'available',
         event: 'EXTEND',
-        allowed: ['DELETE', 'FORCE_DELETE', 'EXTEND', 'RESET_STATUS'],
+        allowed: ['DELETE', 'DELETE_CASCADE', 'FORCE_DELETE', 'FORCE_DELETE_CASCADE', 'EXTEND', 'RESET_STATUS', 'REVERT'],
       });
       expect(res.body.badRequest.message).toMatch(/^Invalid volume: cannot extend volume .*larger than the current size/);
     }

@@ -76,7 +76,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
   it('identical EXTEND: exactly one wins, the size grows once (no leaked quota)', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const id = await availableVolume(3);
-      const outcomes = await race(id, () => ({ type: 'EXTEND', new_size: 4 }));
+      const outcomes = await race(id, () => ({ type: 'EXTEND', new_size: 4, in_use: false }));
       expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
       expect(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.kind === 'busy' && o.state === 'extending')).toBe(true);
       const done = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTENDED' }, { actor: 'worker' });
@@ -88,7 +88,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
   it('mixed DELETE / EXTEND: exactly one of all of them wins', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const id = await availableVolume(2);
-      const outcomes = await race(id, (i) => ((i + round) % 2 ? { type: 'EXTEND', new_size: 3 + (i % 4) } : { type: 'DELETE' }));
+      const outcomes = await race(id, (i) => ((i + round) % 2 ? { type: 'EXTEND', new_size: 3 + (i % 4), in_use: false } : { type: 'DELETE' }));
       expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
       const row = await getRow(db.sql, 'volume', id);
       expect(['deleting', 'extending']).toContain(row!.state);
@@ -103,7 +103,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const id = await availableVolume(2);
       const outcomes = await race(id, (i) => {
         const type = kinds[(i + round) % kinds.length]!;
-        return type === 'EXTEND' ? { type, new_size: 3 + (i % 4) } : { type };
+        return type === 'EXTEND' ? { type, new_size: 3 + (i % 4), in_use: false } : { type };
       });
       const won = outcomes.filter((o) => o.ok).length;
       expect(won).toBeGreaterThanOrEqual(1);
@@ -118,7 +118,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
   it('SNAPSHOT_BEGIN (shared use): all twenty win, and all twenty readers are counted', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const id = await availableVolume();
-      const outcomes = await race(id, () => ({ type: 'SNAPSHOT_BEGIN' }));
+      const outcomes = await race(id, () => ({ type: 'SNAPSHOT_BEGIN', force: false }));
       expect(outcomes.every((o) => o.ok)).toBe(true);
       expect(await getRow(db.sql, 'volume', id)).toMatchObject({ state: 'available', readers: CLIENTS, dependents: CLIENTS });
       await checkHistory(id, 4 + CLIENTS);

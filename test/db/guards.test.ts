@@ -29,7 +29,7 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
       const sql = db.sql;
       const params = allParams(model);
       const atoms = Object.entries(model.guards).filter(([, g]) => !isAllOf(g)) as [string, { js: (c: unknown, e: unknown) => boolean; sql: string }][];
-      expect(atoms.length).toBeGreaterThan(3);
+      if (atoms.length === 0) return; // a machine without guards (attachments)
 
       const cases: { id: string; context: Record<string, unknown>; event: Record<string, unknown> }[] = [];
       for (let i = 0; i < ROWS; i++) {
@@ -39,9 +39,13 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
           event[p] =
             p === 'status'
               ? r.pick([...model.resettable, 'creating', 'bogus'])
-              : type === 'int'
-                ? r.pick([-1, 0, 1, 2, 3, 5, 8, 12, 13])
-                : `v${r.int(0, 2)}`;
+              : p.startsWith('d_')
+                ? r.pick([-1, 0, 0, 1])
+                : type === 'int'
+                  ? r.pick([-1, 0, 1, 2, 3, 5, 8, 12, 13])
+                  : type === 'bool'
+                    ? r.chance(0.5)
+                    : `v${r.int(0, 2)}`;
         }
         const id = await putRow(sql, model, r.pick(model.states), context);
         cases.push({ id, context, event });
@@ -49,7 +53,8 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
 
       // One query: the guards' SQL faces over the rows joined with their parameters.
       const columns = atoms.map(([, g], i) => `(${g.sql.replace(/(?<!:):([a-z_][a-z0-9_]*)/g, 'p.$1')}) AS g${i}`);
-      const paramCols = Object.entries(params).map(([p, type]) => `(x->>'${p}')::${type === 'int' ? 'int' : 'text'} AS ${p}`);
+      const cast: Record<string, string> = { int: 'int', bool: 'boolean' };
+      const paramCols = Object.entries(params).map(([p, type]) => `(x->>'${p}')::${cast[type] ?? 'text'} AS ${p}`);
       const rows = await sql.unsafe(
         `SELECT r.resource_id, ${columns.join(', ')}
            FROM resource_states r

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll } from 'vitest';
+import type { AuthOptions } from '../../src/api/context.ts';
 import { build } from '../../src/app.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { Enforcer } from '../../src/enforcer.ts';
@@ -41,6 +42,7 @@ export interface TestAppOptions {
   worker?: boolean;
   listen?: boolean;
   concurrency?: number;
+  auth?: AuthOptions;
 }
 
 export function useApp(opts: TestAppOptions = {}): TestApp {
@@ -51,7 +53,7 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
   const driver = new FakeDriver({ latencyMs: opts.latencyMs ?? 0, failures: opts.failures ?? {} });
   beforeAll(async () => {
     const enforcer = new Enforcer();
-    app = await build({ sql: db.sql, enforcer, auth: { defaultProject: 'admin' } });
+    app = await build({ sql: db.sql, enforcer, driver, auth: opts.auth ?? { mode: 'noauth', defaultProject: 'admin' } });
     if (opts.worker !== false) {
       worker = new Worker({ sql: db.sql, enforcer, driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
       await worker.start();

@@ -66,7 +66,7 @@ export function randomContext(model: ResourceModel, r: Rng): Record<string, unkn
   for (const [col, type] of Object.entries(model.context)) {
     if (col === 'owner') ctx[col] = r.chance(0.25) ? `worker:${r.int(1, 3)}` : null;
     else if (col === 'operation') ctx[col] = r.pick([null, null, { new_size: r.int(0, 12) }, {}, { new_size: 'x' }]);
-    else if (type === 'int') ctx[col] = r.chance(0.4) ? 0 : r.int(0, col === 'size' ? 12 : 3);
+    else if (type === 'int') ctx[col] = r.chance(col.startsWith('att_') ? 0.6 : 0.4) ? 0 : r.int(0, col === 'size' ? 12 : 3);
     else if (type === 'bool') ctx[col] = r.chance(0.5);
     else ctx[col] = null;
   }
@@ -82,6 +82,8 @@ export function randomParams(model: ResourceModel, event: string, r: Rng, contex
   const size = typeof context.size === 'number' ? context.size : 2;
   for (const [p, type] of Object.entries(model.events[event]!.params)) {
     if (p === 'status') out[p] = r.pick([...model.resettable, ...model.statuses, 'bogus']);
+    else if (p.startsWith('d_')) out[p] = r.pick([-1, 0, 0, 0, 1]);
+    else if (p === 'snapshot_id') out[p] = '00000000-0000-4000-8000-00000000000' + r.int(0, 9);
     else if (type === 'int') out[p] = r.chance(0.6) ? size + r.int(-1, 1) : r.int(-1, 14);
     else if (type === 'bool') out[p] = r.chance(0.5);
     else out[p] = `x${r.int(0, 3)}`;

@@ -13,7 +13,7 @@ import type { VolumeContext } from '../../machines/volume.ts';
 
 const volume = MODELS.volume;
 const snapshot = MODELS.snapshot;
-const quiet: VolumeContext = { readers: 0, dependents: 0, size: 3, operation: null, owner: null };
+const quiet: VolumeContext = { ...(MODELS.volume.machine.config.context as VolumeContext), size: 3 };
 
 describe('decide on the volume machine', () => {
   it('applies the effects of a transition to the context', () => {
@@ -80,13 +80,21 @@ describe('decide on the volume machine', () => {
   it('lists the client events allowed now, judging guards that do not depend on the event parameters', () => {
     expect(allowedNow(volume, { state: 'available', context: quiet })).toEqual([
       'DELETE',
+      'DELETE_CASCADE',
       'FORCE_DELETE',
+      'FORCE_DELETE_CASCADE',
       'EXTEND',
       'RESET_STATUS',
+      'REVERT',
     ]);
     expect(allowedNow(volume, { state: 'available', context: { ...quiet, readers: 1 } })).toEqual(['RESET_STATUS']);
     expect(allowedNow(volume, { state: 'deleting', context: quiet })).toEqual([]);
-    expect(allowedNow(volume, { state: 'error_deleting', context: quiet })).toEqual(['FORCE_DELETE', 'RESET_STATUS']);
+    expect(allowedNow(volume, { state: 'error_deleting', context: quiet })).toEqual([
+      'FORCE_DELETE',
+      'FORCE_DELETE_CASCADE',
+      'RESET_STATUS',
+    ]);
+    expect(allowedNow(volume, { state: 'in-use', context: { ...quiet, att_attached: 1 } })).toEqual(['EXTEND', 'RESET_STATUS']);
     expect(allowedNow(volume, { state: 'deleted', context: quiet })).toEqual([]);
   });
 });

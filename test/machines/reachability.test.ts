@@ -7,13 +7,27 @@
 import { getShortestPaths } from '@xstate/graph';
 import { describe, expect, it } from 'vitest';
 import type { AnyMachineSnapshot } from 'xstate';
+import { attachmentDeltas } from '../../machines/attachment.ts';
 import { MODELS, type ResourceModel } from '../../machines/index.ts';
 
-/** One sample of every event (every resettable status for RESET_STATUS). */
+/** Every attachment transition, as the deltas its volume receives. */
+const attachmentChanges = [
+  attachmentDeltas(null, MODELS.attachment.index.initial),
+  ...MODELS.attachment.index.leaves.flatMap((from) =>
+    Object.keys(MODELS.attachment.events).flatMap((event) =>
+      MODELS.attachment.index.candidates(from, event).map((c) => attachmentDeltas(from, c.target ?? from)),
+    ),
+  ),
+];
+
+/** Samples of every event: each resettable status for RESET_STATUS, each attachment change, force on and off. */
 function sampleEvents(model: ResourceModel): { type: string; [k: string]: unknown }[] {
   return Object.entries(model.events).flatMap(([type, spec]) => {
     if ('new_size' in spec.params) return [{ type, new_size: 5 }];
     if ('status' in spec.params) return model.resettable.map((status) => ({ type, status }));
+    if ('d_reserved' in spec.params) return attachmentChanges.map((d) => ({ type, ...d }));
+    if ('force' in spec.params) return [{ type, force: true }, { type, force: false }];
+    if ('snapshot_id' in spec.params) return [{ type, snapshot_id: '00000000-0000-4000-8000-000000000001' }];
     return [{ type }];
   });
 }

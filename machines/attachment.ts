@@ -1,0 +1,122 @@
+/**
+ * The attachment machine. Pure: no I/O, no database, no HTTP.
+ *
+ * An attachment connects a volume to a server: `reserved` (created, no
+ * connector yet) → `attaching` (a connector was given; the driver's
+ * connection info is ready; waiting for the client's os-complete) →
+ * `attached` → (`detaching`, legacy) → `detached`, the final state of a
+ * deleted attachment. Every transition also changes its volume's counts
+ * in the same transaction (ATTACHMENTS_CHANGED, see attachment-counts.ts),
+ * so the volume's status follows its attachments with no blind write.
+ *
+ * No worker moves an attachment: the client does (Nova, or the cinder
+ * CLI), and the driver calls (initialize/terminate connection) are made in
+ * the request. Transient here: `attaching` and `detaching`, where a second
+ * connect or complete would race the first (409, as Cinder's
+ * ResourceConflict for duplicate connectors).
+ */
+import { setup } from 'xstate';
+import { ATTACHMENT_BUCKETS, type AttachmentBucket, type AttachmentDeltas } from './attachment-counts.ts';
+import {
+  effectTable,
+  guardTable,
+  jsEffects,
+  jsGuards,
+  statusesOf,
+  TRANSIENT,
+  type ContextOf,
+  type ContextSpec,
+  type EventOf,
+  type EventSpecs,
+  type StateMeta,
+} from './model.ts';
+import { defineResource } from './resource.ts';
+
+export const ATTACHMENT_STATES = [
+  'reserved',
+  'attaching',
+  'attached',
+  'detaching',
+  'error_attaching',
+  'error_detaching',
+  'detached',
+] as const;
+export type AttachmentState = (typeof ATTACHMENT_STATES)[number];
+export const ATTACHMENT_STATUSES = statusesOf(ATTACHMENT_STATES);
+
+export const attachmentContext = {
+  /** unused: attachments have no worker steps; kept so every state row reads the same */
+  owner: 'text?',
+} as const satisfies ContextSpec;
+export type AttachmentContext = ContextOf<typeof attachmentContext>;
+
+export const attachmentEvents = {
+  CONNECT: { by: 'api', verb: 'connect', params: {}, doc: 'a connector was given (PUT /attachments/{id}, or create with one)' },
+  CONNECT_FAILED: { by: 'link', params: {}, doc: 'the driver could not initialize the connection' },
+  COMPLETE: { by: 'api', verb: 'complete', params: {}, doc: 'the server attached it (os-complete, legacy os-attach)' },
+  BEGIN_DETACH: { by: 'api', verb: 'begin detaching', params: {}, doc: 'legacy os-begin_detaching' },
+  ROLL_DETACH: { by: 'api', verb: 'roll back detaching', params: {}, doc: 'legacy os-roll_detaching' },
+  DETACH: { by: 'api', verb: 'detach', params: {}, doc: 'delete the attachment (DELETE /attachments/{id}, os-detach, os-unreserve)' },
+  DETACH_FAILED: { by: 'link', params: {}, doc: 'the driver could not terminate the connection' },
+} as const satisfies EventSpecs;
+export type AttachmentEvent = EventOf<typeof attachmentEvents>;
+
+type C = AttachmentContext;
+type E = AttachmentEvent;
+
+export const attachmentGuards = guardTable<C, E>()({});
+export const attachmentEffects = effectTable<C, E>()({});
+
+export const attachmentMachine = setup({
+  types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
+  guards: jsGuards<C, E, typeof attachmentGuards>(attachmentGuards),
+  actions: jsEffects<C, E, typeof attachmentEffects>(attachmentEffects),
+}).createMachine({
+  id: 'attachment',
+  initial: 'reserved',
+  context: { owner: null },
+  states: {
+    reserved: { on: { CONNECT: 'attaching', CONNECT_FAILED: 'error_attaching', DETACH: 'detached' } },
+    attaching: { tags: [TRANSIENT], on: { COMPLETE: 'attached', DETACH: 'detached' } },
+    attached: { on: { BEGIN_DETACH: 'detaching', DETACH: 'detached' } },
+    detaching: { tags: [TRANSIENT], on: { ROLL_DETACH: 'attached', DETACH: 'detached', DETACH_FAILED: 'error_detaching' } },
+    error_attaching: { on: { DETACH: 'detached' } },
+    error_detaching: { on: { DETACH: 'detached' } },
+    detached: { type: 'final' },
+  },
+});
+
+export const attachmentModel = defineResource<C, E>({
+  type: 'attachment',
+  noun: 'attachment',
+  machine: attachmentMachine,
+  states: ATTACHMENT_STATES,
+  statuses: ATTACHMENT_STATUSES,
+  resettable: [],
+  context: attachmentContext,
+  events: attachmentEvents,
+  guards: attachmentGuards,
+  effects: attachmentEffects,
+  releases: {},
+});
+
+/** The volume count an attachment in this state is counted in (none once detached). */
+export const BUCKET_OF: Readonly<Record<AttachmentState, AttachmentBucket | null>> = {
+  reserved: 'reserved',
+  attaching: 'attaching',
+  attached: 'attached',
+  detaching: 'detaching',
+  error_attaching: 'error',
+  error_detaching: 'error',
+  detached: null,
+};
+
+/** The ATTACHMENTS_CHANGED parameters for an attachment going from → to (from null: a new one). */
+export function attachmentDeltas(from: string | null, to: string): AttachmentDeltas {
+  const deltas = Object.fromEntries(ATTACHMENT_BUCKETS.map((b) => [`d_${b}`, 0])) as AttachmentDeltas;
+  const was = from === null ? null : BUCKET_OF[from as AttachmentState];
+  const is = BUCKET_OF[to as AttachmentState];
+  if (was) deltas[`d_${was}`] -= 1;
+  if (is) deltas[`d_${is}`] += 1;
+  return deltas;
+}
