@@ -199,8 +199,8 @@ export function compileCreate(model: ResourceModel): CompiledStatement {
   const notify = model.index.stepStates.includes(initial);
   const values = cols.map((c, i) => `$${5 + i}::${PG_TYPE[model.context[c]!]}`);
   const text = `WITH created AS (
-  INSERT INTO resource_states (resource_type, resource_id, state, ${cols.join(', ')})
-  VALUES ($1::text, $2::uuid, ${lit(initial)}, ${values.join(', ')})
+  INSERT INTO resource_states (${['resource_type', 'resource_id', 'state', ...cols].join(', ')})
+  VALUES (${['$1::text', '$2::uuid', lit(initial), ...values].join(', ')})
   RETURNING *
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)

@@ -5,6 +5,7 @@
  * `decide` says (state, every context column, version, history) or
  * refuses with the same reason and changes nothing at all.
  */
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../machines/decide.ts';
 import { MODELS, type ResourceModel } from '../../machines/index.ts';
@@ -114,10 +115,13 @@ describe('apply() outside the matrix', () => {
     expect(done).toMatchObject({ ok: true, row: { state: 'available', owner: null } });
   });
 
-  it('creates a row in the initial state with its history, in one statement', async () => {
-    const id = '11111111-1111-4111-8111-111111111111';
-    const row = await enforcer.create(db.sql, { type: 'volume', id }, { size: 4 }, { actor: 'u:p', requestId: 'req-1' });
-    expect(row).toMatchObject({ state: MODELS.volume.index.initial, version: 1, size: 4, owner: null });
-    expect(await history(db.sql, id)).toEqual([{ from_state: null, event: 'CREATE', to_state: 'creating.db', version: 1, actor: 'u:p' }]);
-  });
+  for (const model of Object.values(MODELS) as ResourceModel[]) {
+    it(`creates a ${model.type} row in the initial state with its history, in one statement`, async () => {
+      const id = randomUUID();
+      const given = 'size' in model.context ? { size: 4 } : {};
+      const row = await enforcer.create(db.sql, { type: model.type as never, id }, given, { actor: 'u:p', requestId: 'req-1' });
+      expect(row).toMatchObject({ state: model.index.initial, version: 1, owner: null, ...given });
+      expect(await history(db.sql, id)).toEqual([{ from_state: null, event: 'CREATE', to_state: model.index.initial, version: 1, actor: 'u:p' }]);
+    });
+  }
 });

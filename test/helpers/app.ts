@@ -53,7 +53,14 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
   const driver = new FakeDriver({ latencyMs: opts.latencyMs ?? 0, failures: opts.failures ?? {} });
   beforeAll(async () => {
     const enforcer = new Enforcer();
-    app = await build({ sql: db.sql, enforcer, driver, auth: opts.auth ?? { mode: 'noauth', defaultProject: 'admin' } });
+    app = await build({
+      sql: db.sql,
+      enforcer,
+      driver,
+      auth: opts.auth ?? { mode: 'noauth', defaultProject: 'admin' },
+      // VOLSTATE_TEST_LOG=error (or debug, ...) shows the app's log while debugging a test.
+      logger: process.env.VOLSTATE_TEST_LOG ? { level: process.env.VOLSTATE_TEST_LOG } : false,
+    });
     if (opts.worker !== false) {
       worker = new Worker({ sql: db.sql, enforcer, driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
       await worker.start();
