@@ -119,7 +119,7 @@ describe('apply() outside the matrix', () => {
     it(`creates a ${model.type} row in the initial state with its history, in one statement`, async () => {
       const id = randomUUID();
       const given = 'size' in model.context ? { size: 4 } : {};
-      const row = await enforcer.create(db.sql, { type: model.type as never, id }, given, { actor: 'u:p', requestId: 'req-1' });
+      const row = await enforcer.create(db.sql, { type: model.type as 'volume', id }, given, { actor: 'u:p', requestId: 'req-1' });
       expect(row).toMatchObject({ state: model.index.initial, version: 1, owner: null, ...given });
       expect(await history(db.sql, id)).toEqual([{ from_state: null, event: 'CREATE', to_state: model.index.initial, version: 1, actor: 'u:p' }]);
     });
