@@ -1,0 +1,175 @@
+/**
+ * The real `cinder` CLI (python3-cinderclient, Debian) against the API
+ * over real HTTP, in noauth mode, exactly as an operator would run it:
+ * volumes, snapshots, clones, attachments, admin actions, and the error
+ * lines of refused operations.
+ *
+ * If `cinder` is not installed this fails, saying how to install it; it
+ * never passes without having run the client. (.ci/run installs it.)
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT, useApp, waitStatus } from '../helpers/app.ts';
+
+const t = useApp({ listen: true, latencyMs: 2 });
+const SERVER = '4e4b9c1a-8c8e-4a69-9c3f-0e7f2c7a1d10';
+const cache = mkdtempSync(join(tmpdir(), 'volstate-cinderclient-'));
+
+function installed(): boolean {
+  return spawnSync('cinder', ['--version'], { encoding: 'utf8' }).status === 0;
+}
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/**
+ * Run the CLI. Asynchronously: the API answering it runs in this process,
+ * and a synchronous spawn would block the event loop that serves it.
+ */
+function cinder(...args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile('cinder', args, { encoding: 'utf8', timeout: 60_000, env: cliEnv() }, (err, out, errOut) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out, err: errOut });
+    });
+  });
+}
+
+function cliEnv(): NodeJS.ProcessEnv {
+  return {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      OS_AUTH_TYPE: 'noauth',
+      OS_USER_ID: 'admin',
+      OS_PROJECT_ID: PROJECT,
+      CINDER_ENDPOINT: `${t.url}/v3`,
+      OS_VOLUME_API_VERSION: '3.70',
+      CINDERCLIENT_UUID_CACHE_DIR: cache,
+  };
+}
+
+/** `| Property | Value |` tables → { property: value }. */
+function properties(out: string): Record<string, string> {
+  const props: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const m = /^\|\s*(\S[^|]*?)\s*\|\s*(.*?)\s*\|$/.exec(line);
+    if (m && m[1] !== 'Property') props[m[1]!] = m[2]!;
+  }
+  return props;
+}
+
+/** List tables → rows keyed by the header. */
+function rows(out: string): Record<string, string>[] {
+  const lines = out.split('\n').filter((l) => l.startsWith('|'));
+  const cells = (l: string) => l.split('|').slice(1, -1).map((c) => c.trim());
+  const [head, ...body] = lines;
+  if (!head) return [];
+  const keys = cells(head);
+  return body.map((l) => Object.fromEntries(cells(l).map((c, i) => [keys[i]!, c])));
+}
+
+function ok(run: Run): Run {
+  expect(run.code, `cinder failed:\n${run.out}\n${run.err}`).toBe(0);
+  return run;
+}
+
+beforeAll(() => {
+  if (!installed()) {
+    throw new Error(
+      'the `cinder` CLI is not installed, and these tests drive it for real: install it with ' +
+        '`apt-get install -y python3-cinderclient` (.ci/run does), then run the tests again.',
+    );
+  }
+});
+
+describe('the cinder CLI against volstate', () => {
+  it('creates, shows (by id and by name), lists with filters, extends', async () => {
+    const created = properties(ok(await cinder('create', '--name', 'cli-vol', '--description', 'from the CLI', '--metadata', 'tier=gold', '1')).out);
+    expect(created).toMatchObject({ status: 'creating', size: '1', name: 'cli-vol' });
+    await waitStatus(t, 'volumes', created.id!, 'available');
+    expect(properties(ok(await cinder('show', created.id!)).out)).toMatchObject({ id: created.id, status: 'available', description: 'from the CLI' });
+    expect(properties(ok(await cinder('show', 'cli-vol')).out)).toMatchObject({ id: created.id, metadata: expect.stringContaining('gold') });
+    const listed = rows(ok(await cinder('list', '--name', 'cli-vol')).out);
+    expect(listed.map((r) => r.ID)).toEqual([created.id]);
+    expect(rows(ok(await cinder('list', '--status', 'error')).out).map((r) => r.ID)).not.toContain(created.id);
+
+    ok(await cinder('extend', created.id!, '2'));
+    await t.request('GET', `/v3/volumes/${created.id}`).then(() => waitStatus(t, 'volumes', created.id!, 'available'));
+    expect(properties(ok(await cinder('show', created.id!)).out).size).toBe('2');
+
+    const smaller = await cinder('extend', created.id!, '1');
+    expect(smaller.code).toBe(1);
+    expect(smaller.err).toMatch(/^ERROR: Invalid volume: cannot extend volume .* the new size must be larger than the current size.* \(HTTP 400\) \(Request-ID: req-/m);
+  });
+
+  it('takes, lists, shows and deletes snapshots; a volume with snapshots refuses delete (HTTP 400)', async () => {
+    const vol = properties(ok(await cinder('create', '--name', 'snap-src', '1')).out).id!;
+    await waitStatus(t, 'volumes', vol, 'available');
+    const snap = properties(ok(await cinder('snapshot-create', '--name', 'cli-snap', vol)).out);
+    expect(snap.status).toBe('creating');
+    await waitStatus(t, 'snapshots', snap.id!, 'available');
+    expect(rows(ok(await cinder('snapshot-list')).out).map((r) => r.ID)).toContain(snap.id);
+    expect(properties(ok(await cinder('snapshot-show', snap.id!)).out)).toMatchObject({ status: 'available', 'os-extended-snapshot-attributes:progress': '100%' });
+
+    const refused = await cinder('delete', vol);
+    expect(refused.code).toBe(1);
+    expect(refused.out + refused.err).toMatch(/Delete for volume .* failed: Invalid volume: .*it has snapshots.*\(HTTP 400\)/);
+
+    const fromSnap = properties(ok(await cinder('create', '--snapshot-id', snap.id!, '--name', 'from-snap')).out);
+    expect(fromSnap).toMatchObject({ snapshot_id: snap.id, size: '1' });
+    const clone = properties(ok(await cinder('create', '--source-volid', vol, '--name', 'clone')).out);
+    expect(clone).toMatchObject({ source_volid: vol, size: '1' });
+    await waitStatus(t, 'volumes', fromSnap.id!, 'available');
+    await waitStatus(t, 'volumes', clone.id!, 'available');
+
+    ok(await cinder('snapshot-delete', snap.id!));
+    await waitStatus(t, 'snapshots', snap.id!, 'gone');
+    ok(await cinder('delete', vol));
+    await waitStatus(t, 'volumes', vol, 'gone');
+  });
+
+  it('drives the attachment flow: create, update with a connector, complete, list, show, delete', async () => {
+    const vol = properties(ok(await cinder('create', '--name', 'attach-me', '1')).out).id!;
+    await waitStatus(t, 'volumes', vol, 'available');
+    const att = properties(ok(await cinder('attachment-create', vol, SERVER)).out);
+    expect(att).toMatchObject({ status: 'reserved', instance: SERVER, volume_id: vol });
+    const updated = ok(await cinder('attachment-update', '--initiator', 'iqn.1993-08.org.debian:01:cli', '--ip', '10.0.0.9', '--host', 'compute-9', '--mountpoint', '/dev/vdc', att.id!));
+    expect(updated.out).toMatch(/driver_volume_type\s*\|\s*fake/);
+    expect(properties(updated.out)).toMatchObject({ status: 'attaching', attach_mode: 'rw', host: 'compute-9' });
+    ok(await cinder('attachment-complete', att.id!));
+    const listed = rows(ok(await cinder('attachment-list', '--volume-id', vol)).out);
+    expect(listed).toEqual([{ ID: att.id, 'Volume ID': vol, Status: 'attached', 'Server ID': SERVER }]);
+    expect(properties(ok(await cinder('attachment-show', att.id!)).out)).toMatchObject({ status: 'attached', attach_mode: 'rw' });
+    const shown = properties(ok(await cinder('show', vol)).out);
+    expect(shown).toMatchObject({ status: 'in-use', attached_servers: `['${SERVER}']`, attachment_ids: `['${att.id}']` });
+
+    const inUse = await cinder('delete', vol);
+    expect(inUse.code).toBe(1);
+    expect(inUse.out + inUse.err).toMatch(/Invalid volume: cannot delete volume .* in status 'in-use'.*\(HTTP 400\)/);
+
+    ok(await cinder('attachment-delete', att.id!));
+    expect(properties(ok(await cinder('show', vol)).out).status).toBe('available');
+    ok(await cinder('delete', vol));
+    await waitStatus(t, 'volumes', vol, 'gone');
+  });
+
+  it('resets state and force-deletes (admin); an invalid reset is HTTP 400', async () => {
+    const vol = properties(ok(await cinder('create', '--name', 'stuck', '1')).out).id!;
+    await waitStatus(t, 'volumes', vol, 'available');
+    ok(await cinder('reset-state', '--state', 'error', vol));
+    expect(properties(ok(await cinder('show', vol)).out).status).toBe('error');
+    const bogus = await cinder('reset-state', '--state', 'bogus', vol);
+    expect(bogus.code).toBe(1);
+    expect(bogus.out + bogus.err).toMatch(/Volume status: bogus is invalid.*\(HTTP 400\)/);
+    ok(await cinder('force-delete', vol));
+    await waitStatus(t, 'volumes', vol, 'gone');
+    const missing = await cinder('show', vol);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(new RegExp(`No volume with a name or ID of '${vol}' exists`));
+  });
+});
