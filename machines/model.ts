@@ -258,3 +258,50 @@ export type StatusOf<S extends string> = S extends `${infer Top}.${string}` ? To
 export function statusesOf<const S extends readonly string[]>(states: S): readonly StatusOf<S[number]>[] {
   return [...new Set(states.map((s) => s.split('.')[0]!))] as StatusOf<S[number]>[];
 }
+
+/**
+ * Crash recovery. When the worker that owns a row in a step state dies
+ * (its heartbeat is older than the timeout), any live worker sends the row
+ * WORKER_LOST, as a CAS on `owner = <the dead worker>` so two cleaners
+ * cannot both apply it. Every step is idempotent (a create of an existing
+ * volume of that size, a delete of a missing one, an extend to the size it
+ * already has all succeed), so the step is resumed: the row goes back to
+ * the queue, and another worker redoes it. A step that keeps killing its
+ * workers is not retried forever: after MAX_STEP_ATTEMPTS losses the row
+ * goes to the matching error state, where an admin can look at it.
+ * The losses are counted in the row's `operation` (cleared when the
+ * operation ends).
+ */
+export const MAX_STEP_ATTEMPTS = 3;
+
+const lostSql = "COALESCE((operation ->> 'lost')::int, 0)";
+const lostOf = (c: { operation: Record<string, unknown> | null }) => Number(c.operation?.['lost'] ?? 0);
+
+export function recoveryGuards<C extends { operation: Record<string, unknown> | null }, E>() {
+  return {
+    canRetry: {
+      unmet: `the step was lost ${MAX_STEP_ATTEMPTS} times`,
+      refusal: 'invalid',
+      js: (c: C) => lostOf(c) + 1 < MAX_STEP_ATTEMPTS,
+      sql: `${lostSql} + 1 < ${MAX_STEP_ATTEMPTS}`,
+    },
+  } satisfies GuardTable<C, E>;
+}
+
+export function recoveryEffects<C extends { operation: Record<string, unknown> | null }, E>() {
+  return {
+    countLoss: {
+      js: (c: C) => ({ operation: { ...(c.operation ?? {}), lost: lostOf(c) + 1 } }) as unknown as Partial<C>,
+      sql: { operation: `jsonb_set(COALESCE(operation, '{}'::jsonb), '{lost}', to_jsonb(${lostSql} + 1))` } as EffectSql<C>,
+    },
+    clearOperation: { js: () => ({ operation: null }) as unknown as Partial<C>, sql: { operation: 'NULL' } as EffectSql<C> },
+  } satisfies EffectTable<C, E>;
+}
+
+/** WORKER_LOST from a step state: back to `resume` while attempts remain, else to `fail`. */
+export function workerLost(machineId: string, resume: string, fail: string) {
+  return [
+    { guard: 'canRetry' as const, target: `#${machineId}.${resume}`, actions: 'countLoss' as const },
+    { target: `#${machineId}.${fail}`, actions: 'clearOperation' as const },
+  ];
+}

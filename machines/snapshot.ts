@@ -15,10 +15,13 @@ import {
   jsGuards,
   readerEffects,
   readerGuards,
+  recoveryEffects,
+  recoveryGuards,
   resetTransitions,
   statusesOf,
   resetGuards,
   unownedGuard,
+  workerLost,
   TRANSIENT,
   type ContextOf,
   type ContextSpec,
@@ -38,6 +41,8 @@ export const snapshotContext = {
   readers: 'int',
   /** GiB, the volume's size when the snapshot was taken */
   size: 'int',
+  /** the step's lost attempts while one is in flight (see model.ts, recovery) */
+  operation: 'jsonb',
   /** the worker running a step on this row (read-only here: the enforcer sets it) */
   owner: 'text?',
 } as const satisfies ContextSpec;
@@ -53,6 +58,7 @@ export const snapshotEvents = {
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
   DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the snapshot' },
+  WORKER_LOST: { by: 'worker', params: {}, doc: 'the worker running the step died; sent by any live worker (see model.ts, recovery)' },
 } as const satisfies EventSpecs;
 export type SnapshotEvent = EventOf<typeof snapshotEvents>;
 export type SnapshotEventType = SnapshotEvent['type'];
@@ -63,12 +69,13 @@ type E = SnapshotEvent;
 export const snapshotGuards = guardTable<C, E>()({
   ...readerGuards<C, E>('creating a volume from it'),
   unowned: unownedGuard<C, E>(),
+  ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
   canDelete: allOf('noReaders'),
   canForceDelete: allOf('unowned', 'noReaders'),
 });
 
-export const snapshotEffects = effectTable<C, E>()({ ...readerEffects<C, E>() });
+export const snapshotEffects = effectTable<C, E>()({ ...readerEffects<C, E>(), ...recoveryEffects<C, E>() });
 
 const resetStatus = resetTransitions('snapshot', SNAPSHOT_RESETTABLE);
 const forceDelete = { guard: 'canForceDelete', target: '#snapshot.deleting' } as const;
@@ -80,15 +87,17 @@ export const snapshotMachine = setup({
 }).createMachine({
   id: 'snapshot',
   initial: 'creating',
-  context: { readers: 0, size: 1, owner: null },
+  context: { readers: 0, size: 1, operation: null, owner: null },
   on: { READ_END: { guard: 'hasReaders', actions: 'releaseReader' } },
   states: {
     creating: {
       tags: [TRANSIENT],
       meta: { step: 'create', holdsReaders: true, doc: 'the backend is taking the snapshot (the volume is held as a reader)' },
       on: {
-        BACKEND_CREATED: 'available',
-        BACKEND_FAILED: 'error',
+        BACKEND_CREATED: { target: 'available', actions: 'clearOperation' },
+        BACKEND_FAILED: { target: 'error', actions: 'clearOperation' },
+        // Taking the snapshot again overwrites the partial copy: redo it.
+        WORKER_LOST: workerLost('snapshot', 'creating', 'error'),
         RESET_STATUS: resetStatus,
         FORCE_DELETE: forceDelete,
       },
@@ -112,7 +121,11 @@ export const snapshotMachine = setup({
     deleting: {
       tags: [TRANSIENT],
       meta: { step: 'delete', doc: 'the backend is deleting the snapshot' },
-      on: { DELETED: 'deleted', BACKEND_FAILED: 'error_deleting' },
+      on: {
+        DELETED: 'deleted',
+        BACKEND_FAILED: { target: 'error_deleting', actions: 'clearOperation' },
+        WORKER_LOST: workerLost('snapshot', 'deleting', 'error_deleting'),
+      },
     },
     error: {
       on: { DELETE: { guard: 'canDelete', target: 'deleting' }, FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus },

@@ -29,11 +29,14 @@ import {
   jsGuards,
   readerEffects,
   readerGuards,
+  recoveryEffects,
+  recoveryGuards,
   resetGuards,
   resetTransitions,
   statusesOf,
   TRANSIENT,
   unownedGuard,
+  workerLost,
   type ContextOf,
   type ContextSpec,
   type EventOf,
@@ -124,6 +127,7 @@ export const volumeEvents = {
   EXTENDED: { by: 'worker', params: {}, doc: 'the backend grew the volume' },
   REVERTED: { by: 'worker', params: {}, doc: 'the backend reverted the volume to the snapshot' },
   DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the volume' },
+  WORKER_LOST: { by: 'worker', params: {}, doc: 'the worker running the step died; sent by any live worker (see model.ts, recovery)' },
 } as const satisfies EventSpecs;
 export type VolumeEvent = EventOf<typeof volumeEvents>;
 export type VolumeEventType = VolumeEvent['type'];
@@ -161,6 +165,7 @@ export const volumeGuards = guardTable<C, E>()({
     sql: "jsonb_typeof(operation -> 'new_size') = 'number'",
   },
   unowned: unownedGuard<C, E>(),
+  ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof VOLUME_RESETTABLE>(VOLUME_RESETTABLE, { available: 'noAttachments', 'in-use': 'hasAttached' }),
   canDelete: allOf('noReaders', 'noSnapshots', 'noAttachments'),
   canDeleteCascade: allOf('noReaders', 'noAttachments'),
@@ -184,11 +189,11 @@ export const volumeEffects = effectTable<C, E>()({
     js: (c) => ({ size: c.operation?.['new_size'] as number, operation: null }),
     sql: { size: "(operation ->> 'new_size')::int", operation: 'NULL' },
   },
+  ...recoveryEffects<C, E>(),
   recordRevert: {
     js: (_c, e) => ({ operation: { snapshot_id: 'snapshot_id' in e ? e.snapshot_id : null } }),
     sql: { operation: "jsonb_build_object('snapshot_id', :snapshot_id)" },
   },
-  clearOperation: { js: () => ({ operation: null }), sql: { operation: 'NULL' } },
 });
 
 const resetStatus = resetTransitions('volume', VOLUME_RESETTABLE, 'clearOperation' as const);
@@ -238,18 +243,28 @@ export const volumeMachine = setup({
       initial: 'db',
       on: { RESET_STATUS: resetStatus, ...force },
       // A clone or a volume from a snapshot reads its source for the whole create.
+      // Worker lost: scheduling starts again; a create on the backend is
+      // redone (creating an existing volume of that size succeeds).
       states: {
         db: {
           meta: { step: 'schedule', holdsReaders: true, doc: 'recorded; waiting for a scheduler' },
-          on: { SCHEDULE: 'scheduling' },
+          on: { SCHEDULE: 'scheduling', WORKER_LOST: workerLost('volume', 'creating.db', 'error') },
         },
         scheduling: {
           meta: { step: 'schedule', holdsReaders: true, doc: 'a scheduler is choosing a backend' },
-          on: { SCHEDULED: 'backend', SCHEDULE_FAILED: '#volume.error' },
+          on: {
+            SCHEDULED: 'backend',
+            SCHEDULE_FAILED: { target: '#volume.error', actions: 'clearOperation' },
+            WORKER_LOST: workerLost('volume', 'creating.db', 'error'),
+          },
         },
         backend: {
           meta: { step: 'create', holdsReaders: true, doc: 'the backend is creating the volume' },
-          on: { BACKEND_CREATED: '#volume.available', BACKEND_FAILED: '#volume.error' },
+          on: {
+            BACKEND_CREATED: { target: '#volume.available', actions: 'clearOperation' },
+            BACKEND_FAILED: { target: '#volume.error', actions: 'clearOperation' },
+            WORKER_LOST: workerLost('volume', 'creating.backend', 'error'),
+          },
         },
       },
     },
@@ -283,6 +298,8 @@ export const volumeMachine = setup({
           { guard: 'extendRecorded', target: 'available', actions: 'finishExtend' },
         ],
         BACKEND_FAILED: { target: 'error_extending', actions: 'clearOperation' },
+        // Extending to a size the volume already has succeeds: redo it.
+        WORKER_LOST: workerLost('volume', 'extending', 'error_extending'),
         RESET_STATUS: resetStatus,
         ...force,
       },
@@ -293,6 +310,8 @@ export const volumeMachine = setup({
       on: {
         REVERTED: { target: 'available', actions: 'clearOperation' },
         BACKEND_FAILED: { target: 'error', actions: 'clearOperation' },
+        // Copying the snapshot back again gives the same volume: redo it.
+        WORKER_LOST: workerLost('volume', 'reverting', 'error'),
         RESET_STATUS: resetStatus,
         ...force,
       },
@@ -301,7 +320,12 @@ export const volumeMachine = setup({
       tags: [TRANSIENT],
       // With ?cascade its snapshots are deleted first: the step waits for them.
       meta: { step: 'delete', ready: 'noSnapshots', doc: 'the backend is deleting the volume (after its snapshots)' },
-      on: { DELETED: { guard: 'noSnapshots', target: 'deleted' }, BACKEND_FAILED: 'error_deleting' },
+      on: {
+        DELETED: { guard: 'noSnapshots', target: 'deleted' },
+        BACKEND_FAILED: { target: 'error_deleting', actions: 'clearOperation' },
+        // Deleting what is already gone succeeds: redo it (as Cinder's cleanup does).
+        WORKER_LOST: workerLost('volume', 'deleting', 'error_deleting'),
+      },
     },
     error: { on: { ...deletable, ...detachOnly } },
     error_extending: { on: { ...deletable, ...detachOnly } },

@@ -8,6 +8,7 @@ import { transition } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import { allowedNow, decide } from '../../machines/decide.ts';
 import { MODELS } from '../../machines/index.ts';
+import { MAX_STEP_ATTEMPTS } from '../../machines/model.ts';
 import { defineResource } from '../../machines/resource.ts';
 import type { VolumeContext } from '../../machines/volume.ts';
 
@@ -99,9 +100,32 @@ describe('decide on the volume machine', () => {
   });
 });
 
+describe('recovery (WORKER_LOST)', () => {
+  it('resumes a lost step twice, then gives up into the matching error state', () => {
+    let context: VolumeContext = { ...quiet, operation: { new_size: 5 } };
+    for (let attempt = 1; attempt < MAX_STEP_ATTEMPTS; attempt++) {
+      const d = decide(volume, { state: 'extending', context }, { type: 'WORKER_LOST' });
+      expect(d).toMatchObject({ ok: true, to: 'extending', context: { operation: { new_size: 5, lost: attempt } } });
+      context = (d as { context: VolumeContext }).context;
+    }
+    expect(decide(volume, { state: 'extending', context }, { type: 'WORKER_LOST' })).toMatchObject({
+      ok: true,
+      to: 'error_extending',
+      context: { operation: null },
+    });
+  });
+
+  it('starts scheduling again from the queue, and forgets the losses once the operation ends', () => {
+    const lost = decide(volume, { state: 'creating.scheduling', context: quiet }, { type: 'WORKER_LOST' });
+    expect(lost).toMatchObject({ ok: true, to: 'creating.db', context: { operation: { lost: 1 } } });
+    const created = decide(volume, { state: 'creating.backend', context: { ...quiet, operation: { lost: 2 } } }, { type: 'BACKEND_CREATED' });
+    expect(created).toMatchObject({ ok: true, to: 'available', context: { operation: null } });
+  });
+});
+
 describe('decide on the snapshot machine', () => {
   it('counts readers and refuses deletion while read', () => {
-    const ctx = { readers: 0, size: 1, owner: null };
+    const ctx = { readers: 0, size: 1, operation: null, owner: null };
     const read = decide(snapshot, { state: 'available', context: ctx }, { type: 'READ_BEGIN' });
     expect(read).toMatchObject({ ok: true, to: 'available', context: { readers: 1 } });
     const del = decide(snapshot, { state: 'available', context: { ...ctx, readers: 1 } }, { type: 'DELETE' });

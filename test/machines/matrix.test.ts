@@ -101,50 +101,50 @@ deleted             | gone     gone           gone         gone                 
 `;
 
 const VOLUME_WORKER_QUIET = `
-state               | SCHEDULE            SCHEDULED        SCHEDULE_FAILED BACKEND_CREATED BACKEND_FAILED  EXTENDED  REVERTED  DELETED
-creating.db         | creating.scheduling busy             busy            busy            busy            busy      busy      busy
-creating.scheduling | busy                creating.backend error           busy            busy            busy      busy      busy
-creating.backend    | busy                busy             busy            available       error           busy      busy      busy
-available           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-reserved            | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-attaching           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-in-use              | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-detaching           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-extending           | busy                busy             busy            busy            error_extending available busy      busy
-reverting           | busy                busy             busy            busy            error           busy      available busy
-deleting            | busy                busy             busy            busy            error_deleting  busy      busy      deleted
-error               | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-error_extending     | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-error_deleting      | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid
-deleted             | gone                gone             gone            gone            gone            gone      gone      gone
+state               | SCHEDULE            SCHEDULED        SCHEDULE_FAILED BACKEND_CREATED BACKEND_FAILED  EXTENDED  REVERTED  DELETED WORKER_LOST
+creating.db         | creating.scheduling busy             busy            busy            busy            busy      busy      busy    creating.db
+creating.scheduling | busy                creating.backend error           busy            busy            busy      busy      busy    creating.db
+creating.backend    | busy                busy             busy            available       error           busy      busy      busy    creating.backend
+available           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+reserved            | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+attaching           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+in-use              | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+detaching           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+extending           | busy                busy             busy            busy            error_extending available busy      busy    extending
+reverting           | busy                busy             busy            busy            error           busy      available busy    reverting
+deleting            | busy                busy             busy            busy            error_deleting  busy      busy      deleted deleting
+error               | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+error_extending     | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+error_deleting      | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
+deleted             | gone                gone             gone            gone            gone            gone      gone      gone    gone
 `;
 
 // Held: the same, except that a volume whose snapshots are not gone is not deleted.
 const VOLUME_WORKER_HELD = VOLUME_WORKER_QUIET.replace(
-  'deleting            | busy                busy             busy            busy            error_deleting  busy      busy      deleted',
-  'deleting            | busy                busy             busy            busy            error_deleting  busy      busy      invalid',
+  'deleting            | busy                busy             busy            busy            error_deleting  busy      busy      deleted deleting',
+  'deleting            | busy                busy             busy            busy            error_deleting  busy      busy      invalid deleting',
 );
 
 const SNAPSHOT_QUIET = `
-state          | DELETE   FORCE_DELETE RESET_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED
-creating       | busy     deleting     error        busy       busy          invalid  available       error          busy
-available      | deleting deleting     error        =          restoring     invalid  invalid         invalid        invalid
-restoring      | busy     busy         error        busy       busy          invalid  busy            busy           busy
-deleting       | busy     busy         busy         busy       busy          invalid  busy            error_deleting deleted
-error          | deleting deleting     error        invalid    invalid       invalid  invalid         invalid        invalid
-error_deleting | invalid  deleting     error        invalid    invalid       invalid  invalid         invalid        invalid
-deleted        | gone     gone         gone         gone       gone          gone     gone            gone           gone
+state          | DELETE   FORCE_DELETE RESET_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST
+creating       | busy     deleting     error        busy       busy          invalid  available       error          busy     creating
+available      | deleting deleting     error        =          restoring     invalid  invalid         invalid        invalid     invalid
+restoring      | busy     busy         error        busy       busy          invalid  busy            busy           busy     busy
+deleting       | busy     busy         busy         busy       busy          invalid  busy            error_deleting deleted     deleting
+error          | deleting deleting     error        invalid    invalid       invalid  invalid         invalid        invalid     invalid
+error_deleting | invalid  deleting     error        invalid    invalid       invalid  invalid         invalid        invalid     invalid
+deleted        | gone     gone         gone         gone       gone          gone     gone            gone           gone     gone
 `;
 
 const SNAPSHOT_HELD = `
-state          | DELETE   FORCE_DELETE RESET_STATUS READ_BEGIN RESTORE_BEGIN READ_END  BACKEND_CREATED BACKEND_FAILED DELETED
-creating       | busy     busy         error        busy       busy          =         available       error          busy
-available      | busy     busy         error        =          busy          =         invalid         invalid        invalid
-restoring      | busy     busy         error        busy       busy          available busy            busy           busy
-deleting       | busy     busy         busy         busy       busy          =         busy            error_deleting deleted
-error          | busy     busy         error        invalid    invalid       =         invalid         invalid        invalid
-error_deleting | invalid  busy         error        invalid    invalid       =         invalid         invalid        invalid
-deleted        | gone     gone         gone         gone       gone          gone      gone            gone           gone
+state          | DELETE   FORCE_DELETE RESET_STATUS READ_BEGIN RESTORE_BEGIN READ_END  BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST
+creating       | busy     busy         error        busy       busy          =         available       error          busy     creating
+available      | busy     busy         error        =          busy          =         invalid         invalid        invalid     invalid
+restoring      | busy     busy         error        busy       busy          available busy            busy           busy     busy
+deleting       | busy     busy         busy         busy       busy          =         busy            error_deleting deleted     deleting
+error          | busy     busy         error        invalid    invalid       =         invalid         invalid        invalid     invalid
+error_deleting | invalid  busy         error        invalid    invalid       =         invalid         invalid        invalid     invalid
+deleted        | gone     gone         gone         gone       gone          gone      gone            gone           gone     gone
 `;
 
 const ATTACHMENT = `
