@@ -1,0 +1,288 @@
+/**
+ * Coordination locks for drivers, by scope (DESIGN decision 5):
+ *
+ * - `process`: in memory; excludes concurrent steps of one process.
+ * - `node`: an exclusive lock file; excludes the processes of one machine
+ *   (drivers whose backend is local, like the file driver's copies).
+ * - `global`: a PostgreSQL advisory lock held on a dedicated session;
+ *   excludes every node, and the server releases it when the holder's
+ *   connection dies (crash, SIGKILL): no distributed lock manager.
+ *
+ * Names are templates, as in Cinder's driver catalogue: `file-{source_id}`.
+ * `lock` blocks (up to `timeoutMs`, forever if absent); `tryLock` does not.
+ * The machine's state CAS decides what may happen to a resource; these
+ * locks only serialise what a driver does to shared backend objects.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type postgres from 'postgres';
+import { SQLSTATE, sqlState } from '../../db/sqlstate.ts';
+
+export type LockScope = 'process' | 'node' | 'global';
+
+export interface LockOptions {
+  scope: LockScope;
+  /** give up after this long (LockTimeout); wait forever when absent */
+  timeoutMs?: number;
+}
+
+export interface Lock {
+  readonly name: string;
+  readonly scope: LockScope;
+  release(): Promise<void>;
+}
+
+export class LockTimeout extends Error {
+  constructor(
+    readonly lockName: string,
+    readonly scope: LockScope,
+    readonly timeoutMs: number,
+  ) {
+    super(`${scope} lock ${lockName} not acquired within ${timeoutMs} ms`);
+    this.name = 'LockTimeout';
+  }
+}
+
+/** `file-{source_id}` + {source_id: 'x'} → `file-x`; a missing value is an error, not a silent `{source_id}`. */
+export function lockName(template: string, values: Record<string, string>): string {
+  return template.replace(/\{(\w+)\}/g, (_m, key: string) => {
+    const v = values[key];
+    if (v === undefined) throw new Error(`lock name ${template}: no value for {${key}}`);
+    return v;
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+// --- process scope ---------------------------------------------------------
+
+class ProcessLocks {
+  private readonly held = new Map<string, (() => void)[]>();
+
+  async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
+    const queue = this.held.get(name);
+    if (queue) {
+      if (tryOnly) return null;
+      let wake!: () => void;
+      const granted = new Promise<void>((r) => (wake = r));
+      queue.push(wake);
+      if (timeoutMs === undefined) await granted;
+      else {
+        const timer = sleep(timeoutMs).then(() => 'timeout' as const);
+        if ((await Promise.race([granted.then(() => 'granted' as const), timer])) === 'timeout') {
+          const i = queue.indexOf(wake);
+          if (i >= 0) {
+            queue.splice(i, 1);
+            throw new LockTimeout(name, 'process', timeoutMs);
+          }
+          // Granted while timing out: it is ours.
+        }
+      }
+    } else {
+      this.held.set(name, []);
+    }
+    let released = false;
+    return {
+      name,
+      scope: 'process',
+      release: async () => {
+        if (released) return;
+        released = true;
+        const waiters = this.held.get(name)!;
+        const next = waiters.shift();
+        if (next) next();
+        else this.held.delete(name);
+      },
+    };
+  }
+}
+
+// --- node scope ------------------------------------------------------------
+
+/** This process's start time (Linux), so a reused PID is not mistaken for the holder. */
+function startTimeOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number, started: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return started === '' || startTimeOf(pid) === '' || startTimeOf(pid) === started;
+}
+
+class NodeLocks {
+  private readonly me = `${process.pid} ${startTimeOf(process.pid)}`;
+
+  constructor(private readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private pathOf(name: string): string {
+    return join(this.dir, `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.lock`);
+  }
+
+  /** Create the lock file exclusively; its content says who holds it. */
+  private tryCreate(path: string, token: string): boolean {
+    try {
+      const fd = openSync(path, 'wx', 0o644);
+      writeSync(fd, `${this.me} ${token}\n`);
+      closeSync(fd);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  }
+
+  private read(path: string): string | undefined {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Remove a lock whose holder died. Only one process may break a given
+   * dead holder's lock: the one that creates the `.break-<pid>` marker
+   * (a breaker that dies leaves a marker, removed once it is 5 s old).
+   */
+  private breakIfStale(path: string, content: string): void {
+    const [pid, started] = content.split(' ');
+    if (!pid || alive(Number(pid), started ?? '')) return;
+    const marker = `${path}.break-${pid}`;
+    try {
+      closeSync(openSync(marker, 'wx'));
+    } catch {
+      try {
+        if (Date.now() - statSync(marker).mtimeMs > 5000) unlinkSync(marker);
+      } catch {
+        /* gone meanwhile */
+      }
+      return;
+    }
+    try {
+      if (this.read(path) === content) unlinkSync(path);
+    } finally {
+      unlinkSync(marker);
+    }
+  }
+
+  async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
+    const path = this.pathOf(name);
+    const token = randomBytes(6).toString('hex');
+    const until = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      if (this.tryCreate(path, token)) break;
+      const content = this.read(path);
+      if (content !== undefined) this.breakIfStale(path, content);
+      if (tryOnly && content !== undefined && existsSync(path)) return null;
+      if (Date.now() >= until) throw new LockTimeout(name, 'node', timeoutMs!);
+      await sleep(wait);
+    }
+    let released = false;
+    return {
+      name,
+      scope: 'node',
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (this.read(path) === `${this.me} ${token}\n`) unlinkSync(path);
+      },
+    };
+  }
+}
+
+// --- global scope ----------------------------------------------------------
+
+class GlobalLocks {
+  constructor(private readonly sql: postgres.Sql) {}
+
+  async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
+    // A session of its own: the lock lives exactly as long as this connection.
+    const session = await this.sql.reserve();
+    try {
+      if (tryOnly) {
+        const [row] = await session`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
+        if (!row!.got) {
+          session.release();
+          return null;
+        }
+      } else {
+        await session.unsafe(`SET lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
+        await session`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;
+        await session.unsafe('SET lock_timeout = 0');
+      }
+    } catch (err) {
+      session.release();
+      if (sqlState(err) === SQLSTATE.LOCK_NOT_AVAILABLE) throw new LockTimeout(name, 'global', timeoutMs ?? 0);
+      throw err;
+    }
+    let released = false;
+    return {
+      name,
+      scope: 'global',
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
+        } finally {
+          session.release();
+        }
+      },
+    };
+  }
+}
+
+export interface CoordinationOptions {
+  /** directory of node-scope lock files */
+  dir: string;
+  /** pool for global-scope sessions (one connection per lock held) */
+  sql?: postgres.Sql;
+}
+
+export class Coordination {
+  private readonly process = new ProcessLocks();
+  private readonly node: NodeLocks;
+  private readonly global: GlobalLocks | undefined;
+
+  constructor(opts: CoordinationOptions) {
+    this.node = new NodeLocks(opts.dir);
+    this.global = opts.sql ? new GlobalLocks(opts.sql) : undefined;
+  }
+
+  private scope(scope: LockScope) {
+    if (scope === 'process') return this.process;
+    if (scope === 'node') return this.node;
+    if (!this.global) throw new Error('global locks need a database (Coordination({ sql }))');
+    return this.global;
+  }
+
+  async lock(name: string, opts: LockOptions): Promise<Lock> {
+    return (await this.scope(opts.scope).acquire(name, opts.timeoutMs, false))!;
+  }
+
+  tryLock(name: string, opts: Omit<LockOptions, 'timeoutMs'>): Promise<Lock | null> {
+    return this.scope(opts.scope).acquire(name, undefined, true);
+  }
+
+  /** Run `fn` holding the lock. */
+  async with<T>(name: string, opts: LockOptions, fn: () => Promise<T>): Promise<T> {
+    const lock = await this.lock(name, opts);
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Coordination locks: mutual exclusion within a process, across processes
+ * for the `node` and `global` scopes (children incrementing one counter
+ * file: no lost update, no interleaved critical sections), timeouts and
+ * try-locks, and a `global` lock released by the server when its holder
+ * is SIGKILLed (a `node` lock's stale file is broken the same way).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Coordination, LockTimeout, lockName } from '../../src/coordination/locks.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+
+const db = useTestDatabase();
+const CHILD = resolve(import.meta.dirname, '../helpers/lock-child.ts');
+const dir = () => mkdtempSync(join(tmpdir(), 'volstate-locks-'));
+
+function child(args: string[]) {
+  return spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+function exited(p: ReturnType<typeof child>): Promise<number | null> {
+  return new Promise((r) => p.on('exit', (code) => r(code)));
+}
+
+/** Critical sections in the journal never overlap: start, end, start, end ... each pair by one process. */
+function checkJournal(path: string, expected: number) {
+  const lines = readFileSync(path, 'utf8').trim().split('\n');
+  expect(lines).toHaveLength(expected * 2);
+  for (let i = 0; i < lines.length; i += 2) {
+    const [s, sp] = lines[i]!.split(' ');
+    const [e, ep] = lines[i + 1]!.split(' ');
+    expect([s, e, sp === ep]).toEqual(['start', 'end', true]);
+  }
+}
+
+describe('lock names', () => {
+  it('fill templates, and refuse a missing value', () => {
+    expect(lockName('file-{source_id}', { source_id: 'v1' })).toBe('file-v1');
+    expect(() => lockName('file-{source_id}', {})).toThrow(/no value for \{source_id\}/);
+  });
+});
+
+describe('process scope', () => {
+  it('excludes concurrent holders, times out, and try-locks', async () => {
+    const c = new Coordination({ dir: dir() });
+    let inside = 0;
+    let most = 0;
+    await Promise.all(
+      Array.from({ length: 20 }, () =>
+        c.with('p', { scope: 'process' }, async () => {
+          most = Math.max(most, ++inside);
+          await new Promise((r) => setTimeout(r, 1));
+          inside--;
+        }),
+      ),
+    );
+    expect(most).toBe(1);
+    const held = await c.lock('q', { scope: 'process' });
+    expect(await c.tryLock('q', { scope: 'process' })).toBeNull();
+    await expect(c.lock('q', { scope: 'process', timeoutMs: 30 })).rejects.toBeInstanceOf(LockTimeout);
+    await held.release();
+    const again = await c.tryLock('q', { scope: 'process' });
+    expect(again).not.toBeNull();
+    await again!.release();
+  });
+});
+
+for (const scope of ['node', 'global'] as const) {
+  describe(`${scope} scope`, () => {
+    it('excludes four processes incrementing one counter', async () => {
+      const d = dir();
+      const counter = join(d, 'counter');
+      const journal = join(d, 'journal');
+      writeFileSync(counter, '0');
+      writeFileSync(journal, '');
+      const url = scope === 'global' ? db.url : '-';
+      const children = Array.from({ length: 4 }, () => child(['count', scope, 'counter-lock', d, url, '25', counter, journal]));
+      expect(await Promise.all(children.map(exited))).toEqual([0, 0, 0, 0]);
+      expect(Number(readFileSync(counter, 'utf8'))).toBe(100);
+      checkJournal(journal, 100);
+    });
+
+    it('is given back when its holder is SIGKILLed', async () => {
+      const d = dir();
+      const url = scope === 'global' ? db.url : '-';
+      const holder = child(['hold', scope, 'kill-me', d, url]);
+      await new Promise<void>((r) => holder.stdout!.on('data', (b: Buffer) => b.toString().includes('locked') && r()));
+      const c = new Coordination({ dir: d, sql: db.sql });
+      expect(await c.tryLock('kill-me', { scope })).toBeNull();
+      await expect(c.lock('kill-me', { scope, timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeout);
+      holder.kill('SIGKILL');
+      await exited(holder);
+      const lock = await c.lock('kill-me', { scope, timeoutMs: 5000 });
+      expect(lock.scope).toBe(scope);
+      await lock.release();
+    });
+  });
+}
