@@ -2,14 +2,22 @@
  * volstate's command line.
  *
  *   volstate serve [--host H] [--port N]   API and worker in one process (npm start)
+ *   volstate api [--host H] [--port N]     the API alone
+ *   volstate worker                        a worker alone
+ *   volstate db [--port N]                 the embedded PostgreSQL alone; prints its DATABASE_URL
  *   volstate migrate                       apply migrations and exit
  *   volstate diagrams [--check]            write diagrams/ from the machines (or check them)
+ *
+ * Any number of api, worker and serve processes may share one database
+ * (DATABASE_URL): Active/Active.
  *
  * Configuration comes from the environment (see README, "Configuration");
  * flags override HOST and PORT.
  */
 import { parseArgs } from 'node:util';
-import { locateDatabase } from '../db/connect.ts';
+import { join } from 'node:path';
+import { APP_DATABASE, ensureDatabase, locateDatabase } from '../db/connect.ts';
+import { startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { checkDiagrams, writeDiagrams } from './diagrams.ts';
@@ -19,6 +27,10 @@ const USAGE = `usage: volstate <command> [options]
 
 commands:
   serve [--host H] [--port N]   serve the Cinder v3 API and run a worker (default ${'127.0.0.1:8776'})
+  api [--host H] [--port N]     serve the API only
+  worker                        run a worker only
+  db [--port N]                 run the embedded PostgreSQL only and print its DATABASE_URL, for
+                                several nodes on one machine: DATABASE_URL=... volstate serve --port N
   migrate                       apply database migrations and exit
   diagrams [--check]            write diagrams/ from machines/ (--check: fail if they are stale)
 
@@ -29,10 +41,10 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function withFlags(config: Config, values: { host?: string | undefined; port?: string | undefined }): Config {
+function withFlags(config: Config, values: { host?: string | undefined; port?: string | undefined }, command: string): Config {
   const out = { ...config };
   if (values.host !== undefined) out.host = values.host;
-  if (values.port !== undefined) {
+  if (values.port !== undefined && command !== 'db') {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port ${values.port}: expected 0-65535`);
     out.port = port;
@@ -53,16 +65,30 @@ async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   try {
-    config = withFlags(loadConfig(), values);
+    config = withFlags(loadConfig(), values, command);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
   }
   switch (command) {
-    case 'serve': {
-      const running = await serve(config, { api: true, worker: true });
+    case 'serve':
+    case 'api':
+    case 'worker': {
+      const running = await serve(config, { api: command !== 'worker', worker: command !== 'api' });
       closeOnSignals(running);
-      console.error(`volstate: serving the Cinder v3 API at ${running.url}/v3 (database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`})`);
+      const where = `database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`}, driver ${config.driver}`;
+      if (running.url) console.error(`volstate: serving the Cinder v3 API at ${running.url}/v3 (${where})`);
+      if (running.worker) console.error(`volstate: worker ${running.worker.id} running (${where})`);
+      return;
+    }
+    case 'db': {
+      const db = await startEmbedded({ dir: join(config.dataDir, 'db'), port: values.port ? Number(values.port) : undefined });
+      await ensureDatabase(db.adminUrl, APP_DATABASE);
+      const url = db.urlFor(APP_DATABASE);
+      await migrate(url);
+      closeOnSignals({ close: () => db.stop() });
+      console.log(`DATABASE_URL=${url}`);
+      console.error('volstate: the embedded PostgreSQL is running; start nodes with the DATABASE_URL above (Ctrl-C stops it)');
       return;
     }
     case 'migrate': {

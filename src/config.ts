@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuthOptions, TokenInfo } from './api/context.ts';
 
-export type DriverName = 'fake';
+export type DriverName = 'file' | 'fake';
 
 export interface Config {
   host: string;
@@ -19,12 +19,19 @@ export interface Config {
   /** VOLSTATE_AUTH (noauth | tokens), VOLSTATE_DEFAULT_PROJECT, VOLSTATE_TOKENS_FILE */
   auth: AuthOptions;
   driver: DriverName;
-  fake: { latencyMs: number; failures: Record<string, number> };
+  fake: { latencyMs: number; failures: Record<string, number>; journal: string | undefined };
+  /** file driver: capacity to report (thin); default the filesystem's size */
+  fileCapacityGb: number | undefined;
   worker: {
     /** steps run at once by one worker */
     concurrency: number;
     /** safety-net poll when no NOTIFY arrives */
     pollMs: number;
+    heartbeatMs: number;
+    /** a worker silent this long is dead, and its rows are recovered */
+    timeoutMs: number;
+    /** on SIGTERM, in-flight steps get this long to finish */
+    drainMs: number;
   };
   logLevel: string;
 }
@@ -91,8 +98,13 @@ function authOf(env: NodeJS.ProcessEnv): AuthOptions {
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const driver = (env.VOLSTATE_DRIVER ?? 'fake') as DriverName;
-  if (driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected fake`);
+  const driver = (env.VOLSTATE_DRIVER ?? 'file') as DriverName;
+  if (driver !== 'file' && driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected file or fake`);
+  const heartbeatMs = int(env, 'VOLSTATE_HEARTBEAT_MS', 1000, 50);
+  const timeoutMs = int(env, 'VOLSTATE_WORKER_TIMEOUT_MS', 5000, 200);
+  if (timeoutMs < 2 * heartbeatMs) {
+    throw new ConfigError(`VOLSTATE_WORKER_TIMEOUT_MS=${timeoutMs} must be at least twice VOLSTATE_HEARTBEAT_MS=${heartbeatMs}`);
+  }
   return {
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8776, 0, 65535),
@@ -100,10 +112,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(env.VOLSTATE_DATA_DIR ?? '.volstate'),
     auth: authOf(env),
     driver,
-    fake: { latencyMs: int(env, 'VOLSTATE_FAKE_LATENCY_MS', 20), failures: rates(env, 'VOLSTATE_FAKE_FAILURES') },
+    fake: {
+      latencyMs: int(env, 'VOLSTATE_FAKE_LATENCY_MS', 20),
+      failures: rates(env, 'VOLSTATE_FAKE_FAILURES'),
+      journal: env.VOLSTATE_FAKE_JOURNAL || undefined,
+    },
+    fileCapacityGb: env.VOLSTATE_FILE_CAPACITY_GB ? int(env, 'VOLSTATE_FILE_CAPACITY_GB', 0, 1) : undefined,
     worker: {
       concurrency: int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024),
       pollMs: int(env, 'VOLSTATE_WORKER_POLL_MS', 2000, 50),
+      heartbeatMs,
+      timeoutMs,
+      drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
     },
     logLevel: env.LOG_LEVEL ?? 'info',
   };

@@ -4,6 +4,7 @@
  * graceful shutdown on SIGTERM/SIGINT (stop accepting, let in-flight
  * requests and steps finish, close the pool, stop the embedded server).
  */
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
 import type { EmbeddedServer } from '../db/embedded.ts';
@@ -11,7 +12,9 @@ import { migrate } from '../db/migrate.ts';
 import { build } from './app.ts';
 import type { Config } from './config.ts';
 import type { Driver } from './drivers/driver.ts';
+import { Coordination } from './coordination/locks.ts';
 import { FakeDriver } from './drivers/fake.ts';
+import { FileDriver } from './drivers/file.ts';
 import { Enforcer } from './enforcer.ts';
 import { Worker } from './worker/worker.ts';
 
@@ -30,8 +33,11 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export function makeDriver(config: Config): Driver {
-  return new FakeDriver({ latencyMs: config.fake.latencyMs, failures: config.fake.failures });
+export function makeDriver(config: Config, coordination: Coordination): Driver {
+  if (config.driver === 'fake') {
+    return new FakeDriver({ latencyMs: config.fake.latencyMs, failures: config.fake.failures, journal: config.fake.journal });
+  }
+  return new FileDriver({ dir: join(config.dataDir, 'storage'), coordination, capacityGb: config.fileCapacityGb });
 }
 
 export async function serve(config: Config, opts: ServeOptions): Promise<Running> {
@@ -45,8 +51,11 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
     throw err;
   }
   const sql = connect(location.url, { max: 20, name: opts.worker ? 'volstate' : 'volstate-api' });
+  // Global locks hold a connection each (one per step in flight): their own pool.
+  const locks = connect(location.url, { max: config.worker.concurrency + 8, name: 'volstate-locks' });
+  const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), sql: locks });
   const enforcer = new Enforcer();
-  const driver = makeDriver(config);
+  const driver = makeDriver(config, coordination);
   const logger = { level: config.logLevel };
 
   const app = opts.api ? await build({ sql, enforcer, driver, auth: config.auth, logger }) : undefined;
@@ -56,8 +65,12 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
         sql,
         enforcer,
         driver,
+        coordination,
         concurrency: config.worker.concurrency,
         pollMs: config.worker.pollMs,
+        heartbeatMs: config.worker.heartbeatMs,
+        timeoutMs: config.worker.timeoutMs,
+        drainMs: config.worker.drainMs,
         log: (msg, fields) => (log ? log.info(fields ?? {}, msg) : console.error(JSON.stringify({ msg, ...fields }))),
       })
     : undefined;
@@ -71,6 +84,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
       await app?.close(); // stops accepting, waits for in-flight requests
       await worker?.stop(); // stops claiming, waits for in-flight steps
       await driver.close?.();
+      await locks.end({ timeout: 5 });
       await sql.end({ timeout: 5 });
       await embedded?.stop();
       embedded = undefined;

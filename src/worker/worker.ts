@@ -1,29 +1,50 @@
 /**
  * A worker: claims pending rows from the state table and runs their steps.
+ * Any number of workers, on any number of nodes, share one database.
  *
- * Woken by LISTEN/NOTIFY (the CAS statements notify when a row becomes
- * pending work), with a slow poll as a safety net for a lost notification
- * or a dropped LISTEN connection. Registers itself in `workers` and
- * heartbeats there.
+ * - Woken by LISTEN/NOTIFY (the CAS statements notify when a row becomes
+ *   pending work), with a slow poll as a safety net.
+ * - Registered in `workers`, heartbeating. Every worker also recovers the
+ *   rows of dead workers (recovery.ts), but only once its own heartbeats
+ *   have been good for a whole timeout: after a database outage every
+ *   heartbeat is stale, and nobody may judge the others dead until they
+ *   have had the time to beat again.
+ * - Each step runs under a global lock on its resource (a PostgreSQL
+ *   advisory lock on a session of its own): the state CAS already keeps
+ *   two workers from moving one row, and this fence also keeps a worker
+ *   that froze (and was judged dead) from touching the backend object
+ *   while its successor does. Its lock dies with its connection.
+ * - Stops gracefully: no new claims; in-flight steps get `drainMs` to
+ *   finish; then it deregisters, and whatever it still owns is recovered
+ *   by the others at once.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
 import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
+import { deregisterWorker, heartbeat, registerWorker } from '../../db/workers.ts';
+import type { Coordination } from '../coordination/locks.ts';
 import type { Driver } from '../drivers/driver.ts';
 import type { Enforcer } from '../enforcer.ts';
+import { recoverDeadOwners } from './recovery.ts';
 import { stepFor, type StepContext } from './steps.ts';
 
 export interface WorkerOptions {
   sql: Sql;
   enforcer: Enforcer;
   driver: Driver;
+  /** global locks fence each step (optional in tests without concurrency between workers) */
+  coordination?: Coordination;
   /** steps run at once */
   concurrency: number;
   /** poll interval when no notification comes */
   pollMs: number;
   heartbeatMs?: number;
+  /** a worker silent this long is dead */
+  timeoutMs?: number;
+  /** on stop, in-flight steps get this long to finish */
+  drainMs?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -56,53 +77,94 @@ class Signal {
 
 export class Worker {
   readonly id: string;
-  private readonly opts: WorkerOptions;
+  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log'>> & Pick<WorkerOptions, 'coordination'>;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly signal = new Signal();
   private stopping = false;
   private loopDone: Promise<void> | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
+  private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
   /** idle() waiters, each with the claim round it must see finish empty */
   private idleWaiters: { after: number; resolve: () => void }[] = [];
   /** claim rounds started */
   private round = 0;
-  /** steps completed, for tests and logs */
+  /** since when every heartbeat has succeeded (undefined: the last one failed) */
+  private healthySince: number | undefined;
+  /** steps completed, and rows recovered from dead workers (tests, logs) */
   completed = 0;
+  recovered = 0;
 
   constructor(opts: WorkerOptions) {
-    this.opts = opts;
+    this.opts = { heartbeatMs: 1000, timeoutMs: 5000, drainMs: 10_000, ...opts };
     this.id = `worker:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    const log = opts.log ?? (() => {});
-    this.ctx = { sql: opts.sql, enforcer: opts.enforcer, driver: opts.driver, workerId: this.id, log };
+    this.ctx = { sql: opts.sql, enforcer: opts.enforcer, driver: opts.driver, workerId: this.id, log: opts.log ?? (() => {}) };
   }
 
   async start(): Promise<void> {
     const { sql } = this.opts;
-    await sql`INSERT INTO workers (id, host, pid) VALUES (${this.id}, ${hostname()}, ${process.pid})`;
-    const beat = this.opts.heartbeatMs ?? 1000;
-    this.heartbeat = setInterval(() => {
-      sql`UPDATE workers SET heartbeat_at = now() WHERE id = ${this.id}`.catch((err) =>
-        this.ctx.log('heartbeat failed', { error: String(err) }),
-      );
-    }, beat);
-    this.heartbeat.unref();
+    await registerWorker(sql, this.id, hostname(), process.pid);
+    this.healthySince = Date.now();
+    this.every(this.opts.heartbeatMs, () => this.beat());
+    this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
     const listener = await sql.listen(WORK_CHANNEL, () => this.signal.fire(), () => this.signal.fire());
     this.unlisten = listener.unlisten;
     this.loopDone = this.loop();
   }
 
-  /** Stop claiming, let in-flight steps finish, deregister. */
+  private every(ms: number, fn: () => Promise<void>) {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running || this.stopping) return;
+      running = true;
+      fn().finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      if (!(await heartbeat(this.opts.sql, this.id))) {
+        // Judged dead and purged (we were silent too long): our rows were
+        // recovered; register again and carry on.
+        this.ctx.log('worker row was purged; registering again', { id: this.id });
+        await registerWorker(this.opts.sql, this.id, hostname(), process.pid);
+        this.healthySince = Date.now();
+      }
+      this.healthySince ??= Date.now();
+    } catch (err) {
+      this.healthySince = undefined;
+      this.ctx.log('heartbeat failed', { error: String(err) });
+    }
+  }
+
+  /** Recover dead workers' rows, once our own heartbeats have been good for a whole timeout. */
+  async recover(): Promise<number> {
+    if (this.healthySince === undefined || Date.now() - this.healthySince < this.opts.timeoutMs) return 0;
+    try {
+      const r = await recoverDeadOwners(this.opts.sql, this.opts.enforcer, this.id, this.opts.timeoutMs);
+      this.recovered += r.recovered;
+      if (r.recovered) this.ctx.log('recovered rows of dead workers', { ...r });
+      return r.recovered;
+    } catch (err) {
+      this.ctx.log('recovery failed', { error: String(err) });
+      return 0;
+    }
+  }
+
+  /** Stop claiming, give in-flight steps `drainMs`, deregister. */
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
     this.signal.fire();
     await this.loopDone;
-    await Promise.allSettled(this.inflight.values());
-    clearInterval(this.heartbeat);
+    const drained = Promise.allSettled(this.inflight.values());
+    await Promise.race([drained, new Promise((r) => setTimeout(r, this.opts.drainMs).unref())]);
+    if (this.inflight.size) this.ctx.log('stopping with steps still running; they will be recovered', { steps: this.inflight.size });
+    this.timers.forEach(clearInterval);
     await this.unlisten?.().catch(() => {});
-    await this.opts.sql`DELETE FROM workers WHERE id = ${this.id}`.catch(() => {});
+    await deregisterWorker(this.opts.sql, this.id).catch(() => {});
   }
 
   /**
@@ -150,7 +212,17 @@ export class Worker {
     const key = `${row.resource_type}:${row.resource_id}`;
     const step = stepFor(row.resource_type, row.state);
     const task = (async () => {
+      const fence = this.opts.coordination
+        ? await this.opts.coordination.tryLock(`resource-${key}`, { scope: 'global' }).catch(() => null)
+        : undefined;
       try {
+        if (fence === null) {
+          // A previous owner (judged dead, but alive and frozen) is still at
+          // it: leave the row for later rather than touch the backend too.
+          this.ctx.log('resource fenced by another worker; handing the row back', { key });
+          await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id);
+          return;
+        }
         if (!step) throw new Error(`no step for ${row.resource_type} in ${row.state}`);
         await step(this.ctx, row);
         this.completed++;
@@ -159,6 +231,7 @@ export class Worker {
         this.ctx.log('step failed; handing the row back', { key, state: row.state, error: String(err) });
         await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id).catch(() => {});
       } finally {
+        await fence?.release().catch(() => {});
         this.inflight.delete(key);
         this.signal.fire();
       }
