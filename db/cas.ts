@@ -36,6 +36,13 @@ import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts'
 /** Channel a worker LISTENs on; notified when a row becomes pending work. */
 export const WORK_CHANNEL = 'volstate_work';
 
+/**
+ * Channel of waiting requests (`Prefer: wait`): `<type>:<id>` of a row that
+ * changed while requests were waiting for it. Only such rows notify: the
+ * probe of the (almost always empty) waiters table is all the others pay.
+ */
+export const STATE_CHANNEL = 'volstate_state';
+
 const PG_TYPE: Record<ColumnType, string> = { int: 'int', bool: 'boolean', text: 'text', 'text?': 'text', jsonb: 'jsonb' };
 
 /** Parameters every transition statement takes first, in placeholder order ($1…$6). */
@@ -161,6 +168,10 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
     'updated_at = now()',
   ];
   const notify = [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));
+  const selects = [
+    ...(notify ? ['(SELECT count(*) FROM notified) AS notified'] : []),
+    '(SELECT count(*) FROM woken) AS woken',
+  ];
   const text = `WITH moved AS (
   UPDATE resource_states SET
     ${set.join(',\n    ')}
@@ -176,10 +187,13 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
   SELECT * FROM resource_states
   WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
   FOR SHARE
+), woken AS (
+  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
+  WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
 )${notify ? `, ${notifyCte(model, 'moved')}` : ''}
-SELECT true AS applied, moved.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''} FROM moved
+SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
-SELECT false AS applied, current.*${notify ? ', 0::bigint' : ''} FROM current`;
+SELECT false AS applied, current.*, ${selects.map(() => '0::bigint').join(', ')} FROM current`;
   return { type: model.type, event, text, params: order };
 }
 

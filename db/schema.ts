@@ -157,6 +157,8 @@ export const resourceStates = pgTable(
     // Small partial index over the work queue (unowned rows in a state with
     // a worker step), in claim order.
     index('resource_states_pending').on(t.updated_at).where(sql`owner IS NULL AND (${stepStates})`),
+    // Rows a worker holds: what recovery scans for dead owners.
+    index('resource_states_owned').on(t.owner).where(sql`owner IS NOT NULL`),
   ],
 );
 
@@ -202,6 +204,23 @@ export const leases = pgTable(
     index('leases_source').on(t.source_type, t.source_id),
     check('leases_kind', sql.raw(`kind IN (${quoted(LEASE_KINDS)})`)),
   ],
+);
+
+/**
+ * Requests waiting for a resource to allow their transition (`Prefer:
+ * wait=N`), oldest first. Their existence is what makes a CAS on that
+ * resource notify (db/cas.ts); `expires_at` keeps a crashed waiter from
+ * holding the head of the queue.
+ */
+export const waiters = pgTable(
+  'waiters',
+  {
+    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    resource_type: text('resource_type').notNull(),
+    resource_id: uuid('resource_id').notNull(),
+    expires_at: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  },
+  (t) => [index('waiters_resource').on(t.resource_type, t.resource_id, t.id)],
 );
 
 export const workers = pgTable('workers', {

@@ -21,6 +21,7 @@ import { volumeRoutes } from './api/volumes.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
 import { ApiError } from './errors.ts';
+import { Waits } from './waiting.ts';
 import { AttachmentService } from './services/attachments.ts';
 import { SnapshotService } from './services/snapshots.ts';
 import { VolumeService } from './services/volumes.ts';
@@ -49,6 +50,10 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const volumes = new VolumeService(opts.sql, enforcer);
   const snapshots = new SnapshotService(opts.sql, enforcer);
   const attachments = new AttachmentService(opts.sql, enforcer, opts.driver);
+  const waits = new Waits(opts.sql);
+  app.decorate('waits', waits);
+  app.addHook('onReady', () => waits.start());
+  app.addHook('onClose', () => waits.stop());
 
   errorHandling(app);
   // JSON bodies, with an empty body allowed (clients send the JSON

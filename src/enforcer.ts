@@ -247,7 +247,7 @@ function refusal(kind: RefusalKind, ref: Ref, event: string): Refusal {
   return { ok: false, kind, ref, event, failed: [], allowed: [] };
 }
 
-function strip(row: StateRow & { applied?: boolean; notified?: unknown }): StateRow {
-  const { applied: _a, notified: _n, ...rest } = row;
+function strip(row: StateRow & { applied?: boolean; notified?: unknown; woken?: unknown }): StateRow {
+  const { applied: _a, notified: _n, woken: _w, ...rest } = row;
   return rest;
 }

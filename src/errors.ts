@@ -83,6 +83,8 @@ export interface ApiErrorOptions {
   /** machine-readable fields added to the fault body (type, state, event, allowed, ...) */
   details?: Record<string, unknown>;
   headers?: Record<string, string>;
+  /** the machine's refusal this error reports (what a waiting request waits on) */
+  refusal?: { kind: string; ref: { type: string; id: string } };
 }
 
 export class ApiError extends Error {
@@ -90,6 +92,7 @@ export class ApiError extends Error {
   readonly status: number;
   readonly details: Record<string, unknown>;
   readonly headers: Record<string, string>;
+  readonly refusal: ApiErrorOptions['refusal'];
 
   constructor(code: ErrorCode, params: Record<string, unknown> = {}, opts: ApiErrorOptions = {}) {
     super(render(ERRORS[code].message, params));
@@ -98,6 +101,7 @@ export class ApiError extends Error {
     this.status = ERRORS[code].status;
     this.details = opts.details ?? {};
     this.headers = opts.headers ?? {};
+    this.refusal = opts.refusal;
   }
 
   /** `{"<faultName>": {"code": N, "message": "...", ...details}}` */

@@ -60,13 +60,13 @@ export function refusalError(refusal: Refusal, ifMatch?: number): ApiError {
     return new ApiError(
       names.busy,
       { reason: `cannot ${verb} ${model.noun} ${id} now: it is ${where} and ${why}. Retry later. Allowed now: ${allowed}.` },
-      { details: { ...details, type: names.busy }, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) } },
+      { details: { ...details, type: names.busy }, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) }, refusal },
     );
   }
   const why = reasons ? `: ${reasons}` : ` in status ${where}`;
   return new ApiError(
     names.invalid,
     { reason: `cannot ${verb} ${model.noun} ${id}${why}${reasons ? ` (status ${where})` : ''}. Allowed now: ${allowed}.` },
-    { details },
+    { details, refusal },
   );
 }

@@ -92,6 +92,13 @@ CREATE TABLE "volumes" (
 	"updated_at" timestamp with time zone
 );
 --> statement-breakpoint
+CREATE TABLE "waiters" (
+	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "waiters_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
+	"resource_type" text NOT NULL,
+	"resource_id" uuid NOT NULL,
+	"expires_at" timestamp with time zone NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "workers" (
 	"id" text PRIMARY KEY NOT NULL,
 	"host" text NOT NULL,
@@ -106,7 +113,9 @@ CREATE INDEX "attachments_volume" ON "attachments" USING btree ("volume_id");-->
 CREATE INDEX "attachments_project_created" ON "attachments" USING btree ("project_id","created_at","id");--> statement-breakpoint
 CREATE INDEX "leases_source" ON "leases" USING btree ("source_type","source_id");--> statement-breakpoint
 CREATE INDEX "resource_states_pending" ON "resource_states" USING btree ("updated_at") WHERE owner IS NULL AND ((resource_type = 'volume' AND (state IN ('creating.db', 'creating.scheduling', 'creating.backend', 'extending', 'reverting') OR (state = 'deleting' AND (dependents = 0)))) OR (resource_type = 'snapshot' AND (state IN ('creating', 'deleting'))));--> statement-breakpoint
+CREATE INDEX "resource_states_owned" ON "resource_states" USING btree ("owner") WHERE owner IS NOT NULL;--> statement-breakpoint
 CREATE INDEX "snapshots_project_created" ON "snapshots" USING btree ("project_id","created_at","id");--> statement-breakpoint
 CREATE INDEX "snapshots_volume" ON "snapshots" USING btree ("volume_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "state_transitions_resource_version" ON "state_transitions" USING btree ("resource_type","resource_id","version");--> statement-breakpoint
-CREATE INDEX "volumes_project_created" ON "volumes" USING btree ("project_id","created_at","id");
+CREATE INDEX "volumes_project_created" ON "volumes" USING btree ("project_id","created_at","id");--> statement-breakpoint
+CREATE INDEX "waiters_resource" ON "waiters" USING btree ("resource_type","resource_id","id");

@@ -11,6 +11,7 @@ import { ATTACHMENT_STATUSES } from '../../machines/attachment.ts';
 import { ApiError } from '../errors.ts';
 import type { AttachmentService } from '../services/attachments.ts';
 import { listHandler, type ListRoute } from './lists.ts';
+import { maybeWait } from './waiting.ts';
 import { invalid, isUuid, rejectUnknown, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
 import { attachmentDetail, attachmentSummary, transitionView } from './views.ts';
@@ -72,7 +73,7 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     return { attachment: attachmentDetail(await attachments.get(req.caller, attachmentId(req.params.id))) };
   });
 
-  r.post('/attachments', { schema: { params: ProjectParams, body: AttachmentBody } }, async (req) => {
+  r.post('/attachments', { schema: { params: ProjectParams, body: AttachmentBody } }, async (req, reply) => {
     requireVersion(req, 27);
     const body = unwrap(req.body, 'attachment');
     rejectUnknown(body, 'attachment', ['volume_uuid', 'instance_uuid', 'connector', 'mode']);
@@ -81,23 +82,25 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     if (typeof volumeUuid !== 'string' || !isUuid(volumeUuid)) throw new ApiError('VolumeNotFound', { id: String(volumeUuid) });
     const instance = body.instance_uuid;
     if (instance !== undefined && instance !== null && typeof instance !== 'string') throw invalid('instance_uuid', instance, 'It must be a string.');
-    const attachment = await attachments.create(req.caller, {
+    const input = {
       volumeId: volumeUuid.toLowerCase(),
       instanceUuid: (instance as string | undefined) ?? null,
       connector: connectorOf(body.connector),
       mode: modeOf(req, body.mode),
-    });
+    };
+    const attachment = await maybeWait(req, reply, () => attachments.create(req.caller, input));
     return { attachment: attachmentDetail(attachment) };
   });
 
-  r.put('/attachments/:id', { schema: { params: IdParams, body: AttachmentBody } }, async (req) => {
+  r.put('/attachments/:id', { schema: { params: IdParams, body: AttachmentBody } }, async (req, reply) => {
     requireVersion(req, 27);
     const id = attachmentId(req.params.id);
     const body = unwrap(req.body, 'attachment');
     rejectUnknown(body, 'attachment', ['connector', 'mode']);
     const connector = connectorOf(body.connector);
     if (!connector || Object.keys(connector).length === 0) throw invalid('connector', body.connector ?? 'None', 'an update needs a connector.');
-    return { attachment: attachmentDetail(await attachments.connectTo(req.caller, id, connector, modeOf(req, body.mode))) };
+    const mode = modeOf(req, body.mode);
+    return { attachment: attachmentDetail(await maybeWait(req, reply, () => attachments.connectTo(req.caller, id, connector, mode))) };
   });
 
   r.post('/attachments/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
@@ -107,13 +110,15 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
       throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
     }
     if (keys[0] !== 'os-complete') throw new ApiError('NoSuchAction', { action: keys[0] });
-    await attachments.complete(req.caller, attachmentId(req.params.id));
+    const id = attachmentId(req.params.id);
+    await maybeWait(req, reply, () => attachments.complete(req.caller, id));
     return reply.code(204).send();
   });
 
-  r.delete('/attachments/:id', { schema: { params: IdParams } }, async (req) => {
+  r.delete('/attachments/:id', { schema: { params: IdParams } }, async (req, reply) => {
     requireVersion(req, 27);
-    const remaining = await attachments.remove(req.caller, attachmentId(req.params.id));
+    const id = attachmentId(req.params.id);
+    const remaining = await maybeWait(req, reply, () => attachments.remove(req.caller, id));
     return { attachments: remaining.map(attachmentSummary) };
   });
 

@@ -9,6 +9,7 @@ import { ApiError } from '../errors.ts';
 import type { SnapshotService } from '../services/snapshots.ts';
 import { viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
+import { maybeWait } from './waiting.ts';
 import { describedPatch, invalid, isUuid, parseBool, parseIfMatch, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query, SnapshotCreateBody, SnapshotUpdateBody } from './schemas.ts';
 import { snapshotDetail, snapshotSummary, transitionView } from './views.ts';
@@ -64,13 +65,14 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
       }
     }
     if (!isUuid(body.volume_id)) throw new ApiError('VolumeNotFound', { id: body.volume_id });
-    const snapshot = await snapshots.create(req.caller, {
+    const input = {
       volumeId: body.volume_id.toLowerCase(),
       force,
       name: parseText(body.name ?? body.display_name, 'name'),
       description: parseText(body.description ?? body.display_description, 'description'),
       metadata: parseMetadata(body.metadata),
-    });
+    };
+    const snapshot = await maybeWait(req, reply, () => snapshots.create(req.caller, input));
     void reply.code(202);
     return { snapshot: snapshotDetail(snapshot, viewContext(req), false) };
   });
@@ -89,7 +91,9 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
   });
 
   r.delete('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
-    await snapshots.send(req.caller, snapshotId(req.params.id), { type: 'DELETE' }, parseIfMatch(req.headers['if-match']));
+    const id = snapshotId(req.params.id);
+    const ifMatch = parseIfMatch(req.headers['if-match']);
+    await maybeWait(req, reply, () => snapshots.send(req.caller, id, { type: 'DELETE' }, ifMatch));
     return reply.code(202).send();
   });
 
@@ -104,7 +108,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: `snapshot_extension:${name}` });
     const ifMatch = parseIfMatch(req.headers['if-match']);
     if (name === 'os-force_delete') {
-      await snapshots.send(req.caller, id, { type: 'FORCE_DELETE' }, ifMatch);
+      await maybeWait(req, reply, () => snapshots.send(req.caller, id, { type: 'FORCE_DELETE' }, ifMatch));
       return reply.code(202).send();
     }
     const value = req.body[name];
@@ -114,7 +118,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
         reason: `Snapshot status: ${String(status)} is invalid, valid statuses are: (${CINDER_SNAPSHOT_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
       });
     }
-    await snapshots.send(req.caller, id, { type: 'RESET_STATUS', status }, ifMatch);
+    await maybeWait(req, reply, () => snapshots.send(req.caller, id, { type: 'RESET_STATUS', status }, ifMatch));
     return reply.code(202).send();
   });
 

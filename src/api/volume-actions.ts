@@ -11,6 +11,7 @@ import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { invalid, isUuid, parseBool, parseIfMatch, parseSize } from './parse.ts';
 import { ActionBody, IdParams } from './schemas.ts';
+import { maybeWait } from './waiting.ts';
 import { volumeId } from './volumes.ts';
 
 /** Cinder's VolumeStatus.ALL: what os-reset_status validates against before the machine decides. */
@@ -206,6 +207,7 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
     const action = VOLUME_ACTIONS[name];
     if (!action) throw new ApiError('NoSuchAction', { action: name });
     const id = volumeId(req.params.id);
-    return action({ req, reply, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) });
+    const ctx = { req, reply, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
+    return maybeWait(req, reply, () => action(ctx));
   });
 };

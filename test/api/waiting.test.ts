@@ -1,0 +1,97 @@
+/**
+ * `Prefer: wait=N`: instead of 409/400 at once, a request waits for the
+ * machine to allow it, woken by NOTIFY when the resource changes, served
+ * in arrival order, and answers as the last attempt decided when the time
+ * runs out.
+ */
+import { describe, expect, it } from 'vitest';
+import { build } from '../../src/app.ts';
+import { FakeDriver } from '../../src/drivers/fake.ts';
+import { Enforcer } from '../../src/enforcer.ts';
+import { HEADERS, useApp, waitStatus } from '../helpers/app.ts';
+
+const t = useApp({ latencyMs: 300 });
+const wait = (seconds: number) => ({ prefer: `wait=${seconds}` });
+
+describe('Prefer: wait', () => {
+  it('waits out a transient state, woken as soon as it ends (not at the deadline)', async () => {
+    const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const id = created.body.volume.id;
+    expect((await t.request('DELETE', `/v3/volumes/${id}`)).status).toBe(409); // the default: fail fast
+    const started = Date.now();
+    const res = await t.request('DELETE', `/v3/volumes/${id}`, undefined, wait(20));
+    const took = Date.now() - started;
+    expect(res.status).toBe(202);
+    expect(res.headers['preference-applied']).toBe('wait=20');
+    expect(took).toBeLessThan(5000);
+    const [available, deleted] = await t.db.sql`
+      SELECT at FROM state_transitions WHERE resource_id = ${id} AND event IN ('BACKEND_CREATED', 'DELETE') ORDER BY version`;
+    // The waiter got in within moments of the volume becoming available.
+    expect(deleted!.at.getTime() - available!.at.getTime()).toBeLessThan(1000);
+    expect((await t.db.sql`SELECT count(*)::int AS n FROM waiters`)[0]!.n).toBe(0);
+  });
+
+  it('serves waiters in arrival order', async () => {
+    const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const id = created.body.volume.id;
+    // Five extends queue while the volume is created; each only works after
+    // the one before it (2 < 3 < ... ), so any other order would refuse one.
+    const pending: Promise<{ status: number }>[] = [];
+    for (const size of [2, 3, 4, 5, 6]) {
+      pending.push(t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: size } }, wait(30)));
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual([202, 202, 202, 202, 202]);
+    const v = await waitStatus(t, 'volumes', id, 'available');
+    expect(v.size).toBe(6);
+    const extends_ = await t.db.sql`SELECT version FROM state_transitions WHERE resource_id = ${id} AND event = 'EXTEND'`;
+    expect(extends_).toHaveLength(5);
+  });
+
+  it('answers with the last refusal when the time runs out', async () => {
+    const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const id = created.body.volume.id;
+    await waitStatus(t, 'volumes', id, 'available');
+    await t.request('POST', `/v3/volumes/${id}/action`, { 'os-attach': { instance_uuid: 'server-1' } });
+    const started = Date.now();
+    const res = await t.request('DELETE', `/v3/volumes/${id}`, undefined, wait(1));
+    expect(res.status).toBe(400);
+    expect(res.body.badRequest).toMatchObject({ status: 'in-use', event: 'DELETE' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    // Not worth waiting for: a missing volume is 404 at once.
+    const missing = await t.request('DELETE', '/v3/volumes/00000000-0000-4000-8000-000000000999', undefined, wait(5));
+    expect(missing.status).toBe(404);
+  });
+
+  it('waits on the resource that refused: a snapshot of a volume still being created', async () => {
+    const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const res = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: created.body.volume.id } }, wait(20));
+    expect(res.status).toBe(202);
+    expect(res.body.snapshot.status).toBe('creating');
+  });
+
+  it('keeps arrival order across two API nodes on one database', async () => {
+    const enforcer = new Enforcer();
+    const other = await build({ sql: t.db.sql, enforcer, driver: new FakeDriver(), auth: { mode: 'noauth', defaultProject: 'admin' } });
+    await other.ready();
+    try {
+      const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+      const id = created.body.volume.id;
+      const nodes = [t.app, other];
+      const pending: Promise<number>[] = [];
+      for (const [i, size] of [2, 3, 4, 5].entries()) {
+        const node = nodes[i % 2]!;
+        pending.push(
+          node
+            .inject({ method: 'POST', url: `/v3/volumes/${id}/action`, headers: { ...HEADERS, ...wait(30) }, payload: { 'os-extend': { new_size: size } } })
+            .then((r) => r.statusCode),
+        );
+        await new Promise((r) => setTimeout(r, 40));
+      }
+      expect(await Promise.all(pending)).toEqual([202, 202, 202, 202]);
+      expect((await waitStatus(t, 'volumes', id, 'available')).size).toBe(5);
+    } finally {
+      await other.close();
+    }
+  });
+});
