@@ -165,6 +165,7 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
     `owner = ${caseOf(branches, (b) => (b.candidate.target ? nextOwner() : 'owner'), 'owner')}`,
     'previous_state = state',
     'version = version + 1',
+    'not_before = NULL',
     'updated_at = now()',
   ];
   const notify = [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));

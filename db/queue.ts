@@ -59,7 +59,7 @@ export async function claim(sql: Exec, worker: string, limit: number): Promise<C
   return sql.unsafe<ClaimedRow[]>(
     `UPDATE resource_states r SET owner = $1
        FROM (SELECT resource_type, resource_id FROM resource_states
-              WHERE ${PENDING}
+              WHERE ${PENDING} AND (not_before IS NULL OR not_before <= now())
               ORDER BY updated_at
               LIMIT $2
               FOR UPDATE SKIP LOCKED) c
@@ -71,12 +71,13 @@ export async function claim(sql: Exec, worker: string, limit: number): Promise<C
 }
 
 /**
- * Give a claimed row back to the queue, unchanged, behind the others
- * (after an unexpected error in a step: it will be tried again).
+ * Give a claimed row back to the queue, unchanged, not to be claimed
+ * again for `backoffMs` (after an unexpected error in a step, or a fenced
+ * resource: retrying at once would only spin).
  */
-export async function unclaim(sql: Exec, worker: string, type: string, id: string): Promise<boolean> {
+export async function unclaim(sql: Exec, worker: string, type: string, id: string, backoffMs = 2000): Promise<boolean> {
   const rows = await sql`
-    UPDATE resource_states SET owner = NULL, updated_at = now()
+    UPDATE resource_states SET owner = NULL, not_before = now() + make_interval(secs => ${backoffMs / 1000})
     WHERE resource_type = ${type} AND resource_id = ${id} AND owner = ${worker}
     RETURNING resource_id`;
   return rows.length > 0;

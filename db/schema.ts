@@ -145,6 +145,8 @@ export const resourceStates = pgTable(
     att_error: integer('att_error').notNull().default(0),
     /** worker running a step on the row; NULL = nobody (pending work, if the state has a step) */
     owner: text('owner'),
+    /** a step handed back after a failure is not claimed again before this (back-off) */
+    not_before: timestamp('not_before', { withTimezone: true, mode: 'date' }),
     updated_at: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (t) => [

@@ -43,6 +43,7 @@ CREATE TABLE "resource_states" (
 	"att_detaching" integer DEFAULT 0 NOT NULL,
 	"att_error" integer DEFAULT 0 NOT NULL,
 	"owner" text,
+	"not_before" timestamp with time zone,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	CONSTRAINT "resource_states_resource_type_resource_id_pk" PRIMARY KEY("resource_type","resource_id"),
 	CONSTRAINT "resource_states_valid_state" CHECK ((resource_type = 'volume' AND state IN ('creating.db', 'creating.scheduling', 'creating.backend', 'available', 'reserved', 'attaching', 'in-use', 'detaching', 'extending', 'reverting', 'deleting', 'error', 'error_extending', 'error_deleting', 'deleted')) OR (resource_type = 'snapshot' AND state IN ('creating', 'available', 'restoring', 'deleting', 'error', 'error_deleting', 'deleted')) OR (resource_type = 'attachment' AND state IN ('reserved', 'attaching', 'attached', 'detaching', 'error_attaching', 'error_detaching', 'detached'))),

@@ -212,8 +212,9 @@ export class Worker {
     const key = `${row.resource_type}:${row.resource_id}`;
     const step = stepFor(row.resource_type, row.state);
     const task = (async () => {
+      // Wait a little for the fence (a previous owner may be finishing), then give up.
       const fence = this.opts.coordination
-        ? await this.opts.coordination.tryLock(`resource-${key}`, { scope: 'global' }).catch(() => null)
+        ? await this.opts.coordination.lock(`resource-${key}`, { scope: 'global', timeoutMs: 1000 }).catch(() => null)
         : undefined;
       try {
         if (fence === null) {

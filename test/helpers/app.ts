@@ -130,9 +130,9 @@ export async function availableVolume(t: TestApp, size = 1, extra: Record<string
   return id;
 }
 
-/** Wait until GET shows `status` (or 404 when status is 'gone'). */
-export async function waitStatus(t: TestApp, collection: 'volumes' | 'snapshots', id: string, status: string, ms = 10_000) {
-  return eventually(
+/** Wait until GET shows `status` (or 404 when status is 'gone'); returns the resource as shown. */
+export async function waitStatus(t: TestApp, collection: 'volumes' | 'snapshots', id: string, status: string, ms = 10_000): Promise<any> {
+  return eventually<unknown>(
     async () => {
       const res = await t.request('GET', `/v3/${collection}/${id}`);
       if (status === 'gone') return res.status === 404 ? res : undefined;

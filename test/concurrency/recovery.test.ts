@@ -1,0 +1,156 @@
+/**
+ * Crash recovery with real workers on real PostgreSQL: rows owned by a
+ * dead worker are sent WORKER_LOST and finished by a live one; recovery
+ * waits until the recoverer's own heartbeats are sound; two recoverers
+ * never both apply it; a step lost three times goes to its error state
+ * and gives back the reader its operation held; a step whose resource is
+ * fenced by another session's lock is left alone; a graceful stop hands
+ * its rows back at once.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Coordination } from '../../src/coordination/locks.ts';
+import { FakeDriver } from '../../src/drivers/fake.ts';
+import { Enforcer } from '../../src/enforcer.ts';
+import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
+import { eventually } from '../helpers/app.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+import { history } from '../helpers/rows.ts';
+
+const db = useTestDatabase({ max: 30 });
+const enforcer = new Enforcer();
+const DEAD = 'worker:dead-node:1:000000';
+const started: Worker[] = [];
+
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((w) => w.stop()));
+});
+
+async function worker(opts: Partial<WorkerOptions> = {}) {
+  const log = process.env.VOLSTATE_TEST_LOG ? (m: string, f?: Record<string, unknown>) => console.log(m, f) : undefined;
+  const w = new Worker({ sql: db.sql, enforcer, driver: new FakeDriver(), concurrency: 8, pollMs: 100, heartbeatMs: 50, timeoutMs: 300, log, ...opts });
+  await w.start();
+  started.push(w);
+  return w;
+}
+
+/** A new volume (data and state rows) in the machine's initial state. */
+async function newVolume(): Promise<string> {
+  const id = randomUUID();
+  await db.sql`INSERT INTO volumes (id, project_id) VALUES (${id}, 'p')`;
+  await enforcer.create(db.sql, { type: 'volume', id }, { size: 1 }, { actor: 'test' });
+  return id;
+}
+
+/** A volume in `state`, owned by the dead worker (a fixture: what a crash leaves). */
+async function ownedByTheDead(state: string, extra: Record<string, unknown> = {}) {
+  const id = await newVolume();
+  await db.sql`UPDATE resource_states SET state = ${state}, owner = ${DEAD}, operation = ${db.sql.json((extra.operation ?? null) as never)} WHERE resource_id = ${id}`;
+  return id;
+}
+
+async function deadWorkerRow() {
+  await db.sql`INSERT INTO workers (id, host, pid, heartbeat_at) VALUES (${DEAD}, 'dead-node', 1, now() - interval '1 hour') ON CONFLICT DO NOTHING`;
+}
+
+const rowOf = async (id: string) => (await db.sql`SELECT * FROM resource_states WHERE resource_id = ${id}`)[0]!;
+
+describe('recovery of a dead worker', () => {
+  it('resumes the step and a live worker finishes it', async () => {
+    await deadWorkerRow();
+    const driver = new FakeDriver();
+    const id = await ownedByTheDead('extending', { operation: { new_size: 4 } });
+    await driver.createVolume(id, 1);
+    const live = await worker({ driver });
+    const row = await eventually(async () => {
+      const r = await rowOf(id);
+      return r.state === 'available' ? r : undefined;
+    }, 5000, 'the extend to be finished');
+    expect(row).toMatchObject({ size: 4, owner: null, operation: null });
+    expect(driver.volumes.get(id)).toBe(4);
+    const log = await history(db.sql, id);
+    expect(log.slice(-2)).toEqual([
+      expect.objectContaining({ event: 'WORKER_LOST', from_state: 'extending', to_state: 'extending', actor: `recovery:${live.id}` }),
+      expect.objectContaining({ event: 'EXTENDED', to_state: 'available', actor: live.id }),
+    ]);
+    // The dead worker, owning nothing now, is forgotten.
+    await eventually(async () => ((await db.sql`SELECT 1 FROM workers WHERE id = ${DEAD}`).length === 0 ? true : undefined));
+  });
+
+  it('waits until its own heartbeats have been sound for a whole timeout', async () => {
+    await deadWorkerRow();
+    const id = await ownedByTheDead('deleting');
+    const w = new Worker({ sql: db.sql, enforcer, driver: new FakeDriver(), concurrency: 1, pollMs: 60_000, heartbeatMs: 10_000, timeoutMs: 10_000 });
+    await w.start();
+    started.push(w);
+    expect(await w.recover()).toBe(0);
+    expect((await rowOf(id)).owner).toBe(DEAD);
+  });
+
+  it('never applies WORKER_LOST twice, whoever recovers', async () => {
+    await deadWorkerRow();
+    const ids = await Promise.all(Array.from({ length: 30 }, () => ownedByTheDead('deleting')));
+    const opts = { pollMs: 60_000, timeoutMs: 200, heartbeatMs: 50 };
+    const [a, b, c] = [await worker(opts), await worker(opts), await worker(opts)];
+    await new Promise((r) => setTimeout(r, 250)); // past the grace period
+    // Stop their own recovery loops from interfering with the count: call it directly, at once.
+    const counts = await Promise.all([a.recover(), b.recover(), c.recover()]);
+    const lost = await db.sql`SELECT resource_id, count(*)::int AS n FROM state_transitions WHERE event = 'WORKER_LOST' AND resource_id IN ${db.sql(ids)} GROUP BY resource_id`;
+    expect(lost).toHaveLength(30);
+    expect(lost.every((r) => r.n === 1)).toBe(true);
+    // Between them (their loops and these calls) they recovered every row; each once.
+    expect(a.recovered + b.recovered + c.recovered).toBeGreaterThanOrEqual(30);
+    expect(counts.every((n) => n >= 0)).toBe(true);
+  });
+
+  it('gives up after three lost attempts, into the error state, and gives the reader back', async () => {
+    await deadWorkerRow();
+    const volumeId = await newVolume();
+    const snapId = randomUUID();
+    await db.sql`UPDATE resource_states SET state = 'available' WHERE resource_id = ${volumeId}`;
+    await db.sql.begin(async (tx) => {
+      const taken = await enforcer.acquire(tx, { type: 'volume', id: volumeId }, { type: 'SNAPSHOT_BEGIN', force: false }, { type: 'snapshot', id: snapId }, ['reader', 'dependent'], { actor: 'test' });
+      expect(taken.ok).toBe(true);
+      await tx`INSERT INTO snapshots (id, project_id, volume_id) VALUES (${snapId}, 'p', ${volumeId})`;
+      await enforcer.create(tx, { type: 'snapshot', id: snapId }, { size: 1 }, { actor: 'test' });
+    });
+    await db.sql`UPDATE resource_states SET owner = ${DEAD}, operation = ${db.sql.json({ lost: 2 })} WHERE resource_id = ${snapId}`;
+    await worker();
+    await eventually(async () => ((await rowOf(snapId)).state === 'error' ? true : undefined), 5000, 'the snapshot to give up');
+    expect(await rowOf(volumeId)).toMatchObject({ readers: 0, dependents: 1 });
+  });
+});
+
+describe('fencing and graceful stop', () => {
+  it('leaves a step alone while another session holds its resource, then runs it', async () => {
+    const locks = new Coordination({ dir: mkdtempSync(join(tmpdir(), 'volstate-fence-')), sql: db.sql });
+    const driver = new FakeDriver();
+    const id = await newVolume();
+    const fence = await locks.lock(`resource-volume:${id}`, { scope: 'global' });
+    // Held before the worker starts: a frozen previous owner would hold it like this.
+    const w = await worker({ driver, coordination: locks, pollMs: 50 });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(driver.volumes.has(id)).toBe(false);
+    expect((await rowOf(id)).state).toBe('creating.db');
+    await fence.release();
+    // Handed back with a back-off while fenced; done once the fence is gone.
+    await eventually(async () => ((await rowOf(id)).state === 'available' ? true : undefined), 8000, 'the create after the fence');
+    expect(w.completed).toBeGreaterThan(0);
+  });
+
+  it('hands back what it owns when it stops, and another worker finishes it', async () => {
+    const slow = new FakeDriver({ latencyMs: 700 });
+    const id = await newVolume();
+    const first = await worker({ driver: slow, drainMs: 0 });
+    await eventually(async () => ((await rowOf(id)).owner === first.id ? true : undefined), 3000, 'the first worker to claim');
+    await first.stop(); // deregistered with the step in flight
+    started.splice(started.indexOf(first), 1);
+    const second = await worker({ driver: new FakeDriver(), timeoutMs: 300 });
+    await eventually(async () => ((await rowOf(id)).state === 'available' ? true : undefined), 5000, 'the second worker to finish');
+    const log = await history(db.sql, id);
+    expect(log.some((h) => h.event === 'WORKER_LOST' && h.actor === `recovery:${second.id}`)).toBe(true);
+  });
+});
