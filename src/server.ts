@@ -51,9 +51,8 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
     throw err;
   }
   const sql = connect(location.url, { max: 20, name: opts.worker ? 'volstate' : 'volstate-api' });
-  // Global locks hold a connection each (one per step in flight): their own pool.
-  const locks = connect(location.url, { max: config.worker.concurrency + 8, name: 'volstate-locks' });
-  const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), sql: locks });
+  // Global locks hold a connection each (one per step in flight).
+  const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url });
   const enforcer = new Enforcer();
   const driver = makeDriver(config, coordination);
   const logger = { level: config.logLevel };
@@ -84,7 +83,7 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
       await app?.close(); // stops accepting, waits for in-flight requests
       await worker?.stop(); // stops claiming, waits for in-flight steps
       await driver.close?.();
-      await locks.end({ timeout: 5 });
+      await coordination.close();
       await sql.end({ timeout: 5 });
       await embedded?.stop();
       embedded = undefined;

@@ -16,7 +16,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type postgres from 'postgres';
+import postgres from 'postgres';
 import { SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
 export type LockScope = 'process' | 'node' | 'global';
@@ -204,26 +204,47 @@ class NodeLocks {
 
 // --- global scope ----------------------------------------------------------
 
+/**
+ * Each held global lock lives on a connection of its own: a single-connection
+ * client, reused by the next lock once released. (Not `sql.reserve()`: in
+ * postgres.js 3.4.9 a reserved session whose backend died makes every later
+ * query on it wait forever, and a PostgreSQL restart kills them all; a
+ * client reconnects.) When the holder process dies, its connections close
+ * and the server releases its locks; when the server restarts, every lock
+ * is gone with its session, and the holder's unlock is a harmless no-op.
+ */
 class GlobalLocks {
-  constructor(private readonly sql: postgres.Sql) {}
+  private readonly idle: postgres.Sql[] = [];
+
+  constructor(private readonly connect: () => postgres.Sql) {}
+
+  private session(): postgres.Sql {
+    return this.idle.pop() ?? this.connect();
+  }
+
+  private giveBack(session: postgres.Sql) {
+    if (this.idle.length < 32) this.idle.push(session);
+    else void session.end({ timeout: 1 });
+  }
 
   async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
-    // A session of its own: the lock lives exactly as long as this connection.
-    const session = await this.sql.reserve();
+    const session = this.session();
     try {
       if (tryOnly) {
         const [row] = await session`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
         if (!row!.got) {
-          session.release();
+          this.giveBack(session);
           return null;
         }
       } else {
-        await session.unsafe(`SET lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
-        await session`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;
-        await session.unsafe('SET lock_timeout = 0');
+        // One statement, so the timeout and the lock share the session's transaction-free state.
+        await session.begin(async (tx) => {
+          await tx.unsafe(`SET LOCAL lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
+          await tx`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;
+        });
       }
     } catch (err) {
-      session.release();
+      this.giveBack(session);
       if (sqlState(err) === SQLSTATE.LOCK_NOT_AVAILABLE) throw new LockTimeout(name, 'global', timeoutMs ?? 0);
       throw err;
     }
@@ -236,19 +257,25 @@ class GlobalLocks {
         released = true;
         try {
           await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
-        } finally {
-          session.release();
+          this.giveBack(session);
+        } catch {
+          // The session is gone (and the lock with it): do not reuse it.
+          void session.end({ timeout: 1 });
         }
       },
     };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.idle.splice(0).map((s) => s.end({ timeout: 1 })));
   }
 }
 
 export interface CoordinationOptions {
   /** directory of node-scope lock files */
   dir: string;
-  /** pool for global-scope sessions (one connection per lock held) */
-  sql?: postgres.Sql;
+  /** database for global-scope locks (one connection per lock held) */
+  databaseUrl?: string;
 }
 
 export class Coordination {
@@ -258,7 +285,10 @@ export class Coordination {
 
   constructor(opts: CoordinationOptions) {
     this.node = new NodeLocks(opts.dir);
-    this.global = opts.sql ? new GlobalLocks(opts.sql) : undefined;
+    const url = opts.databaseUrl;
+    this.global = url
+      ? new GlobalLocks(() => postgres(url, { max: 1, onnotice: () => {}, idle_timeout: 60, connection: { application_name: 'volstate-lock' } }))
+      : undefined;
   }
 
   private scope(scope: LockScope) {
@@ -274,6 +304,10 @@ export class Coordination {
 
   tryLock(name: string, opts: Omit<LockOptions, 'timeoutMs'>): Promise<Lock | null> {
     return this.scope(opts.scope).acquire(name, undefined, true);
+  }
+
+  async close(): Promise<void> {
+    await this.global?.close();
   }
 
   /** Run `fn` holding the lock. */

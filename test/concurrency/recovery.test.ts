@@ -126,7 +126,7 @@ describe('recovery of a dead worker', () => {
 
 describe('fencing and graceful stop', () => {
   it('leaves a step alone while another session holds its resource, then runs it', async () => {
-    const locks = new Coordination({ dir: mkdtempSync(join(tmpdir(), 'volstate-fence-')), sql: db.sql });
+    const locks = new Coordination({ dir: mkdtempSync(join(tmpdir(), 'volstate-fence-')), databaseUrl: db.url });
     const driver = new FakeDriver();
     const id = await newVolume();
     const fence = await locks.lock(`resource-volume:${id}`, { scope: 'global' });
@@ -139,6 +139,7 @@ describe('fencing and graceful stop', () => {
     // Handed back with a back-off while fenced; done once the fence is gone.
     await eventually(async () => ((await rowOf(id)).state === 'available' ? true : undefined), 8000, 'the create after the fence');
     expect(w.completed).toBeGreaterThan(0);
+    await locks.close();
   });
 
   it('hands back what it owns when it stops, and another worker finishes it', async () => {

@@ -6,12 +6,10 @@
  *     take the lock, say "locked", and wait (to be SIGKILLed).
  */
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
-import postgres from 'postgres';
 import { Coordination, type LockScope } from '../../src/coordination/locks.ts';
 
 const [mode, scope, name, dir, dbUrl, iterations, counterFile, journal] = process.argv.slice(2);
-const sql = dbUrl && dbUrl !== '-' ? postgres(dbUrl, { max: 2, onnotice: () => {} }) : undefined;
-const coordination = new Coordination({ dir: dir!, sql });
+const coordination = new Coordination({ dir: dir!, databaseUrl: dbUrl && dbUrl !== '-' ? dbUrl : undefined });
 
 if (mode === 'hold') {
   await coordination.lock(name!, { scope: scope as LockScope });
@@ -27,5 +25,5 @@ if (mode === 'hold') {
     appendFileSync(journal!, `end ${process.pid}\n`);
     await lock.release();
   }
-  await sql?.end();
+  await coordination.close();
 }

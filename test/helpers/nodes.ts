@@ -1,0 +1,125 @@
+/**
+ * Real volstate nodes for multi-process tests: `volstate serve` processes
+ * on loopback ports, sharing one database, with the fake driver slowed
+ * down (so steps are in flight when a node dies) and journaling every
+ * operation to one file (so a test can check that no two operations on a
+ * resource overlapped, across processes).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { freePort } from '../../db/embedded.ts';
+import { HEADERS } from './app.ts';
+
+const CLI = resolve(import.meta.dirname, '../../src/cli.ts');
+
+export interface NodeOptions {
+  databaseUrl: string;
+  dataDir: string;
+  journal: string;
+  latencyMs: number;
+  timeoutMs: number;
+}
+
+export interface VolstateNode {
+  readonly url: string;
+  readonly proc: ChildProcess;
+  /** the node's worker id */
+  readonly workerId: string;
+  readonly exited: Promise<number | null>;
+  /** stderr so far (startup messages, errors) */
+  output(): string;
+}
+
+export async function startNode(opts: NodeOptions): Promise<VolstateNode> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', String(port)], {
+    env: {
+      ...process.env,
+      DATABASE_URL: opts.databaseUrl,
+      VOLSTATE_DATA_DIR: opts.dataDir,
+      VOLSTATE_DRIVER: 'fake',
+      VOLSTATE_FAKE_LATENCY_MS: String(opts.latencyMs),
+      VOLSTATE_FAKE_JOURNAL: opts.journal,
+      VOLSTATE_WORKER_TIMEOUT_MS: String(opts.timeoutMs),
+      VOLSTATE_HEARTBEAT_MS: String(Math.max(50, Math.floor(opts.timeoutMs / 8))),
+      VOLSTATE_WORKER_POLL_MS: '500',
+      VOLSTATE_DRAIN_MS: '2000',
+      LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  const ready = new Promise<{ url: string; workerId: string }>((resolveReady, reject) => {
+    proc.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+      const url = /serving the Cinder v3 API at (\S+)\/v3/.exec(err)?.[1];
+      const workerId = /worker (worker:\S+) running/.exec(err)?.[1];
+      if (url && workerId) resolveReady({ url, workerId });
+    });
+    void exited.then((code) => reject(new Error(`node exited (${code}) before it was ready:\n${err}`)));
+  });
+  const { url, workerId } = await ready;
+  return { url, proc, workerId, exited, output: () => err };
+}
+
+export interface Reply {
+  status: number;
+  body: any;
+  requestId: string | undefined;
+}
+
+/** One request to one node; a network error is status 0. */
+export async function call(node: VolstateNode, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+  try {
+    const r = await fetch(`${node.url}${path}`, {
+      method,
+      headers: { ...HEADERS, ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(60_000),
+    });
+    const text = await r.text();
+    return { status: r.status, body: text ? JSON.parse(text) : null, requestId: r.headers.get('x-openstack-request-id') ?? undefined };
+  } catch {
+    return { status: 0, body: null, requestId: undefined };
+  }
+}
+
+/**
+ * The fake driver's journal: operations on one resource must never overlap
+ * (`<ms> start|end <op> <resource> <pid>`). An operation of a killed
+ * process that never ended ends at `killedAt`. Returns the overlaps found.
+ */
+export function overlapsIn(journal: string, killed: Map<number, number>): string[] {
+  const open = new Map<string, { pid: number; at: number; op: string }[]>();
+  const intervals = new Map<string, { pid: number; from: number; to: number; op: string }[]>();
+  for (const line of readFileSync(journal, 'utf8').split('\n')) {
+    const [at, what, op, resource, pid] = line.split(' ');
+    if (!at || !resource || resource === '-') continue;
+    if (what === 'start') open.set(resource, [...(open.get(resource) ?? []), { pid: Number(pid), at: Number(at), op: op! }]);
+    else {
+      const starts = open.get(resource) ?? [];
+      const i = starts.findIndex((s) => s.pid === Number(pid) && s.op === op);
+      if (i < 0) continue;
+      const [s] = starts.splice(i, 1);
+      intervals.set(resource, [...(intervals.get(resource) ?? []), { pid: s!.pid, from: s!.at, to: Number(at), op: s!.op }]);
+    }
+  }
+  for (const [resource, starts] of open) {
+    for (const s of starts) {
+      const end = killed.get(s.pid);
+      if (end !== undefined) intervals.set(resource, [...(intervals.get(resource) ?? []), { pid: s.pid, from: s.at, to: end, op: s.op }]);
+    }
+  }
+  const overlaps: string[] = [];
+  for (const [resource, list] of intervals) {
+    list.sort((a, b) => a.from - b.from);
+    for (let i = 1; i < list.length; i++) {
+      const a = list[i - 1]!;
+      const b = list[i]!;
+      if (b.from < a.to) overlaps.push(`${resource}: ${a.op} by ${a.pid} [${a.from}, ${a.to}] and ${b.op} by ${b.pid} from ${b.from}`);
+    }
+  }
+  return overlaps;
+}
