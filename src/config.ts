@@ -4,7 +4,7 @@
  * silently taken instead.
  */
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { AuthOptions, TokenInfo } from './api/context.ts';
 
 export type DriverName = 'file' | 'fake';
@@ -19,8 +19,17 @@ export interface Config {
   /** VOLSTATE_AUTH (noauth | tokens), VOLSTATE_DEFAULT_PROJECT, VOLSTATE_TOKENS_FILE */
   auth: AuthOptions;
   driver: DriverName;
-  fake: { latencyMs: number; failures: Record<string, number>; journal: string | undefined };
-  /** file driver: capacity to report (thin); default the filesystem's size */
+  /**
+   * VOLSTATE_DRIVER_LATENCY_MS, VOLSTATE_DRIVER_FAILURES, VOLSTATE_DRIVER_JOURNAL:
+   * fault injection around the driver (src/drivers/faults.ts), off by default
+   */
+  faults: { latencyMs: number; failures: Record<string, number>; journal: string | undefined };
+  /**
+   * VOLSTATE_FILE_DIR: the file driver's storage; default `<data dir>/storage`.
+   * Nodes of one deployment share it (it is their backend).
+   */
+  fileDir: string;
+  /** VOLSTATE_FILE_CAPACITY_GB: capacity the file driver reports (thin); default the filesystem's size */
   fileCapacityGb: number | undefined;
   worker: {
     /** steps run at once by one worker */
@@ -105,18 +114,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (timeoutMs < 2 * heartbeatMs) {
     throw new ConfigError(`VOLSTATE_WORKER_TIMEOUT_MS=${timeoutMs} must be at least twice VOLSTATE_HEARTBEAT_MS=${heartbeatMs}`);
   }
+  const dataDir = resolve(env.VOLSTATE_DATA_DIR ?? '.volstate');
   return {
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8776, 0, 65535),
     databaseUrl: env.DATABASE_URL || undefined,
-    dataDir: resolve(env.VOLSTATE_DATA_DIR ?? '.volstate'),
+    dataDir,
     auth: authOf(env),
     driver,
-    fake: {
-      latencyMs: int(env, 'VOLSTATE_FAKE_LATENCY_MS', 20),
-      failures: rates(env, 'VOLSTATE_FAKE_FAILURES'),
-      journal: env.VOLSTATE_FAKE_JOURNAL || undefined,
+    faults: {
+      latencyMs: int(env, 'VOLSTATE_DRIVER_LATENCY_MS', 0),
+      failures: rates(env, 'VOLSTATE_DRIVER_FAILURES'),
+      journal: env.VOLSTATE_DRIVER_JOURNAL || undefined,
     },
+    fileDir: resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage')),
     fileCapacityGb: env.VOLSTATE_FILE_CAPACITY_GB ? int(env, 'VOLSTATE_FILE_CAPACITY_GB', 0, 1) : undefined,
     worker: {
       concurrency: int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024),

@@ -14,6 +14,7 @@ import type { Config } from './config.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Coordination } from './coordination/locks.ts';
 import { FakeDriver } from './drivers/fake.ts';
+import { FaultyDriver } from './drivers/faults.ts';
 import { FileDriver } from './drivers/file.ts';
 import { Enforcer } from './enforcer.ts';
 import { Worker } from './worker/worker.ts';
@@ -34,10 +35,13 @@ export interface Running {
 }
 
 export function makeDriver(config: Config, coordination: Coordination): Driver {
-  if (config.driver === 'fake') {
-    return new FakeDriver({ latencyMs: config.fake.latencyMs, failures: config.fake.failures, journal: config.fake.journal });
-  }
-  return new FileDriver({ dir: join(config.dataDir, 'storage'), coordination, capacityGb: config.fileCapacityGb });
+  const driver =
+    config.driver === 'fake'
+      ? new FakeDriver()
+      : new FileDriver({ dir: config.fileDir, coordination, capacityGb: config.fileCapacityGb });
+  const { latencyMs, failures, journal } = config.faults;
+  const injecting = latencyMs > 0 || Object.keys(failures).length > 0 || journal !== undefined;
+  return injecting ? new FaultyDriver(driver, config.faults) : driver;
 }
 
 export async function serve(config: Config, opts: ServeOptions): Promise<Running> {

@@ -27,7 +27,7 @@ describe('the attachments API', () => {
     expect(updated.status).toBe(200);
     expect(updated.body.attachment).toMatchObject({ status: 'attaching', attach_mode: 'rw', connection_info: { driver_volume_type: 'fake', attachment_id: id, access_mode: 'rw' } });
     expect((await volumeOf(volumeId)).status).toBe('attaching');
-    expect(t.driver.connections.get(volumeId)?.has('compute-1')).toBe(true);
+    expect(t.backend.connections.get(volumeId)?.has('compute-1')).toBe(true);
 
     const complete = await t.request('POST', `/v3/attachments/${id}/action`, { 'os-complete': null });
     expect(complete.status).toBe(204);
@@ -48,7 +48,7 @@ describe('the attachments API', () => {
     expect(removed).toMatchObject({ status: 200, body: { attachments: [] } });
     expect(await volumeOf(volumeId)).toMatchObject({ status: 'available', attachments: [] });
     expect(await counts(volumeId)).toEqual({ att_reserved: 0, att_attaching: 0, att_attached: 0, att_detaching: 0, att_error: 0 });
-    expect(t.driver.connections.get(volumeId)?.has('compute-1')).toBe(false);
+    expect(t.backend.connections.get(volumeId)?.has('compute-1')).toBe(false);
     expect((await t.request('GET', `/v3/attachments/${id}`)).status).toBe(404);
     const log = await t.db.sql`SELECT event, to_state FROM state_transitions WHERE resource_id = ${volumeId} AND event = 'ATTACHMENTS_CHANGED' ORDER BY version`;
     expect(log.map((h) => h.to_state)).toEqual(['reserved', 'attaching', 'in-use', 'available']);
@@ -130,13 +130,13 @@ describe('the attachments API', () => {
   it('puts a failed connection in error_attaching and the volume follows', async () => {
     const volumeId = await availableVolume(t);
     const a = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId } });
-    t.driver.failures = { initialize_connection: 1 };
+    t.faults.failures = { initialize_connection: 1 };
     try {
       const res = await t.request('PUT', `/v3/attachments/${a.body.attachment.id}`, { attachment: { connector: CONNECTOR } });
       expect(res.status).toBe(503);
       expect(res.body.serviceUnavailable.message).toMatch(/storage backend failed/);
     } finally {
-      t.driver.failures = {};
+      t.faults.failures = {};
     }
     expect((await t.request('GET', `/v3/attachments/${a.body.attachment.id}`)).body.attachment.status).toBe('error_attaching');
     expect(await counts(volumeId)).toMatchObject({ att_reserved: 0, att_error: 1 });
@@ -191,7 +191,7 @@ describe('legacy volume actions', () => {
     expect(init).toMatchObject({ status: 200, body: { connection_info: { driver_volume_type: 'fake', data: { volume_id: id } } } });
     expect((await act(id, { 'os-initialize_connection': {} })).status).toBe(400);
     expect((await act(id, { 'os-terminate_connection': { connector: CONNECTOR } })).status).toBe(202);
-    expect(t.driver.connections.get(id)?.size ?? 0).toBe(0);
+    expect(t.backend.connections.get(id)?.size ?? 0).toBe(0);
 
     expect((await act(id, { 'os-set_bootable': { bootable: true } })).status).toBe(200);
     expect((await volumeOf(id)).bootable).toBe('true');

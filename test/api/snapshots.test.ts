@@ -118,6 +118,6 @@ describe('snapshot deletion completes the bookkeeping', () => {
       const [row] = await t.db.sql`SELECT readers, dependents FROM resource_states WHERE resource_id = ${volumeId}`;
       return row!.dependents === 0 && row!.readers === 0 ? row : undefined;
     });
-    expect(t.driver.snapshots.has(snapId)).toBe(false);
+    expect(t.backend.snapshots.has(snapId)).toBe(false);
   });
 });

@@ -26,7 +26,7 @@ describe('clones', () => {
     expect(res.body.volume).toMatchObject({ source_volid: source, size: 3, status: 'creating' });
     const clone = res.body.volume.id;
     await waitStatus(t, 'volumes', clone, 'available');
-    expect(t.driver.origins.get(clone)).toBe(`volume:${source}`);
+    expect(t.backend.origins.get(clone)).toBe(`volume:${source}`);
     expect(await stateOf(source)).toMatchObject({ readers: 0 });
     expect((await t.request('DELETE', `/v3/volumes/${source}`)).status).toBe(202);
   });
@@ -50,7 +50,7 @@ describe('volumes from snapshots', () => {
     expect(res.status).toBe(202);
     expect(res.body.volume).toMatchObject({ snapshot_id: snap, size: 2 });
     await waitStatus(t, 'volumes', res.body.volume.id, 'available');
-    expect(t.driver.origins.get(res.body.volume.id)).toBe(`snapshot:${snap}`);
+    expect(t.backend.origins.get(res.body.volume.id)).toBe(`snapshot:${snap}`);
     const small = await t.request('POST', '/v3/volumes', { volume: { snapshot_id: snap, size: 1 } });
     expect(small.body.badRequest.message).toBe("Invalid input received: Volume size '1'GB cannot be smaller than the snapshot size 2GB. They must be >= original snapshot size.");
   });
@@ -66,7 +66,7 @@ describe('revert to a snapshot (3.40)', () => {
     expect((await revert(volumeId, snap)).status).toBe(202);
     await waitStatus(t, 'volumes', volumeId, 'available');
     await waitStatus(t, 'snapshots', snap, 'available');
-    expect(t.driver.origins.get(volumeId)).toBe(`revert:${snap}`);
+    expect(t.backend.origins.get(volumeId)).toBe(`revert:${snap}`);
     const log = await t.db.sql`
       SELECT resource_type, event, to_state FROM state_transitions
       WHERE (resource_id = ${volumeId} AND event IN ('REVERT', 'REVERTED')) OR (resource_id = ${snap} AND event IN ('RESTORE_BEGIN', 'READ_END'))

@@ -73,7 +73,7 @@ describe('volume lifecycle', () => {
 
     const history = await t.db.sql`SELECT event, to_state FROM state_transitions WHERE resource_id = ${id} ORDER BY version`;
     expect(history.map((h) => h.event)).toEqual(['CREATE', 'SCHEDULE', 'SCHEDULED', 'BACKEND_CREATED', 'EXTEND', 'EXTENDED', 'DELETE', 'DELETED']);
-    expect(t.driver.volumes.has(id)).toBe(false);
+    expect(t.backend.volumes.has(id)).toBe(false);
   });
 
   it('accepts the size as a digit string and the project in the URL', async () => {

@@ -78,7 +78,7 @@ describe(`${CLIENTS} concurrent HTTP requests on one volume, ${ROUNDS} rounds`, 
       for (const r of responses.filter((r) => r.status === 400)) expect(r.body.badRequest).toMatchObject({ type: 'InvalidVolume', event: 'EXTEND' });
       const v = await waitStatus(t, 'volumes', id, 'available');
       expect(v).toMatchObject({ size: 3 });
-      expect(t.driver.volumes.get(id)).toBe(3);
+      expect(t.backend.volumes.get(id)).toBe(3);
     }
   });
 });

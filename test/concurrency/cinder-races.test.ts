@@ -55,7 +55,7 @@ describe('R1: concurrent clones of one source', () => {
       else expect(refused.status).toBe(202); // all clones were already done
       const ids = clones.map((c) => c.body.volume.id as string);
       await Promise.all(ids.map((id) => waitStatus(t, 'volumes', id, 'available')));
-      for (const id of ids) expect(t.driver.origins.get(id)).toBe(`volume:${source}`);
+      for (const id of ids) expect(t.backend.origins.get(id)).toBe(`volume:${source}`);
       expect(await stateOf(source)).toMatchObject({ readers: 0 });
       const [leases] = await t.db.sql`SELECT count(*)::int AS n FROM leases WHERE source_id = ${source}`;
       expect(leases!.n).toBe(0);
@@ -160,7 +160,7 @@ describe('R4: parallel attachment creates and connector updates', () => {
       expect(results.filter((r) => r.status === 200)).toHaveLength(1);
       for (const r of results.filter((r) => r.status !== 200)) expect(r.status).toBe(409);
       // One connection on the backend: the refused ones never reached the driver.
-      expect(t.driver.connections.get(volumeId)?.size).toBe(1);
+      expect(t.backend.connections.get(volumeId)?.size).toBe(1);
       expect(await stateOf(volumeId)).toMatchObject({ state: 'attaching', att_attaching: 1, att_reserved: 0 });
     }
   });

@@ -36,7 +36,7 @@ async function nodes(count: number, databaseUrl: string, latencyMs: number) {
   const journal = join(dir, 'journal');
   writeFileSync(journal, '');
   const started = await Promise.all(
-    Array.from({ length: count }, (_, i) => startNode({ databaseUrl, dataDir: join(dir, `node${i}`), journal, latencyMs, timeoutMs: TIMEOUT_MS })),
+    Array.from({ length: count }, (_, i) => startNode({ databaseUrl, dataDir: join(dir, `node${i}`), storage: join(dir, 'storage'), journal, latencyMs, timeoutMs: TIMEOUT_MS })),
   );
   running.push(...started);
   return { nodes: started, journal };

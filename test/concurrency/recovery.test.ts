@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Coordination } from '../../src/coordination/locks.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
+import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
 import { eventually } from '../helpers/app.ts';
@@ -143,7 +144,7 @@ describe('fencing and graceful stop', () => {
   });
 
   it('hands back what it owns when it stops, and another worker finishes it', async () => {
-    const slow = new FakeDriver({ latencyMs: 700 });
+    const slow = new FaultyDriver(new FakeDriver(), { latencyMs: 700 });
     const id = await newVolume();
     const first = await worker({ driver: slow, drainMs: 0 });
     await eventually(async () => ((await rowOf(id)).owner === first.id ? true : undefined), 3000, 'the first worker to claim');

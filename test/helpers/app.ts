@@ -8,6 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { AuthOptions } from '../../src/api/context.ts';
 import { build } from '../../src/app.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
+import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
 import { Worker } from '../../src/worker/worker.ts';
 import { useTestDatabase, type TestDatabase } from './db.ts';
@@ -29,7 +30,10 @@ export interface TestApp {
   readonly db: TestDatabase;
   readonly app: FastifyInstance;
   readonly worker: Worker | undefined;
-  readonly driver: FakeDriver;
+  /** the in-memory backend, to look at what the driver did */
+  readonly backend: FakeDriver;
+  /** the driver the app and worker call: the backend behind fault injection (latency, failures) */
+  readonly faults: FaultyDriver<FakeDriver>;
   /** http://127.0.0.1:port when listening */
   readonly url: string;
   request<T = Record<string, any>>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>>;
@@ -50,7 +54,8 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
   let app: FastifyInstance | undefined;
   let worker: Worker | undefined;
   let url: string | undefined;
-  const driver = new FakeDriver({ latencyMs: opts.latencyMs ?? 0, failures: opts.failures ?? {} });
+  const backend = new FakeDriver();
+  const driver = new FaultyDriver(backend, { latencyMs: opts.latencyMs ?? 0, failures: opts.failures ?? {} });
   beforeAll(async () => {
     const enforcer = new Enforcer();
     app = await build({
@@ -80,7 +85,8 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
     get worker() {
       return worker;
     },
-    driver,
+    backend,
+    faults: driver,
     get url() {
       if (!url) throw new Error('the app does not listen; pass listen: true');
       return url;

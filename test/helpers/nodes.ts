@@ -1,9 +1,10 @@
 /**
  * Real volstate nodes for multi-process tests: `volstate serve` processes
- * on loopback ports, sharing one database, with the fake driver slowed
- * down (so steps are in flight when a node dies) and journaling every
- * operation to one file (so a test can check that no two operations on a
- * resource overlapped, across processes).
+ * on loopback ports, sharing one database and one backend (the file driver
+ * on one storage directory, as nodes of a deployment share their storage),
+ * with every driver operation slowed down (so steps are in flight when a
+ * node dies) and journaled to one file (so a test can check that no two
+ * operations on a resource overlapped, across processes).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -16,6 +17,8 @@ const CLI = resolve(import.meta.dirname, '../../src/cli.ts');
 export interface NodeOptions {
   databaseUrl: string;
   dataDir: string;
+  /** the shared backend: the file driver's directory */
+  storage: string;
   journal: string;
   latencyMs: number;
   timeoutMs: number;
@@ -38,14 +41,15 @@ export async function startNode(opts: NodeOptions): Promise<VolstateNode> {
       ...process.env,
       DATABASE_URL: opts.databaseUrl,
       VOLSTATE_DATA_DIR: opts.dataDir,
-      VOLSTATE_DRIVER: 'fake',
-      VOLSTATE_FAKE_LATENCY_MS: String(opts.latencyMs),
-      VOLSTATE_FAKE_JOURNAL: opts.journal,
+      VOLSTATE_DRIVER: 'file',
+      VOLSTATE_FILE_DIR: opts.storage,
+      VOLSTATE_DRIVER_LATENCY_MS: String(opts.latencyMs),
+      VOLSTATE_DRIVER_JOURNAL: opts.journal,
       VOLSTATE_WORKER_TIMEOUT_MS: String(opts.timeoutMs),
       VOLSTATE_HEARTBEAT_MS: String(Math.max(50, Math.floor(opts.timeoutMs / 8))),
       VOLSTATE_WORKER_POLL_MS: '500',
       VOLSTATE_DRAIN_MS: '2000',
-      LOG_LEVEL: 'error',
+      LOG_LEVEL: process.env.NODE_LOG_LEVEL ?? 'error',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -87,7 +91,7 @@ export async function call(node: VolstateNode, method: string, path: string, bod
 }
 
 /**
- * The fake driver's journal: operations on one resource must never overlap
+ * The driver journal: operations on one resource must never overlap
  * (`<ms> start|end <op> <resource> <pid>`). An operation of a killed
  * process that never ended ends at `killedAt`. Returns the overlaps found.
  */
