@@ -211,7 +211,9 @@ export const leases = pgTable(
 /**
  * Requests waiting for a resource to allow their transition (`Prefer:
  * wait=N`), oldest first. Their existence is what makes a CAS on that
- * resource notify (db/cas.ts); `expires_at` keeps a crashed waiter from
+ * resource notify (db/cas.ts). A waiter is a lease: its process renews
+ * `alive_until` every second or so, up to `deadline`; a waiter whose
+ * process died stops being renewed and, a few seconds later, stops
  * holding the head of the queue.
  */
 export const waiters = pgTable(
@@ -220,7 +222,10 @@ export const waiters = pgTable(
     id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
     resource_type: text('resource_type').notNull(),
     resource_id: uuid('resource_id').notNull(),
-    expires_at: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    /** when the request stops waiting */
+    deadline: timestamp('deadline', { withTimezone: true, mode: 'date' }).notNull(),
+    /** renewed while the waiting process lives; the waiter is ignored once past */
+    alive_until: timestamp('alive_until', { withTimezone: true, mode: 'date' }).notNull(),
   },
   (t) => [index('waiters_resource').on(t.resource_type, t.resource_id, t.id)],
 );

@@ -1,6 +1,7 @@
 /**
  * The waiters queue (see `waiters` in db/schema.ts): registration, the
- * head of a resource's queue, and leaving it (which wakes the next).
+ * head of a resource's queue, renewal, and leaving it (which wakes the
+ * next).
  */
 import type postgres from 'postgres';
 import { STATE_CHANNEL } from './cas.ts';
@@ -12,10 +13,16 @@ export interface WaitRef {
   id: string;
 }
 
+/** How long a waiter stays at the head of its queue without its process renewing it. */
+export const WAITER_LEASE_MS = 3000;
+
+const lease = () => `${WAITER_LEASE_MS} milliseconds`;
+
 export async function joinQueue(sql: Exec, ref: WaitRef, seconds: number): Promise<number> {
   const [row] = await sql<{ id: number }[]>`
-    INSERT INTO waiters (resource_type, resource_id, expires_at)
-    VALUES (${ref.type}, ${ref.id}, now() + make_interval(secs => ${seconds}))
+    INSERT INTO waiters (resource_type, resource_id, deadline, alive_until)
+    SELECT ${ref.type}, ${ref.id}, d, least(d, now() + ${lease()}::interval)
+    FROM (SELECT now() + make_interval(secs => ${seconds}) AS d) AS t
     RETURNING id`;
   return Number(row!.id);
 }
@@ -23,9 +30,17 @@ export async function joinQueue(sql: Exec, ref: WaitRef, seconds: number): Promi
 /** The oldest live waiter of the resource. */
 export async function headOf(sql: Exec, ref: WaitRef): Promise<number | undefined> {
   const [row] = await sql<{ id: number }[]>`
-    SELECT id FROM waiters WHERE resource_type = ${ref.type} AND resource_id = ${ref.id} AND expires_at > now()
+    SELECT id FROM waiters WHERE resource_type = ${ref.type} AND resource_id = ${ref.id} AND alive_until > now()
     ORDER BY id LIMIT 1`;
   return row ? Number(row.id) : undefined;
+}
+
+/** Keep this process's waiters alive for another lease (never past their deadline). */
+export async function renewWaiters(sql: Exec, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await sql`
+    UPDATE waiters SET alive_until = least(deadline, now() + ${lease()}::interval)
+    WHERE id = ANY(${ids}::bigint[])`;
 }
 
 /** Leave the queue and wake the next waiter of the resource. */
@@ -35,7 +50,7 @@ export async function leaveQueue(sql: Exec, ref: WaitRef, id: number): Promise<v
     SELECT pg_notify(${STATE_CHANNEL}, ${`${ref.type}:${ref.id}`})`;
 }
 
-/** Forget waiters whose time ran out (crashed processes). */
+/** Forget waiters no process renews any more (crashed processes). */
 export async function purgeExpiredWaiters(sql: Exec): Promise<number> {
-  return (await sql`DELETE FROM waiters WHERE expires_at < now() - interval '1 minute' RETURNING id`).length;
+  return (await sql`DELETE FROM waiters WHERE alive_until < now() - interval '1 minute' RETURNING id`).length;
 }

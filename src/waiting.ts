@@ -12,10 +12,15 @@
  * nodes: only the oldest live waiter retries; when it is done (success,
  * another refusal kind, or time out) it leaves the queue and wakes the
  * next. A request that does not wait is not queued and may overtake.
+ *
+ * A waiter is a lease this process renews (db/waiters.ts): if the process
+ * dies, its waiters stop being renewed, and the next in line, which looks
+ * again at least once per lease even without a notification, goes ahead
+ * within WAITER_LEASE_MS instead of waiting out the dead one's deadline.
  */
 import type { Sql } from '../db/connect.ts';
 import { STATE_CHANNEL } from '../db/cas.ts';
-import { headOf, joinQueue, leaveQueue, purgeExpiredWaiters, type WaitRef } from '../db/waiters.ts';
+import { headOf, joinQueue, leaveQueue, purgeExpiredWaiters, renewWaiters, WAITER_LEASE_MS, type WaitRef } from '../db/waiters.ts';
 import { ApiError } from './errors.ts';
 
 /** Longest wait a client may ask for, in seconds. */
@@ -37,10 +42,22 @@ function waitable(err: unknown): WaitRef | undefined {
   return kind === 'busy' || kind === 'invalid' ? ref : undefined;
 }
 
+/** What this process knows of one resource it has queued waiters for. */
+interface Watch {
+  /** queued waiters of this process */
+  count: number;
+  /** notifications seen so far: a waiter compares it around an attempt */
+  generation: number;
+  wakers: Set<() => void>;
+}
+
 export class Waits {
-  private readonly local = new Map<string, Set<() => void>>();
+  private readonly watched = new Map<string, Watch>();
+  /** this process's waiters rows, renewed while they wait */
+  private readonly mine = new Set<number>();
   private unlisten: (() => Promise<void>) | undefined;
   private purge: NodeJS.Timeout | undefined;
+  private renewal: NodeJS.Timeout | undefined;
 
   constructor(private readonly sql: Sql) {}
 
@@ -49,35 +66,56 @@ export class Waits {
       STATE_CHANNEL,
       (payload) => this.wake(payload),
       // (Re)connected: whatever happened meanwhile, let every waiter look again.
-      () => [...this.local.keys()].forEach((k) => this.wake(k)),
+      () => [...this.watched.keys()].forEach((k) => this.wake(k)),
     );
     this.unlisten = listener.unlisten;
     this.purge = setInterval(() => void purgeExpiredWaiters(this.sql).catch(() => {}), 60_000);
     this.purge.unref();
+    this.renewal = setInterval(() => void renewWaiters(this.sql, [...this.mine]).catch(() => {}), WAITER_LEASE_MS / 3);
+    this.renewal.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.purge);
+    clearInterval(this.renewal);
     await this.unlisten?.().catch(() => {});
   }
 
   private wake(key: string) {
-    for (const w of this.local.get(key) ?? []) w();
+    const watch = this.watched.get(key);
+    if (!watch) return;
+    watch.generation++;
+    for (const w of watch.wakers) w();
   }
 
-  /** Resolves on a notification for `key`, or after `ms`. */
-  private changed(key: string, ms: number): Promise<void> {
+  private watch(key: string): Watch {
+    const watch = this.watched.get(key) ?? { count: 0, generation: 0, wakers: new Set() };
+    watch.count++;
+    this.watched.set(key, watch);
+    return watch;
+  }
+
+  private unwatch(key: string, watch: Watch) {
+    if (--watch.count === 0) this.watched.delete(key);
+  }
+
+  /**
+   * Resolves once a notification newer than `seen` has arrived, or after
+   * `ms`. Comparing generations, not merely listening from now on, is what
+   * keeps a notification that arrived during the last attempt from being
+   * lost (the attempt saw the old state, the wake-up came before we
+   * listened again: without this we would sleep until the deadline).
+   */
+  private changedSince(watch: Watch, seen: number, ms: number): Promise<void> {
+    if (watch.generation !== seen) return Promise.resolve();
     return new Promise((resolve) => {
-      const set = this.local.get(key) ?? new Set();
-      this.local.set(key, set);
       const done = () => {
         clearTimeout(timer);
-        set.delete(done);
-        if (set.size === 0) this.local.delete(key);
+        watch.wakers.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      set.add(done);
+      watch.wakers.add(done);
     });
   }
 
@@ -95,18 +133,24 @@ export class Waits {
   private async queued<T>(ref: WaitRef, seconds: number, attempt: () => Promise<T>, first: unknown): Promise<T> {
     const deadline = Date.now() + seconds * 1000;
     const key = `${ref.type}:${ref.id}`;
-    const me = await joinQueue(this.sql, ref, seconds);
+    // Watch before joining: from the moment the waiters row exists every
+    // change of the resource notifies, and none of those may be missed.
+    const watch = this.watch(key);
+    let me: number | undefined;
     let last = first;
     try {
-      // Once queued, every change of the resource notifies: look once now
-      // (a change between the refusal and joining would be missed), then
-      // on each notification.
-      for (let look = true; ; look = false) {
-        if (!look) {
+      me = await joinQueue(this.sql, ref, seconds);
+      this.mine.add(me);
+      // Look once at once (a change between the refusal and joining would
+      // otherwise be missed), then after each notification, and at least
+      // once per lease (a dead head of the queue does not notify).
+      for (let seen: number | undefined; ; ) {
+        if (seen !== undefined) {
           const left = deadline - Date.now();
           if (left <= 0) throw last;
-          await this.changed(key, left);
+          await this.changedSince(watch, seen, Math.min(left, WAITER_LEASE_MS));
         }
+        seen = watch.generation;
         if ((await headOf(this.sql, ref)) !== me) continue; // an earlier waiter goes first
         try {
           return await attempt();
@@ -119,7 +163,11 @@ export class Waits {
         if (Date.now() >= deadline) throw last;
       }
     } finally {
-      await leaveQueue(this.sql, ref, me).catch(() => {});
+      this.unwatch(key, watch);
+      if (me !== undefined) {
+        this.mine.delete(me);
+        await leaveQueue(this.sql, ref, me).catch(() => {});
+      }
     }
   }
 }

@@ -97,7 +97,8 @@ CREATE TABLE "waiters" (
 	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "waiters_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
 	"resource_type" text NOT NULL,
 	"resource_id" uuid NOT NULL,
-	"expires_at" timestamp with time zone NOT NULL
+	"deadline" timestamp with time zone NOT NULL,
+	"alive_until" timestamp with time zone NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "workers" (

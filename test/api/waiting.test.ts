@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { build } from '../../src/app.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { Enforcer } from '../../src/enforcer.ts';
+import { WAITER_LEASE_MS } from '../../db/waiters.ts';
 import { HEADERS, useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp({ latencyMs: 300 });
@@ -93,5 +94,33 @@ describe('Prefer: wait', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('passes a waiter whose process died: its lease runs out, it no longer holds the head of the queue', async () => {
+    const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const id = created.body.volume.id;
+    // A waiter that came first, with a minute left, from a process that is
+    // gone: nobody renews it and nobody will remove it.
+    await t.db.sql`
+      INSERT INTO waiters (resource_type, resource_id, deadline, alive_until)
+      VALUES ('volume', ${id}, now() + interval '60 seconds', now() + ${`${WAITER_LEASE_MS} milliseconds`}::interval)`;
+    const res = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } }, wait(15));
+    // Behind a live head it would have waited 15 s and been refused.
+    expect(res.status).toBe(202);
+    await waitStatus(t, 'volumes', id, 'available');
+    await t.db.sql`DELETE FROM waiters WHERE resource_id = ${id}`;
+  });
+
+  it('lets the waiters a live process holds outlast the lease', async () => {
+    const created = await t.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const id = created.body.volume.id;
+    await waitStatus(t, 'volumes', id, 'available');
+    await t.request('POST', `/v3/volumes/${id}/action`, { 'os-attach': { instance_uuid: 'server-1' } });
+    const queued = t.request('DELETE', `/v3/volumes/${id}`, undefined, wait(3 * (WAITER_LEASE_MS / 1000)));
+    await new Promise((r) => setTimeout(r, 2 * WAITER_LEASE_MS));
+    const [row] = await t.db.sql`SELECT alive_until > now() AS alive FROM waiters WHERE resource_id = ${id}`;
+    expect(row?.alive).toBe(true);
+    await t.request('POST', `/v3/volumes/${id}/action`, { 'os-detach': {} });
+    expect((await queued).status).toBe(202);
   });
 });
