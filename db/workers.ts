@@ -43,6 +43,11 @@ export async function rowsOfDeadOwners(sql: Exec, me: string, timeoutMs: number,
     LIMIT ${limit}`;
 }
 
+/** Rows `me` owns (the caller compares them with the steps it has in flight). */
+export async function rowsOwnedBy(sql: Exec, me: string): Promise<OwnedRow[]> {
+  return sql<OwnedRow[]>`SELECT resource_type, resource_id, owner, state FROM resource_states WHERE owner = ${me}`;
+}
+
 /** Forget dead workers that own nothing any more. */
 export async function purgeDeadWorkers(sql: Exec, timeoutMs: number): Promise<number> {
   const rows = await sql`

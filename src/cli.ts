@@ -21,7 +21,7 @@ import { startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { checkDiagrams, writeDiagrams } from './diagrams.ts';
-import { closeOnSignals, serve } from './server.ts';
+import { closeOnSignals, serve, surviveLostConnections } from './server.ts';
 
 const USAGE = `usage: volstate <command> [options]
 
@@ -74,6 +74,7 @@ async function main(argv: string[]): Promise<void> {
     case 'serve':
     case 'api':
     case 'worker': {
+      surviveLostConnections();
       const running = await serve(config, { api: command !== 'worker', worker: command !== 'api' });
       closeOnSignals(running);
       const where = `database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`}, driver ${config.driver}`;

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
 import type { EmbeddedServer } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
+import { isConnectionError } from '../db/sqlstate.ts';
 import { build } from './app.ts';
 import type { Config } from './config.ts';
 import type { Driver } from './drivers/driver.ts';
@@ -93,6 +94,23 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
       embedded = undefined;
     })());
   return { url, databaseUrl: location.url, app, worker, sql, close };
+}
+
+/**
+ * A connection error that reaches no caller (a driver-internal promise
+ * settled as PostgreSQL went away) must not take a serving node down: the
+ * next statement reconnects, and every statement's own caller sees its own
+ * error. Anything else unhandled is a bug, and stops the process as Node
+ * would.
+ */
+export function surviveLostConnections(log: (msg: string) => void = console.error): void {
+  process.on('unhandledRejection', (reason) => {
+    if (isConnectionError(reason)) {
+      log(`volstate: a lost database connection surfaced outside any request (ignored): ${String(reason)}\n${(reason as Error)?.stack ?? ''}`);
+      return;
+    }
+    throw reason;
+  });
 }
 
 /**

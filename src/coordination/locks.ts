@@ -224,7 +224,7 @@ class GlobalLocks {
 
   private giveBack(session: postgres.Sql) {
     if (this.idle.length < 32) this.idle.push(session);
-    else void session.end({ timeout: 1 });
+    else void session.end({ timeout: 1 }).catch(() => {});
   }
 
   async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
@@ -260,7 +260,7 @@ class GlobalLocks {
           this.giveBack(session);
         } catch {
           // The session is gone (and the lock with it): do not reuse it.
-          void session.end({ timeout: 1 });
+          void session.end({ timeout: 1 }).catch(() => {});
         }
       },
     };

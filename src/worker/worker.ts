@@ -17,13 +17,19 @@
  * - Stops gracefully: no new claims; in-flight steps get `drainMs` to
  *   finish; then it deregisters, and whatever it still owns is recovered
  *   by the others at once.
+ * - Hands back its own strays: a step that fails on a lost connection
+ *   cannot hand its row back either (the database is gone), and a live
+ *   worker's rows are never recovered by the others. So with each
+ *   recovery round the worker also unclaims the rows it owns but runs no
+ *   step for. Claims and this sweep take turns (`exclusive`), so a row
+ *   just claimed is always in flight before the sweep can look at it.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
 import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
-import { deregisterWorker, heartbeat, registerWorker } from '../../db/workers.ts';
+import { deregisterWorker, heartbeat, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
 import type { Coordination } from '../coordination/locks.ts';
 import type { Driver } from '../drivers/driver.ts';
 import type { Enforcer } from '../enforcer.ts';
@@ -89,11 +95,14 @@ export class Worker {
   private idleWaiters: { after: number; resolve: () => void }[] = [];
   /** claim rounds started */
   private round = 0;
+  /** the claim or stray sweep under way (see exclusive) */
+  private turn: Promise<unknown> = Promise.resolve();
   /** since when every heartbeat has succeeded (undefined: the last one failed) */
   private healthySince: number | undefined;
-  /** steps completed, and rows recovered from dead workers (tests, logs) */
+  /** steps completed, rows recovered from dead workers, own strays handed back (tests, logs) */
   completed = 0;
   recovered = 0;
+  strays = 0;
 
   constructor(opts: WorkerOptions) {
     this.opts = { heartbeatMs: 1000, timeoutMs: 5000, drainMs: 10_000, ...opts };
@@ -117,7 +126,9 @@ export class Worker {
     const timer = setInterval(() => {
       if (running || this.stopping) return;
       running = true;
-      fn().finally(() => (running = false));
+      fn()
+        .catch((err) => this.ctx.log('periodic task failed', { error: String(err) }))
+        .finally(() => (running = false));
     }, ms);
     timer.unref();
     this.timers.push(timer);
@@ -139,9 +150,35 @@ export class Worker {
     }
   }
 
+  /** Run `fn` when no claim or sweep is under way, and keep the others out until it is done. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.turn.then(fn, fn);
+    this.turn = result.catch(() => {});
+    return result;
+  }
+
+  /** Hand back the rows we own but run no step for (their own hand-back failed). */
+  async handBackStrays(): Promise<number> {
+    return this.exclusive(async () => {
+      let n = 0;
+      for (const row of await rowsOwnedBy(this.opts.sql, this.id)) {
+        if (this.inflight.has(`${row.resource_type}:${row.resource_id}`)) continue;
+        if (await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id, 0)) n++;
+      }
+      if (n) {
+        this.ctx.log('handed back rows no step of ours was running', { rows: n });
+        this.signal.fire();
+      }
+      this.strays += n;
+      return n;
+    });
+  }
+
   /** Recover dead workers' rows, once our own heartbeats have been good for a whole timeout. */
   async recover(): Promise<number> {
-    if (this.healthySince === undefined || Date.now() - this.healthySince < this.opts.timeoutMs) return 0;
+    if (this.healthySince === undefined) return 0;
+    await this.handBackStrays().catch((err) => this.ctx.log('stray sweep failed', { error: String(err) }));
+    if (Date.now() - this.healthySince < this.opts.timeoutMs) return 0;
     try {
       const r = await recoverDeadOwners(this.opts.sql, this.opts.enforcer, this.id, this.opts.timeoutMs);
       this.recovered += r.recovered;
@@ -190,11 +227,14 @@ export class Worker {
         const round = ++this.round;
         let rows: ClaimedRow[] = [];
         try {
-          rows = await claim(this.opts.sql, this.id, free);
+          rows = await this.exclusive(async () => {
+            const claimed = await claim(this.opts.sql, this.id, free);
+            for (const row of claimed) this.run(row); // in flight before the turn ends
+            return claimed;
+          });
         } catch (err) {
           this.ctx.log('claim failed', { error: String(err) });
         }
-        for (const row of rows) this.run(row);
         if (rows.length === 0 && this.inflight.size === 0) this.notifyIdle(round);
         if (rows.length === free) continue; // there may be more
       }
