@@ -22,6 +22,8 @@ export interface NodeOptions {
   journal: string;
   latencyMs: number;
   timeoutMs: number;
+  /** more environment for the node (overrides the above) */
+  env?: Record<string, string>;
 }
 
 export interface VolstateNode {
@@ -50,6 +52,7 @@ export async function startNode(opts: NodeOptions): Promise<VolstateNode> {
       VOLSTATE_WORKER_POLL_MS: '500',
       VOLSTATE_DRAIN_MS: '2000',
       LOG_LEVEL: process.env.NODE_LOG_LEVEL ?? 'error',
+      ...opts.env,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,0 +1,212 @@
+/**
+ * `npm run bench:nodes`: volumes per second created end to end by real
+ * `volstate serve` processes on one database, on 1 and on 3 nodes, and
+ * the time to take back a SIGKILLed node's work.
+ *
+ * Every client runs volume lifecycles over HTTP: POST a volume (1 GiB,
+ * file driver on one shared storage directory), then DELETE it with
+ * `Prefer: wait=60`, which is accepted as soon as the volume is available.
+ * "Volumes/s" counts the volumes that reached `available` (BACKEND_CREATED
+ * in the history) during the measured window; each was also deleted.
+ *
+ * Two regimes:
+ *   - backend-bound: every driver operation takes BENCH_LATENCY_MS (100 ms,
+ *     as a real array's API would): nodes add worker slots, so throughput
+ *     should grow with nodes;
+ *   - CPU-bound: no added latency: nodes, clients and PostgreSQL share this
+ *     machine's cores, so more nodes cannot add much here.
+ *
+ * Recovery: 3 nodes under the backend-bound load with the default worker
+ * timeout (5 s) and heartbeat (1 s); one node is SIGKILLed while it owns
+ * steps; measured from the kill until no row is owned by the dead worker,
+ * and until every one of those rows is at rest again.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { ensureDatabase } from '../db/connect.ts';
+import { startEmbedded, type EmbeddedServer } from '../db/embedded.ts';
+import { migrate } from '../db/migrate.ts';
+import { MODELS } from '../machines/index.ts';
+import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 48);
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 100);
+const WARMUP_MS = 1500;
+const WAIT = { prefer: 'wait=60' };
+
+let dbCount = 0;
+
+interface Cluster {
+  url: string;
+  nodes: VolstateNode[];
+  sql: postgres.Sql;
+  stop(): Promise<void>;
+}
+
+async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, timeoutMs = 5000): Promise<Cluster> {
+  const name = `bench_nodes_${++dbCount}`;
+  await ensureDatabase(pg.adminUrl, name);
+  const url = pg.urlFor(name);
+  await migrate(url);
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-nodes-'));
+  const journal = join(dir, 'journal');
+  writeFileSync(journal, '');
+  const nodes = await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      startNode({
+        databaseUrl: url,
+        dataDir: join(dir, `node${i}`),
+        storage: join(dir, 'storage'),
+        journal,
+        latencyMs,
+        timeoutMs,
+        // the defaults of a real deployment, not the test's fast ones
+        env: { VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)), VOLSTATE_WORKER_POLL_MS: '2000', VOLSTATE_DRIVER_JOURNAL: '' },
+      }),
+    ),
+  );
+  const sql = postgres(url, { max: 2, onnotice: () => {} });
+  return {
+    url,
+    nodes,
+    sql,
+    async stop() {
+      for (const n of nodes) n.proc.kill('SIGKILL');
+      await Promise.all(nodes.map((n) => n.exited));
+      await sql.end();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Clients running create → DELETE(wait) until `stop()`; spread over the live nodes. */
+function load(c: Cluster) {
+  let running = true;
+  let next = 0;
+  let errors = 0;
+  const live = () => c.nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null);
+  const api = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    for (let tries = 0; tries < 9; tries++) {
+      const pool = live();
+      const r = await call(pool[next++ % pool.length]!, method, path, body, headers);
+      if (r.status !== 0) return r;
+    }
+    throw new Error(`no node answered ${method} ${path}`);
+  };
+  const clients = Array.from({ length: CLIENTS }, async () => {
+    while (running) {
+      const created = await api('POST', '/v3/volumes', { volume: { size: 1 } });
+      if (created.status !== 202) {
+        errors++;
+        continue;
+      }
+      const r = await api('DELETE', `/v3/volumes/${created.body.volume.id}`, undefined, WAIT);
+      if (r.status !== 202) errors++;
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(clients);
+      return errors;
+    },
+  };
+}
+
+async function createdBetween(sql: postgres.Sql, from: Date, to: Date): Promise<number> {
+  const [row] = await sql`
+    SELECT count(*)::int AS n FROM state_transitions
+    WHERE resource_type = 'volume' AND event = 'BACKEND_CREATED' AND at >= ${from} AND at < ${to}`;
+  return row!.n as number;
+}
+
+async function throughput(pg: EmbeddedServer, count: number, latencyMs: number): Promise<number> {
+  const c = await cluster(pg, count, latencyMs);
+  try {
+    const l = load(c);
+    await new Promise((r) => setTimeout(r, WARMUP_MS));
+    const [{ now: from }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
+    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const [{ now: to }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
+    const errors = await l.stop();
+    if (errors) console.log(`  (${errors} requests were refused or failed)`);
+    return (await createdBetween(c.sql, from, to)) / ((to.getTime() - from.getTime()) / 1000);
+  } finally {
+    await c.stop();
+  }
+}
+
+const atRest = (type: string, state: string) => {
+  const index = MODELS[type as keyof typeof MODELS].index;
+  return !index.isTransient(state as never);
+};
+
+async function recovery(pg: EmbeddedServer): Promise<{ owned: number; takenBackMs: number; restMs: number; timeoutMs: number }> {
+  const timeoutMs = 5000;
+  const c = await cluster(pg, 3, LATENCY_MS, timeoutMs);
+  try {
+    const l = load(c);
+    await new Promise((r) => setTimeout(r, 3000));
+    const victim = c.nodes[1]!;
+    let owned: { resource_type: string; resource_id: string }[] = [];
+    while (owned.length === 0) {
+      owned = await c.sql`SELECT resource_type, resource_id FROM resource_states WHERE owner = ${victim.workerId}`;
+    }
+    victim.proc.kill('SIGKILL');
+    const killedAt = Date.now();
+    await victim.exited;
+    let takenBackMs = 0;
+    for (;;) {
+      const [row] = await c.sql`SELECT count(*)::int AS n FROM resource_states WHERE owner = ${victim.workerId}`;
+      if (row!.n === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    takenBackMs = Date.now() - killedAt;
+    const ids = owned.map((o) => o.resource_id);
+    for (;;) {
+      const rows = await c.sql`SELECT resource_type, state FROM resource_states WHERE resource_id IN ${c.sql(ids)}`;
+      if (rows.every((r) => atRest(r.resource_type, r.state))) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const restMs = Date.now() - killedAt;
+    await l.stop();
+    return { owned: owned.length, takenBackMs, restMs, timeoutMs };
+  } finally {
+    await c.stop();
+  }
+}
+
+async function main() {
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-nodes-pg-'));
+  chmodSync(dir, 0o755);
+  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '300' } });
+  try {
+    console.log(`volstate nodes benchmark: ${CLIENTS} HTTP clients, ${SECONDS}s per run, file driver on shared storage, embedded PostgreSQL (synchronous_commit=off), Node ${process.version}`);
+    const results: Record<string, [number, number]> = {};
+    for (const [regime, latency] of [
+      [`backend-bound (${LATENCY_MS} ms per driver operation)`, LATENCY_MS],
+      ['CPU-bound (no added latency)', 0],
+    ] as const) {
+      const one = await throughput(pg, 1, latency);
+      console.log(`  ${regime}, 1 node:  ${one.toFixed(1)} volumes/s`);
+      const three = await throughput(pg, 3, latency);
+      console.log(`  ${regime}, 3 nodes: ${three.toFixed(1)} volumes/s`);
+      results[regime] = [one, three];
+    }
+    console.log('\nratios (same run):');
+    for (const [regime, [one, three]] of Object.entries(results)) console.log(`  ${regime}: 3 nodes / 1 node = ${(three / one).toFixed(2)}`);
+    const r = await recovery(pg);
+    console.log(
+      `\nrecovery: SIGKILLed a node owning ${r.owned} rows (worker timeout ${r.timeoutMs} ms): ` +
+        `taken back by the others after ${r.takenBackMs} ms, all at rest after ${r.restMs} ms`,
+    );
+  } finally {
+    await pg.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
