@@ -41,6 +41,10 @@ const enforcer = new Enforcer();
 const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 type Event = 'SNAPSHOT_BEGIN' | 'READ_END';
 const CYCLE: Event[] = ['SNAPSHOT_BEGIN', 'READ_END'];
+/** each event's parameters, as the API would send them */
+const PAYLOAD: Record<Event, Record<string, unknown>> = { SNAPSHOT_BEGIN: { force: false }, READ_END: {} };
+/** the values of a statement's parameters after the fixed ones */
+const eventParams = (event: Event) => enforcer.statement('volume', event).params.map((p) => PAYLOAD[event][p] ?? null);
 
 /** Rows client `c` works on. */
 const rowsOf = (contended: boolean, c: number) =>
@@ -83,13 +87,13 @@ async function run(url: string, contended: boolean, transition: Transition): Pro
 }
 
 const viaEnforcer: Transition = async (sql, id, event) => {
-  const r = await enforcer.apply(sql, { type: 'volume', id }, event === 'SNAPSHOT_BEGIN' ? { type: event, force: false } : { type: event }, { actor: 'bench' });
+  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, { actor: 'bench' });
   if (!r.ok) throw new Error(`enforcer refused ${event}: ${r.kind}`);
 };
 
 const viaRawStatement: Transition = async (sql, id, event) => {
   const stmt = enforcer.statement('volume', event);
-  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', null, null, null], { prepare: true });
+  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', null, null, null, ...eventParams(event)] as never[], { prepare: true });
   if (!rows[0]?.applied) throw new Error(`raw statement refused ${event}`);
 };
 
@@ -101,7 +105,7 @@ function lockBased(lock: 'for-update' | 'advisory'): Transition {
       const [row] = (lock === 'for-update'
         ? await tx`SELECT * FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${id} FOR UPDATE`
         : await tx`SELECT * FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${id}`) as unknown as StateRow[];
-      const d = decide(model, { state: row!.state, context: contextOf(model, row!) }, { type: event });
+      const d = decide(model, { state: row!.state, context: contextOf(model, row!) }, { type: event, ...PAYLOAD[event] } as never);
       if (!d.ok) throw new Error(`${lock} refused ${event}`);
       const c = d.context as { readers: number; dependents: number };
       const [moved] = await tx`
@@ -118,14 +122,16 @@ function lockBased(lock: 'for-update' | 'advisory'): Transition {
 function pgbenchScript(contended: boolean): string {
   const perClient = (ROWS / CLIENTS) | 0;
   const row = contended ? '\\set row 0' : `\\set row (:client_id % ${CLIENTS}) * ${perClient} + random(0, ${perClient - 1})`;
-  const bind = (text: string) =>
+  const literal = (v: unknown) => (v === null ? 'NULL' : typeof v === 'string' ? `'${v.replaceAll("'", "''")}'` : String(v));
+  const bind = (text: string, event: Event) =>
     text
       .replaceAll('$1::text', "'volume'::text")
       .replaceAll('$2::uuid', "('00000000-0000-4000-8000-' || lpad(:row::text, 12, '0'))::uuid")
       .replaceAll('$3::text', "'bench'::text")
-      .replace(/\$[4-6]::(text|int)/g, 'NULL::$1');
+      .replace(/\$[4-6]::(text|int)/g, 'NULL::$1')
+      .replace(/\$(\d+)::/g, (_m, n: string) => `${literal(eventParams(event)[Number(n) - FIXED_PARAMS.length - 1])}::`);
   if (FIXED_PARAMS.length !== 6) throw new Error('update the pgbench binding for the new fixed parameters');
-  return [row, ...CYCLE.map((e) => `${bind(enforcer.statement('volume', e).text).replaceAll('\n', ' ')};`)].join('\n') + '\n';
+  return [row, ...CYCLE.map((e) => `${bind(enforcer.statement('volume', e).text, e).replaceAll('\n', ' ')};`)].join('\n') + '\n';
 }
 
 function pgbench(url: string, contended: boolean): number | string {
