@@ -77,9 +77,17 @@ export const attachmentMachine = setup({
   context: { owner: null },
   states: {
     reserved: { on: { CONNECT: 'attaching', CONNECT_FAILED: 'error_attaching', DETACH: 'detached' } },
-    attaching: { tags: [TRANSIENT], on: { COMPLETE: 'attached', DETACH: 'detached' } },
+    attaching: {
+      tags: [TRANSIENT],
+      meta: { doc: 'connected; waiting for the server to attach', movedOnBy: 'the client: os-complete (COMPLETE), or delete (DETACH)' },
+      on: { COMPLETE: 'attached', DETACH: 'detached' },
+    },
     attached: { on: { BEGIN_DETACH: 'detaching', DETACH: 'detached' } },
-    detaching: { tags: [TRANSIENT], on: { ROLL_DETACH: 'attached', DETACH: 'detached', DETACH_FAILED: 'error_detaching' } },
+    detaching: {
+      tags: [TRANSIENT],
+      meta: { doc: 'the server is detaching (legacy os-begin_detaching)', movedOnBy: 'the client: os-detach (DETACH), or os-roll_detaching (ROLL_DETACH)' },
+      on: { ROLL_DETACH: 'attached', DETACH: 'detached', DETACH_FAILED: 'error_detaching' },
+    },
     error_attaching: { on: { DETACH: 'detached' } },
     error_detaching: { on: { DETACH: 'detached' } },
     detached: { type: 'final' },

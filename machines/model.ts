@@ -135,6 +135,11 @@ export interface StateMeta {
    * snapshots to be gone). Part of the queue predicate, so nobody polls.
    */
   readonly ready?: string;
+  /**
+   * For a transient state with no step: what moves it on (there is no
+   * owner to lose; see diagrams/recovery.md).
+   */
+  readonly movedOnBy?: string;
   /** One line for operators. */
   readonly doc?: string;
 }

@@ -61,6 +61,15 @@ export function defineResource<C, E>(model: Omit<ResourceModel<C, E>, 'index'>):
   if (statuses !== [...model.statuses].sort().join(',')) {
     throw new Error(`${where}: status tuple differs from the machine's top-level states [${statuses}]`);
   }
+  // Crash recovery for every transient state: a step state says where
+  // WORKER_LOST takes it; a state without a step says what moves it on.
+  for (const state of index.leaves.filter((s) => index.isTransient(s))) {
+    const meta = index.meta(state);
+    if (meta.step && index.candidates(state, 'WORKER_LOST').length === 0) {
+      throw new Error(`${where}: ${state} has step ${meta.step} but no WORKER_LOST transition (what happens when its worker dies?)`);
+    }
+    if (!meta.step && !meta.movedOnBy) throw new Error(`${where}: transient state ${state} has no step and no movedOnBy: what moves it on?`);
+  }
   for (const state of index.leaves) {
     const ready = index.meta(state).ready;
     if (ready === undefined) continue;

@@ -115,7 +115,10 @@ export const snapshotMachine = setup({
       tags: [TRANSIENT],
       // The reverting volume holds this snapshot as its reader; when the
       // revert ends (whichever way), giving the reader back ends restoring.
-      meta: { doc: 'a volume is being reverted to this snapshot' },
+      meta: {
+        doc: 'a volume is being reverted to this snapshot',
+        movedOnBy: "the end of the volume's revert, whichever way it ends (READ_END); the volume's own recovery covers a lost revert",
+      },
       on: { READ_END: { guard: 'hasReaders', target: 'available', actions: 'releaseReader' }, RESET_STATUS: resetStatus },
     },
     deleting: {

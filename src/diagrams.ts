@@ -2,7 +2,9 @@
  * Operator diagrams, generated from the machines (never edited by hand):
  * diagrams/<machine>.mmd (Mermaid stateDiagram-v2), .dot (Graphviz) and
  * .svg (the .dot rendered by @viz-js/viz, Graphviz compiled to WebAssembly,
- * so no system Graphviz is needed). A test fails when they are stale.
+ * so no system Graphviz is needed), and diagrams/recovery.md, what happens
+ * to each transient state when the worker that owns it dies. A test fails
+ * when they are stale.
  *
  * Edges are the machine's transitions, labelled `EVENT [guard] / effects`.
  * Transitions accepted in every state (reader bookkeeping), and client
@@ -17,7 +19,7 @@ import { instance } from '@viz-js/viz';
 import type { AnyStateNode } from 'xstate';
 import { MODELS, type ResourceModel } from '../machines/index.ts';
 import { pathOf } from '../machines/introspect.ts';
-import { TRANSIENT } from '../machines/model.ts';
+import { MAX_STEP_ATTEMPTS, TRANSIENT } from '../machines/model.ts';
 
 export const DIAGRAMS = fileURLToPath(new URL('../diagrams', import.meta.url));
 
@@ -187,6 +189,51 @@ export async function svg(dotSource: string): Promise<string> {
   return viz.renderString(dotSource, { format: 'svg', engine: 'dot' });
 }
 
+/**
+ * The recovery table: for every transient state of every machine, the step
+ * that moves it on, and where WORKER_LOST takes it (from the machine).
+ */
+export function recoveryTable(): string {
+  const lines = [
+    '# Recovery of every transient state',
+    '',
+    '<!-- generated from machines/ by `npm run diagrams`; do not edit -->',
+    '',
+    `When the worker that owns a row dies (no heartbeat for \`VOLSTATE_WORKER_TIMEOUT_MS\`),`,
+    'any live worker sends the row `WORKER_LOST`, a CAS on the dead owner (two',
+    'recoverers never both apply it). Every step is idempotent, so it is resumed;',
+    `after ${MAX_STEP_ATTEMPTS} losses of one operation the row goes to the error state instead.`,
+    'Reader leases its operation held are given back in the same transaction when',
+    'the row leaves the states that hold them.',
+    '',
+    'A transient state with no worker step has no owner to lose: nothing runs for it',
+    'on a worker, and its table says what moves it on. (Attachment driver calls run',
+    'inside the request that changes the attachment, in its transaction, so an API',
+    'node that dies leaves nothing half done.)',
+    '',
+  ];
+  for (const model of Object.values(MODELS) as ResourceModel[]) {
+    const { index } = model;
+    lines.push(
+      `## ${model.type}`,
+      '',
+      `| state | what is in flight | moved on by | worker lost: resumed at | after ${MAX_STEP_ATTEMPTS} losses | holds readers |`,
+      '| --- | --- | --- | --- | --- | --- |',
+    );
+    for (const state of index.leaves.filter((s) => index.isTransient(s))) {
+      const meta = index.meta(state);
+      const lost = index.candidates(state, 'WORKER_LOST');
+      const resume = lost.find((c) => c.guard === 'canRetry')?.target ?? null;
+      const fail = lost.find((c) => c.guard === undefined)?.target ?? null;
+      const by = meta.step ? `worker step \`${meta.step}\`${meta.ready ? ` (once \`${meta.ready}\`)` : ''}` : (meta.movedOnBy ?? '?');
+      const cell = (target: string | null) => (lost.length === 0 ? 'no owner' : target === null ? '(stays)' : `\`${target}\``);
+      lines.push(`| \`${state}\` | ${meta.doc ?? ''} | ${by} | ${cell(resume)} | ${cell(fail)} | ${meta.holdsReaders ? 'yes' : 'no'} |`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
 /** Every diagram file: name → content. */
 export async function renderAll(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
@@ -196,6 +243,7 @@ export async function renderAll(): Promise<Map<string, string>> {
     files.set(`${model.type}.dot`, d);
     files.set(`${model.type}.svg`, await svg(d));
   }
+  files.set('recovery.md', recoveryTable());
   return files;
 }
 

@@ -10,6 +10,7 @@ import { allowedNow, decide } from '../../machines/decide.ts';
 import { MODELS } from '../../machines/index.ts';
 import { MAX_STEP_ATTEMPTS } from '../../machines/model.ts';
 import { defineResource } from '../../machines/resource.ts';
+import { TRANSIENT } from '../../machines/model.ts';
 import type { VolumeContext } from '../../machines/volume.ts';
 
 const volume = MODELS.volume;
@@ -173,5 +174,17 @@ describe('defineResource', () => {
   });
   it('rejects an event the machine handles but the table does not declare', () => {
     expect(() => defineResource({ ...base, states: ['a', 'b'], events: {} })).toThrow(/does not declare/);
+  });
+  it('rejects a transient state nobody recovers: a step without WORKER_LOST, or no step and no movedOnBy', () => {
+    const withStep = (meta: Record<string, string>) =>
+      setup({ types: { context: {} as { n: number }, events: {} as { type: 'GO' } } }).createMachine({
+        id: 'tiny',
+        initial: 'a',
+        context: { n: 0 },
+        states: { a: { on: { GO: 'b' } }, b: { tags: [TRANSIENT], meta } },
+      });
+    expect(() => defineResource({ ...base, machine: withStep({ step: 'work' }), states: ['a', 'b'] })).toThrow(/no WORKER_LOST/);
+    expect(() => defineResource({ ...base, machine: withStep({}), states: ['a', 'b'] })).toThrow(/what moves it on/);
+    expect(defineResource({ ...base, machine: withStep({ movedOnBy: 'the client' }), states: ['a', 'b'] }).index.isTransient('b')).toBe(true);
   });
 });
