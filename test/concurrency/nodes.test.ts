@@ -55,7 +55,14 @@ function client(pool: VolstateNode[]) {
   };
 }
 
-const WAIT = { prefer: 'wait=60' };
+/**
+ * Clients wait out busy resources (`Prefer: wait`), but not for long: a
+ * request whose node died after its CAS and before its answer is retried,
+ * and the retry may be refused for good (the extend already happened; an
+ * orphan snapshot made by the lost request keeps its volume from being
+ * deleted). Waiting on those ends only at the deadline.
+ */
+const WAIT = { prefer: 'wait=10' };
 const busy = (status: number) => status === 409 || status === 0;
 
 async function stepStates(sql: postgres.Sql) {
