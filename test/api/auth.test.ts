@@ -21,7 +21,7 @@ const as = (token: string) => ({ 'x-auth-token': token });
 async function aliceVolume() {
   const res = await t.request('POST', '/v3/volumes', { volume: { size: 1 } }, as('alice-token'));
   expect(res.status).toBe(202);
-  await waitStatus(t, 'volumes', res.body.volume.id, 'available').catch(() => undefined);
+  await waitStatus(t, 'volumes', res.body.volume.id, 'available', 10_000, as('alice-token'));
   return res.body.volume.id as string;
 }
 

@@ -137,10 +137,17 @@ export async function availableVolume(t: TestApp, size = 1, extra: Record<string
 }
 
 /** Wait until GET shows `status` (or 404 when status is 'gone'); returns the resource as shown. */
-export async function waitStatus(t: TestApp, collection: 'volumes' | 'snapshots', id: string, status: string, ms = 10_000): Promise<any> {
+export async function waitStatus(
+  t: TestApp,
+  collection: 'volumes' | 'snapshots',
+  id: string,
+  status: string,
+  ms = 10_000,
+  headers?: Record<string, string>,
+): Promise<any> {
   return eventually<unknown>(
     async () => {
-      const res = await t.request('GET', `/v3/${collection}/${id}`);
+      const res = await t.request('GET', `/v3/${collection}/${id}`, undefined, headers);
       if (status === 'gone') return res.status === 404 ? res : undefined;
       const item = (res.body as Record<string, { status: string }>)[collection.slice(0, -1)];
       return item?.status === status ? item : undefined;
