@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// postinstall: two guards for postgres.js 3.4.9 on a connection that dies
-// (PostgreSQL restarted, a backend terminated), both found by volstate's
-// restart-under-load test:
+// postinstall: three guards for postgres.js 3.4.9 on a connection that dies
+// (PostgreSQL restarted, a backend terminated), found by volstate's
+// restart-under-load and lost-connection tests:
 //
 // 1. A small write is deferred with setImmediate; when the connection
 //    closes first, the deferred write dereferences a null socket and throws
@@ -12,6 +12,11 @@
 //    then 'close' comes with hadError, that query is neither rejected nor
 //    re-sent: it waits forever. Guarded: 'close' rejects whatever is in
 //    flight, whether or not an error came first (settling twice is a no-op).
+// 3. A new connection first fetches the array types; when it dies during
+//    that query, the query's rejection is awaited by nobody: an unhandled
+//    rejection (a crash under Node's default). Guarded: caught; the queries
+//    waiting for the connection are settled by the close as usual, and the
+//    next connection fetches the types again.
 //
 // Idempotent; fails loudly if postgres.js changed shape (then look at
 // whether the guards are still needed).
@@ -34,17 +39,31 @@ const GUARD = `  function nextWrite(fn) {
 const CLOSE_ANCHOR = "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))";
 const CLOSE_GUARD = `    ${MARK}\n    ;(query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))`;
 
+const TYPES_ANCHOR = '        return fetchArrayTypes()\n';
+const TYPES_GUARD = `        ${MARK}\n        return fetchArrayTypes().catch(() => {})\n`;
+
 if (!existsSync(root)) process.exit(0); // not installed (yet): nothing to patch
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+const GUARDS = [
+  [ANCHOR, GUARD],
+  [CLOSE_ANCHOR, CLOSE_GUARD],
+  [TYPES_ANCHOR, TYPES_GUARD],
+];
 for (const build of ['src', 'cjs/src', 'cf/src']) {
   const file = join(root, build, 'connection.js');
   if (!existsSync(file)) continue;
-  const text = readFileSync(file, 'utf8');
-  if (text.includes(MARK)) continue;
-  if (!text.includes(ANCHOR) || !text.includes(CLOSE_ANCHOR)) {
-    console.error(`patch-postgres: postgres ${version} ${build}/connection.js is not as expected; check whether porsager/postgres#1208 is fixed and update scripts/patch-postgres.mjs`);
-    process.exit(1);
+  let text = readFileSync(file, 'utf8');
+  let applied = 0;
+  for (const [anchor, guard] of GUARDS) {
+    if (text.includes(guard)) continue;
+    if (!text.includes(anchor)) {
+      console.error(`patch-postgres: postgres ${version} ${build}/connection.js is not as expected; check whether porsager/postgres#1208 is fixed and update scripts/patch-postgres.mjs`);
+      process.exit(1);
+    }
+    text = text.replace(anchor, guard);
+    applied++;
   }
-  writeFileSync(file, text.replace(ANCHOR, GUARD).replace(CLOSE_ANCHOR, CLOSE_GUARD));
-  console.error(`patch-postgres: guarded postgres ${version} ${build}/connection.js`);
+  if (applied === 0) continue;
+  writeFileSync(file, text);
+  console.error(`patch-postgres: ${applied} guard(s) added to postgres ${version} ${build}/connection.js`);
 }
