@@ -180,7 +180,12 @@ export const stateTransitions = pgTable(
     request_id: text('request_id'),
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version)],
+  (t) => [
+    uniqueIndex('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version),
+    // What did request X change? Asked when a request lost its connection
+    // mid-change (src/api/waiting.ts), so it must not scan the history.
+    index('state_transitions_request').on(t.request_id).where(sql`request_id IS NOT NULL`),
+  ],
 );
 
 /**

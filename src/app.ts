@@ -33,6 +33,8 @@ export interface AppOptions {
   driver: Driver;
   auth: AuthOptions;
   logger?: FastifyServerOptions['logger'];
+  /** how long a change whose connection was lost waits for the database to tell whether it committed; default 10 s */
+  inDoubtMs?: number;
 }
 
 export async function build(opts: AppOptions): Promise<FastifyInstance> {
@@ -52,6 +54,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const attachments = new AttachmentService(opts.sql, enforcer, opts.driver);
   const waits = new Waits(opts.sql);
   app.decorate('waits', waits);
+  app.decorate('changes', { sql: opts.sql, inDoubtMs: opts.inDoubtMs ?? 10_000 });
   app.addHook('onReady', () => waits.start());
   app.addHook('onClose', () => waits.stop());
 

@@ -53,6 +53,15 @@ export const ERRORS = {
     message: 'The storage backend failed: {reason}. Retry, or delete what it left in an error state.',
   },
   ServiceUnavailable: { status: 503, message: 'The database is unavailable; retry shortly. ({reason})' },
+  ChangedUnread: {
+    status: 503,
+    message: 'The change was made ({what}), but the database went away before the answer could be read. Look at the resource; do not repeat the request.',
+  },
+  OutcomeUnknown: {
+    status: 503,
+    message:
+      'The database connection was lost during the change and the database did not answer again within {seconds} s: whether the change was made is unknown. Look at the resource before retrying.',
+  },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

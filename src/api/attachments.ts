@@ -11,7 +11,7 @@ import { ATTACHMENT_STATUSES } from '../../machines/attachment.ts';
 import { ApiError } from '../errors.ts';
 import type { AttachmentService } from '../services/attachments.ts';
 import { listHandler, type ListRoute } from './lists.ts';
-import { maybeWait } from './waiting.ts';
+import { changeState, createdBy } from './changes.ts';
 import { invalid, isUuid, rejectUnknown, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
 import { attachmentDetail, attachmentSummary, transitionView } from './views.ts';
@@ -88,7 +88,12 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
       connector: connectorOf(body.connector),
       mode: modeOf(req, body.mode),
     };
-    const attachment = await maybeWait(req, reply, () => attachments.create(req.caller, input));
+    const attachment = await changeState(
+      req,
+      reply,
+      () => attachments.create(req.caller, input),
+      (changes) => attachments.get(req.caller, createdBy(changes, 'attachment')),
+    );
     return { attachment: attachmentDetail(attachment) };
   });
 
@@ -100,7 +105,13 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     const connector = connectorOf(body.connector);
     if (!connector || Object.keys(connector).length === 0) throw invalid('connector', body.connector ?? 'None', 'an update needs a connector.');
     const mode = modeOf(req, body.mode);
-    return { attachment: attachmentDetail(await maybeWait(req, reply, () => attachments.connectTo(req.caller, id, connector, mode))) };
+    const attachment = await changeState(
+      req,
+      reply,
+      () => attachments.connectTo(req.caller, id, connector, mode),
+      () => attachments.get(req.caller, id),
+    );
+    return { attachment: attachmentDetail(attachment) };
   });
 
   r.post('/attachments/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
@@ -111,15 +122,18 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     }
     if (keys[0] !== 'os-complete') throw new ApiError('NoSuchAction', { action: keys[0] });
     const id = attachmentId(req.params.id);
-    await maybeWait(req, reply, () => attachments.complete(req.caller, id));
+    await changeState(req, reply, () => attachments.complete(req.caller, id));
     return reply.code(204).send();
   });
 
   r.delete('/attachments/:id', { schema: { params: IdParams } }, async (req, reply) => {
     requireVersion(req, 27);
     const id = attachmentId(req.params.id);
-    const remaining = await maybeWait(req, reply, () => attachments.remove(req.caller, id));
-    return { attachments: remaining.map(attachmentSummary) };
+    // Its volume first (an attachment never changes volume), for the answer:
+    // the volume's remaining attachments.
+    const { volume_id: volumeId } = await attachments.get(req.caller, id);
+    await changeState(req, reply, () => attachments.remove(req.caller, id));
+    return { attachments: (await attachments.ofVolume(volumeId)).map(attachmentSummary) };
   });
 
   r.get('/attachments/:id/transitions', { schema: { params: IdParams } }, async (req) => {

@@ -9,7 +9,7 @@ import { ApiError } from '../errors.ts';
 import type { SnapshotService } from '../services/snapshots.ts';
 import { viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
-import { maybeWait } from './waiting.ts';
+import { changeState, createdBy } from './changes.ts';
 import { describedPatch, invalid, isUuid, parseBool, parseIfMatch, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query, SnapshotCreateBody, SnapshotUpdateBody } from './schemas.ts';
 import { snapshotDetail, snapshotSummary, transitionView } from './views.ts';
@@ -72,7 +72,12 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
       description: parseText(body.description ?? body.display_description, 'description'),
       metadata: parseMetadata(body.metadata),
     };
-    const snapshot = await maybeWait(req, reply, () => snapshots.create(req.caller, input));
+    const snapshot = await changeState(
+      req,
+      reply,
+      () => snapshots.create(req.caller, input),
+      (changes) => snapshots.get(req.caller, createdBy(changes, 'snapshot')),
+    );
     void reply.code(202);
     return { snapshot: snapshotDetail(snapshot, viewContext(req), false) };
   });
@@ -93,7 +98,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
   r.delete('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
     const id = snapshotId(req.params.id);
     const ifMatch = parseIfMatch(req.headers['if-match']);
-    await maybeWait(req, reply, () => snapshots.send(req.caller, id, { type: 'DELETE' }, ifMatch));
+    await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'DELETE' }, ifMatch));
     return reply.code(202).send();
   });
 
@@ -108,7 +113,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: `snapshot_extension:${name}` });
     const ifMatch = parseIfMatch(req.headers['if-match']);
     if (name === 'os-force_delete') {
-      await maybeWait(req, reply, () => snapshots.send(req.caller, id, { type: 'FORCE_DELETE' }, ifMatch));
+      await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'FORCE_DELETE' }, ifMatch));
       return reply.code(202).send();
     }
     const value = req.body[name];
@@ -118,7 +123,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
         reason: `Snapshot status: ${String(status)} is invalid, valid statuses are: (${CINDER_SNAPSHOT_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
       });
     }
-    await maybeWait(req, reply, () => snapshots.send(req.caller, id, { type: 'RESET_STATUS', status }, ifMatch));
+    await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'RESET_STATUS', status }, ifMatch));
     return reply.code(202).send();
   });
 

@@ -4,14 +4,14 @@
  * the volume is looked up, as in Cinder. Arguments may be `null`, `{}` or
  * an object (cinderclient sends null, openstacksdk `{}`).
  */
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../errors.ts';
+import { changeState } from './changes.ts';
 import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { invalid, isUuid, parseBool, parseIfMatch, parseSize } from './parse.ts';
 import { ActionBody, IdParams } from './schemas.ts';
-import { maybeWait } from './waiting.ts';
 import { volumeId } from './volumes.ts';
 
 /** Cinder's VolumeStatus.ALL: what os-reset_status validates against before the machine decides. */
@@ -42,7 +42,6 @@ export const CINDER_VOLUME_STATUSES = [
 
 interface ActionContext {
   req: FastifyRequest;
-  reply: FastifyReply;
   id: string;
   args: Record<string, unknown>;
   volumes: VolumeService;
@@ -50,7 +49,11 @@ interface ActionContext {
   ifMatch: number | undefined;
 }
 
-type Action = (ctx: ActionContext) => Promise<unknown>;
+/** An action: its success status, and what it does (returning the body, when it has one). */
+interface Action {
+  status: 200 | 202;
+  run(ctx: ActionContext): Promise<Record<string, unknown> | void>;
+}
 
 function args(value: unknown, action: string): Record<string, unknown> {
   if (value === null || value === undefined) return {};
@@ -81,116 +84,145 @@ function adminOnly(ctx: ActionContext, action: string) {
 }
 
 export const VOLUME_ACTIONS: Record<string, Action> = {
-  'os-extend': async (ctx) => {
-    if (ctx.args.new_size === undefined) throw invalid('new_size', 'None', 'new_size is required.');
-    const newSize = parseSize(ctx.args.new_size, 'new_size');
-    // Extending an attached volume is allowed from 3.42: the machine checks it.
-    await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'EXTEND', new_size: newSize, in_use: ctx.req.mv >= 42 }, ctx.ifMatch);
-    return ctx.reply.code(202).send();
+  'os-extend': {
+    status: 202,
+    run: async (ctx) => {
+      if (ctx.args.new_size === undefined) throw invalid('new_size', 'None', 'new_size is required.');
+      const newSize = parseSize(ctx.args.new_size, 'new_size');
+      // Extending an attached volume is allowed from 3.42: the machine checks it.
+      await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'EXTEND', new_size: newSize, in_use: ctx.req.mv >= 42 }, ctx.ifMatch);
+    },
   },
 
-  revert: async (ctx) => {
-    if (ctx.req.mv < 40) throw new ApiError('NoSuchAction', { action: 'revert' });
-    const snapshotId = ctx.args.snapshot_id;
-    if (typeof snapshotId !== 'string') throw invalid('snapshot_id', snapshotId ?? 'None', 'snapshot_id is required.');
-    if (!isUuid(snapshotId)) throw new ApiError('SnapshotNotFound', { id: snapshotId });
-    await ctx.volumes.revert(ctx.req.caller, ctx.id, snapshotId.toLowerCase());
-    return ctx.reply.code(202).send();
+  revert: {
+    status: 202,
+    run: async (ctx) => {
+      if (ctx.req.mv < 40) throw new ApiError('NoSuchAction', { action: 'revert' });
+      const snapshotId = ctx.args.snapshot_id;
+      if (typeof snapshotId !== 'string') throw invalid('snapshot_id', snapshotId ?? 'None', 'snapshot_id is required.');
+      if (!isUuid(snapshotId)) throw new ApiError('SnapshotNotFound', { id: snapshotId });
+      await ctx.volumes.revert(ctx.req.caller, ctx.id, snapshotId.toLowerCase());
+    },
   },
 
-  'os-reserve': async (ctx) => {
-    await ctx.attachments.legacyReserve(ctx.req.caller, ctx.id);
-    return ctx.reply.code(202).send();
+  'os-reserve': {
+    status: 202,
+    run: async (ctx) => {
+      await ctx.attachments.legacyReserve(ctx.req.caller, ctx.id);
+    },
   },
 
-  'os-unreserve': async (ctx) => {
-    await ctx.attachments.legacyUnreserve(ctx.req.caller, ctx.id);
-    return ctx.reply.code(202).send();
+  'os-unreserve': {
+    status: 202,
+    run: async (ctx) => {
+      await ctx.attachments.legacyUnreserve(ctx.req.caller, ctx.id);
+    },
   },
 
-  'os-attach': async (ctx) => {
-    const mode = ctx.args.mode ?? 'rw';
-    if (mode !== 'rw' && mode !== 'ro') throw invalid('mode', mode, "It must be 'rw' or 'ro'.");
-    const instanceUuid = optionalText(ctx, 'instance_uuid');
-    const hostName = optionalText(ctx, 'host_name');
-    if (!instanceUuid && !hostName) throw new ApiError('InvalidInput', { reason: 'os-attach needs instance_uuid or host_name.' });
-    await ctx.attachments.legacyAttach(ctx.req.caller, ctx.id, { instanceUuid, hostName, mountpoint: optionalText(ctx, 'mountpoint'), mode });
-    return ctx.reply.code(202).send();
+  'os-attach': {
+    status: 202,
+    run: async (ctx) => {
+      const mode = ctx.args.mode ?? 'rw';
+      if (mode !== 'rw' && mode !== 'ro') throw invalid('mode', mode, "It must be 'rw' or 'ro'.");
+      const instanceUuid = optionalText(ctx, 'instance_uuid');
+      const hostName = optionalText(ctx, 'host_name');
+      if (!instanceUuid && !hostName) throw new ApiError('InvalidInput', { reason: 'os-attach needs instance_uuid or host_name.' });
+      await ctx.attachments.legacyAttach(ctx.req.caller, ctx.id, { instanceUuid, hostName, mountpoint: optionalText(ctx, 'mountpoint'), mode });
+    },
   },
 
-  'os-begin_detaching': async (ctx) => {
-    await ctx.attachments.legacyBeginDetaching(ctx.req.caller, ctx.id);
-    return ctx.reply.code(202).send();
+  'os-begin_detaching': {
+    status: 202,
+    run: async (ctx) => {
+      await ctx.attachments.legacyBeginDetaching(ctx.req.caller, ctx.id);
+    },
   },
 
-  'os-roll_detaching': async (ctx) => {
-    await ctx.attachments.legacyRollDetaching(ctx.req.caller, ctx.id);
-    return ctx.reply.code(202).send();
+  'os-roll_detaching': {
+    status: 202,
+    run: async (ctx) => {
+      await ctx.attachments.legacyRollDetaching(ctx.req.caller, ctx.id);
+    },
   },
 
-  'os-detach': async (ctx) => {
-    const attachmentId = optionalText(ctx, 'attachment_id');
-    await ctx.attachments.legacyDetach(ctx.req.caller, ctx.id, attachmentId && isUuid(attachmentId) ? attachmentId.toLowerCase() : attachmentId);
-    return ctx.reply.code(202).send();
+  'os-detach': {
+    status: 202,
+    run: async (ctx) => {
+      const attachmentId = optionalText(ctx, 'attachment_id');
+      await ctx.attachments.legacyDetach(ctx.req.caller, ctx.id, attachmentId && isUuid(attachmentId) ? attachmentId.toLowerCase() : attachmentId);
+    },
   },
 
-  'os-initialize_connection': async (ctx) => {
-    const info = await ctx.attachments.initializeConnection(ctx.req.caller, ctx.id, connectorOf(ctx, true)!);
-    return ctx.reply.code(200).send({ connection_info: info });
+  'os-initialize_connection': {
+    status: 200,
+    run: async (ctx) => {
+      const info = await ctx.attachments.initializeConnection(ctx.req.caller, ctx.id, connectorOf(ctx, true)!);
+      return { connection_info: info };
+    },
   },
 
-  'os-terminate_connection': async (ctx) => {
-    await ctx.attachments.terminateConnection(ctx.req.caller, ctx.id, connectorOf(ctx, false));
-    return ctx.reply.code(202).send();
+  'os-terminate_connection': {
+    status: 202,
+    run: async (ctx) => {
+      await ctx.attachments.terminateConnection(ctx.req.caller, ctx.id, connectorOf(ctx, false));
+    },
   },
 
-  'os-set_bootable': async (ctx) => {
-    if (ctx.args.bootable === undefined) throw invalid('bootable', 'None', 'bootable is required.');
-    await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { bootable: parseBool(ctx.args.bootable, 'bootable') });
-    return ctx.reply.code(200).send();
+  'os-set_bootable': {
+    status: 200,
+    run: async (ctx) => {
+      if (ctx.args.bootable === undefined) throw invalid('bootable', 'None', 'bootable is required.');
+      await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { bootable: parseBool(ctx.args.bootable, 'bootable') });
+    },
   },
 
-  'os-update_readonly_flag': async (ctx) => {
-    if (ctx.args.readonly === undefined) throw invalid('readonly', 'None', 'readonly is required.');
-    // Parsed as oslo does: the string 'False' is false (real Cinder once took it as true).
-    await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { readonly: parseBool(ctx.args.readonly, 'readonly') });
-    return ctx.reply.code(202).send();
+  'os-update_readonly_flag': {
+    status: 202,
+    run: async (ctx) => {
+      if (ctx.args.readonly === undefined) throw invalid('readonly', 'None', 'readonly is required.');
+      // Parsed as oslo does: the string 'False' is false (real Cinder once took it as true).
+      await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { readonly: parseBool(ctx.args.readonly, 'readonly') });
+    },
   },
 
-  'os-reset_status': async (ctx) => {
-    adminOnly(ctx, 'admin_actions:reset_status');
-    const { status, attach_status: attachStatus, migration_status: migrationStatus } = ctx.args;
-    if (status === undefined && attachStatus === undefined && migrationStatus === undefined) {
-      throw new ApiError('InvalidInput', { reason: 'os-reset_status needs at least one of status, attach_status, migration_status.' });
-    }
-    if (migrationStatus !== undefined && migrationStatus !== null && migrationStatus !== 'none') {
-      throw new ApiError('InvalidInput', { reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${String(migrationStatus)}.` });
-    }
-    if (attachStatus !== undefined && attachStatus !== null && attachStatus !== 'detached' && attachStatus !== 'attached') {
-      throw new ApiError('InvalidInput', { reason: `attach_status ${String(attachStatus)} is invalid: use attached or detached.` });
-    }
-    if (status !== undefined && (typeof status !== 'string' || !(CINDER_VOLUME_STATUSES as readonly string[]).includes(status))) {
-      throw new ApiError('InvalidInput', {
-        reason: `Volume status: ${String(status)} is invalid, valid statuses are: (${CINDER_VOLUME_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
-      });
-    }
-    // attach_status=detached detaches every attachment first (as Cinder);
-    // attached only says what is already true of the attachments. The
-    // machine decides which status it accepts, and from where.
-    await ctx.volumes.resetStatus(
-      ctx.req.caller,
-      ctx.id,
-      { status: status as string | undefined, detach: attachStatus === 'detached' },
-      ctx.attachments,
-      ctx.ifMatch,
-    );
-    return ctx.reply.code(202).send();
+  'os-reset_status': {
+    status: 202,
+    run: async (ctx) => {
+      adminOnly(ctx, 'admin_actions:reset_status');
+      const { status, attach_status: attachStatus, migration_status: migrationStatus } = ctx.args;
+      if (status === undefined && attachStatus === undefined && migrationStatus === undefined) {
+        throw new ApiError('InvalidInput', { reason: 'os-reset_status needs at least one of status, attach_status, migration_status.' });
+      }
+      if (migrationStatus !== undefined && migrationStatus !== null && migrationStatus !== 'none') {
+        throw new ApiError('InvalidInput', { reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${String(migrationStatus)}.` });
+      }
+      if (attachStatus !== undefined && attachStatus !== null && attachStatus !== 'detached' && attachStatus !== 'attached') {
+        throw new ApiError('InvalidInput', { reason: `attach_status ${String(attachStatus)} is invalid: use attached or detached.` });
+      }
+      if (status !== undefined && (typeof status !== 'string' || !(CINDER_VOLUME_STATUSES as readonly string[]).includes(status))) {
+        throw new ApiError('InvalidInput', {
+          reason: `Volume status: ${String(status)} is invalid, valid statuses are: (${CINDER_VOLUME_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
+        });
+      }
+      // attach_status=detached detaches every attachment first (as Cinder);
+      // attached only says what is already true of the attachments. The
+      // machine decides which status it accepts, and from where.
+      await ctx.volumes.resetStatus(
+        ctx.req.caller,
+        ctx.id,
+        { status: status as string | undefined, detach: attachStatus === 'detached' },
+        ctx.attachments,
+        ctx.ifMatch,
+      );
+    },
   },
 
-  'os-force_delete': async (ctx) => {
-    adminOnly(ctx, 'admin_actions:force_delete');
-    await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'FORCE_DELETE' }, ctx.ifMatch);
-    return ctx.reply.code(202).send();
+  'os-force_delete': {
+    status: 202,
+    run: async (ctx) => {
+      adminOnly(ctx, 'admin_actions:force_delete');
+      await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'FORCE_DELETE' }, ctx.ifMatch);
+    },
   },
 };
 
@@ -207,7 +239,10 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
     const action = VOLUME_ACTIONS[name];
     if (!action) throw new ApiError('NoSuchAction', { action: name });
     const id = volumeId(req.params.id);
-    const ctx = { req, reply, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
-    return maybeWait(req, reply, () => action(ctx));
+    const ctx = { req, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
+    // Actions with a body change no state (os-initialize_connection), so a
+    // lost connection that committed never needs to rebuild one.
+    const body = await changeState(req, reply, () => action.run(ctx), async () => undefined);
+    return reply.code(action.status).send(body);
   });
 };

@@ -10,7 +10,7 @@ import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
-import { maybeWait } from './waiting.ts';
+import { changeState, createdBy } from './changes.ts';
 import { describedPatch, isUuid, parseBool, parseIfMatch, parseMetadata, parseSize, parseText, rejectUnknown, unwrap } from './parse.ts';
 import { IdParams, ProjectParams, Query, VolumeCreateBody, VolumeUpdateBody } from './schemas.ts';
 import { transitionView, volumeDetail, volumeSummary } from './views.ts';
@@ -93,7 +93,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     if (snapshotId && sourceVolid) throw new ApiError('InvalidInput', { reason: 'give snapshot_id or source_volid, not both.' });
     const noSize = body.size === undefined || body.size === null;
     if (noSize && !snapshotId && !sourceVolid) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
-    const volume = await maybeWait(req, reply, () => volumes.create(req.caller, {
+    const input = {
       size: noSize ? null : parseSize(body.size),
       name: parseText(body.name ?? body.display_name, 'name'),
       description: parseText(body.description ?? body.display_description, 'description'),
@@ -101,7 +101,13 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       multiattach: body.multiattach === undefined || body.multiattach === null ? false : parseBool(body.multiattach, 'multiattach'),
       snapshotId,
       sourceVolid,
-    }));
+    };
+    const volume = await changeState(
+      req,
+      reply,
+      () => volumes.create(req.caller, input),
+      (changes) => volumes.get(req.caller, createdBy(changes, 'volume')),
+    );
     void reply.code(202);
     return { volume: volumeDetail(volume, viewContext(req), [], false) };
   });
@@ -130,7 +136,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     const force = req.mv >= 23 && q.force !== undefined && parseBool(q.force, 'force');
     if (force && !req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume:force_delete' });
     const ifMatch = parseIfMatch(req.headers['if-match']);
-    await maybeWait(req, reply, () => volumes.remove(req.caller, id, { cascade, force }, ifMatch));
+    await changeState(req, reply, () => volumes.remove(req.caller, id, { cascade, force }, ifMatch));
     return reply.code(202).send();
   });
 

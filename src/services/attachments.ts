@@ -161,11 +161,10 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     });
   }
 
-  /** DELETE /attachments/{id} (and os-detach): detached, the connection terminated; the volume's remaining attachments. */
-  async remove(caller: Caller, id: string): Promise<AttachmentRecord[]> {
+  /** DELETE /attachments/{id} (and os-detach): detached, the connection terminated. */
+  async remove(caller: Caller, id: string): Promise<void> {
     const attachment = await this.get(caller, id);
     await this.detachIn(caller, attachment, null);
-    return this.ofVolume(attachment.volume_id);
   }
 
   private async detachIn(caller: Caller, attachment: AttachmentRecord, failure: AttachmentEvent | null): Promise<void> {

@@ -1,0 +1,1 @@
+CREATE INDEX "state_transitions_request" ON "state_transitions" USING btree ("request_id") WHERE request_id IS NOT NULL;
