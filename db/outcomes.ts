@@ -20,16 +20,33 @@ export interface Change {
 /**
  * Run `read` (idempotent) until it gets through, asking again every
  * `everyMs` while the connection is lost, until the `until` deadline
- * (epoch ms); then the last connection error is thrown.
+ * (epoch ms); then the last connection error is thrown. One attempt that
+ * hangs (a query handed to a connection that is still being set up when
+ * its backend dies waits for the connect timeout) is given up after
+ * `attemptMs` and counted as a lost connection; it finishes, or fails, on
+ * its own.
  */
-export async function whenBack<T>(read: () => Promise<T>, until: number, everyMs = 100): Promise<T> {
+export async function whenBack<T>(read: () => Promise<T>, until: number, everyMs = 100, attemptMs = 1000): Promise<T> {
   for (;;) {
     try {
-      return await read();
+      return await withinMs(read(), attemptMs);
     } catch (err) {
       if (!isConnectionError(err) || Date.now() + everyMs > until) throw err;
       await new Promise((r) => setTimeout(r, everyMs));
     }
+  }
+}
+
+async function withinMs<T>(attempt: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer within ${ms} ms`), { code: 'CONNECT_TIMEOUT' })), ms);
+  });
+  attempt.catch(() => undefined); // given up on: its own failure interests nobody
+  try {
+    return await Promise.race([attempt, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
