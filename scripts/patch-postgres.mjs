@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// postinstall: three guards for postgres.js 3.4.9 on a connection that dies
+// postinstall: four guards for postgres.js 3.4.9 on a connection that dies
 // (PostgreSQL restarted, a backend terminated), found by volstate's
 // restart-under-load and lost-connection tests:
 //
@@ -17,6 +17,11 @@
 //    rejection (a crash under Node's default). Guarded: caught; the queries
 //    waiting for the connection are settled by the close as usual, and the
 //    next connection fetches the types again.
+// 4. A connection that closes in the middle of a result (rows received, no
+//    CommandComplete) keeps its row counter: the first query after the
+//    reconnect stores its rows after that many holes, so `const [row] =`
+//    reads undefined (an existing resource answered 404). Guarded: the row
+//    counter and the result are reset when the socket closes.
 //
 // Idempotent; fails loudly if postgres.js changed shape (then look at
 // whether the guards are still needed).
@@ -39,6 +44,9 @@ const GUARD = `  function nextWrite(fn) {
 const CLOSE_ANCHOR = "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))";
 const CLOSE_GUARD = `    ${MARK}\n    ;(query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))`;
 
+const RESET_ANCHOR = '  async function closed(hadError) {\n';
+const RESET_GUARD = `  async function closed(hadError) {\n    ${MARK}\n    rows = 0\n    result = new Result()\n`;
+
 const TYPES_ANCHOR = '        return fetchArrayTypes()\n';
 const TYPES_GUARD = `        ${MARK}\n        return fetchArrayTypes().catch(() => {})\n`;
 
@@ -48,6 +56,7 @@ const GUARDS = [
   [ANCHOR, GUARD],
   [CLOSE_ANCHOR, CLOSE_GUARD],
   [TYPES_ANCHOR, TYPES_GUARD],
+  [RESET_ANCHOR, RESET_GUARD],
 ];
 for (const build of ['src', 'cjs/src', 'cf/src']) {
   const file = join(root, build, 'connection.js');

@@ -1,10 +1,11 @@
 /**
- * postgres.js 3.4.9 can crash the process when a deferred write fires on
- * a connection that closed meanwhile (porsager/postgres#1154, #1208):
- * seen here when PostgreSQL restarted under load. scripts/patch-postgres.mjs
- * (postinstall) guards it. Here: a connection whose backend died is used
- * again, which is that path; the process must survive and the query fail
- * in a way the caller can catch, and the pool carry on.
+ * postgres.js 3.4.9 on connections that die, as guarded by
+ * scripts/patch-postgres.mjs (postinstall): a deferred write on a closed
+ * socket crashed the process (porsager/postgres#1154, #1208), seen when
+ * PostgreSQL restarted under load; and a connection closed in the middle
+ * of a result kept its row counter, so the next query's rows came after
+ * holes (an existing volume answered 404), seen when backends were
+ * terminated under load.
  */
 import { describe, expect, it } from 'vitest';
 import { connect } from '../../db/connect.ts';
@@ -22,6 +23,35 @@ describe('postgres.js on a reserved session whose backend died', () => {
       // The next uses: the first may fail (the connection is found dead:
       // ECONNRESET, 57P01), then the client reconnects. Nothing may throw out
       // of band (that ends this process) or hang (the test's timeout).
+      let result: unknown;
+      for (let attempt = 0; attempt < 4 && !Array.isArray(result); attempt++) {
+        result = await sql`SELECT 1 AS one`.then(
+          (r) => [...r],
+          (e: Error) => e,
+        );
+      }
+      expect(result).toEqual([{ one: 1 }]);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+});
+
+describe('postgres.js on a connection that dies in the middle of a result', () => {
+  it("gives the next query its own rows, from the first", { timeout: 20_000 }, async () => {
+    const sql = connect(db.url, { max: 1, name: 'volstate-test-midresult' });
+    try {
+      const [row] = await sql`SELECT pg_backend_pid() AS pid`;
+      const pid = row!.pid as number;
+      // Rows of 9 kB, each sent on its own (the server flushes its 8 kB
+      // buffer), one every 20 ms: the backend dies with some received.
+      const long = sql`SELECT g, repeat('x', 9000) AS pad, pg_sleep(0.02) FROM generate_series(1, 200) g`.then(
+        () => 'finished',
+        (e: { code?: string }) => e.code,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+      await db.sql`SELECT pg_terminate_backend(${pid})`;
+      expect(await long).not.toBe('finished');
       let result: unknown;
       for (let attempt = 0; attempt < 4 && !Array.isArray(result); attempt++) {
         result = await sql`SELECT 1 AS one`.then(
