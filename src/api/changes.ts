@@ -65,7 +65,10 @@ export async function changeState<T>(req: FastifyRequest, reply: FastifyReply, f
       req.log.warn({ err }, 'connection lost mid-change; the database did not come back to tell what it did');
       throw new ApiError('OutcomeUnknown', { seconds: Math.round(inDoubtMs / 1000) }, { headers: { 'Retry-After': '5' } });
     }
-    if (changes.length === 0) throw err; // nothing changed: the plain 503
+    if (changes.length === 0) {
+      req.log.warn({ err }, 'connection lost mid-change; nothing was changed');
+      throw new ApiError('ServiceUnavailable', { reason: 'connection lost; nothing was changed' }, { headers: { 'Retry-After': '2' } });
+    }
     req.log.warn({ err, changes: changes.length }, 'connection lost after the change committed; answering as done');
     if (!committed) return undefined;
     try {

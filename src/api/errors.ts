@@ -36,8 +36,7 @@ export function errorHandling(app: FastifyInstance): void {
     let apiError = err instanceof ApiError ? err : fromFramework(err);
     if (!apiError && isConnectionError(err)) {
       req.log.warn({ err }, 'database unavailable');
-      // A change that reaches here was checked by src/api/changes.ts: nothing was changed.
-      apiError = new ApiError('ServiceUnavailable', { reason: 'connection lost; nothing was changed' }, { headers: { 'Retry-After': '2' } });
+      apiError = new ApiError('ServiceUnavailable', { reason: 'connection lost' }, { headers: { 'Retry-After': '2' } });
     }
     if (!apiError) {
       req.log.error({ err }, 'unexpected error');

@@ -52,6 +52,12 @@ interface ActionContext {
 /** An action: its success status, and what it does (returning the body, when it has one). */
 interface Action {
   status: 200 | 202;
+  /**
+   * The action sets data or asks the driver, and moves no state: the
+   * history records nothing of it, so src/api/changes.ts could not tell
+   * whether it happened, and it is not run as a change.
+   */
+  stateless?: true;
   run(ctx: ActionContext): Promise<Record<string, unknown> | void>;
 }
 
@@ -155,6 +161,7 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
 
   'os-initialize_connection': {
     status: 200,
+    stateless: true,
     run: async (ctx) => {
       const info = await ctx.attachments.initializeConnection(ctx.req.caller, ctx.id, connectorOf(ctx, true)!);
       return { connection_info: info };
@@ -170,6 +177,7 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
 
   'os-set_bootable': {
     status: 200,
+    stateless: true,
     run: async (ctx) => {
       if (ctx.args.bootable === undefined) throw invalid('bootable', 'None', 'bootable is required.');
       await ctx.volumes.setFlags(ctx.req.caller, ctx.id, { bootable: parseBool(ctx.args.bootable, 'bootable') });
@@ -178,6 +186,7 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
 
   'os-update_readonly_flag': {
     status: 202,
+    stateless: true,
     run: async (ctx) => {
       if (ctx.args.readonly === undefined) throw invalid('readonly', 'None', 'readonly is required.');
       // Parsed as oslo does: the string 'False' is false (real Cinder once took it as true).
@@ -240,9 +249,9 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
     if (!action) throw new ApiError('NoSuchAction', { action: name });
     const id = volumeId(req.params.id);
     const ctx = { req, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
-    // Actions with a body change no state (os-initialize_connection), so a
-    // lost connection that committed never needs to rebuild one.
-    const body = await changeState(req, reply, () => action.run(ctx), async () => undefined);
+    // Only stateless actions answer a body (os-initialize_connection), so a
+    // change that committed before its connection was lost never needs one.
+    const body = action.stateless ? await action.run(ctx) : await changeState(req, reply, () => action.run(ctx), async () => undefined);
     return reply.code(action.status).send(body);
   });
 };
