@@ -132,8 +132,16 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     // Its volume first (an attachment never changes volume), for the answer:
     // the volume's remaining attachments.
     const { volume_id: volumeId } = await attachments.get(req.caller, id);
-    await changeState(req, reply, () => attachments.remove(req.caller, id));
-    return { attachments: (await attachments.ofVolume(volumeId)).map(attachmentSummary) };
+    const remaining = await changeState(
+      req,
+      reply,
+      async () => {
+        await attachments.remove(req.caller, id);
+        return attachments.ofVolume(volumeId);
+      },
+      () => attachments.ofVolume(volumeId),
+    );
+    return { attachments: remaining.map(attachmentSummary) };
   });
 
   r.get('/attachments/:id/transitions', { schema: { params: IdParams } }, async (req) => {

@@ -28,6 +28,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { changesOf, whenBack, type Change } from '../../db/outcomes.ts';
 import { isConnectionError } from '../../db/sqlstate.ts';
 import type { Sql } from '../../db/connect.ts';
+import type { ResourceType } from '../../machines/index.ts';
+import { CREATE_EVENT } from '../../machines/model.ts';
 import { ApiError } from '../errors.ts';
 import { preferredWait, type Waits } from '../waiting.ts';
 
@@ -82,8 +84,8 @@ export async function changeState<T>(req: FastifyRequest, reply: FastifyReply, f
 }
 
 /** The resource a request created, from its changes. */
-export function createdBy(changes: Change[], type: string): string {
-  const made = changes.find((c) => c.resource_type === type && c.event === 'CREATE');
+export function createdBy(changes: Change[], type: ResourceType): string {
+  const made = changes.find((c) => c.resource_type === type && c.event === CREATE_EVENT);
   if (!made) throw new Error(`the request's changes hold no ${type} CREATE`);
   return made.resource_id;
 }
