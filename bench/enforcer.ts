@@ -19,6 +19,7 @@
  * machine's disk flush latency. Speed is measured here, never in tests.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,14 +87,17 @@ async function run(url: string, contended: boolean, transition: Transition): Pro
   return done / elapsed;
 }
 
+/** Every transition carries a request id of its own, as an API request's does (the history indexes it). */
+const requestId = () => `req-${randomUUID()}`;
+
 const viaEnforcer: Transition = async (sql, id, event) => {
-  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, { actor: 'bench' });
+  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, { actor: 'bench', requestId: requestId() });
   if (!r.ok) throw new Error(`enforcer refused ${event}: ${r.kind}`);
 };
 
 const viaRawStatement: Transition = async (sql, id, event) => {
   const stmt = enforcer.statement('volume', event);
-  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', null, null, null, ...eventParams(event)] as never[], { prepare: true });
+  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', requestId(), null, null, ...eventParams(event)] as never[], { prepare: true });
   if (!rows[0]?.applied) throw new Error(`raw statement refused ${event}`);
 };
 
@@ -112,8 +116,8 @@ function lockBased(lock: 'for-update' | 'advisory'): Transition {
         UPDATE resource_states SET state = ${d.to}, readers = ${c.readers}, dependents = ${c.dependents},
                previous_state = state, version = version + 1, updated_at = now()
         WHERE resource_type = 'volume' AND resource_id = ${id} RETURNING version`;
-      await tx`INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor)
-               VALUES ('volume', ${id}, ${row!.state}, ${event}, ${d.to}, ${moved!.version}, 'bench')`;
+      await tx`INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
+               VALUES ('volume', ${id}, ${row!.state}, ${event}, ${d.to}, ${moved!.version}, 'bench', ${requestId()})`;
     });
   };
 }
@@ -128,7 +132,8 @@ function pgbenchScript(contended: boolean): string {
       .replaceAll('$1::text', "'volume'::text")
       .replaceAll('$2::uuid', "('00000000-0000-4000-8000-' || lpad(:row::text, 12, '0'))::uuid")
       .replaceAll('$3::text', "'bench'::text")
-      .replace(/\$[4-6]::(text|int)/g, 'NULL::$1')
+      .replaceAll('$4::text', "('req-' || md5(random()::text))::text")
+      .replace(/\$[5-6]::(text|int)/g, 'NULL::$1')
       .replace(/\$(\d+)::/g, (_m, n: string) => `${literal(eventParams(event)[Number(n) - FIXED_PARAMS.length - 1])}::`);
   if (FIXED_PARAMS.length !== 6) throw new Error('update the pgbench binding for the new fixed parameters');
   return [row, ...CYCLE.map((e) => `${bind(enforcer.statement('volume', e).text, e).replaceAll('\n', ' ')};`)].join('\n') + '\n';
