@@ -183,7 +183,7 @@ export const stateTransitions = pgTable(
   (t) => [
     uniqueIndex('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version),
     // What did request X change? Asked when a request lost its connection
-    // mid-change (src/api/waiting.ts), so it must not scan the history.
+    // mid-change (src/api/changes.ts), so it must not scan the history.
     index('state_transitions_request').on(t.request_id).where(sql`request_id IS NOT NULL`),
   ],
 );
