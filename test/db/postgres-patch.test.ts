@@ -8,10 +8,26 @@
  * terminated under load.
  */
 import { describe, expect, it } from 'vitest';
-import { connect } from '../../db/connect.ts';
+import { connect, type Sql } from '../../db/connect.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 const db = useTestDatabase();
+
+/**
+ * The rows of `SELECT 1 AS one` on a pool whose connection died: the first
+ * tries may fail (the connection is found dead: ECONNRESET, 57P01), then
+ * the client reconnects. The last failure if it never answers.
+ */
+async function nextAnswer(sql: Sql): Promise<unknown> {
+  let result: unknown;
+  for (let attempt = 0; attempt < 4 && !Array.isArray(result); attempt++) {
+    result = await sql`SELECT 1 AS one`.then(
+      (r) => [...r],
+      (e: Error) => e,
+    );
+  }
+  return result;
+}
 
 describe('postgres.js on a reserved session whose backend died', () => {
   it('fails the query catchably, survives, and carries on', { timeout: 20_000 }, async () => {
@@ -20,17 +36,8 @@ describe('postgres.js on a reserved session whose backend died', () => {
       const [row] = await sql`SELECT pg_backend_pid() AS pid`;
       const pid = row!.pid as number;
       await db.sql`SELECT pg_terminate_backend(${pid})`;
-      // The next uses: the first may fail (the connection is found dead:
-      // ECONNRESET, 57P01), then the client reconnects. Nothing may throw out
-      // of band (that ends this process) or hang (the test's timeout).
-      let result: unknown;
-      for (let attempt = 0; attempt < 4 && !Array.isArray(result); attempt++) {
-        result = await sql`SELECT 1 AS one`.then(
-          (r) => [...r],
-          (e: Error) => e,
-        );
-      }
-      expect(result).toEqual([{ one: 1 }]);
+      // Nothing may throw out of band (that ends this process) or hang (the test's timeout).
+      expect(await nextAnswer(sql)).toEqual([{ one: 1 }]);
     } finally {
       await sql.end({ timeout: 1 });
     }
@@ -52,14 +59,7 @@ describe('postgres.js on a connection that dies in the middle of a result', () =
       await new Promise((r) => setTimeout(r, 500));
       await db.sql`SELECT pg_terminate_backend(${pid})`;
       expect(await long).not.toBe('finished');
-      let result: unknown;
-      for (let attempt = 0; attempt < 4 && !Array.isArray(result); attempt++) {
-        result = await sql`SELECT 1 AS one`.then(
-          (r) => [...r],
-          (e: Error) => e,
-        );
-      }
-      expect(result).toEqual([{ one: 1 }]);
+      expect(await nextAnswer(sql)).toEqual([{ one: 1 }]);
     } finally {
       await sql.end({ timeout: 1 });
     }
