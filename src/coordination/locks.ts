@@ -33,6 +33,20 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/** A held lock whose release runs once, however often it is called. */
+function heldLock(name: string, scope: LockScope, release: () => Promise<void> | void): Lock {
+  let released = false;
+  return {
+    name,
+    scope,
+    release: async () => {
+      if (released) return;
+      released = true;
+      await release();
+    },
+  };
+}
+
 export class LockTimeout extends Error {
   constructor(
     readonly lockName: string,
@@ -82,19 +96,12 @@ class ProcessLocks {
     } else {
       this.held.set(name, []);
     }
-    let released = false;
-    return {
-      name,
-      scope: 'process',
-      release: async () => {
-        if (released) return;
-        released = true;
-        const waiters = this.held.get(name)!;
-        const next = waiters.shift();
-        if (next) next();
-        else this.held.delete(name);
-      },
-    };
+    return heldLock(name, 'process', async () => {
+      const waiters = this.held.get(name)!;
+      const next = waiters.shift();
+      if (next) next();
+      else this.held.delete(name);
+    });
   }
 }
 
@@ -189,16 +196,9 @@ class NodeLocks {
       if (Date.now() >= until) throw new LockTimeout(name, 'node', timeoutMs!);
       await sleep(wait);
     }
-    let released = false;
-    return {
-      name,
-      scope: 'node',
-      release: async () => {
-        if (released) return;
-        released = true;
-        if (this.read(path) === `${this.me} ${token}\n`) unlinkSync(path);
-      },
-    };
+    return heldLock(name, 'node', async () => {
+      if (this.read(path) === `${this.me} ${token}\n`) unlinkSync(path);
+    });
   }
 }
 
@@ -248,22 +248,15 @@ class GlobalLocks {
       if (sqlState(err) === SQLSTATE.LOCK_NOT_AVAILABLE) throw new LockTimeout(name, 'global', timeoutMs ?? 0);
       throw err;
     }
-    let released = false;
-    return {
-      name,
-      scope: 'global',
-      release: async () => {
-        if (released) return;
-        released = true;
-        try {
-          await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
-          this.giveBack(session);
-        } catch {
-          // The session is gone (and the lock with it): do not reuse it.
-          void session.end({ timeout: 1 }).catch(() => {});
-        }
-      },
-    };
+    return heldLock(name, 'global', async () => {
+      try {
+        await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
+        this.giveBack(session);
+      } catch {
+        // The session is gone (and the lock with it): do not reuse it.
+        void session.end({ timeout: 1 }).catch(() => {});
+      }
+    });
   }
 
   async close(): Promise<void> {
