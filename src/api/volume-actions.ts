@@ -49,9 +49,9 @@ interface ActionContext {
   ifMatch: number | undefined;
 }
 
-/** An action: its success status, and what it does (returning the body, when it has one). */
+/** An action: its success status (202 unless it says 200), and what it does (returning the body, when it has one). */
 interface Action {
-  status: 200 | 202;
+  status?: 200;
   /**
    * The action sets data or asks the driver, and moves no state: the
    * history records nothing of it, so src/api/changes.ts could not tell
@@ -91,7 +91,6 @@ function adminOnly(ctx: ActionContext, action: string) {
 
 export const VOLUME_ACTIONS: Record<string, Action> = {
   'os-extend': {
-    status: 202,
     run: async (ctx) => {
       if (ctx.args.new_size === undefined) throw invalid('new_size', 'None', 'new_size is required.');
       const newSize = parseSize(ctx.args.new_size, 'new_size');
@@ -101,7 +100,6 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   revert: {
-    status: 202,
     run: async (ctx) => {
       if (ctx.req.mv < 40) throw new ApiError('NoSuchAction', { action: 'revert' });
       const snapshotId = ctx.args.snapshot_id;
@@ -112,21 +110,18 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   'os-reserve': {
-    status: 202,
     run: async (ctx) => {
       await ctx.attachments.legacyReserve(ctx.req.caller, ctx.id);
     },
   },
 
   'os-unreserve': {
-    status: 202,
     run: async (ctx) => {
       await ctx.attachments.legacyUnreserve(ctx.req.caller, ctx.id);
     },
   },
 
   'os-attach': {
-    status: 202,
     run: async (ctx) => {
       const mode = ctx.args.mode ?? 'rw';
       if (mode !== 'rw' && mode !== 'ro') throw invalid('mode', mode, "It must be 'rw' or 'ro'.");
@@ -138,21 +133,18 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   'os-begin_detaching': {
-    status: 202,
     run: async (ctx) => {
       await ctx.attachments.legacyBeginDetaching(ctx.req.caller, ctx.id);
     },
   },
 
   'os-roll_detaching': {
-    status: 202,
     run: async (ctx) => {
       await ctx.attachments.legacyRollDetaching(ctx.req.caller, ctx.id);
     },
   },
 
   'os-detach': {
-    status: 202,
     run: async (ctx) => {
       const attachmentId = optionalText(ctx, 'attachment_id');
       await ctx.attachments.legacyDetach(ctx.req.caller, ctx.id, attachmentId && isUuid(attachmentId) ? attachmentId.toLowerCase() : attachmentId);
@@ -169,7 +161,6 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   'os-terminate_connection': {
-    status: 202,
     run: async (ctx) => {
       await ctx.attachments.terminateConnection(ctx.req.caller, ctx.id, connectorOf(ctx, false));
     },
@@ -185,7 +176,6 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   'os-update_readonly_flag': {
-    status: 202,
     stateless: true,
     run: async (ctx) => {
       if (ctx.args.readonly === undefined) throw invalid('readonly', 'None', 'readonly is required.');
@@ -195,7 +185,6 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   'os-reset_status': {
-    status: 202,
     run: async (ctx) => {
       adminOnly(ctx, 'admin_actions:reset_status');
       const { status, attach_status: attachStatus, migration_status: migrationStatus } = ctx.args;
@@ -227,7 +216,6 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   },
 
   'os-force_delete': {
-    status: 202,
     run: async (ctx) => {
       adminOnly(ctx, 'admin_actions:force_delete');
       await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'FORCE_DELETE' }, ctx.ifMatch);
@@ -252,6 +240,6 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
     // Only stateless actions answer a body (os-initialize_connection), so a
     // change that committed before its connection was lost never needs one.
     const body = action.stateless ? await action.run(ctx) : await changeState(req, reply, () => action.run(ctx), async () => undefined);
-    return reply.code(action.status).send(body);
+    return reply.code(action.status ?? 202).send(body);
   });
 };
