@@ -11,9 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Sql } from '../db/connect.ts';
+import { checkBody, checkParameters } from './api/hostile.ts';
 import { requestContext, type AuthOptions } from './api/context.ts';
 import { attachmentRoutes } from './api/attachments.ts';
-import { errorHandling } from './api/errors.ts';
+import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
 import { snapshotRoutes } from './api/snapshots.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
@@ -42,11 +43,12 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     logger: opts.logger ?? false,
     genReqId: () => `req-${randomUUID()}`,
     requestIdHeader: false,
-    bodyLimit: 1024 * 1024,
+    bodyLimit: BODY_LIMIT,
+    frameworkErrors: frameworkError,
     // Values are checked by src/api/parse.ts with Cinder's leniency; the
     // schemas declare shapes and must not coerce or strip anything.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
   });
   const enforcer = opts.enforcer ?? new Enforcer();
   const volumes = new VolumeService(opts.sql, enforcer);
@@ -64,11 +66,23 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '') return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(body as string));
+      parsed = JSON.parse(body as string);
     } catch (err) {
-      done(new ApiError('MalformedBody', { reason: (err as Error).message }), undefined);
+      return done(new ApiError('MalformedBody', { reason: (err as Error).message }), undefined);
     }
+    try {
+      checkBody(parsed);
+    } catch (err) {
+      return done(err as ApiError, undefined);
+    }
+    done(null, parsed);
+  });
+  // Before any route reads them: no parameter may hold what cannot be stored.
+  app.addHook('onRequest', async (req) => {
+    checkParameters('path', (req.params ?? {}) as Record<string, unknown>);
+    checkParameters('query parameter', (req.query ?? {}) as Record<string, unknown>);
   });
   app.addHook('onSend', async (req, reply) => {
     // cinderclient shows x-compute-request-id in its error lines and

@@ -43,6 +43,7 @@ export const ERRORS = {
     message: 'The {noun} changed: If-Match asked for version {expected}, it is at version {actual}. Read it again.',
   },
   PayloadTooLarge: { status: 413, message: 'The request body is larger than {limit} bytes.' },
+  UriTooLong: { status: 414, message: 'A segment of the request path is longer than {limit} characters: no resource has such a name.' },
   UnsupportedMediaType: { status: 415, message: 'Unsupported Content-Type {type}: send application/json.' },
   Internal: {
     status: 500,

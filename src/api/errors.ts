@@ -5,7 +5,7 @@
  * mismatch, unknown route) are translated into registry errors; anything
  * else is a 500 whose message is masked and whose details go to the log.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isConnectionError } from '../../db/sqlstate.ts';
 import { ApiError } from '../errors.ts';
 
@@ -25,10 +25,31 @@ function fromFramework(err: FastifyError): ApiError | undefined {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('UnsupportedMediaType', { type: 'of the request' });
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('PayloadTooLarge', { limit: 1024 * 1024 });
+      return new ApiError('PayloadTooLarge', { limit: BODY_LIMIT });
+    case 'FST_ERR_BAD_URL':
+      return new ApiError('InvalidInput', { reason: 'the request path is not valid percent-encoded UTF-8.' });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError('UriTooLong', { limit: MAX_PARAM_LENGTH });
   }
   if (err.statusCode === 400 && err instanceof SyntaxError) return new ApiError('MalformedBody', { reason: err.message });
+  // Any other client error the framework raises keeps its status, in the fault shape.
+  if (err.statusCode === 400) return new ApiError('InvalidInput', { reason: err.message });
+  if (err.statusCode === 404) return new ApiError('NotFound');
+  if (err.statusCode === 413) return new ApiError('PayloadTooLarge', { limit: BODY_LIMIT });
+  if (err.statusCode === 415) return new ApiError('UnsupportedMediaType', { type: 'of the request' });
   return undefined;
+}
+
+/** The largest request body, in bytes. */
+export const BODY_LIMIT = 1024 * 1024;
+/** The longest path segment (an id, a project): no real name comes near it. */
+export const MAX_PARAM_LENGTH = 500;
+
+/** Errors the router raises before any hook or handler (bad percent-encoding, an over-long segment): Fastify's `frameworkErrors`. */
+export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const apiError = fromFramework(err) ?? new ApiError('InvalidInput', { reason: err.message });
+  req.log.info({ code: err.code }, apiError.message);
+  void reply.code(apiError.status).headers(apiError.headers).send(apiError.body());
 }
 
 export function errorHandling(app: FastifyInstance): void {

@@ -8,12 +8,12 @@ import type { ListQuery } from '../../db/resources.ts';
 import { ApiError } from '../errors.ts';
 import type { Caller } from '../services/caller.ts';
 import { viewContext, type ViewContext } from './context.ts';
-import { parseBool, parseLimit, parseMetadataFilter, parseOffset, parseSort } from './parse.ts';
+import { parseBool, parseLimit, parseMarker, parseMetadataFilter, parseOffset, parseSort } from './parse.ts';
 import { nextLink } from './views.ts';
 
 export interface ListRoute<Rec extends { id: string }, Loaded = undefined> {
   collection: string;
-  /** the collection takes a `name` filter (resources a client names) */
+  /** the collection takes `name` and `metadata` filters (resources a client names and describes) */
   named?: boolean;
   /** below this microversion the collection does not exist (404) */
   minVersion?: number;
@@ -43,26 +43,31 @@ export function listHandler<Rec extends { id: string }, Loaded>(route: ListRoute
     if (q.status !== undefined && !route.statuses.includes(q.status)) {
       throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${route.statuses.join(', ')}.` });
     }
-    const filters = route.filters?.(q);
-    if (filters === null) return { [route.collection]: [] };
-    const page = await route.list({
+    if (route.named === false && q.metadata !== undefined) {
+      throw new ApiError('InvalidInput', { reason: `${route.collection} have no metadata to filter on: leave the metadata filter out.` });
+    }
+    // Every parameter is checked before any filter can decide the list is empty.
+    const query = {
       projectId: listScope(req.caller, q),
       name: route.named === false ? undefined : (q.name ?? q.display_name),
       status: q.status,
       metadata: parseMetadataFilter(q.metadata),
-      filters,
       sort: parseSort(q, route.sortKeys),
       limit: parseLimit(q.limit),
-      marker: q.marker,
+      marker: parseMarker(q.marker),
       offset: parseOffset(q.offset),
       withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
-    });
+    };
+    const filters = route.filters?.(q);
+    if (filters === null) return { [route.collection]: [], ...(query.withCount ? { count: 0 } : {}) };
+    const page = await route.list({ ...query, filters });
     const ctx = viewContext(req);
     const path = detail ? `${route.collection}/detail` : route.collection;
     const loaded = (detail && route.load ? await route.load(page.rows) : undefined) as Loaded;
     return {
       [route.collection]: page.rows.map((r) => (detail ? route.detail(r, ctx, loaded) : route.summary(r, ctx))),
-      ...(page.more ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
+      // A next link names the page's last row: an empty page (limit=0) has none to name.
+      ...(page.more && page.rows.length > 0 ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
       ...(page.count !== undefined ? { count: page.count } : {}),
     };
   };

@@ -4,6 +4,7 @@
  * always failing with a 400 whose message names the field and the value.
  */
 import { ApiError } from '../errors.ts';
+import { unstorable } from './hostile.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -58,14 +59,15 @@ export function parseText(value: unknown, field: string, max = 255): string | nu
 export function parseMetadata(value: unknown, field = 'metadata'): Record<string, string> {
   if (value === null || value === undefined) return {};
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid(field, value, `${show(value)} is not of type 'object'.`);
-  const out: Record<string, string> = {};
+  const out: [string, string][] = [];
   for (const [k, v] of Object.entries(value)) {
     if (k.length < 1 || k.length > 255) throw invalid(field, value, `key '${k}' must be 1 to 255 characters long.`);
     if (typeof v !== 'string') throw invalid(field, value, `the value of '${k}' is not a string.`);
     if (v.length > 255) throw invalid(field, value, `the value of '${k}' is longer than 255 characters.`);
-    out[k] = v;
+    out.push([k, v]);
   }
-  return out;
+  // fromEntries defines own properties: a key named __proto__ is kept as data, not taken as the prototype.
+  return Object.fromEntries(out);
 }
 
 /** The wrapped object of a request body: `{"volume": {...}}` → `{...}`. */
@@ -135,11 +137,22 @@ export function parseLimit(value: unknown): number {
   return Math.min(n, MAX_LIMIT);
 }
 
+/** Largest offset: a page that far on is empty in any case, and PostgreSQL's OFFSET is a bigint. */
+export const MAX_OFFSET = 2 ** 31 - 1;
+
 export function parseOffset(value: unknown): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n)) throw new ApiError('InvalidInput', { reason: `offset must be a non-negative integer, not '${show(value)}'.` });
+  if (n > MAX_OFFSET) throw new ApiError('InvalidInput', { reason: `offset ${value} is larger than the maximum of ${MAX_OFFSET}.` });
   return n;
+}
+
+/** A page marker: the id of a resource of the list, as a UUID (braces and other spellings PostgreSQL would take are refused). */
+export function parseMarker(value: unknown): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!isUuid(value)) throw new ApiError('InvalidInput', { reason: `marker '${show(value)}' is not the id of a resource of this list: give the id of the last item of the previous page.` });
+  return value.toLowerCase();
 }
 
 /** `metadata` filter: JSON, or the Python dict literal cinderclient sends (`{'k': 'v'}`). */
@@ -156,14 +169,22 @@ export function parseMetadataFilter(value: unknown): Record<string, string> | un
       throw new ApiError('InvalidInput', { reason: `metadata filter '${value}' is not a dict such as {"key": "value"}.` });
     }
   }
-  return parseMetadata(parsed, 'metadata');
+  const metadata = parseMetadata(parsed, 'metadata');
+  for (const [k, v] of Object.entries(metadata)) {
+    const why = unstorable(k) ?? unstorable(v);
+    if (why) throw new ApiError('InvalidInput', { reason: `the metadata filter is refused at key '${k}': ${why}.` });
+  }
+  return metadata;
 }
 
 /** If-Match: a version number, optionally quoted, as our ETag gives it. */
 export function parseIfMatch(value: string | string[] | undefined): number | undefined {
   if (value === undefined) return undefined;
   const raw = (Array.isArray(value) ? value[0]! : value).trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
-  if (!/^[0-9]+$/.test(raw)) throw new ApiError('InvalidInput', { reason: `If-Match must be a version as the ETag header gives it, e.g. "3"; got ${value}.` });
+  // A version is a PostgreSQL integer: anything larger names no version a resource can have.
+  if (!/^[0-9]+$/.test(raw) || Number(raw) > 2 ** 31 - 1) {
+    throw new ApiError('InvalidInput', { reason: `If-Match must be a version as the ETag header gives it, e.g. "3" (at most ${2 ** 31 - 1}); got ${String(value)}.` });
+  }
   return Number(raw);
 }
 

@@ -233,7 +233,8 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
       throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
     }
     const name = keys[0]!;
-    const action = VOLUME_ACTIONS[name];
+    // Own keys only: `constructor` or `__proto__` name no action.
+    const action = Object.hasOwn(VOLUME_ACTIONS, name) ? VOLUME_ACTIONS[name] : undefined;
     if (!action) throw new ApiError('NoSuchAction', { action: name });
     const id = volumeId(req.params.id);
     const ctx = { req, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };

@@ -1,0 +1,108 @@
+/**
+ * The generative layer over every route: random and hostile requests
+ * (test/helpers/fuzz.ts) against the real app on a real database, and for
+ * every answer:
+ *
+ * - never a 5xx;
+ * - a status the README documents (the error registry's, or a success);
+ * - an error body in Cinder's fault shape `{"<fault>": {"code", "message"}}`
+ *   with the fault named after the status and the status in `code`;
+ * - a refused request changed nothing: the state rows, the resources and
+ *   the history are the same before and after it.
+ *
+ * Seeded: the seed is printed first and on a failure fast-check prints it
+ * with the shrunk counterexample; `FUZZ_SEED=<n>` replays a run. The size
+ * here fits `npm test`; `npm run test:fuzz` runs it long (FUZZ_RUNS).
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { ERRORS, faultName } from '../../src/errors.ts';
+import { availableVolume, PROJECT, useApp, waitStatus } from '../helpers/app.ts';
+import { requests, type FuzzRequest, type Targets } from '../helpers/fuzz.ts';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 1500);
+const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : Date.now() % 2 ** 31;
+
+/** FUZZ_SURVEY=1: record every violation instead of stopping at the first, and print them grouped. */
+const SURVEY = process.env.FUZZ_SURVEY === '1';
+const surveyed = new Map<string, { n: number; example: string }>();
+function survey(r: FuzzRequest, status: number, body: string, changed: boolean) {
+  let shape = true;
+  try {
+    const b = JSON.parse(body) as Record<string, { code?: unknown }>;
+    shape = Object.keys(b).length === 1 && b[faultName(status)]?.code === status;
+  } catch {
+    shape = false;
+  }
+  if (r.method === 'HEAD') shape = true; // HEAD answers carry no body
+  const problems = [status >= 500 && '5xx', !DOCUMENTED.has(status) && 'undocumented', status >= 400 && !shape && 'shape', status >= 400 && changed && 'changed'].filter(Boolean);
+  if (problems.length === 0) return;
+  const key = `${problems.join('+')} ${status} ${r.route}`;
+  const seen = surveyed.get(key) ?? { n: 0, example: `${r.method} ${r.url.slice(0, 200)} ${JSON.stringify(r.headers)} ${(r.body ?? '').slice(0, 200)} → ${body.slice(0, 200)}` };
+  seen.n++;
+  surveyed.set(key, seen);
+}
+
+const DOCUMENTED = new Set<number>([200, 202, 204, 300, ...Object.values(ERRORS).map((e) => e.status)]);
+
+describe('every route, any input', () => {
+  const t = useApp();
+
+  /** Everything a request could change, as one string. */
+  async function fingerprint(): Promise<string> {
+    const [row] = await t.db.sql<{ f: string }[]>`
+      SELECT concat_ws('|',
+        (SELECT md5(coalesce(string_agg(s::text, ',' ORDER BY s.resource_type, s.resource_id), '')) FROM resource_states s),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM volumes v),
+        (SELECT md5(coalesce(string_agg(n::text, ',' ORDER BY n.id), '')) FROM snapshots n),
+        (SELECT md5(coalesce(string_agg(a::text, ',' ORDER BY a.id), '')) FROM attachments a),
+        (SELECT count(*) FROM state_transitions),
+        (SELECT count(*) FROM leases)) AS f`;
+    return row!.f;
+  }
+
+  async function send(r: FuzzRequest) {
+    const res = await t.app.inject({ method: r.method as 'GET', url: r.url, headers: r.headers, ...(r.body === undefined ? {} : { payload: r.body }) });
+    return res;
+  }
+
+  it(`answers ${RUNS} generated requests with no 5xx, in the fault shape, changing nothing when refused (seed ${SEED})`, async () => {
+    // Live targets: plain, multiattach, one with a snapshot, one attached.
+    const volumes = [await availableVolume(t), await availableVolume(t, 1, { multiattach: true }), await availableVolume(t, 2)];
+    const snap = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumes[2] } });
+    expect(snap.status).toBe(202);
+    await waitStatus(t, 'snapshots', snap.body.snapshot.id, 'available');
+    const att = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumes[1], instance_uuid: '11111111-2222-3333-4444-555555555555', connector: { host: 'h' } } });
+    expect(att.status).toBe(200);
+    // No background changes from here on: a change seen is the request's.
+    await t.worker!.stop();
+    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], project: PROJECT };
+
+    console.log(`generative API test: ${RUNS} runs, seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
+    const seen = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(requests(targets), async (r) => {
+        const before = await fingerprint();
+        const res = await send(r);
+        seen.set(res.statusCode, (seen.get(res.statusCode) ?? 0) + 1);
+        const what = `${r.method} ${r.url.slice(0, 300)} (${r.route}) → ${res.statusCode} ${res.body.slice(0, 500)}`;
+        if (SURVEY) return void survey(r, res.statusCode, res.body, await fingerprint() !== before);
+        expect(res.statusCode, what).toBeLessThan(500);
+        expect(DOCUMENTED.has(res.statusCode), `undocumented status: ${what}`).toBe(true);
+        if (res.statusCode >= 400 && r.method !== 'HEAD') {
+          let body: unknown;
+          expect(() => (body = JSON.parse(res.body)), `not JSON: ${what}`).not.toThrow();
+          const fault = faultName(res.statusCode);
+          expect(Object.keys(body as object), `fault shape: ${what}`).toEqual([fault]);
+          const inner = (body as Record<string, { code: unknown; message: unknown }>)[fault]!;
+          expect(inner.code, `fault code: ${what}`).toBe(res.statusCode);
+          expect(typeof inner.message === 'string' && inner.message.length > 0, `fault message: ${what}`).toBe(true);
+        }
+        if (res.statusCode >= 400) expect(await fingerprint(), `a refused request changed something: ${what}`).toBe(before);
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: false, verbose: 1 },
+    );
+    if (SURVEY) for (const [k, v] of surveyed) console.log(`${k} ×${v.n}\n    ${v.example}`);
+    console.log(`generative API test: statuses ${[...seen].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}`);
+  }, 600_000);
+});
