@@ -16,6 +16,20 @@ export default tseslint.config(
     },
   },
   {
+    // Every transaction that changes several rows locks them in one global
+    // order and retries deadlocks: db/tx.ts, the only place one may begin.
+    files: ['src/**', 'db/**'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='begin']",
+          message: 'Begin transactions with transaction() from db/tx.ts: it locks the rows in one global order and retries deadlocks.',
+        },
+      ],
+    },
+  },
+  {
     // Tests read response bodies as untyped JSON; production code may not.
     files: ['test/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

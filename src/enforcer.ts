@@ -24,6 +24,7 @@ import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledState
 import type { Sql } from '../db/connect.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
+import { transaction } from '../db/tx.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
 import type { LeaseKind } from '../machines/resource.ts';
@@ -133,7 +134,8 @@ export class Enforcer {
     opts: ApplyOptions,
   ): Promise<Outcome> {
     if (this.releasing.has(`${ref.type}:${event.type}`) && 'begin' in exec) {
-      return exec.begin((tx) => this.applyIn(tx, ref, event, opts)) as Promise<Outcome>;
+      // The holder and the sources it may give leases back to, locked in the global order.
+      return transaction(exec, { rows: [ref], leaseSourcesOf: [ref] }, (tx) => this.applyIn(tx, ref, event, opts));
     }
     return this.applyIn(exec, ref, event, opts);
   }

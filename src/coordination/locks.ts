@@ -238,6 +238,7 @@ class GlobalLocks {
         }
       } else {
         // One statement, so the timeout and the lock share the session's transaction-free state.
+        // eslint-disable-next-line no-restricted-syntax -- changes no row: only SET LOCAL and the advisory lock, on a session of its own
         await session.begin(async (tx) => {
           await tx.unsafe(`SET LOCAL lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
           await tx`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;

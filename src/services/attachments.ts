@@ -15,7 +15,7 @@ import type postgres from 'postgres';
 import type { Sql } from '../../db/connect.ts';
 import { attachmentTable, volumeTable, type AttachmentRecord } from '../../db/resources.ts';
 import type { AttachmentRow, NewAttachmentRow } from '../../db/schema.ts';
-import { transaction } from '../../db/tx.ts';
+import { transaction, type LockSet } from '../../db/tx.ts';
 import { attachmentDeltas, BUCKET_OF, type AttachmentEvent, type AttachmentState } from '../../machines/attachment.ts';
 import { MODELS } from '../../machines/index.ts';
 import { DriverError, type Connector, type Driver } from '../drivers/driver.ts';
@@ -116,14 +116,14 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   }
 
   /** Run `fn` in a transaction; a driver failure inside it rolls it back and then sends `failure`. */
-  private async withBackend<T>(caller: Caller, id: () => string | undefined, failure: AttachmentEvent | null, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  private async withBackend<T>(caller: Caller, lock: LockSet, id: () => string | undefined, failure: AttachmentEvent | null, fn: (tx: Tx) => Promise<T>): Promise<T> {
     try {
-      return await transaction(this.sql, fn);
+      return await transaction(this.sql, lock, fn);
     } catch (err) {
       if (!(err instanceof BackendRefused)) throw err;
       const attachmentId = id();
       if (failure && attachmentId) {
-        await transaction(this.sql, async (tx) => {
+        await transaction(this.sql, lock, async (tx) => {
           const found = await attachmentTable.find(tx, attachmentId);
           if (found) await this.move(tx, caller, found, failure).catch(() => undefined);
         });
@@ -138,7 +138,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     if (!volume) throw new ApiError('VolumeNotFound', { id: input.volumeId });
     let id: string | undefined;
     // A failed connect of a new attachment leaves nothing: the reservation rolls back with it.
-    await this.withBackend(caller, () => undefined, null, async (tx) => {
+    await this.withBackend(caller, rowsOf(volume.id), () => undefined, null, async (tx) => {
       id = await this.reserve(tx, caller, volume.id, { instance_uuid: input.instanceUuid });
       if (input.connector && Object.keys(input.connector).length > 0) await this.connect(tx, caller, id, volume.id, input.connector, input.mode);
     });
@@ -148,14 +148,14 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   /** PUT /attachments/{id}: a connector for a reserved attachment. */
   async connectTo(caller: Caller, id: string, connector: Connector, mode: 'rw' | 'ro' | null): Promise<AttachmentRecord> {
     const attachment = await this.get(caller, id);
-    await this.withBackend(caller, () => id, { type: 'CONNECT_FAILED' }, (tx) => this.connect(tx, caller, id, attachment.volume_id, connector, mode));
+    await this.withBackend(caller, rowsOf(attachment.volume_id, id), () => id, { type: 'CONNECT_FAILED' }, (tx) => this.connect(tx, caller, id, attachment.volume_id, connector, mode));
     return (await attachmentTable.find(this.sql, id))!;
   }
 
   /** os-complete (3.44): the server attached it; the volume becomes in-use. */
   async complete(caller: Caller, id: string): Promise<void> {
     const attachment = await this.get(caller, id);
-    await transaction(this.sql, async (tx) => {
+    await transaction(this.sql, rowsOf(attachment.volume_id, id), async (tx) => {
       await this.move(tx, caller, attachment, { type: 'COMPLETE' });
       await attachmentTable.update(tx, id, { attached_at: new Date() });
     });
@@ -168,7 +168,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   }
 
   private async detachIn(caller: Caller, attachment: AttachmentRecord, failure: AttachmentEvent | null): Promise<void> {
-    await this.withBackend(caller, () => attachment.id, failure, async (tx) => {
+    await this.withBackend(caller, rowsOf(attachment.volume_id, attachment.id), () => attachment.id, failure, async (tx) => {
       await this.move(tx, caller, attachment, { type: 'DETACH' });
       await attachmentTable.update(tx, attachment.id, { detached_at: new Date() });
       if (attachment.connection_info) {
@@ -217,7 +217,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   /** os-reserve: a legacy attachment, reserved and connecting; the volume becomes attaching. */
   async legacyReserve(caller: Caller, volumeId: string): Promise<void> {
     await volumeOf(this.sql, caller, volumeId);
-    await transaction(this.sql, async (tx) => {
+    await transaction(this.sql, rowsOf(volumeId), async (tx) => {
       const id = await this.reserve(tx, caller, volumeId, { legacy: true });
       await this.move(tx, caller, { id, volume_id: volumeId }, { type: 'CONNECT' });
     });
@@ -235,7 +235,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   async legacyAttach(caller: Caller, volumeId: string, info: { instanceUuid: string | null; hostName: string | null; mountpoint: string | null; mode: 'rw' | 'ro' }): Promise<void> {
     await volumeOf(this.sql, caller, volumeId);
     const [pending] = (await this.legacyIn(volumeId, 'attaching')).filter((a) => a.legacy);
-    await transaction(this.sql, async (tx) => {
+    await transaction(this.sql, rowsOf(volumeId, pending?.id), async (tx) => {
       const id = pending?.id ?? (await this.reserve(tx, caller, volumeId, { legacy: true }));
       if (!pending) await this.move(tx, caller, { id, volume_id: volumeId }, { type: 'CONNECT' });
       await this.move(tx, caller, { id, volume_id: volumeId }, { type: 'COMPLETE' });
@@ -256,14 +256,14 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     if (!attached) {
       throw new ApiError('InvalidVolume', { reason: "Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach." });
     }
-    await transaction(this.sql, (tx) => this.move(tx, caller, attached, { type: 'BEGIN_DETACH' }));
+    await transaction(this.sql, rowsOf(volumeId, attached.id), (tx) => this.move(tx, caller, attached, { type: 'BEGIN_DETACH' }));
   }
 
   /** os-roll_detaching: detaching attachments go back to attached; a miss is silent. */
   async legacyRollDetaching(caller: Caller, volumeId: string): Promise<void> {
     await volumeOf(this.sql, caller, volumeId);
     for (const a of await this.legacyIn(volumeId, 'detaching')) {
-      await transaction(this.sql, (tx) => this.move(tx, caller, a, { type: 'ROLL_DETACH' }));
+      await transaction(this.sql, rowsOf(volumeId, a.id), (tx) => this.move(tx, caller, a, { type: 'ROLL_DETACH' }));
     }
   }
 
@@ -303,6 +303,11 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
 
 /** States whose attachments the volume view lists (those counted as attached). */
 const ATTACHED_STATES = MODELS.attachment.states.filter((s) => bucket(s) === 'attached');
+
+/** What an attachment change locks: its volume, and the attachment when it exists. */
+function rowsOf(volumeId: string, attachmentId?: string): LockSet {
+  return { rows: [{ type: 'volume', id: volumeId }, ...(attachmentId ? [{ type: 'attachment', id: attachmentId }] : [])] };
+}
 
 async function volumeOf(sql: Sql, caller: Caller, id: string) {
   const volume = await volumeTable.find(sql, id, scopeOf(caller));

@@ -13,6 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
 import { snapshotTable, volumeTable, type SnapshotRecord } from '../../db/resources.ts';
+import { transaction } from '../../db/tx.ts';
 import type { NewSnapshotRow, SnapshotRow } from '../../db/schema.ts';
 import type { Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
@@ -39,7 +40,7 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
     if (!volume) throw new ApiError('VolumeNotFound', { id: input.volumeId });
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    await this.sql.begin(async (tx) => {
+    await transaction(this.sql, { rows: [{ type: 'volume', id: volume.id }] }, async (tx) => {
       const taken = await this.enforcer.acquire(
         tx,
         { type: 'volume', id: volume.id },

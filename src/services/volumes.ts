@@ -45,7 +45,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
   async create(caller: Caller, input: NewVolumeInput): Promise<VolumeRecord> {
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    await transaction(this.sql, async (tx) => {
+    const sourceRef = input.snapshotId ? { type: 'snapshot', id: input.snapshotId } : input.sourceVolid ? { type: 'volume', id: input.sourceVolid } : undefined;
+    await transaction(this.sql, { rows: sourceRef ? [sourceRef] : [] }, async (tx) => {
       let size = input.size;
       const source = input.snapshotId
         ? { type: 'snapshot' as const, id: input.snapshotId, noun: 'snapshot', found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)) }
@@ -91,7 +92,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     if (!how.cascade) return this.send(caller, id, { type: how.force ? 'FORCE_DELETE' : 'DELETE' }, ifMatch);
     if (!caller.isAdmin) await this.get(caller, id);
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    return transaction(this.sql, async (tx) => {
+    return transaction(this.sql, { rows: [{ type: 'volume', id }], snapshotsOf: [id] }, async (tx) => {
       const moved = await this.enforcer.apply(tx, { type: 'volume', id }, { type: how.force ? 'FORCE_DELETE_CASCADE' : 'DELETE_CASCADE' }, { ...opts, version: ifMatch });
       if (!moved.ok) throw refusalError(moved, ifMatch);
       const snapshots = await snapshotTable.list(tx, { projectId: undefined, filters: { volume_id: id }, sort: [{ key: 'id', dir: 'asc' }], limit: 10_000 });
@@ -119,7 +120,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       throw new ApiError('InvalidInput', { reason: `snapshot ${snapshotId} is not a snapshot of volume ${id}.` });
     }
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    return transaction(this.sql, async (tx) => {
+    const rows = [{ type: 'snapshot', id: snapshotId }, { type: 'volume', id }];
+    return transaction(this.sql, { rows }, async (tx) => {
       const restoring = await this.enforcer.acquire(tx, { type: 'snapshot', id: snapshotId }, { type: 'RESTORE_BEGIN' }, { type: 'volume', id }, ['reader'], opts);
       if (!restoring.ok) throw refusalError(restoring);
       const reverting = await this.enforcer.apply(tx, { type: 'volume', id }, { type: 'REVERT', snapshot_id: snapshotId }, opts);
@@ -156,7 +158,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       return;
     }
     if (!caller.isAdmin) await this.get(caller, id);
-    await transaction(this.sql, async (tx) => {
+    await transaction(this.sql, { rows: [{ type: 'volume', id }], attachmentsOf: [id] }, async (tx) => {
       await attachments.detachAll(tx, caller, id);
       if (reset.status === undefined) return;
       const outcome = await this.enforcer.apply(tx, { type: 'volume', id }, { type: 'RESET_STATUS', status: reset.status }, {
