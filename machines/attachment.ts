@@ -5,9 +5,11 @@
  * connector yet) → `attaching` (a connector was given; the driver's
  * connection info is ready; waiting for the client's os-complete) →
  * `attached` → (`detaching`, legacy) → `detached`, the final state of a
- * deleted attachment. Every transition also changes its volume's counts
- * in the same transaction (ATTACHMENTS_CHANGED, see attachment-counts.ts),
- * so the volume's status follows its attachments with no blind write.
+ * deleted attachment. A reserved attachment may also be completed with no
+ * connector at all (`reserved` → `attached`), as Cinder allows. Every
+ * transition also changes its volume's counts in the same transaction
+ * (ATTACHMENTS_CHANGED, see attachment-counts.ts), so the volume's status
+ * follows its attachments with no blind write.
  *
  * No worker moves an attachment: the client does (Nova, or the cinder
  * CLI), and the driver calls (initialize/terminate connection) are made in
@@ -76,7 +78,10 @@ export const attachmentMachine = setup({
   initial: 'reserved',
   context: { owner: null },
   states: {
-    reserved: { on: { CONNECT: 'attaching', CONNECT_FAILED: 'error_attaching', DETACH: 'detached' } },
+    // COMPLETE from reserved: a client attaching outside Nova (bare metal, a
+    // container host) creates the attachment with no connector, or `{}`,
+    // and completes it; real Cinder 21.3.1 accepts that (204, in-use).
+    reserved: { on: { CONNECT: 'attaching', CONNECT_FAILED: 'error_attaching', COMPLETE: 'attached', DETACH: 'detached' } },
     attaching: {
       tags: [TRANSIENT],
       meta: { doc: 'connected; waiting for the server to attach', movedOnBy: 'the client: os-complete (COMPLETE), or delete (DETACH)' },

@@ -65,6 +65,27 @@ describe('the attachments API', () => {
     expect((await t.request('GET', '/v3/attachments?volume_id=not-a-uuid')).body.attachments).toEqual([]);
   });
 
+  it('completes an attachment made with no connector, or {}, as real Cinder does: the volume goes in-use', async () => {
+    for (const connector of [undefined, {}]) {
+      const volumeId = await availableVolume(t);
+      const a = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: SERVER, ...(connector ? { connector } : {}) } });
+      expect(a.body.attachment.status).toBe('reserved');
+      const id = a.body.attachment.id;
+      expect((await t.request('POST', `/v3/attachments/${id}/action`, { 'os-complete': null })).status).toBe(204);
+      expect((await t.request('GET', `/v3/attachments/${id}`)).body.attachment).toMatchObject({ status: 'attached' });
+      const volume = await volumeOf(volumeId);
+      expect(volume.status).toBe('in-use');
+      expect(volume.attachments).toEqual([expect.objectContaining({ attachment_id: id, server_id: SERVER, volume_id: volumeId })]);
+      expect(await counts(volumeId)).toMatchObject({ att_attached: 1, att_reserved: 0 });
+      // Completed once: a second os-complete is refused, naming the state.
+      const again = await t.request('POST', `/v3/attachments/${id}/action`, { 'os-complete': null });
+      expect(again.status).toBe(400);
+      expect(again.body.badRequest).toMatchObject({ type: 'InvalidAttachment', state: 'attached' });
+      expect((await t.request('DELETE', `/v3/attachments/${id}`)).status).toBe(200);
+      expect((await volumeOf(volumeId)).status).toBe('available');
+    }
+  });
+
   it('exists from 3.27, os-complete from 3.44 (404 below, as Cinder)', async () => {
     const old = { 'openstack-api-version': 'volume 3.26' };
     expect((await t.request('GET', '/v3/attachments', undefined, old)).status).toBe(404);
@@ -109,9 +130,6 @@ describe('the attachments API', () => {
     const a = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId } });
     const id = a.body.attachment.id;
     expect((await t.request('PUT', `/v3/attachments/${id}`, { attachment: {} })).status).toBe(400);
-    const early = await t.request('POST', `/v3/attachments/${id}/action`, { 'os-complete': null });
-    expect(early.status).toBe(400);
-    expect(early.body.badRequest).toMatchObject({ type: 'InvalidAttachment', state: 'reserved', allowed: ['CONNECT', 'DETACH'] });
     expect((await t.request('PUT', `/v3/attachments/${id}`, { attachment: { connector: CONNECTOR } })).status).toBe(200);
     const again = await t.request('PUT', `/v3/attachments/${id}`, { attachment: { connector: CONNECTOR } });
     expect(again.status).toBe(409);

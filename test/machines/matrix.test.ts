@@ -149,7 +149,7 @@ deleted        | gone     gone         gone         gone       gone          gon
 
 const ATTACHMENT = `
 state           | CONNECT   CONNECT_FAILED  COMPLETE BEGIN_DETACH ROLL_DETACH DETACH   DETACH_FAILED
-reserved        | attaching error_attaching invalid  invalid      invalid     detached invalid
+reserved        | attaching error_attaching attached invalid      invalid     detached invalid
 attaching       | busy      busy            attached busy         busy        detached busy
 attached        | invalid   invalid         invalid  detaching    invalid     detached invalid
 detaching       | busy      busy            busy     busy         attached    detached error_detaching
