@@ -53,12 +53,12 @@ export const attachmentContext = {
 export type AttachmentContext = ContextOf<typeof attachmentContext>;
 
 export const attachmentEvents = {
-  CONNECT: { by: 'api', verb: 'connect', params: {}, doc: 'a connector was given (PUT /attachments/{id}, or create with one)' },
+  CONNECT: { by: 'api', verb: 'connect', request: 'attachment update with a connector', params: {}, doc: 'a connector was given (PUT /attachments/{id}, or create with one)' },
   CONNECT_FAILED: { by: 'link', params: {}, doc: 'the driver could not initialize the connection' },
-  COMPLETE: { by: 'api', verb: 'complete', params: {}, doc: 'the server attached it (os-complete, legacy os-attach)' },
-  BEGIN_DETACH: { by: 'api', verb: 'begin detaching', params: {}, doc: 'legacy os-begin_detaching' },
-  ROLL_DETACH: { by: 'api', verb: 'roll back detaching', params: {}, doc: 'legacy os-roll_detaching' },
-  DETACH: { by: 'api', verb: 'detach', params: {}, doc: 'delete the attachment (DELETE /attachments/{id}, os-detach, os-unreserve)' },
+  COMPLETE: { by: 'api', verb: 'complete', request: 'os-complete', params: {}, doc: 'the server attached it (os-complete, legacy os-attach)' },
+  BEGIN_DETACH: { by: 'api', verb: 'begin detaching', request: 'os-begin_detaching', params: {}, doc: 'legacy os-begin_detaching' },
+  ROLL_DETACH: { by: 'api', verb: 'roll back detaching', request: 'os-roll_detaching', params: {}, doc: 'legacy os-roll_detaching' },
+  DETACH: { by: 'api', verb: 'detach', request: 'attachment delete', params: {}, doc: 'delete the attachment (DELETE /attachments/{id}, os-detach, os-unreserve)' },
   DETACH_FAILED: { by: 'link', params: {}, doc: 'the driver could not terminate the connection' },
 } as const satisfies EventSpecs;
 export type AttachmentEvent = EventOf<typeof attachmentEvents>;

@@ -54,6 +54,12 @@ export interface EventSpec {
   readonly by: EventSender;
   /** How a refusal names the attempt: "cannot <verb> volume X". */
   readonly verb?: string;
+  /**
+   * What the client sent, as a person would name it (`os-extend`,
+   * `delete`, `snapshot create`): how a refusal's "Allowed now" and the
+   * attempt itself are told, rather than by the event's internal name.
+   */
+  readonly request?: string;
   readonly params: Readonly<Record<string, ColumnType>>;
   /** One line for operators (diagrams, README). */
   readonly doc: string;

@@ -49,11 +49,11 @@ export const snapshotContext = {
 export type SnapshotContext = ContextOf<typeof snapshotContext>;
 
 export const snapshotEvents = {
-  DELETE: { by: 'api', verb: 'delete', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
-  FORCE_DELETE: { by: 'api', verb: 'force-delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
-  RESET_STATUS: { by: 'api', verb: 'reset the status of', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
-  READ_BEGIN: { by: 'link', verb: 'create a volume from', params: {}, doc: 'a volume is being created from this snapshot' },
-  RESTORE_BEGIN: { by: 'link', verb: 'revert a volume to', params: {}, doc: 'a volume is being reverted to this snapshot' },
+  DELETE: { by: 'api', verb: 'delete', request: 'delete', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
+  FORCE_DELETE: { by: 'api', verb: 'force-delete', request: 'os-force_delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
+  RESET_STATUS: { by: 'api', verb: 'reset the status of', request: 'os-reset_status', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  READ_BEGIN: { by: 'link', verb: 'create a volume from', request: 'volume create with snapshot_id', params: {}, doc: 'a volume is being created from this snapshot' },
+  RESTORE_BEGIN: { by: 'link', verb: 'revert a volume to', request: 'revert', params: {}, doc: 'a volume is being reverted to this snapshot' },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },

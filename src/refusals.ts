@@ -31,6 +31,11 @@ function verbOf(model: ResourceModel, event: string): string {
   return model.events[event]?.verb ?? event.toLowerCase().replaceAll('_', ' ');
 }
 
+/** The client's name for an event (`os-extend`), not the machine's (`EXTEND`). */
+function requestOf(model: ResourceModel, event: string): string {
+  return model.events[event]?.request ?? verbOf(model, event);
+}
+
 /** `ifMatch`: the version the request asked for, to name it when stale. */
 export function refusalError(refusal: Refusal, ifMatch?: number): ApiError {
   const type = refusal.ref.type;
@@ -43,9 +48,11 @@ export function refusalError(refusal: Refusal, ifMatch?: number): ApiError {
     return new ApiError('PreconditionFailed', { noun: model.noun, expected: ifMatch ?? '?', actual: row.version });
   }
   const status = model.index.statusOf(row.state);
-  const allowed = refusal.allowed.length ? refusal.allowed.join(', ') : 'none';
+  // In words, by what a client would send; the machine's event names stay in `allowed`.
+  const allowed = refusal.allowed.length ? [...new Set(refusal.allowed.map((e) => requestOf(model, e)))].join(', ') : 'none';
   const where = row.state === status ? `'${status}'` : `'${status}' (step ${row.state})`;
-  const reasons = refusal.failed.map((f) => f.unmet).join('; ');
+  // Several transitions may fail on one guard (os-reset_status has one per target): each reason once.
+  const reasons = [...new Set(refusal.failed.map((f) => f.unmet))].join('; ');
   const details = {
     type: refusal.kind === 'busy' ? names.busy : names.invalid,
     status,
@@ -54,19 +61,20 @@ export function refusalError(refusal: Refusal, ifMatch?: number): ApiError {
     allowed: refusal.allowed,
     version: row.version,
   };
-  const verb = verbOf(model, refusal.event);
+  const verb = `${verbOf(model, refusal.event)}`;
+  const asked = requestOf(model, refusal.event);
   if (refusal.kind === 'busy' || refusal.kind === 'not_owner') {
     const why = reasons || 'an operation is in flight on it';
     return new ApiError(
       names.busy,
-      { reason: `cannot ${verb} ${model.noun} ${id} now: it is ${where} and ${why}. Retry later. Allowed now: ${allowed}.` },
+      { reason: `cannot ${verb} ${model.noun} ${id} now (${asked}): it is ${where} and ${why}. Retry later. Allowed now: ${allowed}.` },
       { details: { ...details, type: names.busy }, headers: { 'Retry-After': String(RETRY_AFTER_SECONDS) }, refusal },
     );
   }
   const why = reasons ? `: ${reasons}` : ` in status ${where}`;
   return new ApiError(
     names.invalid,
-    { reason: `cannot ${verb} ${model.noun} ${id}${why}${reasons ? ` (status ${where})` : ''}. Allowed now: ${allowed}.` },
+    { reason: `cannot ${verb} ${model.noun} ${id} (${asked})${why}${reasons ? ` (status ${where})` : ''}. Allowed now: ${allowed}.` },
     { details, refusal },
   );
 }
