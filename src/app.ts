@@ -9,11 +9,12 @@
  * token) and `/v3/{project_id}/...`, under the request context hooks.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Sql } from '../db/connect.ts';
 import { checkBody, checkParameters } from './api/hostile.ts';
 import { requestContext, type AuthOptions } from './api/context.ts';
 import { attachmentRoutes } from './api/attachments.ts';
+import { healthRoutes, type HealthOptions } from './api/health.ts';
 import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
 import { snapshotRoutes } from './api/snapshots.ts';
@@ -22,6 +23,7 @@ import { volumeRoutes } from './api/volumes.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
 import { ApiError } from './errors.ts';
+import { requestLog } from './logging.ts';
 import { Waits } from './waiting.ts';
 import { AttachmentService } from './services/attachments.ts';
 import { SnapshotService } from './services/snapshots.ts';
@@ -36,12 +38,16 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** how long a change whose connection was lost waits for the database to tell whether it committed; default 10 s */
   inDoubtMs?: number;
+  /** what /readyz checks beyond the database: this node's worker, and how fresh its heartbeat must be */
+  health?: Omit<HealthOptions, 'sql'>;
 }
 
 export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: opts.logger ?? false,
     genReqId: () => `req-${randomUUID()}`,
+    // One line per request, from src/logging.ts, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT,
     frameworkErrors: frameworkError,
@@ -61,6 +67,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   app.addHook('onClose', () => waits.stop());
 
   errorHandling(app);
+  requestLog(app);
   // JSON bodies, with an empty body allowed (clients send the JSON
   // content type on bodiless DELETEs); a parse error is a 400.
   app.removeContentTypeParser('application/json');
@@ -94,6 +101,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const base = (req: { protocol: string; host: string }) => `${req.protocol}://${req.host}`;
   app.get('/', async (req, reply) => reply.code(300).send(versionDocument(base(req))));
   app.get('/v3', async (req) => versionDocument(base(req)));
+  await app.register(healthRoutes, { sql: opts.sql, ...opts.health });
 
   const resources = async (scope: FastifyInstance) => {
     requestContext(scope, opts.auth);

@@ -23,7 +23,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { checkDiagrams, writeDiagrams } from './diagrams.ts';
 import { closeOnSignals, serve, surviveLostConnections } from './server.ts';
 
-const USAGE = `usage: volstate <command> [options]
+const USAGE = `usage: volstate <command> [options]     (npm start runs volstate serve)
 
 commands:
   serve [--host H] [--port N]   serve the Cinder v3 API and run a worker (default ${'127.0.0.1:8776'})
@@ -34,7 +34,9 @@ commands:
   migrate                       apply database migrations and exit
   diagrams [--check]            write diagrams/ from machines/ (--check: fail if they are stale)
 
-environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_* (see README)`;
+  help, -h, --help              this text
+
+environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see README)`;
 
 function fail(message: string): never {
   console.error(`volstate: ${message}`);
@@ -53,13 +55,23 @@ function withFlags(config: Config, values: { host?: string | undefined; port?: s
 }
 
 async function main(argv: string[]): Promise<void> {
-  const [command, ...rest] = argv;
-  const { values } = parseArgs({
-    args: rest,
-    options: { host: { type: 'string' }, port: { type: 'string' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-    allowPositionals: false,
-  });
-  if (!command || command === 'help' || values.help) {
+  if (argv.length === 0 || ['-h', '--help', 'help'].includes(argv[0]!)) {
+    console.log(USAGE);
+    return;
+  }
+  const command = argv[0]!;
+  const rest = argv.slice(1);
+  let values: { host?: string; port?: string; check?: boolean; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: { host: { type: 'string' }, port: { type: 'string' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`);
+  }
+  if (values.help) {
     console.log(USAGE);
     return;
   }
@@ -75,7 +87,7 @@ async function main(argv: string[]): Promise<void> {
     case 'api':
     case 'worker': {
       surviveLostConnections();
-      const running = await serve(config, { api: command !== 'worker', worker: command !== 'api' });
+      const running = await serve(config, { api: command !== 'worker', worker: command !== 'api', progress: (msg) => console.error(`volstate: ${msg}`) });
       closeOnSignals(running);
       const where = `database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`}, driver ${config.driver}`;
       if (running.url) console.error(`volstate: serving the Cinder v3 API at ${running.url}/v3 (${where})`);

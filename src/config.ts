@@ -3,6 +3,7 @@
  * stops the process with a message naming the variable, never a default
  * silently taken instead.
  */
+import { defaultLogFormat, type LogFormat } from './logging.ts';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { AuthOptions, TokenInfo } from './api/context.ts';
@@ -43,9 +44,18 @@ export interface Config {
     drainMs: number;
   };
   logLevel: string;
+  /** VOLSTATE_LOG_FORMAT: json or pretty; default pretty on a terminal, json otherwise */
+  logFormat: LogFormat;
 }
 
 export class ConfigError extends Error {}
+
+function logFormatOf(env: NodeJS.ProcessEnv): LogFormat {
+  const raw = env.VOLSTATE_LOG_FORMAT;
+  if (raw === undefined || raw === '') return defaultLogFormat();
+  if (raw !== 'json' && raw !== 'pretty') throw new ConfigError(`VOLSTATE_LOG_FORMAT=${raw}: expected json or pretty`);
+  return raw;
+}
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const raw = env[name];
@@ -137,5 +147,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
     },
     logLevel: env.LOG_LEVEL ?? 'info',
+    logFormat: logFormatOf(env),
   };
 }

@@ -54,6 +54,7 @@ export const ERRORS = {
     message: 'The storage backend failed: {reason}. Retry, or delete what it left in an error state.',
   },
   ServiceUnavailable: { status: 503, message: 'The database is unavailable; retry shortly. ({reason})' },
+  NotReady: { status: 503, message: 'This node is not ready: {reason}.' },
   ChangedUnread: {
     status: 503,
     message: 'The change was made ({what}), but the database went away before the answer could be read. Look at the resource; do not repeat the request.',

@@ -4,6 +4,7 @@
  * graceful shutdown on SIGTERM/SIGINT (stop accepting, let in-flight
  * requests and steps finish, close the pool, stop the embedded server).
  */
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
@@ -11,6 +12,7 @@ import type { EmbeddedServer } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { isConnectionError } from '../db/sqlstate.ts';
 import { build } from './app.ts';
+import { loggerOptions } from './logging.ts';
 import type { Config } from './config.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Coordination } from './coordination/locks.ts';
@@ -23,6 +25,20 @@ import { Worker } from './worker/worker.ts';
 export interface ServeOptions {
   api: boolean;
   worker: boolean;
+  /** what the start is doing, for a person watching (the first start takes a while) */
+  progress?: (msg: string) => void;
+}
+
+/** The port is free to listen on (checked before the database starts, so a busy port fails in a second, not after it). */
+async function checkPort(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new Error(`${host}:${port} is already in use (another volstate?): stop it, or choose another port with PORT or --port`) : err),
+    );
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
 }
 
 export interface Running {
@@ -45,24 +61,50 @@ export function makeDriver(config: Config, coordination: Coordination): Driver {
   return injecting ? new FaultyDriver(driver, config.faults) : driver;
 }
 
+/**
+ * Start a node. A start that fails at any step stops everything it had
+ * started (the embedded PostgreSQL above all: it must not be left running,
+ * orphaned) before the error reaches the caller.
+ */
 export async function serve(config: Config, opts: ServeOptions): Promise<Running> {
-  let embedded: EmbeddedServer | undefined;
-  const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
-  embedded = location.embedded;
+  const say = opts.progress ?? (() => {});
+  if (opts.api) await checkPort(config.host, config.port);
+  const started: (() => Promise<void>)[] = [];
+  const stopStarted = async () => {
+    for (const stop of started.reverse()) await stop().catch(() => undefined);
+  };
   try {
-    await migrate(location.url);
+    return await start(config, opts, say, started);
   } catch (err) {
-    await embedded?.stop();
+    await stopStarted();
     throw err;
   }
+}
+
+async function start(config: Config, opts: ServeOptions, say: (msg: string) => void, started: (() => Promise<void>)[]): Promise<Running> {
+  let embedded: EmbeddedServer | undefined;
+  if (config.databaseUrl) say('connecting to the PostgreSQL of DATABASE_URL');
+  else say(`starting the embedded PostgreSQL under ${join(config.dataDir, 'db')} (the first start initialises it, which takes a while)`);
+  const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+  embedded = location.embedded;
+  if (embedded) started.push(() => embedded!.stop());
+  say('applying database migrations');
+  await migrate(location.url);
   const sql = connect(location.url, { max: 20, name: opts.worker ? 'volstate' : 'volstate-api' });
+  started.push(() => sql.end({ timeout: 5 }));
   // Global locks hold a connection each (one per step in flight).
   const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url });
+  started.push(() => coordination.close());
   const enforcer = new Enforcer();
   const driver = makeDriver(config, coordination);
-  const logger = { level: config.logLevel };
+  started.push(async () => driver.close?.());
+  const logger = loggerOptions(config.logLevel, config.logFormat);
 
-  const app = opts.api ? await build({ sql, enforcer, driver, auth: config.auth, logger }) : undefined;
+  // /readyz asks for the worker, which is made after the app.
+  const node: { worker?: Worker | undefined } = {};
+  const health = { workerId: () => node.worker?.id, heartbeatTimeoutMs: config.worker.timeoutMs };
+  const app = opts.api ? await build({ sql, enforcer, driver, auth: config.auth, logger, health }) : undefined;
+  if (app) started.push(() => app.close());
   const log = app ? app.log.child({ component: 'worker' }) : undefined;
   const worker = opts.worker
     ? new Worker({
@@ -78,9 +120,16 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
         log: (msg, fields) => (log ? log.info(fields ?? {}, msg) : console.error(JSON.stringify({ msg, ...fields }))),
       })
     : undefined;
-  await worker?.start();
+  node.worker = worker;
+  if (worker) {
+    await worker.start();
+    started.push(() => worker.stop());
+  }
   let url: string | undefined;
-  if (app) url = await app.listen({ host: config.host, port: config.port });
+  if (app) {
+    say(`listening on ${config.host}:${config.port}`);
+    url = await app.listen({ host: config.host, port: config.port });
+  }
 
   let closing: Promise<void> | undefined;
   const close = () =>

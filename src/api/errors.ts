@@ -48,11 +48,19 @@ export const MAX_PARAM_LENGTH = 500;
 /** Errors the router raises before any hook or handler (bad percent-encoding, an over-long segment): Fastify's `frameworkErrors`. */
 export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const apiError = fromFramework(err) ?? new ApiError('InvalidInput', { reason: err.message });
-  req.log.info({ code: err.code }, apiError.message);
+  req.faultMessage = apiError.message;
   void reply.code(apiError.status).headers(apiError.headers).send(apiError.body());
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the message of the fault this request was answered with, for its log line */
+    faultMessage: string | undefined;
+  }
+}
+
 export function errorHandling(app: FastifyInstance): void {
+  app.decorateRequest('faultMessage', undefined);
   app.setErrorHandler((err: FastifyError, req, reply) => {
     let apiError = err instanceof ApiError ? err : fromFramework(err);
     if (!apiError && isConnectionError(err)) {
@@ -63,10 +71,12 @@ export function errorHandling(app: FastifyInstance): void {
       req.log.error({ err }, 'unexpected error');
       apiError = new ApiError('Internal');
     }
+    req.faultMessage = apiError.message;
     void reply.code(apiError.status).headers(apiError.headers).send(apiError.body());
   });
   app.setNotFoundHandler((req, reply) => {
     const e = new ApiError('NotFound');
+    req.faultMessage = e.message;
     void reply.code(e.status).send(e.body());
   });
 }

@@ -1,0 +1,137 @@
+/**
+ * The first minutes of a newcomer, as real processes: usage on --help, a
+ * start that says what it is doing, health endpoints, and a start that
+ * fails stopping everything it had started (no orphaned PostgreSQL).
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase } from '../helpers/db.ts';
+
+const CLI = ['tsx', 'src/cli.ts'];
+
+function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('npx', [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('exit', (code) => resolve({ code, out, err }));
+  });
+}
+
+/** PostgreSQL processes whose command line names `dir`. */
+function postgresUnder(dir: string): string[] {
+  try {
+    return execFileSync('pgrep', ['-af', dir], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes('postgres') && !l.includes('pgrep'));
+  } catch {
+    return [];
+  }
+}
+
+const dirs: string[] = [];
+function dataDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-start-'));
+  chmodSync(dir, 0o755); // as root, the embedded PostgreSQL runs as user postgres
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('volstate on the command line', () => {
+  it('prints its usage on --help, -h and help, and exits 0', async () => {
+    for (const flag of ['--help', '-h', 'help']) {
+      const r = await run([flag]);
+      expect(r.code, flag).toBe(0);
+      expect(r.out).toMatch(/^usage: volstate <command>/);
+      expect(r.out).toMatch(/serve \[--host H\] \[--port N\]/);
+    }
+    const bad = await run(['serve', '--bogus']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/Unknown option '--bogus'/);
+  });
+
+  it('on a busy port, says so and starts nothing', async () => {
+    const busy: Server = createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+    const port = (busy.address() as { port: number }).port;
+    const dir = dataDir();
+    try {
+      const r = await run(['serve', '--port', String(port)], { VOLSTATE_DATA_DIR: dir, DATABASE_URL: '' });
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(new RegExp(`127\\.0\\.0\\.1:${port} is already in use`));
+      expect(r.err).not.toMatch(/starting the embedded PostgreSQL/);
+      expect(postgresUnder(dir)).toEqual([]);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('a start that fails after the embedded PostgreSQL started stops it again', async () => {
+    const dir = dataDir();
+    // The file driver cannot make its directories under a regular file: it fails after the database is up.
+    const r = await run(['serve', '--port', '0'], { VOLSTATE_DATA_DIR: dir, DATABASE_URL: '', VOLSTATE_FILE_DIR: '/etc/hostname/storage' });
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/starting the embedded PostgreSQL/);
+    expect(r.err).toMatch(/applying database migrations/);
+    expect(r.err).toMatch(/ENOTDIR/);
+    expect(postgresUnder(dir)).toEqual([]);
+  }, 120_000);
+
+  it('says what it is doing while it starts, then answers /healthz and /readyz', async () => {
+    const url = await createTestDatabase();
+    const child: ChildProcess = spawn('npx', [...CLI, 'serve', '--port', '0'], {
+      env: { ...process.env, DATABASE_URL: url, VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_LOG_FORMAT: 'pretty' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    let out = '';
+    let onOut = () => {};
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      onOut();
+    });
+    /** Resolves when the log shows `pattern` (woken by each write, never by a timer). */
+    const logged = (pattern: RegExp) =>
+      new Promise<void>((resolve) => {
+        onOut = () => pattern.test(out) && resolve();
+        onOut();
+      });
+    const api = await new Promise<string>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        const m = /serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/.exec(err);
+        if (m) resolve(m[1]!);
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+    });
+    try {
+      expect(err).toMatch(/connecting to the PostgreSQL of DATABASE_URL[\s\S]*applying database migrations[\s\S]*listening on/);
+      const health = await fetch(`${api}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok' });
+      const ready = await fetch(`${api}/readyz`);
+      const body = (await ready.json()) as any;
+      expect(ready.status, JSON.stringify(body)).toBe(200);
+      expect(body.status).toBe('ready');
+      expect(Object.keys(body.checks).sort()).toEqual(['database', 'migrations', 'worker']);
+      // One human line per request on a terminal-style log: method, path, status, time.
+      const missing = crypto.randomUUID();
+      await fetch(`${api}/v3/volumes/${missing}`);
+      await logged(new RegExp(`GET /v3/volumes/${missing} 404`));
+      expect(out).toMatch(new RegExp(`INFO {2}GET /v3/volumes/${missing} 404 [0-9.]+ms {2}fault=Volume ${missing} could not be found\\.`));
+      expect(out.split('\n').filter((l) => l.includes('GET /healthz'))).toHaveLength(1);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    }
+  }, 60_000);
+});
