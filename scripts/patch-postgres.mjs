@@ -28,36 +28,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { GUARDS } from './postgres-guards.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'postgres');
-const MARK = '/* volstate: guard closed socket (porsager/postgres#1208) */';
-const ANCHOR = '  function nextWrite(fn) {\n    const x = socket.write(chunk, fn)';
-const GUARD = `  function nextWrite(fn) {
-    ${MARK}
-    if (!socket) {
-      chunk = nextWriteTimer = null
-      error(Errors.connection('CONNECTION_CLOSED', options))
-      return false
-    }
-    const x = socket.write(chunk, fn)`;
-
-const CLOSE_ANCHOR = "    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))";
-const CLOSE_GUARD = `    ${MARK}\n    ;(query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))`;
-
-const RESET_ANCHOR = '  async function closed(hadError) {\n';
-const RESET_GUARD = `  async function closed(hadError) {\n    ${MARK}\n    rows = 0\n    result = new Result()\n`;
-
-const TYPES_ANCHOR = '        return fetchArrayTypes()\n';
-const TYPES_GUARD = `        ${MARK}\n        return fetchArrayTypes().catch(() => {})\n`;
 
 if (!existsSync(root)) process.exit(0); // not installed (yet): nothing to patch
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
-const GUARDS = [
-  [ANCHOR, GUARD],
-  [CLOSE_ANCHOR, CLOSE_GUARD],
-  [TYPES_ANCHOR, TYPES_GUARD],
-  [RESET_ANCHOR, RESET_GUARD],
-];
 for (const build of ['src', 'cjs/src', 'cf/src']) {
   const file = join(root, build, 'connection.js');
   if (!existsSync(file)) continue;

@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
 import type { EmbeddedServer } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
+import { assertPostgresPatched } from '../db/postgres-guards.ts';
 import { isConnectionError } from '../db/sqlstate.ts';
 import { build } from './app.ts';
 import { loggerOptions } from './logging.ts';
@@ -68,6 +69,7 @@ export function makeDriver(config: Config, coordination: Coordination): Driver {
  */
 export async function serve(config: Config, opts: ServeOptions): Promise<Running> {
   const say = opts.progress ?? (() => {});
+  assertPostgresPatched();
   if (opts.api) await checkPort(config.host, config.port);
   const started: (() => Promise<void>)[] = [];
   const stopStarted = async () => {

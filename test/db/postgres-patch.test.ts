@@ -65,3 +65,22 @@ describe('postgres.js on a connection that dies in the middle of a result', () =
     }
   });
 });
+
+describe('the start-time check of the patch', () => {
+  it('finds every guard in the installed postgres.js, and none in an unpatched copy; the server refuses that with how to fix it', async () => {
+    const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join, dirname } = await import('node:path');
+    const { fileURLToPath } = await import('node:url');
+    const { GUARDS } = await import('../../scripts/postgres-guards.mjs');
+    const { missingPostgresGuards, UnpatchedPostgres } = await import('../../db/postgres-guards.ts');
+    expect(missingPostgresGuards()).toBe(0);
+    const installed = join(dirname(fileURLToPath(import.meta.resolve('postgres'))), 'connection.js');
+    let unpatched = readFileSync(installed, 'utf8');
+    for (const [anchor, guard] of GUARDS) unpatched = unpatched.replace(guard, anchor);
+    const copy = join(mkdtempSync(join(tmpdir(), 'volstate-pg-')), 'connection.js');
+    writeFileSync(copy, unpatched);
+    expect(missingPostgresGuards(copy)).toBe(GUARDS.length);
+    expect(new UnpatchedPostgres(4).message).toMatch(/missing 4 of the 4 guards.*Run `node scripts\/patch-postgres.mjs`/);
+  });
+});
