@@ -97,10 +97,22 @@ describe('recovery of a dead worker', () => {
     const ids = await Promise.all(Array.from({ length: 30 }, () => ownedByTheDead('deleting')));
     const opts = { pollMs: 60_000, timeoutMs: 200, heartbeatMs: 50 };
     const [a, b, c] = [await worker(opts), await worker(opts), await worker(opts)];
-    await new Promise((r) => setTimeout(r, 250)); // past the grace period
-    // Stop their own recovery loops from interfering with the count: call it directly, at once.
-    const counts = await Promise.all([a.recover(), b.recover(), c.recover()]);
-    const lost = await db.sql`SELECT resource_id, count(*)::int AS n FROM state_transitions WHERE event = 'WORKER_LOST' AND resource_id IN ${db.sql(ids)} GROUP BY resource_id`;
+    // Each recovers only once its own heartbeats have been sound for a whole
+    // timeout; how soon that is depends on the machine's load, so call all
+    // three at once, again and again, until the rows are taken back — each
+    // round a race between three recoverers.
+    const lostCount = async () =>
+      db.sql`SELECT resource_id, count(*)::int AS n FROM state_transitions WHERE event = 'WORKER_LOST' AND resource_id IN ${db.sql(ids)} GROUP BY resource_id`;
+    const counts: number[] = [];
+    const lost = await eventually(
+      async () => {
+        counts.push(...(await Promise.all([a.recover(), b.recover(), c.recover()])));
+        const rows = await lostCount();
+        return rows.length === 30 ? rows : undefined;
+      },
+      20_000,
+      'the dead worker\'s rows to be taken back',
+    );
     expect(lost).toHaveLength(30);
     expect(lost.every((r) => r.n === 1)).toBe(true);
     // Between them (their loops and these calls) they recovered every row; each
