@@ -42,6 +42,12 @@ async function call(method: string, path: string, body?: unknown, version = '3.7
   return { status: r.status, body: text ? (JSON.parse(text) as any) : null };
 }
 
+/** The id of the volume's first snapshot or attachment, if it has one now. */
+async function firstOf(collection: 'snapshots' | 'attachments', volumeId: string): Promise<string | undefined> {
+  const list = await call('GET', `/v3/${collection}?volume_id=${volumeId}`);
+  return (list.body?.[collection]?.[0] as { id: string } | undefined)?.id;
+}
+
 describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} rounds`, () => {
   it('answers no 5xx, and the state rows are consistent at rest after every round', async () => {
     const statuses = new Map<number, number>();
@@ -62,9 +68,8 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
               res = await call('POST', '/v3/snapshots', { snapshot: { volume_id: v, force: true } }, '3.65');
               break;
             case 'snapdel': {
-              const list = await call('GET', `/v3/snapshots?volume_id=${v}`);
-              const s = list.body?.snapshots?.[0];
-              if (s) res = await call('DELETE', `/v3/snapshots/${s.id}`);
+              const s = await firstOf('snapshots', v);
+              if (s) res = await call('DELETE', `/v3/snapshots/${s}`);
               break;
             }
             case 'clone':
@@ -75,15 +80,13 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
               res = await call('POST', '/v3/attachments', { attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: `h${c}` } } });
               break;
             case 'complete': {
-              const list = await call('GET', `/v3/attachments?volume_id=${v}`);
-              const a = list.body?.attachments?.[0];
-              if (a) res = await call('POST', `/v3/attachments/${a.id}/action`, { 'os-complete': null });
+              const a = await firstOf('attachments', v);
+              if (a) res = await call('POST', `/v3/attachments/${a}/action`, { 'os-complete': null });
               break;
             }
             case 'detach': {
-              const list = await call('GET', `/v3/attachments?volume_id=${v}`);
-              const a = list.body?.attachments?.[0];
-              if (a) res = await call('DELETE', `/v3/attachments/${a.id}`);
+              const a = await firstOf('attachments', v);
+              if (a) res = await call('DELETE', `/v3/attachments/${a}`);
               break;
             }
             case 'extend':

@@ -271,19 +271,25 @@ const V = (t: Targets) => t.volumes;
 const S = (t: Targets) => t.snapshots;
 const A = (t: Targets) => t.attachments;
 
+/** The four reads every resource has: list, list detail, show, transitions. */
+const reads = (collectionName: string, live: (t: Targets) => string[]): RouteDef[] => {
+  const noun = collectionName.slice(0, -1);
+  return [
+    { name: `list ${collectionName}`, method: 'GET', path: collection(collectionName) },
+    { name: `list ${collectionName} detail`, method: 'GET', path: collection(`${collectionName}/detail`) },
+    { name: `show ${noun}`, method: 'GET', path: item(collectionName, live) },
+    { name: `${noun} transitions`, method: 'GET', path: item(collectionName, live, '/transitions') },
+  ];
+};
+
 export const ROUTES: RouteDef[] = [
-  { name: 'list volumes', method: 'GET', path: collection('volumes') },
-  { name: 'list volumes detail', method: 'GET', path: collection('volumes/detail') },
-  { name: 'show volume', method: 'GET', path: item('volumes', V) },
-  { name: 'volume transitions', method: 'GET', path: item('volumes', V, '/transitions') },
+  ...reads('volumes', V),
+  ...reads('snapshots', S),
+  ...reads('attachments', A),
   { name: 'create volume', method: 'POST', path: collection('volumes'), body: (t) => wrap('volume', volumeBody(t)) },
   { name: 'update volume', method: 'PUT', path: item('volumes', V), body: (t) => wrap('volume', volumeBody(t)) },
   { name: 'delete volume', method: 'DELETE', path: item('volumes', V) },
   { name: 'volume action', method: 'POST', path: item('volumes', V, '/action'), body: volumeAction },
-  { name: 'list snapshots', method: 'GET', path: collection('snapshots') },
-  { name: 'list snapshots detail', method: 'GET', path: collection('snapshots/detail') },
-  { name: 'show snapshot', method: 'GET', path: item('snapshots', S) },
-  { name: 'snapshot transitions', method: 'GET', path: item('snapshots', S, '/transitions') },
   {
     name: 'create snapshot',
     method: 'POST',
@@ -298,10 +304,6 @@ export const ROUTES: RouteDef[] = [
     path: item('snapshots', S, '/action'),
     body: () => fc.oneof(objectOf({ 'os-reset_status': objectOf({ status: nastyString }) }), fc.constant({ 'os-force_delete': {} }), fc.dictionary(nastyString, value, { maxKeys: 2 })),
   },
-  { name: 'list attachments', method: 'GET', path: collection('attachments') },
-  { name: 'list attachments detail', method: 'GET', path: collection('attachments/detail') },
-  { name: 'show attachment', method: 'GET', path: item('attachments', A) },
-  { name: 'attachment transitions', method: 'GET', path: item('attachments', A, '/transitions') },
   {
     name: 'create attachment',
     method: 'POST',
