@@ -30,6 +30,21 @@ export default tseslint.config(
     },
   },
   {
+    // The history checker is independent of the code whose work it checks:
+    // a bug in the CAS compiler or the enforcer must not be able to hide itself.
+    files: ['src/check/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/db/cas*', '**/enforcer*', '**/machines/introspect*', '**/machines/decide*', '**/services/**'], message: 'src/check/ must not use the code it checks.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests read response bodies as untyped JSON; production code may not.
     files: ['test/**'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },

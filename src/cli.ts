@@ -16,10 +16,11 @@
  */
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
-import { APP_DATABASE, ensureDatabase, locateDatabase } from '../db/connect.ts';
+import { APP_DATABASE, connect, ensureDatabase, locateDatabase } from '../db/connect.ts';
 import { startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { checkHistory, formatReport } from './check/history.ts';
 import { checkDiagrams, writeDiagrams } from './diagrams.ts';
 import { closeOnSignals, serve, surviveLostConnections } from './server.ts';
 
@@ -33,6 +34,9 @@ commands:
                                 several nodes on one machine: DATABASE_URL=... volstate serve --port N
   migrate                       apply database migrations and exit
   diagrams [--check]            write diagrams/ from machines/ (--check: fail if they are stale)
+  check [--in-flight]           check the history in the database against the machines and the
+                                invariants (exit 1 on any violation); --in-flight: the system is
+                                still running, skip the end-state checks
 
   help, -h, --help              this text
 
@@ -61,11 +65,17 @@ async function main(argv: string[]): Promise<void> {
   }
   const command = argv[0]!;
   const rest = argv.slice(1);
-  let values: { host?: string; port?: string; check?: boolean; help?: boolean };
+  let values: { host?: string; port?: string; check?: boolean; 'in-flight'?: boolean; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: rest,
-      options: { host: { type: 'string' }, port: { type: 'string' }, check: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        host: { type: 'string' },
+        port: { type: 'string' },
+        check: { type: 'boolean' },
+        'in-flight': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: false,
     }));
   } catch (err) {
@@ -110,6 +120,19 @@ async function main(argv: string[]): Promise<void> {
         await migrate(location.url);
         console.error('volstate: migrations applied');
       } finally {
+        await location.embedded?.stop();
+      }
+      return;
+    }
+    case 'check': {
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      const sql = connect(location.url, { max: 2, name: 'volstate-check' });
+      try {
+        const report = await checkHistory(sql, { atRest: !values['in-flight'] });
+        console.log(formatReport(report));
+        if (report.violations.length > 0) process.exitCode = 1;
+      } finally {
+        await sql.end({ timeout: 5 });
         await location.embedded?.stop();
       }
       return;

@@ -13,6 +13,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MODELS } from '../../machines/index.ts';
+import { checkHistory, formatReport } from '../../src/check/history.ts';
 import { availableVolume, HEADERS, useApp } from '../helpers/app.ts';
 
 const ATTACHMENT_GONE = MODELS.attachment.states.filter((s) => MODELS.attachment.index.isFinal(s));
@@ -123,6 +124,9 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
                 WHERE a.volume_id = v.resource_id AND x.state <> ALL(${ATTACHMENT_GONE})) AS live
         FROM resource_states v WHERE v.resource_type = 'volume'`;
       for (const row of counts) expect(row.counted, `volume ${row.resource_id}: attachment counts`).toBe(row.live);
+      // And the independent history checker agrees: every transition an edge, versions contiguous, all at rest.
+      const report = await checkHistory(t.db.sql, { atRest: true });
+      expect(report.violations, formatReport(report)).toEqual([]);
     }
     const deadlocks = await deadlockCount();
     console.log(`storm: ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}; deadlocks detected (and retried) ${deadlocks - deadlocksBefore}`);

@@ -1,0 +1,208 @@
+/**
+ * The independent history checker (`volstate check`): reads what a run
+ * left in the database — the history (`state_transitions`), the state rows,
+ * the leases and the resources — and checks it against the machines and
+ * the invariants the product promises, without any of the code that made
+ * it (no enforcer, no CAS compiler: src/check/edges.ts reads the machines
+ * on its own), so that a bug there shows here.
+ *
+ * What it checks:
+ * - every transition is an edge of its machine, and the first is the
+ *   creation into the initial state;
+ * - each resource's versions run 1, 2, 3, … with no gap and no duplicate,
+ *   each transition starts where the one before it ended, and the state row
+ *   is where the last transition left it, at the last version;
+ * - readers and dependents are never negative, equal the leases that
+ *   record them, and no reader is held when nothing is in flight;
+ * - at the end, no resource is in a worker step, and none is owned;
+ * - no live snapshot of a deleted volume; no live attachment of a deleted
+ *   volume; a volume's attachment counts equal its live attachments;
+ * - optionally, every request a client was told succeeded is in the
+ *   history by its request id, and no refused one is.
+ *
+ * Each violation names the resource and carries its history slice.
+ */
+import type postgres from 'postgres';
+import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
+import { factsOf, type MachineFacts } from './edges.ts';
+
+type Exec = postgres.Sql;
+
+export type ViolationKind =
+  | 'not-an-edge'
+  | 'bad-creation'
+  | 'version-gap'
+  | 'broken-chain'
+  | 'row-mismatch'
+  | 'negative-counter'
+  | 'counter-lease-mismatch'
+  | 'reader-at-rest'
+  | 'not-at-rest'
+  | 'owned-at-rest'
+  | 'snapshot-outlives-volume'
+  | 'attachment-on-deleted-volume'
+  | 'attachment-counts'
+  | 'accepted-not-in-history'
+  | 'refused-but-changed';
+
+export interface Violation {
+  kind: ViolationKind;
+  resource: string;
+  detail: string;
+  /** the resource's transitions around the violation: `v3 available --EXTEND--> extending (actor, request)` */
+  slice: string[];
+}
+
+interface TransitionRow {
+  resource_type: string;
+  resource_id: string;
+  from_state: string | null;
+  event: string;
+  to_state: string;
+  version: number;
+  actor: string;
+  request_id: string | null;
+}
+
+export interface CheckOptions {
+  /** check the end state (nothing in a step, nothing owned, no reader held): after a run has settled */
+  atRest?: boolean;
+  /** request ids clients were told succeeded (2xx), and those refused (4xx) */
+  requests?: { accepted: string[]; refused: string[] };
+}
+
+export interface CheckReport {
+  transitions: number;
+  resources: number;
+  violations: Violation[];
+}
+
+const line = (t: TransitionRow) => `v${t.version} ${t.from_state ?? '∅'} --${t.event}--> ${t.to_state} (${t.actor}${t.request_id ? `, ${t.request_id}` : ''})`;
+
+export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<CheckReport> {
+  const facts = new Map<string, MachineFacts>(RESOURCE_TYPES.map((t) => [t, factsOf(t as ResourceType)]));
+  const violations: Violation[] = [];
+  const rows = new Map<string, { state: string; version: number; readers: number; dependents: number; owner: string | null }>();
+  for (const r of await sql<{ resource_type: string; resource_id: string; state: string; version: number; readers: number; dependents: number; owner: string | null }[]>`
+    SELECT resource_type, resource_id, state, version, readers, dependents, owner FROM resource_states`) {
+    rows.set(`${r.resource_type}:${r.resource_id}`, r);
+  }
+
+  // The history, one resource at a time, in version order, streamed.
+  let transitions = 0;
+  let current: TransitionRow[] = [];
+  const seen = new Set<string>();
+  const finish = (history: TransitionRow[]) => {
+    if (history.length === 0) return;
+    const { resource_type: type, resource_id: id } = history[0]!;
+    const key = `${type}:${id}`;
+    seen.add(key);
+    const f = facts.get(type);
+    const slice = (i: number) => history.slice(Math.max(0, i - 3), i + 2).map(line);
+    const add = (kind: ViolationKind, detail: string, at: number) => violations.push({ kind, resource: key, detail, slice: slice(at) });
+    if (!f) return add('not-an-edge', `unknown resource type ${type}`, 0);
+    history.forEach((t, i) => {
+      if (t.version !== i + 1) add('version-gap', `transition ${i + 1} has version ${t.version}`, i);
+      if (i === 0) {
+        if (t.from_state !== null || !f.edges.has(`|${t.event}|${t.to_state}`)) add('bad-creation', `created by ${t.event} into ${t.to_state}, not into ${f.initial}`, i);
+        return;
+      }
+      const before = history[i - 1]!;
+      if (t.from_state !== before.to_state) add('broken-chain', `v${t.version} starts in ${t.from_state}, v${before.version} ended in ${before.to_state}`, i);
+      if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`)) add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
+    });
+    const last = history.at(-1)!;
+    const row = rows.get(key);
+    if (!row) add('row-mismatch', 'history without a state row', history.length - 1);
+    else if (row.state !== last.to_state || row.version !== last.version) {
+      add('row-mismatch', `the row is ${row.state} at v${row.version}; its history ends in ${last.to_state} at v${last.version}`, history.length - 1);
+    }
+  };
+  await sql<TransitionRow[]>`
+    SELECT resource_type, resource_id::text, from_state, event, to_state, version, actor, request_id
+    FROM state_transitions ORDER BY resource_type, resource_id, version, id`
+    .cursor(2000, (batch) => {
+      for (const t of batch) {
+        transitions++;
+        const head = current[0];
+        if (head && (head.resource_type !== t.resource_type || head.resource_id !== t.resource_id)) {
+          finish(current);
+          current = [];
+        }
+        current.push(t);
+      }
+    });
+  finish(current);
+  for (const key of rows.keys()) if (!seen.has(key)) violations.push({ kind: 'row-mismatch', resource: key, detail: 'a state row with no history', slice: [] });
+
+  // Counters: never negative, equal to the leases that record them.
+  for (const r of await sql<{ key: string; readers: number; dependents: number; reader_leases: number; dependent_leases: number }[]>`
+    SELECT s.resource_type || ':' || s.resource_id AS key, s.readers, s.dependents,
+           count(*) FILTER (WHERE l.kind = 'reader')::int AS reader_leases,
+           count(*) FILTER (WHERE l.kind = 'dependent')::int AS dependent_leases
+    FROM resource_states s LEFT JOIN leases l ON l.source_type = s.resource_type AND l.source_id = s.resource_id
+    GROUP BY s.resource_type, s.resource_id, s.readers, s.dependents`) {
+    if (r.readers < 0 || r.dependents < 0) violations.push({ kind: 'negative-counter', resource: r.key, detail: `readers ${r.readers}, dependents ${r.dependents}`, slice: [] });
+    if (r.readers !== r.reader_leases || r.dependents !== r.dependent_leases) {
+      violations.push({ kind: 'counter-lease-mismatch', resource: r.key, detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases`, slice: [] });
+    }
+  }
+
+  if (opts.atRest) {
+    for (const [key, r] of rows) {
+      const f = facts.get(key.split(':')[0]!);
+      if (!f) continue;
+      if (f.steps.has(r.state)) violations.push({ kind: 'not-at-rest', resource: key, detail: `still in the worker step ${r.state}`, slice: [] });
+      if (r.owner !== null) violations.push({ kind: 'owned-at-rest', resource: key, detail: `still owned by ${r.owner} in ${r.state}`, slice: [] });
+      if (r.readers > 0) {
+        // A reader is held by an operation in flight (a snapshot being taken, a clone): at rest, none is.
+        const [type, id] = key.split(':') as [string, string];
+        const [holder] = await sql`SELECT holder_type, holder_id FROM leases WHERE source_type = ${type} AND source_id = ${id} AND kind = 'reader' LIMIT 1`;
+        violations.push({ kind: 'reader-at-rest', resource: key, detail: `${r.readers} readers at rest (held by ${holder ? `${holder.holder_type} ${holder.holder_id}` : 'no lease'})`, slice: [] });
+      }
+    }
+  }
+
+  // Relations: what outlives its volume.
+  const final = (type: string) => [...facts.get(type)!.final];
+  for (const r of await sql<{ id: string; volume_id: string; state: string }[]>`
+    SELECT n.id, n.volume_id, s.state FROM snapshots n
+    JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
+    JOIN resource_states v ON v.resource_type = 'volume' AND v.resource_id = n.volume_id
+    WHERE s.state <> ALL(${final('snapshot')}) AND v.state = ANY(${final('volume')})`) {
+    violations.push({ kind: 'snapshot-outlives-volume', resource: `snapshot:${r.id}`, detail: `${r.state}, but volume ${r.volume_id} is deleted`, slice: [] });
+  }
+  for (const r of await sql<{ id: string; volume_id: string; state: string }[]>`
+    SELECT a.id, a.volume_id, s.state FROM attachments a
+    JOIN resource_states s ON s.resource_type = 'attachment' AND s.resource_id = a.id
+    JOIN resource_states v ON v.resource_type = 'volume' AND v.resource_id = a.volume_id
+    WHERE s.state <> ALL(${final('attachment')}) AND v.state = ANY(${final('volume')})`) {
+    violations.push({ kind: 'attachment-on-deleted-volume', resource: `attachment:${r.id}`, detail: `${r.state}, but volume ${r.volume_id} is deleted`, slice: [] });
+  }
+  for (const r of await sql<{ id: string; counted: number; live: number }[]>`
+    SELECT v.resource_id AS id, v.att_reserved + v.att_attaching + v.att_attached + v.att_detaching + v.att_error AS counted,
+           (SELECT count(*)::int FROM attachments a JOIN resource_states x ON x.resource_type = 'attachment' AND x.resource_id = a.id
+            WHERE a.volume_id = v.resource_id AND x.state <> ALL(${final('attachment')})) AS live
+    FROM resource_states v WHERE v.resource_type = 'volume'`) {
+    if (r.counted !== r.live) violations.push({ kind: 'attachment-counts', resource: `volume:${r.id}`, detail: `counts ${r.counted} attachments, ${r.live} are live`, slice: [] });
+  }
+
+  if (opts.requests) {
+    const inHistory = async (ids: string[]) =>
+      new Set((await sql<{ request_id: string }[]>`SELECT DISTINCT request_id FROM state_transitions WHERE request_id = ANY(${ids})`).map((r) => r.request_id));
+    const accepted = await inHistory(opts.requests.accepted);
+    for (const id of opts.requests.accepted) if (!accepted.has(id)) violations.push({ kind: 'accepted-not-in-history', resource: `request:${id}`, detail: 'answered as a success, but no transition carries its id', slice: [] });
+    const refused = await inHistory(opts.requests.refused);
+    for (const id of refused) violations.push({ kind: 'refused-but-changed', resource: `request:${id}`, detail: 'answered as refused, but a transition carries its id', slice: [] });
+  }
+
+  return { transitions, resources: rows.size, violations };
+}
+
+/** A report as text: one line per violation, with its history slice. */
+export function formatReport(report: CheckReport): string {
+  const head = `checked ${report.transitions} transitions of ${report.resources} resources: ${report.violations.length} violations`;
+  const body = report.violations.slice(0, 200).map((v) => [`${v.kind} ${v.resource}: ${v.detail}`, ...v.slice.map((l) => `    ${l}`)].join('\n'));
+  const more = report.violations.length > 200 ? [`… and ${report.violations.length - 200} more`] : [];
+  return [head, ...body, ...more].join('\n');
+}
