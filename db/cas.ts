@@ -89,6 +89,15 @@ function binder(model: ResourceModel, event: string, first: number) {
   return { bind, order, nextOwner: () => placeholder(NEXT_OWNER, 'text?') };
 }
 
+/**
+ * Fault injection, to prove the history checker can catch a broken
+ * enforcer (test/check/harness.test.ts): `VOLSTATE_BREAK_GUARDS=volume.noSnapshots`
+ * compiles the named guards' SQL as TRUE, so the database lets through what
+ * the machine forbids. Never set in a deployment; a node that has it says so
+ * loudly at start (src/server.ts).
+ */
+export const BROKEN_GUARDS = new Set((process.env.VOLSTATE_BREAK_GUARDS ?? '').split(',').filter(Boolean));
+
 function branchesOf(model: ResourceModel, event: string, bind: (s: string) => string): Branch[] {
   const { index } = model;
   // Leaf states with identical candidate lists share one `state IN (...)`.
@@ -107,7 +116,7 @@ function branchesOf(model: ResourceModel, event: string, bind: (s: string) => st
     for (const candidate of candidates) {
       const guard = candidate.guard
         ? guardAtoms(model.guards, candidate.guard)
-            .map((a) => `(${bind(a.guard.sql)})`)
+            .map((a) => (BROKEN_GUARDS.has(`${model.type}.${a.name}`) ? '(TRUE)' : `(${bind(a.guard.sql)})`))
             .join(' AND ')
         : '';
       branches.push({ cond: guard ? `(${source} AND ${guard})` : `(${source})`, candidate });

@@ -21,6 +21,8 @@ import { startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { checkHistory, formatReport } from './check/history.ts';
+import { parseDuration, parseFaults, runHarness, textReport } from './harness/run.ts';
+import { loadScenario, scenarioNames } from './harness/scenario.ts';
 import { checkDiagrams, writeDiagrams } from './diagrams.ts';
 import { closeOnSignals, serve, surviveLostConnections } from './server.ts';
 
@@ -38,6 +40,12 @@ commands:
                                 invariants (exit 1 on any violation); --in-flight: the system is
                                 still running, skip the end-state checks
 
+  harness [options]             run a concurrency scenario with faults, then check the history:
+      --nodes N | --endpoint URL   start N nodes on one database (default 3), or drive any endpoint
+      --scenario NAME|FILE         harness/scenarios/NAME.json (default mixed; --scenarios lists them)
+      --clients C --ops K | --duration 30s --seed S --token user:project
+      --faults kill:every=5s,pg-terminate:every=7s,driver-fail:0.05,driver-latency:50ms
+      --report FILE.html --database-url URL (with --endpoint: the database to check)
   help, -h, --help              this text
 
 environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see README)`;
@@ -65,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const command = argv[0]!;
   const rest = argv.slice(1);
-  let values: { host?: string; port?: string; check?: boolean; 'in-flight'?: boolean; help?: boolean };
+  let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({
       args: rest,
@@ -74,6 +82,18 @@ async function main(argv: string[]): Promise<void> {
         port: { type: 'string' },
         check: { type: 'boolean' },
         'in-flight': { type: 'boolean' },
+        nodes: { type: 'string' },
+        endpoint: { type: 'string' },
+        scenario: { type: 'string' },
+        scenarios: { type: 'boolean' },
+        clients: { type: 'string' },
+        ops: { type: 'string' },
+        duration: { type: 'string' },
+        seed: { type: 'string' },
+        faults: { type: 'string' },
+        report: { type: 'string' },
+        'database-url': { type: 'string' },
+        token: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -87,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   try {
-    config = withFlags(loadConfig(), values, command);
+    config = withFlags(loadConfig(), { host: values.host as string | undefined, port: values.port as string | undefined }, command);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
@@ -135,6 +155,41 @@ async function main(argv: string[]): Promise<void> {
         await sql.end({ timeout: 5 });
         await location.embedded?.stop();
       }
+      return;
+    }
+    case 'harness': {
+      if (values.scenarios) {
+        for (const name of scenarioNames()) console.log(`${name.padEnd(28)} ${loadScenario(name).doc}`);
+        return;
+      }
+      const whole = (v: unknown, what: string, fallback: number) => {
+        if (v === undefined) return fallback;
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 0) fail(`${what} ${String(v)}: expected a whole number`);
+        return n;
+      };
+      const endpoint = values.endpoint as string | undefined;
+      const seed = whole(values.seed, '--seed', Date.now() % 2 ** 31);
+      const ops = values.ops === undefined ? undefined : whole(values.ops, '--ops', 0);
+      const durationMs = values.duration === undefined ? (ops === undefined ? 30_000 : undefined) : parseDuration(String(values.duration), '--duration');
+      const summary = await runHarness({
+        scenario: (values.scenario as string | undefined) ?? 'mixed',
+        nodes: endpoint ? 0 : whole(values.nodes, '--nodes', 3),
+        endpoint,
+        clients: whole(values.clients, '--clients', 16),
+        ops,
+        durationMs,
+        seed,
+        faults: parseFaults(values.faults as string | undefined),
+        databaseUrl: (values['database-url'] as string | undefined) ?? config.databaseUrl,
+        token: (values.token as string | undefined) ?? 'admin:harness',
+        reportFile: values.report as string | undefined,
+        progress: (line) => console.error(`volstate harness: ${line}`),
+      });
+      console.log(textReport(summary));
+      if (summary.checkText && summary.violations) console.log(summary.checkText);
+      if (values.report) console.error(`volstate harness: report written to ${String(values.report)}`);
+      if (summary.violations) process.exitCode = 1;
       return;
     }
     case 'diagrams': {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
 import type { EmbeddedServer } from '../db/embedded.ts';
+import { BROKEN_GUARDS } from '../db/cas.ts';
 import { migrate } from '../db/migrate.ts';
 import { assertPostgresPatched } from '../db/postgres-guards.ts';
 import { isConnectionError } from '../db/sqlstate.ts';
@@ -70,6 +71,7 @@ export function makeDriver(config: Config, coordination: Coordination): Driver {
 export async function serve(config: Config, opts: ServeOptions): Promise<Running> {
   const say = opts.progress ?? (() => {});
   assertPostgresPatched();
+  if (BROKEN_GUARDS.size > 0) say(`WARNING: VOLSTATE_BREAK_GUARDS=${[...BROKEN_GUARDS].join(',')}: these guards are compiled as TRUE (fault injection for the history checker); never run this in a deployment`);
   if (opts.api) await checkPort(config.host, config.port);
   const started: (() => Promise<void>)[] = [];
   const stopStarted = async () => {

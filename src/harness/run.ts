@@ -1,0 +1,263 @@
+/**
+ * `volstate harness`: a concurrency scenario against nodes it starts
+ * itself (`--nodes N`: real `volstate serve` processes on one database,
+ * the file driver on one shared directory) or against any endpoint
+ * (`--endpoint URL`), with faults injected while it runs, and at the end
+ * the independent history checker (src/check/history.ts) over what the run
+ * left, including that every change a client was told succeeded is in the
+ * history and no refused one is.
+ *
+ * Every run prints its seed first; the same seed draws the same operations
+ * (their interleaving across clients is the machine's).
+ */
+import { mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { APP_DATABASE, connect, ensureDatabase } from '../../db/connect.ts';
+import { startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
+import { migrate } from '../../db/migrate.ts';
+import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
+import { checkHistory, formatReport } from '../check/history.ts';
+import { factsOf } from '../check/edges.ts';
+import { Client, Pool, rng, type Outcome } from './client.ts';
+import { startNode, type VolstateNode } from './nodes.ts';
+import { htmlReport, textReport, type FaultEvent, type RunSummary } from './report.ts';
+import { loadScenario } from './scenario.ts';
+
+export interface Faults {
+  /** SIGKILL a random node and start another in its place, every so many ms */
+  killEveryMs?: number | undefined;
+  /** pg_terminate_backend some of the nodes' connections, every so many ms */
+  pgTerminateEveryMs?: number | undefined;
+  /** share of backend operations that fail */
+  driverFail?: number | undefined;
+  /** time added to each backend operation */
+  driverLatencyMs?: number | undefined;
+}
+
+export interface HarnessOptions {
+  scenario: string;
+  /** start this many nodes (0: use `endpoint`) */
+  nodes: number;
+  endpoint?: string | undefined;
+  clients: number;
+  ops?: number | undefined;
+  durationMs?: number | undefined;
+  seed: number;
+  faults: Faults;
+  /** the database: the nodes' (default: an embedded one the harness starts), or the endpoint's, for the check */
+  databaseUrl?: string | undefined;
+  token: string;
+  /** write the HTML report here */
+  reportFile?: string | undefined;
+  /** more environment for the nodes (e.g. VOLSTATE_BREAK_GUARDS for the checker's own test) */
+  nodeEnv?: Record<string, string> | undefined;
+  /** how long the run may take to come to rest after the clients stop */
+  settleMs?: number | undefined;
+  /** worker timeout of the nodes (recovery after a kill) */
+  timeoutMs?: number | undefined;
+  progress?: ((line: string) => void) | undefined;
+}
+
+const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
+
+/** `5s`, `250ms`, `2m` → ms. */
+export function parseDuration(text: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new Error(`${what}: '${text}' is not a duration such as 5s, 250ms or 2m`);
+  return Number(m[1]) * UNIT[m[2] ?? 's']!;
+}
+
+/** `kill:every=5s,pg-terminate:every=7s,driver-fail:0.05,driver-latency:50ms` */
+export function parseFaults(spec: string | undefined): Faults {
+  const faults: Faults = {};
+  for (const part of (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [kind, arg = ''] = part.split(':', 2) as [string, string?];
+    const every = () => {
+      if (!arg.startsWith('every=')) throw new Error(`--faults ${part}: write ${kind}:every=<duration>`);
+      return parseDuration(arg.slice(6), `--faults ${part}`);
+    };
+    if (kind === 'kill') faults.killEveryMs = every();
+    else if (kind === 'pg-terminate') faults.pgTerminateEveryMs = every();
+    else if (kind === 'driver-fail') {
+      const p = Number(arg);
+      if (!(p >= 0 && p <= 1)) throw new Error(`--faults ${part}: the failure rate is a number from 0 to 1`);
+      faults.driverFail = p;
+    } else if (kind === 'driver-latency') faults.driverLatencyMs = parseDuration(arg, `--faults ${part}`);
+    else throw new Error(`--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, driver-fail, driver-latency (pg-restart is not built yet)`);
+  }
+  return faults;
+}
+
+interface Cluster {
+  nodes: VolstateNode[];
+  databaseUrl: string;
+  replace(node: VolstateNode): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function startCluster(opts: HarnessOptions, say: (s: string) => void): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-harness-'));
+  chmodSync(dir, 0o755); // as root, the embedded PostgreSQL runs as user postgres
+  let embedded: EmbeddedServer | undefined;
+  let databaseUrl = opts.databaseUrl;
+  if (!databaseUrl) {
+    say(`starting an embedded PostgreSQL under ${dir}`);
+    embedded = await startEmbedded({ dir: join(dir, 'db'), fast: true });
+    await ensureDatabase(embedded.adminUrl, APP_DATABASE);
+    databaseUrl = embedded.urlFor(APP_DATABASE);
+  }
+  await migrate(databaseUrl);
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const failures = opts.faults.driverFail ? ['create', 'delete', 'extend', 'snapshot', 'delete_snapshot', 'clone', 'revert'].map((op) => `${op}:${opts.faults.driverFail}`).join(',') : '';
+  const nodeOpts = (i: number) => ({
+    databaseUrl: databaseUrl!,
+    dataDir: join(dir, `node${i}`),
+    storage: join(dir, 'storage'),
+    latencyMs: opts.faults.driverLatencyMs ?? 0,
+    timeoutMs,
+    env: { ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}), ...opts.nodeEnv },
+  });
+  let next = 0;
+  say(`starting ${opts.nodes} nodes`);
+  const nodes = await Promise.all(Array.from({ length: opts.nodes }, () => startNode(nodeOpts(next++))));
+  return {
+    nodes,
+    databaseUrl,
+    async replace(node) {
+      const i = nodes.indexOf(node);
+      if (i >= 0) nodes.splice(i, 1);
+      nodes.push(await startNode(nodeOpts(next++)));
+    },
+    async stop() {
+      await Promise.all(
+        nodes.map(async (n) => {
+          n.proc.kill('SIGTERM');
+          await n.exited;
+        }),
+      );
+      await embedded?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Rows still in a worker step or owned: the run has not come to rest. */
+async function unsettled(sql: postgres.Sql): Promise<number> {
+  const steps = RESOURCE_TYPES.flatMap((t) => [...factsOf(t as ResourceType).steps]);
+  const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM resource_states WHERE owner IS NOT NULL OR state = ANY(${steps})`;
+  return row!.n;
+}
+
+export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
+  const say = opts.progress ?? (() => {});
+  const scenario = loadScenario(opts.scenario);
+  say(`seed ${opts.seed} (replay with --seed ${opts.seed}); scenario ${scenario.name}: ${scenario.doc}`);
+  if (!opts.nodes && !opts.endpoint) throw new Error('give --nodes N, or --endpoint URL');
+  const cluster = opts.nodes ? await startCluster(opts, say) : undefined;
+  const databaseUrl = cluster?.databaseUrl ?? opts.databaseUrl;
+  const endpoints = () => (cluster ? cluster.nodes.map((n) => n.url) : [opts.endpoint!.replace(/\/v3\/?$/, '').replace(/\/$/, '')]);
+  const outcomes: Outcome[] = [];
+  const faults: FaultEvent[] = [];
+  const pool = new Pool();
+  const started = Date.now();
+  const random = rng(opts.seed ^ 0x5eed);
+  const record = (o: Outcome) => {
+    outcomes.push(o);
+    if (o.status >= 200 && o.status < 300) for (const f of faults) if (f.recoveredAfter === undefined && o.at > f.at) f.recoveredAfter = o.at - f.at;
+  };
+  try {
+    // The starting pool.
+    const maker = new Client({ endpoints, token: opts.token, scenario, pool, seed: opts.seed, started, record: () => {} });
+    for (let i = 0; i < scenario.volumes; i++) {
+      const id = await maker.makeVolume(i < Math.round(scenario.volumes * scenario.multiattach));
+      if (id) pool.add(id);
+    }
+
+    // Faults, on timers, while the clients run.
+    const timers: NodeJS.Timeout[] = [];
+    let stopping = false;
+    const admin = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : undefined;
+    if (cluster && opts.faults.killEveryMs) {
+      timers.push(
+        setInterval(() => {
+          if (stopping || cluster.nodes.length === 0) return;
+          const victim = cluster.nodes[Math.floor(random() * cluster.nodes.length)]!;
+          victim.proc.kill('SIGKILL');
+          faults.push({ kind: 'kill', at: Date.now() - started, detail: `node ${victim.url}` });
+          void cluster.replace(victim).catch((err: unknown) => say(`could not start a node in place of ${victim.url}: ${String(err)}`));
+        }, opts.faults.killEveryMs),
+      );
+    }
+    if (admin && opts.faults.pgTerminateEveryMs) {
+      timers.push(
+        setInterval(() => {
+          if (stopping) return;
+          void admin`
+            SELECT count(pg_terminate_backend(pid))::int AS n FROM (
+              SELECT pid FROM pg_stat_activity
+              WHERE application_name LIKE 'volstate%' AND application_name <> 'volstate-check' AND pid <> pg_backend_pid()
+              ORDER BY random() LIMIT 3) x`.then(
+            ([r]) => faults.push({ kind: 'pg-terminate', at: Date.now() - started, detail: `${r?.n ?? 0} connections` }),
+            () => undefined,
+          );
+        }, opts.faults.pgTerminateEveryMs),
+      );
+    }
+    const progress = setInterval(() => {
+      const n = (f: (s: number) => boolean) => outcomes.filter((o) => f(o.status)).length;
+      say(
+        `[${((Date.now() - started) / 1000).toFixed(0)} s] ops ${outcomes.length}${opts.ops ? `/${opts.ops}` : ''}, accepted ${n((s) => s >= 200 && s < 300)}, ` +
+          `refused ${n((s) => s >= 400 && s < 500)} (busy ${n((s) => s === 409)}), failed ${n((s) => s >= 500)}, unknown ${n((s) => s === 0)}, faults ${faults.length}`,
+      );
+    }, 1000);
+
+    // The clients.
+    const deadline = opts.durationMs ? started + opts.durationMs : Infinity;
+    let budget = opts.ops ?? Infinity;
+    const clients = Array.from({ length: opts.clients }, (_, i) => new Client({ endpoints, token: opts.token, scenario, pool, seed: opts.seed + i + 1, started, record }));
+    await Promise.all(
+      clients.map(async (c) => {
+        while (budget > 0 && Date.now() < deadline) {
+          budget--;
+          await c.step();
+        }
+      }),
+    );
+    stopping = true;
+    for (const t of timers) clearInterval(t);
+    clearInterval(progress);
+    const durationMs = Date.now() - started;
+
+    // At rest, then the check.
+    let violations: number | undefined;
+    let checkText: string | undefined;
+    if (databaseUrl) {
+      const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
+      try {
+        const until = Date.now() + (opts.settleMs ?? 60_000);
+        while ((await unsettled(sql)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+        say('checking the history');
+        const ok = (s: number) => s >= 200 && s < 300;
+        const requests = {
+          accepted: outcomes.filter((o) => ok(o.status) && o.requestId).map((o) => o.requestId!),
+          refused: outcomes.filter((o) => o.status >= 400 && o.status < 500 && o.requestId).map((o) => o.requestId!),
+        };
+        const report = await checkHistory(sql, { atRest: Boolean(cluster), requests });
+        violations = report.violations.length;
+        checkText = formatReport(report);
+      } finally {
+        await sql.end({ timeout: 5 });
+        await admin?.end({ timeout: 5 });
+      }
+    } else await admin?.end({ timeout: 5 });
+    const summary: RunSummary = { seed: opts.seed, scenario: scenario.name, nodes: opts.nodes, clients: opts.clients, durationMs, outcomes, faults, violations, checkText };
+    if (opts.reportFile) writeFileSync(opts.reportFile, htmlReport(summary));
+    return summary;
+  } finally {
+    await cluster?.stop();
+  }
+}
+
+export { textReport };
