@@ -14,7 +14,10 @@ import type { Sql } from '../db/connect.ts';
 import { checkBody, checkParameters } from './api/hostile.ts';
 import { requestContext, type AuthOptions } from './api/context.ts';
 import { attachmentRoutes } from './api/attachments.ts';
-import { healthRoutes, type HealthOptions } from './api/health.ts';
+import { diagramRoutes } from './api/diagrams.ts';
+import { healthRoutes } from './api/health.ts';
+import { metrics } from './metrics.ts';
+import type { Worker } from './worker/worker.ts';
 import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
 import { snapshotRoutes } from './api/snapshots.ts';
@@ -38,8 +41,9 @@ export interface AppOptions {
   logger?: FastifyServerOptions['logger'];
   /** how long a change whose connection was lost waits for the database to tell whether it committed; default 10 s */
   inDoubtMs?: number;
-  /** what /readyz checks beyond the database: this node's worker, and how fresh its heartbeat must be */
-  health?: Omit<HealthOptions, 'sql'>;
+  /** this node's worker, when it runs one: /readyz checks its heartbeat (fresher than heartbeatTimeoutMs), /metrics reports it */
+  worker?: () => Worker | undefined;
+  heartbeatTimeoutMs?: number;
 }
 
 export async function build(opts: AppOptions): Promise<FastifyInstance> {
@@ -101,7 +105,9 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const base = (req: { protocol: string; host: string }) => `${req.protocol}://${req.host}`;
   app.get('/', async (req, reply) => reply.code(300).send(versionDocument(base(req))));
   app.get('/v3', async (req) => versionDocument(base(req)));
-  await app.register(healthRoutes, { sql: opts.sql, ...opts.health });
+  await app.register(healthRoutes, { sql: opts.sql, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
+  metrics(app, { sql: opts.sql, enforcer, worker: opts.worker });
+  await app.register(diagramRoutes);
 
   const resources = async (scope: FastifyInstance) => {
     requestContext(scope, opts.auth);

@@ -105,8 +105,20 @@ function releasedBy(model: ResourceModel, from: string, to: string): LeaseKind[]
   return [];
 }
 
+/** What a transition attempt came to, for metrics: applied, or refused and why. */
+export interface Observation {
+  type: ResourceType;
+  event: string;
+  /** the state it was in: before an applied transition, or at refusal */
+  state: string | undefined;
+  outcome: 'applied' | RefusalKind;
+  seconds: number;
+}
+
 export class Enforcer {
   private readonly statements = compileAll(Object.values(MODELS));
+  /** told of every attempt (src/metrics.ts); must not throw */
+  readonly observers: ((o: Observation) => void)[] = [];
   /** `type:event` pairs with a transition that gives leases back */
   private readonly releasing = new Set<string>();
 
@@ -140,7 +152,22 @@ export class Enforcer {
     return this.applyIn(exec, ref, event, opts);
   }
 
-  private async applyIn<T extends ResourceType>(
+  private async applyIn<T extends ResourceType>(exec: Executor, ref: Ref<T>, event: EventMap[T], opts: ApplyOptions): Promise<Outcome> {
+    if (this.observers.length === 0) return this.attempt(exec, ref, event, opts);
+    const started = performance.now();
+    const outcome = await this.attempt(exec, ref, event, opts);
+    const o: Observation = {
+      type: ref.type,
+      event: event.type,
+      state: outcome.ok ? outcome.from : outcome.state,
+      outcome: outcome.ok ? 'applied' : outcome.kind,
+      seconds: (performance.now() - started) / 1000,
+    };
+    for (const observe of this.observers) observe(o);
+    return outcome;
+  }
+
+  private async attempt<T extends ResourceType>(
     exec: Executor,
     ref: Ref<T>,
     event: EventMap[T],

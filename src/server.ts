@@ -106,8 +106,9 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
 
   // /readyz asks for the worker, which is made after the app.
   const node: { worker?: Worker | undefined } = {};
-  const health = { workerId: () => node.worker?.id, heartbeatTimeoutMs: config.worker.timeoutMs };
-  const app = opts.api ? await build({ sql, enforcer, driver, auth: config.auth, logger, health }) : undefined;
+  const app = opts.api
+    ? await build({ sql, enforcer, driver, auth: config.auth, logger, worker: () => node.worker, heartbeatTimeoutMs: config.worker.timeoutMs })
+    : undefined;
   if (app) started.push(() => app.close());
   const log = app ? app.log.child({ component: 'worker' }) : undefined;
   const worker = opts.worker

@@ -101,6 +101,10 @@ export class Worker {
   private healthySince: number | undefined;
   /** steps completed, rows recovered from dead workers, own strays handed back (tests, logs) */
   completed = 0;
+  /** steps running now (metrics) */
+  get stepsInFlight(): number {
+    return this.inflight.size;
+  }
   recovered = 0;
   strays = 0;
 

@@ -63,6 +63,7 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
       enforcer,
       driver,
       auth: opts.auth ?? { mode: 'noauth', defaultProject: 'admin' },
+      worker: () => worker,
       // VOLSTATE_TEST_LOG=error (or debug, ...) shows the app's log while debugging a test.
       logger: process.env.VOLSTATE_TEST_LOG ? { level: process.env.VOLSTATE_TEST_LOG } : false,
     });

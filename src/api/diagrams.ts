@@ -1,0 +1,49 @@
+/**
+ * The machines' diagrams, served: `GET /diagrams` (an index page),
+ * `GET /diagrams/{machine}.svg|.mmd|.dot` and `/diagrams/recovery.md`.
+ * They are the files of diagrams/, generated from machines/ and
+ * drift-checked by a test, so what is served is what the code enforces.
+ * No auth: they describe the product, not anybody's resources.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyPluginAsync } from 'fastify';
+import { RESOURCE_TYPES } from '../../machines/index.ts';
+import { ApiError } from '../errors.ts';
+
+/** diagrams/ (src/diagrams.ts writes it; not imported here, to keep its renderer out of the server). */
+const DIAGRAMS = fileURLToPath(new URL('../../diagrams', import.meta.url));
+
+const TYPES: Record<string, string> = {
+  svg: 'image/svg+xml',
+  mmd: 'text/plain; charset=utf-8',
+  dot: 'text/vnd.graphviz; charset=utf-8',
+  md: 'text/markdown; charset=utf-8',
+};
+
+/** The files a client may ask for: nothing else of the directory, whatever the path. */
+const FILES = new Map<string, string>([
+  ...RESOURCE_TYPES.flatMap((m) => ['svg', 'mmd', 'dot'].map((ext): [string, string] => [`${m}.${ext}`, TYPES[ext]!])),
+  ['recovery.md', TYPES.md!],
+]);
+
+export const diagramRoutes: FastifyPluginAsync = async (app) => {
+  app.get('/diagrams', async (_req, reply) => {
+    const rows = RESOURCE_TYPES.map(
+      (m) => `<li><a href="diagrams/${m}.svg">${m}</a> (<a href="diagrams/${m}.mmd">Mermaid</a>, <a href="diagrams/${m}.dot">Graphviz</a>)</li>`,
+    ).join('\n');
+    return reply
+      .type('text/html; charset=utf-8')
+      .send(
+        `<!doctype html><html><head><meta charset="utf-8"><title>volstate: state machines</title></head><body>` +
+          `<h1>The state machines</h1><p>Generated from machines/; yellow states are transient.</p><ul>\n${rows}\n</ul>` +
+          `<p><a href="diagrams/recovery.md">What recovery does with each transient state</a></p></body></html>`,
+      );
+  });
+  app.get<{ Params: { file: string } }>('/diagrams/:file', async (req, reply) => {
+    const type = FILES.get(req.params.file);
+    if (!type) throw new ApiError('NotFound');
+    return reply.type(type).send(await readFile(join(DIAGRAMS, req.params.file)));
+  });
+};
