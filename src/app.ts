@@ -15,6 +15,8 @@ import { checkBody, checkParameters } from './api/hostile.ts';
 import { requestContext, type AuthOptions } from './api/context.ts';
 import { attachmentRoutes } from './api/attachments.ts';
 import { diagramRoutes } from './api/diagrams.ts';
+import { eventRoutes } from './api/events.ts';
+import { TransitionTail } from './events.ts';
 import { healthRoutes } from './api/health.ts';
 import { metrics } from './metrics.ts';
 import type { Worker } from './worker/worker.ts';
@@ -65,10 +67,12 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const snapshots = new SnapshotService(opts.sql, enforcer);
   const attachments = new AttachmentService(opts.sql, enforcer, opts.driver);
   const waits = new Waits(opts.sql);
+  const tail = new TransitionTail(opts.sql);
   app.decorate('waits', waits);
   app.decorate('changes', { sql: opts.sql, inDoubtMs: opts.inDoubtMs ?? 10_000 });
   app.addHook('onReady', () => waits.start());
   app.addHook('onClose', () => waits.stop());
+  app.addHook('onClose', () => tail.stop());
 
   errorHandling(app);
   requestLog(app);
@@ -115,6 +119,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
     await scope.register(attachmentRoutes, { attachments });
+    await scope.register(eventRoutes, { tail });
   };
   await app.register(resources, { prefix: '/v3' });
   await app.register(resources, { prefix: '/v3/:project_id' });
