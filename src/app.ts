@@ -15,6 +15,7 @@ import { checkBody, checkParameters } from './api/hostile.ts';
 import { requestContext, type AuthOptions } from './api/context.ts';
 import { attachmentRoutes } from './api/attachments.ts';
 import { diagramRoutes } from './api/diagrams.ts';
+import { uiRoutes } from './api/ui.ts';
 import { eventRoutes } from './api/events.ts';
 import { TransitionTail } from './events.ts';
 import { healthRoutes } from './api/health.ts';
@@ -112,6 +113,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(healthRoutes, { sql: opts.sql, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
   metrics(app, { sql: opts.sql, enforcer, worker: opts.worker });
   await app.register(diagramRoutes);
+  await app.register(uiRoutes, { sql: opts.sql });
 
   const resources = async (scope: FastifyInstance) => {
     requestContext(scope, opts.auth);
