@@ -3,20 +3,10 @@
  * the project of the resource (for scoping), for `GET /v3/events`.
  */
 import type postgres from 'postgres';
+import type { StateTransitionRow } from './schema.ts';
 
-export interface TransitionEvent {
-  id: number;
-  resource_type: string;
-  resource_id: string;
-  from_state: string | null;
-  event: string;
-  to_state: string;
-  version: number;
-  actor: string;
-  request_id: string | null;
-  at: Date;
-  project_id: string | null;
-}
+/** A history row, with the project of its resource. */
+export type TransitionEvent = StateTransitionRow & { project_id: string | null };
 
 /** Transitions with an id above `after`, oldest first, at most `limit`. */
 export async function transitionsAfter(sql: postgres.Sql, after: number, limit = 500): Promise<TransitionEvent[]> {

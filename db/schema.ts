@@ -250,3 +250,4 @@ export type NewSnapshotRow = typeof snapshots.$inferInsert;
 export type AttachmentRow = typeof attachments.$inferSelect;
 export type NewAttachmentRow = typeof attachments.$inferInsert;
 export type ResourceStateRow = typeof resourceStates.$inferSelect;
+export type StateTransitionRow = typeof stateTransitions.$inferSelect;

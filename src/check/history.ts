@@ -23,6 +23,7 @@
  * Each violation names the resource and carries its history slice.
  */
 import type postgres from 'postgres';
+import type { StateTransitionRow } from '../../db/schema.ts';
 import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
 import { factsOf, type MachineFacts } from './edges.ts';
 
@@ -53,16 +54,7 @@ export interface Violation {
   slice: string[];
 }
 
-interface TransitionRow {
-  resource_type: string;
-  resource_id: string;
-  from_state: string | null;
-  event: string;
-  to_state: string;
-  version: number;
-  actor: string;
-  request_id: string | null;
-}
+type TransitionRow = Omit<StateTransitionRow, 'id' | 'at'>;
 
 export interface CheckOptions {
   /** check the end state (nothing in a step, nothing owned, no reader held): after a run has settled */
@@ -165,19 +157,18 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
 
   // Relations: what outlives its volume.
   const final = (type: string) => [...facts.get(type)!.final];
-  for (const r of await sql<{ id: string; volume_id: string; state: string }[]>`
-    SELECT n.id, n.volume_id, s.state FROM snapshots n
-    JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
-    JOIN resource_states v ON v.resource_type = 'volume' AND v.resource_id = n.volume_id
-    WHERE s.state <> ALL(${final('snapshot')}) AND v.state = ANY(${final('volume')})`) {
-    violations.push({ kind: 'snapshot-outlives-volume', resource: `snapshot:${r.id}`, detail: `${r.state}, but volume ${r.volume_id} is deleted`, slice: [] });
-  }
-  for (const r of await sql<{ id: string; volume_id: string; state: string }[]>`
-    SELECT a.id, a.volume_id, s.state FROM attachments a
-    JOIN resource_states s ON s.resource_type = 'attachment' AND s.resource_id = a.id
-    JOIN resource_states v ON v.resource_type = 'volume' AND v.resource_id = a.volume_id
-    WHERE s.state <> ALL(${final('attachment')}) AND v.state = ANY(${final('volume')})`) {
-    violations.push({ kind: 'attachment-on-deleted-volume', resource: `attachment:${r.id}`, detail: `${r.state}, but volume ${r.volume_id} is deleted`, slice: [] });
+  const children = [
+    ['snapshot', 'snapshots', 'snapshot-outlives-volume'],
+    ['attachment', 'attachments', 'attachment-on-deleted-volume'],
+  ] as const;
+  for (const [type, table, kind] of children) {
+    for (const r of await sql<{ id: string; volume_id: string; state: string }[]>`
+      SELECT c.id, c.volume_id, s.state FROM ${sql(table)} c
+      JOIN resource_states s ON s.resource_type = ${type} AND s.resource_id = c.id
+      JOIN resource_states v ON v.resource_type = 'volume' AND v.resource_id = c.volume_id
+      WHERE s.state <> ALL(${final(type)}) AND v.state = ANY(${final('volume')})`) {
+      violations.push({ kind, resource: `${type}:${r.id}`, detail: `${r.state}, but volume ${r.volume_id} is deleted`, slice: [] });
+    }
   }
   for (const r of await sql<{ id: string; counted: number; live: number }[]>`
     SELECT v.resource_id AS id, v.att_reserved + v.att_attaching + v.att_attached + v.att_detaching + v.att_error AS counted,
