@@ -44,7 +44,7 @@ commands:
       --nodes N | --endpoint URL   start N nodes on one database (default 3), or drive any endpoint
       --scenario NAME|FILE         harness/scenarios/NAME.json (default mixed; --scenarios lists them)
       --clients C --ops K | --duration 30s --seed S --token user:project
-      --faults kill:every=5s,pg-terminate:every=7s,driver-fail:0.05,driver-latency:50ms
+      --faults kill:every=5s,pg-terminate:every=7s,pg-restart:every=30s,driver-fail:0.05,driver-latency:50ms
       --report FILE.html --database-url URL (with --endpoint: the database to check)
   help, -h, --help              this text
 

@@ -30,6 +30,8 @@ export interface Faults {
   killEveryMs?: number | undefined;
   /** pg_terminate_backend some of the nodes' connections, every so many ms */
   pgTerminateEveryMs?: number | undefined;
+  /** stop and start the PostgreSQL the harness started (fast shutdown), every so many ms */
+  pgRestartEveryMs?: number | undefined;
   /** share of backend operations that fail */
   driverFail?: number | undefined;
   /** time added to each backend operation */
@@ -80,12 +82,13 @@ export function parseFaults(spec: string | undefined): Faults {
     };
     if (kind === 'kill') faults.killEveryMs = every();
     else if (kind === 'pg-terminate') faults.pgTerminateEveryMs = every();
+    else if (kind === 'pg-restart') faults.pgRestartEveryMs = every();
     else if (kind === 'driver-fail') {
       const p = Number(arg);
       if (!(p >= 0 && p <= 1)) throw new Error(`--faults ${part}: the failure rate is a number from 0 to 1`);
       faults.driverFail = p;
     } else if (kind === 'driver-latency') faults.driverLatencyMs = parseDuration(arg, `--faults ${part}`);
-    else throw new Error(`--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, driver-fail, driver-latency (pg-restart is not built yet)`);
+    else throw new Error(`--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, driver-fail, driver-latency`);
   }
   return faults;
 }
@@ -94,6 +97,8 @@ interface Cluster {
   nodes: VolstateNode[];
   databaseUrl: string;
   replace(node: VolstateNode): Promise<void>;
+  /** stop the embedded PostgreSQL and start it again on its port (undefined: the harness did not start it) */
+  restartDatabase: (() => Promise<void>) | undefined;
   stop(): Promise<void>;
 }
 
@@ -102,6 +107,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
   chmodSync(dir, 0o755); // as root, the embedded PostgreSQL runs as user postgres
   let embedded: EmbeddedServer | undefined;
   let databaseUrl = opts.databaseUrl;
+  if (opts.faults.pgRestartEveryMs && databaseUrl) throw new Error('--faults pg-restart restarts the PostgreSQL the harness starts itself: leave --database-url out');
   if (!databaseUrl) {
     say(`starting an embedded PostgreSQL under ${dir}`);
     embedded = await startEmbedded({ dir: join(dir, 'db'), fast: true });
@@ -125,6 +131,13 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
   return {
     nodes,
     databaseUrl,
+    restartDatabase: embedded
+      ? async () => {
+          const port = embedded!.port;
+          await embedded!.stop();
+          embedded = await startEmbedded({ dir: join(dir, 'db'), port, fast: true });
+        }
+      : undefined,
     async replace(node) {
       const i = nodes.indexOf(node);
       if (i >= 0) nodes.splice(i, 1);
@@ -205,6 +218,20 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
         }, opts.faults.pgTerminateEveryMs),
       );
     }
+    if (cluster?.restartDatabase && opts.faults.pgRestartEveryMs) {
+      let restarting = false;
+      timers.push(
+        setInterval(() => {
+          if (stopping || restarting) return;
+          restarting = true;
+          const at = Date.now() - started;
+          void cluster.restartDatabase!().then(
+            () => faults.push({ kind: 'pg-restart', at, detail: `down ${Date.now() - started - at} ms` }),
+            (err: unknown) => say(`could not restart PostgreSQL: ${String(err)}`),
+          ).finally(() => (restarting = false));
+        }, opts.faults.pgRestartEveryMs),
+      );
+    }
     const progress = setInterval(() => {
       const n = (f: (s: number) => boolean) => outcomes.filter((o) => f(o.status)).length;
       say(
@@ -223,6 +250,8 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
           budget--;
           await c.step();
         }
+        // No new faults once the run's budget or time is spent: the last operations finish in peace.
+        stopping = true;
       }),
     );
     stopping = true;

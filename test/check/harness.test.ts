@@ -36,6 +36,21 @@ describe('volstate harness', () => {
     expect(html).toContain('seed 7');
   }, 120_000);
 
+  it('rides out PostgreSQL restarts (its own embedded server, restarted every 2 s) with 0 violations', async () => {
+    const summary = await runHarness({
+      scenario: 'mixed',
+      nodes: 1,
+      clients: 8,
+      ops: 800,
+      seed: 3,
+      faults: { pgRestartEveryMs: 2000 },
+      token: 'admin:harness',
+      timeoutMs: 2000,
+    });
+    expect(summary.faults.filter((f) => f.kind === 'pg-restart').length).toBeGreaterThanOrEqual(1);
+    expect(summary.checkText).toMatch(/: 0 violations$/);
+  }, 180_000);
+
   it('catches a broken enforcer: with the guard "no snapshots" dropped from the SQL, deletes are let through under snapshots and the volumes never come to rest', async () => {
     const summary = await runHarness({
       scenario: 'snapshot-vs-delete',
