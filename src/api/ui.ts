@@ -2,7 +2,9 @@
  * The operator page, `GET /ui`: one HTML page with its script inline, no
  * build step. Each machine drawn as its generated diagram (/diagrams) with
  * the number of live resources in each state written on the state and
- * states holding resources outlined; rows in a transient state for longer
+ * states holding resources outlined; each edge with how many times it was
+ * taken in the last minute, on any node (counted by the page from the event
+ * stream; refusals are counted per node, in /metrics); rows in a transient state for longer
  * than `VOLSTATE_UI_STUCK_S` (default 60) listed as stuck; the workers with
  * their heartbeats and what each owns; the transitions as they happen
  * (/v3/events, from every node); and the history of any resource by id.
@@ -57,7 +59,7 @@ async function draw() {
     div.className = 'machine'; div.id = 'machine-' + m;
     div.innerHTML = '<h2>' + m + '</h2>' + await (await fetch('diagrams/' + m + '.svg')).text();
     $('#machines').append(div);
-    for (const g of div.querySelectorAll('g.node')) {
+    for (const g of div.querySelectorAll('g.node, g.edge')) {
       const text = g.querySelector('text');
       if (text) text.dataset.label = text.textContent;
     }
@@ -83,12 +85,33 @@ async function refresh() {
   $('#stuck tbody').innerHTML = s.stuck.map((r) => '<tr class="stuck"><td>' + esc(r.resource_type) + '</td><td>' + esc(r.resource_id) + '</td><td>' + esc(r.state) + '</td><td>for ' + r.for_s.toFixed(0) + ' s</td><td>' + esc(r.owner || 'no owner') + '</td></tr>').join('') || '<tr><td>none</td></tr>';
   $('#workers tbody').innerHTML = s.workers.map((w) => '<tr><td>' + esc(w.id) + '</td><td>' + w.heartbeat_age_s.toFixed(1) + ' s ago</td><td>' + w.owned + ' rows</td></tr>').join('');
 }
+// Transitions of the last minute by edge, from the event stream (every node's): machine|from|event|to → times.
+const seenOnEdges = new Map();
+const under = (s) => s.replaceAll('.', '_');
+function annotateEdges() {
+  const since = Date.now() - 60000;
+  for (const m of MACHINES) {
+    for (const g of document.querySelectorAll('#machine-' + m + ' g.edge')) {
+      const text = g.querySelector('text');
+      if (!text) continue;
+      const [from, to] = g.querySelector('title').textContent.split('->');
+      const event = text.dataset.label.split(' ')[0].split('[')[0];
+      const times = (seenOnEdges.get(m + '|' + from + '|' + event + '|' + to) || []).filter((x) => x > since);
+      text.textContent = text.dataset.label + (times.length ? ' · ' + times.length + '/min' : '');
+      g.dataset.perMinute = String(times.length);
+    }
+  }
+}
 let pending;
-const soon = () => { pending ??= setTimeout(() => { pending = undefined; refresh(); }, 300); };
+const soon = () => { pending ??= setTimeout(() => { pending = undefined; refresh(); annotateEdges(); }, 300); };
 function listen() {
   const es = new EventSource('v3/events?all_tenants=1');
   es.addEventListener('transition', (e) => {
     const t = JSON.parse(e.data);
+    if (t.from) {
+      const key = t.resource_type + '|' + under(t.from) + '|' + t.event + '|' + under(t.to);
+      seenOnEdges.set(key, [...(seenOnEdges.get(key) || []), Date.now()].slice(-1000));
+    }
     const line = document.createElement('div');
     line.textContent = t.at + ' ' + t.resource_type + ' ' + t.resource_id + ' ' + (t.from || '∅') + ' --' + t.event + '--> ' + t.to;
     $('#log').prepend(line);

@@ -41,6 +41,10 @@ describe('the operator page', () => {
     const second = await availableVolume(t);
     await page.waitForFunction("document.querySelector('#log')?.textContent?.includes('--BACKEND_CREATED--> available')", undefined, { timeout: 20_000 });
     await expect.poll(async () => available.getAttribute('data-count'), { timeout: 20_000 }).toBe('2');
+    // The edge it came by carries its rate: creating.backend --BACKEND_CREATED--> available, once this minute.
+    const edge = page.locator('#machine-volume g.edge', { has: page.locator('title', { hasText: /^creating_backend->available$/ }) });
+    await expect.poll(async () => edge.first().getAttribute('data-per-minute'), { timeout: 20_000 }).toBe('1');
+    expect(await edge.first().locator('text').textContent()).toMatch(/^BACKEND_CREATED.* · 1\/min$/);
     expect(await page.locator('#workers tbody tr').count()).toBeGreaterThanOrEqual(1);
 
     // The history of a volume, by id.
