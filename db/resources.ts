@@ -104,6 +104,12 @@ export class ResourceTable<Row extends { id: string }, New> {
     return row;
   }
 
+  /** Whether the resource ever existed (deleted ones too, until purged); of `projectId` when given. */
+  async existed(sql: Exec, id: string, projectId?: string): Promise<boolean> {
+    const [row] = await sql`SELECT 1 AS one FROM ${sql(this.def.table)} d WHERE d.id = ${id} ${this.scoped(sql, projectId)}`;
+    return row !== undefined;
+  }
+
   async list(sql: Exec, q: ListQuery): Promise<{ rows: WithState<Row>[]; more: boolean; count?: number }> {
     const where = [this.live(sql)];
     if (q.projectId !== undefined) where.push(sql`d.project_id = ${q.projectId}`);

@@ -60,8 +60,9 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
     return outcome;
   }
 
+  /** Every transition of the resource, also once it is deleted (its history stays until purged). */
   async history(caller: Caller, id: string): Promise<TransitionRecord[]> {
-    await this.get(caller, id);
+    if (!(await this.table.existed(this.sql, id, scopeOf(caller)))) throw new ApiError(this.notFound, { id });
     return historyOf(this.sql, this.type, id);
   }
 }

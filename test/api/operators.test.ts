@@ -5,7 +5,7 @@
 import parsePrometheusTextFormat, { type Family } from 'parse-prometheus-text-format';
 import { describe, expect, it } from 'vitest';
 import { faultName } from '../../src/errors.ts';
-import { availableVolume, useApp } from '../helpers/app.ts';
+import { availableVolume, useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp();
 
@@ -60,5 +60,18 @@ describe('GET /metrics', () => {
     expect(value('volstate_http_requests_total', { route: '/v3/volumes', method: 'POST', status: '202' })).toBeGreaterThanOrEqual(1);
     expect(value('volstate_http_requests_total', { route: '/v3/volumes/:id/action', status: '400' })).toBe(1);
     expect(families.has('volstate_process_cpu_seconds_total')).toBe(true);
+  });
+});
+
+describe('the history of a resource', () => {
+  it('stays readable after the resource is deleted; an id that never existed is 404', async () => {
+    const v = await availableVolume(t);
+    expect((await t.request('DELETE', `/v3/volumes/${v}`)).status).toBe(202);
+    await waitStatus(t, 'volumes', v, 'gone');
+    const res = await t.request('GET', `/v3/volumes/${v}/transitions`);
+    expect(res.status).toBe(200);
+    expect(res.body.transitions.at(-1)).toMatchObject({ to: 'deleted' });
+    expect(res.body.transitions[0]).toMatchObject({ from: null, event: 'CREATE', version: 1 });
+    expect((await t.request('GET', `/v3/volumes/${crypto.randomUUID()}/transitions`)).status).toBe(404);
   });
 });
