@@ -92,6 +92,7 @@ export function textReport(s: RunSummary): string {
     fmt(cols),
     ...cells.map(fmt),
     `accepted per second: ${ops.join(' ')}`,
+    `5xx answers by status: ${[...new Set(s.outcomes.filter((o) => o.status >= 500).map((o) => o.status))].sort().map((st) => `${st}×${s.outcomes.filter((o) => o.status === st).length}`).join(' ') || 'none'} (503: the database went away; nothing was changed, or the answer says the outcome is unknown)`,
   ];
   if (s.faults.length) {
     const rec = s.faults.map((f) => f.recoveredAfter).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
