@@ -1,8 +1,9 @@
 /**
  * What the operator page shows, read in three small queries: live
  * resources per state, the workers with their heartbeats and what each
- * owns, and rows that look stuck (in a transient state for longer than a
- * threshold).
+ * owns, and rows that look stuck: in a transient state for longer than
+ * `factor` × the usual time resources spent there (the median over the
+ * last 5,000 transitions; at least `floorS`).
  */
 import type postgres from 'postgres';
 
@@ -10,10 +11,10 @@ export interface Overview {
   /** machine → state → count (live resources) */
   counts: Record<string, Record<string, number>>;
   workers: { id: string; host: string; pid: number; heartbeat_age_s: number; owned: number }[];
-  stuck: { resource_type: string; resource_id: string; state: string; for_s: number; owner: string | null }[];
+  stuck: { resource_type: string; resource_id: string; state: string; for_s: number; usual_s: number | null; owner: string | null }[];
 }
 
-export async function overview(sql: postgres.Sql, gone: readonly string[], transient: readonly string[], stuckAfterS: number): Promise<Overview> {
+export async function overview(sql: postgres.Sql, gone: readonly string[], transient: readonly string[], stuck: { factor: number; floorS: number }): Promise<Overview> {
   const counts: Overview['counts'] = {};
   for (const r of await sql<{ machine: string; state: string; n: number }[]>`
     SELECT resource_type AS machine, state, count(*)::int AS n FROM resource_states
@@ -24,10 +25,20 @@ export async function overview(sql: postgres.Sql, gone: readonly string[], trans
     SELECT w.id, w.host, w.pid, extract(epoch FROM now() - w.heartbeat_at)::float8 AS heartbeat_age_s,
            (SELECT count(*)::int FROM resource_states r WHERE r.owner = w.id) AS owned
     FROM workers w ORDER BY w.id`;
-  const stuck = await sql<Overview['stuck']>`
-    SELECT resource_type, resource_id, state, extract(epoch FROM now() - updated_at)::float8 AS for_s, owner
-    FROM resource_states
-    WHERE resource_type || ':' || state = ANY(${transient as string[]}) AND updated_at < now() - make_interval(secs => ${stuckAfterS})
-    ORDER BY updated_at LIMIT 50`;
-  return { counts, workers: [...workers], stuck: [...stuck] };
+  // How long resources usually stay in each state: from entering it to the next transition, over recent history (bounded).
+  const rows = await sql<Overview['stuck']>`
+    WITH recent AS (
+      SELECT resource_type, resource_id, to_state, at,
+             lead(at) OVER (PARTITION BY resource_type, resource_id ORDER BY version) AS left_at
+      FROM (SELECT * FROM state_transitions ORDER BY id DESC LIMIT 5000) t),
+    usual AS (
+      SELECT resource_type, to_state AS state,
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM left_at - at)) AS usual_s
+      FROM recent WHERE left_at IS NOT NULL GROUP BY 1, 2)
+    SELECT r.resource_type, r.resource_id, r.state, extract(epoch FROM now() - r.updated_at)::float8 AS for_s, u.usual_s::float8 AS usual_s, r.owner
+    FROM resource_states r LEFT JOIN usual u ON u.resource_type = r.resource_type AND u.state = r.state
+    WHERE r.resource_type || ':' || r.state = ANY(${transient as string[]})
+      AND r.updated_at < now() - make_interval(secs => greatest(${stuck.floorS}::float8, ${stuck.factor}::float8 * coalesce(u.usual_s, 0)))
+    ORDER BY r.updated_at LIMIT 50`;
+  return { counts, workers: [...workers], stuck: [...rows] };
 }

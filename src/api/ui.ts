@@ -4,8 +4,9 @@
  * the number of live resources in each state written on the state and
  * states holding resources outlined; each edge with how many times it was
  * taken in the last minute, on any node (counted by the page from the event
- * stream; refusals are counted per node, in /metrics); rows in a transient state for longer
- * than `VOLSTATE_UI_STUCK_S` (default 60) listed as stuck; the workers with
+ * stream; refusals are counted per node, in /metrics); rows in a transient
+ * state for longer than 10 × the usual time there (and at least 5 s) listed
+ * as stuck (db/overview.ts); the workers with
  * their heartbeats and what each owns; the transitions as they happen
  * (/v3/events, from every node); and the history of any resource by id.
  *
@@ -82,7 +83,7 @@ async function refresh() {
     }
   }
   $('#status').textContent = total + ' live resources; ' + s.workers.length + ' workers; updated ' + new Date().toLocaleTimeString();
-  $('#stuck tbody').innerHTML = s.stuck.map((r) => '<tr class="stuck"><td>' + esc(r.resource_type) + '</td><td>' + esc(r.resource_id) + '</td><td>' + esc(r.state) + '</td><td>for ' + r.for_s.toFixed(0) + ' s</td><td>' + esc(r.owner || 'no owner') + '</td></tr>').join('') || '<tr><td>none</td></tr>';
+  $('#stuck tbody').innerHTML = s.stuck.map((r) => '<tr class="stuck"><td>' + esc(r.resource_type) + '</td><td>' + esc(r.resource_id) + '</td><td>' + esc(r.state) + '</td><td>for ' + r.for_s.toFixed(0) + ' s' + (r.usual_s != null ? ' (usually ' + r.usual_s.toFixed(1) + ' s)' : '') + '</td><td>' + esc(r.owner || 'no owner') + '</td></tr>').join('') || '<tr><td>none</td></tr>';
   $('#workers tbody').innerHTML = s.workers.map((w) => '<tr><td>' + esc(w.id) + '</td><td>' + w.heartbeat_age_s.toFixed(1) + ' s ago</td><td>' + w.owned + ' rows</td></tr>').join('');
 }
 // Transitions of the last minute by edge, from the event stream (every node's): machine|from|event|to → times.
@@ -134,7 +135,10 @@ $('#history').addEventListener('submit', async (e) => {
 draw().then(refresh).then(listen);
 </script></body></html>`;
 
-export const uiRoutes: FastifyPluginAsync<{ sql: Sql; stuckAfterS?: number }> = async (app, opts) => {
+/** A row is stuck-looking after this many times the usual time in its state. */
+const STUCK_FACTOR = 10;
+
+export const uiRoutes: FastifyPluginAsync<{ sql: Sql; stuckFloorS?: number }> = async (app, opts) => {
   app.get('/ui', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
-  app.get('/ui/state', async () => overview(opts.sql, GONE, TRANSIENT_STATES, opts.stuckAfterS ?? 60));
+  app.get('/ui/state', async () => overview(opts.sql, GONE, TRANSIENT_STATES, { factor: STUCK_FACTOR, floorS: opts.stuckFloorS ?? 5 }));
 };
