@@ -135,3 +135,35 @@ describe('volstate on the command line', () => {
     }
   }, 60_000);
 });
+
+describe('stopping volstate', () => {
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s to the whole process group of `npm start` (Ctrl-C, or a supervisor) stops the embedded PostgreSQL too', async (SIGNAL) => {
+    const dir = dataDir();
+    const child = spawn('npm', ['start'], {
+      env: { ...process.env, DATABASE_URL: '', VOLSTATE_DATA_DIR: dir, VOLSTATE_DRIVER: 'fake', PORT: '0' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true, // its own process group, as a terminal's foreground job
+    });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/serving the Cinder v3 API/.test(err)) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+    });
+    expect(postgresUnder(dir).length).toBeGreaterThan(0);
+    const exited = new Promise((r) => child.once('exit', r));
+    process.kill(-child.pid!, SIGNAL);
+    await exited;
+    // npm exits when its child does; give the child's own exit a moment to be reaped, by waiting on the database's.
+    await eventuallyGone(dir);
+    expect(postgresUnder(dir)).toEqual([]);
+    expect(err).toMatch(new RegExp(`${SIGNAL}: shutting down`));
+  }, 120_000);
+});
+
+/** Until no PostgreSQL of `dir` runs (polls the process table; fails after 30 s). */
+async function eventuallyGone(dir: string): Promise<void> {
+  for (let i = 0; i < 300 && postgresUnder(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+}
