@@ -97,6 +97,8 @@ interface Cluster {
   nodes: VolstateNode[];
   databaseUrl: string;
   replace(node: VolstateNode): Promise<void>;
+  /** SIGKILL a node (the kill fault); its successor is started by the fault */
+  kill(node: VolstateNode): void;
   /** stop the embedded PostgreSQL and start it again on its port (undefined: the harness did not start it) */
   restartDatabase: (() => Promise<void>) | undefined;
   stop(): Promise<void>;
@@ -126,10 +128,29 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
     env: { ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}), ...opts.nodeEnv },
   });
   let next = 0;
+  let stopped = false;
+  const nodes: VolstateNode[] = [];
+  /** Nodes the harness itself killed (the kill fault starts their successors). */
+  const killed = new Set<VolstateNode>();
+  // A node that exits on its own (a crash, or a signal from outside) is taken out of the
+  // rotation and replaced, as a supervisor would: clients never keep calling a dead endpoint.
+  const start = async (): Promise<VolstateNode> => {
+    const node = await startNode(nodeOpts(next++));
+    void node.exited.then(() => {
+      if (stopped || killed.has(node)) return;
+      say(`node ${node.url} exited on its own: starting another`);
+      void cluster.replace(node).catch((err: unknown) => say(`could not start a node in place of ${node.url}: ${String(err)}`));
+    });
+    return node;
+  };
   say(`starting ${opts.nodes} nodes`);
-  const nodes = await Promise.all(Array.from({ length: opts.nodes }, () => startNode(nodeOpts(next++))));
-  return {
+  nodes.push(...(await Promise.all(Array.from({ length: opts.nodes }, start))));
+  const cluster: Cluster = {
     nodes,
+    kill(node) {
+      killed.add(node);
+      node.proc.kill('SIGKILL');
+    },
     databaseUrl,
     restartDatabase: embedded
       ? async () => {
@@ -140,10 +161,12 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
       : undefined,
     async replace(node) {
       const i = nodes.indexOf(node);
-      if (i >= 0) nodes.splice(i, 1);
-      nodes.push(await startNode(nodeOpts(next++)));
+      if (i < 0) return; // already replaced
+      nodes.splice(i, 1);
+      nodes.push(await start());
     },
     async stop() {
+      stopped = true;
       await Promise.all(
         nodes.map(async (n) => {
           n.proc.kill('SIGTERM');
@@ -154,6 +177,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  return cluster;
 }
 
 /** Rows still in a worker step or owned: the run has not come to rest. */
@@ -197,7 +221,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
         setInterval(() => {
           if (stopping || cluster.nodes.length === 0) return;
           const victim = cluster.nodes[Math.floor(random() * cluster.nodes.length)]!;
-          victim.proc.kill('SIGKILL');
+          cluster.kill(victim);
           faults.push({ kind: 'kill', at: Date.now() - started, detail: `node ${victim.url}` });
           void cluster.replace(victim).catch((err: unknown) => say(`could not start a node in place of ${victim.url}: ${String(err)}`));
         }, opts.faults.killEveryMs),
