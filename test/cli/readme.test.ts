@@ -42,7 +42,8 @@ describe('the README tour', () => {
   beforeAll(async () => {
     if (tools.length) return;
     const url = await createTestDatabase();
-    child = spawn('npx', ['volstate', 'serve', '--port', '0'], {
+    // The bin itself, not through npx: npx does not pass SIGTERM on, and the server would outlive the test.
+    child = spawn(process.execPath, ['bin/volstate.js', 'serve', '--port', '0'], {
       env: { ...process.env, DATABASE_URL: url, VOLSTATE_DATA_DIR: dir, VOLSTATE_DRIVER: 'file' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/db.ts';
 
-const CLI = ['tsx', 'src/cli.ts'];
+// Node itself with tsx's loader, not npx: npx does not pass signals on (a server would outlive its test) and is slow to start.
+const CLI = ['--import', 'tsx', 'src/cli.ts'];
 
 function run(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn('npx', [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -88,7 +89,7 @@ describe('volstate on the command line', () => {
 
   it('says what it is doing while it starts, then answers /healthz and /readyz', async () => {
     const url = await createTestDatabase();
-    const child: ChildProcess = spawn('npx', [...CLI, 'serve', '--port', '0'], {
+    const child: ChildProcess = spawn(process.execPath, [...CLI, 'serve', '--port', '0'], {
       env: { ...process.env, DATABASE_URL: url, VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_LOG_FORMAT: 'pretty' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
