@@ -45,15 +45,15 @@ export interface LockSet {
   leaseSourcesOf?: readonly RowRef[];
 }
 
-/** Lock the rows of `set` in (resource_type, resource_id) order; returns the rows locked. */
-export async function lockInOrder(tx: postgres.TransactionSql, set: LockSet): Promise<RowRef[]> {
+/** Lock the rows of `set` in (resource_type, resource_id) order. */
+export async function lockInOrder(tx: postgres.TransactionSql, set: LockSet): Promise<void> {
   const rows = set.rows ?? [];
   const holders = set.leaseSourcesOf ?? [];
   // Nothing existing to lock (a create that inserts only new rows): no statement.
-  if (rows.length === 0 && holders.length === 0 && !set.snapshotsOf?.length && !set.attachmentsOf?.length) return [];
+  if (rows.length === 0 && holders.length === 0 && !set.snapshotsOf?.length && !set.attachmentsOf?.length) return;
   // The sort feeds the lock: PostgreSQL locks the rows as the ORDER BY emits them.
-  return tx<RowRef[]>`
-    SELECT s.resource_type AS type, s.resource_id AS id FROM resource_states s
+  await tx`
+    SELECT 1 FROM resource_states s
     WHERE (s.resource_type, s.resource_id) IN (
       SELECT * FROM unnest(${rows.map((r) => r.type)}::text[], ${rows.map((r) => r.id)}::uuid[])
       UNION ALL
@@ -75,13 +75,16 @@ export async function lockInOrder(tx: postgres.TransactionSql, set: LockSet): Pr
 export async function transaction<T>(
   sql: postgres.Sql,
   lock: LockSet,
-  fn: (tx: postgres.TransactionSql, locked: RowRef[]) => Promise<T>,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
   attempts = 5,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       // eslint-disable-next-line no-restricted-syntax -- the one place a multi-row transaction begins
-      return (await sql.begin(async (tx) => fn(tx, await lockInOrder(tx, lock)))) as T;
+      return (await sql.begin(async (tx) => {
+        await lockInOrder(tx, lock);
+        return fn(tx);
+      })) as T;
     } catch (err) {
       const state = sqlState(err);
       if (!state || !RETRYABLE.has(state) || attempt >= attempts) throw err;
