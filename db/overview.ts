@@ -6,6 +6,24 @@
  * last 5,000 transitions; at least `floorS`).
  */
 import type postgres from 'postgres';
+import { MODELS, RESOURCE_TYPES } from '../machines/index.ts';
+
+/** `type:state` of every state matching `pick`, over all machines (what the SQL below compares with). */
+const qualified = (pick: (type: (typeof RESOURCE_TYPES)[number], state: string) => boolean) =>
+  RESOURCE_TYPES.flatMap((t) => MODELS[t].states.filter((s) => pick(t, s)).map((s) => `${t}:${s}`));
+const GONE = qualified((t, s) => MODELS[t].index.isFinal(s));
+const TRANSIENT = qualified((t, s) => MODELS[t].index.isTransient(s));
+
+/** machine → state → number of live resources (final states left out): the operator page's and /metrics' gauge. */
+export async function liveStateCounts(sql: postgres.Sql): Promise<Record<string, Record<string, number>>> {
+  const counts: Record<string, Record<string, number>> = {};
+  for (const r of await sql<{ machine: string; state: string; n: number }[]>`
+    SELECT resource_type AS machine, state, count(*)::int AS n FROM resource_states
+    WHERE resource_type || ':' || state <> ALL(${GONE}) GROUP BY 1, 2`) {
+    (counts[r.machine] ??= {})[r.state] = r.n;
+  }
+  return counts;
+}
 
 export interface Overview {
   /** machine → state → count (live resources) */
@@ -14,13 +32,8 @@ export interface Overview {
   stuck: { resource_type: string; resource_id: string; state: string; for_s: number; usual_s: number | null; owner: string | null }[];
 }
 
-export async function overview(sql: postgres.Sql, gone: readonly string[], transient: readonly string[], stuck: { factor: number; floorS: number }): Promise<Overview> {
-  const counts: Overview['counts'] = {};
-  for (const r of await sql<{ machine: string; state: string; n: number }[]>`
-    SELECT resource_type AS machine, state, count(*)::int AS n FROM resource_states
-    WHERE resource_type || ':' || state <> ALL(${gone as string[]}) GROUP BY 1, 2`) {
-    (counts[r.machine] ??= {})[r.state] = r.n;
-  }
+export async function overview(sql: postgres.Sql, stuck: { factor: number; floorS: number }): Promise<Overview> {
+  const counts = await liveStateCounts(sql);
   const workers = await sql<Overview['workers']>`
     SELECT w.id, w.host, w.pid, extract(epoch FROM now() - w.heartbeat_at)::float8 AS heartbeat_age_s,
            (SELECT count(*)::int FROM resource_states r WHERE r.owner = w.id) AS owned
@@ -37,7 +50,7 @@ export async function overview(sql: postgres.Sql, gone: readonly string[], trans
       FROM recent WHERE left_at IS NOT NULL GROUP BY 1, 2)
     SELECT r.resource_type, r.resource_id, r.state, extract(epoch FROM now() - r.updated_at)::float8 AS for_s, u.usual_s::float8 AS usual_s, r.owner
     FROM resource_states r LEFT JOIN usual u ON u.resource_type = r.resource_type AND u.state = r.state
-    WHERE r.resource_type || ':' || r.state = ANY(${transient as string[]})
+    WHERE r.resource_type || ':' || r.state = ANY(${TRANSIENT})
       AND r.updated_at < now() - make_interval(secs => greatest(${stuck.floorS}::float8, ${stuck.factor}::float8 * coalesce(u.usual_s, 0)))
     ORDER BY r.updated_at LIMIT 50`;
   return { counts, workers: [...workers], stuck: [...rows] };

@@ -13,6 +13,8 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 export type LogFormat = 'json' | 'pretty';
 
 const LEVELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARN', 50: 'ERROR', 60: 'FATAL' };
+/** pino's level names by value: a line at a level below the logger's is not built */
+const LEVEL_VALUES: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
 /** pino's own fields, which the pretty line says in its own way or leaves out */
 const PLAIN = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'reqId', 'v']);
 
@@ -52,6 +54,8 @@ export function defaultLogFormat(): LogFormat {
 /** The one line per request (Fastify's own two are turned off in app.ts). */
 export function requestLog(app: FastifyInstance): void {
   app.addHook('onResponse', async (req, reply) => {
+    // Nodes run at LOG_LEVEL=error under load: build nothing a disabled level would drop.
+    if ((LEVEL_VALUES[req.log.level] ?? 0) > (reply.statusCode >= 500 ? 50 : 30)) return;
     const ms = reply.elapsedTime.toFixed(1);
     const line = `${req.method} ${req.url} ${reply.statusCode} ${ms}ms`;
     const fault = reply.statusCode >= 400 ? req.faultMessage : undefined;

@@ -20,7 +20,7 @@ import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Sql } from '../db/connect.ts';
 import { heartbeatAge } from '../db/health.ts';
-import { MODELS, RESOURCE_TYPES } from '../machines/index.ts';
+import { liveStateCounts } from '../db/overview.ts';
 import type { Enforcer, Observation } from './enforcer.ts';
 import type { Worker } from './worker/worker.ts';
 
@@ -29,9 +29,6 @@ export interface MetricsOptions {
   enforcer: Enforcer;
   worker?: (() => Worker | undefined) | undefined;
 }
-
-/** Final states: resources that no longer exist for clients, left out of the per-state gauge. */
-const GONE = RESOURCE_TYPES.flatMap((t) => MODELS[t].states.filter((s) => MODELS[t].index.isFinal(s)).map((s) => `${t}:${s}`));
 
 /** Registered on the root app (not as an encapsulated plugin): its HTTP hook must see every route. */
 export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
@@ -65,10 +62,9 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
     registers: [registry],
     async collect() {
       this.reset();
-      const rows = await sql<{ machine: string; state: string; n: number }[]>`
-        SELECT resource_type AS machine, state, count(*)::int AS n FROM resource_states
-        WHERE resource_type || ':' || state <> ALL(${GONE}) GROUP BY 1, 2`;
-      for (const r of rows) this.set({ machine: r.machine, state: r.state }, r.n);
+      for (const [machine, states] of Object.entries(await liveStateCounts(sql))) {
+        for (const [state, n] of Object.entries(states)) this.set({ machine, state }, n);
+      }
     },
   });
   new Gauge({

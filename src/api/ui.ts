@@ -18,17 +18,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { overview } from '../../db/overview.ts';
 import type { Sql } from '../../db/connect.ts';
-import { MODELS, RESOURCE_TYPES } from '../../machines/index.ts';
-import { TRANSIENT } from '../../machines/model.ts';
-
-const GONE = RESOURCE_TYPES.flatMap((t) => MODELS[t].states.filter((s) => MODELS[t].index.isFinal(s)).map((s) => `${t}:${s}`));
-const TRANSIENT_STATES = RESOURCE_TYPES.flatMap((t) => MODELS[t].states.filter((s) => MODELS[t].index.meta(s).step !== undefined || isTransient(t, s)).map((s) => `${t}:${s}`));
-
-function isTransient(type: (typeof RESOURCE_TYPES)[number], state: string): boolean {
-  const node = MODELS[type].machine.getStateNodeById(`${type}.${state}`);
-  for (let n: typeof node | undefined = node; n; n = n.parent) if (n.tags.includes(TRANSIENT)) return true;
-  return false;
-}
+import { RESOURCE_TYPES } from '../../machines/index.ts';
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>volstate</title>
@@ -140,5 +130,5 @@ const STUCK_FACTOR = 10;
 
 export const uiRoutes: FastifyPluginAsync<{ sql: Sql; stuckFloorS?: number }> = async (app, opts) => {
   app.get('/ui', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
-  app.get('/ui/state', async () => overview(opts.sql, GONE, TRANSIENT_STATES, { factor: STUCK_FACTOR, floorS: opts.stuckFloorS ?? 5 }));
+  app.get('/ui/state', async () => overview(opts.sql, { factor: STUCK_FACTOR, floorS: opts.stuckFloorS ?? 5 }));
 };

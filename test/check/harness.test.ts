@@ -8,24 +8,17 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runHarness } from '../../src/harness/run.ts';
+import { runHarness, type HarnessOptions } from '../../src/harness/run.ts';
 import { createTestDatabase } from '../helpers/db.ts';
+
+/** A CI-sized run: the mixed storm, 8 clients, no faults unless given. */
+const ciRun = (opts: Partial<HarnessOptions>) =>
+  runHarness({ scenario: 'mixed', nodes: 1, clients: 8, ops: 800, seed: 1, faults: {}, token: 'admin:harness', timeoutMs: 2000, ...opts });
 
 describe('volstate harness', () => {
   it('runs a mixed storm on two nodes, one SIGKILLed every 3 s, and the checker finds 0 violations', async () => {
     const report = join(mkdtempSync(join(tmpdir(), 'volstate-report-')), 'report.html');
-    const summary = await runHarness({
-      scenario: 'mixed',
-      nodes: 2,
-      clients: 8,
-      ops: 1500,
-      seed: 7,
-      faults: { killEveryMs: 3000, driverLatencyMs: 10 },
-      databaseUrl: await createTestDatabase(),
-      token: 'admin:harness',
-      reportFile: report,
-      timeoutMs: 2000,
-    });
+    const summary = await ciRun({ nodes: 2, ops: 1500, seed: 7, faults: { killEveryMs: 3000, driverLatencyMs: 10 }, databaseUrl: await createTestDatabase(), reportFile: report });
     expect(summary.checkText).toMatch(/: 0 violations$/);
     expect(summary.violations).toBe(0);
     expect(summary.faults.filter((f) => f.kind === 'kill').length).toBeGreaterThanOrEqual(1);
@@ -37,30 +30,17 @@ describe('volstate harness', () => {
   }, 120_000);
 
   it('rides out PostgreSQL restarts (its own embedded server, restarted every 2 s) with 0 violations', async () => {
-    const summary = await runHarness({
-      scenario: 'mixed',
-      nodes: 1,
-      clients: 8,
-      ops: 800,
-      seed: 3,
-      faults: { pgRestartEveryMs: 2000 },
-      token: 'admin:harness',
-      timeoutMs: 2000,
-    });
+    const summary = await ciRun({ seed: 3, faults: { pgRestartEveryMs: 2000 } });
     expect(summary.faults.filter((f) => f.kind === 'pg-restart').length).toBeGreaterThanOrEqual(1);
     expect(summary.checkText).toMatch(/: 0 violations$/);
   }, 180_000);
 
   it('catches a broken enforcer: with the guard "no snapshots" dropped from the SQL, deletes are let through under snapshots and the volumes never come to rest', async () => {
-    const summary = await runHarness({
+    const summary = await ciRun({
       scenario: 'snapshot-vs-delete',
-      nodes: 1,
-      clients: 8,
       ops: 300,
       seed: 11,
-      faults: {},
       databaseUrl: await createTestDatabase(),
-      token: 'admin:harness',
       nodeEnv: { VOLSTATE_BREAK_GUARDS: 'volume.noSnapshots' },
       settleMs: 5000,
     });
