@@ -31,6 +31,8 @@ export interface ListQuery {
   /** undefined: every project (admin, all_tenants) */
   projectId: string | undefined;
   name?: string | undefined;
+  /** inexact filters (3.34, `name~=abc`): the column contains the text, case aside */
+  like?: { name?: string | undefined; description?: string | undefined } | undefined;
   /** client-visible status: the top-level machine state */
   status?: string | undefined;
   metadata?: Record<string, string> | undefined;
@@ -60,8 +62,15 @@ const COMMON_SORT: Readonly<Record<string, string>> = {
   status: "split_part(s.state, '.', 1)",
 };
 
-/** Sort keys of resources a client names and sizes (volumes, snapshots). */
-const NAMED_SORT: Readonly<Record<string, string>> = { name: "COALESCE(d.name, '')", size: 's.size' };
+/**
+ * Sort keys of resources a client names and sizes (volumes, snapshots).
+ * `display_name` is the name's old spelling, which cinderclient still sends
+ * for `--sort name`.
+ */
+const NAMED_SORT: Readonly<Record<string, string>> = { name: "COALESCE(d.name, '')", display_name: "COALESCE(d.name, '')", size: 's.size' };
+
+/** `%`, `_` and `\` taken literally in a LIKE pattern. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 export class ResourceTable<Row extends { id: string }, New> {
   readonly sortKeys: readonly string[];
@@ -117,6 +126,11 @@ export class ResourceTable<Row extends { id: string }, New> {
       if (!('name' in this.sortable)) throw new Error(`${this.def.table} have no name to filter on`);
       where.push(sql`d.name = ${q.name}`);
     }
+    for (const [column, text] of Object.entries(q.like ?? {})) {
+      if (text === undefined) continue;
+      if (!('name' in this.sortable)) throw new Error(`${this.def.table} have no ${column} to filter on`);
+      where.push(sql`${sql(`d.${column}`)} ILIKE ${`%${likeLiteral(text)}%`}`);
+    }
     if (q.status !== undefined) where.push(sql`split_part(s.state, '.', 1) = ${q.status}`);
     if (q.metadata !== undefined) where.push(sql`d.metadata @> ${sql.json(q.metadata)}`);
     for (const [column, value] of Object.entries(q.filters ?? {})) {
@@ -159,6 +173,52 @@ export class ResourceTable<Row extends { id: string }, New> {
         ${this.scoped(sql, projectId)}
       RETURNING d.id`;
     return row ? this.find(sql, id) : undefined;
+  }
+
+  /** Live resources per project: how many, and their gigabytes (os-hosts). */
+  async usageByProject(sql: Exec): Promise<{ project_id: string; count: number; gb: number }[]> {
+    return sql<{ project_id: string; count: number; gb: number }[]>`
+      SELECT d.project_id, count(*)::int AS count, COALESCE(sum(s.size), 0)::int AS gb ${this.from(sql)}
+      WHERE ${this.live(sql)} GROUP BY d.project_id ORDER BY d.project_id`;
+  }
+
+  /** Count, total size and every metadata key's values of a project's live resources (all projects: undefined). */
+  async summary(sql: Exec, projectId: string | undefined): Promise<{ count: number; gb: number; metadata: Record<string, string[]> }> {
+    const where = projectId === undefined ? sql`` : sql`AND d.project_id = ${projectId}`;
+    const [totals] = await sql<{ count: number; gb: number }[]>`
+      SELECT count(*)::int AS count, COALESCE(sum(s.size), 0)::int AS gb ${this.from(sql)} WHERE ${this.live(sql)} ${where}`;
+    const pairs = await sql<{ key: string; values: string[] }[]>`
+      SELECT m.key, array_agg(DISTINCT m.value ORDER BY m.value) AS values
+      ${this.from(sql)}, jsonb_each_text(d.metadata) AS m(key, value)
+      WHERE ${this.live(sql)} ${where} GROUP BY m.key ORDER BY m.key`;
+    return { count: totals!.count, gb: totals!.gb, metadata: Object.fromEntries(pairs.map((p) => [p.key, p.values])) };
+  }
+
+  /**
+   * Change a resource's metadata in one statement (no read-modify-write, so
+   * two clients setting different keys at once both keep theirs): `merge`
+   * adds and overwrites keys, `replace` sets the whole, `remove` drops a key.
+   * The metadata after the change; undefined when there is no such resource,
+   * null when `remove` named a key it does not have.
+   */
+  async changeMetadata(
+    sql: Exec,
+    id: string,
+    change: { merge: Record<string, string> } | { replace: Record<string, string> } | { remove: string },
+    projectId?: string,
+  ): Promise<Record<string, string> | null | undefined> {
+    const value =
+      'merge' in change ? sql`d.metadata || ${sql.json(change.merge)}` : 'replace' in change ? sql`${sql.json(change.replace)}::jsonb` : sql`d.metadata - ${change.remove}::text`;
+    const keyHeld = 'remove' in change ? sql`AND d.metadata ? ${change.remove}` : sql``;
+    const [row] = await sql<{ metadata: Record<string, string> }[]>`
+      UPDATE ${sql(this.def.table)} d SET metadata = ${value}, updated_at = now()
+      FROM resource_states s
+      WHERE s.resource_type = ${this.def.type} AND s.resource_id = d.id AND d.id = ${id} AND ${this.live(sql)}
+        ${this.scoped(sql, projectId)} ${keyHeld}
+      RETURNING d.metadata`;
+    if (row) return row.metadata;
+    if ('remove' in change && (await this.find(sql, id, projectId))) return null;
+    return undefined;
   }
 }
 

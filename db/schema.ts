@@ -68,8 +68,8 @@ export const volumes = pgTable(
     bootable: boolean('bootable').notNull().default(false),
     /** may be attached to several servers at once; copied into the state row, where the attach guard reads it */
     multiattach: boolean('multiattach').notNull().default(false),
-    /** os-update_readonly_flag: new attachments are read-only */
-    readonly: boolean('readonly').notNull().default(false),
+    /** os-update_readonly_flag: new attachments are read-only; null until the flag is first set (Cinder shows it in metadata from then on) */
+    readonly: boolean('readonly'),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
@@ -242,6 +242,23 @@ export const workers = pgTable('workers', {
   started_at: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   heartbeat_at: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
+
+/**
+ * Cinder's services, as an operator disables them: one row per (host,
+ * binary) that was ever enabled or disabled by `PUT /os-services/...`.
+ * Which services exist, and whether they are up, comes from `workers`.
+ */
+export const services = pgTable(
+  'services',
+  {
+    host: text('host').notNull(),
+    binary: text('binary').notNull(),
+    disabled: boolean('disabled').notNull().default(false),
+    disabled_reason: text('disabled_reason'),
+    updated_at: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.host, t.binary] })],
+);
 
 export type VolumeRow = typeof volumes.$inferSelect;
 export type NewVolumeRow = typeof volumes.$inferInsert;

@@ -15,10 +15,16 @@ export async function registerWorker(sql: Exec, id: string, host: string, pid: n
     ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()`;
 }
 
-/** Beat; false when our row is gone (we were judged dead and purged): register again. */
-export async function heartbeat(sql: Exec, id: string): Promise<boolean> {
-  const rows = await sql`UPDATE workers SET heartbeat_at = now() WHERE id = ${id} RETURNING id`;
-  return rows.length > 0;
+/**
+ * Beat; `gone` when our row is gone (we were judged dead and purged):
+ * register again. `disabled`: an operator disabled a service of our host
+ * (db/services.ts): claim no new work.
+ */
+export async function heartbeat(sql: Exec, id: string): Promise<{ gone: boolean; disabled: boolean }> {
+  const [row] = await sql<{ disabled: boolean }[]>`
+    UPDATE workers w SET heartbeat_at = now() WHERE w.id = ${id}
+    RETURNING EXISTS (SELECT 1 FROM services s WHERE s.host = w.host AND s.disabled) AS disabled`;
+  return row ? { gone: false, disabled: row.disabled } : { gone: true, disabled: false };
 }
 
 export async function deregisterWorker(sql: Exec, id: string): Promise<void> {

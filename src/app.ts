@@ -9,6 +9,7 @@
  * token) and `/v3/{project_id}/...`, under the request context hooks.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Sql } from '../db/connect.ts';
 import { checkBody, checkParameters } from './api/hostile.ts';
@@ -23,9 +24,11 @@ import { metrics } from './metrics.ts';
 import type { Worker } from './worker/worker.ts';
 import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
-import { snapshotRoutes } from './api/snapshots.ts';
+import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
+import { adminRoutes } from './api/admin.ts';
+import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
-import { volumeRoutes } from './api/volumes.ts';
+import { volumeId, volumeRoutes } from './api/volumes.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
 import { ApiError } from './errors.ts';
@@ -47,6 +50,8 @@ export interface AppOptions {
   /** this node's worker, when it runs one: /readyz checks its heartbeat (fresher than heartbeatTimeoutMs), /metrics reports it */
   worker?: () => Worker | undefined;
   heartbeatTimeoutMs?: number;
+  /** the host this node's services are listed under (VOLSTATE_HOST); a volume's `os-vol-host-attr:host` is `<it>@<backend>#<backend>` */
+  serviceHost?: string;
 }
 
 export async function build(opts: AppOptions): Promise<FastifyInstance> {
@@ -61,7 +66,8 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     // Values are checked by src/api/parse.ts with Cinder's leniency; the
     // schemas declare shapes and must not coerce or strip anything.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false } },
-    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // A trailing slash is not ignored: `GET /volumes/` is a show with an empty id, 404 as in Cinder.
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: MAX_PARAM_LENGTH },
   });
   const enforcer = opts.enforcer ?? new Enforcer();
   const volumes = new VolumeService(opts.sql, enforcer);
@@ -110,14 +116,18 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const base = (req: { protocol: string; host: string }) => `${req.protocol}://${req.host}`;
   app.get('/', async (req, reply) => reply.code(300).send(versionDocument(base(req))));
   app.get('/v3', async (req) => versionDocument(base(req)));
+  app.get('/v3/', async (req) => versionDocument(base(req)));
   await app.register(healthRoutes, { sql: opts.sql, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
   metrics(app, { sql: opts.sql, enforcer, worker: opts.worker });
   await app.register(diagramRoutes);
   await app.register(uiRoutes, { sql: opts.sql });
 
   const resources = async (scope: FastifyInstance) => {
-    requestContext(scope, opts.auth);
+    requestContext(scope, opts.auth, { serviceHost: opts.serviceHost ?? hostname(), backend: opts.driver.name });
     await scope.register(volumeRoutes, { volumes, attachments });
+    await scope.register(metadataRoutes, { collection: 'volumes', service: volumes, idOf: volumeId });
+    await scope.register(metadataRoutes, { collection: 'snapshots', service: snapshots, idOf: snapshotId });
+    await scope.register(adminRoutes, { sql: opts.sql, driver: opts.driver, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
     await scope.register(attachmentRoutes, { attachments });

@@ -3,8 +3,10 @@
  * stops the process with a message naming the variable, never a default
  * silently taken instead.
  */
+import { KeystoneAuth, type KeystoneAuthOptions } from './auth/keystone.ts';
 import { defaultLogFormat, type LogFormat } from './logging.ts';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AuthOptions, TokenInfo } from './api/context.ts';
 
@@ -17,7 +19,7 @@ export interface Config {
   databaseUrl: string | undefined;
   /** VOLSTATE_DATA_DIR: embedded database, volume files */
   dataDir: string;
-  /** VOLSTATE_AUTH (noauth | tokens), VOLSTATE_DEFAULT_PROJECT, VOLSTATE_TOKENS_FILE */
+  /** VOLSTATE_AUTH (noauth | tokens | keystone), VOLSTATE_DEFAULT_PROJECT, VOLSTATE_TOKENS_FILE, VOLSTATE_KEYSTONE_* */
   auth: AuthOptions;
   driver: DriverName;
   /**
@@ -32,6 +34,8 @@ export interface Config {
   fileDir: string;
   /** VOLSTATE_FILE_CAPACITY_GB: capacity the file driver reports (thin); default the filesystem's size */
   fileCapacityGb: number | undefined;
+  /** VOLSTATE_HOST: the host this node's services are listed under (os-services, volumes' host); default the machine's host name */
+  serviceHost: string;
   worker: {
     /** steps run at once by one worker */
     concurrency: number;
@@ -107,11 +111,39 @@ export function loadTokens(path: string): Map<string, TokenInfo> {
   return out;
 }
 
+/** keystone mode: where Keystone is, the service user that validates tokens, the cache. */
+function keystoneOf(env: NodeJS.ProcessEnv): KeystoneAuthOptions {
+  const need = (name: string) => {
+    const v = env[name];
+    if (!v) throw new ConfigError(`VOLSTATE_AUTH=keystone needs ${name}`);
+    return v;
+  };
+  const url = need('VOLSTATE_KEYSTONE_URL').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+.*\/v3$/.test(url)) throw new ConfigError(`VOLSTATE_KEYSTONE_URL=${url}: expected Keystone's v3 URL, e.g. http://127.0.0.1:5000/v3`);
+  return {
+    url,
+    user: need('VOLSTATE_KEYSTONE_USER'),
+    password: need('VOLSTATE_KEYSTONE_PASSWORD'),
+    project: env.VOLSTATE_KEYSTONE_PROJECT || 'service',
+    domain: env.VOLSTATE_KEYSTONE_DOMAIN || 'default',
+    cacheSeconds: int(env, 'VOLSTATE_KEYSTONE_CACHE_SECONDS', 300, 0, 86_400),
+    maxEntries: int(env, 'VOLSTATE_KEYSTONE_CACHE_ENTRIES', 10_000, 1, 10_000_000),
+    timeoutMs: int(env, 'VOLSTATE_KEYSTONE_TIMEOUT_MS', 5000, 100, 120_000),
+  };
+}
+
+function serviceHostOf(env: NodeJS.ProcessEnv): string {
+  const host = env.VOLSTATE_HOST || hostname();
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(host)) throw new ConfigError(`VOLSTATE_HOST=${host}: expected a host name (letters, digits, '.', '_', '-')`);
+  return host;
+}
+
 function authOf(env: NodeJS.ProcessEnv): AuthOptions {
   const mode = env.VOLSTATE_AUTH ?? 'noauth';
   const defaultProject = env.VOLSTATE_DEFAULT_PROJECT ?? 'admin';
   if (mode === 'noauth') return { mode, defaultProject };
-  if (mode !== 'tokens') throw new ConfigError(`VOLSTATE_AUTH=${mode}: expected noauth or tokens`);
+  if (mode === 'keystone') return { mode, defaultProject, keystone: new KeystoneAuth(keystoneOf(env)) };
+  if (mode !== 'tokens') throw new ConfigError(`VOLSTATE_AUTH=${mode}: expected noauth, tokens or keystone`);
   if (!env.VOLSTATE_TOKENS_FILE) throw new ConfigError('VOLSTATE_AUTH=tokens needs VOLSTATE_TOKENS_FILE');
   return { mode, defaultProject, tokens: loadTokens(env.VOLSTATE_TOKENS_FILE) };
 }
@@ -129,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST ?? '127.0.0.1',
     port: int(env, 'PORT', 8776, 0, 65535),
     databaseUrl: env.DATABASE_URL || undefined,
+    serviceHost: serviceHostOf(env),
     dataDir,
     auth: authOf(env),
     driver,

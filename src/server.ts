@@ -107,7 +107,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   // /readyz asks for the worker, which is made after the app.
   const node: { worker?: Worker | undefined } = {};
   const app = opts.api
-    ? await build({ sql, enforcer, driver, auth: config.auth, logger, worker: () => node.worker, heartbeatTimeoutMs: config.worker.timeoutMs })
+    ? await build({ sql, enforcer, driver, auth: config.auth, logger, worker: () => node.worker, heartbeatTimeoutMs: config.worker.timeoutMs, serviceHost: config.serviceHost })
     : undefined;
   if (app) started.push(() => app.close());
   const log = app ? app.log.child({ component: 'worker' }) : undefined;
@@ -122,6 +122,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
         heartbeatMs: config.worker.heartbeatMs,
         timeoutMs: config.worker.timeoutMs,
         drainMs: config.worker.drainMs,
+        host: config.serviceHost,
         log: (msg, fields) => (log ? log.info(fields ?? {}, msg) : console.error(JSON.stringify({ msg, ...fields }))),
       })
     : undefined;

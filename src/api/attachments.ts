@@ -14,7 +14,7 @@ import { listHandler, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
 import { invalid, isUuid, rejectUnknown, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
-import { attachmentDetail, attachmentSummary, transitionView } from './views.ts';
+import { attachmentDetail, attachmentSummary, stateHeaders, transitionView } from './views.ts';
 
 const AttachmentBody = Type.Object(
   { attachment: Type.Optional(Type.Object({ volume_uuid: Type.Optional(Type.Unknown()), instance_uuid: Type.Optional(Type.Unknown()), connector: Type.Optional(Type.Unknown()), mode: Type.Optional(Type.Unknown()) }, { additionalProperties: true })) },
@@ -68,9 +68,11 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
   r.get('/attachments', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, false));
   r.get('/attachments/detail', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, true));
 
-  r.get('/attachments/:id', { schema: { params: IdParams } }, async (req) => {
+  r.get('/attachments/:id', { schema: { params: IdParams } }, async (req, reply) => {
     requireVersion(req, 27);
-    return { attachment: attachmentDetail(await attachments.get(req.caller, attachmentId(req.params.id))) };
+    const attachment = await attachments.get(req.caller, attachmentId(req.params.id));
+    stateHeaders(reply, attachment);
+    return { attachment: attachmentDetail(attachment) };
   });
 
   r.post('/attachments', { schema: { params: ProjectParams, body: AttachmentBody } }, async (req, reply) => {

@@ -11,8 +11,15 @@
  * project and roles; an unknown or missing token is 401. A project in the
  * URL must be the token's own (an admin may name any): another project
  * answers 404, as its resources do.
+ *
+ * Auth mode `keystone`: tokens validated by Keystone (src/auth/keystone.ts),
+ * roles as Cinder's default policies: `reader` reads, `member` changes its
+ * project's resources, `admin` does admin actions (and reads and acts on
+ * any project's resources by id, as in Cinder). A project in the URL that is
+ * not the token's is 400 "Malformed request url", as Cinder answers it.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { KeystoneAuth } from '../auth/keystone.ts';
 import { ApiError } from '../errors.ts';
 import type { Caller } from '../services/caller.ts';
 import { negotiate, VERSION_HEADER, type Microversion } from './microversion.ts';
@@ -23,7 +30,14 @@ declare module 'fastify' {
     mv: Microversion;
     caller: Caller;
     urlProject: string | undefined;
+    site: Site;
   }
+}
+
+/** Facts of this node that views show: the host volumes are served from, the backend. */
+export interface Site {
+  serviceHost: string;
+  backend: string;
 }
 
 export interface TokenInfo {
@@ -33,11 +47,16 @@ export interface TokenInfo {
 }
 
 export interface AuthOptions {
-  mode: 'noauth' | 'tokens';
+  mode: 'noauth' | 'tokens' | 'keystone';
   defaultProject: string;
   /** tokens mode: token → who */
   tokens?: ReadonlyMap<string, TokenInfo>;
+  /** keystone mode: the validator */
+  keystone?: KeystoneAuth;
 }
+
+/** Methods that only read: a `reader` may send them. */
+const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
@@ -63,18 +82,34 @@ function bearer(req: FastifyRequest, opts: AuthOptions): Caller {
   return { userId: info.user, projectId: req.urlProject ?? info.project, isAdmin, requestId: req.id };
 }
 
+async function keystone(req: FastifyRequest, auth: KeystoneAuth): Promise<Caller> {
+  const token = header(req, 'x-auth-token');
+  if (!token) throw new ApiError('Unauthorized', { reason: 'send an X-Auth-Token from Keystone' });
+  const id = await auth.identify(token);
+  if (!id) throw new ApiError('Unauthorized', { reason: 'the X-Auth-Token is not valid (unknown, expired or revoked); get a new one from Keystone' });
+  if (!id.projectId) throw new ApiError('Forbidden', { action: 'a request without a project-scoped token' });
+  if (req.urlProject !== undefined && req.urlProject !== id.projectId) throw new ApiError('MalformedUrl');
+  const isAdmin = id.roles.includes('admin');
+  const member = isAdmin || id.roles.includes('member');
+  if (!member && !id.roles.includes('reader')) throw new ApiError('Forbidden', { action: 'a token with none of the roles reader, member, admin' });
+  if (!member && !READS.has(req.method)) throw new ApiError('Forbidden', { action: `${req.method} by a reader (it needs the member role)` });
+  return { userId: id.userId, projectId: id.projectId, isAdmin, requestId: req.id };
+}
+
 /** Hooks of the v3 resource scope: microversion, then caller. */
-export function requestContext(app: FastifyInstance, opts: AuthOptions): void {
+export function requestContext(app: FastifyInstance, opts: AuthOptions, site: Site): void {
   app.decorateRequest('mv', 0);
   app.decorateRequest('caller', null as unknown as Caller);
   app.decorateRequest('urlProject', undefined);
+  app.decorateRequest('site', null as unknown as Site);
   app.addHook('onRequest', async (req, reply) => {
+    req.site = site;
     req.mv = negotiate(req.headers[VERSION_HEADER]);
     reply.header('OpenStack-API-Version', `volume 3.${req.mv}`);
     reply.header('Vary', 'OpenStack-API-Version');
     const params = req.params as Record<string, string | undefined>;
     req.urlProject = params.project_id;
-    req.caller = opts.mode === 'tokens' ? bearer(req, opts) : noauth(req, opts);
+    req.caller = opts.mode === 'keystone' ? await keystone(req, opts.keystone!) : opts.mode === 'tokens' ? bearer(req, opts) : noauth(req, opts);
   });
 }
 
@@ -86,8 +121,11 @@ export interface ViewContext {
   /** the project segment of the request URL, if it had one */
   urlProject: string | undefined;
   isAdmin: boolean;
+  /** `host@backend#pool` of the volumes this node serves */
+  volumeHost: string;
 }
 
 export function viewContext(req: FastifyRequest): ViewContext {
-  return { mv: req.mv, base: `${req.protocol}://${req.host}`, urlProject: req.urlProject, isAdmin: req.caller.isAdmin };
+  const { serviceHost, backend } = req.site;
+  return { mv: req.mv, base: `${req.protocol}://${req.host}`, urlProject: req.urlProject, isAdmin: req.caller.isAdmin, volumeHost: `${serviceHost}@${backend}#${backend}` };
 }

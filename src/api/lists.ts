@@ -29,20 +29,25 @@ export interface ListRoute<Rec extends { id: string }, Loaded = undefined> {
   summary(record: Rec, ctx: ViewContext): unknown;
 }
 
-/** `all_tenants`: admin only; everybody else sees their own project. */
+/**
+ * `all_tenants`: admin only; everybody else sees their own project. With
+ * it, `project_id` names one project (as in Cinder).
+ */
 export function listScope(caller: Caller, query: Record<string, string>): string | undefined {
   if (query.all_tenants === undefined || !parseBool(query.all_tenants, 'all_tenants')) return caller.projectId;
   if (!caller.isAdmin) throw new ApiError('Forbidden', { action: 'all_tenants' });
-  return undefined;
+  return query.project_id || undefined;
+}
+
+/** The text of an inexact filter (3.34: `name~=abc`), under either spelling of the key. */
+function inexact(q: Record<string, string>, key: string): string | undefined {
+  return q[`${key}~`] ?? q[`display_${key}~`];
 }
 
 export function listHandler<Rec extends { id: string }, Loaded>(route: ListRoute<Rec, Loaded>, detail: boolean) {
   return async (req: FastifyRequest<{ Querystring: Record<string, string> }>) => {
     if (route.minVersion !== undefined && req.mv < route.minVersion) throw new ApiError('NotFound');
     const q = req.query;
-    if (q.status !== undefined && !route.statuses.includes(q.status)) {
-      throw new ApiError('InvalidInput', { reason: `Invalid status '${q.status}': filter by one of ${route.statuses.join(', ')}.` });
-    }
     if (route.named === false && q.metadata !== undefined) {
       throw new ApiError('InvalidInput', { reason: `${route.collection} have no metadata to filter on: leave the metadata filter out.` });
     }
@@ -50,6 +55,7 @@ export function listHandler<Rec extends { id: string }, Loaded>(route: ListRoute
     const query = {
       projectId: listScope(req.caller, q),
       name: route.named === false ? undefined : (q.name ?? q.display_name),
+      like: route.named === false ? undefined : { name: inexact(q, 'name'), description: inexact(q, 'description') },
       status: q.status,
       metadata: parseMetadataFilter(q.metadata),
       sort: parseSort(q, route.sortKeys),
@@ -59,15 +65,19 @@ export function listHandler<Rec extends { id: string }, Loaded>(route: ListRoute
       withCount: req.mv >= 45 && q.with_count !== undefined && parseBool(q.with_count, 'with_count'),
     };
     const filters = route.filters?.(q);
-    if (filters === null) return { [route.collection]: [], ...(query.withCount ? { count: 0 } : {}) };
+    // A status no resource can have matches nothing, as in Cinder (`status=null` is Tempest's probe).
+    const nothing = filters === null || (q.status !== undefined && !route.statuses.includes(q.status));
+    if (nothing) return { [route.collection]: [], ...(query.withCount ? { count: 0 } : {}) };
     const page = await route.list({ ...query, filters });
     const ctx = viewContext(req);
     const path = detail ? `${route.collection}/detail` : route.collection;
     const loaded = (detail && route.load ? await route.load(page.rows) : undefined) as Loaded;
     return {
       [route.collection]: page.rows.map((r) => (detail ? route.detail(r, ctx, loaded) : route.summary(r, ctx))),
-      // A next link names the page's last row: an empty page (limit=0) has none to name.
-      ...(page.more && page.rows.length > 0 ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
+      // A full page has a next link, as in Cinder (even when nothing follows:
+      // a client learns that by asking); it names the page's last row, so an
+      // empty page (limit=0) has none.
+      ...((page.more || (q.limit !== undefined && page.rows.length === query.limit)) && page.rows.length > 0 ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
       ...(page.count !== undefined ? { count: page.count } : {}),
     };
   };

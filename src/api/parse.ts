@@ -151,7 +151,8 @@ export function parseOffset(value: unknown): number | undefined {
 /** A page marker: the id of a resource of the list, as a UUID (braces and other spellings PostgreSQL would take are refused). */
 export function parseMarker(value: unknown): string | undefined {
   if (value === undefined || value === '') return undefined;
-  if (!isUuid(value)) throw new ApiError('InvalidInput', { reason: `marker '${show(value)}' is not the id of a resource of this list: give the id of the last item of the previous page.` });
+  // Not a UUID: it names nothing, as an unknown id does (404, as Cinder).
+  if (!isUuid(value)) throw new ApiError('MarkerNotFound', { marker: show(value) });
   return value.toLowerCase();
 }
 

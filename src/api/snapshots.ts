@@ -12,7 +12,7 @@ import { listHandler, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
 import { describedPatch, invalid, isUuid, parseBool, parseIfMatch, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query, SnapshotCreateBody, SnapshotUpdateBody } from './schemas.ts';
-import { snapshotDetail, snapshotSummary, transitionView } from './views.ts';
+import { snapshotDetail, snapshotSummary, stateHeaders, transitionView } from './views.ts';
 
 /** Cinder's SnapshotStatus values, which os-reset_status validates against before the machine decides. */
 export const CINDER_SNAPSHOT_STATUSES = [
@@ -28,7 +28,7 @@ export const CINDER_SNAPSHOT_STATUSES = [
   'restoring',
 ] as const;
 
-function snapshotId(id: string): string {
+export function snapshotId(id: string): string {
   if (!isUuid(id)) throw new ApiError('SnapshotNotFound', { id });
   return id.toLowerCase();
 }
@@ -54,7 +54,9 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
 
   r.post('/snapshots', { schema: { params: ProjectParams, body: SnapshotCreateBody } }, async (req, reply) => {
     const body = unwrap(req.body, 'snapshot');
-    if (body.volume_id === undefined || body.volume_id === null) throw invalid('volume_id', 'None', 'volume_id is required.');
+    if (body.volume_id === undefined) throw invalid('volume_id', 'None', 'volume_id is required.');
+    // null names no volume: 404, as Cinder answers it (Tempest checks).
+    if (body.volume_id === null) throw new ApiError('VolumeNotFound', { id: 'None' });
     if (typeof body.volume_id !== 'string') throw invalid('volume_id', body.volume_id, 'it must be a volume id.');
     // From 3.66 snapshots of in-use volumes need no force, and force=false is refused.
     let force = req.mv >= 66;
@@ -78,21 +80,23 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
       () => snapshots.create(req.caller, input),
       (changes) => snapshots.get(req.caller, createdBy(changes, 'snapshot')),
     );
-    void reply.code(202);
+    stateHeaders(reply.code(202), snapshot);
     return { snapshot: snapshotDetail(snapshot, viewContext(req), false) };
   });
 
   r.get('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
     const snapshot = await snapshots.get(req.caller, snapshotId(req.params.id));
-    void reply.header('ETag', `"${snapshot.version}"`);
+    stateHeaders(reply, snapshot);
     return { snapshot: snapshotDetail(snapshot, viewContext(req)) };
   });
 
-  r.put('/snapshots/:id', { schema: { params: IdParams, body: SnapshotUpdateBody } }, async (req) => {
+  r.put('/snapshots/:id', { schema: { params: IdParams, body: SnapshotUpdateBody } }, async (req, reply) => {
     const id = snapshotId(req.params.id);
     const body = unwrap(req.body, 'snapshot');
     const snapshot = await snapshots.update(req.caller, id, describedPatch(body));
-    return { snapshot: snapshotDetail(snapshot, viewContext(req)) };
+    stateHeaders(reply, snapshot);
+    // Cinder's update answer has no os-extended-snapshot-attributes.
+    return { snapshot: snapshotDetail(snapshot, viewContext(req), false) };
   });
 
   r.delete('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {

@@ -3,14 +3,23 @@
  * by microversion. See ../shared/reference/cinder-api.md §5: the `cinder`
  * CLI cannot do without volume `id`, `name`, `metadata` and `attachments`.
  *
- * Two additions of ours, ignored by clients: `volstate:state` (the full
- * machine state, e.g. `creating.scheduling`) and `volstate:version` (the
- * row's version, also sent as the ETag of a single resource).
+ * Bodies carry exactly Cinder's fields: Tempest validates every answer
+ * against Cinder's response schemas, which forbid unknown properties.
+ * volstate's own facts travel where no schema looks: the `ETag` (the row's
+ * version) and `Volstate-State` (the full machine state) headers of a
+ * single resource's answer, and the `/transitions` resources.
  */
 import type { TransitionRecord } from '../../db/history.ts';
 import type { AttachmentRecord, SnapshotRecord, VolumeRecord } from '../../db/resources.ts';
 import { MODELS } from '../../machines/index.ts';
+import type { FastifyReply } from 'fastify';
 import type { ViewContext } from './context.ts';
+
+/** volstate's own facts of one resource: its version (the ETag, for If-Match) and its full machine state. */
+export function stateHeaders(reply: FastifyReply, row: { version: number; state: string }): void {
+  void reply.header('ETag', `"${row.version}"`);
+  void reply.header('Volstate-State', row.state);
+}
 
 /** Cinder's timestamp format: `2026-11-21T07:55:11.000000`, UTC, no zone suffix. */
 export function timestamp(d: Date | null | undefined): string | null {
@@ -31,6 +40,16 @@ function updatedAt(row: { updated_at: Date | null; state_updated_at: Date; versi
   const changes = [row.updated_at, row.version > 1 ? row.state_updated_at : null].filter((d): d is Date => d !== null);
   if (changes.length === 0) return null;
   return timestamp(new Date(Math.max(...changes.map((d) => d.getTime()))));
+}
+
+/**
+ * A volume's metadata as Cinder shows it: the client's keys, plus the
+ * read-only flag (`"readonly": "True"`) once os-update_readonly_flag set it
+ * (Cinder's visible admin metadata).
+ */
+function visibleMetadata(v: VolumeRecord): Record<string, string> {
+  if (v.readonly === null) return v.metadata;
+  return { ...v.metadata, readonly: v.readonly ? 'True' : 'False' };
 }
 
 export function volumeSummary(v: VolumeRecord, ctx: ViewContext) {
@@ -68,7 +87,7 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     volume_type: v.volume_type,
     snapshot_id: v.snapshot_id,
     source_volid: v.source_volid,
-    metadata: v.metadata,
+    metadata: visibleMetadata(v),
     links: links(ctx, 'volumes', v.id),
     user_id: v.user_id,
     bootable: String(v.bootable),
@@ -92,10 +111,9 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     view['os-vol-tenant-attr:tenant_id'] = v.project_id;
     view['os-vol-mig-status-attr:migstat'] = null;
     view['os-vol-mig-status-attr:name_id'] = null;
-    view['os-vol-host-attr:host'] = ctx.isAdmin ? 'volstate@fake#fake' : null;
+    // Any node serves any volume (one shared backend): the host is the answering node's.
+    view['os-vol-host-attr:host'] = ctx.isAdmin ? ctx.volumeHost : null;
   }
-  view['volstate:state'] = v.state;
-  view['volstate:version'] = v.version;
   return view;
 }
 
@@ -119,8 +137,6 @@ export function snapshotDetail(n: SnapshotRecord, ctx: ViewContext, get = true) 
     view['os-extended-snapshot-attributes:project_id'] = n.project_id;
     view['os-extended-snapshot-attributes:progress'] = status === 'available' ? '100%' : '0%';
   }
-  view['volstate:state'] = n.state;
-  view['volstate:version'] = n.version;
   return view;
 }
 
@@ -140,8 +156,6 @@ export function attachmentDetail(a: AttachmentRecord) {
     detached_at: timestamp(a.detached_at) ?? '',
     attach_mode: a.attach_mode ?? 'null',
     connection_info: a.connection_info ?? {},
-    'volstate:state': a.state,
-    'volstate:version': a.version,
   };
 }
 

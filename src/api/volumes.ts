@@ -9,11 +9,11 @@ import { ApiError } from '../errors.ts';
 import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
-import { listHandler, type ListRoute } from './lists.ts';
+import { listHandler, listScope, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
 import { describedPatch, isUuid, parseBool, parseIfMatch, parseMetadata, parseSize, parseText, rejectUnknown, unwrap } from './parse.ts';
 import { IdParams, ProjectParams, Query, VolumeCreateBody, VolumeUpdateBody } from './schemas.ts';
-import { transitionView, volumeDetail, volumeSummary } from './views.ts';
+import { stateHeaders, transitionView, volumeDetail, volumeSummary } from './views.ts';
 
 export interface VolumeRoutesOptions {
   volumes: VolumeService;
@@ -75,6 +75,13 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
   r.get('/volumes', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, false));
   r.get('/volumes/detail', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, true));
 
+  // 3.12: how many volumes, how many gigabytes (and, from 3.36, every metadata key's values).
+  r.get('/volumes/summary', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
+    if (req.mv < 12) throw new ApiError('VolumeNotFound', { id: 'summary' });
+    const s = await volumes.summary(listScope(req.caller, req.query));
+    return { 'volume-summary': { total_size: s.gb, total_count: s.count, ...(req.mv >= 36 ? { metadata: s.metadata } : {}) } };
+  });
+
   r.post('/volumes', { schema: { params: ProjectParams, body: VolumeCreateBody } }, async (req, reply) => {
     const body = unwrap(req.body, 'volume');
     if (req.mv >= 53) rejectUnknown(body, 'volume', CREATE_KEYS);
@@ -83,7 +90,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     unsupported(body, 'consistencygroup_id', 'Consistency groups');
     unsupported(body, 'group_id', 'Groups');
     if (body.volume_type != null && body.volume_type !== '__DEFAULT__') {
-      throw new ApiError('InvalidInput', { reason: `Volume type '${String(body.volume_type)}' does not exist: volstate has the one type __DEFAULT__.` });
+      throw new ApiError('VolumeTypeNotFound', { id: typeof body.volume_type === 'string' ? body.volume_type : JSON.stringify(body.volume_type) });
     }
     if (body.availability_zone != null && body.availability_zone !== 'nova') {
       throw new ApiError('InvalidInput', { reason: `Availability zone '${String(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
@@ -108,17 +115,17 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       () => volumes.create(req.caller, input),
       (changes) => volumes.get(req.caller, createdBy(changes, 'volume')),
     );
-    void reply.code(202);
+    stateHeaders(reply.code(202), volume);
     return { volume: volumeDetail(volume, viewContext(req), [], false) };
   });
 
   r.get('/volumes/:id', { schema: { params: IdParams } }, async (req, reply) => {
     const volume = await volumes.get(req.caller, volumeId(req.params.id));
-    void reply.header('ETag', `"${volume.version}"`);
+    stateHeaders(reply, volume);
     return { volume: volumeDetail(volume, viewContext(req), (await attachedTo([volume])).get(volume.id)) };
   });
 
-  r.put('/volumes/:id', { schema: { params: IdParams, body: VolumeUpdateBody } }, async (req) => {
+  r.put('/volumes/:id', { schema: { params: IdParams, body: VolumeUpdateBody } }, async (req, reply) => {
     const id = volumeId(req.params.id);
     const body = unwrap(req.body, 'volume');
     if (req.mv >= 53) {
@@ -126,7 +133,9 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       if (Object.keys(body).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, metadata.' });
     }
     const volume = await volumes.update(req.caller, id, describedPatch(body));
-    return { volume: volumeDetail(volume, viewContext(req), (await attachedTo([volume])).get(volume.id)) };
+    stateHeaders(reply, volume);
+    // Cinder's update answer is the create form: no os-vol-* attributes.
+    return { volume: volumeDetail(volume, viewContext(req), (await attachedTo([volume])).get(volume.id), false) };
   });
 
   r.delete('/volumes/:id', { schema: { params: IdParams, querystring: Query } }, async (req, reply) => {

@@ -32,7 +32,7 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
     try {
       return await this.table.list(this.sql, query);
     } catch (err) {
-      if (err instanceof MarkerNotFound) throw new ApiError('InvalidInput', { reason: `marker ${err.marker} not found` });
+      if (err instanceof MarkerNotFound) throw new ApiError('MarkerNotFound', { marker: err.marker });
       throw err;
     }
   }
@@ -58,6 +58,24 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
     });
     if (!outcome.ok) throw refusalError(outcome, ifMatch);
     return outcome;
+  }
+
+  /** Count, size and metadata values of the live resources of a project (undefined: all). */
+  summary(projectId: string | undefined) {
+    return this.table.summary(this.sql, projectId);
+  }
+
+  /** The metadata of a resource the caller may see. */
+  async metadata(caller: Caller, id: string): Promise<Record<string, string>> {
+    return ((await this.get(caller, id)) as unknown as { metadata: Record<string, string> }).metadata;
+  }
+
+  /** Change its metadata (see ResourceTable.changeMetadata); a key to remove that it lacks is 404 MetadataNotFound. */
+  async changeMetadata(caller: Caller, id: string, change: Parameters<ResourceTable<Row, New>['changeMetadata']>[2]): Promise<Record<string, string>> {
+    const out = await this.table.changeMetadata(this.sql, id, change, scopeOf(caller));
+    if (out === undefined) throw new ApiError(this.notFound, { id });
+    if (out === null) throw new ApiError('MetadataNotFound', { id, key: 'remove' in change ? change.remove : '' });
+    return out;
   }
 
   /** Every transition of the resource, also once it is deleted (its history stays until purged). */

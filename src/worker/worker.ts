@@ -52,6 +52,8 @@ export interface WorkerOptions {
   /** on stop, in-flight steps get this long to finish */
   drainMs?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** the host it is listed under in os-services (VOLSTATE_HOST); default the machine's host name */
+  host?: string;
 }
 
 /** A wake-up signal: `wait(ms)` resolves on the next `fire()` or after `ms`. */
@@ -83,7 +85,7 @@ class Signal {
 
 export class Worker {
   readonly id: string;
-  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log'>> & Pick<WorkerOptions, 'coordination'>;
+  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host'>> & Pick<WorkerOptions, 'coordination'>;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly signal = new Signal();
@@ -107,16 +109,21 @@ export class Worker {
   }
   recovered = 0;
   strays = 0;
+  /** the host this worker's services are listed under (os-services) */
+  readonly host: string;
+  /** a service of our host is disabled: claim nothing new */
+  private disabled = false;
 
   constructor(opts: WorkerOptions) {
     this.opts = { heartbeatMs: 1000, timeoutMs: 5000, drainMs: 10_000, ...opts };
-    this.id = `worker:${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.host = opts.host ?? hostname();
+    this.id = `worker:${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.ctx = { sql: opts.sql, enforcer: opts.enforcer, driver: opts.driver, workerId: this.id, log: opts.log ?? (() => {}) };
   }
 
   async start(): Promise<void> {
     const { sql } = this.opts;
-    await registerWorker(sql, this.id, hostname(), process.pid);
+    await registerWorker(sql, this.id, this.host, process.pid);
     this.healthySince = Date.now();
     this.every(this.opts.heartbeatMs, () => this.beat());
     this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
@@ -140,11 +147,17 @@ export class Worker {
 
   private async beat(): Promise<void> {
     try {
-      if (!(await heartbeat(this.opts.sql, this.id))) {
+      const beat = await heartbeat(this.opts.sql, this.id);
+      if (this.disabled !== beat.disabled) {
+        this.ctx.log(beat.disabled ? 'a service of this host was disabled: claiming no new work' : 'enabled again: claiming work', { host: this.host });
+        this.disabled = beat.disabled;
+        this.signal.fire();
+      }
+      if (beat.gone) {
         // Judged dead and purged (we were silent too long): our rows were
         // recovered; register again and carry on.
         this.ctx.log('worker row was purged; registering again', { id: this.id });
-        await registerWorker(this.opts.sql, this.id, hostname(), process.pid);
+        await registerWorker(this.opts.sql, this.id, this.host, process.pid);
         this.healthySince = Date.now();
       }
       this.healthySince ??= Date.now();
@@ -227,7 +240,7 @@ export class Worker {
   private async loop(): Promise<void> {
     while (!this.stopping) {
       const free = this.opts.concurrency - this.inflight.size;
-      if (free > 0) {
+      if (free > 0 && !this.disabled) {
         const round = ++this.round;
         let rows: ClaimedRow[] = [];
         try {

@@ -129,8 +129,11 @@ describe('refusals', () => {
       });
       expect(res.body.badRequest.message).toMatch(/^Invalid volume: cannot extend volume .*larger than the current size/);
     }
-    const v = (await t.request('GET', `/v3/volumes/${id}`)).body.volume;
-    expect(v).toMatchObject({ size: 2, status: 'available', 'volstate:version': 4 });
+    const get = await t.request('GET', `/v3/volumes/${id}`);
+    expect(get.body.volume).toMatchObject({ size: 2, status: 'available' });
+    expect(get.headers).toMatchObject({ etag: '"4"', 'volstate-state': 'available' });
+    // Cinder's fields only: Tempest's schemas forbid any other.
+    expect(Object.keys(get.body.volume).filter((k) => k.startsWith('volstate'))).toEqual([]);
   });
 
   it('refuses resetting to a status Cinder does not know, and to one the machine does not allow', async () => {
@@ -154,7 +157,7 @@ describe('refusals', () => {
     const id = await availableVolume(t);
     const get = await t.request('GET', `/v3/volumes/${id}`);
     const etag = get.headers.etag as string;
-    expect(etag).toBe(`"${get.body.volume['volstate:version']}"`);
+    expect(etag).toMatch(/^"\d+"$/);
     const stale = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } }, { 'if-match': '"1"' });
     expect(stale.status).toBe(412);
     const fresh = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } }, { 'if-match': etag });

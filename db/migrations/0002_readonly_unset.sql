@@ -1,0 +1,2 @@
+ALTER TABLE "volumes" ALTER COLUMN "readonly" DROP DEFAULT;--> statement-breakpoint
+ALTER TABLE "volumes" ALTER COLUMN "readonly" DROP NOT NULL;

@@ -1,0 +1,199 @@
+/**
+ * A real Keystone for tests and for `npm run test:tempest`: Debian's
+ * `keystone` package (22), SQLite in WAL mode, fernet tokens, served by
+ * Debian's uwsgi on a loopback port, one process and one thread (SQLite
+ * with more gives "database is locked"), `Connection: close` on every answer
+ * (uwsgi's http socket resets kept-alive connections otherwise).
+ *
+ * Nothing of the machine's own Keystone configuration is used: every file
+ * lives in a temporary directory, so a run leaves nothing behind.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../db/embedded.ts';
+
+/** Debian packages and the command each provides. */
+export const KEYSTONE_PACKAGES: Record<string, string> = {
+  keystone: '/usr/bin/keystone-manage',
+  'uwsgi-core': '/usr/bin/uwsgi',
+  'uwsgi-plugin-python3': '/usr/lib/uwsgi/plugins/python3_plugin.so',
+};
+
+/**
+ * Installs the Debian packages whose file is missing, as `.ci/run` installs
+ * the cinder CLI. Keystone's package is pre-seeded to configure nothing
+ * itself (no database, no admin, no endpoint: this helper does it).
+ */
+export function ensureDebianPackages(packages: Record<string, string>): void {
+  const missing = Object.entries(packages)
+    .filter(([, file]) => !existsSync(file))
+    .map(([name]) => name);
+  if (missing.length === 0) return;
+  const preseed = ['configure_db', 'create-admin-tenant', 'register-endpoint', 'dbconfig-install'].map((q) => `keystone keystone/${q} boolean false`).join('\n');
+  const steps = [
+    ['debconf-set-selections', [], preseed],
+    ['apt-get', ['update', '-qq'], undefined],
+    ['apt-get', ['install', '-y', '-qq', ...missing], undefined],
+  ] as const;
+  for (const [cmd, args, input] of steps) {
+    const r = spawnSync(cmd, [...args], { input, encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (r.status !== 0) throw new Error(`installing ${missing.join(' ')}: ${cmd} ${args.join(' ')} failed (${r.status ?? r.error}):\n${r.stderr}`);
+  }
+}
+
+export interface KeystoneOptions {
+  /** token lifetime in seconds (Keystone's [token] expiration); default 3600 */
+  tokenLifetime?: number;
+}
+
+export interface Keystone {
+  /** http://127.0.0.1:PORT/v3 */
+  readonly url: string;
+  readonly adminPassword: string;
+  /** a project-scoped token of the bootstrap admin (cached) */
+  adminToken(): Promise<string>;
+  /** a token for a user, scoped to a project (by id), with its body */
+  token(user: string, password: string, projectId: string): Promise<{ token: string; body: any }>;
+  /** a Keystone API call as the admin; throws unless 2xx */
+  api(method: string, path: string, body?: unknown, token?: string): Promise<any>;
+  createProject(name: string): Promise<string>;
+  /** a user with a role on a project; returns the user's id */
+  createUser(name: string, password: string, projectId: string, roles: string[]): Promise<string>;
+  /** a role's id by name, created if missing */
+  role(name: string): Promise<string>;
+  stop(): Promise<void>;
+  /** uwsgi's and Keystone's logs so far, for a failure message */
+  logs(): string;
+}
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.error}):\n${r.stderr.slice(-2000)}`);
+}
+
+export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keystone> {
+  ensureDebianPackages(KEYSTONE_PACKAGES);
+  const dir = mkdtempSync(join(tmpdir(), 'volstate-keystone-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/v3`;
+  const adminPassword = `admin-${process.pid}-${port}`;
+  const conf = join(dir, 'keystone.conf');
+  writeFileSync(
+    conf,
+    [
+      '[DEFAULT]',
+      `log_file = ${join(dir, 'keystone.log')}`,
+      '[database]',
+      `connection = sqlite:///${join(dir, 'keystone.db')}`,
+      '[token]',
+      'provider = fernet',
+      `expiration = ${opts.tokenLifetime ?? 3600}`,
+      '[fernet_tokens]',
+      `key_repository = ${join(dir, 'fernet-keys')}`,
+      '[credential]',
+      `key_repository = ${join(dir, 'credential-keys')}`,
+      '[cache]',
+      'enabled = false',
+      '',
+    ].join('\n'),
+  );
+  const manage = (...args: string[]) => run('keystone-manage', ['--config-file', conf, ...args]);
+  manage('db_sync');
+  manage('fernet_setup', '--keystone-user', 'root', '--keystone-group', 'root');
+  manage('credential_setup', '--keystone-user', 'root', '--keystone-group', 'root');
+  manage('bootstrap', '--bootstrap-password', adminPassword, '--bootstrap-public-url', `${url}/`, '--bootstrap-internal-url', `${url}/`, '--bootstrap-admin-url', `${url}/`, '--bootstrap-region-id', 'RegionOne');
+  run('/usr/bin/python3', ['-c', `import sqlite3; sqlite3.connect(${JSON.stringify(join(dir, 'keystone.db'))}).execute('pragma journal_mode=wal')`]);
+
+  let output = '';
+  const proc: ChildProcess = spawn(
+    'uwsgi_python3',
+    ['--http-socket', `127.0.0.1:${port}`, '--wsgi-file', '/usr/bin/keystone-wsgi-public', '--processes', '1', '--threads', '1', '--master', '--die-on-term', '--add-header', 'Connection: close', '--need-app'],
+    { env: { ...process.env, OS_KEYSTONE_CONFIG_FILES: conf }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  proc.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+  proc.stderr!.on('data', (b: Buffer) => (output += b.toString()));
+  const exited = new Promise<void>((r) => proc.on('exit', () => r()));
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    proc.kill('SIGTERM');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  // Ready when it answers; it exits (and says why) if it cannot start.
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`Keystone's uwsgi exited (${proc.exitCode}):\n${output.slice(-3000)}`);
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  const token = async (user: string, password: string, projectId: string) => {
+    const res = await fetch(`${url}/auth/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } }, scope: { project: { id: projectId } } },
+      }),
+    });
+    if (res.status !== 201) throw new Error(`token for ${user}: ${res.status} ${await res.text()}`);
+    return { token: res.headers.get('x-subject-token')!, body: await res.json() };
+  };
+  let admin: string | undefined;
+  const adminToken = async () => {
+    if (admin) return admin;
+    const res = await fetch(`${url}/auth/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: adminPassword } } },
+          scope: { project: { name: 'admin', domain: { id: 'default' } } },
+        },
+      }),
+    });
+    if (res.status !== 201) throw new Error(`admin token: ${res.status} ${await res.text()}`);
+    admin = res.headers.get('x-subject-token')!;
+    return admin;
+  };
+  const api = async (method: string, path: string, body?: unknown, as?: string) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', 'x-auth-token': as ?? (await adminToken()) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`Keystone ${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  };
+  const roles = new Map<string, string>();
+  const role = async (name: string) => {
+    if (!roles.has(name)) {
+      const found = (await api('GET', `/roles?name=${encodeURIComponent(name)}`)).roles[0];
+      roles.set(name, found ? found.id : (await api('POST', '/roles', { role: { name } })).role.id);
+    }
+    return roles.get(name)!;
+  };
+  return {
+    url,
+    adminPassword,
+    adminToken,
+    token,
+    api,
+    role,
+    async createProject(name) {
+      return (await api('POST', '/projects', { project: { name, domain_id: 'default' } })).project.id;
+    },
+    async createUser(name, password, projectId, userRoles) {
+      const id = (await api('POST', '/users', { user: { name, password, domain_id: 'default', default_project_id: projectId } })).user.id;
+      for (const r of userRoles) await api('PUT', `/projects/${projectId}/users/${id}/roles/${await role(r)}`);
+      return id;
+    },
+    stop,
+    logs: () => output,
+  };
+}
