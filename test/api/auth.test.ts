@@ -80,6 +80,7 @@ describe('the tokens file', () => {
     expect(() => loadTokens(bad)).toThrow(ConfigError);
     expect(() => loadTokens(bad)).toThrow(/tokens\[0\] needs token, user, project/);
     expect(() => loadConfig({ VOLSTATE_AUTH: 'tokens' })).toThrow(/needs VOLSTATE_TOKENS_FILE/);
-    expect(() => loadConfig({ VOLSTATE_AUTH: 'keystone' })).toThrow(/expected noauth or tokens/);
+    expect(() => loadConfig({ VOLSTATE_AUTH: 'kerberos' })).toThrow(/expected noauth, tokens or keystone/);
+    expect(() => loadConfig({ VOLSTATE_AUTH: 'keystone' })).toThrow(/VOLSTATE_AUTH=keystone needs VOLSTATE_KEYSTONE_URL/);
   });
 });

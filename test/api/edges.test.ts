@@ -26,10 +26,10 @@ describe('bad input is a clean 4xx', () => {
 
   const lists = ['/v3/volumes', '/v3/volumes/detail', '/v3/snapshots', '/v3/snapshots/detail', '/v3/attachments', '/v3/attachments/detail'];
 
-  it('1. a marker that is not a UUID, or a UUID in braces, on every list', async () => {
+  it('1. a marker that is not a UUID, or a UUID in braces, on every list: it names nothing (404, as Cinder)', async () => {
     for (const path of lists) {
-      expect(fault(await t.request('GET', `${path}?marker=notauuid`), 400)).toMatch(/marker 'notauuid' is not the id/);
-      fault(await t.request('GET', `${path}?marker=%7B${V}%7D`), 400);
+      expect(fault(await t.request('GET', `${path}?marker=notauuid`), 404)).toMatch(/Marker notauuid could not be found/);
+      fault(await t.request('GET', `${path}?marker=%7B${V}%7D`), 404);
     }
   });
 
@@ -123,7 +123,7 @@ describe('bad input is a clean 4xx', () => {
   it('11. a non-UUID volume_id does not skip the checks of the other parameters', async () => {
     expect(fault(await t.request('GET', '/v3/snapshots?volume_id=x&limit=abc'), 400)).toMatch(/limit must be/);
     expect(fault(await t.request('GET', '/v3/snapshots?volume_id=x&sort=bogus'), 400)).toMatch(/Invalid sort key/);
-    expect(fault(await t.request('GET', '/v3/attachments?volume_id=x&marker=y'), 400)).toMatch(/marker/);
+    expect(fault(await t.request('GET', '/v3/attachments?volume_id=x&marker=y'), 404)).toMatch(/Marker y/);
     expect((await t.request('GET', '/v3/snapshots?volume_id=x')).body).toEqual({ snapshots: [] });
   });
 });
