@@ -22,6 +22,8 @@ export interface StateView {
   size: number;
   readers: number;
   dependents: number;
+  /** facts of the operation in flight (e.g. a reported snapshot progress); null at rest */
+  operation: Record<string, unknown> | null;
   state_updated_at: Date;
 }
 
@@ -90,7 +92,7 @@ export class ResourceTable<Row extends { id: string }, New> {
   }
 
   private columns(sql: Exec): Fragment {
-    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.updated_at AS state_updated_at`;
+    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.operation, s.updated_at AS state_updated_at`;
   }
 
   private live(sql: Exec): Fragment {

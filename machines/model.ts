@@ -249,15 +249,32 @@ export function readerEffects<C extends { readers: number }, E>() {
   } satisfies EffectTable<C, E>;
 }
 
-/** os-reset_status as transitions: one per resettable status, guarded by `reset:<status>`. */
+/** The sub-state an admin's os-reset_status parks a row in when it names a status of work (see resetTransitions). */
+export const PARKED = 'parked';
+
+/**
+ * A parked sub-state: what os-reset_status enters when it names a status in
+ * which volstate would otherwise do work (`creating`, `deleting`, …). Cinder
+ * lets an admin set any status of its list; volstate accepts them without
+ * ever starting backend work for a reset: a parked state has no step (no
+ * worker claims it, no recovery touches it, it holds no reader), and only
+ * another reset or a force delete leaves it.
+ */
+export const parkedState = { meta: { doc: 'set by an admin (os-reset_status): no worker takes it; another reset or a force delete leaves it' } } as const;
+
+/**
+ * os-reset_status as transitions: one per resettable status, guarded by
+ * `reset:<status>`. A status in `parked` enters `<status>.parked`.
+ */
 export function resetTransitions<const S extends readonly string[], A extends string | undefined = undefined>(
   machineId: string,
   statuses: S,
   actions?: A,
+  parked: readonly S[number][] = [],
 ) {
   return statuses.map((status) => ({
     guard: `reset:${status}` as `reset:${S[number]}`,
-    target: `#${machineId}.${status}`,
+    target: parked.includes(status) ? `#${machineId}.${status}.${PARKED}` : `#${machineId}.${status}`,
     ...(actions ? { actions } : {}),
   })) as { guard: `reset:${S[number]}`; target: string; actions?: A }[];
 }

@@ -17,6 +17,7 @@ import {
   readerGuards,
   recoveryEffects,
   recoveryGuards,
+  parkedState,
   resetTransitions,
   statusesOf,
   resetGuards,
@@ -31,10 +32,32 @@ import {
 } from './model.ts';
 import { defineResource } from './resource.ts';
 
-export const SNAPSHOT_STATES = ['creating', 'available', 'restoring', 'deleting', 'error', 'error_deleting', 'deleted'] as const;
+/** Statuses volstate runs no operation for, which an admin may still set (Cinder's): only a parked sub-state. */
+const PARKED_ONLY = ['updating', 'unmanaging', 'backing-up'] as const;
+
+export const SNAPSHOT_STATES = [
+  'creating.backend',
+  'creating.parked',
+  'available',
+  'restoring',
+  'deleting.backend',
+  'deleting.parked',
+  'error',
+  'error_deleting',
+  ...PARKED_ONLY.map((s) => `${s}.parked` as const),
+  'deleted',
+] as const;
 export type SnapshotState = (typeof SNAPSHOT_STATES)[number];
 export const SNAPSHOT_STATUSES = statusesOf(SNAPSHOT_STATES);
-export const SNAPSHOT_RESETTABLE = ['available', 'error', 'error_deleting'] as const;
+/**
+ * Statuses an admin may set with os-reset_status: every status of Cinder's
+ * list but `deleted`. `creating`, `deleting` and those volstate runs no
+ * operation for park the row in `<status>.parked`, which no worker takes;
+ * `restoring` is entered as it is (no worker takes it either: a revert's end
+ * moves it on, and without a revert only a reset or a force delete does).
+ */
+export const SNAPSHOT_RESETTABLE = ['available', 'error', 'error_deleting', 'restoring', 'creating', 'deleting', ...PARKED_ONLY] as const;
+const SNAPSHOT_PARKED = ['creating', 'deleting', ...PARKED_ONLY] as const;
 
 export const snapshotContext = {
   /** in-flight operations reading this snapshot (volumes being created from it) */
@@ -52,6 +75,13 @@ export const snapshotEvents = {
   DELETE: { by: 'api', verb: 'delete', request: 'delete', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
   FORCE_DELETE: { by: 'api', verb: 'force-delete', request: 'os-force_delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
   RESET_STATUS: { by: 'api', verb: 'reset the status of', request: 'os-reset_status', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  UPDATE_STATUS: {
+    by: 'api',
+    verb: 'update the status of',
+    request: 'os-update_snapshot_status',
+    params: { status: 'text', progress: 'text?' },
+    doc: 'the service that took a snapshot itself (Nova, for assisted snapshots) reports how it ended (os-update_snapshot_status)',
+  },
   READ_BEGIN: { by: 'link', verb: 'create a volume from', request: 'volume create with snapshot_id', params: {}, doc: 'a volume is being created from this snapshot' },
   RESTORE_BEGIN: { by: 'link', verb: 'revert a volume to', request: 'revert', params: {}, doc: 'a volume is being reverted to this snapshot' },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
@@ -73,12 +103,49 @@ export const snapshotGuards = guardTable<C, E>()({
   ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
   canDelete: allOf('noReaders'),
   canForceDelete: allOf('unowned', 'noReaders'),
+  reportsAvailable: {
+    unmet: "the reported status must be 'available' or 'error'",
+    refusal: 'invalid',
+    js: (_c, e) => 'status' in e && e.status === 'available',
+    sql: ":status = 'available'",
+  },
+  reportsError: {
+    unmet: "the reported status must be 'available' or 'error'",
+    refusal: 'invalid',
+    js: (_c, e) => 'status' in e && e.status === 'error',
+    sql: ":status = 'error'",
+  },
+  canReportAvailable: allOf('unowned', 'reportsAvailable'),
+  canReportError: allOf('unowned', 'reportsError'),
 });
 
-export const snapshotEffects = effectTable<C, E>()({ ...readerEffects<C, E>(), ...recoveryEffects<C, E>() });
+export const snapshotEffects = effectTable<C, E>()({
+  ...readerEffects<C, E>(),
+  ...recoveryEffects<C, E>(),
+  recordProgress: {
+    js: (_c, e) => ({ operation: { progress: 'progress' in e ? e.progress : null } }),
+    sql: { operation: "jsonb_build_object('progress', :progress)" },
+  },
+});
 
-const resetStatus = resetTransitions('snapshot', SNAPSHOT_RESETTABLE);
+/**
+ * os-update_snapshot_status: a snapshot being created, but not by one of our
+ * workers (a parked `creating`, as an admin's reset or a service that takes
+ * the snapshot itself leaves it), ends as the caller reports: `available`
+ * or `error`, with its progress recorded.
+ */
+const updateStatus = [
+  { guard: 'canReportAvailable', target: '#snapshot.available', actions: 'recordProgress' },
+  { guard: 'canReportError', target: '#snapshot.error', actions: 'recordProgress' },
+] as const;
+
+const resetStatus = resetTransitions('snapshot', SNAPSHOT_RESETTABLE, undefined, SNAPSHOT_PARKED);
 const forceDelete = { guard: 'canForceDelete', target: '#snapshot.deleting' } as const;
+
+/** The statuses volstate runs no operation for: a status with only its parked sub-state. */
+const parkedOnly = Object.fromEntries(
+  PARKED_ONLY.map((status) => [status, { initial: 'parked', on: { RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete }, states: { parked: parkedState } }]),
+) as Record<(typeof PARKED_ONLY)[number], { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus; FORCE_DELETE: typeof forceDelete }; states: { parked: typeof parkedState } }>;
 
 export const snapshotMachine = setup({
   types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
@@ -91,15 +158,23 @@ export const snapshotMachine = setup({
   on: { READ_END: { guard: 'hasReaders', actions: 'releaseReader' } },
   states: {
     creating: {
-      tags: [TRANSIENT],
-      meta: { step: 'create', holdsReaders: true, doc: 'the backend is taking the snapshot (the volume is held as a reader)' },
-      on: {
-        BACKEND_CREATED: { target: 'available', actions: 'clearOperation' },
-        BACKEND_FAILED: { target: 'error', actions: 'clearOperation' },
-        // Taking the snapshot again overwrites the partial copy: redo it.
-        WORKER_LOST: workerLost('snapshot', 'creating', 'error'),
-        RESET_STATUS: resetStatus,
-        FORCE_DELETE: forceDelete,
+      initial: 'backend',
+      on: { RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete },
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          meta: { step: 'create', holdsReaders: true, doc: 'the backend is taking the snapshot (the volume is held as a reader)' },
+          on: {
+            BACKEND_CREATED: { target: '#snapshot.available', actions: 'clearOperation' },
+            BACKEND_FAILED: { target: '#snapshot.error', actions: 'clearOperation' },
+            // Taking the snapshot again overwrites the partial copy: redo it.
+            WORKER_LOST: workerLost('snapshot', 'creating.backend', 'error'),
+          },
+        },
+        parked: {
+          meta: { doc: 'set by an admin (os-reset_status): no worker takes it; a reset, a force delete or os-update_snapshot_status leaves it' },
+          on: { UPDATE_STATUS: updateStatus },
+        },
       },
     },
     available: {
@@ -119,21 +194,29 @@ export const snapshotMachine = setup({
         doc: 'a volume is being reverted to this snapshot',
         movedOnBy: "the end of the volume's revert, whichever way it ends (READ_END); the volume's own recovery covers a lost revert",
       },
-      on: { READ_END: { guard: 'hasReaders', target: 'available', actions: 'releaseReader' }, RESET_STATUS: resetStatus },
+      on: { READ_END: { guard: 'hasReaders', target: 'available', actions: 'releaseReader' }, RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete },
     },
     deleting: {
-      tags: [TRANSIENT],
-      meta: { step: 'delete', doc: 'the backend is deleting the snapshot' },
-      on: {
-        DELETED: 'deleted',
-        BACKEND_FAILED: { target: 'error_deleting', actions: 'clearOperation' },
-        WORKER_LOST: workerLost('snapshot', 'deleting', 'error_deleting'),
+      initial: 'backend',
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          meta: { step: 'delete', doc: 'the backend is deleting the snapshot' },
+          on: {
+            DELETED: '#snapshot.deleted',
+            BACKEND_FAILED: { target: '#snapshot.error_deleting', actions: 'clearOperation' },
+            WORKER_LOST: workerLost('snapshot', 'deleting.backend', 'error_deleting'),
+          },
+        },
+        // A delete in flight is not reset (the backend is at it); a parked one is.
+        parked: { ...parkedState, on: { RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete } },
       },
     },
     error: {
       on: { DELETE: { guard: 'canDelete', target: 'deleting' }, FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus },
     },
     error_deleting: { on: { FORCE_DELETE: forceDelete, RESET_STATUS: resetStatus } },
+    ...parkedOnly,
     deleted: { type: 'final' },
   },
 });

@@ -32,6 +32,7 @@ import {
   recoveryEffects,
   recoveryGuards,
   resetGuards,
+  parkedState,
   resetTransitions,
   statusesOf,
   TRANSIENT,
@@ -45,22 +46,46 @@ import {
 } from './model.ts';
 import { defineResource } from './resource.ts';
 
+/**
+ * Statuses volstate runs no operation for, which an admin may still set
+ * with os-reset_status (they are Cinder's): each is a status whose only
+ * sub-state is `parked` (see model.ts, parkedState).
+ */
+const PARKED_ONLY = [
+  'maintenance',
+  'managing',
+  'error_managing',
+  'restoring-backup',
+  'error_restoring',
+  'awaiting-transfer',
+  'backing-up',
+  'error_backing-up',
+  'downloading',
+  'uploading',
+  'retyping',
+] as const;
+
 /** Every leaf state, as stored in `resource_states.state`. */
 export const VOLUME_STATES = [
   'creating.db',
   'creating.scheduling',
   'creating.backend',
+  'creating.parked',
   'available',
   'reserved',
   'attaching',
   'in-use',
   'detaching',
-  'extending',
-  'reverting',
-  'deleting',
+  'extending.backend',
+  'extending.parked',
+  'reverting.backend',
+  'reverting.parked',
+  'deleting.backend',
+  'deleting.parked',
   'error',
   'error_extending',
   'error_deleting',
+  ...PARKED_ONLY.map((s) => `${s}.parked` as const),
   'deleted',
 ] as const;
 export type VolumeState = (typeof VOLUME_STATES)[number];
@@ -69,8 +94,29 @@ export type VolumeState = (typeof VOLUME_STATES)[number];
 export const VOLUME_STATUSES = statusesOf(VOLUME_STATES);
 export type VolumeStatus = (typeof VOLUME_STATUSES)[number];
 
-/** Statuses an admin may set with os-reset_status: the resting ones. */
-export const VOLUME_RESETTABLE = ['available', 'in-use', 'error', 'error_extending', 'error_deleting'] as const;
+/**
+ * Statuses an admin may set with os-reset_status: every status of Cinder's
+ * list but `deleted`. The resting ones are entered as they are (`available`
+ * only without attachments, `in-use` only with one); a status of work
+ * (`creating`, `extending`, `reverting`, `deleting`, and those volstate has
+ * no operation for) parks the row in `<status>.parked`, which no worker takes.
+ */
+export const VOLUME_RESETTABLE = [
+  'available',
+  'in-use',
+  'error',
+  'error_extending',
+  'error_deleting',
+  'reserved',
+  'attaching',
+  'detaching',
+  'creating',
+  'extending',
+  'reverting',
+  'deleting',
+  ...PARKED_ONLY,
+] as const;
+const VOLUME_PARKED = ['creating', 'extending', 'reverting', 'deleting', ...PARKED_ONLY] as const;
 
 /** Row columns the machine reads and writes. */
 export const volumeContext = {
@@ -199,7 +245,7 @@ export const volumeEffects = effectTable<C, E>()({
   },
 });
 
-const resetStatus = resetTransitions('volume', VOLUME_RESETTABLE, 'clearOperation' as const);
+const resetStatus = resetTransitions('volume', VOLUME_RESETTABLE, 'clearOperation' as const, VOLUME_PARKED);
 const force = {
   FORCE_DELETE: { guard: 'canForceDelete', target: '#volume.deleting', actions: 'clearOperation' },
   FORCE_DELETE_CASCADE: { guard: 'canForceDeleteCascade', target: '#volume.deleting', actions: 'clearOperation' },
@@ -213,6 +259,11 @@ const deletable = {
 /** In the error states an attachment may still be removed (the status stays), not added. */
 const detachOnly = { ATTACHMENTS_CHANGED: { guard: 'detachOnly', actions: 'countAttachments' } } as const;
 const attachmentCycle = { ATTACHMENTS_CHANGED: followAttachments('volume'), RESET_STATUS: resetStatus, ...force } as const;
+
+/** The statuses volstate runs no operation for: a status with only its parked sub-state. */
+const parkedOnly = Object.fromEntries(
+  PARKED_ONLY.map((status) => [status, { initial: 'parked', on: { RESET_STATUS: resetStatus, ...force }, states: { parked: parkedState } }]),
+) as Record<(typeof PARKED_ONLY)[number], { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus } & typeof force; states: { parked: typeof parkedState } }>;
 
 export const volumeMachine = setup({
   types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
@@ -242,7 +293,6 @@ export const volumeMachine = setup({
   },
   states: {
     creating: {
-      tags: [TRANSIENT],
       initial: 'db',
       on: { RESET_STATUS: resetStatus, ...force },
       // A clone or a volume from a snapshot reads its source for the whole create.
@@ -250,10 +300,12 @@ export const volumeMachine = setup({
       // redone (creating an existing volume of that size succeeds).
       states: {
         db: {
+          tags: [TRANSIENT],
           meta: { step: 'schedule', holdsReaders: true, doc: 'recorded; waiting for a scheduler' },
           on: { SCHEDULE: 'scheduling', WORKER_LOST: workerLost('volume', 'creating.db', 'error') },
         },
         scheduling: {
+          tags: [TRANSIENT],
           meta: { step: 'schedule', holdsReaders: true, doc: 'a scheduler is choosing a backend' },
           on: {
             SCHEDULED: 'backend',
@@ -262,6 +314,7 @@ export const volumeMachine = setup({
           },
         },
         backend: {
+          tags: [TRANSIENT],
           meta: { step: 'create', holdsReaders: true, doc: 'the backend is creating the volume' },
           on: {
             BACKEND_CREATED: { target: '#volume.available', actions: 'clearOperation' },
@@ -269,6 +322,7 @@ export const volumeMachine = setup({
             WORKER_LOST: workerLost('volume', 'creating.backend', 'error'),
           },
         },
+        parked: parkedState,
       },
     },
     available: {
@@ -293,46 +347,64 @@ export const volumeMachine = setup({
     },
     detaching: { on: attachmentCycle },
     extending: {
-      tags: [TRANSIENT],
-      meta: { step: 'extend', doc: 'the backend is growing the volume' },
-      on: {
-        EXTENDED: [
-          { guard: 'extendedInUse', target: 'in-use', actions: 'finishExtend' },
-          { guard: 'extendRecorded', target: 'available', actions: 'finishExtend' },
-        ],
-        BACKEND_FAILED: { target: 'error_extending', actions: 'clearOperation' },
-        // Extending to a size the volume already has succeeds: redo it.
-        WORKER_LOST: workerLost('volume', 'extending', 'error_extending'),
-        RESET_STATUS: resetStatus,
-        ...force,
+      initial: 'backend',
+      on: { RESET_STATUS: resetStatus, ...force },
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          meta: { step: 'extend', doc: 'the backend is growing the volume' },
+          on: {
+            EXTENDED: [
+              { guard: 'extendedInUse', target: '#volume.in-use', actions: 'finishExtend' },
+              { guard: 'extendRecorded', target: '#volume.available', actions: 'finishExtend' },
+            ],
+            BACKEND_FAILED: { target: '#volume.error_extending', actions: 'clearOperation' },
+            // Extending to a size the volume already has succeeds: redo it.
+            WORKER_LOST: workerLost('volume', 'extending.backend', 'error_extending'),
+          },
+        },
+        parked: parkedState,
       },
     },
     reverting: {
-      tags: [TRANSIENT],
-      meta: { step: 'revert', holdsReaders: true, doc: 'the backend is reverting the volume to a snapshot (held as a reader)' },
-      on: {
-        REVERTED: { target: 'available', actions: 'clearOperation' },
-        BACKEND_FAILED: { target: 'error', actions: 'clearOperation' },
-        // Copying the snapshot back again gives the same volume: redo it.
-        WORKER_LOST: workerLost('volume', 'reverting', 'error'),
-        RESET_STATUS: resetStatus,
-        ...force,
+      initial: 'backend',
+      on: { RESET_STATUS: resetStatus, ...force },
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          meta: { step: 'revert', holdsReaders: true, doc: 'the backend is reverting the volume to a snapshot (held as a reader)' },
+          on: {
+            REVERTED: { target: '#volume.available', actions: 'clearOperation' },
+            BACKEND_FAILED: { target: '#volume.error', actions: 'clearOperation' },
+            // Copying the snapshot back again gives the same volume: redo it.
+            WORKER_LOST: workerLost('volume', 'reverting.backend', 'error'),
+          },
+        },
+        parked: parkedState,
       },
     },
     deleting: {
-      tags: [TRANSIENT],
-      // With ?cascade its snapshots are deleted first: the step waits for them.
-      meta: { step: 'delete', ready: 'noSnapshots', doc: 'the backend is deleting the volume (after its snapshots)' },
-      on: {
-        DELETED: { guard: 'noSnapshots', target: 'deleted' },
-        BACKEND_FAILED: { target: 'error_deleting', actions: 'clearOperation' },
-        // Deleting what is already gone succeeds: redo it (as Cinder's cleanup does).
-        WORKER_LOST: workerLost('volume', 'deleting', 'error_deleting'),
+      initial: 'backend',
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          // With ?cascade its snapshots are deleted first: the step waits for them.
+          meta: { step: 'delete', ready: 'noSnapshots', doc: 'the backend is deleting the volume (after its snapshots)' },
+          on: {
+            DELETED: { guard: 'noSnapshots', target: '#volume.deleted' },
+            BACKEND_FAILED: { target: '#volume.error_deleting', actions: 'clearOperation' },
+            // Deleting what is already gone succeeds: redo it (as Cinder's cleanup does).
+            WORKER_LOST: workerLost('volume', 'deleting.backend', 'error_deleting'),
+          },
+        },
+        // A delete in flight is not reset (the backend is at it); a parked one is.
+        parked: { ...parkedState, on: { RESET_STATUS: resetStatus, ...force } },
       },
     },
     error: { on: { ...deletable, ...detachOnly } },
     error_extending: { on: { ...deletable, ...detachOnly } },
     error_deleting: { on: { ...force, RESET_STATUS: resetStatus, ...detachOnly } },
+    ...parkedOnly,
     deleted: { type: 'final' },
   },
 });

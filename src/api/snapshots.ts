@@ -112,10 +112,22 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
       throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
     }
     const name = keys[0]!;
-    if (name !== 'os-reset_status' && name !== 'os-force_delete') throw new ApiError('NoSuchAction', { action: name });
+    if (name !== 'os-reset_status' && name !== 'os-force_delete' && name !== 'os-update_snapshot_status') throw new ApiError('NoSuchAction', { action: name });
     const id = snapshotId(req.params.id);
-    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: `snapshot_extension:${name}` });
     const ifMatch = parseIfMatch(req.headers['if-match']);
+    if (name === 'os-update_snapshot_status') {
+      // The owner may report (Nova does, with the user's token), as Cinder's policy has it.
+      const args = req.body[name];
+      if (args === null || typeof args !== 'object' || Array.isArray(args)) throw invalid(name, args, 'give {"status": ..., "progress": ...}.');
+      const { status, progress } = args as Record<string, unknown>;
+      if (status !== 'available' && status !== 'error') throw invalid('status', status ?? 'None', "status must be 'available' or 'error'.");
+      if (progress !== undefined && progress !== null && (typeof progress !== 'string' || !/^(100|[1-9]?[0-9])%$/.test(progress))) {
+        throw invalid('progress', progress, "progress must be a percentage such as '80%'.");
+      }
+      await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'UPDATE_STATUS', status, progress: (progress as string | undefined) ?? null }, ifMatch));
+      return reply.code(202).send();
+    }
+    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: `snapshot_extension:${name}` });
     if (name === 'os-force_delete') {
       await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'FORCE_DELETE' }, ifMatch));
       return reply.code(202).send();

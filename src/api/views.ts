@@ -135,7 +135,9 @@ export function snapshotDetail(n: SnapshotRecord, ctx: ViewContext, get = true) 
   if (ctx.mv >= 65) view.consumes_quota = true;
   if (get) {
     view['os-extended-snapshot-attributes:project_id'] = n.project_id;
-    view['os-extended-snapshot-attributes:progress'] = status === 'available' ? '100%' : '0%';
+    // What os-update_snapshot_status reported, else what the status says.
+    const reported = n.operation?.['progress'];
+    view['os-extended-snapshot-attributes:progress'] = typeof reported === 'string' ? reported : status === 'available' ? '100%' : '0%';
   }
   return view;
 }

@@ -136,14 +136,14 @@ describe('refusals', () => {
     expect(Object.keys(get.body.volume).filter((k) => k.startsWith('volstate'))).toEqual([]);
   });
 
-  it('refuses resetting to a status Cinder does not know, and to one the machine does not allow', async () => {
+  it('refuses resetting to a status Cinder does not know, and to deleted', async () => {
     const id = await availableVolume(t);
     const bogus = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'bogus' } });
     expect(bogus.status).toBe(400);
     expect(bogus.body.badRequest.message).toMatch(/Volume status: bogus is invalid, valid statuses are: \('creating', 'available'/);
-    const creating = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'creating' } });
-    expect(creating.status).toBe(400);
-    expect(creating.body.badRequest).toMatchObject({ type: 'InvalidVolume', event: 'RESET_STATUS', state: 'available' });
+    const deleted = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'deleted' } });
+    expect(deleted.status).toBe(400);
+    expect(deleted.body.badRequest.message).toMatch(/Volume status: deleted is invalid/);
     const ok = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'error' } });
     expect(ok.status).toBe(202);
     await waitStatus(t, 'volumes', id, 'error');
@@ -151,6 +151,29 @@ describe('refusals', () => {
     expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 3 } })).status).toBe(400);
     expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-force_delete': null })).status).toBe(202);
     await waitStatus(t, 'volumes', id, 'gone');
+  });
+
+  it('parks a reset to a status of work: no worker takes it, and only a reset or a force delete leaves it', async () => {
+    for (const status of ['creating', 'extending', 'deleting', 'maintenance']) {
+      const id = await availableVolume(t);
+      expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status } })).status).toBe(202);
+      // A worker that has looked for work since finds none here.
+      await t.worker!.idle();
+      const get = await t.request('GET', `/v3/volumes/${id}`);
+      expect(get.body.volume.status).toBe(status);
+      expect(get.headers['volstate-state']).toBe(`${status}.parked`);
+      expect((await t.db.sql`SELECT owner FROM resource_states WHERE resource_id = ${id}`)[0]!.owner).toBeNull();
+      // Anything else is refused as invalid (nothing is in flight), naming the state.
+      const extend = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 9 } });
+      expect(extend.status).toBe(400);
+      expect(extend.body.badRequest).toMatchObject({ status, state: `${status}.parked` });
+      expect((await t.request('DELETE', `/v3/volumes/${id}`)).status).toBe(400);
+      expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'available' } })).status).toBe(202);
+      await waitStatus(t, 'volumes', id, 'available');
+      expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status } })).status).toBe(202);
+      expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-force_delete': {} })).status).toBe(202);
+      await waitStatus(t, 'volumes', id, 'gone');
+    }
   });
 
   it('honours If-Match on state changes (412 when stale)', async () => {

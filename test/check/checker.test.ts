@@ -24,10 +24,10 @@ function volstateCheck(): Promise<{ code: number; out: string }> {
 describe('the history checker', () => {
   it('reads every machine edge from the XState definitions', () => {
     const volume = factsOf('volume');
-    expect(volume.edges.has('available|EXTEND|extending')).toBe(true);
-    expect(volume.edges.has('available|REVERT|extending')).toBe(false);
+    expect(volume.edges.has('available|EXTEND|extending.backend')).toBe(true);
+    expect(volume.edges.has('available|REVERT|extending.backend')).toBe(false);
     expect(volume.initial).toMatch(/^creating\./);
-    expect(volume.steps.has('extending')).toBe(true);
+    expect(volume.steps.has('extending.backend')).toBe(true);
     expect(factsOf('attachment').edges.has('reserved|COMPLETE|attached')).toBe(true);
   });
 
@@ -65,7 +65,7 @@ describe('the history checker', () => {
     };
     const fresh = async () => availableVolume(t);
 
-    // An EXTEND recorded as a REVERT: available --REVERT--> extending is no edge.
+    // An EXTEND recorded as a REVERT: available --REVERT--> extending.backend is no edge.
     await sql`UPDATE state_transitions SET event = 'REVERT' WHERE resource_id = ${a} AND event = 'EXTEND'`;
     const edge = await caught('not-an-edge', `volume:${a}`);
     expect(edge.slice.some((l) => l.includes('--REVERT--> extending'))).toBe(true);
@@ -98,8 +98,8 @@ describe('the history checker', () => {
 
     const v7 = await fresh();
     const [last] = await sql`SELECT max(version)::int AS v FROM state_transitions WHERE resource_id = ${v7}`;
-    await sql`INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor) VALUES ('volume', ${v7}, 'available', 'EXTEND', 'extending', ${last!.v + 1}, 'planted')`;
-    await sql`UPDATE resource_states SET state = 'extending', version = version + 1 WHERE resource_id = ${v7}`;
+    await sql`INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor) VALUES ('volume', ${v7}, 'available', 'EXTEND', 'extending.backend', ${last!.v + 1}, 'planted')`;
+    await sql`UPDATE resource_states SET state = 'extending.backend', version = version + 1 WHERE resource_id = ${v7}`;
     await caught('not-at-rest', `volume:${v7}`);
 
     await sql`UPDATE resource_states SET state = 'deleted' WHERE resource_id = ${b}`;
@@ -128,6 +128,6 @@ describe('the history checker', () => {
 
     const failed = await volstateCheck();
     expect(failed.code).toBe(1);
-    expect(failed.out).toMatch(/^not-an-edge volume:[0-9a-f-]+: available --REVERT--> extending is no edge of the volume machine$/m);
+    expect(failed.out).toMatch(/^not-an-edge volume:[0-9a-f-]+: available --REVERT--> extending\.backend is no edge of the volume machine$/m);
   }, 120_000);
 });

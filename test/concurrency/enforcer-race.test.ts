@@ -65,9 +65,9 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const winners = outcomes.filter((o) => o.ok);
       expect(winners).toHaveLength(1);
       for (const o of outcomes.filter((o) => !o.ok)) {
-        expect(o).toMatchObject({ ok: false, kind: 'busy', state: 'deleting' });
+        expect(o).toMatchObject({ ok: false, kind: 'busy', state: 'deleting.backend' });
       }
-      expect(await getRow(db.sql, 'volume', id)).toMatchObject({ state: 'deleting', version: 5 });
+      expect(await getRow(db.sql, 'volume', id)).toMatchObject({ state: 'deleting.backend', version: 5 });
       const log = await checkHistory(id, 5);
       expect(log.filter((h) => h.event === 'DELETE')).toHaveLength(1);
     }
@@ -78,7 +78,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const id = await availableVolume(3);
       const outcomes = await race(id, () => ({ type: 'EXTEND', new_size: 4, in_use: false }));
       expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
-      expect(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.kind === 'busy' && o.state === 'extending')).toBe(true);
+      expect(outcomes.filter((o) => !o.ok).every((o) => !o.ok && o.kind === 'busy' && o.state === 'extending.backend')).toBe(true);
       const done = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTENDED' }, { actor: 'worker' });
       expect(done).toMatchObject({ ok: true, row: { state: 'available', size: 4, version: 6 } });
       await checkHistory(id, 6);
@@ -91,7 +91,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const outcomes = await race(id, (i) => ((i + round) % 2 ? { type: 'EXTEND', new_size: 3 + (i % 4), in_use: false } : { type: 'DELETE' }));
       expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
       const row = await getRow(db.sql, 'volume', id);
-      expect(['deleting', 'extending']).toContain(row!.state);
+      expect(['deleting.backend', 'extending.backend']).toContain(row!.state);
       for (const o of outcomes.filter((o) => !o.ok)) expect(o).toMatchObject({ kind: 'busy', state: row!.state });
       await checkHistory(id, 5);
     }
@@ -111,7 +111,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const row = await getRow(db.sql, 'volume', id);
       const log = await checkHistory(id, 4 + won);
       for (const h of log) expect(isMachineEdge(MODELS.volume, h.from_state, h.event, h.to_state), JSON.stringify(h)).toBe(true);
-      if (won === 2) expect(row!.state).toBe('deleting');
+      if (won === 2) expect(row!.state).toBe('deleting.backend');
     }
   });
 
@@ -143,7 +143,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const deletes = outcomes.slice(10);
       const won = deletes.filter((o) => o.ok).length;
       expect(won).toBeLessThanOrEqual(1);
-      expect(row!.state).toBe(won === 1 ? 'deleting' : 'available');
+      expect(row!.state).toBe(won === 1 ? 'deleting.backend' : 'available');
       for (const o of deletes) if (!o.ok) expect(['busy']).toContain(o.kind);
     }
   });

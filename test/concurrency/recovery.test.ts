@@ -64,7 +64,7 @@ describe('recovery of a dead worker', () => {
   it('resumes the step and a live worker finishes it', async () => {
     await deadWorkerRow();
     const driver = new FakeDriver();
-    const id = await ownedByTheDead('extending', { operation: { new_size: 4 } });
+    const id = await ownedByTheDead('extending.backend', { operation: { new_size: 4 } });
     await driver.createVolume(id, 1);
     const live = await worker({ driver });
     const row = await eventually(async () => {
@@ -75,7 +75,7 @@ describe('recovery of a dead worker', () => {
     expect(driver.volumes.get(id)).toBe(4);
     const log = await history(db.sql, id);
     expect(log.slice(-2)).toEqual([
-      expect.objectContaining({ event: 'WORKER_LOST', from_state: 'extending', to_state: 'extending', actor: `recovery:${live.id}` }),
+      expect.objectContaining({ event: 'WORKER_LOST', from_state: 'extending.backend', to_state: 'extending.backend', actor: `recovery:${live.id}` }),
       expect.objectContaining({ event: 'EXTENDED', to_state: 'available', actor: live.id }),
     ]);
     // The dead worker, owning nothing now, is forgotten.
@@ -84,7 +84,7 @@ describe('recovery of a dead worker', () => {
 
   it('waits until its own heartbeats have been sound for a whole timeout', async () => {
     await deadWorkerRow();
-    const id = await ownedByTheDead('deleting');
+    const id = await ownedByTheDead('deleting.backend');
     const w = new Worker({ sql: db.sql, enforcer, driver: new FakeDriver(), concurrency: 1, pollMs: 60_000, heartbeatMs: 10_000, timeoutMs: 10_000 });
     await w.start();
     started.push(w);
@@ -94,7 +94,7 @@ describe('recovery of a dead worker', () => {
 
   it('never applies WORKER_LOST twice, whoever recovers', async () => {
     await deadWorkerRow();
-    const ids = await Promise.all(Array.from({ length: 30 }, () => ownedByTheDead('deleting')));
+    const ids = await Promise.all(Array.from({ length: 30 }, () => ownedByTheDead('deleting.backend')));
     const opts = { pollMs: 60_000, timeoutMs: 200, heartbeatMs: 50 };
     const [a, b, c] = [await worker(opts), await worker(opts), await worker(opts)];
     // Each recovers only once its own heartbeats have been sound for a whole

@@ -101,7 +101,7 @@ describe('apply() outside the matrix', () => {
     const stale = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTEND', new_size: 5, in_use: false }, { actor: 't', version: 7 });
     expect(stale).toMatchObject({ ok: false, kind: 'stale', state: 'available' });
     const fresh = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTEND', new_size: 5, in_use: false }, { actor: 't', version: 1 });
-    expect(fresh).toMatchObject({ ok: true, row: { state: 'extending', version: 2 } });
+    expect(fresh).toMatchObject({ ok: true, row: { state: 'extending.backend', version: 2 } });
   });
 
   it('lets a worker step move only a row it owns, and hands the row on as asked', async () => {

@@ -23,11 +23,11 @@ describe('decide on the volume machine', () => {
     expect(begin).toMatchObject({ ok: true, to: 'available', context: { readers: 1, dependents: 1, size: 3 } });
 
     const extend = decide(volume, { state: 'available', context: quiet }, { type: 'EXTEND', new_size: 5 });
-    expect(extend).toMatchObject({ ok: true, to: 'extending', context: { size: 3, operation: { new_size: 5 } } });
+    expect(extend).toMatchObject({ ok: true, to: 'extending.backend', context: { size: 3, operation: { new_size: 5 } } });
 
     const extended = decide(
       volume,
-      { state: 'extending', context: { ...quiet, operation: { new_size: 5 } } },
+      { state: 'extending.backend', context: { ...quiet, operation: { new_size: 5 } } },
       { type: 'EXTENDED' },
     );
     expect(extended).toMatchObject({ ok: true, to: 'available', context: { size: 5, operation: null } });
@@ -59,14 +59,26 @@ describe('decide on the volume machine', () => {
     // ...and accepts them once nobody owns it.
     expect(decide(volume, { state: 'creating.backend', context: quiet }, { type: 'FORCE_DELETE' })).toMatchObject({
       ok: true,
-      to: 'deleting',
+      to: 'deleting.backend',
     });
   });
 
   it('refuses a reset to a status that is not resettable as invalid', () => {
-    for (const status of ['creating', 'deleting', 'deleted', 'bogus']) {
+    for (const status of ['deleted', 'bogus']) {
       const d = decide(volume, { state: 'available', context: quiet }, { type: 'RESET_STATUS', status });
       expect(d).toMatchObject({ ok: false, kind: 'invalid' });
+    }
+  });
+
+  it('parks a reset to a status of work in <status>.parked, which only a reset or a force delete leaves', () => {
+    for (const status of ['creating', 'extending', 'reverting', 'deleting', 'maintenance', 'retyping']) {
+      const d = decide(volume, { state: 'available', context: quiet }, { type: 'RESET_STATUS', status });
+      expect(d).toMatchObject({ ok: true, to: `${status}.parked` });
+      const parked = `${status}.parked`;
+      expect(volume.index.stepStates).not.toContain(parked);
+      expect(volume.index.isTransient(parked) || volume.index.holdsReaders(parked)).toBe(false);
+      const leaving = Object.keys(volume.events).filter((type) => decide(volume, { state: parked, context: quiet }, { type, status: 'error' }).ok);
+      expect(leaving.sort()).toEqual(['FORCE_DELETE', 'FORCE_DELETE_CASCADE', 'RESET_STATUS']);
     }
   });
 
@@ -90,7 +102,7 @@ describe('decide on the volume machine', () => {
       'REVERT',
     ]);
     expect(allowedNow(volume, { state: 'available', context: { ...quiet, readers: 1 } })).toEqual(['RESET_STATUS']);
-    expect(allowedNow(volume, { state: 'deleting', context: quiet })).toEqual([]);
+    expect(allowedNow(volume, { state: 'deleting.backend', context: quiet })).toEqual([]);
     expect(allowedNow(volume, { state: 'error_deleting', context: quiet })).toEqual([
       'FORCE_DELETE',
       'FORCE_DELETE_CASCADE',
@@ -105,11 +117,11 @@ describe('recovery (WORKER_LOST)', () => {
   it('resumes a lost step twice, then gives up into the matching error state', () => {
     let context: VolumeContext = { ...quiet, operation: { new_size: 5 } };
     for (let attempt = 1; attempt < MAX_STEP_ATTEMPTS; attempt++) {
-      const d = decide(volume, { state: 'extending', context }, { type: 'WORKER_LOST' });
-      expect(d).toMatchObject({ ok: true, to: 'extending', context: { operation: { new_size: 5, lost: attempt } } });
+      const d = decide(volume, { state: 'extending.backend', context }, { type: 'WORKER_LOST' });
+      expect(d).toMatchObject({ ok: true, to: 'extending.backend', context: { operation: { new_size: 5, lost: attempt } } });
       context = (d as { context: VolumeContext }).context;
     }
-    expect(decide(volume, { state: 'extending', context }, { type: 'WORKER_LOST' })).toMatchObject({
+    expect(decide(volume, { state: 'extending.backend', context }, { type: 'WORKER_LOST' })).toMatchObject({
       ok: true,
       to: 'error_extending',
       context: { operation: null },
@@ -136,10 +148,10 @@ describe('decide on the snapshot machine', () => {
 
 describe('XState alone cannot tell refusal from no-op', () => {
   it('returns the same snapshot for an unhandled event, where decide refuses', () => {
-    const snap = volume.machine.resolveState({ value: 'deleting', context: quiet });
+    const snap = volume.machine.resolveState({ value: { deleting: 'backend' }, context: quiet });
     const [next] = transition(volume.machine, snap, { type: 'EXTEND', new_size: 9 });
     expect(next.value).toEqual(snap.value); // silently "fine"
-    expect(decide(volume, { state: 'deleting', context: quiet }, { type: 'EXTEND', new_size: 9 })).toMatchObject({
+    expect(decide(volume, { state: 'deleting.backend', context: quiet }, { type: 'EXTEND', new_size: 9 })).toMatchObject({
       ok: false,
       kind: 'busy',
     });

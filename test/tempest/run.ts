@@ -192,8 +192,9 @@ async function main(): Promise<number> {
     say(`volstate at ${server.url}; registered as volumev3 and block-storage`);
 
     const ws = join(work, 'workspace');
-    const init = spawnSync('tempest', ['init', ws], { encoding: 'utf8' });
-    if (init.status !== 0) throw new Error(`tempest init: ${init.stderr}`);
+    // Its own workspace registry, so nothing is added to ~/.tempest.
+    const init = spawnSync('tempest', ['init', '--name', `volstate-${process.pid}`, '--workspace-path', join(work, 'workspaces.yaml'), ws], { encoding: 'utf8' });
+    if (init.status !== 0) throw new Error(`tempest init failed (${init.status}): ${init.stdout}${init.stderr}`);
     const conf = join(ws, 'etc', 'tempest.conf');
     writeFileSync(conf, tempestConf(keystone, join(ws, 'tempest.log')));
 
