@@ -130,6 +130,8 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
   let next = 0;
   let stopped = false;
   const nodes: VolstateNode[] = [];
+  /** successors being started (replace) */
+  const pending = new Set<Promise<VolstateNode>>();
   /** Nodes the harness itself killed (the kill fault starts their successors). */
   const killed = new Set<VolstateNode>();
   // A node that exits on its own (a crash, or a signal from outside) is taken out of the
@@ -161,12 +163,20 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
       : undefined,
     async replace(node) {
       const i = nodes.indexOf(node);
-      if (i < 0) return; // already replaced
+      if (i < 0 || stopped) return; // already replaced, or the run is over
       nodes.splice(i, 1);
-      nodes.push(await start());
+      const starting = start();
+      pending.add(starting);
+      try {
+        nodes.push(await starting);
+      } finally {
+        pending.delete(starting);
+      }
     },
     async stop() {
       stopped = true;
+      // A successor still starting would otherwise outlive the run (and write into its storage).
+      await Promise.allSettled([...pending]);
       await Promise.all(
         nodes.map(async (n) => {
           n.proc.kill('SIGTERM');
@@ -174,7 +184,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
         }),
       );
       await embedded?.stop();
-      rmSync(dir, { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
   return cluster;

@@ -73,7 +73,7 @@ describe('revert to a snapshot (3.40)', () => {
       ORDER BY id`;
     expect(log.map((h) => `${h.resource_type} ${h.event} → ${h.to_state}`)).toEqual([
       'snapshot RESTORE_BEGIN → restoring',
-      'volume REVERT → reverting',
+      'volume REVERT → reverting.backend',
       'volume REVERTED → available',
       'snapshot READ_END → available',
     ]);

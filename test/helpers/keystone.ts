@@ -143,9 +143,10 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
     if (res.status !== 201) throw new Error(`token for ${user}: ${res.status} ${await res.text()}`);
     return { token: res.headers.get('x-subject-token')!, body: await res.json() };
   };
-  let admin: string | undefined;
+  let admin: { token: string; expiresAt: number } | undefined;
   const adminToken = async () => {
-    if (admin) return admin;
+    // Renewed before it expires (a test may run Keystone with short-lived tokens).
+    if (admin && admin.expiresAt - 5000 > Date.now()) return admin.token;
     const res = await fetch(`${url}/auth/tokens`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -157,8 +158,9 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
       }),
     });
     if (res.status !== 201) throw new Error(`admin token: ${res.status} ${await res.text()}`);
-    admin = res.headers.get('x-subject-token')!;
-    return admin;
+    const body = (await res.json()) as { token: { expires_at: string } };
+    admin = { token: res.headers.get('x-subject-token')!, expiresAt: Date.parse(body.token.expires_at) };
+    return admin.token;
   };
   const api = async (method: string, path: string, body?: unknown, as?: string) => {
     const res = await fetch(`${url}${path}`, {
