@@ -183,4 +183,43 @@ describe('the cinder CLI against volstate', () => {
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(new RegExp(`No volume with a name or ID of '${vol}' exists`));
   });
+
+  cliTest('sets and unsets volume and snapshot metadata, sums volumes up, and sorts the list by name', async () => {
+    const vol = properties(ok(await cinder('create', '--name', 'meta-b', '--metadata', 'keep=1', '1')).out).id!;
+    const other = properties(ok(await cinder('create', '--name', 'meta-a', '2')).out).id!;
+    await waitStatus(t, 'volumes', vol, 'available');
+    await waitStatus(t, 'volumes', other, 'available');
+    ok(await cinder('metadata', vol, 'set', 'tier=gold', 'zone=b'));
+    ok(await cinder('metadata', vol, 'unset', 'zone'));
+    expect((await t.request('GET', `/v3/volumes/${vol}/metadata`)).body.metadata).toEqual({ keep: '1', tier: 'gold' });
+    const snap = properties(ok(await cinder('snapshot-create', vol)).out).id!;
+    await waitStatus(t, 'snapshots', snap, 'available');
+    ok(await cinder('snapshot-metadata', snap, 'set', 'when=now'));
+    expect((await t.request('GET', `/v3/snapshots/${snap}/metadata`)).body.metadata).toEqual({ when: 'now' });
+
+    const summary = properties(ok(await cinder('summary')).out);
+    expect(Number(summary.total_count)).toBeGreaterThanOrEqual(2);
+    expect(Number(summary.total_size)).toBeGreaterThanOrEqual(3);
+
+    // cinderclient sends --sort name as display_name.
+    const names = rows(ok(await cinder('list', '--sort', 'name:asc')).out).map((r) => r.Name);
+    expect(names.indexOf('meta-a')).toBeLessThan(names.indexOf('meta-b'));
+    expect(names.indexOf('meta-a')).toBeGreaterThanOrEqual(0);
+  });
+
+  cliTest('lists services, pools and availability zones, and drains a host by disabling its volume service', async () => {
+    const services = rows(ok(await cinder('service-list')).out);
+    const volume = services.find((r) => r.Binary === 'cinder-volume')!;
+    expect(volume).toMatchObject({ Zone: 'nova', Status: 'enabled', State: 'up' });
+    expect(services.map((r) => r.Binary).sort()).toEqual(['cinder-scheduler', 'cinder-volume']);
+    const pools = rows(ok(await cinder('get-pools')).out);
+    expect(pools.map((r) => r.Property)).toContain('name');
+    expect(ok(await cinder('get-pools', '--detail')).out).toMatch(/total_capacity_gb/);
+    expect(rows(ok(await cinder('availability-zone-list')).out)).toEqual([{ Name: 'nova', Status: 'available' }]);
+
+    ok(await cinder('service-disable', '--reason', 'maintenance window', volume.Host!, 'cinder-volume'));
+    expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({ Status: 'disabled', 'Disabled Reason': 'maintenance window' });
+    ok(await cinder('service-enable', volume.Host!, 'cinder-volume'));
+    expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({ Status: 'enabled' });
+  });
 });
