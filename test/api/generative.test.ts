@@ -57,7 +57,8 @@ describe('every route, any input', () => {
         (SELECT md5(coalesce(string_agg(n::text, ',' ORDER BY n.id), '')) FROM snapshots n),
         (SELECT md5(coalesce(string_agg(a::text, ',' ORDER BY a.id), '')) FROM attachments a),
         (SELECT count(*) FROM state_transitions),
-        (SELECT count(*) FROM leases)) AS f`;
+        (SELECT count(*) FROM leases),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.host, v."binary"), '')) FROM services v)) AS f`;
     return row!.f;
   }
 

@@ -11,6 +11,7 @@
  * databases (non-UUID ids, numbers past 2^31 and 2^63, NUL, lone
  * surrogates, built-in object property names, deep nesting, garbage).
  */
+import { hostname } from 'node:os';
 import fc from 'fast-check';
 
 /** Ids a request may name: filled in at run time with live resources. */
@@ -267,6 +268,9 @@ const item = (name: string, live: (t: Targets) => string[], suffix = '') => (t: 
 const wrap = (key: string, inner: fc.Arbitrary<unknown>) =>
   fc.oneof({ weight: 8, arbitrary: inner.map((v) => ({ [key]: v })) }, { weight: 1, arbitrary: value }, { weight: 1, arbitrary: fc.constant(undefined) });
 
+/** The volume service of this machine's worker, as os-services names it (the fake driver's backend). */
+const HOST_SERVICE = `${hostname()}@fake`;
+
 const V = (t: Targets) => t.volumes;
 const S = (t: Targets) => t.snapshots;
 const A = (t: Targets) => t.attachments;
@@ -313,6 +317,33 @@ export const ROUTES: RouteDef[] = [
   { name: 'update attachment', method: 'PUT', path: item('attachments', A), body: () => wrap('attachment', objectOf({ connector, mode: fc.constantFrom('rw', 'ro', 'x') })) },
   { name: 'attachment action', method: 'POST', path: item('attachments', A, '/action'), body: () => fc.oneof(fc.constant({ 'os-complete': null }), fc.dictionary(nastyString, value, { maxKeys: 2 })) },
   { name: 'delete attachment', method: 'DELETE', path: item('attachments', A) },
+  ...(['volumes', 'snapshots'] as const).flatMap((c): RouteDef[] => {
+    const live = c === 'volumes' ? V : S;
+    const key = fc.oneof(fc.constantFrom('a', 'readonly', '__proto__'), nastyString.map(encodeAny));
+    const keyed = (t: Targets) => fc.tuple(idSegment(live(t)), key).map(([id, k]) => `/${c}/${id}/metadata/${k}`);
+    return [
+      { name: `${c} metadata`, method: 'GET', path: item(c, live, '/metadata') },
+      { name: `merge ${c} metadata`, method: 'POST', path: item(c, live, '/metadata'), body: () => wrap('metadata', metadata) },
+      { name: `replace ${c} metadata`, method: 'PUT', path: item(c, live, '/metadata'), body: () => wrap('metadata', metadata) },
+      { name: `${c} metadata item`, method: 'GET', path: keyed },
+      { name: `set ${c} metadata item`, method: 'PUT', path: keyed, body: () => wrap('meta', metadata) },
+      { name: `delete ${c} metadata item`, method: 'DELETE', path: keyed },
+    ];
+  }),
+  { name: 'volume summary', method: 'GET', path: collection('volumes/summary') },
+  { name: 'list services', method: 'GET', path: collection('os-services') },
+  {
+    name: 'update service',
+    method: 'PUT',
+    path: () => fc.constantFrom('enable', 'disable', 'disable-log-reason', 'freeze', 'thaw', 'bogus').map((a) => `/os-services/${a}`),
+    body: () => objectOf({ host: fc.oneof(fc.constant(HOST_SERVICE), nastyString), binary: fc.oneof(fc.constantFrom('cinder-volume', 'cinder-scheduler'), nastyString), disabled_reason: text }),
+  },
+  { name: 'list hosts', method: 'GET', path: collection('os-hosts') },
+  { name: 'show host', method: 'GET', path: () => fc.oneof(fc.constant(HOST_SERVICE), nastyString.map(encodeAny)).map((h) => `/os-hosts/${h}`) },
+  { name: 'pools', method: 'GET', path: collection('scheduler-stats/get_pools') },
+  { name: 'capabilities', method: 'GET', path: () => fc.oneof(fc.constant(HOST_SERVICE), nastyString.map(encodeAny)).map((h) => `/capabilities/${h}`) },
+  { name: 'availability zones', method: 'GET', path: collection('os-availability-zone') },
+  { name: 'extensions', method: 'GET', path: collection('extensions') },
   { name: 'unknown path', method: 'GET', path: () => fc.array(idSegment([]), { minLength: 1, maxLength: 4 }).map((p) => `/${p.join('/')}`) },
 ];
 
