@@ -315,5 +315,36 @@ describe('lists', () => {
     expect(other.body.volumes.map((v: { id: string }) => v.id)).not.toContain(mine.body.volume.id);
     const everyone = await t.request('GET', '/v3/volumes?all_tenants=1', undefined, { 'x-auth-token': 'admin:bbbb' });
     expect(everyone.body.volumes.map((v: { id: string }) => v.id)).toContain(mine.body.volume.id);
+    // With all_tenants, project_id names one project.
+    const onlyB = await t.request('POST', '/v3/volumes', { volume: { size: 1 } }, { 'x-auth-token': 'admin:bbbb' });
+    const ofA = await t.request('GET', '/v3/volumes?all_tenants=1&project_id=aaaa', undefined, { 'x-auth-token': 'admin:bbbb' });
+    const idsOfA = ofA.body.volumes.map((v: { id: string }) => v.id);
+    expect(idsOfA).toContain(mine.body.volume.id);
+    expect(idsOfA).not.toContain(onlyB.body.volume.id);
+  });
+
+  it("filters inexactly with name~ and description~ (3.34), taking % and _ literally", async () => {
+    const headers = { 'x-auth-token': 'admin:1nexact1nexact1nexact1nexact1nex' };
+    const made = [];
+    for (const [name, description] of [['clone-of-a', 'first'], ['CLONE_b', '50% off'], ['other', 'nothing']]) {
+      made.push((await t.request('POST', '/v3/volumes', { volume: { size: 1, name, description } }, headers)).body.volume.id);
+    }
+    const names = async (q: string) => (await t.request('GET', `/v3/volumes/detail?${q}`, undefined, headers)).body.volumes.map((v: { name: string }) => v.name).sort();
+    expect(await names('name~=clo')).toEqual(['CLONE_b', 'clone-of-a']);
+    expect(await names('display_name~=E_B')).toEqual(['CLONE_b']);
+    expect(await names('name~=_')).toEqual(['CLONE_b']);
+    expect(await names(`description~=${encodeURIComponent('%')}`)).toEqual(['CLONE_b']);
+    expect(await names('name~=zzz')).toEqual([]);
+  });
+
+  it('gives a full page a next link, as Cinder does, even when nothing follows', async () => {
+    const headers = { 'x-auth-token': 'admin:fu11fu11fu11fu11fu11fu11fu11fu11' };
+    for (let i = 0; i < 2; i++) await t.request('POST', '/v3/volumes', { volume: { size: 1 } }, headers);
+    const full = await t.request('GET', '/v3/volumes?limit=2', undefined, headers);
+    expect(full.body.volumes).toHaveLength(2);
+    const next = full.body.volumes_links[0].href as string;
+    const after = await t.request('GET', next.slice(next.indexOf('/v3/')), undefined, headers);
+    expect(after.body).toEqual({ volumes: [] });
+    expect((await t.request('GET', '/v3/volumes?limit=3', undefined, headers)).body.volumes_links).toBeUndefined();
   });
 });
