@@ -71,6 +71,29 @@ describe('snapshots', () => {
     await waitStatus(t, 'snapshots', snapId, 'gone');
     expect((await t.request('DELETE', `/v3/volumes/${volumeId}`)).status).toBe(202);
   });
+
+  it('park a reset to creating or deleting; os-update_snapshot_status ends a parked creating as reported', async () => {
+    const volumeId = await availableVolume(t);
+    const snapId = await snapshotOf(volumeId);
+    await waitStatus(t, 'snapshots', snapId, 'available');
+    const action = (body: unknown) => t.request('POST', `/v3/snapshots/${snapId}/action`, body);
+    // No worker-owned snapshot is reported on: only a parked one.
+    expect((await action({ 'os-update_snapshot_status': { status: 'error', progress: '80%' } })).status).toBe(400);
+    for (const status of ['deleting', 'creating']) {
+      expect((await action({ 'os-reset_status': { status } })).status).toBe(202);
+      await t.worker!.idle();
+      const get = await t.request('GET', `/v3/snapshots/${snapId}`);
+      expect(get.body.snapshot.status).toBe(status);
+      expect(get.headers['volstate-state']).toBe(`${status}.parked`);
+    }
+    expect((await action({ 'os-update_snapshot_status': { status: 'deleted' } })).status).toBe(400);
+    expect((await action({ 'os-update_snapshot_status': { status: 'error', progress: 'most' } })).status).toBe(400);
+    expect((await action({ 'os-update_snapshot_status': { status: 'error', progress: '80%' } })).status).toBe(202);
+    const ended = await t.request('GET', `/v3/snapshots/${snapId}`);
+    expect(ended.body.snapshot).toMatchObject({ status: 'error', 'os-extended-snapshot-attributes:progress': '80%' });
+    expect((await action({ 'os-force_delete': {} })).status).toBe(202);
+    await waitStatus(t, 'snapshots', snapId, 'gone');
+  });
 });
 
 describe('snapshots and busy volumes, with no worker running', () => {
