@@ -30,12 +30,14 @@ export interface ListRoute<Rec extends { id: string }, Loaded = undefined> {
 }
 
 /**
- * `all_tenants`: admin only; everybody else sees their own project. With
- * it, `project_id` names one project (as in Cinder).
+ * `all_tenants`: every project's, for an admin; with it, `project_id` names
+ * one project. Anybody else sees their own project, all_tenants or not: as
+ * Cinder drops the filters a caller may not use, rather than refuse them
+ * (the cinder CLI and OSC send all_tenants=1 for every name lookup).
  */
 export function listScope(caller: Caller, query: Record<string, string>): string | undefined {
-  if (query.all_tenants === undefined || !parseBool(query.all_tenants, 'all_tenants')) return caller.projectId;
-  if (!caller.isAdmin) throw new ApiError('Forbidden', { action: 'all_tenants' });
+  const all = query.all_tenants !== undefined && parseBool(query.all_tenants, 'all_tenants');
+  if (!all || !caller.isAdmin) return caller.projectId;
   return query.project_id || undefined;
 }
 

@@ -87,7 +87,6 @@ describe('auth mode keystone, against a real Keystone', () => {
     for (const [method, path, body] of [
       ['POST', `${P}/volumes/${id}/action`, { 'os-reset_status': { status: 'error' } }],
       ['POST', `${P}/volumes/${id}/action`, { 'os-force_delete': {} }],
-      ['GET', `${P}/volumes/detail?all_tenants=1`, undefined],
       ['GET', `${P}/os-services`, undefined],
       ['GET', `${P}/scheduler-stats/get_pools`, undefined],
     ] as const) {
