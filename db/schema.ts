@@ -52,6 +52,37 @@ const stepStates: SQL = sql.raw(stepStatesPredicate());
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' });
 
+/**
+ * Volume types (Cinder's): a name, extra specs (`multiattach="<is> True"`
+ * makes its volumes multiattach), public or private to the projects of
+ * volume_type_access. `__DEFAULT__` is made by the migration, as Cinder makes
+ * it. A type is deleted only while no live volume uses it (src/services/types.ts).
+ */
+export const volumeTypes = pgTable(
+  'volume_types',
+  {
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description'),
+    is_public: boolean('is_public').notNull().default(true),
+    extra_specs: jsonb('extra_specs').$type<Record<string, string>>().notNull().default({}),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  (t) => [uniqueIndex('volume_types_name').on(t.name)],
+);
+
+export const volumeTypeAccess = pgTable(
+  'volume_type_access',
+  {
+    volume_type_id: uuid('volume_type_id')
+      .notNull()
+      .references(() => volumeTypes.id, { onDelete: 'cascade' }),
+    project_id: text('project_id').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.volume_type_id, t.project_id] })],
+);
+
 export const volumes = pgTable(
   'volumes',
   {
@@ -64,7 +95,10 @@ export const volumes = pgTable(
     snapshot_id: uuid('snapshot_id'),
     source_volid: uuid('source_volid'),
     availability_zone: text('availability_zone').notNull().default('nova'),
+    /** the type's name, as volumes show it (renaming a type renames it here, in the same transaction) */
     volume_type: text('volume_type').notNull().default('__DEFAULT__'),
+    /** null only for volumes whose type was deleted after they were */
+    volume_type_id: uuid('volume_type_id').references(() => volumeTypes.id, { onDelete: 'set null' }),
     bootable: boolean('bootable').notNull().default(false),
     /** may be attached to several servers at once; copied into the state row, where the attach guard reads it */
     multiattach: boolean('multiattach').notNull().default(false),
@@ -73,7 +107,7 @@ export const volumes = pgTable(
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
-  (t) => [index('volumes_project_created').on(t.project_id, t.created_at, t.id)],
+  (t) => [index('volumes_project_created').on(t.project_id, t.created_at, t.id), index('volumes_type').on(t.volume_type_id)],
 );
 
 export const snapshots = pgTable(

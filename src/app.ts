@@ -26,6 +26,7 @@ import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './a
 import { versionDocument } from './api/microversion.ts';
 import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
 import { adminRoutes } from './api/admin.ts';
+import { typeRoutes } from './api/types.ts';
 import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
 import { volumeId, volumeRoutes } from './api/volumes.ts';
@@ -127,6 +128,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(volumeRoutes, { volumes, attachments });
     await scope.register(metadataRoutes, { collection: 'volumes', service: volumes, idOf: volumeId });
     await scope.register(metadataRoutes, { collection: 'snapshots', service: snapshots, idOf: snapshotId });
+    await scope.register(typeRoutes, { sql: opts.sql });
     await scope.register(adminRoutes, { sql: opts.sql, driver: opts.driver, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });

@@ -105,7 +105,7 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     view.service_uuid = null;
   }
   if (ctx.mv >= 61 && ctx.isAdmin) view.cluster_name = null;
-  if (ctx.mv >= 63) view.volume_type_id = null;
+  if (ctx.mv >= 63) view.volume_type_id = v.volume_type_id;
   if (ctx.mv >= 65) view.consumes_quota = true;
   if (get) {
     view['os-vol-tenant-attr:tenant_id'] = v.project_id;

@@ -89,9 +89,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     unsupported(body, 'backup_id', 'Creating a volume from a backup');
     unsupported(body, 'consistencygroup_id', 'Consistency groups');
     unsupported(body, 'group_id', 'Groups');
-    if (body.volume_type != null && body.volume_type !== '__DEFAULT__') {
-      throw new ApiError('VolumeTypeNotFound', { id: typeof body.volume_type === 'string' ? body.volume_type : JSON.stringify(body.volume_type) });
-    }
+    if (body.volume_type != null && typeof body.volume_type !== 'string') throw new ApiError('VolumeTypeNotFound', { id: JSON.stringify(body.volume_type) });
     if (body.availability_zone != null && body.availability_zone !== 'nova') {
       throw new ApiError('InvalidInput', { reason: `Availability zone '${String(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
     }
@@ -108,6 +106,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       multiattach: body.multiattach === undefined || body.multiattach === null ? false : parseBool(body.multiattach, 'multiattach'),
       snapshotId,
       sourceVolid,
+      volumeType: (body.volume_type as string | null | undefined) || null,
     };
     const volume = await changeState(
       req,

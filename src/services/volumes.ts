@@ -9,6 +9,7 @@ import type { Sql } from '../../db/connect.ts';
 import { snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
+import { DEFAULT_TYPE, typeForCreate } from '../../db/types.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
@@ -24,6 +25,8 @@ export interface NewVolumeInput {
   description: string | null;
   metadata: Record<string, string>;
   multiattach: boolean;
+  /** the volume type, by id or name; null: the default type */
+  volumeType?: string | null;
   /** create from this snapshot */
   snapshotId?: string | null;
   /** clone this volume */
@@ -66,6 +69,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         }
       }
       if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
+      // Locked against its deletion until this create commits (db/types.ts).
+      const type = await typeForCreate(tx, input.volumeType ?? DEFAULT_TYPE, scopeOf(caller));
+      if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
+      // Cinder makes multiattach volumes from a type whose extra spec says so.
+      const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
       await volumeTable.insert(tx, {
         id,
         project_id: caller.projectId,
@@ -75,9 +83,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         metadata: input.metadata,
         snapshot_id: input.snapshotId ?? null,
         source_volid: input.sourceVolid ?? null,
-        multiattach: input.multiattach,
+        multiattach,
+        volume_type: type.name,
+        volume_type_id: type.id,
       });
-      await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach: input.multiattach }, opts);
+      await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach }, opts);
     });
     return (await volumeTable.find(this.sql, id))!;
   }

@@ -1,0 +1,132 @@
+/**
+ * Volume types: rows, visibility, extra specs and access (schema.ts,
+ * volume_types). Visibility: public types, and private ones to the projects
+ * given access; an admin sees every type.
+ *
+ * A type in use cannot be deleted: a volume create takes the type's row
+ * `FOR KEY SHARE` in its transaction (typeForCreate), and a delete takes it
+ * `FOR UPDATE` before it counts the live volumes of the type (deleteType),
+ * so one waits for the other and the count sees the volume, or the create
+ * finds no type.
+ */
+import type postgres from 'postgres';
+import { MODELS } from '../machines/index.ts';
+
+type Exec = postgres.Sql | postgres.TransactionSql;
+
+export const DEFAULT_TYPE = '__DEFAULT__';
+
+export interface VolumeTypeRow {
+  id: string;
+  name: string;
+  description: string | null;
+  is_public: boolean;
+  extra_specs: Record<string, string>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** `id = X` when X is a UUID, else `name = X` (Cinder looks types up by either). */
+function byIdOrName(sql: Exec, ref: string) {
+  return UUID.test(ref) ? sql`t.id = ${ref.toLowerCase()}` : sql`t.name = ${ref}`;
+}
+
+/** Visible to the project (undefined: an admin, who sees every type). */
+function visibleTo(sql: Exec, projectId: string | undefined) {
+  if (projectId === undefined) return sql`TRUE`;
+  return sql`(t.is_public OR EXISTS (SELECT 1 FROM volume_type_access a WHERE a.volume_type_id = t.id AND a.project_id = ${projectId}))`;
+}
+
+const COLUMNS = 't.id, t.name, t.description, t.is_public, t.extra_specs';
+
+export async function listTypes(sql: Exec, projectId: string | undefined, isPublic: boolean | undefined): Promise<VolumeTypeRow[]> {
+  const pub = isPublic === undefined ? sql`` : sql`AND t.is_public = ${isPublic}`;
+  return sql<VolumeTypeRow[]>`SELECT ${sql.unsafe(COLUMNS)} FROM volume_types t WHERE ${visibleTo(sql, projectId)} ${pub} ORDER BY t.created_at, t.id`;
+}
+
+export async function findType(sql: Exec, ref: string, projectId: string | undefined): Promise<VolumeTypeRow | undefined> {
+  const [row] = await sql<VolumeTypeRow[]>`SELECT ${sql.unsafe(COLUMNS)} FROM volume_types t WHERE ${byIdOrName(sql, ref)} AND ${visibleTo(sql, projectId)}`;
+  return row;
+}
+
+/** The type a new volume gets, locked against its deletion until the create commits. */
+export async function typeForCreate(tx: Exec, ref: string, projectId: string | undefined): Promise<VolumeTypeRow | undefined> {
+  const [row] = await tx<VolumeTypeRow[]>`
+    SELECT ${tx.unsafe(COLUMNS)} FROM volume_types t WHERE ${byIdOrName(tx, ref)} AND ${visibleTo(tx, projectId)} FOR KEY SHARE`;
+  return row;
+}
+
+/** false: the name is taken. */
+export async function insertType(sql: Exec, row: VolumeTypeRow): Promise<boolean> {
+  const rows = await sql`
+    INSERT INTO volume_types (id, name, description, is_public, extra_specs)
+    VALUES (${row.id}, ${row.name}, ${row.description}, ${row.is_public}, ${sql.json(row.extra_specs)})
+    ON CONFLICT (name) DO NOTHING RETURNING id`;
+  return rows.length > 0;
+}
+
+/**
+ * Rename, describe or publish a type; its volumes show the new name from
+ * the same transaction. undefined: no such type; 'taken': the name is another's.
+ */
+export async function updateType(
+  tx: Exec,
+  id: string,
+  patch: { name?: string; description?: string | null; is_public?: boolean },
+): Promise<VolumeTypeRow | 'taken' | undefined> {
+  const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+  try {
+    const [row] = await tx<VolumeTypeRow[]>`
+      UPDATE volume_types t SET ${tx(set as never)}, updated_at = now() WHERE t.id = ${id}
+      RETURNING ${tx.unsafe(COLUMNS)}`;
+    if (row && patch.name !== undefined) await tx`UPDATE volumes SET volume_type = ${row.name} WHERE volume_type_id = ${id}`;
+    return row;
+  } catch (err) {
+    if ((err as { code?: string }).code === '23505') return 'taken';
+    throw err;
+  }
+}
+
+/** Delete a type no live volume uses: 'missing', 'in-use' or 'deleted'. */
+export async function deleteType(tx: Exec, id: string): Promise<'missing' | 'in-use' | 'deleted'> {
+  const [locked] = await tx`SELECT id FROM volume_types WHERE id = ${id} FOR UPDATE`;
+  if (!locked) return 'missing';
+  const gone = MODELS.volume.states.filter((s) => MODELS.volume.index.isFinal(s));
+  const [used] = await tx`
+    SELECT 1 AS one FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
+    WHERE v.volume_type_id = ${id} AND s.state <> ALL(${gone}) LIMIT 1`;
+  if (used) return 'in-use';
+  await tx`DELETE FROM volume_types WHERE id = ${id}`;
+  return 'deleted';
+}
+
+/** Change extra specs in one statement (as resources' metadata): the specs after, or undefined (no type), null (no such key). */
+export async function changeExtraSpecs(
+  sql: Exec,
+  id: string,
+  change: { merge: Record<string, string> } | { remove: string },
+): Promise<Record<string, string> | null | undefined> {
+  const value = 'merge' in change ? sql`extra_specs || ${sql.json(change.merge)}` : sql`extra_specs - ${change.remove}::text`;
+  const keyHeld = 'remove' in change ? sql`AND extra_specs ? ${change.remove}` : sql``;
+  const [row] = await sql<{ extra_specs: Record<string, string> }[]>`
+    UPDATE volume_types SET extra_specs = ${value}, updated_at = now() WHERE id = ${id} ${keyHeld} RETURNING extra_specs`;
+  if (row) return row.extra_specs;
+  if ('remove' in change) {
+    const [exists] = await sql`SELECT 1 AS one FROM volume_types WHERE id = ${id}`;
+    if (exists) return null;
+  }
+  return undefined;
+}
+
+export async function typeAccess(sql: Exec, id: string): Promise<string[]> {
+  const rows = await sql<{ project_id: string }[]>`SELECT project_id FROM volume_type_access WHERE volume_type_id = ${id} ORDER BY project_id`;
+  return rows.map((r) => r.project_id);
+}
+
+/** false: the project already had access (add) or had none (remove). */
+export async function setTypeAccess(sql: Exec, id: string, projectId: string, grant: boolean): Promise<boolean> {
+  const rows = grant
+    ? await sql`INSERT INTO volume_type_access (volume_type_id, project_id) VALUES (${id}, ${projectId}) ON CONFLICT DO NOTHING RETURNING project_id`
+    : await sql`DELETE FROM volume_type_access WHERE volume_type_id = ${id} AND project_id = ${projectId} RETURNING project_id`;
+  return rows.length > 0;
+}

@@ -1,0 +1,111 @@
+/**
+ * Volume types: Cinder's API (types, extra specs, access), the multiattach
+ * extra spec, visibility of private types, and the race between a volume
+ * create of a type and the type's delete (a type in use is never deleted).
+ */
+import { describe, expect, it } from 'vitest';
+import { useApp, waitStatus } from '../helpers/app.ts';
+
+const tokens = new Map([
+  ['admin-token', { user: 'root', project: 'ops', roles: ['admin'] }],
+  ['alice-token', { user: 'alice', project: 'aaaa', roles: ['member'] }],
+  ['bob-token', { user: 'bob', project: 'bbbb', roles: ['member'] }],
+]);
+const t = useApp({ auth: { mode: 'tokens', defaultProject: 'admin', tokens } });
+const as = (token: string) => ({ 'x-auth-token': token });
+const admin = as('admin-token');
+
+async function createType(body: Record<string, unknown>) {
+  const res = await t.request('POST', '/v3/types', { volume_type: body }, admin);
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body.volume_type;
+}
+
+describe('volume types', () => {
+  it('are created, shown, listed, updated and deleted by an admin, in Cinder\'s shapes', async () => {
+    const type = await createType({ name: 'gold', description: 'fast', extra_specs: { tier: '1' } });
+    expect(Object.keys(type).sort()).toEqual(['description', 'extra_specs', 'id', 'is_public', 'name', 'os-volume-type-access:is_public']);
+    expect(type).toMatchObject({ name: 'gold', description: 'fast', is_public: true, extra_specs: { tier: '1' } });
+    const shown = (await t.request('GET', `/v3/types/${type.id}`, undefined, as('alice-token'))).body.volume_type;
+    expect(shown).toMatchObject({ ...type, qos_specs_id: null });
+    expect((await t.request('GET', '/v3/types', undefined, as('alice-token'))).body.volume_types.map((v: any) => v.name)).toEqual(expect.arrayContaining(['__DEFAULT__', 'gold']));
+    expect((await t.request('GET', '/v3/types/default', undefined, as('alice-token'))).body.volume_type.name).toBe('__DEFAULT__');
+
+    // A member reads types but may not change them.
+    expect((await t.request('POST', '/v3/types', { volume_type: { name: 'mine' } }, as('alice-token'))).status).toBe(403);
+    expect((await t.request('POST', '/v3/types', { volume_type: { name: 'gold' } }, admin)).status).toBe(409);
+    expect((await t.request('POST', '/v3/types', { volume_type: { name: '' } }, admin)).status).toBe(400);
+
+    const updated = await t.request('PUT', `/v3/types/${type.id}`, { volume_type: { name: 'golden', description: null } }, admin);
+    expect(updated.body.volume_type).toEqual({ id: type.id, name: 'golden', description: null, is_public: true, extra_specs: { tier: '1' } });
+    expect((await t.request('DELETE', `/v3/types/${type.id}`, undefined, admin)).status).toBe(202);
+    expect((await t.request('GET', `/v3/types/${type.id}`, undefined, admin)).status).toBe(404);
+    const def = (await t.request('GET', '/v3/types/default', undefined, admin)).body.volume_type;
+    expect((await t.request('DELETE', `/v3/types/${def.id}`, undefined, admin)).status).toBe(400);
+  });
+
+  it('keep extra specs: set, show, update one key, delete', async () => {
+    const type = await createType({ name: 'specs' });
+    const base = `/v3/types/${type.id}/extra_specs`;
+    expect((await t.request('POST', base, { extra_specs: { a: '1', b: '2' } }, admin)).body).toEqual({ extra_specs: { a: '1', b: '2' } });
+    expect((await t.request('PUT', `${base}/a`, { a: '9' }, admin)).body).toEqual({ a: '9' });
+    expect((await t.request('GET', `${base}/a`, undefined, admin)).body).toEqual({ a: '9' });
+    expect((await t.request('PUT', `${base}/a`, { b: '9' }, admin)).status).toBe(400);
+    expect((await t.request('PUT', `${base}/a`, { a: '1', b: '2' }, admin)).status).toBe(400);
+    expect((await t.request('POST', base, { extra_specs: null }, admin)).status).toBe(400);
+    expect((await t.request('DELETE', `${base}/a`, undefined, admin)).status).toBe(202);
+    expect((await t.request('GET', `${base}/a`, undefined, admin)).status).toBe(404);
+    expect((await t.request('GET', base, undefined, admin)).body).toEqual({ extra_specs: { b: '2' } });
+    expect((await t.request('GET', '/v3/types/00000000-0000-4000-8000-000000000000/extra_specs', undefined, admin)).status).toBe(404);
+  });
+
+  it('private types are seen and used only by the projects given access', async () => {
+    const type = await createType({ name: 'private', 'os-volume-type-access:is_public': false });
+    const volumeOf = (token: string) => t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: 'private' } }, as(token));
+    expect((await volumeOf('alice-token')).status).toBe(404);
+    expect((await t.request('GET', `/v3/types/${type.id}`, undefined, as('alice-token'))).status).toBe(404);
+    expect((await t.request('POST', `/v3/types/${type.id}/action`, { addProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(202);
+    expect((await t.request('POST', `/v3/types/${type.id}/action`, { addProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(409);
+    expect((await t.request('GET', `/v3/types/${type.id}/os-volume-type-access`, undefined, admin)).body).toEqual({ volume_type_access: [{ volume_type_id: type.id, project_id: 'aaaa' }] });
+    const made = await volumeOf('alice-token');
+    expect(made.status).toBe(202);
+    expect(made.body.volume.volume_type).toBe('private');
+    expect((await volumeOf('bob-token')).status).toBe(404);
+    expect((await t.request('GET', '/v3/types', undefined, as('bob-token'))).body.volume_types.map((v: any) => v.name)).not.toContain('private');
+    expect((await t.request('POST', `/v3/types/${type.id}/action`, { removeProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(202);
+    expect((await volumeOf('alice-token')).status).toBe(404);
+    const pub = await createType({ name: 'public-one' });
+    expect((await t.request('POST', `/v3/types/${pub.id}/action`, { addProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(400);
+    expect((await t.request('GET', `/v3/types/${pub.id}/os-volume-type-access`, undefined, admin)).status).toBe(404);
+  });
+
+  it('make multiattach volumes from the extra spec multiattach="<is> True", as Cinder does', async () => {
+    await createType({ name: 'shared', extra_specs: { multiattach: '<is> True' } });
+    const res = await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: 'shared' } }, admin);
+    const shown = await waitStatus(t, 'volumes', res.body.volume.id, 'available', 10_000, admin);
+    expect(shown).toMatchObject({ multiattach: true, volume_type: 'shared' });
+    const state = await t.db.sql`SELECT multiattach FROM resource_states WHERE resource_id = ${res.body.volume.id}`;
+    expect(state[0]!.multiattach).toBe(true);
+  });
+
+  it('never deletes a type a live volume uses, whatever the race (20 rounds of create-with-type against delete-type)', async () => {
+    let deleted = 0;
+    let created = 0;
+    for (let round = 0; round < 20; round++) {
+      const type = await createType({ name: `racy-${round}` });
+      const [create, remove] = await Promise.all([
+        t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: type.id } }, admin),
+        t.request('DELETE', `/v3/types/${type.id}`, undefined, admin),
+      ]);
+      // Exactly one wins: the volume (and the delete is refused as in use), or the delete (and the create finds no type).
+      expect([create.status, remove.status].sort(), JSON.stringify([create.body, remove.body])).toEqual(create.status === 202 ? [202, 400] : [202, 404]);
+      if (create.status === 202) created++;
+      else deleted++;
+    }
+    const orphans = await t.db.sql`
+      SELECT v.id FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
+      WHERE v.volume_type_id IS NULL AND s.state <> 'deleted'`;
+    expect(orphans).toEqual([]);
+    console.log(`type race: ${created} creates won, ${deleted} deletes won`);
+  });
+});
