@@ -207,6 +207,30 @@ describe('the cinder CLI against volstate', () => {
     expect(names.indexOf('meta-a')).toBeGreaterThanOrEqual(0);
   });
 
+  cliTest('manages volume types: type-create, type-key, extra-specs-list, type-access-*, create --volume-type, type-delete', async () => {
+    const created = rows(ok(await cinder('type-create', '--description', 'shared disks', 'cli-multi')).out)[0]!;
+    expect(created).toMatchObject({ Name: 'cli-multi', Description: 'shared disks', Is_Public: 'True' });
+    ok(await cinder('type-key', 'cli-multi', 'set', 'multiattach=<is> True', 'tier=1'));
+    ok(await cinder('type-key', 'cli-multi', 'unset', 'tier'));
+    const specs = rows(ok(await cinder('extra-specs-list')).out).find((r) => r.Name === 'cli-multi')!;
+    expect(specs.extra_specs).toMatch(/multiattach.*<is> True/);
+    expect(specs.extra_specs).not.toMatch(/tier/);
+    expect(rows(ok(await cinder('type-list')).out).map((r) => r.Name)).toEqual(expect.arrayContaining(['__DEFAULT__', 'cli-multi']));
+
+    const vol = properties(ok(await cinder('create', '--volume-type', 'cli-multi', '--name', 'shared', '1')).out);
+    expect(vol).toMatchObject({ volume_type: 'cli-multi', multiattach: 'True' });
+    await waitStatus(t, 'volumes', vol.id!, 'available');
+    const inUse = await cinder('type-delete', 'cli-multi');
+    expect(inUse.out + inUse.err).toMatch(/deletion is not allowed with volumes present with the type/);
+
+    const priv = rows(ok(await cinder('type-create', '--is-public', 'false', 'cli-private')).out)[0]!;
+    ok(await cinder('type-access-add', '--volume-type', priv.ID!, '--project-id', PROJECT));
+    expect(rows(ok(await cinder('type-access-list', '--volume-type', priv.ID!)).out)).toEqual([{ Volume_type_ID: priv.ID, Project_ID: PROJECT }]);
+    ok(await cinder('type-access-remove', '--volume-type', priv.ID!, '--project-id', PROJECT));
+    ok(await cinder('type-delete', 'cli-private'));
+    expect(rows(ok(await cinder('type-list')).out).map((r) => r.Name)).not.toContain('cli-private');
+  });
+
   cliTest('lists services, pools and availability zones, and drains a host by disabling its volume service', async () => {
     const services = rows(ok(await cinder('service-list')).out);
     const volume = services.find((r) => r.Binary === 'cinder-volume')!;
