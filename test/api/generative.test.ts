@@ -58,7 +58,9 @@ describe('every route, any input', () => {
         (SELECT md5(coalesce(string_agg(a::text, ',' ORDER BY a.id), '')) FROM attachments a),
         (SELECT count(*) FROM state_transitions),
         (SELECT count(*) FROM leases),
-        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.host, v."binary"), '')) FROM services v)) AS f`;
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.host, v."binary"), '')) FROM services v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM volume_types v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.volume_type_id, v.project_id), '')) FROM volume_type_access v)) AS f`;
     return row!.f;
   }
 
@@ -77,7 +79,11 @@ describe('every route, any input', () => {
     expect(att.status).toBe(200);
     // No background changes from here on: a change seen is the request's.
     await t.worker!.stop();
-    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], project: PROJECT };
+    const types = [(await t.request('GET', '/v3/types/default')).body.volume_type.id];
+    for (const [name, pub] of [['fuzz-public', true], ['fuzz-private', false]] as const) {
+      types.push((await t.request('POST', '/v3/types', { volume_type: { name, 'os-volume-type-access:is_public': pub, extra_specs: { a: '1' } } })).body.volume_type.id);
+    }
+    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], types, project: PROJECT };
 
     console.log(`generative API test: ${RUNS} runs, seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
     const seen = new Map<number, number>();

@@ -19,6 +19,8 @@ export interface Targets {
   volumes: string[];
   snapshots: string[];
   attachments: string[];
+  /** volume types: the default, a public and a private one */
+  types: string[];
   project: string;
 }
 
@@ -162,7 +164,7 @@ function volumeBody(t: Targets) {
     // Sources and the options volstate lacks: mostly null, so that most creates can succeed.
     snapshot_id: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, fc.constantFrom(...t.snapshots), nastyString),
     source_volid: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, fc.constantFrom(...t.volumes), nastyString),
-    volume_type: fc.constantFrom('__DEFAULT__', null, null, 'gold'),
+    volume_type: fc.constantFrom('__DEFAULT__', null, null, 'gold', 'fuzz-public', 'fuzz-private'),
     availability_zone: fc.constantFrom('nova', null, null, 'elsewhere'),
     imageRef: fc.constantFrom(null, null, null, 'img'),
   });
@@ -331,6 +333,31 @@ export const ROUTES: RouteDef[] = [
     ];
   }),
   { name: 'volume summary', method: 'GET', path: collection('volumes/summary') },
+  ...((): RouteDef[] => {
+    const type = (t: Targets) => idSegment(t.types);
+    const typed = (suffix: string) => (t: Targets) => type(t).map((id) => `/types/${id}${suffix}`);
+    const specKey = fc.oneof(fc.constantFrom('multiattach', 'a', '__proto__'), nastyString.map(encodeAny));
+    const typeBody = objectOf({ name: text, description: text, 'os-volume-type-access:is_public': bool, is_public: bool, extra_specs: metadata });
+    return [
+      { name: 'list types', method: 'GET', path: collection('types') },
+      { name: 'show type', method: 'GET', path: typed('') },
+      { name: 'create type', method: 'POST', path: collection('types'), body: () => wrap('volume_type', typeBody) },
+      { name: 'update type', method: 'PUT', path: typed(''), body: () => wrap('volume_type', typeBody) },
+      { name: 'delete type', method: 'DELETE', path: typed('') },
+      { name: 'type extra specs', method: 'GET', path: typed('/extra_specs') },
+      { name: 'set type extra specs', method: 'POST', path: typed('/extra_specs'), body: () => wrap('extra_specs', metadata) },
+      { name: 'type extra spec', method: 'GET', path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`) },
+      { name: 'set type extra spec', method: 'PUT', path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`), body: () => metadata },
+      { name: 'delete type extra spec', method: 'DELETE', path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`) },
+      { name: 'type access', method: 'GET', path: typed('/os-volume-type-access') },
+      {
+        name: 'type action',
+        method: 'POST',
+        path: typed('/action'),
+        body: () => fc.oneof(objectOf({ addProjectAccess: objectOf({ project: text }) }), objectOf({ removeProjectAccess: objectOf({ project: text }) }), fc.dictionary(nastyString, value, { maxKeys: 2 })),
+      },
+    ];
+  })(),
   { name: 'list services', method: 'GET', path: collection('os-services') },
   {
     name: 'update service',
