@@ -66,10 +66,26 @@ export const volumeTypes = pgTable(
     description: text('description'),
     is_public: boolean('is_public').notNull().default(true),
     extra_specs: jsonb('extra_specs').$type<Record<string, string>>().notNull().default({}),
+    /** the QoS specs associated with the type; a QoS specs with types is deleted only by force, which dissociates them */
+    qos_specs_id: uuid('qos_specs_id').references(() => qosSpecs.id, { onDelete: 'set null' }),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
   (t) => [uniqueIndex('volume_types_name').on(t.name)],
+);
+
+/** QoS specs (Cinder's): data, associated with volume types (volume_types.qos_specs_id). */
+export const qosSpecs = pgTable(
+  'qos_specs',
+  {
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    consumer: text('consumer').notNull().default('back-end'),
+    specs: jsonb('specs').$type<Record<string, string>>().notNull().default({}),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  (t) => [uniqueIndex('qos_specs_name').on(t.name), check('qos_specs_consumer', sql`consumer IN ('front-end', 'back-end', 'both')`)],
 );
 
 export const volumeTypeAccess = pgTable(

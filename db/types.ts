@@ -22,6 +22,7 @@ export interface VolumeTypeRow {
   description: string | null;
   is_public: boolean;
   extra_specs: Record<string, string>;
+  qos_specs_id: string | null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -37,7 +38,7 @@ function visibleTo(sql: Exec, projectId: string | undefined) {
   return sql`(t.is_public OR EXISTS (SELECT 1 FROM volume_type_access a WHERE a.volume_type_id = t.id AND a.project_id = ${projectId}))`;
 }
 
-const COLUMNS = 't.id, t.name, t.description, t.is_public, t.extra_specs';
+const COLUMNS = 't.id, t.name, t.description, t.is_public, t.extra_specs, t.qos_specs_id';
 
 export async function listTypes(sql: Exec, projectId: string | undefined, isPublic: boolean | undefined): Promise<VolumeTypeRow[]> {
   const pub = isPublic === undefined ? sql`` : sql`AND t.is_public = ${isPublic}`;

@@ -54,7 +54,7 @@ const scope = (req: FastifyRequest) => (req.caller.isAdmin ? undefined : req.cal
 function typeView(t: VolumeTypeRow, form: 'show' | 'create' | 'update' = 'show') {
   const view: Record<string, unknown> = { id: t.id, name: t.name, description: t.description, is_public: t.is_public, extra_specs: t.extra_specs };
   if (form !== 'update') view['os-volume-type-access:is_public'] = t.is_public;
-  if (form === 'show') view.qos_specs_id = null;
+  if (form === 'show') view.qos_specs_id = t.qos_specs_id;
   return view;
 }
 
@@ -106,6 +106,7 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { s
       description: parseText(body.description, 'description'),
       is_public: pub === undefined || pub === null ? true : parseBool(pub, 'os-volume-type-access:is_public'),
       extra_specs: body.extra_specs === undefined || body.extra_specs === null ? {} : extraSpecs(body.extra_specs),
+      qos_specs_id: null,
     };
     if (!(await insertType(sql, row))) throw new ApiError('VolumeTypeExists', { name: row.name });
     return { volume_type: typeView(row, 'create') };

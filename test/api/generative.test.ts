@@ -60,7 +60,8 @@ describe('every route, any input', () => {
         (SELECT count(*) FROM leases),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.host, v."binary"), '')) FROM services v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM volume_types v),
-        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.volume_type_id, v.project_id), '')) FROM volume_type_access v)) AS f`;
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.volume_type_id, v.project_id), '')) FROM volume_type_access v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM qos_specs v)) AS f`;
     return row!.f;
   }
 
@@ -83,7 +84,9 @@ describe('every route, any input', () => {
     for (const [name, pub] of [['fuzz-public', true], ['fuzz-private', false]] as const) {
       types.push((await t.request('POST', '/v3/types', { volume_type: { name, 'os-volume-type-access:is_public': pub, extra_specs: { a: '1' } } })).body.volume_type.id);
     }
-    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], types, project: PROJECT };
+    const qos = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: 'fuzz-qos', read_iops_sec: '100' } })).body.qos_specs.id;
+    expect((await t.request('GET', `/v3/qos-specs/${qos}/associate?vol_type_id=${types[1]}`)).status).toBe(202);
+    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], types, qos: [qos], project: PROJECT };
 
     console.log(`generative API test: ${RUNS} runs, seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
     const seen = new Map<number, number>();

@@ -231,6 +231,24 @@ describe('the cinder CLI against volstate', () => {
     expect(rows(ok(await cinder('type-list')).out).map((r) => r.Name)).not.toContain('cli-private');
   });
 
+  cliTest('manages QoS specs: qos-create, qos-key, qos-associate, qos-get-association, qos-disassociate, qos-list, qos-delete', async () => {
+    const qos = properties(ok(await cinder('qos-create', 'cli-qos', 'consumer=front-end', 'read_iops_sec=2000')).out);
+    expect(qos).toMatchObject({ name: 'cli-qos', consumer: 'front-end' });
+    expect(qos.specs).toMatch(/read_iops_sec.*2000/);
+    ok(await cinder('qos-key', qos.id!, 'set', 'iops_bytes=500'));
+    ok(await cinder('qos-key', qos.id!, 'unset', 'read_iops_sec'));
+    expect(properties(ok(await cinder('qos-show', qos.id!)).out).specs).toBe('iops_bytes : 500');
+    const type = rows(ok(await cinder('type-create', 'cli-qos-type')).out)[0]!;
+    ok(await cinder('qos-associate', qos.id!, type.ID!));
+    expect(rows(ok(await cinder('qos-get-association', qos.id!)).out)).toEqual([{ Association_Type: 'volume_type', Name: 'cli-qos-type', ID: type.ID }]);
+    const refused = await cinder('qos-delete', qos.id!);
+    expect(refused.out + refused.err).toMatch(/still associated/);
+    ok(await cinder('qos-disassociate', qos.id!, type.ID!));
+    expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).toContain('cli-qos');
+    ok(await cinder('qos-delete', qos.id!));
+    expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).not.toContain('cli-qos');
+  });
+
   cliTest('lists services, pools and availability zones, and drains a host by disabling its volume service', async () => {
     const services = rows(ok(await cinder('service-list')).out);
     const volume = services.find((r) => r.Binary === 'cinder-volume')!;

@@ -21,6 +21,8 @@ export interface Targets {
   attachments: string[];
   /** volume types: the default, a public and a private one */
   types: string[];
+  /** QoS specs: one, associated with a type */
+  qos: string[];
   project: string;
 }
 
@@ -333,6 +335,22 @@ export const ROUTES: RouteDef[] = [
     ];
   }),
   { name: 'volume summary', method: 'GET', path: collection('volumes/summary') },
+  ...((): RouteDef[] => {
+    const qos = (suffix: string) => (t: Targets) => idSegment(t.qos).map((id) => `/qos-specs/${id}${suffix}`);
+    const typeQuery = (path: string) => (t: Targets) => fc.tuple(idSegment(t.qos), fc.oneof(idSegment(t.types), fc.constant(''))).map(([id, type]) => `/qos-specs/${id}/${path}?vol_type_id=${type}`);
+    return [
+      { name: 'list qos', method: 'GET', path: collection('qos-specs') },
+      { name: 'show qos', method: 'GET', path: qos('') },
+      { name: 'create qos', method: 'POST', path: collection('qos-specs'), body: () => wrap('qos_specs', objectOf({ name: text, consumer: fc.oneof(fc.constantFrom('front-end', 'back-end', 'both'), nastyString), read_iops_sec: text })) },
+      { name: 'set qos keys', method: 'PUT', path: qos(''), body: () => wrap('qos_specs', metadata) },
+      { name: 'unset qos keys', method: 'PUT', path: qos('/delete_keys'), body: () => objectOf({ keys: fc.oneof(fc.array(text, { maxLength: 3 }), value) }) },
+      { name: 'delete qos', method: 'DELETE', path: qos('') },
+      { name: 'qos associations', method: 'GET', path: qos('/associations') },
+      { name: 'associate qos', method: 'GET', path: typeQuery('associate') },
+      { name: 'disassociate qos', method: 'GET', path: typeQuery('disassociate') },
+      { name: 'disassociate all qos', method: 'GET', path: qos('/disassociate_all') },
+    ];
+  })(),
   ...((): RouteDef[] => {
     const type = (t: Targets) => idSegment(t.types);
     const typed = (suffix: string) => (t: Targets) => type(t).map((id) => `/types/${id}${suffix}`);
