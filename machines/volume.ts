@@ -62,7 +62,6 @@ const PARKED_ONLY = [
   'error_backing-up',
   'downloading',
   'uploading',
-  'retyping',
 ] as const;
 
 /** Every leaf state, as stored in `resource_states.state`. */
@@ -85,6 +84,8 @@ export const VOLUME_STATES = [
   'error',
   'error_extending',
   'error_deleting',
+  'retyping.backend',
+  'retyping.parked',
   ...PARKED_ONLY.map((s) => `${s}.parked` as const),
   'deleted',
 ] as const;
@@ -114,9 +115,10 @@ export const VOLUME_RESETTABLE = [
   'extending',
   'reverting',
   'deleting',
+  'retyping',
   ...PARKED_ONLY,
 ] as const;
-const VOLUME_PARKED = ['creating', 'extending', 'reverting', 'deleting', ...PARKED_ONLY] as const;
+const VOLUME_PARKED = ['creating', 'extending', 'reverting', 'deleting', 'retyping', ...PARKED_ONLY] as const;
 
 /** Row columns the machine reads and writes. */
 export const volumeContext = {
@@ -151,6 +153,7 @@ export const volumeEvents = {
   },
   RESET_STATUS: { by: 'api', verb: 'reset the status of', request: 'os-reset_status', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
   REVERT: { by: 'api', verb: 'revert', request: 'revert', params: { snapshot_id: 'text' }, doc: 'revert to a snapshot (revert, 3.40)' },
+  RETYPE: { by: 'api', verb: 'retype', request: 'os-retype', params: { type_id: 'text' }, doc: 'change the volume type, on the same backend (os-retype)' },
   SNAPSHOT_BEGIN: {
     by: 'link',
     verb: 'take a snapshot of',
@@ -172,6 +175,7 @@ export const volumeEvents = {
   SCHEDULED: { by: 'worker', params: {}, doc: 'a backend was chosen' },
   SCHEDULE_FAILED: { by: 'worker', params: {}, doc: 'no backend can hold the volume' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend created the volume' },
+  RETYPED: { by: 'worker', params: {}, doc: 'the volume is of its new type' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
   EXTENDED: { by: 'worker', params: {}, doc: 'the backend grew the volume' },
   REVERTED: { by: 'worker', params: {}, doc: 'the backend reverted the volume to the snapshot' },
@@ -239,6 +243,10 @@ export const volumeEffects = effectTable<C, E>()({
     sql: { size: "(operation ->> 'new_size')::int", operation: 'NULL' },
   },
   ...recoveryEffects<C, E>(),
+  recordRetype: {
+    js: (_c, e) => ({ operation: { type_id: 'type_id' in e ? e.type_id : null } }),
+    sql: { operation: "jsonb_build_object('type_id', :type_id)" },
+  },
   recordRevert: {
     js: (_c, e) => ({ operation: { snapshot_id: 'snapshot_id' in e ? e.snapshot_id : null } }),
     sql: { operation: "jsonb_build_object('snapshot_id', :snapshot_id)" },
@@ -330,6 +338,7 @@ export const volumeMachine = setup({
         ...deletable,
         EXTEND: { guard: 'canExtend', target: 'extending', actions: 'recordExtend' },
         REVERT: { guard: 'noReaders', target: 'reverting', actions: 'recordRevert' },
+        RETYPE: { guard: 'noReaders', target: 'retyping', actions: 'recordRetype' },
         SNAPSHOT_BEGIN: { actions: ['acquireReader', 'addDependent'] },
         READ_BEGIN: { actions: 'acquireReader' },
         ATTACHMENTS_CHANGED: followAttachments('volume'),
@@ -342,6 +351,7 @@ export const volumeMachine = setup({
         ...attachmentCycle,
         EXTEND: { guard: 'canExtendInUse', target: 'extending', actions: 'recordExtend' },
         SNAPSHOT_BEGIN: { guard: 'forced', actions: ['acquireReader', 'addDependent'] },
+        RETYPE: { guard: 'noReaders', target: 'retyping', actions: 'recordRetype' },
         READ_BEGIN: { actions: 'acquireReader' },
       },
     },
@@ -399,6 +409,31 @@ export const volumeMachine = setup({
         },
         // A delete in flight is not reset (the backend is at it); a parked one is.
         parked: { ...parkedState, on: { RESET_STATUS: resetStatus, ...force } },
+      },
+    },
+    retyping: {
+      initial: 'backend',
+      on: { RESET_STATUS: resetStatus, ...force },
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          // On one backend a retype changes what the volume is recorded as, not its data.
+          meta: { step: 'retype', doc: 'the volume is taking its new type' },
+          on: {
+            // Back to where it came from, whichever way the retype ends.
+            RETYPED: [
+              { guard: 'hasAttached', target: '#volume.in-use', actions: 'clearOperation' },
+              { target: '#volume.available', actions: 'clearOperation' },
+            ],
+            BACKEND_FAILED: [
+              { guard: 'hasAttached', target: '#volume.in-use', actions: 'clearOperation' },
+              { target: '#volume.available', actions: 'clearOperation' },
+            ],
+            // Recording the new type again gives the same volume: redo it.
+            WORKER_LOST: workerLost('volume', 'retyping.backend', 'error'),
+          },
+        },
+        parked: parkedState,
       },
     },
     error: { on: { ...deletable, ...detachOnly } },

@@ -4,6 +4,7 @@
  * the volume is looked up, as in Cinder. Arguments may be `null`, `{}` or
  * an object (cinderclient sends null, openstacksdk `{}`).
  */
+import { findType } from '../../db/types.ts';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../errors.ts';
@@ -106,6 +107,25 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       if (typeof snapshotId !== 'string') throw invalid('snapshot_id', snapshotId ?? 'None', 'snapshot_id is required.');
       if (!isUuid(snapshotId)) throw new ApiError('SnapshotNotFound', { id: snapshotId });
       await ctx.volumes.revert(ctx.req.caller, ctx.id, snapshotId.toLowerCase());
+    },
+  },
+
+  'os-retype': {
+    run: async (ctx) => {
+      const newType = ctx.args.new_type;
+      if (typeof newType !== 'string' || newType === '') throw invalid('new_type', newType ?? 'None', 'name the new volume type (id or name).');
+      const policy = ctx.args.migration_policy ?? 'never';
+      if (policy !== 'never' && policy !== 'on-demand') throw invalid('migration_policy', policy, "migration_policy is 'never' or 'on-demand'.");
+      const volume = await ctx.volumes.get(ctx.req.caller, ctx.id);
+      const type = await findType(ctx.volumes.database, newType, ctx.req.caller.isAdmin ? undefined : ctx.req.caller.projectId);
+      if (!type) throw new ApiError('VolumeTypeNotFound', { id: newType });
+      if (type.id === volume.volume_type_id) throw new ApiError('InvalidInput', { reason: `volume ${ctx.id} is already of type ${type.name}.` });
+      // One backend: a type that names another would need a migration, which volstate does not do.
+      const wanted = type.extra_specs.volume_backend_name;
+      if (wanted !== undefined && wanted !== ctx.req.site.backend) {
+        throw new ApiError('InvalidInput', { reason: `type ${type.name} wants backend ${wanted}, and this volume is on ${ctx.req.site.backend}: that retype needs a migration, which volstate does not do.` });
+      }
+      await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'RETYPE', type_id: type.id }, ctx.ifMatch);
     },
   },
 

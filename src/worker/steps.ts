@@ -10,6 +10,8 @@ import type { ClaimedRow } from '../../db/queue.ts';
 import { MODELS, type EventMap, type ResourceModel, type ResourceType } from '../../machines/index.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
+import { transaction } from '../../db/tx.ts';
+import { typeForCreate } from '../../db/types.ts';
 
 export interface StepContext {
   sql: Sql;
@@ -114,6 +116,25 @@ const revertVolume: Step = async (ctx, row) => {
   await backend(ctx, 'volume', row.resource_id, () => ctx.driver.revertToSnapshot(row.resource_id, snapshotId), { type: 'REVERTED' }, { type: 'BACKEND_FAILED' });
 };
 
+/**
+ * Retype on the one backend: the volume's data stays; what changes is its
+ * type, recorded with RETYPED in one transaction. The new type is held
+ * against its deletion meanwhile; one deleted since the request fails the
+ * retype (the volume goes back to where it was).
+ */
+const retypeVolume: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const typeId = row.operation?.type_id;
+  await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {
+    const type = typeof typeId === 'string' ? await typeForCreate(tx, typeId, undefined) : undefined;
+    const event = type ? ({ type: 'RETYPED' } as const) : ({ type: 'BACKEND_FAILED' } as const);
+    if (!type) ctx.log('the new type is gone: the retype fails', { id, typeId });
+    const outcome = await ctx.enforcer.apply(tx, { type: 'volume', id }, event, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null });
+    if (!outcome.ok) ctx.log('step event refused', { type: 'volume', id, event: event.type, kind: outcome.kind, state: outcome.state });
+    else if (type) await tx`UPDATE volumes SET volume_type_id = ${type.id}, volume_type = ${type.name}, updated_at = now() WHERE id = ${id}`;
+  });
+};
+
 const deleteVolume: Step = (ctx, row) =>
   backend(ctx, 'volume', row.resource_id, () => ctx.driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
 
@@ -129,7 +150,7 @@ const deleteSnapshot: Step = (ctx, row) =>
 
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {
-  volume: { schedule: scheduleVolume, create: createVolume, extend: extendVolume, revert: revertVolume, delete: deleteVolume },
+  volume: { schedule: scheduleVolume, create: createVolume, extend: extendVolume, revert: revertVolume, retype: retypeVolume, delete: deleteVolume },
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
   attachment: {},
 };

@@ -109,3 +109,31 @@ describe('volume types', () => {
     console.log(`type race: ${created} creates won, ${deleted} deletes won`);
   });
 });
+
+describe('os-retype', () => {
+  it('moves a volume to another type on the same backend through retyping, and back to where it was', async () => {
+    await createType({ name: 'from-type' });
+    const to = await createType({ name: 'to-type' });
+    const res = await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: 'from-type' } }, admin);
+    const id = res.body.volume.id as string;
+    await waitStatus(t, 'volumes', id, 'available', 10_000, admin);
+    const retype = (newType: string, extra: Record<string, unknown> = {}) => t.request('POST', `/v3/volumes/${id}/action`, { 'os-retype': { new_type: newType, migration_policy: 'never', ...extra } }, admin);
+    expect((await retype('from-type')).status).toBe(400);
+    expect((await retype('no-such-type')).status).toBe(404);
+    expect((await retype('to-type', { migration_policy: 'sometimes' })).status).toBe(400);
+    await createType({ name: 'elsewhere', extra_specs: { volume_backend_name: 'another-backend' } });
+    const migration = await retype('elsewhere');
+    expect(migration.status).toBe(400);
+    expect(migration.body.badRequest.message).toMatch(/needs a migration, which volstate does not do/);
+
+    expect((await retype(to.id)).status).toBe(202);
+    const shown = await waitStatus(t, 'volumes', id, 'available', 10_000, admin);
+    expect(shown).toMatchObject({ volume_type: 'to-type' });
+    const history = (await t.request('GET', `/v3/volumes/${id}/transitions`, undefined, admin)).body.transitions.map((h: any) => `${h.event} → ${h.to}`);
+    expect(history.slice(-2)).toEqual(['RETYPE → retyping.backend', 'RETYPED → available']);
+    // The type it left can go; the one it has cannot.
+    const from = (await t.request('GET', '/v3/types/from-type', undefined, admin)).body.volume_type;
+    expect((await t.request('DELETE', `/v3/types/${from.id}`, undefined, admin)).status).toBe(202);
+    expect((await t.request('DELETE', `/v3/types/${to.id}`, undefined, admin)).status).toBe(400);
+  });
+});

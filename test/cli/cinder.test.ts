@@ -12,7 +12,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { PROJECT, useApp, waitStatus } from '../helpers/app.ts';
+import { eventually, PROJECT, useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp({ listen: true, latencyMs: 2 });
 const SERVER = '4e4b9c1a-8c8e-4a69-9c3f-0e7f2c7a1d10';
@@ -222,6 +222,10 @@ describe('the cinder CLI against volstate', () => {
     await waitStatus(t, 'volumes', vol.id!, 'available');
     const inUse = await cinder('type-delete', 'cli-multi');
     expect(inUse.out + inUse.err).toMatch(/deletion is not allowed with volumes present with the type/);
+    ok(await cinder('type-create', 'cli-plain'));
+    ok(await cinder('retype', vol.id!, 'cli-plain'));
+    await eventually(async () => ((await t.request('GET', `/v3/volumes/${vol.id}`)).body.volume.volume_type === 'cli-plain' ? true : undefined), 10_000, 'the retype');
+    ok(await cinder('type-delete', 'cli-multi'));
 
     const priv = rows(ok(await cinder('type-create', '--is-public', 'false', 'cli-private')).out)[0]!;
     ok(await cinder('type-access-add', '--volume-type', priv.ID!, '--project-id', PROJECT));

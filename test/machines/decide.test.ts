@@ -100,6 +100,7 @@ describe('decide on the volume machine', () => {
       'EXTEND',
       'RESET_STATUS',
       'REVERT',
+      'RETYPE',
     ]);
     expect(allowedNow(volume, { state: 'available', context: { ...quiet, readers: 1 } })).toEqual(['RESET_STATUS']);
     expect(allowedNow(volume, { state: 'deleting.backend', context: quiet })).toEqual([]);
@@ -108,7 +109,7 @@ describe('decide on the volume machine', () => {
       'FORCE_DELETE_CASCADE',
       'RESET_STATUS',
     ]);
-    expect(allowedNow(volume, { state: 'in-use', context: { ...quiet, att_attached: 1 } })).toEqual(['EXTEND', 'RESET_STATUS']);
+    expect(allowedNow(volume, { state: 'in-use', context: { ...quiet, att_attached: 1 } })).toEqual(['EXTEND', 'RESET_STATUS', 'RETYPE']);
     expect(allowedNow(volume, { state: 'deleted', context: quiet })).toEqual([]);
   });
 });

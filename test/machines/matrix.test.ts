@@ -38,6 +38,7 @@ const PARAMS: Record<string, Record<string, unknown>> = {
   RESET_STATUS: { status: 'error' },
   REVERT: { snapshot_id: '00000000-0000-4000-8000-000000000001' },
   UPDATE_STATUS: { status: 'error', progress: '80%' },
+  RETYPE: { type_id: '00000000-0000-4000-8000-000000000002' },
   SNAPSHOT_BEGIN: { force: false },
   ATTACHMENTS_CHANGED: { d_reserved: 1, d_attaching: 0, d_attached: 0, d_detaching: 0, d_error: 0 },
 };
@@ -68,111 +69,114 @@ function checkMatrix(model: ResourceModel, context: Record<string, unknown>, tab
 // the tables stay readable. ATTACHMENTS_CHANGED is sent with a new
 // reservation (d_reserved +1).
 const VOLUME_QUIET = `
-state                    | DELETE           DELETE_CASCADE   FORCE_DELETE     FORCE_DELETE_CASCADE EXTEND            RESET_STATUS REVERT            SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
-creating.db              | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy           busy       invalid  invalid       busy
-creating.scheduling      | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy           busy       invalid  invalid       busy
-creating.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy           busy       invalid  invalid       busy
-creating.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-available                | deleting.backend deleting.backend deleting.backend deleting.backend     extending.backend error        reverting.backend =              =          invalid  invalid       reserved
-reserved                 | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       reserved
-attaching                | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       reserved
-in-use                   | invalid          invalid          deleting.backend deleting.backend     extending.backend error        invalid           invalid        =          invalid  invalid       reserved
-detaching                | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       reserved
-extending.backend        | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy           busy       invalid  invalid       busy
-extending.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-reverting.backend        | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy           busy       invalid  invalid       busy
-reverting.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-deleting.backend         | busy             busy             busy             busy                 busy              busy         busy              busy           busy       invalid  invalid       busy
-deleting.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-error                    | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-error_extending          | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-error_deleting           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-maintenance.parked       | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-managing.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-error_managing.parked    | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-restoring-backup.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-error_restoring.parked   | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-awaiting-transfer.parked | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-backing-up.parked        | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-error_backing-up.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-downloading.parked       | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-uploading.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-retyping.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid        invalid    invalid  invalid       invalid
-deleted                  | gone             gone             gone             gone                 gone              gone         gone              gone           gone       gone     gone          gone
+state                    | DELETE           DELETE_CASCADE   FORCE_DELETE     FORCE_DELETE_CASCADE EXTEND            RESET_STATUS REVERT            RETYPE           SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
+creating.db              | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+creating.scheduling      | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+creating.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+creating.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+available                | deleting.backend deleting.backend deleting.backend deleting.backend     extending.backend error        reverting.backend retyping.backend =              =          invalid  invalid       reserved
+reserved                 | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
+attaching                | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
+in-use                   | invalid          invalid          deleting.backend deleting.backend     extending.backend error        invalid           retyping.backend invalid        =          invalid  invalid       reserved
+detaching                | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
+extending.backend        | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+extending.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+reverting.backend        | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+reverting.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+deleting.backend         | busy             busy             busy             busy                 busy              busy         busy              busy             busy           busy       invalid  invalid       busy
+deleting.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error                    | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_extending          | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_deleting           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+retyping.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+retyping.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+maintenance.parked       | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+managing.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_managing.parked    | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+restoring-backup.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_restoring.parked   | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+awaiting-transfer.parked | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+backing-up.parked        | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_backing-up.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+downloading.parked       | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+uploading.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+deleted                  | gone             gone             gone             gone                 gone              gone         gone              gone             gone           gone       gone     gone          gone
 `;
 
 const VOLUME_HELD = `
-state                    | DELETE  DELETE_CASCADE FORCE_DELETE FORCE_DELETE_CASCADE EXTEND  RESET_STATUS REVERT  SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
-creating.db              | busy    busy           invalid      busy                 busy    error        busy    busy           busy       =        =             busy
-creating.scheduling      | busy    busy           invalid      busy                 busy    error        busy    busy           busy       =        =             busy
-creating.backend         | busy    busy           invalid      busy                 busy    error        busy    busy           busy       =        =             busy
-creating.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-available                | invalid busy           invalid      busy                 busy    error        busy    =              =          =        =             reserved
-reserved                 | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             reserved
-attaching                | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             reserved
-in-use                   | invalid invalid        invalid      busy                 busy    error        invalid invalid        =          =        =             reserved
-detaching                | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             reserved
-extending.backend        | busy    busy           invalid      busy                 busy    error        busy    busy           busy       =        =             busy
-extending.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-reverting.backend        | busy    busy           invalid      busy                 busy    error        busy    busy           busy       =        =             busy
-reverting.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-deleting.backend         | busy    busy           busy         busy                 busy    busy         busy    busy           busy       =        =             busy
-deleting.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-error                    | invalid busy           invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-error_extending          | invalid busy           invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-error_deleting           | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-maintenance.parked       | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-managing.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-error_managing.parked    | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-restoring-backup.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-error_restoring.parked   | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-awaiting-transfer.parked | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-backing-up.parked        | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-error_backing-up.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-downloading.parked       | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-uploading.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-retyping.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid        invalid    =        =             invalid
-deleted                  | gone    gone           gone         gone                 gone    gone         gone    gone           gone       gone     gone          gone
+state                    | DELETE  DELETE_CASCADE FORCE_DELETE FORCE_DELETE_CASCADE EXTEND  RESET_STATUS REVERT  RETYPE  SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
+creating.db              | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+creating.scheduling      | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+creating.backend         | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+creating.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+available                | invalid busy           invalid      busy                 busy    error        busy    busy    =              =          =        =             reserved
+reserved                 | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
+attaching                | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
+in-use                   | invalid invalid        invalid      busy                 busy    error        invalid busy    invalid        =          =        =             reserved
+detaching                | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
+extending.backend        | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+extending.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+reverting.backend        | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+reverting.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+deleting.backend         | busy    busy           busy         busy                 busy    busy         busy    busy    busy           busy       =        =             busy
+deleting.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error                    | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_extending          | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_deleting           | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+retyping.backend         | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+retyping.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+maintenance.parked       | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+managing.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_managing.parked    | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+restoring-backup.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_restoring.parked   | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+awaiting-transfer.parked | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+backing-up.parked        | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_backing-up.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+downloading.parked       | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+uploading.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+deleted                  | gone    gone           gone         gone                 gone    gone         gone    gone    gone           gone       gone     gone          gone
 `;
 
 const VOLUME_WORKER_QUIET = `
-state                    | SCHEDULE            SCHEDULED        SCHEDULE_FAILED BACKEND_CREATED BACKEND_FAILED  EXTENDED  REVERTED  DELETED WORKER_LOST
-creating.db              | creating.scheduling busy             busy            busy            busy            busy      busy      busy    creating.db
-creating.scheduling      | busy                creating.backend error           busy            busy            busy      busy      busy    creating.db
-creating.backend         | busy                busy             busy            available       error           busy      busy      busy    creating.backend
-creating.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-available                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-reserved                 | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-attaching                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-in-use                   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-detaching                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-extending.backend        | busy                busy             busy            busy            error_extending available busy      busy    extending.backend
-extending.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-reverting.backend        | busy                busy             busy            busy            error           busy      available busy    reverting.backend
-reverting.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      deleted deleting.backend
-deleting.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-error                    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-error_extending          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-error_deleting           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-maintenance.parked       | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-managing.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-error_managing.parked    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-restoring-backup.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-error_restoring.parked   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-awaiting-transfer.parked | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-backing-up.parked        | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-error_backing-up.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-downloading.parked       | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-uploading.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-retyping.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid invalid
-deleted                  | gone                gone             gone            gone            gone            gone      gone      gone    gone
+state                    | SCHEDULE            SCHEDULED        SCHEDULE_FAILED BACKEND_CREATED BACKEND_FAILED  EXTENDED  REVERTED  RETYPED   DELETED WORKER_LOST
+creating.db              | creating.scheduling busy             busy            busy            busy            busy      busy      busy      busy    creating.db
+creating.scheduling      | busy                creating.backend error           busy            busy            busy      busy      busy      busy    creating.db
+creating.backend         | busy                busy             busy            available       error           busy      busy      busy      busy    creating.backend
+creating.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+available                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+reserved                 | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+attaching                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+in-use                   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+detaching                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+extending.backend        | busy                busy             busy            busy            error_extending available busy      busy      busy    extending.backend
+extending.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+reverting.backend        | busy                busy             busy            busy            error           busy      available busy      busy    reverting.backend
+reverting.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend
+deleting.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error                    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_extending          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_deleting           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+retyping.backend         | busy                busy             busy            busy            available       busy      busy      available busy    retyping.backend
+retyping.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+maintenance.parked       | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+managing.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_managing.parked    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+restoring-backup.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_restoring.parked   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+awaiting-transfer.parked | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+backing-up.parked        | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_backing-up.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+downloading.parked       | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+uploading.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+deleted                  | gone                gone             gone            gone            gone            gone      gone      gone      gone    gone
 `;
 
 // Held: the same, except that a volume whose snapshots are not gone is not deleted.
 const VOLUME_WORKER_HELD = VOLUME_WORKER_QUIET.replace(
-  'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      deleted deleting.backend',
-  'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      invalid deleting.backend',
+  'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend',
+  'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      invalid deleting.backend',
 );
 
 const SNAPSHOT_QUIET = `
