@@ -310,6 +310,44 @@ export const services = pgTable(
   (t) => [primaryKey({ columns: [t.host, t.binary] })],
 );
 
+/**
+ * Quotas (Cinder's): hard limits per project (quota_limits) over the
+ * defaults of the class `default` (quota_class_limits; -1 is unlimited), and
+ * what each project uses (quota_usages), changed in the transaction of the
+ * transition that changes it, with the limit in the WHERE clause
+ * (db/quotas.ts). quota_reservations holds what an operation in flight has
+ * taken and not yet settled (the gigabytes an extend adds).
+ */
+export const quotaClassLimits = pgTable(
+  'quota_class_limits',
+  { class_name: text('class_name').notNull(), resource: text('resource').notNull(), hard_limit: integer('hard_limit').notNull() },
+  (t) => [primaryKey({ columns: [t.class_name, t.resource] })],
+);
+
+export const quotaLimits = pgTable(
+  'quota_limits',
+  { project_id: text('project_id').notNull(), resource: text('resource').notNull(), hard_limit: integer('hard_limit').notNull() },
+  (t) => [primaryKey({ columns: [t.project_id, t.resource] })],
+);
+
+export const quotaUsages = pgTable(
+  'quota_usages',
+  { project_id: text('project_id').notNull(), resource: text('resource').notNull(), in_use: integer('in_use').notNull().default(0) },
+  (t) => [primaryKey({ columns: [t.project_id, t.resource] })],
+);
+
+export const quotaReservations = pgTable(
+  'quota_reservations',
+  {
+    resource_type: text('resource_type').notNull(),
+    resource_id: uuid('resource_id').notNull(),
+    project_id: text('project_id').notNull(),
+    resource: text('resource').notNull(),
+    amount: integer('amount').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.resource_type, t.resource_id, t.resource] })],
+);
+
 export type VolumeRow = typeof volumes.$inferSelect;
 export type NewVolumeRow = typeof volumes.$inferInsert;
 export type SnapshotRow = typeof snapshots.$inferSelect;

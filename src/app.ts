@@ -28,6 +28,7 @@ import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
 import { adminRoutes } from './api/admin.ts';
 import { typeRoutes } from './api/types.ts';
 import { qosRoutes } from './api/qos.ts';
+import { quotaRoutes } from './api/quotas.ts';
 import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
 import { volumeId, volumeRoutes } from './api/volumes.ts';
@@ -131,6 +132,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(metadataRoutes, { collection: 'snapshots', service: snapshots, idOf: snapshotId });
     await scope.register(typeRoutes, { sql: opts.sql });
     await scope.register(qosRoutes, { sql: opts.sql });
+    await scope.register(quotaRoutes, { sql: opts.sql });
     await scope.register(adminRoutes, { sql: opts.sql, driver: opts.driver, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });

@@ -59,6 +59,13 @@ export const ERRORS = {
     status: 412,
     message: 'The {noun} changed: If-Match asked for version {expected}, it is at version {actual}. Read it again.',
   },
+  VolumeLimitExceeded: { status: 413, message: "Maximum number of volumes allowed ({allowed}) exceeded for quota '{name}'." },
+  SnapshotLimitExceeded: { status: 413, message: 'Maximum number of snapshots allowed ({allowed}) exceeded.' },
+  VolumeSizeExceedsAvailableQuota: {
+    status: 413,
+    message: 'Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed.',
+  },
+  VolumeSizeExceedsLimit: { status: 413, message: 'Requested volume size {size}G is larger than maximum allowed limit {limit}G.' },
   PayloadTooLarge: { status: 413, message: 'The request body is larger than {limit} bytes.' },
   UriTooLong: { status: 414, message: 'A segment of the request path is longer than {limit} characters: no resource has such a name.' },
   UnsupportedMediaType: { status: 415, message: 'Unsupported Content-Type {type}: send application/json.' },

@@ -62,6 +62,7 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
       // The snapshot's size is the volume's as the CAS saw it: no extend can
       // run while the volume has a reader.
       await this.enforcer.create(tx, { type: 'snapshot', id }, { readers: 0, size: taken.row.size }, opts);
+      await this.enforcer.admit(tx, 'snapshot', caller.projectId, { size: taken.row.size });
     });
     return (await snapshotTable.find(this.sql, id))!;
   }

@@ -10,6 +10,7 @@ import { snapshotTable, volumeTable, type VolumeRecord } from '../../db/resource
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
 import { DEFAULT_TYPE, typeForCreate } from '../../db/types.ts';
+import { perVolumeLimit } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
@@ -69,6 +70,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         }
       }
       if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
+      const perVolume = await perVolumeLimit(tx, caller.projectId);
+      if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
       // Locked against its deletion until this create commits (db/types.ts).
       const type = await typeForCreate(tx, input.volumeType ?? DEFAULT_TYPE, scopeOf(caller));
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
@@ -88,6 +91,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         volume_type_id: type.id,
       });
       await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach }, opts);
+      await this.enforcer.admit(tx, 'volume', caller.projectId, { size });
     });
     return (await volumeTable.find(this.sql, id))!;
   }

@@ -121,6 +121,12 @@ describe('the history checker', () => {
     await caught('accepted-not-in-history', 'request:req-never-made', { requests });
     await caught('refused-but-changed', `request:${done}`, { requests });
 
+    // A gigabyte of usage that no live resource accounts for.
+    const [{ project_id: project }] = (await sql`SELECT project_id FROM volumes LIMIT 1`) as unknown as [{ project_id: string }];
+    await sql`UPDATE quota_usages SET in_use = in_use + 1 WHERE project_id = ${project} AND resource = 'gigabytes'`;
+    const quota = await caught('quota-usage', `project:${project}`);
+    expect(quota.detail).toMatch(/^gigabytes: \d+ recorded as in use, the live resources add up to \d+$/);
+
     const created = await sql`SELECT resource_id FROM state_transitions WHERE resource_id = ${clone.body.volume.id} AND version = 1`;
     expect(created).toHaveLength(1);
     await sql`UPDATE state_transitions SET to_state = 'available' WHERE resource_id = ${clone.body.volume.id} AND version = 1`;

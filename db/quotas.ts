@@ -1,0 +1,133 @@
+/**
+ * Quota usage that never drifts: every change is one statement in the
+ * transaction of the transition that causes it, with the limit in its WHERE
+ * clause, so a refusal rolls the transition back and two concurrent
+ * requests cannot both pass a limit one of them would break (the usage row
+ * is locked by the first; the second's WHERE is judged on the row it
+ * commits). Cinder reserves in one transaction and commits in another; its
+ * usages drift, and it ships `cinder-manage quota sync` for them.
+ *
+ * Limits: the project's own (quota_limits), else the `default` class's
+ * (quota_class_limits); -1 is unlimited.
+ */
+import type postgres from 'postgres';
+
+type Exec = postgres.Sql | postgres.TransactionSql;
+
+/** The resources volstate counts, and those it reports as Cinder does (always 0 in use). */
+export const COUNTED = ['volumes', 'gigabytes', 'snapshots'] as const;
+export const QUOTA_RESOURCES = ['volumes', 'snapshots', 'gigabytes', 'per_volume_gigabytes', 'backups', 'backup_gigabytes', 'groups'] as const;
+export type QuotaResource = (typeof QUOTA_RESOURCES)[number];
+
+/** What refused a consumption: the resource, its limit, what was in use, what was asked. */
+export interface Exceeded {
+  resource: string;
+  limit: number;
+  inUse: number;
+  requested: number;
+}
+
+function limitOf(sql: Exec, projectId: string, resource: string) {
+  return sql`COALESCE(
+    (SELECT hard_limit FROM quota_limits WHERE project_id = ${projectId} AND resource = ${resource}),
+    (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = ${resource}),
+    -1)`;
+}
+
+/**
+ * Add `deltas` to the project's usage, each within its limit (a negative
+ * delta always passes). Returns what exceeded a limit, having changed
+ * nothing of that resource: the caller throws, and its transaction rolls
+ * the rest back.
+ */
+export async function consume(tx: Exec, projectId: string, deltas: Partial<Record<string, number>>): Promise<Exceeded | undefined> {
+  for (const [resource, delta] of Object.entries(deltas)) {
+    if (!delta) continue;
+    const rows = await tx`
+      WITH lim AS (SELECT ${limitOf(tx, projectId, resource)} AS l)
+      INSERT INTO quota_usages (project_id, resource, in_use)
+      SELECT ${projectId}, ${resource}, ${delta}::int FROM lim WHERE ${delta}::int <= 0 OR lim.l < 0 OR ${delta}::int <= lim.l
+      ON CONFLICT (project_id, resource) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
+        WHERE EXCLUDED.in_use <= 0 OR (SELECT l FROM lim) < 0 OR quota_usages.in_use + EXCLUDED.in_use <= (SELECT l FROM lim)
+      RETURNING in_use`;
+    if (rows.length === 0) {
+      const [row] = await tx<{ limit: number; in_use: number }[]>`
+        SELECT ${limitOf(tx, projectId, resource)} AS limit, COALESCE((SELECT in_use FROM quota_usages WHERE project_id = ${projectId} AND resource = ${resource}), 0) AS in_use`;
+      return { resource, limit: row!.limit, inUse: row!.in_use, requested: delta };
+    }
+  }
+  return undefined;
+}
+
+/** The largest volume the project may create (per_volume_gigabytes); -1: any size. */
+export async function perVolumeLimit(sql: Exec, projectId: string): Promise<number> {
+  const [row] = await sql<{ l: number }[]>`SELECT ${limitOf(sql, projectId, 'per_volume_gigabytes')} AS l`;
+  return row!.l;
+}
+
+/** What an operation in flight took and has not settled, keyed by the resource it is for. */
+export async function reserve(tx: Exec, ref: { type: string; id: string }, projectId: string, resource: string, amount: number): Promise<void> {
+  await tx`
+    INSERT INTO quota_reservations (resource_type, resource_id, project_id, resource, amount)
+    VALUES (${ref.type}, ${ref.id}, ${projectId}, ${resource}, ${amount})
+    ON CONFLICT (resource_type, resource_id, resource) DO UPDATE SET amount = quota_reservations.amount + EXCLUDED.amount`;
+}
+
+/**
+ * Settle the reservations of a resource: `keep` leaves what they took in
+ * use (the operation succeeded), otherwise it is given back. Exactly once:
+ * the rows are deleted by the statement that reads them.
+ */
+export async function settle(tx: Exec, ref: { type: string; id: string }, keep: boolean): Promise<void> {
+  const taken = await tx<{ project_id: string; resource: string; amount: number }[]>`
+    DELETE FROM quota_reservations WHERE resource_type = ${ref.type} AND resource_id = ${ref.id}
+    RETURNING project_id, resource, amount`;
+  if (keep) return;
+  for (const r of taken) await consume(tx, r.project_id, { [r.resource]: -r.amount });
+}
+
+export interface QuotaRow {
+  resource: string;
+  limit: number;
+  in_use: number;
+  reserved: number;
+}
+
+/** A project's limits and usage, every resource Cinder reports. */
+export async function quotaSet(sql: Exec, projectId: string): Promise<QuotaRow[]> {
+  return sql<QuotaRow[]>`
+    SELECT r.resource,
+      COALESCE(l.hard_limit, c.hard_limit, -1) AS limit,
+      COALESCE(u.in_use, 0) AS in_use,
+      COALESCE((SELECT sum(amount)::int FROM quota_reservations q WHERE q.project_id = ${projectId} AND q.resource = r.resource), 0) AS reserved
+    FROM unnest(${QUOTA_RESOURCES as unknown as string[]}::text[]) AS r(resource)
+    LEFT JOIN quota_limits l ON l.project_id = ${projectId} AND l.resource = r.resource
+    LEFT JOIN quota_class_limits c ON c.class_name = 'default' AND c.resource = r.resource
+    LEFT JOIN quota_usages u ON u.project_id = ${projectId} AND u.resource = r.resource`;
+}
+
+export async function classSet(sql: Exec, className: string): Promise<Record<string, number>> {
+  const rows = await sql<{ resource: string; hard_limit: number }[]>`
+    SELECT r.resource, COALESCE(c.hard_limit, d.hard_limit, -1) AS hard_limit
+    FROM unnest(${QUOTA_RESOURCES as unknown as string[]}::text[]) AS r(resource)
+    LEFT JOIN quota_class_limits c ON c.class_name = ${className} AND c.resource = r.resource
+    LEFT JOIN quota_class_limits d ON d.class_name = 'default' AND d.resource = r.resource`;
+  return Object.fromEntries(rows.map((r) => [r.resource, r.hard_limit]));
+}
+
+export async function setLimits(sql: Exec, table: 'project' | 'class', owner: string, limits: Record<string, number>): Promise<void> {
+  for (const [resource, hard] of Object.entries(limits)) {
+    if (table === 'project') {
+      await sql`INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES (${owner}, ${resource}, ${hard})
+        ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = EXCLUDED.hard_limit`;
+    } else {
+      await sql`INSERT INTO quota_class_limits (class_name, resource, hard_limit) VALUES (${owner}, ${resource}, ${hard})
+        ON CONFLICT (class_name, resource) DO UPDATE SET hard_limit = EXCLUDED.hard_limit`;
+    }
+  }
+}
+
+/** Back to the defaults: the project's own limits removed. */
+export async function clearLimits(sql: Exec, projectId: string): Promise<void> {
+  await sql`DELETE FROM quota_limits WHERE project_id = ${projectId}`;
+}

@@ -1,0 +1,116 @@
+/**
+ * Quotas as Cinder serves them (db/quotas.ts; usage is changed by the
+ * transitions themselves, src/enforcer.ts):
+ *
+ *   GET    /os-quota-sets/{project}[?usage=true]   limits, or {limit, in_use, reserved} each
+ *   GET    /os-quota-sets/{project}/defaults
+ *   PUT    /os-quota-sets/{project}                {"quota_set": {resource: limit}}   admin
+ *   DELETE /os-quota-sets/{project}                back to the defaults               admin
+ *   GET    /os-quota-class-sets/{class}, PUT       the defaults of a class (`default`) admin
+ *   GET    /limits                                 absolute limits and usage; no rate limits
+ *
+ * A project sees its own quotas; an admin any project's. Limits are -1
+ * (unlimited) or a whole number; a limit below what is in use is refused.
+ */
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Sql } from '../../db/connect.ts';
+import { classSet, clearLimits, QUOTA_RESOURCES, quotaSet, setLimits } from '../../db/quotas.ts';
+import { ApiError } from '../errors.ts';
+import { invalid, unwrap } from './parse.ts';
+import { ActionBody, ProjectParams, Query } from './schemas.ts';
+
+export interface QuotaRoutesOptions {
+  sql: Sql;
+}
+
+const Target = Type.Object({ target: Type.String(), project_id: Type.Optional(Type.String()) });
+
+function readable(req: FastifyRequest, project: string) {
+  if (!req.caller.isAdmin && project !== req.caller.projectId) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:show of another project' });
+}
+
+/** `{resource: n}` with every n -1 or a whole number, and only resources Cinder has. */
+function limitsOf(body: Record<string, unknown>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [resource, value] of Object.entries(body)) {
+    if (resource === 'tenant_id' || resource === 'id') continue;
+    if (!(QUOTA_RESOURCES as readonly string[]).includes(resource)) throw invalid(resource, value, `the quotas are ${QUOTA_RESOURCES.join(', ')}.`);
+    const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1 || n > 2 ** 31 - 1) throw invalid(resource, value, 'a quota is -1 (unlimited) or a whole number.');
+    out[resource] = n;
+  }
+  if (Object.keys(out).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one quota to set.' });
+  return out;
+}
+
+export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, { sql }) => {
+  const r = app.withTypeProvider<TypeBoxTypeProvider>();
+
+  r.get('/os-quota-sets/:target', { schema: { params: Target, querystring: Query } }, async (req) => {
+    const project = req.params.target;
+    readable(req, project);
+    const usage = req.query.usage !== undefined && /^(1|t|true|on|y|yes)$/i.test(req.query.usage);
+    const rows = await quotaSet(sql, project);
+    const values = Object.fromEntries(rows.map((q) => [q.resource, usage ? { limit: q.limit, in_use: q.in_use, reserved: q.reserved } : q.limit]));
+    return { quota_set: { id: project, ...values } };
+  });
+
+  r.get('/os-quota-sets/:target/defaults', { schema: { params: Target } }, async (req) => ({ quota_set: { id: req.params.target, ...(await classSet(sql, 'default')) } }));
+
+  r.put('/os-quota-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
+    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:update' });
+    const project = req.params.target;
+    const limits = limitsOf(unwrap(req.body, 'quota_set'));
+    const current = await quotaSet(sql, project);
+    for (const [resource, limit] of Object.entries(limits)) {
+      const used = current.find((q) => q.resource === resource);
+      if (limit >= 0 && used && used.in_use + used.reserved > limit) {
+        throw new ApiError('InvalidInput', { reason: `Quota ${resource} limit must be equal or greater than existing resources. Current usage is ${used.in_use + used.reserved} and the requested limit is ${limit}.` });
+      }
+    }
+    await setLimits(sql, 'project', project, limits);
+    return { quota_set: Object.fromEntries((await quotaSet(sql, project)).map((q) => [q.resource, q.limit])) };
+  });
+
+  r.delete('/os-quota-sets/:target', { schema: { params: Target } }, async (req, reply) => {
+    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:delete' });
+    await clearLimits(sql, req.params.target);
+    return reply.code(200).send();
+  });
+
+  r.get('/os-quota-class-sets/:target', { schema: { params: Target } }, async (req) => {
+    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quota_classes' });
+    return { quota_class_set: { id: req.params.target, ...(await classSet(sql, req.params.target)) } };
+  });
+
+  r.put('/os-quota-class-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
+    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quota_classes' });
+    const limits = limitsOf(unwrap(req.body, 'quota_class_set'));
+    await setLimits(sql, 'class', req.params.target, limits);
+    return { quota_class_set: await classSet(sql, req.params.target) };
+  });
+
+  r.get('/limits', { schema: { params: ProjectParams } }, async (req) => {
+    const q = Object.fromEntries((await quotaSet(sql, req.caller.projectId)).map((row) => [row.resource, row]));
+    const n = (resource: string, what: 'limit' | 'in_use') => q[resource]?.[what] ?? (what === 'limit' ? -1 : 0);
+    return {
+      limits: {
+        rate: [],
+        absolute: {
+          maxTotalVolumes: n('volumes', 'limit'),
+          maxTotalSnapshots: n('snapshots', 'limit'),
+          maxTotalVolumeGigabytes: n('gigabytes', 'limit'),
+          maxTotalBackups: n('backups', 'limit'),
+          maxTotalBackupGigabytes: n('backup_gigabytes', 'limit'),
+          totalVolumesUsed: n('volumes', 'in_use'),
+          totalSnapshotsUsed: n('snapshots', 'in_use'),
+          totalGigabytesUsed: n('gigabytes', 'in_use'),
+          totalBackupsUsed: 0,
+          totalBackupGigabytesUsed: 0,
+        },
+      },
+    };
+  });
+};

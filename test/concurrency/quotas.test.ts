@@ -1,0 +1,141 @@
+/**
+ * Quotas that never drift: usage changes in the transaction of the
+ * transition that causes it, with the limit in the WHERE clause. Races run
+ * for real (concurrent requests on a pool of connections), and after every
+ * scenario the invariant is checked: what a project uses is what its live
+ * resources add up to (plus what extends in flight reserve).
+ */
+import { describe, expect, it } from 'vitest';
+import { useApp, waitStatus } from '../helpers/app.ts';
+
+const t = useApp({ latencyMs: 5 });
+const as = (project: string) => ({ 'x-auth-token': `admin:${project}` });
+
+/** Usage as recorded, and as the live resources add it up. */
+async function usage(project: string) {
+  const recorded = Object.fromEntries(
+    (await t.db.sql<{ resource: string; in_use: number }[]>`SELECT resource, in_use FROM quota_usages WHERE project_id = ${project}`).map((r) => [r.resource, r.in_use]),
+  );
+  const [v] = await t.db.sql<{ n: number; gb: number }[]>`
+    SELECT count(*)::int AS n, COALESCE(sum(s.size), 0)::int AS gb FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id
+    WHERE d.project_id = ${project} AND s.state <> 'deleted'`;
+  const [n] = await t.db.sql<{ n: number; gb: number }[]>`
+    SELECT count(*)::int AS n, COALESCE(sum(s.size), 0)::int AS gb FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id
+    WHERE d.project_id = ${project} AND s.state <> 'deleted'`;
+  const [r] = await t.db.sql<{ gb: number }[]>`SELECT COALESCE(sum(amount), 0)::int AS gb FROM quota_reservations WHERE project_id = ${project}`;
+  return {
+    recorded: { volumes: recorded.volumes ?? 0, snapshots: recorded.snapshots ?? 0, gigabytes: recorded.gigabytes ?? 0 },
+    live: { volumes: v!.n, snapshots: n!.n, gigabytes: v!.gb + n!.gb + r!.gb },
+  };
+}
+
+async function setQuota(project: string, quota: Record<string, number>) {
+  const res = await t.request('PUT', `/v3/${project}/os-quota-sets/${project}`, { quota_set: quota }, as(project));
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+}
+
+describe('quotas', () => {
+  it('50 concurrent creates under a volumes quota of 10: exactly 10 are made, the rest are 413', async () => {
+    const p = 'aaaaaaaa000000000000000000000001';
+    await setQuota(p, { volumes: 10 });
+    const results = await Promise.all(Array.from({ length: 50 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
+    const made = results.filter((r) => r.status === 202);
+    expect(made).toHaveLength(10);
+    for (const r of results.filter((r) => r.status !== 202)) {
+      expect(r.status).toBe(413);
+      expect(r.body.overLimit.message).toBe("Maximum number of volumes allowed (10) exceeded for quota 'volumes'.");
+    }
+    const u = await usage(p);
+    expect(u.recorded).toEqual(u.live);
+    expect(u.recorded.volumes).toBe(10);
+  });
+
+  it('20 identical concurrent extends: the size and the usage grow once', async () => {
+    const p = 'aaaaaaaa000000000000000000000002';
+    const vol = (await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))).body.volume.id as string;
+    await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
+    const results = await Promise.all(Array.from({ length: 20 }, () => t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 3 } }, as(p))));
+    expect(results.filter((r) => r.status === 202)).toHaveLength(1);
+    // While the extend is in flight, the new gigabyte is reserved.
+    await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
+    const u = await usage(p);
+    expect(u.recorded).toEqual({ volumes: 1, snapshots: 0, gigabytes: 3 });
+    expect(u.recorded).toEqual(u.live);
+  });
+
+  it('refuses a create or an extend over the gigabytes quota, and a volume over per_volume_gigabytes, changing nothing', async () => {
+    const p = 'aaaaaaaa000000000000000000000003';
+    await setQuota(p, { gigabytes: 5, per_volume_gigabytes: 4 });
+    const big = await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 5 } }, as(p));
+    expect(big.status).toBe(413);
+    expect(big.body.overLimit.message).toBe('Requested volume size 5G is larger than maximum allowed limit 4G.');
+    const vol = (await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 3 } }, as(p))).body.volume.id as string;
+    await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
+    const more = await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 3 } }, as(p));
+    expect(more.status).toBe(413);
+    expect(more.body.overLimit.message).toBe('Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 5G and 3G has been consumed.');
+    const extend = await t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 6 } }, as(p));
+    expect(extend.status).toBe(413);
+    expect((await t.request('GET', `/v3/${p}/volumes/${vol}`, undefined, as(p))).body.volume).toMatchObject({ status: 'available', size: 3 });
+    const snap = await t.request('POST', `/v3/${p}/snapshots`, { snapshot: { volume_id: vol } }, as(p));
+    expect(snap.status).toBe(413);
+    const u = await usage(p);
+    expect(u.recorded).toEqual({ volumes: 1, snapshots: 0, gigabytes: 3 });
+    expect(u.recorded).toEqual(u.live);
+  });
+
+  it('gives usage back exactly once, whoever ends the operation: delete, force delete, failed extend, reset out of extending', async () => {
+    const p = 'aaaaaaaa000000000000000000000004';
+    const make = async (size: number) => {
+      const id = (await t.request('POST', `/v3/${p}/volumes`, { volume: { size } }, as(p))).body.volume.id as string;
+      await waitStatus(t, 'volumes', id, 'available', 10_000, as(p));
+      return id;
+    };
+    const [a, b, c, d] = [await make(1), await make(2), await make(3), await make(4)];
+    const snap = (await t.request('POST', `/v3/${p}/snapshots`, { snapshot: { volume_id: a } }, as(p))).body.snapshot.id as string;
+    await waitStatus(t, 'snapshots', snap, 'available', 10_000, as(p));
+    expect((await usage(p)).recorded).toEqual({ volumes: 4, snapshots: 1, gigabytes: 11 });
+
+    // A failed extend gives its reservation back.
+    t.faults.failures = { extend: 1 };
+    expect((await t.request('POST', `/v3/${p}/volumes/${b}/action`, { 'os-extend': { new_size: 9 } }, as(p))).status).toBe(202);
+    await waitStatus(t, 'volumes', b, 'error_extending', 10_000, as(p));
+    t.faults.failures = {};
+    // A reset out of a parked extending gives nothing back (a reset reserves nothing), and a force delete ends it.
+    expect((await t.request('POST', `/v3/${p}/volumes/${c}/action`, { 'os-reset_status': { status: 'extending' } }, as(p))).status).toBe(202);
+    expect((await t.request('POST', `/v3/${p}/volumes/${c}/action`, { 'os-force_delete': {} }, as(p))).status).toBe(202);
+    await waitStatus(t, 'volumes', c, 'gone', 10_000, as(p));
+    expect((await t.request('DELETE', `/v3/${p}/snapshots/${snap}`, undefined, as(p))).status).toBe(202);
+    await waitStatus(t, 'snapshots', snap, 'gone', 10_000, as(p));
+    expect((await t.request('DELETE', `/v3/${p}/volumes/${d}`, undefined, as(p))).status).toBe(202);
+    await waitStatus(t, 'volumes', d, 'gone', 10_000, as(p));
+    const u = await usage(p);
+    expect(u.recorded).toEqual({ volumes: 2, snapshots: 0, gigabytes: 3 });
+    expect(u.recorded).toEqual(u.live);
+    expect((await t.db.sql`SELECT count(*)::int AS n FROM quota_reservations WHERE project_id = ${p}`)[0]!.n).toBe(0);
+  });
+
+  it("answers Cinder's quota and limits APIs", async () => {
+    const p = 'aaaaaaaa000000000000000000000005';
+    const vol = (await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))).body.volume.id as string;
+    await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
+    const shown = (await t.request('GET', `/v3/${p}/os-quota-sets/${p}`, undefined, as(p))).body.quota_set;
+    expect(shown).toEqual({ id: p, volumes: -1, snapshots: -1, gigabytes: -1, per_volume_gigabytes: -1, backups: -1, backup_gigabytes: -1, groups: -1 });
+    const used = (await t.request('GET', `/v3/${p}/os-quota-sets/${p}?usage=true`, undefined, as(p))).body.quota_set;
+    expect(used.gigabytes).toEqual({ limit: -1, in_use: 2, reserved: 0 });
+    await setQuota(p, { volumes: 3, gigabytes: 10 });
+    expect((await t.request('PUT', `/v3/${p}/os-quota-sets/${p}`, { quota_set: { gigabytes: 1 } }, as(p))).status).toBe(400);
+    expect((await t.request('PUT', `/v3/${p}/os-quota-sets/${p}`, { quota_set: { bogus: 1 } }, as(p))).status).toBe(400);
+    const limits = (await t.request('GET', `/v3/${p}/limits`, undefined, as(p))).body.limits;
+    expect(limits).toEqual({
+      rate: [],
+      absolute: { maxTotalVolumes: 3, maxTotalSnapshots: -1, maxTotalVolumeGigabytes: 10, maxTotalBackups: -1, maxTotalBackupGigabytes: -1, totalVolumesUsed: 1, totalSnapshotsUsed: 0, totalGigabytesUsed: 2, totalBackupsUsed: 0, totalBackupGigabytesUsed: 0 },
+    });
+    expect((await t.request('DELETE', `/v3/${p}/os-quota-sets/${p}`, undefined, as(p))).status).toBe(200);
+    expect((await t.request('GET', `/v3/${p}/os-quota-sets/${p}`, undefined, as(p))).body.quota_set.volumes).toBe(-1);
+    expect((await t.request('GET', `/v3/${p}/os-quota-sets/${p}/defaults`, undefined, as(p))).body.quota_set.gigabytes).toBe(-1);
+    const cls = await t.request('PUT', `/v3/${p}/os-quota-class-sets/gold`, { quota_class_set: { volumes: 7 } }, as(p));
+    expect(cls.body.quota_class_set).toMatchObject({ volumes: 7, gigabytes: -1 });
+    expect((await t.request('GET', `/v3/${p}/os-quota-class-sets/gold`, undefined, as(p))).body.quota_class_set).toMatchObject({ id: 'gold', volumes: 7 });
+  });
+});
