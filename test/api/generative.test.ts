@@ -61,7 +61,10 @@ describe('every route, any input', () => {
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.host, v."binary"), '')) FROM services v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM volume_types v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.volume_type_id, v.project_id), '')) FROM volume_type_access v),
-        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM qos_specs v)) AS f`;
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM qos_specs v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_limits v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.class_name, v.resource), '')) FROM quota_class_limits v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_usages v)) AS f`;
     return row!.f;
   }
 

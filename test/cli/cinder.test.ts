@@ -253,6 +253,26 @@ describe('the cinder CLI against volstate', () => {
     expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).not.toContain('cli-qos');
   });
 
+  cliTest('shows and sets quotas and quota classes, refuses a create over them, and shows absolute limits', async () => {
+    ok(await cinder('quota-update', '--volumes', '200', '--gigabytes', '400', PROJECT));
+    const shown = rows(ok(await cinder('quota-show', PROJECT)).out);
+    expect(shown.find((r) => r.Property === 'volumes')?.Value).toBe('200');
+    const usage = rows(ok(await cinder('quota-usage', PROJECT)).out).find((r) => r.Type === 'volumes')!;
+    expect(usage).toMatchObject({ Limit: '200', Reserved: '0' });
+    const limits = rows(ok(await cinder('absolute-limits')).out);
+    expect(limits.find((r) => r.Name === 'maxTotalVolumes')?.Value).toBe('200');
+    expect(Number(limits.find((r) => r.Name === 'totalVolumesUsed')?.Value)).toBe(Number(usage['In_use']));
+    // One volume more than the quota leaves room for is refused with Cinder's words.
+    ok(await cinder('quota-update', '--volumes', usage['In_use']!, PROJECT));
+    const refused = await cinder('create', '1');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/Maximum number of volumes allowed \(\d+\) exceeded for quota 'volumes'\. \(HTTP 413\)/);
+    ok(await cinder('quota-delete', PROJECT));
+    expect(rows(ok(await cinder('quota-defaults', PROJECT)).out).find((r) => r.Property === 'volumes')?.Value).toBe('-1');
+    ok(await cinder('quota-class-update', '--snapshots', '50', 'gold'));
+    expect(rows(ok(await cinder('quota-class-show', 'gold')).out).find((r) => r.Property === 'snapshots')?.Value).toBe('50');
+  });
+
   cliTest('lists services, pools and availability zones, and drains a host by disabling its volume service', async () => {
     const services = rows(ok(await cinder('service-list')).out);
     const volume = services.find((r) => r.Binary === 'cinder-volume')!;

@@ -336,6 +336,19 @@ export const ROUTES: RouteDef[] = [
   }),
   { name: 'volume summary', method: 'GET', path: collection('volumes/summary') },
   ...((): RouteDef[] => {
+    const target = (t: Targets) => fc.oneof(fc.constant(t.project), fc.constant('gold'), nastyString.map(encodeAny));
+    const limits = objectOf({ volumes: fc.oneof(fc.integer({ min: -2, max: 100 }), value), gigabytes: fc.integer({ min: -1, max: 1000 }), snapshots: fc.oneof(fc.integer({ min: -1, max: 50 }), nastyString), bogus: fc.integer() });
+    return [
+      { name: 'show quotas', method: 'GET', path: (t) => target(t).map((p) => `/os-quota-sets/${p}`) },
+      { name: 'quota defaults', method: 'GET', path: (t) => target(t).map((p) => `/os-quota-sets/${p}/defaults`) },
+      { name: 'update quotas', method: 'PUT', path: (t) => target(t).map((p) => `/os-quota-sets/${p}`), body: () => wrap('quota_set', limits) },
+      { name: 'delete quotas', method: 'DELETE', path: (t) => target(t).map((p) => `/os-quota-sets/${p}`) },
+      { name: 'show quota class', method: 'GET', path: (t) => target(t).map((p) => `/os-quota-class-sets/${p}`) },
+      { name: 'update quota class', method: 'PUT', path: (t) => target(t).map((p) => `/os-quota-class-sets/${p}`), body: () => wrap('quota_class_set', limits) },
+      { name: 'limits', method: 'GET', path: collection('limits') },
+    ];
+  })(),
+  ...((): RouteDef[] => {
     const qos = (suffix: string) => (t: Targets) => idSegment(t.qos).map((id) => `/qos-specs/${id}${suffix}`);
     const typeQuery = (path: string) => (t: Targets) => fc.tuple(idSegment(t.qos), fc.oneof(idSegment(t.types), fc.constant(''))).map(([id, type]) => `/qos-specs/${id}/${path}?vol_type_id=${type}`);
     return [
