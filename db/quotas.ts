@@ -41,22 +41,35 @@ function limitOf(sql: Exec, projectId: string, resource: string) {
  * the rest back.
  */
 export async function consume(tx: Exec, projectId: string, deltas: Partial<Record<string, number>>): Promise<Exceeded | undefined> {
-  for (const [resource, delta] of Object.entries(deltas)) {
-    if (!delta) continue;
-    const rows = await tx`
-      WITH lim AS (SELECT ${limitOf(tx, projectId, resource)} AS l)
-      INSERT INTO quota_usages (project_id, resource, in_use)
-      SELECT ${projectId}, ${resource}, ${delta}::int FROM lim WHERE ${delta}::int <= 0 OR lim.l < 0 OR ${delta}::int <= lim.l
-      ON CONFLICT (project_id, resource) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
-        WHERE EXCLUDED.in_use <= 0 OR (SELECT l FROM lim) < 0 OR quota_usages.in_use + EXCLUDED.in_use <= (SELECT l FROM lim)
-      RETURNING in_use`;
-    if (rows.length === 0) {
-      const [row] = await tx<{ limit: number; in_use: number }[]>`
-        SELECT ${limitOf(tx, projectId, resource)} AS limit, COALESCE((SELECT in_use FROM quota_usages WHERE project_id = ${projectId} AND resource = ${resource}), 0) AS in_use`;
-      return { resource, limit: row!.limit, inUse: row!.in_use, requested: delta };
-    }
-  }
-  return undefined;
+  const changes = Object.entries(deltas).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0);
+  if (changes.length === 0) return undefined;
+  const resources = changes.map(([r]) => r);
+  const amounts = changes.map(([, n]) => n);
+  // One statement for every resource (the usage rows are hot: each lock is held until commit,
+  // so the fewer round trips after it the better). A resource over its limit is not changed and
+  // not returned; the caller then throws and its transaction rolls the others back.
+  const rows = await tx<{ resource: string }[]>`
+    WITH d AS (
+      SELECT d.resource, d.delta,
+        COALESCE(
+          (SELECT hard_limit FROM quota_limits WHERE project_id = ${projectId} AND resource = d.resource),
+          (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = d.resource),
+          -1) AS l
+      FROM unnest(${resources}::text[], ${amounts}::int[]) AS d(resource, delta))
+    INSERT INTO quota_usages (project_id, resource, in_use)
+    SELECT ${projectId}, d.resource, d.delta FROM d WHERE d.delta <= 0 OR d.l < 0 OR d.delta <= d.l
+    ON CONFLICT (project_id, resource) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
+      WHERE EXCLUDED.in_use <= 0
+         OR (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource) < 0
+         OR quota_usages.in_use + EXCLUDED.in_use <= (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource)
+    RETURNING resource`;
+  if (rows.length === changes.length) return undefined;
+  const done = new Set(rows.map((r) => r.resource));
+  const [resource, requested] = changes.find(([r]) => !done.has(r))!;
+  const [row] = await tx<{ limit: number; in_use: number }[]>`
+    SELECT ${limitOf(tx, projectId, resource)} AS limit,
+      COALESCE((SELECT in_use FROM quota_usages WHERE project_id = ${projectId} AND resource = ${resource}), 0) AS in_use`;
+  return { resource, limit: row!.limit, inUse: row!.in_use, requested };
 }
 
 /** The largest volume the project may create (per_volume_gigabytes); -1: any size. */

@@ -289,7 +289,7 @@ export class Enforcer {
       for (const [resource, n] of Object.entries(amount)) if (n) await reserve(tx, ref, data.project_id, resource, n);
     }
     if (model.index.isFinal(to)) {
-      await settle(tx, ref, false);
+      // No reservation is left here: leaving the reserving state settled it.
       const counts = countsOf(model.type, applied.row);
       await consume(tx, data.project_id, Object.fromEntries(Object.entries(counts).map(([r, n]) => [r, -n])));
     }
