@@ -16,7 +16,7 @@
  * `host@backend#backend`, the same string a volume's
  * `os-vol-host-attr:host` shows.
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Sql } from '../../db/connect.ts';
@@ -24,6 +24,7 @@ import { snapshotTable, volumeTable } from '../../db/resources.ts';
 import { BINARIES, listServices, setServiceDisabled, type Binary, type ServiceRow } from '../../db/services.ts';
 import type { Driver } from '../drivers/driver.ts';
 import { ApiError } from '../errors.ts';
+import { requireAdmin } from './context.ts';
 import { invalid } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 import { timestamp } from './views.ts';
@@ -36,10 +37,6 @@ export interface AdminRoutesOptions {
 }
 
 const VERSION = '1.0.0';
-
-function requireAdmin(req: FastifyRequest, action: string) {
-  if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action });
-}
 
 /** Cinder's host string of a service: the volume service names its backend. */
 function serviceHost(row: ServiceRow, backend: string): string {

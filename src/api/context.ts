@@ -113,6 +113,11 @@ export function requestContext(app: FastifyInstance, opts: AuthOptions, site: Si
   });
 }
 
+/** Admin only, as Cinder's default policies have it: 403 naming the policy otherwise. */
+export function requireAdmin(req: FastifyRequest, action: string): void {
+  if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action });
+}
+
 /** What a view needs from the request. */
 export interface ViewContext {
   mv: Microversion;

@@ -19,6 +19,7 @@ import type { Sql } from '../../db/connect.ts';
 import { associate, associations, changeQosSpecs, deleteQos, findQos, insertQos, listQos, type QosRow } from '../../db/qos.ts';
 import { transaction } from '../../db/tx.ts';
 import { ApiError } from '../errors.ts';
+import { requireAdmin } from './context.ts';
 import { invalid, isUuid, parseBool, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 
@@ -43,7 +44,7 @@ function links(req: FastifyRequest, id: string) {
 export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { sql }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('onRequest', async (req) => {
-    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:qos_specs_manage' });
+    requireAdmin(req, 'volume_extension:qos_specs_manage');
   });
   const existing = async (id: string) => {
     const found = isUuid(id) ? await findQos(sql, id.toLowerCase()) : undefined;

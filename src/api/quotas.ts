@@ -18,6 +18,7 @@ import { Type } from 'typebox';
 import type { Sql } from '../../db/connect.ts';
 import { classSet, clearLimits, QUOTA_RESOURCES, quotaSet, setLimits } from '../../db/quotas.ts';
 import { ApiError } from '../errors.ts';
+import { requireAdmin } from './context.ts';
 import { invalid, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 
@@ -60,7 +61,7 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
   r.get('/os-quota-sets/:target/defaults', { schema: { params: Target } }, async (req) => ({ quota_set: { id: req.params.target, ...(await classSet(sql, 'default')) } }));
 
   r.put('/os-quota-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
-    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:update' });
+    requireAdmin(req, 'volume_extension:quotas:update');
     const project = req.params.target;
     const limits = limitsOf(unwrap(req.body, 'quota_set'));
     const current = await quotaSet(sql, project);
@@ -75,18 +76,18 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
   });
 
   r.delete('/os-quota-sets/:target', { schema: { params: Target } }, async (req, reply) => {
-    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:delete' });
+    requireAdmin(req, 'volume_extension:quotas:delete');
     await clearLimits(sql, req.params.target);
     return reply.code(200).send();
   });
 
   r.get('/os-quota-class-sets/:target', { schema: { params: Target } }, async (req) => {
-    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quota_classes' });
+    requireAdmin(req, 'volume_extension:quota_classes');
     return { quota_class_set: { id: req.params.target, ...(await classSet(sql, req.params.target)) } };
   });
 
   r.put('/os-quota-class-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
-    if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: 'volume_extension:quota_classes' });
+    requireAdmin(req, 'volume_extension:quota_classes');
     const limits = limitsOf(unwrap(req.body, 'quota_class_set'));
     await setLimits(sql, 'class', req.params.target, limits);
     return { quota_class_set: await classSet(sql, req.params.target) };

@@ -34,6 +34,7 @@ import {
   type VolumeTypeRow,
 } from '../../db/types.ts';
 import { ApiError } from '../errors.ts';
+import { requireAdmin } from './context.ts';
 import { invalid, isUuid, parseBool, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 
@@ -42,10 +43,6 @@ export interface TypeRoutesOptions {
 }
 
 const Params = Type.Object({ id: Type.String(), key: Type.Optional(Type.String()), project_id: Type.Optional(Type.String()) });
-
-function requireAdmin(req: FastifyRequest, action: string) {
-  if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action });
-}
 
 /** The project a lookup is limited to: none for an admin. */
 const scope = (req: FastifyRequest) => (req.caller.isAdmin ? undefined : req.caller.projectId);

@@ -4,7 +4,6 @@
  * the volume is looked up, as in Cinder. Arguments may be `null`, `{}` or
  * an object (cinderclient sends null, openstacksdk `{}`).
  */
-import { findType } from '../../db/types.ts';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ApiError } from '../errors.ts';
@@ -117,7 +116,7 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       const policy = ctx.args.migration_policy ?? 'never';
       if (policy !== 'never' && policy !== 'on-demand') throw invalid('migration_policy', policy, "migration_policy is 'never' or 'on-demand'.");
       const volume = await ctx.volumes.get(ctx.req.caller, ctx.id);
-      const type = await findType(ctx.volumes.database, newType, ctx.req.caller.isAdmin ? undefined : ctx.req.caller.projectId);
+      const type = await ctx.volumes.visibleType(ctx.req.caller, newType);
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: newType });
       if (type.id === volume.volume_type_id) throw new ApiError('InvalidInput', { reason: `volume ${ctx.id} is already of type ${type.name}.` });
       // One backend: a type that names another would need a migration, which volstate does not do.

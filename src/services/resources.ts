@@ -60,11 +60,6 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
     return outcome;
   }
 
-  /** The database, for reads of other tables a route needs (volume types). */
-  get database(): Sql {
-    return this.sql;
-  }
-
   /** Count, size and metadata values of the live resources of a project (undefined: all). */
   summary(projectId: string | undefined) {
     return this.table.summary(this.sql, projectId);

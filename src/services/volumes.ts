@@ -9,7 +9,7 @@ import type { Sql } from '../../db/connect.ts';
 import { snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
-import { DEFAULT_TYPE, typeForCreate } from '../../db/types.ts';
+import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/types.ts';
 import { perVolumeLimit } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
@@ -94,6 +94,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       await this.enforcer.admit(tx, 'volume', caller.projectId, { size });
     });
     return (await volumeTable.find(this.sql, id))!;
+  }
+
+  /** A volume type the caller may use, by id or name (an admin may use any). */
+  visibleType(caller: Caller, ref: string) {
+    return findType(this.sql, ref, scopeOf(caller));
   }
 
   /**
