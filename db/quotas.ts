@@ -21,7 +21,10 @@ export type QuotaResource = (typeof QUOTA_RESOURCES)[number];
 
 /** What refused a consumption: the resource, its limit, what was in use, what was asked. */
 export interface Exceeded {
+  /** as stored: `gigabytes`, or a per-type `gigabytes@<type id>` */
   resource: string;
+  /** as Cinder names it: `gigabytes`, `gigabytes_<type name>` */
+  name: string;
   limit: number;
   inUse: number;
   requested: number;
@@ -66,10 +69,18 @@ export async function consume(tx: Exec, projectId: string, deltas: Partial<Recor
   if (rows.length === changes.length) return undefined;
   const done = new Set(rows.map((r) => r.resource));
   const [resource, requested] = changes.find(([r]) => !done.has(r))!;
-  const [row] = await tx<{ limit: number; in_use: number }[]>`
+  const [row] = await tx<{ limit: number; in_use: number; name: string }[]>`
     SELECT ${limitOf(tx, projectId, resource)} AS limit,
-      COALESCE((SELECT in_use FROM quota_usages WHERE project_id = ${projectId} AND resource = ${resource}), 0) AS in_use`;
-  return { resource, limit: row!.limit, inUse: row!.in_use, requested };
+      COALESCE((SELECT in_use FROM quota_usages WHERE project_id = ${projectId} AND resource = ${resource}), 0) AS in_use,
+      ${cinderName(tx, resource)} AS name`;
+  return { resource, name: row!.name, limit: row!.limit, inUse: row!.in_use, requested };
+}
+
+/** A resource as Cinder names it: `volumes@<type id>` is `volumes_<type name>`. */
+function cinderName(sql: Exec, resource: string) {
+  const [base, typeId] = resource.split('@');
+  if (!typeId) return sql`${resource}::text`;
+  return sql`${base + '_'} || COALESCE((SELECT name FROM volume_types WHERE id = ${typeId}::uuid), ${typeId}::text)`;
 }
 
 /** The largest volume the project may create (per_volume_gigabytes); -1: any size. */
@@ -100,32 +111,55 @@ export async function settle(tx: Exec, ref: { type: string; id: string }, keep: 
 }
 
 export interface QuotaRow {
+  /** as Cinder names it: `volumes`, `volumes_<type name>` */
+  name: string;
+  /** as stored: `volumes`, `volumes@<type id>` */
   resource: string;
   limit: number;
   in_use: number;
   reserved: number;
 }
 
+/** The resources counted per volume type (machines/quota.ts). */
+export const PER_TYPE = ['volumes', 'gigabytes', 'snapshots'] as const;
+
+/** Every resource Cinder reports: the fixed ones, then the per-type ones of every volume type, by name. */
+function resources(sql: Exec) {
+  return sql`
+    SELECT b.name, b.name AS resource, b.ord FROM unnest(${QUOTA_RESOURCES as unknown as string[]}::text[]) WITH ORDINALITY AS b(name, ord)
+    UNION ALL
+    SELECT p || '_' || t.name, p || '@' || t.id, 100 FROM volume_types t CROSS JOIN unnest(${PER_TYPE as unknown as string[]}::text[]) AS p`;
+}
+
 /** A project's limits and usage, every resource Cinder reports. */
 export async function quotaSet(sql: Exec, projectId: string): Promise<QuotaRow[]> {
   return sql<QuotaRow[]>`
-    SELECT r.resource,
+    SELECT r.name, r.resource,
       COALESCE(l.hard_limit, c.hard_limit, -1) AS limit,
       COALESCE(u.in_use, 0) AS in_use,
       COALESCE((SELECT sum(amount)::int FROM quota_reservations q WHERE q.project_id = ${projectId} AND q.resource = r.resource), 0) AS reserved
-    FROM unnest(${QUOTA_RESOURCES as unknown as string[]}::text[]) AS r(resource)
+    FROM (${resources(sql)}) AS r
     LEFT JOIN quota_limits l ON l.project_id = ${projectId} AND l.resource = r.resource
     LEFT JOIN quota_class_limits c ON c.class_name = 'default' AND c.resource = r.resource
-    LEFT JOIN quota_usages u ON u.project_id = ${projectId} AND u.resource = r.resource`;
+    LEFT JOIN quota_usages u ON u.project_id = ${projectId} AND u.resource = r.resource
+    ORDER BY r.ord, r.name`;
 }
 
+/** A class's limits by Cinder's names (a class without its own limit for a resource has the `default` class's). */
 export async function classSet(sql: Exec, className: string): Promise<Record<string, number>> {
-  const rows = await sql<{ resource: string; hard_limit: number }[]>`
-    SELECT r.resource, COALESCE(c.hard_limit, d.hard_limit, -1) AS hard_limit
-    FROM unnest(${QUOTA_RESOURCES as unknown as string[]}::text[]) AS r(resource)
+  const rows = await sql<{ name: string; hard_limit: number }[]>`
+    SELECT r.name, COALESCE(c.hard_limit, d.hard_limit, -1) AS hard_limit
+    FROM (${resources(sql)}) AS r
     LEFT JOIN quota_class_limits c ON c.class_name = ${className} AND c.resource = r.resource
-    LEFT JOIN quota_class_limits d ON d.class_name = 'default' AND d.resource = r.resource`;
-  return Object.fromEntries(rows.map((r) => [r.resource, r.hard_limit]));
+    LEFT JOIN quota_class_limits d ON d.class_name = 'default' AND d.resource = r.resource
+    ORDER BY r.ord, r.name`;
+  return Object.fromEntries(rows.map((r) => [r.name, r.hard_limit]));
+}
+
+/** Cinder's resource names → stored ones (`volumes_<type name>` → `volumes@<type id>`); undefined for a name that is no resource. */
+export async function storedNames(sql: Exec): Promise<Map<string, string>> {
+  const rows = await sql<{ name: string; resource: string }[]>`SELECT name, resource FROM (${resources(sql)}) AS r`;
+  return new Map(rows.map((r) => [r.name, r.resource]));
 }
 
 export async function setLimits(sql: Exec, table: 'project' | 'class', owner: string, limits: Record<string, number>): Promise<void> {

@@ -135,13 +135,46 @@ export const snapshots = pgTable(
     volume_id: uuid('volume_id')
       .notNull()
       .references(() => volumes.id),
+    /** the type of the volume when the snapshot was taken (its per-type quota counts against it, as Cinder's) */
+    volume_type_id: uuid('volume_type_id').references(() => volumeTypes.id, { onDelete: 'set null' }),
     name: text('name'),
     description: text('description'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
     created_at: createdAt(),
     updated_at: updatedAt(),
   },
-  (t) => [index('snapshots_project_created').on(t.project_id, t.created_at, t.id), index('snapshots_volume').on(t.volume_id)],
+  (t) => [
+    index('snapshots_project_created').on(t.project_id, t.created_at, t.id),
+    index('snapshots_volume').on(t.volume_id),
+    index('snapshots_type').on(t.volume_type_id),
+  ],
+);
+
+/**
+ * Volume transfers on offer (Cinder's). A row is the offer's data; whether
+ * it is still on offer is the volume's state: `awaiting-transfer.offered`
+ * with this id in `operation` (a reset or a force delete ends the offer
+ * without touching this table, and such a row is never shown). Accept and
+ * cancel delete the row in the transaction of their CAS; the history keeps
+ * who offered and who accepted. The auth key is stored as a salted hash.
+ */
+export const transfers = pgTable(
+  'transfers',
+  {
+    id: uuid('id').primaryKey(),
+    volume_id: uuid('volume_id')
+      .notNull()
+      .references(() => volumes.id),
+    name: text('name'),
+    salt: text('salt').notNull(),
+    /** HMAC-SHA256(salt, auth key), hex */
+    crypt_hash: text('crypt_hash').notNull(),
+    /** the volume's snapshots stay with the donor (3.55) */
+    no_snapshots: boolean('no_snapshots').notNull().default(false),
+    source_project_id: text('source_project_id').notNull(),
+    created_at: createdAt(),
+  },
+  (t) => [index('transfers_volume').on(t.volume_id), index('transfers_source_created').on(t.source_project_id, t.created_at, t.id)],
 );
 
 export const attachments = pgTable(
@@ -353,6 +386,7 @@ export type NewVolumeRow = typeof volumes.$inferInsert;
 export type SnapshotRow = typeof snapshots.$inferSelect;
 export type NewSnapshotRow = typeof snapshots.$inferInsert;
 export type AttachmentRow = typeof attachments.$inferSelect;
+export type TransferRow = typeof transfers.$inferSelect;
 export type NewAttachmentRow = typeof attachments.$inferInsert;
 export type ResourceStateRow = typeof resourceStates.$inferSelect;
 export type StateTransitionRow = typeof stateTransitions.$inferSelect;

@@ -5,7 +5,7 @@
  *
  * A type in use cannot be deleted: a volume create takes the type's row
  * `FOR KEY SHARE` in its transaction (typeForCreate), and a delete takes it
- * `FOR UPDATE` before it counts the live volumes of the type (deleteType),
+ * `FOR UPDATE` before it counts the live volumes and snapshots of the type (deleteType),
  * so one waits for the other and the count sees the volume, or the create
  * finds no type.
  */
@@ -93,9 +93,15 @@ export async function deleteType(tx: Exec, id: string): Promise<'missing' | 'in-
   const [locked] = await tx`SELECT id FROM volume_types WHERE id = ${id} FOR UPDATE`;
   if (!locked) return 'missing';
   const gone = MODELS.volume.states.filter((s) => MODELS.volume.index.isFinal(s));
+  const goneSnapshots = MODELS.snapshot.states.filter((s) => MODELS.snapshot.index.isFinal(s));
+  // A live snapshot taken of the type counts against its per-type quota: it holds the type too.
   const [used] = await tx`
     SELECT 1 AS one FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
-    WHERE v.volume_type_id = ${id} AND s.state <> ALL(${gone}) LIMIT 1`;
+    WHERE v.volume_type_id = ${id} AND s.state <> ALL(${gone})
+    UNION ALL
+    SELECT 1 FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
+    WHERE n.volume_type_id = ${id} AND s.state <> ALL(${goneSnapshots})
+    LIMIT 1`;
   if (used) return 'in-use';
   await tx`DELETE FROM volume_types WHERE id = ${id}`;
   return 'deleted';

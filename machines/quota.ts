@@ -10,10 +10,20 @@
  *   transition that leaves its state settles the reservation: kept by the
  *   event that completes it, given back by any other (a failure, a lost
  *   worker giving up, a reset, a force delete).
+ * - Per-type quotas (Cinder's `volumes_<type>`, `gigabytes_<type>`,
+ *   `snapshots_<type>`): each resource named in `perType` also counts as
+ *   `<resource>@<type id>`, the volume type of the row (a snapshot's is its
+ *   volume's type when it was taken, as Cinder's). Keyed by id, not name, so
+ *   renaming a type moves nothing; the API shows and takes them by name.
  */
 export interface Counts {
   /** resource → what one live row counts: a number, or a column of the row */
   [resource: string]: number | 'size';
+}
+
+export interface Row {
+  size: number;
+  operation: Record<string, unknown> | null;
 }
 
 export interface Reserving {
@@ -21,24 +31,76 @@ export interface Reserving {
   state: string;
   /** the event whose transition out of `state` keeps what was reserved */
   keptBy: string;
-  /** what entering `state` reserves, from the new row */
-  amount(row: { size: number; operation: Record<string, unknown> | null }): Record<string, number>;
+  /** what entering `state` reserves, from the new row and the row's type */
+  amount(row: Row, typeId: string | null): Record<string, number>;
+  /** what keeping it changes besides (a retype gives back what the old type counted) */
+  onKept?(row: Row, typeId: string | null): Record<string, number>;
 }
 
-export const QUOTA: Record<string, { counts: Counts; reserving?: Reserving }> = {
+export interface QuotaSpec {
+  counts: Counts;
+  /** the resources also counted per volume type */
+  perType: readonly string[];
+  reserving: readonly Reserving[];
+}
+
+/** The internal name of a per-type resource. */
+export const typed = (resource: string, typeId: string) => `${resource}@${typeId}`;
+
+/** `amounts` with the per-type twin of each resource in `perType` added. */
+export function withTypes(amounts: Record<string, number>, perType: readonly string[], typeId: string | null): Record<string, number> {
+  if (typeId === null) return amounts;
+  const out = { ...amounts };
+  for (const [r, n] of Object.entries(amounts)) if (perType.includes(r)) out[typed(r, typeId)] = (out[typed(r, typeId)] ?? 0) + n;
+  return out;
+}
+
+const negate = (amounts: Record<string, number>) => Object.fromEntries(Object.entries(amounts).map(([r, n]) => [r, -n]));
+
+/** What a live row counts, resource by resource (without its per-type twins). */
+function baseCounts(counts: Counts, row: { size: number }): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).map(([resource, c]) => [resource, c === 'size' ? row.size : c]));
+}
+
+const VOLUME_COUNTS = { volumes: 1, gigabytes: 'size' } as const;
+const VOLUME_PER_TYPE = ['volumes', 'gigabytes'];
+
+export const QUOTA: Record<string, QuotaSpec> = {
   volume: {
-    counts: { volumes: 1, gigabytes: 'size' },
-    reserving: {
-      state: 'extending.backend',
-      keptBy: 'EXTENDED',
-      amount: (row) => ({ gigabytes: Math.max(0, Number(row.operation?.['new_size'] ?? row.size) - row.size) }),
-    },
+    counts: VOLUME_COUNTS,
+    perType: VOLUME_PER_TYPE,
+    reserving: [
+      {
+        state: 'extending.backend',
+        keptBy: 'EXTENDED',
+        amount: (row, typeId) =>
+          withTypes({ gigabytes: Math.max(0, Number(row.operation?.['new_size'] ?? row.size) - row.size) }, VOLUME_PER_TYPE, typeId),
+      },
+      {
+        // The new type's counts are taken when the retype is accepted; keeping
+        // them gives back the old type's (the total counts do not change).
+        state: 'retyping.backend',
+        keptBy: 'RETYPED',
+        amount: (row) => {
+          const to = row.operation?.['type_id'];
+          if (typeof to !== 'string') return {};
+          return { [typed('volumes', to)]: 1, [typed('gigabytes', to)]: row.size };
+        },
+        onKept: (row, typeId) => (typeId === null ? {} : negate({ [typed('volumes', typeId)]: 1, [typed('gigabytes', typeId)]: row.size })),
+      },
+    ],
   },
-  snapshot: { counts: { snapshots: 1, gigabytes: 'size' } },
+  snapshot: { counts: { snapshots: 1, gigabytes: 'size' }, perType: ['snapshots', 'gigabytes'], reserving: [] },
 };
 
-/** What a live row counts, resource by resource. */
-export function countsOf(type: string, row: { size: number }): Record<string, number> {
-  const counts = QUOTA[type]?.counts ?? {};
-  return Object.fromEntries(Object.entries(counts).map(([resource, c]) => [resource, c === 'size' ? row.size : c]));
+/** What a live row of `type` counts, with its per-type twins. */
+export function countsOf(type: string, row: { size: number }, typeId: string | null): Record<string, number> {
+  const spec = QUOTA[type];
+  if (!spec) return {};
+  return withTypes(baseCounts(spec.counts, row), spec.perType, typeId);
+}
+
+/** The reservation held in `state`, if any. */
+export function reservingIn(type: string, state: string): Reserving | undefined {
+  return QUOTA[type]?.reserving.find((r) => r.state === state);
 }

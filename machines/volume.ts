@@ -57,7 +57,6 @@ const PARKED_ONLY = [
   'error_managing',
   'restoring-backup',
   'error_restoring',
-  'awaiting-transfer',
   'backing-up',
   'error_backing-up',
   'downloading',
@@ -86,6 +85,8 @@ export const VOLUME_STATES = [
   'error_deleting',
   'retyping.backend',
   'retyping.parked',
+  'awaiting-transfer.offered',
+  'awaiting-transfer.parked',
   ...PARKED_ONLY.map((s) => `${s}.parked` as const),
   'deleted',
 ] as const;
@@ -116,9 +117,10 @@ export const VOLUME_RESETTABLE = [
   'reverting',
   'deleting',
   'retyping',
+  'awaiting-transfer',
   ...PARKED_ONLY,
 ] as const;
-const VOLUME_PARKED = ['creating', 'extending', 'reverting', 'deleting', 'retyping', ...PARKED_ONLY] as const;
+const VOLUME_PARKED = ['creating', 'extending', 'reverting', 'deleting', 'retyping', 'awaiting-transfer', ...PARKED_ONLY] as const;
 
 /** Row columns the machine reads and writes. */
 export const volumeContext = {
@@ -154,6 +156,21 @@ export const volumeEvents = {
   RESET_STATUS: { by: 'api', verb: 'reset the status of', request: 'os-reset_status', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
   REVERT: { by: 'api', verb: 'revert', request: 'revert', params: { snapshot_id: 'text' }, doc: 'revert to a snapshot (revert, 3.40)' },
   RETYPE: { by: 'api', verb: 'retype', request: 'os-retype', params: { type_id: 'text' }, doc: 'change the volume type, on the same backend (os-retype)' },
+  TRANSFER_OFFER: {
+    by: 'api',
+    verb: 'transfer',
+    request: 'transfer create',
+    params: { transfer_id: 'text' },
+    doc: 'offer the volume to another project (POST /volume-transfers): nothing else happens to it until the offer ends',
+  },
+  TRANSFER_ACCEPT: {
+    by: 'api',
+    verb: 'accept a transfer of',
+    request: 'transfer accept',
+    params: { transfer_id: 'text' },
+    doc: 'another project accepted the offer with its auth key; the volume is theirs (ownership and quota usage move in the same transaction)',
+  },
+  TRANSFER_CANCEL: { by: 'api', verb: 'cancel a transfer of', request: 'transfer delete', params: { transfer_id: 'text' }, doc: 'the offer was withdrawn (DELETE /volume-transfers/{id})' },
   SNAPSHOT_BEGIN: {
     by: 'link',
     verb: 'take a snapshot of',
@@ -211,6 +228,12 @@ export const volumeGuards = guardTable<C, E>()({
     js: (_c, e) => 'force' in e && e.force === true,
     sql: ':force',
   },
+  offeredBy: {
+    unmet: 'it is not offered by this transfer',
+    refusal: 'invalid',
+    js: (c, e) => 'transfer_id' in e && c.operation?.['transfer_id'] === e.transfer_id,
+    sql: "operation ->> 'transfer_id' = :transfer_id",
+  },
   extendRecorded: {
     unmet: 'no extend is recorded',
     refusal: 'invalid',
@@ -246,6 +269,10 @@ export const volumeEffects = effectTable<C, E>()({
   recordRetype: {
     js: (_c, e) => ({ operation: { type_id: 'type_id' in e ? e.type_id : null } }),
     sql: { operation: "jsonb_build_object('type_id', :type_id)" },
+  },
+  recordTransfer: {
+    js: (_c, e) => ({ operation: { transfer_id: 'transfer_id' in e ? e.transfer_id : null } }),
+    sql: { operation: "jsonb_build_object('transfer_id', :transfer_id)" },
   },
   recordRevert: {
     js: (_c, e) => ({ operation: { snapshot_id: 'snapshot_id' in e ? e.snapshot_id : null } }),
@@ -339,6 +366,7 @@ export const volumeMachine = setup({
         EXTEND: { guard: 'canExtend', target: 'extending', actions: 'recordExtend' },
         REVERT: { guard: 'noReaders', target: 'reverting', actions: 'recordRevert' },
         RETYPE: { guard: 'noReaders', target: 'retyping', actions: 'recordRetype' },
+        TRANSFER_OFFER: { guard: 'noReaders', target: 'awaiting-transfer', actions: 'recordTransfer' },
         SNAPSHOT_BEGIN: { actions: ['acquireReader', 'addDependent'] },
         READ_BEGIN: { actions: 'acquireReader' },
         ATTACHMENTS_CHANGED: followAttachments('volume'),
@@ -431,6 +459,22 @@ export const volumeMachine = setup({
             ],
             // Recording the new type again gives the same volume: redo it.
             WORKER_LOST: workerLost('volume', 'retyping.backend', 'error'),
+          },
+        },
+        parked: parkedState,
+      },
+    },
+    'awaiting-transfer': {
+      initial: 'offered',
+      on: { RESET_STATUS: resetStatus, ...force },
+      states: {
+        // Not transient: the offer waits on a person (another project's
+        // accept, or the owner's cancel), so refusals here are 400, as Cinder's.
+        offered: {
+          meta: { doc: 'offered to another project; the transfer row holds the hashed auth key' },
+          on: {
+            TRANSFER_ACCEPT: { guard: 'offeredBy', target: '#volume.available', actions: 'clearOperation' },
+            TRANSFER_CANCEL: { guard: 'offeredBy', target: '#volume.available', actions: 'clearOperation' },
           },
         },
         parked: parkedState,

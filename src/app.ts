@@ -28,6 +28,8 @@ import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
 import { adminRoutes } from './api/admin.ts';
 import { typeRoutes } from './api/types.ts';
 import { qosRoutes } from './api/qos.ts';
+import { transferRoutes } from './api/transfers.ts';
+import { TransferService } from './services/transfers.ts';
 import { quotaRoutes } from './api/quotas.ts';
 import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
@@ -75,6 +77,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const enforcer = opts.enforcer ?? new Enforcer();
   const volumes = new VolumeService(opts.sql, enforcer);
   const snapshots = new SnapshotService(opts.sql, enforcer);
+  const transfers = new TransferService(opts.sql, enforcer);
   const attachments = new AttachmentService(opts.sql, enforcer, opts.driver);
   const waits = new Waits(opts.sql);
   const tail = new TransitionTail(opts.sql);
@@ -136,6 +139,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(adminRoutes, { sql: opts.sql, driver: opts.driver, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
+    await scope.register(transferRoutes, { transfers });
     await scope.register(attachmentRoutes, { attachments });
     await scope.register(eventRoutes, { tail });
   };

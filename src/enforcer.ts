@@ -26,7 +26,7 @@ import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
 import { transaction } from '../db/tx.ts';
 import { consume, reserve, settle, type Exceeded } from '../db/quotas.ts';
-import { countsOf, QUOTA } from '../machines/quota.ts';
+import { countsOf, QUOTA, reservingIn } from '../machines/quota.ts';
 import { ApiError } from './errors.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
@@ -103,9 +103,10 @@ export class InvariantError extends Error {}
 
 /** The 413 Cinder answers for a quota a change would exceed. */
 export function quotaError(e: Exceeded): ApiError {
-  if (e.resource === 'gigabytes') return new ApiError('VolumeSizeExceedsAvailableQuota', { requested: e.requested, quota: e.limit, consumed: e.inUse });
-  if (e.resource === 'snapshots') return new ApiError('SnapshotLimitExceeded', { allowed: e.limit });
-  return new ApiError('VolumeLimitExceeded', { allowed: e.limit, name: e.resource });
+  const base = e.resource.split('@')[0];
+  if (base === 'gigabytes') return new ApiError('VolumeSizeExceedsAvailableQuota', { name: e.name, requested: e.requested, quota: e.limit, consumed: e.inUse });
+  if (base === 'snapshots') return new ApiError('SnapshotLimitExceeded', { allowed: e.limit });
+  return new ApiError('VolumeLimitExceeded', { allowed: e.limit, name: e.name });
 }
 
 /** The table of a resource type's data rows (where its project is). */
@@ -113,10 +114,8 @@ const DATA_TABLES: Partial<Record<string, string>> = { volume: 'volumes', snapsh
 
 /** Whether a move from → to changes quota usage: into or out of a reserving state, or into the final state. */
 function usageChanges(model: ResourceModel, from: string, to: string): boolean {
-  const quota = QUOTA[model.type];
-  if (!quota) return false;
-  const reserving = quota.reserving?.state;
-  return model.index.isFinal(to) || (reserving !== undefined && (from === reserving) !== (to === reserving));
+  if (!QUOTA[model.type]) return false;
+  return model.index.isFinal(to) || reservingIn(model.type, from) !== reservingIn(model.type, to);
 }
 
 /** Which lease kinds a transition from → to of a holder gives back. */
@@ -272,25 +271,31 @@ export class Enforcer {
    * settles, entering the final state gives back what the resource counted.
    */
   private async account(tx: Executor, model: ResourceModel, ref: Ref, event: string, applied: Applied): Promise<void> {
-    const quota = QUOTA[model.type];
-    if (!quota) return;
     const { from } = applied;
     const to = applied.row.state;
-    const [data] = await tx<{ project_id: string }[]>`SELECT project_id FROM ${tx(DATA_TABLES[model.type]!)} WHERE id = ${ref.id}`;
+    // Both tables with quota hold the project and the volume type the row counts against.
+    const [data] = await tx<{ project_id: string; volume_type_id: string | null }[]>`
+      SELECT project_id, volume_type_id FROM ${tx(DATA_TABLES[model.type]!)} WHERE id = ${ref.id}`;
     // A state row without a data row belongs to no project (the enforcer's own tests and benchmarks
     // drive bare state rows): nothing to count.
     if (!data) return;
-    const reserving = quota.reserving;
-    if (reserving && from === reserving.state) await settle(tx, ref, event === reserving.keptBy);
-    if (reserving && to === reserving.state) {
-      const amount = reserving.amount(applied.row as never);
+    const row = applied.row as never;
+    const leaving = reservingIn(model.type, from);
+    if (leaving) {
+      const kept = event === leaving.keptBy;
+      await settle(tx, ref, kept);
+      if (kept && leaving.onKept) await consume(tx, data.project_id, leaving.onKept(row, data.volume_type_id));
+    }
+    const entering = reservingIn(model.type, to);
+    if (entering) {
+      const amount = entering.amount(row, data.volume_type_id);
       const exceeded = await consume(tx, data.project_id, amount);
       if (exceeded) throw quotaError(exceeded);
       for (const [resource, n] of Object.entries(amount)) if (n) await reserve(tx, ref, data.project_id, resource, n);
     }
     if (model.index.isFinal(to)) {
       // No reservation is left here: leaving the reserving state settled it.
-      const counts = countsOf(model.type, applied.row);
+      const counts = countsOf(model.type, applied.row, data.volume_type_id);
       await consume(tx, data.project_id, Object.fromEntries(Object.entries(counts).map(([r, n]) => [r, -n])));
     }
   }
@@ -300,8 +305,8 @@ export class Enforcer {
    * that creates it (machines/quota.ts): over a limit, this throws the 413
    * and the transaction creates nothing.
    */
-  async admit(tx: Executor, type: ResourceType, projectId: string, row: { size: number }): Promise<void> {
-    const exceeded = await consume(tx, projectId, countsOf(type, row));
+  async admit(tx: Executor, type: ResourceType, projectId: string, row: { size: number }, typeId: string | null): Promise<void> {
+    const exceeded = await consume(tx, projectId, countsOf(type, row, typeId));
     if (exceeded) throw quotaError(exceeded);
   }
 

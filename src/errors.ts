@@ -19,6 +19,7 @@ export const ERRORS = {
   InvalidVolumeType: { status: 400, message: 'Invalid volume type: {reason}.' },
   QosSpecsInUse: { status: 400, message: 'QoS Specs {id} is still associated with entities: dissociate them, or delete with ?force=True.' },
   VolumeTypeInUse: { status: 400, message: 'Volume Type {id} deletion is not allowed with volumes present with the type.' },
+  InvalidAuthKey: { status: 400, message: 'Invalid auth key: Attempt to transfer {id} with invalid auth key. Ask the project that created the transfer for its key.' },
   InvalidAttachment: { status: 400, message: 'Invalid attachment: {reason}' },
   NoSuchAction: {
     status: 400,
@@ -34,6 +35,7 @@ export const ERRORS = {
   VolumeNotFound: { status: 404, message: 'Volume {id} could not be found.' },
   SnapshotNotFound: { status: 404, message: 'Snapshot {id} could not be found.' },
   AttachmentNotFound: { status: 404, message: 'Volume attachment could not be found with filter: attachment_id = {id}.' },
+  TransferNotFound: { status: 404, message: 'Transfer {id} could not be found.' },
   MarkerNotFound: { status: 404, message: 'Marker {marker} could not be found: give the id of the last item of the previous page.' },
   VolumeTypeNotFound: { status: 404, message: 'Volume type {id} could not be found.' },
   QosSpecsNotFound: { status: 404, message: 'No such QoS spec {id}.' },
@@ -63,7 +65,7 @@ export const ERRORS = {
   SnapshotLimitExceeded: { status: 413, message: 'Maximum number of snapshots allowed ({allowed}) exceeded.' },
   VolumeSizeExceedsAvailableQuota: {
     status: 413,
-    message: 'Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed.',
+    message: 'Requested volume or snapshot exceeds allowed {name} quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed.',
   },
   VolumeSizeExceedsLimit: { status: 413, message: 'Requested volume size {size}G is larger than maximum allowed limit {limit}G.' },
   PayloadTooLarge: { status: 413, message: 'The request body is larger than {limit} bytes.' },

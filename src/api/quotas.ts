@@ -16,7 +16,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Sql } from '../../db/connect.ts';
-import { classSet, clearLimits, QUOTA_RESOURCES, quotaSet, setLimits } from '../../db/quotas.ts';
+import { classSet, clearLimits, quotaSet, setLimits, storedNames } from '../../db/quotas.ts';
 import { ApiError } from '../errors.ts';
 import { requireAdmin } from './context.ts';
 import { invalid, unwrap } from './parse.ts';
@@ -32,14 +32,23 @@ function readable(req: FastifyRequest, project: string) {
   if (!req.caller.isAdmin && project !== req.caller.projectId) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:show of another project' });
 }
 
-/** `{resource: n}` with every n -1 or a whole number, and only resources Cinder has. */
-function limitsOf(body: Record<string, unknown>): Record<string, number> {
+/**
+ * `{stored resource: n}` with every n -1 or a whole number, and only resources
+ * Cinder has: the fixed ones and `volumes_<type>`, `gigabytes_<type>`,
+ * `snapshots_<type>` of existing types (stored by type id: renaming a type keeps its quotas).
+ */
+async function limitsOf(sql: Sql, body: Record<string, unknown>): Promise<Record<string, number>> {
+  const names = await storedNames(sql);
   const out: Record<string, number> = {};
-  for (const [resource, value] of Object.entries(body)) {
-    if (resource === 'tenant_id' || resource === 'id') continue;
-    if (!(QUOTA_RESOURCES as readonly string[]).includes(resource)) throw invalid(resource, value, `the quotas are ${QUOTA_RESOURCES.join(', ')}.`);
+  for (const [name, value] of Object.entries(body)) {
+    if (name === 'tenant_id' || name === 'id') continue;
+    const resource = names.get(name);
+    if (resource === undefined) {
+      const fixed = [...names.keys()].filter((n) => names.get(n) === n);
+      throw invalid(name, value, `the quotas are ${fixed.join(', ')}, and volumes_<type>, gigabytes_<type>, snapshots_<type> for each volume type.`);
+    }
     const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1 || n > 2 ** 31 - 1) throw invalid(resource, value, 'a quota is -1 (unlimited) or a whole number.');
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1 || n > 2 ** 31 - 1) throw invalid(name, value, 'a quota is -1 (unlimited) or a whole number.');
     out[resource] = n;
   }
   if (Object.keys(out).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one quota to set.' });
@@ -54,7 +63,7 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
     readable(req, project);
     const usage = req.query.usage !== undefined && /^(1|t|true|on|y|yes)$/i.test(req.query.usage);
     const rows = await quotaSet(sql, project);
-    const values = Object.fromEntries(rows.map((q) => [q.resource, usage ? { limit: q.limit, in_use: q.in_use, reserved: q.reserved } : q.limit]));
+    const values = Object.fromEntries(rows.map((q) => [q.name, usage ? { limit: q.limit, in_use: q.in_use, reserved: q.reserved } : q.limit]));
     return { quota_set: { id: project, ...values } };
   });
 
@@ -63,16 +72,16 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
   r.put('/os-quota-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
     requireAdmin(req, 'volume_extension:quotas:update');
     const project = req.params.target;
-    const limits = limitsOf(unwrap(req.body, 'quota_set'));
+    const limits = await limitsOf(sql, unwrap(req.body, 'quota_set'));
     const current = await quotaSet(sql, project);
     for (const [resource, limit] of Object.entries(limits)) {
       const used = current.find((q) => q.resource === resource);
       if (limit >= 0 && used && used.in_use + used.reserved > limit) {
-        throw new ApiError('InvalidInput', { reason: `Quota ${resource} limit must be equal or greater than existing resources. Current usage is ${used.in_use + used.reserved} and the requested limit is ${limit}.` });
+        throw new ApiError('InvalidInput', { reason: `Quota ${used.name} limit must be equal or greater than existing resources. Current usage is ${used.in_use + used.reserved} and the requested limit is ${limit}.` });
       }
     }
     await setLimits(sql, 'project', project, limits);
-    return { quota_set: Object.fromEntries((await quotaSet(sql, project)).map((q) => [q.resource, q.limit])) };
+    return { quota_set: Object.fromEntries((await quotaSet(sql, project)).map((q) => [q.name, q.limit])) };
   });
 
   r.delete('/os-quota-sets/:target', { schema: { params: Target } }, async (req, reply) => {
@@ -88,7 +97,7 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
 
   r.put('/os-quota-class-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
     requireAdmin(req, 'volume_extension:quota_classes');
-    const limits = limitsOf(unwrap(req.body, 'quota_class_set'));
+    const limits = await limitsOf(sql, unwrap(req.body, 'quota_class_set'));
     await setLimits(sql, 'class', req.params.target, limits);
     return { quota_class_set: await classSet(sql, req.params.target) };
   });

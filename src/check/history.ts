@@ -188,8 +188,14 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
       UNION ALL SELECT d.project_id, 'snapshots', 1 FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')})
       UNION ALL SELECT d.project_id, 'gigabytes', s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')})
       UNION ALL SELECT project_id, resource, amount FROM quota_reservations
-    ), expected AS (SELECT project_id, resource, sum(n)::int AS n FROM live GROUP BY project_id, resource),
-    recorded AS (SELECT project_id, resource, in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots'))
+    ), typed AS (
+      -- per-type quotas: the same again under <resource>@<volume type id>
+      SELECT d.project_id, 'volumes@' || d.volume_type_id AS resource, 1 AS n FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id WHERE s.state <> ALL(${final('volume')}) AND d.volume_type_id IS NOT NULL
+      UNION ALL SELECT d.project_id, 'gigabytes@' || d.volume_type_id, s.size FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id WHERE s.state <> ALL(${final('volume')}) AND d.volume_type_id IS NOT NULL
+      UNION ALL SELECT d.project_id, 'snapshots@' || d.volume_type_id, 1 FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
+      UNION ALL SELECT d.project_id, 'gigabytes@' || d.volume_type_id, s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
+    ), expected AS (SELECT project_id, resource, sum(n)::int AS n FROM (SELECT * FROM live UNION ALL SELECT * FROM typed) AS x GROUP BY project_id, resource),
+    recorded AS (SELECT project_id, resource, in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots') OR resource LIKE '%@%')
     SELECT COALESCE(e.project_id, u.project_id) AS project_id, COALESCE(e.resource, u.resource) AS resource,
            COALESCE(e.n, 0) AS expected, COALESCE(u.in_use, 0) AS recorded
     FROM expected e FULL JOIN recorded u ON u.project_id = e.project_id AND u.resource = e.resource

@@ -50,11 +50,15 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
         opts,
       );
       if (!taken.ok) throw refusalError(taken);
+      // The volume's type as of its CAS: a retype cannot end while this transaction holds the row.
+      const [{ volume_type_id: typeId } = { volume_type_id: null }] = await tx<{ volume_type_id: string | null }[]>`
+        SELECT volume_type_id FROM volumes WHERE id = ${volume.id}`;
       await snapshotTable.insert(tx, {
         id,
         project_id: caller.projectId,
         user_id: caller.userId,
         volume_id: volume.id,
+        volume_type_id: typeId,
         name: input.name,
         description: input.description,
         metadata: input.metadata,
@@ -62,7 +66,7 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
       // The snapshot's size is the volume's as the CAS saw it: no extend can
       // run while the volume has a reader.
       await this.enforcer.create(tx, { type: 'snapshot', id }, { readers: 0, size: taken.row.size }, opts);
-      await this.enforcer.admit(tx, 'snapshot', caller.projectId, { size: taken.row.size });
+      await this.enforcer.admit(tx, 'snapshot', caller.projectId, { size: taken.row.size }, typeId);
     });
     return (await snapshotTable.find(this.sql, id))!;
   }

@@ -91,7 +91,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         volume_type_id: type.id,
       });
       await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach }, opts);
-      await this.enforcer.admit(tx, 'volume', caller.projectId, { size });
+      await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id);
     });
     return (await volumeTable.find(this.sql, id))!;
   }

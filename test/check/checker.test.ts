@@ -124,8 +124,10 @@ describe('the history checker', () => {
     // A gigabyte of usage that no live resource accounts for.
     const [{ project_id: project }] = (await sql`SELECT project_id FROM volumes LIMIT 1`) as unknown as [{ project_id: string }];
     await sql`UPDATE quota_usages SET in_use = in_use + 1 WHERE project_id = ${project} AND resource = 'gigabytes'`;
-    const quota = await caught('quota-usage', `project:${project}`);
-    expect(quota.detail).toMatch(/^gigabytes: \d+ recorded as in use, the live resources add up to \d+$/);
+    await caught('quota-usage', `project:${project}`);
+    // (Earlier plants already broke this project's counts: look for the gigabytes one among them.)
+    const quota = (await checkHistory(sql, { atRest: true })).violations.filter((v) => v.kind === 'quota-usage' && v.resource === `project:${project}`);
+    expect(quota.map((v) => v.detail)).toContainEqual(expect.stringMatching(/^gigabytes: \d+ recorded as in use, the live resources add up to \d+$/));
 
     const created = await sql`SELECT resource_id FROM state_transitions WHERE resource_id = ${clone.body.volume.id} AND version = 1`;
     expect(created).toHaveLength(1);

@@ -6,6 +6,7 @@
  * resources add up to (plus what extends in flight reserve).
  */
 import { describe, expect, it } from 'vitest';
+import { checkHistory, formatReport } from '../../src/check/history.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp({ latencyMs: 5 });
@@ -123,7 +124,19 @@ describe('quotas', () => {
     const vol = (await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))).body.volume.id as string;
     await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
     const shown = (await t.request('GET', `/v3/${p}/os-quota-sets/${p}`, undefined, as(p))).body.quota_set;
-    expect(shown).toEqual({ id: p, volumes: -1, snapshots: -1, gigabytes: -1, per_volume_gigabytes: -1, backups: -1, backup_gigabytes: -1, groups: -1 });
+    expect(shown).toEqual({
+      id: p,
+      volumes: -1,
+      snapshots: -1,
+      gigabytes: -1,
+      per_volume_gigabytes: -1,
+      backups: -1,
+      backup_gigabytes: -1,
+      groups: -1,
+      volumes___DEFAULT__: -1,
+      gigabytes___DEFAULT__: -1,
+      snapshots___DEFAULT__: -1,
+    });
     const used = (await t.request('GET', `/v3/${p}/os-quota-sets/${p}?usage=true`, undefined, as(p))).body.quota_set;
     expect(used.gigabytes).toEqual({ limit: -1, in_use: 2, reserved: 0 });
     await setQuota(p, { volumes: 3, gigabytes: 10 });
@@ -140,5 +153,50 @@ describe('quotas', () => {
     const cls = await t.request('PUT', `/v3/${p}/os-quota-class-sets/gold`, { quota_class_set: { volumes: 7 } }, as(p));
     expect(cls.body.quota_class_set).toMatchObject({ volumes: 7, gigabytes: -1 });
     expect((await t.request('GET', `/v3/${p}/os-quota-class-sets/gold`, undefined, as(p))).body.quota_class_set).toMatchObject({ id: 'gold', volumes: 7 });
+  });
+
+  it('per-type quotas: volumes_<type>, gigabytes_<type>, snapshots_<type> are kept by type, shown by name, and move with a retype', async () => {
+    const p = 'aaaaaaaa000000000000000000000006';
+    const admin = as(p);
+    const mk = async (name: string) => (await t.request('POST', `/v3/${p}/types`, { volume_type: { name } }, admin)).body.volume_type.id as string;
+    const [gold, iron] = [await mk('gold'), await mk('iron')];
+    await setQuota(p, { volumes_gold: 1, gigabytes_iron: 3 });
+    const vol = async (type: string, size = 1) => t.request('POST', `/v3/${p}/volumes`, { volume: { size, volume_type: type } }, admin);
+    const a = await vol('gold', 2);
+    expect(a.status).toBe(202);
+    await waitStatus(t, 'volumes', a.body.volume.id, 'available', 10_000, admin);
+    const over = await vol('gold');
+    expect(over.status).toBe(413);
+    expect(over.body.overLimit.message).toBe("Maximum number of volumes allowed (1) exceeded for quota 'volumes_gold'.");
+    const big = await vol('iron', 4);
+    expect(big.body.overLimit.message).toBe('Requested volume or snapshot exceeds allowed gigabytes_iron quota. Requested 4G, quota is 3G and 0G has been consumed.');
+    const b = await vol('iron', 2);
+    expect(b.status).toBe(202);
+    await waitStatus(t, 'volumes', b.body.volume.id, 'available', 10_000, admin);
+    // A retype into a type without room is refused and changes nothing; one with room moves the counts.
+    const retype = (id: string, to: string) => t.request('POST', `/v3/${p}/volumes/${id}/action`, { 'os-retype': { new_type: to, migration_policy: 'never' } }, admin);
+    expect((await retype(b.body.volume.id, 'gold')).status).toBe(413);
+    expect((await retype(a.body.volume.id, 'iron')).status).toBe(413);
+    await setQuota(p, { gigabytes_iron: 10 });
+    expect((await retype(a.body.volume.id, 'iron')).status).toBe(202);
+    await waitStatus(t, 'volumes', a.body.volume.id, 'available', 10_000, admin);
+    const used = (await t.request('GET', `/v3/${p}/os-quota-sets/${p}?usage=true`, undefined, admin)).body.quota_set;
+    expect(used.volumes_gold).toEqual({ limit: 1, in_use: 0, reserved: 0 });
+    expect(used.volumes_iron).toEqual({ limit: -1, in_use: 2, reserved: 0 });
+    expect(used.gigabytes_iron).toEqual({ limit: 10, in_use: 4, reserved: 0 });
+    // Renaming a type keeps its quotas and usage: they are kept by the type's id.
+    expect((await t.request('PUT', `/v3/${p}/types/${iron}`, { volume_type: { name: 'steel' } }, admin)).status).toBe(200);
+    const renamed = (await t.request('GET', `/v3/${p}/os-quota-sets/${p}?usage=true`, undefined, admin)).body.quota_set;
+    expect(renamed.gigabytes_steel).toEqual({ limit: 10, in_use: 4, reserved: 0 });
+    expect(renamed.gigabytes_iron).toBeUndefined();
+    // Class defaults take per-type names too (Tempest's test_update_default_quota).
+    const cls = await t.request('PUT', `/v3/${p}/os-quota-class-sets/default`, { quota_class_set: { snapshots_gold: 5 } }, admin);
+    expect(cls.body.quota_class_set.snapshots_gold).toBe(5);
+    expect((await t.request('GET', `/v3/${p}/os-quota-sets/${p}/defaults`, undefined, admin)).body.quota_set.snapshots_gold).toBe(5);
+    expect((await t.request('PUT', `/v3/${p}/os-quota-class-sets/default`, { quota_class_set: { snapshots_gold: -1 } }, admin)).status).toBe(200);
+    expect((await t.request('PUT', `/v3/${p}/os-quota-sets/${p}`, { quota_set: { volumes_nosuchtype: 1 } }, admin)).status).toBe(400);
+    void gold;
+    const report = await checkHistory(t.db.sql, { atRest: true });
+    expect(report.violations.filter((v) => v.kind === 'quota-usage'), formatReport(report)).toEqual([]);
   });
 });

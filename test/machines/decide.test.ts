@@ -101,6 +101,7 @@ describe('decide on the volume machine', () => {
       'RESET_STATUS',
       'REVERT',
       'RETYPE',
+      'TRANSFER_OFFER',
     ]);
     expect(allowedNow(volume, { state: 'available', context: { ...quiet, readers: 1 } })).toEqual(['RESET_STATUS']);
     expect(allowedNow(volume, { state: 'deleting.backend', context: quiet })).toEqual([]);

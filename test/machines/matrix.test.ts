@@ -32,6 +32,9 @@ function parse(table: string): { events: string[]; rows: Map<string, string[]> }
   return { events, rows };
 }
 
+/** The transfer the offered rows of the tables are offered by. */
+const OFFER = '00000000-0000-4000-8000-000000000003';
+
 /** Sample parameters for events that take them. */
 const PARAMS: Record<string, Record<string, unknown>> = {
   EXTEND: { new_size: 2, in_use: true },
@@ -39,6 +42,9 @@ const PARAMS: Record<string, Record<string, unknown>> = {
   REVERT: { snapshot_id: '00000000-0000-4000-8000-000000000001' },
   UPDATE_STATUS: { status: 'error', progress: '80%' },
   RETYPE: { type_id: '00000000-0000-4000-8000-000000000002' },
+  TRANSFER_OFFER: { transfer_id: OFFER },
+  TRANSFER_ACCEPT: { transfer_id: OFFER },
+  TRANSFER_CANCEL: { transfer_id: OFFER },
   SNAPSHOT_BEGIN: { force: false },
   ATTACHMENTS_CHANGED: { d_reserved: 1, d_attaching: 0, d_attached: 0, d_detaching: 0, d_error: 0 },
 };
@@ -95,6 +101,7 @@ managing.parked          | invalid          invalid          deleting.backend de
 error_managing.parked    | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
 restoring-backup.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
 error_restoring.parked   | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+awaiting-transfer.offered | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
 awaiting-transfer.parked | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
 backing-up.parked        | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
 error_backing-up.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
@@ -130,6 +137,7 @@ managing.parked          | invalid invalid        invalid      busy             
 error_managing.parked    | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
 restoring-backup.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
 error_restoring.parked   | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+awaiting-transfer.offered | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
 awaiting-transfer.parked | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
 backing-up.parked        | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
 error_backing-up.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
@@ -165,6 +173,7 @@ managing.parked          | invalid             invalid          invalid         
 error_managing.parked    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
 restoring-backup.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
 error_restoring.parked   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+awaiting-transfer.offered | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
 awaiting-transfer.parked | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
 backing-up.parked        | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
 error_backing-up.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
@@ -178,6 +187,43 @@ const VOLUME_WORKER_HELD = VOLUME_WORKER_QUIET.replace(
   'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend',
   'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      invalid deleting.backend',
 );
+
+// Transfers, from a row offered by OFFER where it is offered at all.
+const VOLUME_TRANSFER = `
+state                    | TRANSFER_OFFER             TRANSFER_ACCEPT            TRANSFER_CANCEL
+creating.db              | busy                       busy                       busy
+creating.scheduling      | busy                       busy                       busy
+creating.backend         | busy                       busy                       busy
+creating.parked          | invalid                    invalid                    invalid
+available                | awaiting-transfer.offered  invalid                    invalid
+reserved                 | invalid                    invalid                    invalid
+attaching                | invalid                    invalid                    invalid
+in-use                   | invalid                    invalid                    invalid
+detaching                | invalid                    invalid                    invalid
+extending.backend        | busy                       busy                       busy
+extending.parked         | invalid                    invalid                    invalid
+reverting.backend        | busy                       busy                       busy
+reverting.parked         | invalid                    invalid                    invalid
+deleting.backend         | busy                       busy                       busy
+deleting.parked          | invalid                    invalid                    invalid
+error                    | invalid                    invalid                    invalid
+error_extending          | invalid                    invalid                    invalid
+error_deleting           | invalid                    invalid                    invalid
+retyping.backend         | busy                       busy                       busy
+retyping.parked          | invalid                    invalid                    invalid
+awaiting-transfer.offered| invalid                    available                  available
+awaiting-transfer.parked | invalid                    invalid                    invalid
+maintenance.parked       | invalid                    invalid                    invalid
+managing.parked          | invalid                    invalid                    invalid
+error_managing.parked    | invalid                    invalid                    invalid
+restoring-backup.parked  | invalid                    invalid                    invalid
+error_restoring.parked   | invalid                    invalid                    invalid
+backing-up.parked        | invalid                    invalid                    invalid
+error_backing-up.parked  | invalid                    invalid                    invalid
+downloading.parked       | invalid                    invalid                    invalid
+uploading.parked         | invalid                    invalid                    invalid
+deleted                  | gone                       gone                       gone
+`;
 
 const SNAPSHOT_QUIET = `
 state             | DELETE           FORCE_DELETE     RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST
@@ -238,9 +284,23 @@ describe('volume machine, row with a reader and a snapshot: client and link even
 describe('volume machine, row with a reader and a snapshot: worker events', () => {
   checkMatrix(MODELS.volume, heldVolume, VOLUME_WORKER_HELD, { partial: true });
 });
+describe('volume machine, transfers', () => {
+  const offered = { ...quietVolume, operation: { transfer_id: OFFER } };
+  checkMatrix(MODELS.volume, offered, VOLUME_TRANSFER, { partial: true });
+  it('an offer ends only by the transfer that made it', () => {
+    for (const event of ['TRANSFER_ACCEPT', 'TRANSFER_CANCEL']) {
+      const d = decide(MODELS.volume, { state: 'awaiting-transfer.offered', context: offered }, { type: event, transfer_id: '00000000-0000-4000-8000-000000000004' } as never);
+      expect(d).toMatchObject({ ok: false, kind: 'invalid', failed: [{ guard: 'offeredBy' }] });
+    }
+  });
+  it('a volume being read (a snapshot, a clone) is not offered', () => {
+    const d = decide(MODELS.volume, { state: 'available', context: heldVolume }, { type: 'TRANSFER_OFFER', transfer_id: OFFER } as never);
+    expect(d.ok).toBe(false);
+  });
+});
 describe('volume machine tables', () => {
   it('cover every event between them', () => {
-    const events = [VOLUME_QUIET, VOLUME_WORKER_QUIET].flatMap((t) => parse(t).events);
+    const events = [VOLUME_QUIET, VOLUME_WORKER_QUIET, VOLUME_TRANSFER].flatMap((t) => parse(t).events);
     expect(events.sort()).toEqual(Object.keys(MODELS.volume.events).sort());
   });
 });
