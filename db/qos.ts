@@ -73,3 +73,16 @@ export async function associate(sql: Exec, id: string, typeId: string | 'all', o
   if (!exists) return 'missing-type';
   return on ? 'taken' : 'ok';
 }
+
+/**
+ * The QoS specs a host applies to a volume's connection, as Cinder puts them
+ * in `connection_info.data.qos_specs`: those of the volume type's QoS specs
+ * whose consumer is `front-end` or `both`; null otherwise (a `back-end`
+ * consumer is the backend's business, and volstate's backends enforce none).
+ */
+export async function frontEndSpecs(sql: Exec, volumeId: string): Promise<Record<string, string> | null> {
+  const [row] = await sql<{ specs: Record<string, string> }[]>`
+    SELECT q.specs FROM volumes v JOIN volume_types t ON t.id = v.volume_type_id JOIN qos_specs q ON q.id = t.qos_specs_id
+    WHERE v.id = ${volumeId} AND q.consumer IN ('front-end', 'both')`;
+  return row?.specs ?? null;
+}

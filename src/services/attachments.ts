@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Sql } from '../../db/connect.ts';
 import { attachmentTable, volumeTable, type AttachmentRecord } from '../../db/resources.ts';
+import { frontEndSpecs } from '../../db/qos.ts';
 import type { AttachmentRow, NewAttachmentRow } from '../../db/schema.ts';
 import { transaction, type LockSet } from '../../db/tx.ts';
 import { attachmentDeltas, BUCKET_OF, type AttachmentEvent, type AttachmentState } from '../../machines/attachment.ts';
@@ -109,7 +110,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
         access_mode: access,
         attachment_id: id,
         encrypted: false,
-        qos_specs: null,
+        qos_specs: await frontEndSpecs(tx, volumeId),
         cacheable: false,
       },
     });
@@ -286,7 +287,8 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   async initializeConnection(caller: Caller, volumeId: string, connector: Connector) {
     await volumeOf(this.sql, caller, volumeId);
     try {
-      return await this.driver.initializeConnection(volumeId, connector);
+      const info = await this.driver.initializeConnection(volumeId, connector);
+      return { ...info, data: { ...info.data, qos_specs: await frontEndSpecs(this.sql, volumeId) } };
     } catch (err) {
       if (err instanceof DriverError) throw new ApiError('BackendFailed', { reason: err.message });
       throw err;

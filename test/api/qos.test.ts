@@ -4,7 +4,7 @@
  * forced), admin only.
  */
 import { describe, expect, it } from 'vitest';
-import { useApp } from '../helpers/app.ts';
+import { useApp, waitStatus } from '../helpers/app.ts';
 
 const tokens = new Map([
   ['admin-token', { user: 'root', project: 'ops', roles: ['admin'] }],
@@ -55,5 +55,25 @@ describe('QoS specs', () => {
     expect((await t.request('GET', `/v3/qos-specs/${other.id}/associate?vol_type_id=${types[1]}`, undefined, admin)).status).toBe(202);
     expect((await t.request('DELETE', `/v3/qos-specs/${other.id}?force=True`, undefined, admin)).status).toBe(202);
     expect((await t.request('GET', `/v3/types/${types[1]}`, undefined, admin)).body.volume_type.qos_specs_id).toBeNull();
+  });
+
+  it("reach the host in connection_info when their consumer is front-end or both, as Cinder's do", async () => {
+    const mv = { ...admin, 'openstack-api-version': 'volume 3.70' };
+    const connector = { host: 'h1', initiator: 'iqn.2004-10.org.test:h1' };
+    const connect = async (consumer: string) => {
+      const q = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: `c-${consumer}`, consumer, total_iops_sec: '500' } }, admin)).body.qos_specs;
+      const type = (await t.request('POST', '/v3/types', { volume_type: { name: `t-${consumer}` } }, admin)).body.volume_type.id;
+      expect((await t.request('GET', `/v3/qos-specs/${q.id}/associate?vol_type_id=${type}`, undefined, admin)).status).toBe(202);
+      const vol = (await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: type } }, mv)).body.volume.id;
+      await waitStatus(t, 'volumes', vol, 'available', 10_000, admin);
+      const legacy = await t.request('POST', `/v3/volumes/${vol}/action`, { 'os-initialize_connection': { connector } }, mv);
+      expect(legacy.status).toBe(200);
+      const att = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: vol, instance_uuid: crypto.randomUUID(), connector } }, mv);
+      expect(att.status, JSON.stringify(att.body)).toBe(200);
+      return [legacy.body.connection_info.data.qos_specs, att.body.attachment.connection_info.qos_specs];
+    };
+    expect(await connect('front-end')).toEqual([{ total_iops_sec: '500' }, { total_iops_sec: '500' }]);
+    expect(await connect('both')).toEqual([{ total_iops_sec: '500' }, { total_iops_sec: '500' }]);
+    expect(await connect('back-end')).toEqual([null, null]);
   });
 });
