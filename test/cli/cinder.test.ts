@@ -33,20 +33,25 @@ interface Run {
  * and a synchronous spawn would block the event loop that serves it.
  */
 function cinder(...args: string[]): Promise<Run> {
+  return cinderIn(PROJECT, ...args);
+}
+
+/** The CLI as a user of another project. */
+function cinderIn(project: string, ...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('cinder', args, { encoding: 'utf8', timeout: 60_000, env: cliEnv() }, (err, out, errOut) => {
+    execFile('cinder', args, { encoding: 'utf8', timeout: 60_000, env: cliEnv(project) }, (err, out, errOut) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out, err: errOut });
     });
   });
 }
 
-function cliEnv(): NodeJS.ProcessEnv {
+function cliEnv(project: string): NodeJS.ProcessEnv {
   return {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       OS_AUTH_TYPE: 'noauth',
-      OS_USER_ID: 'admin',
-      OS_PROJECT_ID: PROJECT,
+      OS_USER_ID: project === PROJECT ? 'admin' : 'receiver',
+      OS_PROJECT_ID: project,
       CINDER_ENDPOINT: `${t.url}/v3`,
       OS_VOLUME_API_VERSION: '3.70',
       CINDERCLIENT_UUID_CACHE_DIR: cache,
@@ -287,5 +292,38 @@ describe('the cinder CLI against volstate', () => {
     expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({ Status: 'disabled', 'Disabled Reason': 'maintenance window' });
     ok(await cinder('service-enable', volume.Host!, 'cinder-volume'));
     expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({ Status: 'enabled' });
+  });
+
+  cliTest('transfers a volume to another project: transfer-create, transfer-list, transfer-show, transfer-accept, transfer-delete', async () => {
+    const OTHER = 'feedfacefeedfacefeedfacefeedface';
+    const vol = properties(ok(await cinder('create', '--name', 'cli-gift', '--poll', '1')).out);
+    const made = properties(ok(await cinder('transfer-create', '--name', 'to-other', 'cli-gift')).out);
+    expect(made.auth_key).toMatch(/^[0-9a-f]{16}$/);
+    expect(made.volume_id).toBe(vol.id);
+    expect(properties(ok(await cinder('show', vol.id!)).out).status).toBe('awaiting-transfer');
+    expect(rows(ok(await cinder('transfer-list')).out).map((r) => r.ID)).toContain(made.id);
+    expect(properties(ok(await cinder('transfer-show', made.id!)).out)).toMatchObject({ name: 'to-other', volume_id: vol.id });
+    // A wrong key is Cinder's 400; the right one hands the volume over.
+    const wrong = await cinderIn(OTHER, 'transfer-accept', made.id!, 'ffffffffffffffff');
+    expect(wrong.code).toBe(1);
+    expect(wrong.err).toMatch(/invalid auth key.*\(HTTP 400\)/);
+    ok(await cinderIn(OTHER, 'transfer-accept', made.id!, made.auth_key!));
+    const theirs = properties(ok(await cinderIn(OTHER, 'show', vol.id!)).out);
+    expect(theirs).toMatchObject({ status: 'available', user_id: 'receiver', 'os-vol-tenant-attr:tenant_id': OTHER });
+
+    // Withdrawn: back to available with its owner.
+    const again = properties(ok(await cinderIn(OTHER, 'transfer-create', vol.id!)).out);
+    ok(await cinderIn(OTHER, 'transfer-delete', again.id!));
+    expect(properties(ok(await cinderIn(OTHER, 'show', vol.id!)).out).status).toBe('available');
+    expect(rows(ok(await cinderIn(OTHER, 'transfer-list')).out)).toEqual([]);
+  });
+
+  cliTest('sets a per-type quota with quota-update --volume-type and is held to it', async () => {
+    ok(await cinder('type-create', 'cli-capped'));
+    ok(await cinder('quota-update', '--volumes', '1', '--volume-type', 'cli-capped', PROJECT));
+    expect(rows(ok(await cinder('quota-show', PROJECT)).out).find((r) => r.Property === 'volumes_cli-capped')?.Value).toBe('1');
+    ok(await cinder('create', '--volume-type', 'cli-capped', '1'));
+    const refused = await cinder('create', '--volume-type', 'cli-capped', '1');
+    expect(refused.err).toMatch(/exceeded for quota 'volumes_cli-capped'\. \(HTTP 413\)/);
   });
 });
