@@ -125,7 +125,7 @@ describe('refusals', () => {
         status: 'available',
         state: 'available',
         event: 'EXTEND',
-        allowed: ['DELETE', 'DELETE_CASCADE', 'FORCE_DELETE', 'FORCE_DELETE_CASCADE', 'EXTEND', 'RESET_STATUS', 'REVERT', 'RETYPE'],
+        allowed: ['DELETE', 'DELETE_CASCADE', 'FORCE_DELETE', 'FORCE_DELETE_CASCADE', 'EXTEND', 'RESET_STATUS', 'REVERT', 'RETYPE', 'TRANSFER_OFFER'],
       });
       expect(res.body.badRequest.message).toMatch(/^Invalid volume: cannot extend volume .*larger than the current size/);
     }
