@@ -111,6 +111,8 @@ export const volumes = pgTable(
     snapshot_id: uuid('snapshot_id'),
     source_volid: uuid('source_volid'),
     availability_zone: text('availability_zone').notNull().default('nova'),
+    /** the backend holding the volume's data (src/drivers/backends.ts), chosen by the scheduling step; null: not yet, or the default backend (volumes from before backends were named) */
+    backend: text('backend'),
     /** the type's name, as volumes show it (renaming a type renames it here, in the same transaction) */
     volume_type: text('volume_type').notNull().default('__DEFAULT__'),
     /** null only for volumes whose type was deleted after they were */

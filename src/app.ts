@@ -26,6 +26,7 @@ import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './a
 import { versionDocument } from './api/microversion.ts';
 import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
 import { adminRoutes } from './api/admin.ts';
+import { Backends } from './drivers/backends.ts';
 import { typeRoutes } from './api/types.ts';
 import { qosRoutes } from './api/qos.ts';
 import { transferRoutes } from './api/transfers.ts';
@@ -46,8 +47,8 @@ import { VolumeService } from './services/volumes.ts';
 export interface AppOptions {
   sql: Sql;
   enforcer?: Enforcer;
-  /** for the calls made in requests: connections (attachments, os-initialize_connection) */
-  driver: Driver;
+  /** the backends, for the calls made in requests (connections, pools), or one driver (a single backend named after it) */
+  driver: Driver | Backends;
   auth: AuthOptions;
   logger?: FastifyServerOptions['logger'];
   /** how long a change whose connection was lost waits for the database to tell whether it committed; default 10 s */
@@ -78,7 +79,8 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const volumes = new VolumeService(opts.sql, enforcer);
   const snapshots = new SnapshotService(opts.sql, enforcer);
   const transfers = new TransferService(opts.sql, enforcer);
-  const attachments = new AttachmentService(opts.sql, enforcer, opts.driver);
+  const backends = opts.driver instanceof Backends ? opts.driver : Backends.single(opts.driver);
+  const attachments = new AttachmentService(opts.sql, enforcer, backends);
   const waits = new Waits(opts.sql);
   const tail = new TransitionTail(opts.sql);
   app.decorate('waits', waits);
@@ -129,14 +131,14 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(uiRoutes, { sql: opts.sql });
 
   const resources = async (scope: FastifyInstance) => {
-    requestContext(scope, opts.auth, { serviceHost: opts.serviceHost ?? hostname(), backend: opts.driver.name });
+    requestContext(scope, opts.auth, { serviceHost: opts.serviceHost ?? hostname(), backends });
     await scope.register(volumeRoutes, { volumes, attachments });
     await scope.register(metadataRoutes, { collection: 'volumes', service: volumes, idOf: volumeId });
     await scope.register(metadataRoutes, { collection: 'snapshots', service: snapshots, idOf: snapshotId });
     await scope.register(typeRoutes, { sql: opts.sql });
     await scope.register(qosRoutes, { sql: opts.sql });
     await scope.register(quotaRoutes, { sql: opts.sql });
-    await scope.register(adminRoutes, { sql: opts.sql, driver: opts.driver, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
+    await scope.register(adminRoutes, { sql: opts.sql, backends, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
     await scope.register(transferRoutes, { transfers });

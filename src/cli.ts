@@ -119,7 +119,7 @@ async function main(argv: string[]): Promise<void> {
       surviveLostConnections();
       const running = await serve(config, { api: command !== 'worker', worker: command !== 'api', progress: (msg) => console.error(`volstate: ${msg}`) });
       closeOnSignals(running);
-      const where = `database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`}, driver ${config.driver}`;
+      const where = `database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`}, backends ${config.backends.map((b) => `${b.name} (${b.driver})`).join(', ')}`;
       if (running.url) console.error(`volstate: serving the Cinder v3 API at ${running.url}/v3 (${where})`);
       if (running.worker) console.error(`volstate: worker ${running.worker.id} running (${where})`);
       return;

@@ -34,6 +34,14 @@ export interface Config {
   fileDir: string;
   /** VOLSTATE_FILE_CAPACITY_GB: capacity the file driver reports (thin); default the filesystem's size */
   fileCapacityGb: number | undefined;
+  /**
+   * VOLSTATE_BACKENDS: the backends, `name:driver[:dir]` comma-separated
+   * (e.g. `gold:file:/srv/gold,silver:file:/srv/silver`); a file backend
+   * without a dir stores under `<VOLSTATE_FILE_DIR>/<name>`. Default: one
+   * backend named after VOLSTATE_DRIVER, storing in VOLSTATE_FILE_DIR. Every
+   * node of a deployment must have the same list (src/drivers/backends.ts).
+   */
+  backends: { name: string; driver: DriverName; dir: string }[];
   /** VOLSTATE_HOST: the host this node's services are listed under (os-services, volumes' host); default the machine's host name */
   serviceHost: string;
   worker: {
@@ -148,6 +156,20 @@ function authOf(env: NodeJS.ProcessEnv): AuthOptions {
   return { mode, defaultProject, tokens: loadTokens(env.VOLSTATE_TOKENS_FILE) };
 }
 
+function backendsOf(value: string | undefined, driver: DriverName, fileDir: string): Config['backends'] {
+  if (value === undefined || value.trim() === '') return [{ name: driver, driver, dir: fileDir }];
+  const out: Config['backends'] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [name = '', kind = '', ...rest] = part.split(':');
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": a backend name is 1 to 64 letters, digits, _ . -`);
+    if (kind !== 'file' && kind !== 'fake') throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": the driver is file or fake (name:driver[:dir])`);
+    if (out.some((b) => b.name === name)) throw new ConfigError(`VOLSTATE_BACKENDS: backend ${name} is named twice`);
+    out.push({ name, driver: kind, dir: rest.length > 0 ? resolve(rest.join(':')) : join(fileDir, name) });
+  }
+  if (out.length === 0) throw new ConfigError('VOLSTATE_BACKENDS is empty: name at least one backend (name:driver[:dir])');
+  return out;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const driver = (env.VOLSTATE_DRIVER ?? 'file') as DriverName;
   if (driver !== 'file' && driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected file or fake`);
@@ -172,6 +194,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     fileDir: resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage')),
     fileCapacityGb: env.VOLSTATE_FILE_CAPACITY_GB ? int(env, 'VOLSTATE_FILE_CAPACITY_GB', 0, 1) : undefined,
+    backends: backendsOf(env.VOLSTATE_BACKENDS, driver, resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage'))),
     worker: {
       concurrency: int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024),
       pollMs: int(env, 'VOLSTATE_WORKER_POLL_MS', 2000, 50),

@@ -16,6 +16,7 @@ import { isConnectionError } from '../db/sqlstate.ts';
 import { build } from './app.ts';
 import { loggerOptions } from './logging.ts';
 import type { Config } from './config.ts';
+import { Backends } from './drivers/backends.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Coordination } from './coordination/locks.ts';
 import { FakeDriver } from './drivers/fake.ts';
@@ -53,14 +54,15 @@ export interface Running {
   close(): Promise<void>;
 }
 
-export function makeDriver(config: Config, coordination: Coordination): Driver {
-  const driver =
-    config.driver === 'fake'
-      ? new FakeDriver()
-      : new FileDriver({ dir: config.fileDir, coordination, capacityGb: config.fileCapacityGb });
+export function makeBackends(config: Config, coordination: Coordination): Backends {
   const { latencyMs, failures, journal } = config.faults;
   const injecting = latencyMs > 0 || Object.keys(failures).length > 0 || journal !== undefined;
-  return injecting ? new FaultyDriver(driver, config.faults) : driver;
+  return new Backends(
+    config.backends.map((b) => {
+      const driver: Driver = b.driver === 'fake' ? new FakeDriver() : new FileDriver({ dir: b.dir, coordination, capacityGb: config.fileCapacityGb });
+      return { name: b.name, driver: injecting ? new FaultyDriver(driver, config.faults) : driver };
+    }),
+  );
 }
 
 /**
@@ -100,8 +102,8 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url });
   started.push(() => coordination.close());
   const enforcer = new Enforcer();
-  const driver = makeDriver(config, coordination);
-  started.push(async () => driver.close?.());
+  const driver = makeBackends(config, coordination);
+  started.push(() => driver.close());
   const logger = loggerOptions(config.logLevel, config.logFormat);
 
   // /readyz asks for the worker, which is made after the app.
@@ -142,7 +144,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
     (closing ??= (async () => {
       await app?.close(); // stops accepting, waits for in-flight requests
       await worker?.stop(); // stops claiming, waits for in-flight steps
-      await driver.close?.();
+      await driver.close();
       await coordination.close();
       await sql.end({ timeout: 5 });
       await embedded?.stop();

@@ -22,7 +22,7 @@ import { Type } from 'typebox';
 import type { Sql } from '../../db/connect.ts';
 import { snapshotTable, volumeTable } from '../../db/resources.ts';
 import { BINARIES, listServices, setServiceDisabled, type Binary, type ServiceRow } from '../../db/services.ts';
-import type { Driver } from '../drivers/driver.ts';
+import { capabilitiesOf, DRIVER_VERSION, type Backend, type Backends } from '../drivers/backends.ts';
 import { ApiError } from '../errors.ts';
 import { requireAdmin } from './context.ts';
 import { invalid } from './parse.ts';
@@ -31,12 +31,11 @@ import { timestamp } from './views.ts';
 
 export interface AdminRoutesOptions {
   sql: Sql;
-  driver: Driver;
+  backends: Backends;
   /** a worker silent this long is down */
   heartbeatTimeoutMs: number;
 }
 
-const VERSION = '1.0.0';
 
 /** Cinder's host string of a service: the volume service names its backend. */
 function serviceHost(row: ServiceRow, backend: string): string {
@@ -46,40 +45,39 @@ function serviceHost(row: ServiceRow, backend: string): string {
 /** `host@backend#pool` or `host@backend` or `host` → the bare host. */
 const bareHost = (host: string) => host.split('@')[0]!.split('#')[0]!;
 
-function capabilities(driver: Driver, totalGb: number, freeGb: number, allocatedGb: number) {
-  return {
-    pool_name: driver.name,
-    volume_backend_name: driver.name,
-    vendor_name: 'volstate',
-    driver_version: VERSION,
-    storage_protocol: driver.name,
-    total_capacity_gb: totalGb,
-    free_capacity_gb: freeGb,
-    allocated_capacity_gb: allocatedGb,
-    provisioned_capacity_gb: allocatedGb,
-    reserved_percentage: 0,
-    thin_provisioning_support: true,
-    thick_provisioning_support: false,
-    max_over_subscription_ratio: '1.0',
-    multiattach: true,
-    QoS_support: false,
-  };
+/** The services as Cinder lists them: a scheduler per host, a volume service per host and backend. */
+function expand(rows: ServiceRow[], backends: Backends): { row: ServiceRow; host: string; backend?: Backend }[] {
+  return rows.flatMap((row) =>
+    row.binary === 'cinder-volume' ? backends.list.map((b) => ({ row, host: serviceHost(row, b.name), backend: b })) : [{ row, host: serviceHost(row, '') }],
+  );
 }
 
-export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, { sql, driver, heartbeatTimeoutMs }) => {
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, { sql, backends, heartbeatTimeoutMs }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const services = () => listServices(sql, heartbeatTimeoutMs);
+  const services = async () => expand(await listServices(sql, heartbeatTimeoutMs), backends);
+  /** GiB of live volumes by backend (null: the default's). */
+  const allocated = async () => {
+    const rows = await sql<{ backend: string | null; gb: number }[]>`
+      SELECT v.backend, COALESCE(sum(s.size), 0)::int AS gb FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
+      WHERE s.state <> 'deleted' GROUP BY v.backend`;
+    const by = new Map<string, number>();
+    for (const r of rows) {
+      const name = r.backend ?? backends.default.name;
+      by.set(name, (by.get(name) ?? 0) + r.gb);
+    }
+    return by;
+  };
 
   r.get('/os-services', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     requireAdmin(req, 'volume_extension:services:index');
     const { host, binary } = req.query;
     const rows = (await services()).filter(
-      (s) => (binary === undefined || s.binary === binary) && (host === undefined || bareHost(host) === s.host),
+      ({ row: s }) => (binary === undefined || s.binary === binary) && (host === undefined || bareHost(host) === s.host),
     );
     return {
-      services: rows.map((s) => ({
+      services: rows.map(({ row: s, host: name }) => ({
         binary: s.binary,
-        host: serviceHost(s, driver.name),
+        host: name,
         zone: 'nova',
         status: s.disabled ? 'disabled' : 'enabled',
         state: s.up ? 'up' : 'down',
@@ -128,8 +126,8 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
   r.get('/os-hosts', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     requireAdmin(req, 'volume_extension:hosts');
     return {
-      hosts: (await services()).map((s) => ({
-        host_name: serviceHost(s, driver.name),
+      hosts: (await services()).map(({ row: s, host }) => ({
+        host_name: host,
         service: s.binary,
         zone: 'nova',
         'service-status': s.up ? 'available' : 'unavailable',
@@ -142,7 +140,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
   r.get('/os-hosts/:host', { schema: { params: Type.Object({ host: Type.String(), project_id: Type.Optional(Type.String()) }) } }, async (req) => {
     requireAdmin(req, 'volume_extension:hosts');
     const name = req.params.host;
-    const service = (await services()).find((s) => s.binary === 'cinder-volume' && serviceHost(s, driver.name) === name && !s.disabled);
+    const service = (await services()).find(({ row: s, host }) => s.binary === 'cinder-volume' && host === name && !s.disabled);
     if (!service) throw new ApiError('HostNotFound', { host: name });
     // Every host serves the one shared backend: its usage is the backend's.
     const [vols, snaps] = await Promise.all([volumeTable.usageByProject(sql), snapshotTable.usageByProject(sql)]);
@@ -169,15 +167,16 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
   r.get('/scheduler-stats/get_pools', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     requireAdmin(req, 'scheduler_extension:scheduler_stats:get_pools');
     const detail = req.query.detail !== undefined && /^(1|t|true|on|y|yes)$/i.test(req.query.detail);
-    const hosts = (await services()).filter((s) => s.binary === 'cinder-volume' && s.up);
-    if (!detail) return { pools: hosts.map((s) => ({ name: `${serviceHost(s, driver.name)}#${driver.name}` })) };
-    const [{ totalGb, freeGb }, vols] = await Promise.all([driver.capacity(), volumeTable.usageByProject(sql)]);
-    const allocated = vols.reduce((a, u) => a + u.gb, 0);
+    const volumeServices = (await services()).filter(({ row: s }) => s.binary === 'cinder-volume' && s.up);
+    const pool = (host: string, b: Backend) => `${host}#${b.name}`;
+    if (!detail) return { pools: volumeServices.map(({ host, backend }) => ({ name: pool(host, backend!) })) };
+    const byBackend = await allocated();
+    const capacities = new Map(await Promise.all(backends.list.map(async (b) => [b.name, await b.driver.capacity()] as const)));
     const now = timestamp(new Date());
     return {
-      pools: hosts.map((s) => ({
-        name: `${serviceHost(s, driver.name)}#${driver.name}`,
-        capabilities: { ...capabilities(driver, totalGb, freeGb, allocated), timestamp: now, updated: now },
+      pools: volumeServices.map(({ host, backend }) => ({
+        name: pool(host, backend!),
+        capabilities: { ...capabilitiesOf(backend!, capacities.get(backend!.name)!, byBackend.get(backend!.name) ?? 0), timestamp: now, updated: now },
       })),
     };
   });
@@ -185,14 +184,17 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
   r.get('/capabilities/:host', { schema: { params: Type.Object({ host: Type.String(), project_id: Type.Optional(Type.String()) }) } }, async (req) => {
     requireAdmin(req, 'volume_extension:capabilities');
     const host = bareHost(req.params.host);
-    if (!(await services()).some((s) => s.binary === 'cinder-volume' && s.host === host)) throw new ApiError('HostNotFound', { host: req.params.host });
+    const named = /@([^#]+)/.exec(req.params.host)?.[1];
+    const found = (await services()).find(({ row: s, backend }) => s.binary === 'cinder-volume' && s.host === host && (named === undefined || backend!.name === named));
+    if (!found) throw new ApiError('HostNotFound', { host: req.params.host });
+    const b = found.backend!;
     return {
       namespace: `OS::Storage::Capabilities::${req.params.host}`,
       vendor_name: 'volstate',
-      volume_backend_name: driver.name,
+      volume_backend_name: b.name,
       pool_name: null,
-      driver_version: VERSION,
-      storage_protocol: driver.name,
+      driver_version: DRIVER_VERSION,
+      storage_protocol: b.driver.name,
       display_name: null,
       description: null,
       visibility: null,

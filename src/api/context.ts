@@ -22,6 +22,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { KeystoneAuth } from '../auth/keystone.ts';
 import { ApiError } from '../errors.ts';
 import type { Caller } from '../services/caller.ts';
+import type { Backends } from '../drivers/backends.ts';
 import { negotiate, VERSION_HEADER, type Microversion } from './microversion.ts';
 
 
@@ -37,7 +38,8 @@ declare module 'fastify' {
 /** Facts of this node that views show: the host volumes are served from, the backend. */
 export interface Site {
   serviceHost: string;
-  backend: string;
+  /** the backends this node serves (src/drivers/backends.ts) */
+  backends: Backends;
 }
 
 export interface TokenInfo {
@@ -126,11 +128,15 @@ export interface ViewContext {
   /** the project segment of the request URL, if it had one */
   urlProject: string | undefined;
   isAdmin: boolean;
-  /** `host@backend#pool` of the volumes this node serves */
-  volumeHost: string;
+  /** `host@backend#pool` of a volume on `backend` (null: the default backend) */
+  volumeHost(backend: string | null): string;
 }
 
 export function viewContext(req: FastifyRequest): ViewContext {
-  const { serviceHost, backend } = req.site;
-  return { mv: req.mv, base: `${req.protocol}://${req.host}`, urlProject: req.urlProject, isAdmin: req.caller.isAdmin, volumeHost: `${serviceHost}@${backend}#${backend}` };
+  const { serviceHost, backends } = req.site;
+  const volumeHost = (backend: string | null) => {
+    const name = backend ?? backends.default.name;
+    return `${serviceHost}@${name}#${name}`;
+  };
+  return { mv: req.mv, base: `${req.protocol}://${req.host}`, urlProject: req.urlProject, isAdmin: req.caller.isAdmin, volumeHost };
 }

@@ -111,8 +111,8 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     view['os-vol-tenant-attr:tenant_id'] = v.project_id;
     view['os-vol-mig-status-attr:migstat'] = null;
     view['os-vol-mig-status-attr:name_id'] = null;
-    // Any node serves any volume (one shared backend): the host is the answering node's.
-    view['os-vol-host-attr:host'] = ctx.isAdmin ? ctx.volumeHost : null;
+    // Any node serves any volume (every node serves the same backends): the host is the answering node's, the backend the volume's.
+    view['os-vol-host-attr:host'] = ctx.isAdmin ? ctx.volumeHost(v.backend) : null;
   }
   return view;
 }

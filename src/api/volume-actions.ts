@@ -6,6 +6,7 @@
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { capabilitiesOf, unmetSpec } from '../drivers/backends.ts';
 import { ApiError } from '../errors.ts';
 import { changeState } from './changes.ts';
 import type { AttachmentService } from '../services/attachments.ts';
@@ -119,10 +120,11 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       const type = await ctx.volumes.visibleType(ctx.req.caller, newType);
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: newType });
       if (type.id === volume.volume_type_id) throw new ApiError('InvalidInput', { reason: `volume ${ctx.id} is already of type ${type.name}.` });
-      // One backend: a type that names another would need a migration, which volstate does not do.
-      const wanted = type.extra_specs.volume_backend_name;
-      if (wanted !== undefined && wanted !== ctx.req.site.backend) {
-        throw new ApiError('InvalidInput', { reason: `type ${type.name} wants backend ${wanted}, and this volume is on ${ctx.req.site.backend}: that retype needs a migration, which volstate does not do.` });
+      // The volume stays where it is: a type its backend does not satisfy would need a migration, which volstate does not do.
+      const here = ctx.req.site.backends.get(volume.backend);
+      const unmet = unmetSpec(type.extra_specs, capabilitiesOf(here, await here.driver.capacity(), 0));
+      if (unmet !== undefined) {
+        throw new ApiError('InvalidInput', { reason: `type ${type.name} wants ${unmet}, which the volume's backend ${here.name} does not satisfy: that retype needs a migration, which volstate does not do.` });
       }
       await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'RETYPE', type_id: type.id }, ctx.ifMatch);
     },

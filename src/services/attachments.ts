@@ -20,6 +20,7 @@ import { transaction, type LockSet } from '../../db/tx.ts';
 import { attachmentDeltas, BUCKET_OF, type AttachmentEvent, type AttachmentState } from '../../machines/attachment.ts';
 import { MODELS } from '../../machines/index.ts';
 import { DriverError, type Connector, type Driver } from '../drivers/driver.ts';
+import type { Backends } from '../drivers/backends.ts';
 import type { Applied, ApplyOptions, Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
@@ -49,9 +50,15 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   constructor(
     sql: Sql,
     enforcer: Enforcer,
-    private readonly driver: Driver,
+    private readonly backends: Backends,
   ) {
     super(sql, enforcer, 'attachment', attachmentTable, 'AttachmentNotFound');
+  }
+
+  /** The driver of the backend holding a volume. */
+  private async driverOf(sql: Sql | Tx, volumeId: string): Promise<Driver> {
+    const [v] = await sql<{ backend: string | null }[]>`SELECT backend FROM volumes WHERE id = ${volumeId}`;
+    return this.backends.driver(v?.backend);
   }
 
   private opts(caller: Caller): ApplyOptions {
@@ -94,7 +101,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     const access = mode ?? (volume.readonly ? 'ro' : 'rw');
     let info;
     try {
-      info = await this.driver.initializeConnection(volumeId, connector);
+      info = await this.backends.driver(volume.backend).initializeConnection(volumeId, connector);
     } catch (err) {
       if (err instanceof DriverError) throw new BackendRefused(err);
       throw err;
@@ -174,7 +181,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
       await attachmentTable.update(tx, attachment.id, { detached_at: new Date() });
       if (attachment.connection_info) {
         try {
-          await this.driver.terminateConnection(attachment.volume_id, attachment.connector);
+          await (await this.driverOf(tx, attachment.volume_id)).terminateConnection(attachment.volume_id, attachment.connector);
         } catch (err) {
           // As Cinder: a failed terminate does not keep a deleted attachment
           // alive; only a legacy detach in progress records the failure.
@@ -285,9 +292,9 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
 
   /** os-initialize_connection: the driver's connection info (no state changes, as in Cinder). */
   async initializeConnection(caller: Caller, volumeId: string, connector: Connector) {
-    await volumeOf(this.sql, caller, volumeId);
+    const volume = await volumeOf(this.sql, caller, volumeId);
     try {
-      const info = await this.driver.initializeConnection(volumeId, connector);
+      const info = await this.backends.driver(volume.backend).initializeConnection(volumeId, connector);
       return { ...info, data: { ...info.data, qos_specs: await frontEndSpecs(this.sql, volumeId) } };
     } catch (err) {
       if (err instanceof DriverError) throw new ApiError('BackendFailed', { reason: err.message });
@@ -297,8 +304,8 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
 
   /** os-terminate_connection: the driver forgets the connector, then unreserve. */
   async terminateConnection(caller: Caller, volumeId: string, connector: Connector | null): Promise<void> {
-    await volumeOf(this.sql, caller, volumeId);
-    await this.driver.terminateConnection(volumeId, connector);
+    const volume = await volumeOf(this.sql, caller, volumeId);
+    await this.backends.driver(volume.backend).terminateConnection(volumeId, connector);
     await this.legacyUnreserve(caller, volumeId);
   }
 }

@@ -8,6 +8,7 @@
 import type { Sql } from '../../db/connect.ts';
 import type { ClaimedRow } from '../../db/queue.ts';
 import { MODELS, type EventMap, type ResourceModel, type ResourceType } from '../../machines/index.ts';
+import type { Backend, Backends } from '../drivers/backends.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
 import { transaction } from '../../db/tx.ts';
@@ -16,7 +17,7 @@ import { typeForCreate } from '../../db/types.ts';
 export interface StepContext {
   sql: Sql;
   enforcer: Enforcer;
-  driver: Driver;
+  backends: Backends;
   workerId: string;
   log: (msg: string, fields?: Record<string, unknown>) => void;
 }
@@ -66,34 +67,70 @@ async function backend<T extends ResourceType>(
 
 const volume = MODELS.volume as unknown as ResourceModel;
 
-/** Create on the backend: empty, or from the source the volume holds as a reader. */
+/** The driver of the backend holding a volume. */
+async function volumeDriver(ctx: StepContext, id: string): Promise<Driver> {
+  const [v] = await ctx.sql<{ backend: string | null }[]>`SELECT backend FROM volumes WHERE id = ${id}`;
+  if (!v) throw new Error(`volume ${id} has a state row but no data row`);
+  return ctx.backends.driver(v.backend);
+}
+
+/** Create on the backend the scheduler chose: empty, or from the source the volume holds as a reader. */
 const createVolume: Step = async (ctx, row) => {
   const id = row.resource_id;
-  const [data] = await ctx.sql<{ snapshot_id: string | null; source_volid: string | null }[]>`
-    SELECT snapshot_id, source_volid FROM volumes WHERE id = ${id}`;
+  const [data] = await ctx.sql<{ snapshot_id: string | null; source_volid: string | null; backend: string | null }[]>`
+    SELECT snapshot_id, source_volid, backend FROM volumes WHERE id = ${id}`;
   if (!data) throw new Error(`volume ${id} has a state row but no data row`);
+  const driver = ctx.backends.driver(data.backend);
   const call = data.snapshot_id
-    ? () => ctx.driver.createVolumeFromSnapshot(id, data.snapshot_id!, row.size)
+    ? () => driver.createVolumeFromSnapshot(id, data.snapshot_id!, row.size)
     : data.source_volid
-      ? () => ctx.driver.cloneVolume(id, data.source_volid!, row.size)
-      : () => ctx.driver.createVolume(id, row.size);
+      ? () => driver.cloneVolume(id, data.source_volid!, row.size)
+      : () => driver.createVolume(id, row.size);
   await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
 };
 
-/** Choose a backend (there is one: check it has room), then create on it in the same worker. */
+/** A clone or a volume from a snapshot: on its source's backend, if that has room. */
+async function besideSource(b: Backend, sizeGb: number): Promise<{ backend: Backend } | { reason: string }> {
+  const { freeGb } = await b.driver.capacity();
+  return freeGb >= sizeGb ? { backend: b } : { reason: `the source's backend ${b.name} has ${freeGb} GiB free` };
+}
+
+/**
+ * Choose a backend (src/drivers/backends.ts): a clone or a volume from a
+ * snapshot goes where its source is (the data is there, as in Cinder);
+ * any other, to a backend whose capabilities satisfy its type's extra specs
+ * and that has room. The choice is recorded with SCHEDULED, in one
+ * transaction; then the same worker creates it.
+ */
 const scheduleVolume: Step = async (ctx, row) => {
   const id = row.resource_id;
   if (accepts(volume, row.state, 'SCHEDULE')) {
     const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, true);
     if (!took.ok) return;
   }
-  const { freeGb } = await ctx.driver.capacity();
-  if (freeGb < row.size) {
-    ctx.log('no backend has room', { id, size: row.size, freeGb });
+  const [data] = await ctx.sql<{ specs: Record<string, string> | null; source_backend: string | null; from_source: boolean }[]>`
+    SELECT t.extra_specs AS specs,
+      COALESCE(src.backend, snapvol.backend) AS source_backend,
+      (v.source_volid IS NOT NULL OR v.snapshot_id IS NOT NULL) AS from_source
+    FROM volumes v
+    LEFT JOIN volume_types t ON t.id = v.volume_type_id
+    LEFT JOIN volumes src ON src.id = v.source_volid
+    LEFT JOIN snapshots sn ON sn.id = v.snapshot_id
+    LEFT JOIN volumes snapvol ON snapvol.id = sn.volume_id
+    WHERE v.id = ${id}`;
+  if (!data) throw new Error(`volume ${id} has a state row but no data row`);
+  const chosen = data.from_source ? await besideSource(ctx.backends.get(data.source_backend), row.size) : await ctx.backends.choose(data.specs ?? {}, row.size);
+  if ('reason' in chosen) {
+    ctx.log('no backend for the volume', { id, size: row.size, reason: chosen.reason });
     await send(ctx, 'volume', id, { type: 'SCHEDULE_FAILED' });
     return;
   }
-  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, true);
+  const scheduled = await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {
+    const outcome = await ctx.enforcer.apply(tx, { type: 'volume', id }, { type: 'SCHEDULED' }, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: ctx.workerId });
+    if (outcome.ok) await tx`UPDATE volumes SET backend = ${chosen.backend.name} WHERE id = ${id}`;
+    else ctx.log('step event refused', { type: 'volume', id, event: 'SCHEDULED', kind: outcome.kind, state: outcome.state });
+    return outcome;
+  });
   if (scheduled.ok) await createVolume(ctx, { ...row, ...scheduled.row, owner: ctx.workerId });
 };
 
@@ -103,7 +140,8 @@ const extendVolume: Step = async (ctx, row) => {
     await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
     return;
   }
-  await backend(ctx, 'volume', row.resource_id, () => ctx.driver.extendVolume(row.resource_id, newSize), { type: 'EXTENDED' }, { type: 'BACKEND_FAILED' });
+  const driver = await volumeDriver(ctx, row.resource_id);
+  await backend(ctx, 'volume', row.resource_id, () => driver.extendVolume(row.resource_id, newSize), { type: 'EXTENDED' }, { type: 'BACKEND_FAILED' });
 };
 
 /** Revert to the snapshot recorded by REVERT; the snapshot is held as a reader until this ends. */
@@ -113,7 +151,8 @@ const revertVolume: Step = async (ctx, row) => {
     await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
     return;
   }
-  await backend(ctx, 'volume', row.resource_id, () => ctx.driver.revertToSnapshot(row.resource_id, snapshotId), { type: 'REVERTED' }, { type: 'BACKEND_FAILED' });
+  const driver = await volumeDriver(ctx, row.resource_id);
+  await backend(ctx, 'volume', row.resource_id, () => driver.revertToSnapshot(row.resource_id, snapshotId), { type: 'REVERTED' }, { type: 'BACKEND_FAILED' });
 };
 
 /**
@@ -135,18 +174,27 @@ const retypeVolume: Step = async (ctx, row) => {
   });
 };
 
-const deleteVolume: Step = (ctx, row) =>
-  backend(ctx, 'volume', row.resource_id, () => ctx.driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+const deleteVolume: Step = async (ctx, row) => {
+  const driver = await volumeDriver(ctx, row.resource_id);
+  await backend(ctx, 'volume', row.resource_id, () => driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+};
 
 const createSnapshot: Step = async (ctx, row) => {
   const id = row.resource_id;
   const [snap] = await ctx.sql<{ volume_id: string }[]>`SELECT volume_id FROM snapshots WHERE id = ${id}`;
   if (!snap) throw new Error(`snapshot ${id} has a state row but no data row`);
-  await backend(ctx, 'snapshot', id, () => ctx.driver.createSnapshot(id, snap.volume_id), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+  const driver = await volumeDriver(ctx, snap.volume_id);
+  await backend(ctx, 'snapshot', id, () => driver.createSnapshot(id, snap.volume_id), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
 };
 
-const deleteSnapshot: Step = (ctx, row) =>
-  backend(ctx, 'snapshot', row.resource_id, () => ctx.driver.deleteSnapshot(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+/** A snapshot lives on its volume's backend. */
+const deleteSnapshot: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const [snap] = await ctx.sql<{ volume_id: string }[]>`SELECT volume_id FROM snapshots WHERE id = ${id}`;
+  if (!snap) throw new Error(`snapshot ${id} has a state row but no data row`);
+  const driver = await volumeDriver(ctx, snap.volume_id);
+  await backend(ctx, 'snapshot', id, () => driver.deleteSnapshot(id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+};
 
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {

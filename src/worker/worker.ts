@@ -31,6 +31,7 @@ import type { Sql } from '../../db/connect.ts';
 import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
 import { deregisterWorker, heartbeat, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
 import type { Coordination } from '../coordination/locks.ts';
+import { Backends } from '../drivers/backends.ts';
 import type { Driver } from '../drivers/driver.ts';
 import type { Enforcer } from '../enforcer.ts';
 import { recoverDeadOwners } from './recovery.ts';
@@ -39,7 +40,8 @@ import { stepFor, type StepContext } from './steps.ts';
 export interface WorkerOptions {
   sql: Sql;
   enforcer: Enforcer;
-  driver: Driver;
+  /** the backends this node serves, or one driver (a single backend named after it) */
+  driver: Driver | Backends;
   /** global locks fence each step (optional in tests without concurrency between workers) */
   coordination?: Coordination;
   /** steps run at once */
@@ -118,7 +120,7 @@ export class Worker {
     this.opts = { heartbeatMs: 1000, timeoutMs: 5000, drainMs: 10_000, ...opts };
     this.host = opts.host ?? hostname();
     this.id = `worker:${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.ctx = { sql: opts.sql, enforcer: opts.enforcer, driver: opts.driver, workerId: this.id, log: opts.log ?? (() => {}) };
+    this.ctx = { sql: opts.sql, enforcer: opts.enforcer, backends: opts.driver instanceof Backends ? opts.driver : Backends.single(opts.driver), workerId: this.id, log: opts.log ?? (() => {}) };
   }
 
   async start(): Promise<void> {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll } from 'vitest';
 import type { AuthOptions } from '../../src/api/context.ts';
 import { build } from '../../src/app.ts';
+import type { Backends } from '../../src/drivers/backends.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
@@ -47,6 +48,8 @@ export interface TestAppOptions {
   listen?: boolean;
   concurrency?: number;
   auth?: AuthOptions;
+  /** serve these backends instead of the fake one (`backend` and `faults` then name an unused fake) */
+  backends?: Backends;
 }
 
 export function useApp(opts: TestAppOptions = {}): TestApp {
@@ -61,14 +64,14 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
     app = await build({
       sql: db.sql,
       enforcer,
-      driver,
+      driver: opts.backends ?? driver,
       auth: opts.auth ?? { mode: 'noauth', defaultProject: 'admin' },
       worker: () => worker,
       // VOLSTATE_TEST_LOG=error (or debug, ...) shows the app's log while debugging a test.
       logger: process.env.VOLSTATE_TEST_LOG ? { level: process.env.VOLSTATE_TEST_LOG } : false,
     });
     if (opts.worker !== false) {
-      worker = new Worker({ sql: db.sql, enforcer, driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
+      worker = new Worker({ sql: db.sql, enforcer, driver: opts.backends ?? driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
       await worker.start();
     }
     if (opts.listen) url = await app.listen({ host: '127.0.0.1', port: 0 });
