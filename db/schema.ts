@@ -179,6 +179,29 @@ export const transfers = pgTable(
   (t) => [index('transfers_volume').on(t.volume_id), index('transfers_source_created').on(t.source_project_id, t.created_at, t.id)],
 );
 
+/**
+ * User messages (Cinder's, 3.3): why an asynchronous operation failed, for
+ * the project that asked (a volume that no backend could take). Written in
+ * the transaction of the failing transition; shown until `expires_at`.
+ */
+export const messages = pgTable(
+  'messages',
+  {
+    id: uuid('id').primaryKey(),
+    project_id: text('project_id').notNull(),
+    /** the request that started the failed operation (its history row's) */
+    request_id: text('request_id').notNull(),
+    resource_type: text('resource_type').notNull(),
+    resource_uuid: uuid('resource_uuid'),
+    event_id: text('event_id').notNull(),
+    message_level: text('message_level').notNull().default('ERROR'),
+    user_message: text('user_message').notNull(),
+    created_at: createdAt(),
+    expires_at: timestamp('expires_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [index('messages_project_created').on(t.project_id, t.created_at, t.id)],
+);
+
 export const attachments = pgTable(
   'attachments',
   {
@@ -389,6 +412,7 @@ export type SnapshotRow = typeof snapshots.$inferSelect;
 export type NewSnapshotRow = typeof snapshots.$inferInsert;
 export type AttachmentRow = typeof attachments.$inferSelect;
 export type TransferRow = typeof transfers.$inferSelect;
+export type MessageRow = typeof messages.$inferSelect;
 export type NewAttachmentRow = typeof attachments.$inferInsert;
 export type ResourceStateRow = typeof resourceStates.$inferSelect;
 export type StateTransitionRow = typeof stateTransitions.$inferSelect;

@@ -30,6 +30,7 @@ import { Backends } from './drivers/backends.ts';
 import { typeRoutes } from './api/types.ts';
 import { qosRoutes } from './api/qos.ts';
 import { transferRoutes } from './api/transfers.ts';
+import { messageRoutes } from './api/messages.ts';
 import { TransferService } from './services/transfers.ts';
 import { quotaRoutes } from './api/quotas.ts';
 import { metadataRoutes } from './api/metadata.ts';
@@ -142,6 +143,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
     await scope.register(transferRoutes, { transfers });
+    await scope.register(messageRoutes, { sql: opts.sql });
     await scope.register(attachmentRoutes, { attachments });
     await scope.register(eventRoutes, { tail });
   };

@@ -35,6 +35,7 @@ export const ERRORS = {
   VolumeNotFound: { status: 404, message: 'Volume {id} could not be found.' },
   SnapshotNotFound: { status: 404, message: 'Snapshot {id} could not be found.' },
   AttachmentNotFound: { status: 404, message: 'Volume attachment could not be found with filter: attachment_id = {id}.' },
+  MessageNotFound: { status: 404, message: 'Message {id} could not be found.' },
   TransferNotFound: { status: 404, message: 'Transfer {id} could not be found.' },
   MarkerNotFound: { status: 404, message: 'Marker {marker} could not be found: give the id of the last item of the previous page.' },
   VolumeTypeNotFound: { status: 404, message: 'Volume type {id} could not be found.' },

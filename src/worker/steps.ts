@@ -11,6 +11,7 @@ import { MODELS, type EventMap, type ResourceModel, type ResourceType } from '..
 import type { Backend, Backends } from '../drivers/backends.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
+import { recordVolumeMessage } from '../../db/messages.ts';
 import { transaction } from '../../db/tx.ts';
 import { typeForCreate } from '../../db/types.ts';
 
@@ -122,7 +123,12 @@ const scheduleVolume: Step = async (ctx, row) => {
   const chosen = data.from_source ? await besideSource(ctx.backends.get(data.source_backend), row.size) : await ctx.backends.choose(data.specs ?? {}, row.size);
   if ('reason' in chosen) {
     ctx.log('no backend for the volume', { id, size: row.size, reason: chosen.reason });
-    await send(ctx, 'volume', id, { type: 'SCHEDULE_FAILED' });
+    // The failure and the message that tells the project why: one transaction.
+    await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {
+      const failed = await ctx.enforcer.apply(tx, { type: 'volume', id }, { type: 'SCHEDULE_FAILED' }, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null });
+      if (failed.ok) await recordVolumeMessage(tx, id, 'scheduleFailed', chosen.reason);
+      else ctx.log('step event refused', { type: 'volume', id, event: 'SCHEDULE_FAILED', kind: failed.kind, state: failed.state });
+    });
     return;
   }
   const scheduled = await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {

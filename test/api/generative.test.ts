@@ -64,7 +64,9 @@ describe('every route, any input', () => {
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM qos_specs v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_limits v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.class_name, v.resource), '')) FROM quota_class_limits v),
-        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_usages v)) AS f`;
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_usages v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM transfers v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM messages v)) AS f`;
     return row!.f;
   }
 
@@ -79,6 +81,14 @@ describe('every route, any input', () => {
     const snap = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumes[2] } });
     expect(snap.status).toBe(202);
     await waitStatus(t, 'snapshots', snap.body.snapshot.id, 'available');
+    // A volume on offer, and a user message (a type no backend satisfies).
+    const offered = await availableVolume(t);
+    const transfer = await t.request('POST', '/v3/volume-transfers', { transfer: { volume_id: offered } });
+    expect(transfer.status).toBe(202);
+    const nowhere = (await t.request('POST', '/v3/types', { volume_type: { name: 'fuzz-nowhere', extra_specs: { storage_protocol: 'none' } } })).body.volume_type.id;
+    const failed = (await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: nowhere } })).body.volume.id;
+    await waitStatus(t, 'volumes', failed, 'error');
+    const message = (await t.request('GET', '/v3/messages')).body.messages[0].id;
     const att = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumes[1], instance_uuid: '11111111-2222-3333-4444-555555555555', connector: { host: 'h' } } });
     expect(att.status).toBe(200);
     // No background changes from here on: a change seen is the request's.
@@ -89,7 +99,7 @@ describe('every route, any input', () => {
     }
     const qos = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: 'fuzz-qos', read_iops_sec: '100' } })).body.qos_specs.id;
     expect((await t.request('GET', `/v3/qos-specs/${qos}/associate?vol_type_id=${types[1]}`)).status).toBe(202);
-    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], types, qos: [qos], project: PROJECT };
+    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], types, qos: [qos], transfers: [transfer.body.transfer.id], messages: [message], project: PROJECT };
 
     console.log(`generative API test: ${RUNS} runs, seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
     const seen = new Map<number, number>();

@@ -84,6 +84,15 @@ describe('two file backends', () => {
   it('a type no backend satisfies leaves the volume in error; a retype the backend does not satisfy is 400', async () => {
     const nowhere = await create({ volume_type: await typeWith('nowhere', { storage_protocol: 'iSCSI' }) }, 'error');
     expect(whereIs(nowhere.id)).toEqual([]);
+    // The project is told why, in a user message (3.3), which it may delete.
+    const messages = (await t.request('GET', '/v3/messages')).body.messages as { id: string; resource_uuid: string; user_message: string; event_id: string }[];
+    const told = messages.find((m) => m.resource_uuid === nowhere.id)!;
+    expect(told).toMatchObject({ event_id: 'VOLUME_VOLUME_001_002', message_level: 'ERROR', resource_type: 'VOLUME' });
+    expect(told.user_message).toBe('schedule allocate volume:No valid backend was found: gold does not satisfy storage_protocol=iSCSI; iron does not satisfy storage_protocol=iSCSI.');
+    expect((await t.request('GET', `/v3/messages/${told.id}`)).body.message.request_id).toMatch(/^req-/);
+    expect((await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.2' })).status).toBe(404);
+    expect((await t.request('DELETE', `/v3/messages/${told.id}`)).status).toBe(204);
+    expect((await t.request('GET', `/v3/messages/${told.id}`)).status).toBe(404);
     const tooBig = await create({ size: 70, volume_type: await typeWith('big-gold', { volume_backend_name: 'gold' }) }, 'error');
     expect(whereIs(tooBig.id)).toEqual([]);
     const vol = await create({ volume_type: await typeWith('plain-gold', { volume_backend_name: 'gold' }) });

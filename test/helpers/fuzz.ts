@@ -23,6 +23,10 @@ export interface Targets {
   types: string[];
   /** QoS specs: one, associated with a type */
   qos: string[];
+  /** a volume transfer on offer (of a volume of its own) */
+  transfers: string[];
+  /** a user message (a volume no backend could take) */
+  messages: string[];
   project: string;
 }
 
@@ -389,6 +393,21 @@ export const ROUTES: RouteDef[] = [
       },
     ];
   })(),
+  ...(['os-volume-transfer', 'volume-transfers'] as const).flatMap((base): RouteDef[] => {
+    const tr = (suffix: string) => (t: Targets) => idSegment(t.transfers).map((id) => `/${base}/${id}${suffix}`);
+    const volumeId = (t: Targets) => fc.oneof(idSegment(t.volumes), value);
+    return [
+      { name: `list ${base}`, method: 'GET', path: collection(base) },
+      { name: `list ${base} detail`, method: 'GET', path: collection(`${base}/detail`) },
+      { name: `show ${base}`, method: 'GET', path: tr('') },
+      { name: `create ${base}`, method: 'POST', path: collection(base), body: (t) => wrap('transfer', objectOf({ volume_id: volumeId(t), name: text, no_snapshots: bool })) },
+      { name: `accept ${base}`, method: 'POST', path: tr('/accept'), body: () => wrap('accept', objectOf({ auth_key: fc.oneof(text, value) })) },
+      { name: `delete ${base}`, method: 'DELETE', path: tr('') },
+    ];
+  }),
+  { name: 'list messages', method: 'GET', path: collection('messages') },
+  { name: 'show message', method: 'GET', path: (t) => idSegment(t.messages).map((id) => `/messages/${id}`) },
+  { name: 'delete message', method: 'DELETE', path: (t) => idSegment(t.messages).map((id) => `/messages/${id}`) },
   { name: 'list services', method: 'GET', path: collection('os-services') },
   {
     name: 'update service',
