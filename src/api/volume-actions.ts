@@ -96,7 +96,7 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       if (ctx.args.new_size === undefined) throw invalid('new_size', 'None', 'new_size is required.');
       const newSize = parseSize(ctx.args.new_size, 'new_size');
       // Extending an attached volume is allowed from 3.42: the machine checks it.
-      await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'EXTEND', new_size: newSize, in_use: ctx.req.mv >= 42 }, ctx.ifMatch);
+      await ctx.volumes.extend(ctx.req.caller, ctx.id, { newSize, inUse: ctx.req.mv >= 42 }, ctx.ifMatch);
     },
   },
 

@@ -96,6 +96,18 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     return (await volumeTable.find(this.sql, id))!;
   }
 
+  /**
+   * os-extend: within the project's largest volume (per_volume_gigabytes, as
+   * Cinder checks it), then the EXTEND CAS, whose transaction reserves the
+   * growth within the gigabytes quotas.
+   */
+  async extend(caller: Caller, id: string, to: { newSize: number; inUse: boolean }, ifMatch?: number): Promise<Applied> {
+    const volume = await this.get(caller, id);
+    const perVolume = await perVolumeLimit(this.sql, volume.project_id);
+    if (perVolume >= 0 && to.newSize > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size: to.newSize, limit: perVolume });
+    return this.send(caller, id, { type: 'EXTEND', new_size: to.newSize, in_use: to.inUse }, ifMatch);
+  }
+
   /** A volume type the caller may use, by id or name (an admin may use any). */
   visibleType(caller: Caller, ref: string) {
     return findType(this.sql, ref, scopeOf(caller));

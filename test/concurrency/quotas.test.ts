@@ -78,8 +78,10 @@ describe('quotas', () => {
     const more = await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 3 } }, as(p));
     expect(more.status).toBe(413);
     expect(more.body.overLimit.message).toBe('Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 5G and 3G has been consumed.');
+    // Larger than per_volume_gigabytes allows, as Cinder checks an extend too.
     const extend = await t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 6 } }, as(p));
     expect(extend.status).toBe(413);
+    expect(extend.body.overLimit.message).toBe('Requested volume size 6G is larger than maximum allowed limit 4G.');
     expect((await t.request('GET', `/v3/${p}/volumes/${vol}`, undefined, as(p))).body.volume).toMatchObject({ status: 'available', size: 3 });
     const snap = await t.request('POST', `/v3/${p}/snapshots`, { snapshot: { volume_id: vol } }, as(p));
     expect(snap.status).toBe(413);
