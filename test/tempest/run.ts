@@ -93,7 +93,9 @@ build_interval = 1
 build_timeout = 60
 min_microversion = 3.0
 max_microversion = 3.70
-storage_protocol = file
+# what the server's backend reports (the fake driver's): types made with
+# these as extra specs must find a backend that satisfies them
+storage_protocol = fake
 vendor_name = volstate
 
 [volume-feature-enabled]
