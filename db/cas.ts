@@ -45,6 +45,14 @@ export const STATE_CHANNEL = 'volstate_state';
 
 const PG_TYPE: Record<ColumnType, string> = { int: 'int', bool: 'boolean', text: 'text', 'text?': 'text', jsonb: 'jsonb' };
 
+/**
+ * The table of each resource type's data rows. The statement that moves a
+ * row into its machine's final state also sets the data row's `deleted_at`
+ * (the `retired` CTE): live rows are those with none, and the partial
+ * indexes of the lists hold live rows only (README, Retention and purge).
+ */
+export const DATA_TABLES: Readonly<Record<string, string>> = { volume: 'volumes', snapshot: 'snapshots', attachment: 'attachments' };
+
 /** Parameters every transition statement takes first, in placeholder order ($1…$6). */
 export const FIXED_PARAMS = ['resource_type', 'resource_id', 'actor', 'request_id', 'expect_owner', 'expect_version'] as const;
 
@@ -177,7 +185,11 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
     'not_before = NULL',
     'updated_at = now()',
   ];
-  const notify = [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));
+  const results = [...resultsOf(model, event)];
+  const notify = results.some((s) => model.index.stepStates.includes(s));
+  const finals = results.filter((s) => model.index.isFinal(s));
+  const table = DATA_TABLES[model.type];
+  const retire = finals.length > 0 && table !== undefined;
   const selects = [
     ...(notify ? ['(SELECT count(*) FROM notified) AS notified'] : []),
     '(SELECT count(*) FROM woken) AS woken',
@@ -200,7 +212,13 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
 ), woken AS (
   SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
   WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
-)${notify ? `, ${notifyCte(model, 'moved')}` : ''}
+)${notify ? `, ${notifyCte(model, 'moved')}` : ''}${
+    retire
+      ? `, retired AS (
+  UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
+)`
+      : ''
+  }
 SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
 SELECT false AS applied, current.*, ${selects.map(() => '0::bigint').join(', ')} FROM current`;

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
 import postgres from 'postgres';
+import { ensureHistoryPartitions } from './retention.ts';
 
 export const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
 
@@ -24,6 +25,8 @@ export async function migrate(url: string): Promise<void> {
     await sql`SELECT pg_advisory_lock(${LOCK_KEY})`;
     try {
       await drizzleMigrate(drizzle(sql), { migrationsFolder: MIGRATIONS });
+      // The history's monthly partitions, this month and the next two (db/retention.ts).
+      await ensureHistoryPartitions(sql);
     } finally {
       await sql`SELECT pg_advisory_unlock(${LOCK_KEY})`;
     }

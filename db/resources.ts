@@ -8,7 +8,7 @@
  * extra keys it may sort by.
  */
 import type postgres from 'postgres';
-import { MODELS, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import type { ResourceType } from '../machines/index.ts';
 import { countRows, listPage, type SortSpec } from './listing.ts';
 import type { AttachmentRow, NewAttachmentRow, NewSnapshotRow, NewVolumeRow, SnapshotRow, VolumeRow } from './schema.ts';
 
@@ -77,14 +77,9 @@ const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 export class ResourceTable<Row extends { id: string }, New> {
   readonly sortKeys: readonly string[];
   private readonly sortable: Readonly<Record<string, string>>;
-  /** final states: the resource no longer exists for clients */
-  private readonly gone: string[];
-
   constructor(private readonly def: ResourceTableDef) {
     this.sortable = { ...COMMON_SORT, ...def.sortable };
     this.sortKeys = Object.keys(this.sortable);
-    const model = MODELS[def.type] as unknown as ResourceModel;
-    this.gone = model.states.filter((s) => model.index.isFinal(s));
   }
 
   private from(sql: Exec): Fragment {
@@ -95,8 +90,9 @@ export class ResourceTable<Row extends { id: string }, New> {
     return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.operation, s.updated_at AS state_updated_at`;
   }
 
+  /** Live: no `deleted_at`, set by the CAS into the final state (db/cas.ts); the lists' partial indexes hold these rows only. */
   private live(sql: Exec): Fragment {
-    return sql`s.state <> ALL(${this.gone})`;
+    return sql`d.deleted_at IS NULL`;
   }
 
   private scoped(sql: Exec, projectId: string | undefined): Fragment {

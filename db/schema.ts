@@ -51,6 +51,8 @@ const stepStates: SQL = sql.raw(stepStatesPredicate());
 
 const createdAt = () => timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow();
 const updatedAt = () => timestamp('updated_at', { withTimezone: true, mode: 'date' });
+/** Set by the CAS that enters the machine's final state, in the same statement (db/cas.ts); NULL while the resource lives. */
+const deletedAt = () => timestamp('deleted_at', { withTimezone: true, mode: 'date' });
 
 /**
  * Volume types (Cinder's): a name, extra specs (`multiattach="<is> True"`
@@ -124,8 +126,17 @@ export const volumes = pgTable(
     readonly: boolean('readonly'),
     created_at: createdAt(),
     updated_at: updatedAt(),
+    deleted_at: deletedAt(),
   },
-  (t) => [index('volumes_project_created').on(t.project_id, t.created_at, t.id), index('volumes_type').on(t.volume_type_id)],
+  (t) => [
+    // Live rows only: a list costs the same whatever the number of deleted rows (README, Retention).
+    index('volumes_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('volumes_live_project_name').on(t.project_id, t.name, t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('volumes_live_created').on(t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    // Every row: what purge looks for, and the type foreign key's own index.
+    index('volumes_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),
+    index('volumes_type').on(t.volume_type_id),
+  ],
 );
 
 export const snapshots = pgTable(
@@ -144,9 +155,12 @@ export const snapshots = pgTable(
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
     created_at: createdAt(),
     updated_at: updatedAt(),
+    deleted_at: deletedAt(),
   },
   (t) => [
-    index('snapshots_project_created').on(t.project_id, t.created_at, t.id),
+    index('snapshots_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('snapshots_live_created').on(t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('snapshots_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),
     index('snapshots_volume').on(t.volume_id),
     index('snapshots_type').on(t.volume_type_id),
   ],
@@ -225,8 +239,13 @@ export const attachments = pgTable(
     detached_at: timestamp('detached_at', { withTimezone: true, mode: 'date' }),
     created_at: createdAt(),
     updated_at: updatedAt(),
+    deleted_at: deletedAt(),
   },
-  (t) => [index('attachments_volume').on(t.volume_id), index('attachments_project_created').on(t.project_id, t.created_at, t.id)],
+  (t) => [
+    index('attachments_volume').on(t.volume_id),
+    index('attachments_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('attachments_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),
+  ],
 );
 
 export const resourceStates = pgTable(
@@ -272,10 +291,19 @@ export const resourceStates = pgTable(
   ],
 );
 
+/**
+ * The history. Partitioned by month on `at` (native range partitioning; the
+ * partitions are made ahead by db/retention.ts, with a default partition as
+ * the catch-all), so that purging a month is dropping a partition. A
+ * partitioned table's unique keys must hold the partition key: the primary
+ * key is (id, at), and (resource, version) is indexed, not unique (the CAS,
+ * which bumps the version in the same statement, is what keeps it unique).
+ * drizzle cannot say PARTITION BY: migration 0013 builds the table by hand.
+ */
 export const stateTransitions = pgTable(
   'state_transitions',
   {
-    id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+    id: bigint('id', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
     resource_type: text('resource_type').notNull(),
     resource_id: uuid('resource_id').notNull(),
     /** NULL for the row's creation */
@@ -289,12 +317,25 @@ export const stateTransitions = pgTable(
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   },
   (t) => [
-    uniqueIndex('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version),
+    primaryKey({ columns: [t.id, t.at] }),
+    index('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version),
     // What did request X change? Asked when a request lost its connection
     // mid-change (src/api/changes.ts), so it must not scan the history.
     index('state_transitions_request').on(t.request_id).where(sql`request_id IS NOT NULL`),
   ],
 );
+
+/**
+ * How far the history was purged (db/retention.ts): transitions before
+ * `history_before` may be gone. One row. The history checker reads it: a
+ * live resource whose history starts after its creation, or a state row
+ * without history, is what a purge leaves, not a lost write, when it is
+ * older than this.
+ */
+export const historyHorizon = pgTable('history_horizon', {
+  id: boolean('id').primaryKey().default(true),
+  history_before: timestamp('history_before', { withTimezone: true, mode: 'date' }).notNull(),
+});
 
 /**
  * Who holds what: one row per lease a holder (a snapshot being taken, a

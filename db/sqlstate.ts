@@ -18,6 +18,7 @@ export const SQLSTATE = {
   CRASH_SHUTDOWN: '57P02',
   CANNOT_CONNECT_NOW: '57P03',
   DUPLICATE_DATABASE: '42P04',
+  DUPLICATE_TABLE: '42P07',
   INVALID_CATALOG_NAME: '3D000',
 } as const;
 export type SqlState = (typeof SQLSTATE)[keyof typeof SQLSTATE];

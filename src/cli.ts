@@ -19,9 +19,11 @@ import { join } from 'node:path';
 import { APP_DATABASE, connect, ensureDatabase, locateDatabase } from '../db/connect.ts';
 import { startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
+import { purge } from '../db/retention.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { checkHistory, formatReport } from './check/history.ts';
-import { parseDuration, parseFaults, runHarness, textReport } from './harness/run.ts';
+import { parseDuration } from './duration.ts';
+import { parseFaults, runHarness, textReport } from './harness/run.ts';
 import { loadScenario, scenarioNames } from './harness/scenario.ts';
 import { checkDiagrams, writeDiagrams } from './diagrams.ts';
 import { closeOnSignals, serve, surviveLostConnections } from './server.ts';
@@ -36,6 +38,9 @@ commands:
                                 several nodes on one machine: DATABASE_URL=... volstate serve --port N
   migrate                       apply database migrations and exit
   diagrams [--check]            write diagrams/ from machines/ (--check: fail if they are stale)
+  purge --before 30d            remove deleted resources and history older than that (also a date,
+                                2026-11-01), in small batches; workers do it themselves with
+                                VOLSTATE_RETENTION
   check [--in-flight]           check the history in the database against the machines and the
                                 invariants (exit 1 on any violation); --in-flight: the system is
                                 still running, skip the end-state checks
@@ -94,6 +99,7 @@ async function main(argv: string[]): Promise<void> {
         report: { type: 'string' },
         'database-url': { type: 'string' },
         token: { type: 'string' },
+        before: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -140,6 +146,34 @@ async function main(argv: string[]): Promise<void> {
         await migrate(location.url);
         console.error('volstate: migrations applied');
       } finally {
+        await location.embedded?.stop();
+      }
+      return;
+    }
+    case 'purge': {
+      const text = values.before;
+      if (typeof text !== 'string') fail('purge needs --before, e.g. --before 30d (older than 30 days) or --before 2026-11-01');
+      let before: Date;
+      if (/^\d{4}-\d{2}-\d{2}/.test(text)) before = new Date(text);
+      else {
+        try {
+          before = new Date(Date.now() - parseDuration(text, '--before'));
+        } catch (err) {
+          fail((err as Error).message);
+        }
+      }
+      if (Number.isNaN(before.getTime())) fail(`--before ${text}: not a date`);
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      const sql = connect(location.url, { max: 2, name: 'volstate-purge' });
+      try {
+        await migrate(location.url);
+        const started = performance.now();
+        const report = await purge(sql, before);
+        const seconds = (performance.now() - started) / 1000;
+        const rows = Object.entries(report.rows).map(([t, n]) => `${n} ${t}`).join(', ');
+        console.log(`volstate: purged what was deleted before ${before.toISOString()} in ${seconds.toFixed(1)} s: ${rows}; history: ${report.partitions.length} monthly partitions dropped (${report.partitions.join(', ') || 'none'}), ${report.historyRows} rows from the default partition`);
+      } finally {
+        await sql.end({ timeout: 5 });
         await location.embedded?.stop();
       }
       return;

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { AuthOptions, TokenInfo } from './api/context.ts';
+import { parseDuration } from './duration.ts';
 
 export type DriverName = 'file' | 'fake';
 
@@ -55,6 +56,13 @@ export interface Config {
     /** on SIGTERM, in-flight steps get this long to finish */
     drainMs: number;
   };
+  /**
+   * VOLSTATE_RETENTION (e.g. `30d`): workers purge deleted resources and
+   * history older than this (db/retention.ts); unset keeps everything.
+   * VOLSTATE_RETENTION_INTERVAL (default `10m`): how often a worker runs a
+   * retention round (which also makes the history's partitions ahead).
+   */
+  retention: { keepMs: number | undefined; everyMs: number };
   logLevel: string;
   /** VOLSTATE_LOG_FORMAT: json or pretty; default pretty on a terminal, json otherwise */
   logFormat: LogFormat;
@@ -156,6 +164,16 @@ function authOf(env: NodeJS.ProcessEnv): AuthOptions {
   return { mode, defaultProject, tokens: loadTokens(env.VOLSTATE_TOKENS_FILE) };
 }
 
+function duration(env: NodeJS.ProcessEnv, name: string): number {
+  try {
+    const ms = parseDuration(env[name]!, name);
+    if (ms <= 0) throw new Error(`${name}: must be longer than 0`);
+    return ms;
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+}
+
 function backendsOf(value: string | undefined, driver: DriverName, fileDir: string): Config['backends'] {
   if (value === undefined || value.trim() === '') return [{ name: driver, driver, dir: fileDir }];
   const out: Config['backends'] = [];
@@ -201,6 +219,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       heartbeatMs,
       timeoutMs,
       drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
+    },
+    retention: {
+      keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,
+      everyMs: env.VOLSTATE_RETENTION_INTERVAL ? duration(env, 'VOLSTATE_RETENTION_INTERVAL') : 600_000,
     },
     logLevel: env.LOG_LEVEL ?? 'info',
     logFormat: logFormatOf(env),

@@ -20,7 +20,7 @@
  * once. Only events that can do that pay for a transaction.
  */
 import type postgres from 'postgres';
-import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
+import { compileAll, createColumns, DATA_TABLES, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Sql } from '../db/connect.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
@@ -109,8 +109,6 @@ export function quotaError(e: Exceeded): ApiError {
   return new ApiError('VolumeLimitExceeded', { allowed: e.limit, name: e.name });
 }
 
-/** The table of a resource type's data rows (where its project is). */
-const DATA_TABLES: Partial<Record<string, string>> = { volume: 'volumes', snapshot: 'snapshots' };
 
 /** Whether a move from → to changes quota usage: into or out of a reserving state, or into the final state. */
 function usageChanges(model: ResourceModel, from: string, to: string): boolean {

@@ -124,6 +124,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
         heartbeatMs: config.worker.heartbeatMs,
         timeoutMs: config.worker.timeoutMs,
         drainMs: config.worker.drainMs,
+        retention: config.retention,
         host: config.serviceHost,
         log: (msg, fields) => (log ? log.info(fields ?? {}, msg) : console.error(JSON.stringify({ msg, ...fields }))),
       })

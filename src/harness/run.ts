@@ -24,6 +24,7 @@ import { Client, Pool, rng, type Outcome } from './client.ts';
 import { startNode, type VolstateNode } from './nodes.ts';
 import { htmlReport, textReport, type FaultEvent, type RunSummary } from './report.ts';
 import { loadScenario } from './scenario.ts';
+import { parseDuration } from '../duration.ts';
 
 export interface Faults {
   /** SIGKILL a random node and start another in its place, every so many ms */
@@ -60,15 +61,6 @@ export interface HarnessOptions {
   /** worker timeout of the nodes (recovery after a kill) */
   timeoutMs?: number | undefined;
   progress?: ((line: string) => void) | undefined;
-}
-
-const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000 };
-
-/** `5s`, `250ms`, `2m` → ms. */
-export function parseDuration(text: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
-  if (!m) throw new Error(`${what}: '${text}' is not a duration such as 5s, 250ms or 2m`);
-  return Number(m[1]) * UNIT[m[2] ?? 's']!;
 }
 
 /** `kill:every=5s,pg-terminate:every=7s,driver-fail:0.05,driver-latency:50ms` */

@@ -29,6 +29,7 @@ import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
 import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
+import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
 import { deregisterWorker, heartbeat, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
 import type { Coordination } from '../coordination/locks.ts';
 import { Backends } from '../drivers/backends.ts';
@@ -56,6 +57,8 @@ export interface WorkerOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** the host it is listed under in os-services (VOLSTATE_HOST); default the machine's host name */
   host?: string;
+  /** retention rounds (db/retention.ts): every `everyMs`, make the history's partitions ahead and, with `keepMs`, purge what is older */
+  retention?: { keepMs: number | undefined; everyMs: number };
 }
 
 /** A wake-up signal: `wait(ms)` resolves on the next `fire()` or after `ms`. */
@@ -87,7 +90,7 @@ class Signal {
 
 export class Worker {
   readonly id: string;
-  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host'>> & Pick<WorkerOptions, 'coordination'>;
+  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention'>> & Pick<WorkerOptions, 'coordination' | 'retention'>;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly signal = new Signal();
@@ -129,9 +132,19 @@ export class Worker {
     this.healthySince = Date.now();
     this.every(this.opts.heartbeatMs, () => this.beat());
     this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
+    if (this.opts.retention) this.every(this.opts.retention.everyMs, () => this.retain(this.opts.retention!.keepMs));
     const listener = await sql.listen(WORK_CHANNEL, () => this.signal.fire(), () => this.signal.fire());
     this.unlisten = listener.unlisten;
     this.loopDone = this.loop();
+  }
+
+  /** One retention round: the history's partitions made ahead, then (with a retention) what is older purged, in small batches. */
+  private async retain(keepMs: number | undefined): Promise<void> {
+    await ensureHistoryPartitions(this.opts.sql);
+    if (keepMs === undefined) return;
+    const report = await purge(this.opts.sql, new Date(Date.now() - keepMs));
+    const removed = Object.values(report.rows).reduce((a, n) => a + n, 0) + report.historyRows + report.partitions.length;
+    if (removed > 0) this.ctx.log('purged', { ...report.rows, historyRows: report.historyRows, partitions: report.partitions });
   }
 
   private every(ms: number, fn: () => Promise<void>) {

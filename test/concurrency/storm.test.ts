@@ -9,10 +9,13 @@
  * Every answer must be a success or a clean refusal (4xx): never a 5xx.
  * After each round, once at rest, the invariants of the state rows hold:
  * no negative counters, no reader or dependent left without a lease, and
- * every volume's attachment counts equal to its live attachments.
+ * every volume's attachment counts equal to its live attachments. Retention
+ * purges what is deleted as the storm runs, and the history checker still
+ * passes on what remains.
  */
 import { describe, expect, it } from 'vitest';
 import { MODELS } from '../../machines/index.ts';
+import { purge } from '../../db/retention.ts';
 import { checkHistory, formatReport } from '../../src/check/history.ts';
 import { availableVolume, HEADERS, useApp } from '../helpers/app.ts';
 
@@ -55,6 +58,7 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
     const fives: string[] = [];
     const deadlockCount = async () => (await t.db.sql<{ n: number }[]>`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`)[0]!.n;
     const deadlocksBefore = await deadlockCount();
+    let purged = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const volumes = await Promise.all(Array.from({ length: VOLUMES }, (_, i) => availableVolume(t, 1, { multiattach: i % 3 === 0 })));
       const pick = <T,>(r: () => number, xs: T[]) => xs[Math.floor(r() * xs.length)]!;
@@ -105,7 +109,18 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
           if (res.status >= 500) fives.push(`${op} on ${v}: ${res.status} ${JSON.stringify(res.body)}`);
         }
       };
+      // Meanwhile, retention runs flat out: whatever is deleted is purged at once (db/retention.ts).
+      let storming = true;
+      const purging = (async () => {
+        while (storming) {
+          const report = await purge(t.db.sql, new Date(), 50);
+          purged += report.rows.volumes + report.rows.snapshots + report.rows.attachments;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
       await Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
+      storming = false;
+      await purging;
       expect(fives, `round ${round}: 5xx answers`).toEqual([]);
 
       // At rest: no row owned or in a worker step (the slow backend has finished).
@@ -131,5 +146,6 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
     const deadlocks = await deadlockCount();
     console.log(`storm: ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}; deadlocks detected (and retried) ${deadlocks - deadlocksBefore}`);
     expect(statuses.get(202) ?? 0, 'the storm changed things').toBeGreaterThan(50);
+    expect(purged, 'purge removed deleted resources while the storm ran').toBeGreaterThan(0);
   }, 300_000);
 });
