@@ -179,11 +179,58 @@ async function recovery(pg: EmbeddedServer): Promise<{ owned: number; takenBackM
   }
 }
 
+/** Sessions per application_name (the nodes name theirs: volstate, volstate-lock). */
+async function sessions(sql: postgres.Sql): Promise<Record<string, number>> {
+  const rows = await sql<{ app: string; n: number }[]>`
+    SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() GROUP BY 1`;
+  return Object.fromEntries(rows.map((r) => [r.app, r.n]));
+}
+
+const total = (s: Record<string, number>) => Object.values(s).reduce((a, n) => a + n, 0);
+
+/**
+ * `npm run bench:connections`: what BENCH_NODES (10) node processes at
+ * their defaults hold on one database: at rest, at the peak of a
+ * backend-bound load (sampled every 50 ms), and once it is over; against
+ * the budget the README states: per node at most VOLSTATE_DB_POOL (20)
+ * + 1 LISTEN session + one session per global lock held (at most the steps
+ * in flight, VOLSTATE_WORKER_CONCURRENCY, 16) + VOLSTATE_LOCK_IDLE_SESSIONS (4).
+ */
+async function connectionBudget(pg: EmbeddedServer) {
+  const count = Number(process.env.BENCH_NODES ?? 10);
+  const perNode = 20 + 1 + 16 + 4;
+  const c = await cluster(pg, count, LATENCY_MS);
+  try {
+    const rest = await sessions(c.sql);
+    const l = load(c);
+    let peak: Record<string, number> = {};
+    const until = Date.now() + SECONDS * 1000;
+    while (Date.now() < until) {
+      const now = await sessions(c.sql);
+      if (total(now) > total(peak)) peak = now;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const errors = await l.stop();
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await sessions(c.sql);
+    const show = (s: Record<string, number>) => `${total(s)} (${Object.entries(s).map(([a, n]) => `${a || '(none)'} ${n}`).join(', ')})`;
+    console.log(`connections of ${count} nodes (defaults, ${CLIENTS} clients, ${LATENCY_MS} ms per driver operation${errors ? `, ${errors} requests refused` : ''}):`);
+    console.log(`  at rest:        ${show(rest)}`);
+    console.log(`  peak under load: ${show(peak)}`);
+    console.log(`  after the load: ${show(after)}`);
+    console.log(`  budget: ${count} × ${perNode} = ${count * perNode}; peak is ${((total(peak) / (count * perNode)) * 100).toFixed(0)}% of it, ${(total(peak) / count).toFixed(1)} per node`);
+  } finally {
+    await c.stop();
+  }
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-nodes-pg-'));
   chmodSync(dir, 0o755);
-  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '300' } });
+  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '600' } });
   try {
+    if (process.argv[2] === 'connections') return await connectionBudget(pg);
     console.log(`volstate nodes benchmark: ${CLIENTS} HTTP clients, ${SECONDS}s per run, file driver on shared storage, embedded PostgreSQL (synchronous_commit=off), Node ${process.version}`);
     const results: Record<string, [number, number]> = {};
     for (const [regime, latency] of [

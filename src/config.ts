@@ -63,6 +63,13 @@ export interface Config {
    * retention round (which also makes the history's partitions ahead).
    */
   retention: { keepMs: number | undefined; everyMs: number };
+  /**
+   * The connections a node holds (README, "The connections a node costs"):
+   * VOLSTATE_DB_POOL (default 20) for requests and steps, and
+   * VOLSTATE_LOCK_IDLE_SESSIONS (default 4) global-lock sessions kept open
+   * between locks (a held lock has a session of its own).
+   */
+  connections: { pool: number; lockIdle: number };
   logLevel: string;
   /** VOLSTATE_LOG_FORMAT: json or pretty; default pretty on a terminal, json otherwise */
   logFormat: LogFormat;
@@ -220,6 +227,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs,
       drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
     },
+    connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', 4, 0, 1000) },
     retention: {
       keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,
       everyMs: env.VOLSTATE_RETENTION_INTERVAL ? duration(env, 'VOLSTATE_RETENTION_INTERVAL') : 600_000,

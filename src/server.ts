@@ -96,10 +96,10 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   if (embedded) started.push(() => embedded!.stop());
   say('applying database migrations');
   await migrate(location.url);
-  const sql = connect(location.url, { max: 20, name: opts.worker ? 'volstate' : 'volstate-api' });
+  const sql = connect(location.url, { max: config.connections.pool, name: opts.worker ? 'volstate' : 'volstate-api' });
   started.push(() => sql.end({ timeout: 5 }));
   // Global locks hold a connection each (one per step in flight).
-  const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url });
+  const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url, idleSessions: config.connections.lockIdle });
   started.push(() => coordination.close());
   const enforcer = new Enforcer();
   const driver = makeBackends(config, coordination);

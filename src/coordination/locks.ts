@@ -216,14 +216,18 @@ class NodeLocks {
 class GlobalLocks {
   private readonly idle: postgres.Sql[] = [];
 
-  constructor(private readonly connect: () => postgres.Sql) {}
+  constructor(
+    private readonly connect: () => postgres.Sql,
+    /** sessions kept for the next lock once released (each also closes after 60 s unused) */
+    private readonly keepIdle: number,
+  ) {}
 
   private session(): postgres.Sql {
     return this.idle.pop() ?? this.connect();
   }
 
   private giveBack(session: postgres.Sql) {
-    if (this.idle.length < 32) this.idle.push(session);
+    if (this.idle.length < this.keepIdle) this.idle.push(session);
     else void session.end({ timeout: 1 }).catch(() => {});
   }
 
@@ -270,6 +274,8 @@ export interface CoordinationOptions {
   dir: string;
   /** database for global-scope locks (one connection per lock held) */
   databaseUrl?: string;
+  /** lock sessions kept open once released, for the next lock (VOLSTATE_LOCK_IDLE_SESSIONS; default 4) */
+  idleSessions?: number;
 }
 
 export class Coordination {
@@ -281,7 +287,7 @@ export class Coordination {
     this.node = new NodeLocks(opts.dir);
     const url = opts.databaseUrl;
     this.global = url
-      ? new GlobalLocks(() => postgres(url, { max: 1, onnotice: () => {}, idle_timeout: 60, connection: { application_name: 'volstate-lock' } }))
+      ? new GlobalLocks(() => postgres(url, { max: 1, onnotice: () => {}, idle_timeout: 60, connection: { application_name: 'volstate-lock' } }), opts.idleSessions ?? 4)
       : undefined;
   }
 
