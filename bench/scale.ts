@@ -15,7 +15,8 @@
  * Steps: 1k live → + 100k live (other projects) → + 1M live → + 1M deleted
  * of the measured project (5 history rows each) → + history to ≥ 10M rows.
  * It prints the curve and, for every figure, largest step ÷ smallest
- * (goal ≤ 1.5). BENCH_SCALE=0.01 shrinks every step (a quick look).
+ * (goal ≤ 1.5). BENCH_SCALE=0.01 shrinks every step (a quick look);
+ * BENCH_SLOW_MS=N with VOLSTATE_PG_LOG=1 logs every statement slower than N ms.
  *
  * The embedded PostgreSQL runs with synchronous_commit=off and
  * shared_buffers=1GB (the machine has 24 GiB): the figures are about how
@@ -35,7 +36,9 @@ import { Enforcer } from '../src/enforcer.ts';
 import { Worker } from '../src/worker/worker.ts';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
-const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 40);
+const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
+/** samples of the create, extend and delete round trips */
+const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 40);
 const PROJECT = 'bench0000000000000000000000000000';
 const HEADERS = { 'x-auth-token': `admin:${PROJECT}`, 'openstack-api-version': 'volume 3.70', 'content-type': 'application/json' };
 const n = (x: number) => Math.max(1, Math.round(x * SCALE));
@@ -113,7 +116,7 @@ async function timed(fn: () => Promise<unknown>, samples = SAMPLES): Promise<num
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-scale-'));
   chmodSync(dir, 0o755);
-  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '100', shared_buffers: '1GB', max_wal_size: '8GB' } });
+  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '100', shared_buffers: '1GB', max_wal_size: '8GB', ...(process.env.BENCH_SLOW_MS ? { log_min_duration_statement: process.env.BENCH_SLOW_MS } : {}) } });
   let app: FastifyInstance | undefined;
   let worker: Worker | undefined;
   try {
@@ -165,20 +168,20 @@ async function main() {
         const c = await api('POST', '/v3/volumes', { volume: { size: 1 } });
         made.push(c.body.volume.id);
         await until(`/v3/volumes/${c.body.volume.id}`, (b) => b?.volume?.status === 'available');
-      }, SAMPLES / 2);
+      }, ROUND_TRIPS);
       let e = 0;
       r['extend → available'] = await timed(async () => {
         const id = made[e++ % made.length]!;
         const size = (await api('GET', `/v3/volumes/${id}`)).body.volume.size as number;
         await api('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: size + 1 } });
         await until(`/v3/volumes/${id}`, (b) => b?.volume?.status === 'available' && b.volume.size === size + 1);
-      }, SAMPLES / 2);
+      }, ROUND_TRIPS);
       let d = 0;
       r['delete → gone'] = await timed(async () => {
         const id = made[d++]!;
         await api('DELETE', `/v3/volumes/${id}`);
         await until(`/v3/volumes/${id}`, (_b, status) => status === 404);
-      }, Math.min(SAMPLES / 2, made.length - 3));
+      }, Math.min(ROUND_TRIPS, made.length - 3));
       // The work queue: how long a new row waited for its first claim (history timestamps, server side).
       const [claim] = await sql<{ ms: number }[]>`
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM (s.at - c.at)) * 1000)::float8 AS ms

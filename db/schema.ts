@@ -132,6 +132,8 @@ export const volumes = pgTable(
     // Live rows only: a list costs the same whatever the number of deleted rows (README, Retention).
     index('volumes_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
     index('volumes_live_project_name').on(t.project_id, t.name, t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    // sort=name (db/resources.ts sorts by COALESCE(name, ''), never NULL for the keyset).
+    index('volumes_live_project_name_sort').on(t.project_id, sql`COALESCE(${t.name}, '')`, t.id).where(sql`deleted_at IS NULL`),
     index('volumes_live_created').on(t.created_at, t.id).where(sql`deleted_at IS NULL`),
     // Every row: what purge looks for, and the type foreign key's own index.
     index('volumes_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),

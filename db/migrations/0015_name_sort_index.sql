@@ -1,0 +1,1 @@
+CREATE INDEX "volumes_live_project_name_sort" ON "volumes" USING btree ("project_id",COALESCE("name", ''),"id") WHERE deleted_at IS NULL;
