@@ -5,10 +5,14 @@
  * month, and a month that ended before the cutoff is dropped whole. The
  * history checker still passes on what remains.
  */
+import { execFile } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
+import { FakeDriver } from '../../src/drivers/fake.ts';
+import { Enforcer } from '../../src/enforcer.ts';
+import { Worker } from '../../src/worker/worker.ts';
 import { checkHistory, formatReport } from '../../src/check/history.ts';
-import { availableVolume, useApp, waitStatus } from '../helpers/app.ts';
+import { availableVolume, eventually, useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp();
 
@@ -109,5 +113,37 @@ describe('retention', () => {
     const made = await ensureHistoryPartitions(t.db.sql, later);
     expect(made.length).toBeGreaterThan(0);
     expect(await ensureHistoryPartitions(t.db.sql, later)).toEqual([]);
+  });
+
+  it('is applied by the workers on their own with a retention (VOLSTATE_RETENTION)', async () => {
+    const id = await deletedVolume();
+    await age(id, 2);
+    // A worker that keeps one day and runs a round every 50 ms.
+    const worker = new Worker({ sql: t.db.sql, enforcer: new Enforcer(), driver: new FakeDriver(), concurrency: 1, pollMs: 60_000, retention: { keepMs: 86_400_000, everyMs: 50 } });
+    await worker.start();
+    try {
+      await eventually(async () => ((await t.db.sql`SELECT 1 FROM volumes WHERE id = ${id}`).length === 0 ? true : undefined), 10_000, 'the worker to purge the volume');
+      expect((await t.request('GET', `/v3/volumes/${id}/transitions`)).status).toBe(404);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it('is what `volstate purge --before` runs, saying what it removed; a bad --before is refused', async () => {
+    const id = await deletedVolume();
+    await age(id, 10);
+    const run = (...args: string[]) =>
+      new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'purge', ...args], { env: { ...process.env, DATABASE_URL: t.db.url }, encoding: 'utf8' }, (err, out, errOut) =>
+          resolve({ code: err ? Number(err.code ?? 1) : 0, out, err: errOut }),
+        );
+      });
+    const bad = await run('--before', 'soon');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("'soon' is not a duration");
+    const done = await run('--before', '7d');
+    expect(done.code, done.err).toBe(0);
+    expect(done.out).toMatch(/volstate: purged what was deleted before .* in [\d.]+ s: 0 attachments, 0 snapshots, 1 volumes, 0 messages; history:/);
+    expect(await t.db.sql`SELECT 1 FROM volumes WHERE id = ${id}`).toHaveLength(0);
   });
 });
