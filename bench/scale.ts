@@ -16,7 +16,8 @@
  * of the measured project (5 history rows each) → + history to ≥ 10M rows.
  * It prints the curve and, for every figure, largest step ÷ smallest
  * (goal ≤ 1.5). BENCH_SCALE=0.01 shrinks every step (a quick look);
- * BENCH_SLOW_MS=N with VOLSTATE_PG_LOG=1 logs every statement slower than N ms.
+ * BENCH_SLOW_MS=N with VOLSTATE_PG_LOG=1 logs every statement slower than N ms;
+ * BENCH_STEPS=1 measures the first step only.
  *
  * The embedded PostgreSQL runs with synchronous_commit=off and
  * shared_buffers=1GB (the machine has 24 GiB): the figures are about how
@@ -146,7 +147,7 @@ async function main() {
     };
     console.log(`volstate scale benchmark: PostgreSQL (embedded, synchronous_commit=off), scale ${SCALE}, ${SAMPLES} samples per figure, Node ${process.version}`);
     const results: Record<string, Record<string, number>> = {};
-    for (const step of STEPS) {
+    for (const step of STEPS.slice(0, Number(process.env.BENCH_STEPS ?? STEPS.length))) {
       const t0 = performance.now();
       await step.seed(sql);
       await sql`VACUUM ANALYZE`;
@@ -190,6 +191,12 @@ async function main() {
         FROM state_transitions c JOIN state_transitions s ON s.resource_type = c.resource_type AND s.resource_id = c.resource_id AND s.version = 2
         WHERE c.resource_type = 'volume' AND c.resource_id = ANY(${made}::uuid[]) AND c.version = 1`;
       r['claim latency'] = claim!.ms;
+      // Create → available inside the server: the history's CREATE to its BACKEND_CREATED.
+      const [inside] = await sql<{ ms: number }[]>`
+        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM (e.at - c.at)) * 1000)::float8 AS ms
+        FROM state_transitions c JOIN state_transitions e ON e.resource_type = c.resource_type AND e.resource_id = c.resource_id AND e.event = 'BACKEND_CREATED'
+        WHERE c.resource_type = 'volume' AND c.resource_id = ANY(${made}::uuid[]) AND c.version = 1`;
+      r['create → available, server side'] = inside!.ms;
       // The enforcer alone: 8 clients, each its own volumes of the project, SNAPSHOT_BEGIN then READ_END.
       const rows = mine.slice(100, 500).map((v) => v.id);
       let count = 0;

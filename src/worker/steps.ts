@@ -75,11 +75,19 @@ async function volumeDriver(ctx: StepContext, id: string): Promise<Driver> {
   return ctx.backends.driver(v.backend);
 }
 
+interface CreateData {
+  snapshot_id: string | null;
+  source_volid: string | null;
+  backend: string | null;
+}
+
 /** Create on the backend the scheduler chose: empty, or from the source the volume holds as a reader. */
-const createVolume: Step = async (ctx, row) => {
+const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateData): Promise<void> => {
   const id = row.resource_id;
-  const [data] = await ctx.sql<{ snapshot_id: string | null; source_volid: string | null; backend: string | null }[]>`
-    SELECT snapshot_id, source_volid, backend FROM volumes WHERE id = ${id}`;
+  // Right after scheduling, the scheduling step already read it.
+  const [data] = known
+    ? [known]
+    : await ctx.sql<CreateData[]>`SELECT snapshot_id, source_volid, backend FROM volumes WHERE id = ${id}`;
   if (!data) throw new Error(`volume ${id} has a state row but no data row`);
   const driver = ctx.backends.driver(data.backend);
   const call = data.snapshot_id
@@ -109,10 +117,10 @@ const scheduleVolume: Step = async (ctx, row) => {
     const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, true);
     if (!took.ok) return;
   }
-  const [data] = await ctx.sql<{ specs: Record<string, string> | null; source_backend: string | null; from_source: boolean }[]>`
+  const [data] = await ctx.sql<{ specs: Record<string, string> | null; source_backend: string | null; from_source: boolean; snapshot_id: string | null; source_volid: string | null }[]>`
     SELECT t.extra_specs AS specs,
       COALESCE(src.backend, snapvol.backend) AS source_backend,
-      (v.source_volid IS NOT NULL OR v.snapshot_id IS NOT NULL) AS from_source
+      (v.source_volid IS NOT NULL OR v.snapshot_id IS NOT NULL) AS from_source, v.snapshot_id, v.source_volid
     FROM volumes v
     LEFT JOIN volume_types t ON t.id = v.volume_type_id
     LEFT JOIN volumes src ON src.id = v.source_volid
@@ -131,13 +139,16 @@ const scheduleVolume: Step = async (ctx, row) => {
     });
     return;
   }
-  const scheduled = await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {
-    const outcome = await ctx.enforcer.apply(tx, { type: 'volume', id }, { type: 'SCHEDULED' }, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: ctx.workerId });
-    if (outcome.ok) await tx`UPDATE volumes SET backend = ${chosen.backend.name} WHERE id = ${id}`;
-    else ctx.log('step event refused', { type: 'volume', id, event: 'SCHEDULED', kind: outcome.kind, state: outcome.state });
-    return outcome;
-  });
-  if (scheduled.ok) await createVolume(ctx, { ...row, ...scheduled.row, owner: ctx.workerId });
+  // The choice is written while this worker owns the row in its scheduling state (the statement
+  // checks it), then SCHEDULED moves it on: two round trips, not a transaction's five. A worker
+  // that dies between them leaves a choice the next scheduling overwrites.
+  const recorded = await ctx.sql`
+    UPDATE volumes v SET backend = ${chosen.backend.name} FROM resource_states s
+    WHERE v.id = ${id} AND s.resource_type = 'volume' AND s.resource_id = v.id AND s.owner = ${ctx.workerId}
+    RETURNING v.id`;
+  if (recorded.length === 0) return ctx.log('the row left this worker while it scheduled', { id });
+  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, true);
+  if (scheduled.ok) await createVolume(ctx, { ...row, ...scheduled.row, owner: ctx.workerId }, { snapshot_id: data.snapshot_id, source_volid: data.source_volid, backend: chosen.backend.name });
 };
 
 const extendVolume: Step = async (ctx, row) => {
