@@ -74,6 +74,12 @@ const NAMED_SORT: Readonly<Record<string, string>> = { name: "COALESCE(d.name, '
 /** `%`, `_` and `\` taken literally in a LIKE pattern. */
 const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
+/** The backend holding a volume's data: its name, null (the default backend), or undefined (no such volume). */
+export async function backendOf(sql: Exec, volumeId: string): Promise<string | null | undefined> {
+  const [v] = await sql<{ backend: string | null }[]>`SELECT backend FROM volumes WHERE id = ${volumeId}`;
+  return v?.backend;
+}
+
 export class ResourceTable<Row extends { id: string }, New> {
   readonly sortKeys: readonly string[];
   private readonly sortable: Readonly<Record<string, string>>;

@@ -10,7 +10,6 @@
  * finds no type.
  */
 import type postgres from 'postgres';
-import { MODELS } from '../machines/index.ts';
 
 type Exec = postgres.Sql | postgres.TransactionSql;
 
@@ -92,15 +91,11 @@ export async function updateType(
 export async function deleteType(tx: Exec, id: string): Promise<'missing' | 'in-use' | 'deleted'> {
   const [locked] = await tx`SELECT id FROM volume_types WHERE id = ${id} FOR UPDATE`;
   if (!locked) return 'missing';
-  const gone = MODELS.volume.states.filter((s) => MODELS.volume.index.isFinal(s));
-  const goneSnapshots = MODELS.snapshot.states.filter((s) => MODELS.snapshot.index.isFinal(s));
   // A live snapshot taken of the type counts against its per-type quota: it holds the type too.
   const [used] = await tx`
-    SELECT 1 AS one FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
-    WHERE v.volume_type_id = ${id} AND s.state <> ALL(${gone})
+    SELECT 1 AS one FROM volumes v WHERE v.volume_type_id = ${id} AND v.deleted_at IS NULL
     UNION ALL
-    SELECT 1 FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
-    WHERE n.volume_type_id = ${id} AND s.state <> ALL(${goneSnapshots})
+    SELECT 1 FROM snapshots n WHERE n.volume_type_id = ${id} AND n.deleted_at IS NULL
     LIMIT 1`;
   if (used) return 'in-use';
   await tx`DELETE FROM volume_types WHERE id = ${id}`;

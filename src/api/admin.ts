@@ -59,7 +59,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
   const allocated = async () => {
     const rows = await sql<{ backend: string | null; gb: number }[]>`
       SELECT v.backend, COALESCE(sum(s.size), 0)::int AS gb FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
-      WHERE s.state <> 'deleted' GROUP BY v.backend`;
+      WHERE v.deleted_at IS NULL GROUP BY v.backend`;
     const by = new Map<string, number>();
     for (const r of rows) {
       const name = r.backend ?? backends.default.name;

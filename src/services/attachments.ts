@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Sql } from '../../db/connect.ts';
-import { attachmentTable, volumeTable, type AttachmentRecord } from '../../db/resources.ts';
+import { attachmentTable, backendOf, volumeTable, type AttachmentRecord } from '../../db/resources.ts';
 import { frontEndSpecs } from '../../db/qos.ts';
 import type { AttachmentRow, NewAttachmentRow } from '../../db/schema.ts';
 import { transaction, type LockSet } from '../../db/tx.ts';
@@ -57,8 +57,7 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
 
   /** The driver of the backend holding a volume. */
   private async driverOf(sql: Sql | Tx, volumeId: string): Promise<Driver> {
-    const [v] = await sql<{ backend: string | null }[]>`SELECT backend FROM volumes WHERE id = ${volumeId}`;
-    return this.backends.driver(v?.backend);
+    return this.backends.driver(await backendOf(sql, volumeId));
   }
 
   private opts(caller: Caller): ApplyOptions {

@@ -68,10 +68,9 @@ export class TransferService {
       if (!input.noSnapshots) {
         // Cinder's condition: the snapshots go with the volume, so each must be available
         // (read under the lock: none can start now, the volume is offered).
-        const gone = MODELS.snapshot.states.filter((s) => MODELS.snapshot.index.isFinal(s));
         const [busy] = await tx<{ id: string; state: string }[]>`
           SELECT n.id, s.state FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
-          WHERE n.volume_id = ${volume.id} AND s.state <> 'available' AND s.state <> ALL(${gone}) ORDER BY n.id LIMIT 1`;
+          WHERE n.volume_id = ${volume.id} AND n.deleted_at IS NULL AND s.state <> 'available' ORDER BY n.id LIMIT 1`;
         if (busy) {
           throw new ApiError('InvalidSnapshot', {
             reason: `snapshot ${busy.id} is ${MODELS.snapshot.index.statusOf(busy.state)}: a volume is transferred with its snapshots only when all are available (or offer it with no_snapshots, microversion 3.55).`,
@@ -126,12 +125,11 @@ export class TransferService {
       const donor = volume!.project_id;
       const receiver = caller.projectId;
       const moving = countsOf('volume', accepted.row, volume!.volume_type_id);
-      const gone = MODELS.snapshot.states.filter((s) => MODELS.snapshot.index.isFinal(s));
       const snapshots = t.no_snapshots
         ? []
         : await tx<{ id: string; size: number; volume_type_id: string | null }[]>`
             SELECT n.id, s.size, n.volume_type_id FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
-            WHERE n.volume_id = ${t.volume_id} AND s.state <> ALL(${gone})`;
+            WHERE n.volume_id = ${t.volume_id} AND n.deleted_at IS NULL`;
       for (const s of snapshots) add(moving, countsOf('snapshot', s, s.volume_type_id));
       if (donor !== receiver) {
         // The two projects' usage rows in one order, so accepts in opposite directions cannot deadlock.

@@ -12,6 +12,7 @@ import type { Backend, Backends } from '../drivers/backends.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
 import { recordVolumeMessage } from '../../db/messages.ts';
+import { backendOf } from '../../db/resources.ts';
 import { transaction } from '../../db/tx.ts';
 import { typeForCreate } from '../../db/types.ts';
 
@@ -70,9 +71,9 @@ const volume = MODELS.volume as unknown as ResourceModel;
 
 /** The driver of the backend holding a volume. */
 async function volumeDriver(ctx: StepContext, id: string): Promise<Driver> {
-  const [v] = await ctx.sql<{ backend: string | null }[]>`SELECT backend FROM volumes WHERE id = ${id}`;
-  if (!v) throw new Error(`volume ${id} has a state row but no data row`);
-  return ctx.backends.driver(v.backend);
+  const backend = await backendOf(ctx.sql, id);
+  if (backend === undefined) throw new Error(`volume ${id} has a state row but no data row`);
+  return ctx.backends.driver(backend);
 }
 
 interface CreateData {
