@@ -26,7 +26,7 @@ import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
 import { transaction } from '../db/tx.ts';
 import { consume, reserve, settle, type Exceeded } from '../db/quotas.ts';
-import { countsOf, QUOTA, reservingIn } from '../machines/quota.ts';
+import { countsOf, negate, QUOTA, reservingIn } from '../machines/quota.ts';
 import { ApiError } from './errors.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
@@ -294,7 +294,7 @@ export class Enforcer {
     if (model.index.isFinal(to)) {
       // No reservation is left here: leaving the reserving state settled it.
       const counts = countsOf(model.type, applied.row, data.volume_type_id);
-      await consume(tx, data.project_id, Object.fromEntries(Object.entries(counts).map(([r, n]) => [r, -n])));
+      await consume(tx, data.project_id, negate(counts));
     }
   }
 

@@ -15,7 +15,7 @@ import type { TransferRow } from '../../db/schema.ts';
 import { findTransfer, insertTransfer, listTransfers, removeTransfer } from '../../db/transfers.ts';
 import { transaction } from '../../db/tx.ts';
 import { MODELS } from '../../machines/index.ts';
-import { countsOf } from '../../machines/quota.ts';
+import { countsOf, negate } from '../../machines/quota.ts';
 import { quotaError, type Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
@@ -134,7 +134,7 @@ export class TransferService {
       if (donor !== receiver) {
         // The two projects' usage rows in one order, so accepts in opposite directions cannot deadlock.
         for (const project of [donor, receiver].sort()) {
-          const deltas = project === receiver ? moving : Object.fromEntries(Object.entries(moving).map(([r, n]) => [r, -n]));
+          const deltas = project === receiver ? moving : negate(moving);
           const exceeded = await consume(tx, project, deltas);
           if (exceeded) throw quotaError(exceeded);
         }
