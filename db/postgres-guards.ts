@@ -1,6 +1,6 @@
 /**
  * The server refuses to start on an unpatched postgres.js: without the
- * four guards of scripts/patch-postgres.mjs a database restart can crash
+ * guards of scripts/patch-postgres.mjs a database restart can crash
  * the process or answer an existing volume with 404. The patch runs at
  * `npm install`; `npm ci --ignore-scripts` (or a copied node_modules)
  * skips it silently, so the check is made where it matters, at start.

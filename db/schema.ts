@@ -392,6 +392,13 @@ export const workers = pgTable('workers', {
   pid: integer('pid').notNull(),
   started_at: timestamp('started_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
   heartbeat_at: timestamp('heartbeat_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+  /**
+   * Since when its heartbeats have come without a long gap, on the
+   * database's clock (db/workers.ts): a worker judges others dead only
+   * once it has itself been beating for a whole timeout, so nobody is
+   * judged on the clock of an outage (a restart, a failover).
+   */
+  healthy_since: timestamp('healthy_since', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
 
 /**

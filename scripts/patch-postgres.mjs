@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// postinstall: four guards for postgres.js 3.4.9 on a connection that dies
-// (PostgreSQL restarted, a backend terminated), found by volstate's
-// restart-under-load and lost-connection tests:
+// postinstall: five guards for postgres.js 3.4.9, four on a connection that
+// dies (PostgreSQL restarted, a backend terminated), found by volstate's
+// restart-under-load and lost-connection tests, and one on finding the
+// primary among several hosts, found by the failover test:
 //
 // 1. A small write is deferred with setImmediate; when the connection
 //    closes first, the deferred write dereferences a null socket and throws
@@ -22,6 +23,13 @@
 //    reconnect stores its rows after that many holes, so `const [row] =`
 //    reads undefined (an existing resource answered 404). Guarded: the row
 //    counter and the result are reset when the socket closes.
+// 5. `target_session_attrs=read-write` accepts a hot standby: postgres.js
+//    asks only whether `default_transaction_read_only` is on, which it is
+//    not on a standby (PostgreSQL 14+ reports `in_hot_standby` instead).
+//    libpq's read-write is "not in hot standby, and not read-only by
+//    default". With Patroni's multi-host URL the pool then sat on the
+//    standby, every write failing with 25006, until the promotion.
+//    Guarded: read-write also passes over a server in hot standby.
 //
 // Idempotent; fails loudly if postgres.js changed shape (then look at
 // whether the guards are still needed).

@@ -1,4 +1,4 @@
-// The four guards scripts/patch-postgres.mjs adds to postgres.js 3.4.9 (why
+// The five guards scripts/patch-postgres.mjs adds to postgres.js 3.4.9 (why
 // each is needed is told there), as data: the patch applies them at
 // install, and the server checks at start that each is in place
 // (db/postgres-guards.ts), refusing to run without them.
@@ -22,10 +22,16 @@ const RESET_GUARD = `  async function closed(hadError) {\n    ${MARK}\n    rows 
 const TYPES_ANCHOR = '        return fetchArrayTypes()\n';
 const TYPES_GUARD = `        ${MARK}\n        return fetchArrayTypes().catch(() => {})\n`;
 
+const READ_WRITE_ANCHOR = "      (x === 'read-write' && xs.default_transaction_read_only === 'on') ||\n";
+const READ_WRITE_GUARD =
+  "      /* volstate: read-write is libpq's: no hot standby either */\n" +
+  "      (x === 'read-write' && (xs.default_transaction_read_only === 'on' || xs.in_hot_standby === 'on')) ||\n";
+
 /** [anchor in postgres.js, what replaces it] */
 export const GUARDS = [
   [ANCHOR, GUARD],
   [CLOSE_ANCHOR, CLOSE_GUARD],
   [TYPES_ANCHOR, TYPES_GUARD],
   [RESET_ANCHOR, RESET_GUARD],
+  [READ_WRITE_ANCHOR, READ_WRITE_GUARD],
 ];

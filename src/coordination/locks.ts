@@ -17,7 +17,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unl
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { SQLSTATE, sqlState } from '../../db/sqlstate.ts';
+import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
 export type LockScope = 'process' | 'node' | 'global';
 
@@ -30,15 +30,27 @@ export interface LockOptions {
 export interface Lock {
   readonly name: string;
   readonly scope: LockScope;
+  /**
+   * Is the lock still ours? `held` at once for process and node locks. A
+   * global lock lives on a database session, and a session that closed
+   * (the database restarted or failed over) took the lock with it: then it
+   * is taken again if it is free (`retaken`: whoever had it meanwhile may
+   * have changed what it guards), `lost` if someone else has it or no
+   * database answers. Call it before touching what the lock guards.
+   */
+  confirm(): Promise<Confirmed>;
   release(): Promise<void>;
 }
 
+export type Confirmed = 'held' | 'retaken' | 'lost';
+
 /** A held lock whose release runs once, however often it is called. */
-function heldLock(name: string, scope: LockScope, release: () => Promise<void> | void): Lock {
+function heldLock(name: string, scope: LockScope, release: () => Promise<void> | void, confirm: () => Promise<Confirmed> = () => Promise.resolve('held')): Lock {
   let released = false;
   return {
     name,
     scope,
+    confirm: () => (released ? Promise.resolve('lost') : confirm()),
     release: async () => {
       if (released) return;
       released = true;
@@ -204,6 +216,13 @@ class NodeLocks {
 
 // --- global scope ----------------------------------------------------------
 
+/** A lock session: a single-connection client, and whether its connection closed since the lock was taken. */
+interface Session {
+  readonly sql: postgres.Sql;
+  /** the connection closed (and the server let go of any lock it held) since `closed` was last reset */
+  closed: boolean;
+}
+
 /**
  * Each held global lock lives on a connection of its own: a single-connection
  * client, reused by the next lock once released. (Not `sql.reserve()`: in
@@ -212,60 +231,111 @@ class NodeLocks {
  * client reconnects.) When the holder process dies, its connections close
  * and the server releases its locks; when the server restarts, every lock
  * is gone with its session, and the holder's unlock is a harmless no-op.
+ *
+ * A failover is the same for the server side (the new primary never had
+ * the lock), but the holder lives on: its fence is gone while its step
+ * runs. So a session notes when its connection closes, and `confirm`
+ * takes the lock again (on the new primary) before the holder goes on, or
+ * says it cannot: fail safe, never a step that believes it is fenced
+ * when it is not.
  */
 class GlobalLocks {
-  private readonly idle: postgres.Sql[] = [];
+  private readonly idle: Session[] = [];
 
   constructor(
-    private readonly connect: () => postgres.Sql,
-    /** sessions kept for the next lock once released (each also closes after 60 s unused) */
+    /** a new single-connection client that calls `onclose` whenever its connection closes */
+    private readonly connect: (onclose: () => void) => postgres.Sql,
+    /** sessions kept open for the next lock once released */
     private readonly keepIdle: number,
   ) {}
 
-  private session(): postgres.Sql {
-    return this.idle.pop() ?? this.connect();
+  private session(): Session {
+    // An idle session whose connection closed would fail its next query once: end it, take another.
+    for (let reused = this.idle.pop(); reused; reused = this.idle.pop()) {
+      if (!reused.closed) return reused;
+      void reused.sql.end({ timeout: 1 }).catch(() => {});
+    }
+    const session: { sql?: postgres.Sql; closed: boolean } = { closed: false };
+    session.sql = this.connect(() => (session.closed = true));
+    return session as Session;
   }
 
-  private giveBack(session: postgres.Sql) {
+  private giveBack(session: Session) {
     if (this.idle.length < this.keepIdle) this.idle.push(session);
-    else void session.end({ timeout: 1 }).catch(() => {});
+    else void session.sql.end({ timeout: 1 }).catch(() => {});
+  }
+
+  /** Take the lock on session `s`: true when taken (false: a try-lock found it held). */
+  private async take(s: Session, name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<boolean> {
+    // A close from before this lock is not this lock's loss. (One seen late, after the lock is taken, only makes confirm look again: safe.)
+    s.closed = false;
+    if (tryOnly) {
+      const [row] = await s.sql`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
+      return row!.got as boolean;
+    }
+    // One statement, so the timeout and the lock share the session's transaction-free state.
+    // eslint-disable-next-line no-restricted-syntax -- changes no row: only SET LOCAL and the advisory lock, on a session of its own
+    await s.sql.begin(async (tx) => {
+      await tx.unsafe(`SET LOCAL lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
+      await tx`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;
+    });
+    return true;
   }
 
   async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
-    const session = this.session();
+    let s = this.session();
+    let got: boolean;
     try {
-      if (tryOnly) {
-        const [row] = await session`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
-        if (!row!.got) {
-          this.giveBack(session);
-          return null;
-        }
-      } else {
-        // One statement, so the timeout and the lock share the session's transaction-free state.
-        // eslint-disable-next-line no-restricted-syntax -- changes no row: only SET LOCAL and the advisory lock, on a session of its own
-        await session.begin(async (tx) => {
-          await tx.unsafe(`SET LOCAL lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
-          await tx`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;
-        });
+      try {
+        got = await this.take(s, name, timeoutMs, tryOnly);
+      } catch (err) {
+        if (!isConnectionError(err)) throw err;
+        // An idle session whose connection died unnoticed (the database restarted or failed over): once more, on a new one.
+        void s.sql.end({ timeout: 1 }).catch(() => {});
+        s = this.session();
+        got = await this.take(s, name, timeoutMs, tryOnly);
       }
     } catch (err) {
-      this.giveBack(session);
+      this.giveBack(s);
       if (sqlState(err) === SQLSTATE.LOCK_NOT_AVAILABLE) throw new LockTimeout(name, 'global', timeoutMs ?? 0);
       throw err;
     }
-    return heldLock(name, 'global', async () => {
+    if (!got) {
+      this.giveBack(s);
+      return null;
+    }
+    const session = s.sql;
+    const confirm = async (): Promise<Confirmed> => {
+      if (!s.closed) return 'held';
+      // Lost with its connection: take it again on whatever server answers now, if nobody else holds it.
+      s.closed = false;
       try {
-        await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
-        this.giveBack(session);
+        const [row] = await session`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
+        if (row!.got && !s.closed) return 'retaken';
       } catch {
-        // The session is gone (and the lock with it): do not reuse it.
-        void session.end({ timeout: 1 }).catch(() => {});
+        /* no database to take it from: not ours */
       }
-    });
+      s.closed = true;
+      return 'lost';
+    };
+    return heldLock(
+      name,
+      'global',
+      async () => {
+        try {
+          await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
+          this.giveBack(s);
+        } catch {
+          // The session is gone (and the lock with it): do not reuse it.
+          void session.end({ timeout: 1 }).catch(() => {});
+        }
+      },
+      confirm,
+    );
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.idle.splice(0).map((s) => s.end({ timeout: 1 })));
+    await Promise.all(this.idle.splice(0).map((s) => s.sql.end({ timeout: 1 })));
   }
 }
 
@@ -287,7 +357,11 @@ export class Coordination {
     this.node = new NodeLocks(opts.dir);
     const url = opts.databaseUrl;
     this.global = url
-      ? new GlobalLocks(() => postgres(url, { max: 1, onnotice: () => {}, idle_timeout: 60, connection: { application_name: 'volstate-lock' } }), opts.idleSessions ?? 4)
+      ? new GlobalLocks(
+          // No idle_timeout: a session holding a lock through a long step is idle too, and closing it would let the lock go.
+          (onclose) => postgres(url, { max: 1, onnotice: () => {}, onclose, connection: { application_name: 'volstate-lock' } }),
+          opts.idleSessions ?? 4,
+        )
       : undefined;
   }
 

@@ -22,6 +22,12 @@ export interface StepContext {
   backends: Backends;
   workerId: string;
   log: (msg: string, fields?: Record<string, unknown>) => void;
+  /**
+   * Before every backend call: throws unless this step's fence is still
+   * held and the row still ours (a failover takes the fence's session with
+   * it; see Worker.run). Absent: no fence (tests of one worker).
+   */
+  fenced?: () => Promise<void>;
 }
 
 export type Step = (ctx: StepContext, row: ClaimedRow) => Promise<void>;
@@ -56,6 +62,7 @@ async function backend<T extends ResourceType>(
   success: EventMap[T],
   failure: EventMap[T],
 ): Promise<void> {
+  await ctx.fenced?.();
   try {
     await call();
   } catch (err) {

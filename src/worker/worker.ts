@@ -6,9 +6,16 @@
  *   pending work), with a slow poll as a safety net.
  * - Registered in `workers`, heartbeating. Every worker also recovers the
  *   rows of dead workers (recovery.ts), but only once its own heartbeats
- *   have been good for a whole timeout: after a database outage every
- *   heartbeat is stale, and nobody may judge the others dead until they
- *   have had the time to beat again.
+ *   have been good, without a gap, for a whole timeout: after a database
+ *   outage (a restart, a failover) every heartbeat is stale, and nobody
+ *   may judge the others dead until they have had the time to beat again.
+ *   The database judges this in the statement that finds the dead
+ *   (db/workers.ts), so a query held through the outage cannot judge on
+ *   its clock either.
+ * - A step's fence can be lost while it runs (a failover takes the lock's
+ *   session with it): before each backend call the step confirms it,
+ *   taking it again if it is free and the row still ours, and stops
+ *   otherwise (stillFenced).
  * - Each step runs under a global lock on its resource (a PostgreSQL
  *   advisory lock on a session of its own): the state CAS already keeps
  *   two workers from moving one row, and this fence also keeps a worker
@@ -30,8 +37,8 @@ import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
 import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
 import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
-import { deregisterWorker, heartbeat, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
-import type { Coordination } from '../coordination/locks.ts';
+import { deregisterWorker, heartbeat, stillOwns, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
+import type { Coordination, Lock } from '../coordination/locks.ts';
 import { Backends } from '../drivers/backends.ts';
 import type { Driver } from '../drivers/driver.ts';
 import type { Enforcer } from '../enforcer.ts';
@@ -59,6 +66,14 @@ export interface WorkerOptions {
   host?: string;
   /** retention rounds (db/retention.ts): every `everyMs`, make the history's partitions ahead and, with `keepMs`, purge what is older */
   retention?: { keepMs: number | undefined; everyMs: number };
+}
+
+/** A step's fence was lost (see Worker.stillFenced): it stopped before touching the backend. */
+export class FenceLost extends Error {
+  constructor(lock: string, why: string) {
+    super(`fence ${lock} lost: ${why}`);
+    this.name = 'FenceLost';
+  }
 }
 
 /** A wake-up signal: `wait(ms)` resolves on the next `fire()` or after `ms`. */
@@ -106,6 +121,8 @@ export class Worker {
   private turn: Promise<unknown> = Promise.resolve();
   /** since when every heartbeat has succeeded (undefined: the last one failed) */
   private healthySince: number | undefined;
+  /** when the last heartbeat succeeded */
+  private lastBeat: number | undefined;
   /** steps completed, rows recovered from dead workers, own strays handed back (tests, logs) */
   completed = 0;
   /** steps running now (metrics) */
@@ -129,7 +146,7 @@ export class Worker {
   async start(): Promise<void> {
     const { sql } = this.opts;
     await registerWorker(sql, this.id, this.host, process.pid);
-    this.healthySince = Date.now();
+    this.healthySince = this.lastBeat = Date.now();
     this.every(this.opts.heartbeatMs, () => this.beat());
     this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
     if (this.opts.retention) this.every(this.opts.retention.everyMs, () => this.retain(this.opts.retention!.keepMs));
@@ -162,7 +179,7 @@ export class Worker {
 
   private async beat(): Promise<void> {
     try {
-      const beat = await heartbeat(this.opts.sql, this.id);
+      const beat = await heartbeat(this.opts.sql, this.id, this.opts.timeoutMs);
       if (this.disabled !== beat.disabled) {
         this.ctx.log(beat.disabled ? 'a service of this host was disabled: claiming no new work' : 'enabled again: claiming work', { host: this.host });
         this.disabled = beat.disabled;
@@ -175,7 +192,11 @@ export class Worker {
         await registerWorker(this.opts.sql, this.id, this.host, process.pid);
         this.healthySince = Date.now();
       }
-      this.healthySince ??= Date.now();
+      // A beat long after the last good one (it hung through an outage) starts the clock again, as the database's row does.
+      const now = Date.now();
+      if (this.lastBeat === undefined || now - this.lastBeat > this.opts.timeoutMs / 2) this.healthySince = now;
+      this.lastBeat = now;
+      this.healthySince ??= now;
     } catch (err) {
       this.healthySince = undefined;
       this.ctx.log('heartbeat failed', { error: String(err) });
@@ -280,6 +301,21 @@ export class Worker {
     ready.forEach((w) => w.resolve());
   }
 
+  /**
+   * Before a step touches the backend: its fence must still be held. A
+   * fence lost with its session (the database failed over) is taken again
+   * when it is free; and since a worker that judged us dead could have
+   * taken the row, done the step and let the fence go meanwhile, the row
+   * must also still be ours. Otherwise the
+   * step stops (FenceLost) without touching the backend.
+   */
+  private async stillFenced(fence: Lock, row: ClaimedRow): Promise<void> {
+    const confirmed = await fence.confirm();
+    if (confirmed === 'lost') throw new FenceLost(fence.name, 'held by another worker, or no database to take it on');
+    if (confirmed === 'retaken' && !(await stillOwns(this.opts.sql, this.id, row))) throw new FenceLost(fence.name, 'the row is no longer ours');
+    if (confirmed === 'retaken') this.ctx.log('fence lost with its session and taken again; the row is still ours', { lock: fence.name });
+  }
+
   private run(row: ClaimedRow): void {
     const key = `${row.resource_type}:${row.resource_id}`;
     const step = stepFor(row.resource_type, row.state);
@@ -297,7 +333,7 @@ export class Worker {
           return;
         }
         if (!step) throw new Error(`no step for ${row.resource_type} in ${row.state}`);
-        await step(this.ctx, row);
+        await step(fence ? { ...this.ctx, fenced: () => this.stillFenced(fence, row) } : this.ctx, row);
         this.completed++;
       } catch (err) {
         // A bug or an outage, not a backend failure: give the row back to be tried again.

@@ -13,6 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { heartbeat, rowsOfDeadOwners } from '../../db/workers.ts';
 import { Coordination } from '../../src/coordination/locks.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { FaultyDriver } from '../../src/drivers/faults.ts';
@@ -185,5 +186,37 @@ describe('fencing and graceful stop', () => {
     expect(w.strays).toBe(1);
     expect(w.recovered).toBe(0);
     expect(driver.volumes.get(id)).toBe(1);
+  });
+});
+
+describe('judging the dead after an outage (a restart, a failover)', () => {
+  const ME = 'worker:judge:1:aaaaaa';
+  const OTHER = 'worker:other:2:bbbbbb';
+
+  it('judges nobody dead until its own beats have come without a gap for a whole timeout, on the database clock', async () => {
+    const id = await newVolume();
+    // Both beat last 2 s ago: the database was away, for everybody.
+    await db.sql`INSERT INTO workers (id, host, pid, heartbeat_at, healthy_since) VALUES
+      (${ME}, 'judge', 1, now() - interval '2 s', now() - interval '1 hour'),
+      (${OTHER}, 'other', 2, now() - interval '2 s', now() - interval '1 hour')`;
+    await db.sql`UPDATE resource_states SET state = 'deleting.backend', owner = ${OTHER} WHERE resource_id = ${id}`;
+    const judged = async () => (await rowsOfDeadOwners(db.sql, ME, 1000)).filter((r) => r.resource_id === id);
+
+    // A statement held through the outage runs after it: ME's own beat is stale too, so no judgement.
+    expect(await judged()).toEqual([]);
+    // ME beats again: after a gap, so its clock starts again; still no judgement.
+    await heartbeat(db.sql, ME, 1000);
+    const [me] = await db.sql`SELECT healthy_since > now() - interval '1 s' AS fresh FROM workers WHERE id = ${ME}`;
+    expect(me!.fresh).toBe(true);
+    expect(await judged()).toEqual([]);
+    // A whole timeout of good beats later (made so), OTHER, still silent, is dead.
+    await db.sql`UPDATE workers SET healthy_since = now() - interval '2 s', heartbeat_at = now() WHERE id = ${ME}`;
+    expect(await judged()).toEqual([expect.objectContaining({ owner: OTHER })]);
+    // A beat without a gap keeps the clock.
+    await heartbeat(db.sql, ME, 1000);
+    const [kept] = await db.sql`SELECT healthy_since < now() - interval '1 s' AS kept FROM workers WHERE id = ${ME}`;
+    expect(kept!.kept).toBe(true);
+    await db.sql`DELETE FROM workers WHERE id IN (${ME}, ${OTHER})`;
+    await db.sql`UPDATE resource_states SET owner = NULL WHERE resource_id = ${id}`;
   });
 });

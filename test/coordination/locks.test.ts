@@ -99,3 +99,45 @@ for (const scope of ['node', 'global'] as const) {
     });
   });
 }
+
+describe('a global lock whose session is lost (the database restarted or failed over)', () => {
+  /** Terminate the lock sessions of this test's database, as a failover ends every session of the old primary. */
+  const terminateLockSessions = () =>
+    db.sql`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity WHERE application_name = 'volstate-lock' AND datname = current_database()`;
+
+  it('is confirmed while held, taken again when it is free, and lost when another holder has it', { timeout: 20_000 }, async () => {
+    const mine = new Coordination({ dir: dir(), databaseUrl: db.url });
+    const other = new Coordination({ dir: dir(), databaseUrl: db.url });
+    try {
+      const lock = await mine.lock('fence-me', { scope: 'global' });
+      expect(await lock.confirm()).toBe('held');
+
+      // Lost with its session; nobody else wants it: taken again on the next session.
+      await terminateLockSessions();
+      let first: string | undefined;
+      for (const until = Date.now() + 10_000; Date.now() < until && (first === undefined || first === 'held'); ) {
+        first = await lock.confirm();
+        if (first === 'held') await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(first).toBe('retaken');
+      expect(await other.tryLock('fence-me', { scope: 'global' })).toBeNull(); // ours again, for real
+      expect(await lock.confirm()).toBe('held');
+
+      // Lost again, and another holder takes it before we look: not ours, and never believed to be.
+      await terminateLockSessions();
+      const theirs = await other.lock('fence-me', { scope: 'global', timeoutMs: 5000 });
+      let second: string | undefined;
+      for (const until = Date.now() + 10_000; Date.now() < until && (second === undefined || second === 'held'); ) {
+        second = await lock.confirm();
+        if (second === 'held') await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(second).toBe('lost');
+      expect(await lock.confirm()).toBe('lost');
+      await theirs.release();
+      await lock.release();
+    } finally {
+      await mine.close();
+      await other.close();
+    }
+  });
+});

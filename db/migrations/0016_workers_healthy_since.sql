@@ -1,0 +1,1 @@
+ALTER TABLE "workers" ADD COLUMN "healthy_since" timestamp with time zone DEFAULT now() NOT NULL;

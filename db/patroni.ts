@@ -1,0 +1,370 @@
+/**
+ * A replicated PostgreSQL on loopback, the standard way: etcd, and one
+ * Patroni member per PostgreSQL server (Debian's `patroni`, `etcd-server`
+ * and `postgresql-15`), streaming replication with Patroni's
+ * `synchronous_mode`, so a transaction is acknowledged only once the
+ * synchronous standby has it. For the harness (`--db patroni`), the
+ * failover test and the replication benchmark; the README's worked
+ * example is the same configuration written out.
+ *
+ * Losing the primary's machine is `killPrimary`: SIGKILL to its Patroni
+ * and to every PostgreSQL process of it (the postmaster runs in a session
+ * of its own), so its sockets close at once. Patroni's leader key in etcd
+ * then expires (`ttl`), and the synchronous standby, the only member
+ * Patroni lets take over in synchronous mode, promotes itself. `restart`
+ * brings the lost member back (a rebooted machine); Patroni rewinds it
+ * (pg_rewind: `wal_log_hints`) and it follows the new primary.
+ *
+ * Pitfalls handled here:
+ * - PostgreSQL refuses to run as root: as root, Patroni runs as the
+ *   `postgres` user that the Debian package made, in directories it owns.
+ * - The Debian package starts nothing here (no systemd), and its
+ *   `/etc/patroni` is left alone: each cluster writes its own configuration.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './embedded.ts';
+
+/** Debian packages a replicated cluster needs, each with a file that tells it is installed. */
+const PACKAGES: [pkg: string, file: string][] = [
+  ['patroni', '/usr/bin/patroni'],
+  ['etcd-server', '/usr/bin/etcd'],
+  ['postgresql-15', '/usr/lib/postgresql/15/bin/postgres'],
+];
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+/**
+ * Install what is missing (as `.ci/run` installs its other Debian tools);
+ * an error that names the packages when that is not possible.
+ */
+export function ensurePatroniPackages(): void {
+  const missing = PACKAGES.filter(([, file]) => !existsSync(file)).map(([pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (userInfo().uid !== 0) throw new Error(`--db patroni needs the Debian packages ${missing.join(', ')}: install them (apt-get install ${missing.join(' ')})`);
+  try {
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+    execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  } catch (err) {
+    throw new Error(`could not install ${missing.join(', ')} (${String(err)}); install them and try again`);
+  }
+}
+
+export interface PatroniOptions {
+  /** a fresh directory for etcd, the members and their logs */
+  dir: string;
+  /** PostgreSQL servers (default 2: a primary and its synchronous standby) */
+  members?: number;
+  /** Patroni's synchronous_mode (default true); false: asynchronous standbys */
+  synchronous?: boolean;
+  /** Patroni's leader-key TTL in seconds (default 10): how long a lost primary keeps its key */
+  ttl?: number;
+  /** Patroni's loop (default 1 s) */
+  loopWait?: number;
+  /** more PostgreSQL settings (every member) */
+  settings?: Record<string, string | number>;
+  /** progress lines */
+  say?: (line: string) => void;
+}
+
+export interface PatroniMember {
+  readonly name: string;
+  readonly pgPort: number;
+  readonly apiPort: number;
+  readonly dataDir: string;
+}
+
+/** One member as Patroni's REST API reports it (`GET /cluster`). */
+export interface MemberStatus {
+  name: string;
+  role: 'leader' | 'sync_standby' | 'replica' | string;
+  state: string;
+  lag?: number | string;
+  timeline?: number;
+}
+
+export interface PatroniCluster {
+  readonly members: readonly PatroniMember[];
+  /** the application database on every member, `target_session_attrs=read-write`: postgres.js finds the primary */
+  readonly url: string;
+  /** the same for the `postgres` maintenance database */
+  readonly adminUrl: string;
+  readonly etcdUrl: string;
+  /** the members' state as a live member's Patroni reports it */
+  status(): Promise<MemberStatus[]>;
+  /** the primary, and a synchronous standby streaming from it (synchronous mode) or any replica streaming: `timeoutMs` to get there */
+  waitHealthy(timeoutMs?: number): Promise<{ primary: PatroniMember; standbys: PatroniMember[] }>;
+  /** the machine of the primary is lost: SIGKILL its Patroni and its PostgreSQL; the member named */
+  killPrimary(): Promise<PatroniMember>;
+  /** start a lost member again (its machine came back) */
+  restart(member: PatroniMember): Promise<void>;
+  /** a member's Patroni log so far (failures are explained there) */
+  log(member: PatroniMember): string;
+  stop(): Promise<void>;
+}
+
+const SUPERUSER = { username: 'postgres', password: 'volstate-patroni' };
+const REPLICATION = { username: 'replicator', password: 'volstate-replication' };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The uid and gid PostgreSQL runs as: the `postgres` user when we are root, else ourselves. */
+function runAs(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  if (!passwd) throw new Error('as root, PostgreSQL runs as the user postgres, and there is none: install postgresql-15');
+  const [, , uid, gid] = passwd.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function ownedDir(path: string, owner: { uid: number; gid: number } | undefined, mode = 0o700): string {
+  mkdirSync(path, { recursive: true });
+  chmodSync(path, mode);
+  if (owner) chownSync(path, owner.uid, owner.gid);
+  return path;
+}
+
+/** The postmaster's pid from its data directory (undefined: not running, or no file). */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The process group of `pid` (/proc), undefined when it is gone. */
+function groupOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * SIGKILL a process and, with `group`, every process of its group: Patroni
+ * starts the postmaster from a launcher that called setsid, so the
+ * postmaster and its backends share the launcher's group, not Patroni's.
+ * Gone already is fine.
+ */
+function killHard(pid: number, group: boolean): void {
+  const pgid = group ? groupOf(pid) : undefined;
+  for (const target of pgid && pgid > 1 ? [-pgid, pid] : [pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      /* gone already */
+    }
+  }
+}
+
+/** Patroni's health check of one member (`GET /primary`, `/sync`, `/replica`): 200 when it is that. */
+async function is(m: PatroniMember, role: 'primary' | 'sync' | 'replica'): Promise<boolean> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${m.apiPort}/${role}`, { signal: AbortSignal.timeout(2000) });
+    await r.arrayBuffer();
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster> {
+  ensurePatroniPackages();
+  const say = opts.say ?? (() => {});
+  const owner = runAs();
+  const n = opts.members ?? 2;
+  const ttl = opts.ttl ?? 10;
+  const loopWait = opts.loopWait ?? 1;
+  const dir = opts.dir;
+  chmodSync(dir, 0o755);
+  const children = new Set<ChildProcess>();
+  const logs = new Map<string, string>();
+
+  // etcd: one member, loopback only.
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const etcdUrl = `http://127.0.0.1:${clientPort}`;
+  const etcd = spawn(
+    'etcd',
+    [
+      '--name', 'etcd0', '--data-dir', join(dir, 'etcd'),
+      '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster', `etcd0=http://127.0.0.1:${peerPort}`, '--log-level', 'error',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  children.add(etcd);
+  let etcdLog = '';
+  etcd.stderr!.on('data', (b: Buffer) => (etcdLog = (etcdLog + b.toString()).slice(-20_000)));
+  for (let until = Date.now() + 30_000; ; ) {
+    const ok = await fetch(`${etcdUrl}/health`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (etcd.exitCode !== null || Date.now() > until) throw new Error(`etcd did not start:\n${etcdLog}`);
+    await sleep(100);
+  }
+
+  const members: PatroniMember[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `pg${i + 1}`;
+    const home = ownedDir(join(dir, name), owner);
+    members.push({ name, pgPort: await freePort(), apiPort: await freePort(), dataDir: join(home, 'data') });
+  }
+  const settings = {
+    max_connections: 500,
+    wal_log_hints: 'on', // pg_rewind: a lost primary comes back as a standby
+    wal_keep_size: '256MB',
+    max_wal_senders: 10,
+    max_replication_slots: 10,
+    hot_standby: 'on',
+    ...opts.settings,
+  };
+  const configOf = (m: PatroniMember) => ({
+    scope: 'volstate',
+    name: m.name,
+    log: { level: 'WARNING' },
+    restapi: { listen: `127.0.0.1:${m.apiPort}`, connect_address: `127.0.0.1:${m.apiPort}` },
+    etcd3: { hosts: [`127.0.0.1:${clientPort}`] },
+    bootstrap: {
+      dcs: {
+        ttl,
+        loop_wait: loopWait,
+        retry_timeout: Math.max(1, Math.floor((ttl - loopWait) / 2)),
+        maximum_lag_on_failover: 1024 * 1024,
+        synchronous_mode: opts.synchronous ?? true,
+        postgresql: { use_pg_rewind: true, use_slots: true, parameters: settings },
+      },
+      initdb: [{ encoding: 'UTF8' }, { locale: 'C' }],
+    },
+    postgresql: {
+      listen: `127.0.0.1:${m.pgPort}`,
+      connect_address: `127.0.0.1:${m.pgPort}`,
+      data_dir: m.dataDir,
+      bin_dir: PG_BIN,
+      pgpass: join(dir, m.name, 'pgpass'),
+      authentication: { superuser: SUPERUSER, replication: REPLICATION, rewind: SUPERUSER },
+      parameters: { unix_socket_directories: join(dir, m.name) },
+      pg_hba: [
+        'local all all trust',
+        `host replication ${REPLICATION.username} 127.0.0.1/32 scram-sha-256`,
+        'host all all 127.0.0.1/32 scram-sha-256',
+      ],
+      remove_data_directory_on_rewind_failure: true,
+      remove_data_directory_on_diverged_timelines: true,
+    },
+  });
+
+  const procs = new Map<string, ChildProcess>();
+  const startMember = (m: PatroniMember) => {
+    const file = join(dir, m.name, 'patroni.yml');
+    writeFileSync(file, JSON.stringify(configOf(m), null, 2)); // JSON is YAML
+    if (owner) chownSync(file, owner.uid, owner.gid);
+    const proc = spawn('patroni', [file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: join(dir, m.name),
+      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+      env: { ...process.env, HOME: join(dir, m.name), PATH: `${PG_BIN}:${process.env.PATH ?? ''}` },
+    });
+    const keep = (b: Buffer) => logs.set(m.name, ((logs.get(m.name) ?? '') + b.toString()).slice(-50_000));
+    proc.stdout!.on('data', keep);
+    proc.stderr!.on('data', keep);
+    children.add(proc);
+    proc.on('exit', () => children.delete(proc));
+    procs.set(m.name, proc);
+  };
+
+  const status = async (): Promise<MemberStatus[]> => {
+    for (const m of members) {
+      try {
+        const r = await fetch(`http://127.0.0.1:${m.apiPort}/cluster`, { signal: AbortSignal.timeout(2000) });
+        if (r.ok) return ((await r.json()) as { members: MemberStatus[] }).members;
+      } catch {
+        /* that member is down: ask the next */
+      }
+    }
+    return [];
+  };
+
+  const hosts = members.map((m) => `127.0.0.1:${m.pgPort}`).join(',');
+  const auth = `${SUPERUSER.username}:${SUPERUSER.password}`;
+  const cluster: PatroniCluster = {
+    members,
+    url: `postgres://${auth}@${hosts}/volstate?target_session_attrs=read-write`,
+    adminUrl: `postgres://${auth}@${hosts}/postgres?target_session_attrs=read-write`,
+    etcdUrl,
+    status,
+    log: (m) => logs.get(m.name) ?? '',
+    async waitHealthy(timeoutMs = 60_000) {
+      const until = Date.now() + timeoutMs;
+      const sync = opts.synchronous ?? true;
+      let last: MemberStatus[] = [];
+      while (Date.now() < until) {
+        // Each member's own word (the load balancers' health checks), not
+        // etcd's view, which keeps a lost leader until its key expires.
+        const primary = (await Promise.all(members.map(async (m) => ((await is(m, 'primary')) ? m : undefined)))).find(Boolean);
+        const standbys = (await Promise.all(members.map(async (m) => (m !== primary && (await is(m, sync ? 'sync' : 'replica')) ? m : undefined)))).filter(
+          (m): m is PatroniMember => Boolean(m),
+        );
+        if (primary && standbys.length >= Math.min(1, n - 1)) return { primary, standbys };
+        last = await status();
+        await sleep(200);
+      }
+      const logTail = members.map((m) => `--- ${m.name}\n${(logs.get(m.name) ?? '').slice(-3000)}`).join('\n');
+      throw new Error(`the Patroni cluster did not become healthy in ${timeoutMs} ms; members: ${JSON.stringify(last)}\n${logTail}`);
+    },
+    async killPrimary() {
+      const m = (await Promise.all(members.map(async (x) => ((await is(x, 'primary')) ? x : undefined)))).find(Boolean);
+      if (!m) throw new Error('no primary to kill: no member says it is the primary');
+      const proc = procs.get(m.name);
+      // The machine is lost: Patroni and PostgreSQL die at once, nothing shuts down cleanly.
+      if (proc?.pid) killHard(proc.pid, false);
+      const pid = postmasterPid(m.dataDir);
+      if (pid) killHard(pid, true);
+      if (proc && proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
+      return m;
+    },
+    async restart(m) {
+      // A postmaster of the lost member that is somehow still there would keep the port.
+      const pid = postmasterPid(m.dataDir);
+      if (pid) killHard(pid, true);
+      startMember(m);
+    },
+    async stop() {
+      for (const m of members) {
+        const proc = procs.get(m.name);
+        if (proc?.pid && proc.exitCode === null) proc.kill('SIGTERM');
+      }
+      const deadline = Date.now() + 15_000;
+      for (const proc of procs.values()) {
+        while (proc.exitCode === null && proc.signalCode === null && Date.now() < deadline) await sleep(100);
+        if (proc.exitCode === null && proc.signalCode === null && proc.pid) killHard(proc.pid, false);
+      }
+      for (const m of members) {
+        const pid = postmasterPid(m.dataDir);
+        if (pid) killHard(pid, true);
+      }
+      etcd.kill('SIGKILL');
+    },
+  };
+
+  try {
+    // The first member bootstraps the cluster (initdb); the others then clone it.
+    startMember(members[0]!);
+    for (let until = Date.now() + 60_000; ; ) {
+      if ((await status()).some((s) => s.role === 'leader' && s.state === 'running')) break;
+      if (procs.get(members[0]!.name)!.exitCode !== null || Date.now() > until) throw new Error(`Patroni did not bootstrap:\n${logs.get(members[0]!.name) ?? ''}`);
+      await sleep(200);
+    }
+    for (const m of members.slice(1)) startMember(m);
+    const { primary } = await cluster.waitHealthy();
+    say(`Patroni cluster up: primary ${primary.name} on port ${primary.pgPort}, ${n - 1} ${opts.synchronous ?? true ? 'synchronous' : 'asynchronous'} standby(s)`);
+    return cluster;
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
