@@ -95,6 +95,8 @@ export interface PatroniCluster {
   status(): Promise<MemberStatus[]>;
   /** the primary, and a synchronous standby streaming from it (synchronous mode) or any replica streaming: `timeoutMs` to get there */
   waitHealthy(timeoutMs?: number): Promise<{ primary: PatroniMember; standbys: PatroniMember[] }>;
+  /** a primary other than `except` (the lost one), once one is promoted: `timeoutMs` to get there */
+  waitPrimary(except: PatroniMember | undefined, timeoutMs?: number): Promise<PatroniMember>;
   /** the machine of the primary is lost: SIGKILL its Patroni and its PostgreSQL; the member named */
   killPrimary(): Promise<PatroniMember>;
   /** start a lost member again (its machine came back) */
@@ -315,6 +317,12 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       }
       const logTail = members.map((m) => `--- ${m.name}\n${(logs.get(m.name) ?? '').slice(-3000)}`).join('\n');
       throw new Error(`the Patroni cluster did not become healthy in ${timeoutMs} ms; members: ${JSON.stringify(last)}\n${logTail}`);
+    },
+    async waitPrimary(except, timeoutMs = 60_000) {
+      for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
+        for (const m of members) if (m !== except && (await is(m, 'primary'))) return m;
+      }
+      throw new Error(`no member became the primary in ${timeoutMs} ms: ${JSON.stringify(await status())}`);
     },
     async killPrimary() {
       const m = (await Promise.all(members.map(async (x) => ((await is(x, 'primary')) ? x : undefined)))).find(Boolean);

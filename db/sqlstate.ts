@@ -49,3 +49,17 @@ export function isConnectionError(err: unknown): boolean {
     code === 'CONNECT_TIMEOUT'
   );
 }
+
+/**
+ * A connection error that says the server's end of the session is over:
+ * the server said it is terminating the session, or it closed the socket
+ * (a backend closes it only as it exits; a killed one's kernel closes it).
+ * Its transaction cannot commit any more. Not so for a connect or read
+ * timeout, where the session may live on across a broken network.
+ */
+export function sessionEnded(err: unknown): boolean {
+  const state = sqlState(err);
+  if (state === SQLSTATE.ADMIN_SHUTDOWN || state === SQLSTATE.CRASH_SHUTDOWN) return true;
+  const code = (err as { code?: unknown })?.code;
+  return code === 'CONNECTION_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE';
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// postinstall: five guards for postgres.js 3.4.9, four on a connection that
+// postinstall: six guards for postgres.js 3.4.9, four on a connection that
 // dies (PostgreSQL restarted, a backend terminated), found by volstate's
-// restart-under-load and lost-connection tests, and one on finding the
-// primary among several hosts, found by the failover test:
+// restart-under-load and lost-connection tests, and two on finding the
+// primary among several hosts, found by the failover harness:
 //
 // 1. A small write is deferred with setImmediate; when the connection
 //    closes first, the deferred write dereferences a null socket and throws
@@ -30,6 +30,16 @@
 //    default". With Patroni's multi-host URL the pool then sat on the
 //    standby, every write failing with 25006, until the promotion.
 //    Guarded: read-write also passes over a server in hot standby.
+// 6. A connection that closed in the middle of a query keeps that query as
+//    its current one (it is rejected, not forgotten). When the connection
+//    is made again (to the next host), an error the new server sends
+//    before it is ready is taken for that stale query's answer, and its
+//    handling also rejects the new connection's first query, which is the
+//    one that carries the target_session_attrs check: the check is
+//    skipped and the connection opens on whatever server it reached. Seen
+//    in the failover harness: every node's pool opened connections on the
+//    standby, and writes failed with 25006 until the promotion.
+//    Guarded: a new connection starts with no current query or error.
 //
 // Idempotent; fails loudly if postgres.js changed shape (then look at
 // whether the guards are still needed).

@@ -1,4 +1,4 @@
-// The five guards scripts/patch-postgres.mjs adds to postgres.js 3.4.9 (why
+// The six guards scripts/patch-postgres.mjs adds to postgres.js 3.4.9 (why
 // each is needed is told there), as data: the patch applies them at
 // install, and the server checks at start that each is in place
 // (db/postgres-guards.ts), refusing to run without them.
@@ -27,6 +27,11 @@ const READ_WRITE_GUARD =
   "      /* volstate: read-write is libpq's: no hot standby either */\n" +
   "      (x === 'read-write' && (xs.default_transaction_read_only === 'on' || xs.in_hot_standby === 'on')) ||\n";
 
+const STALE_ANCHOR = '  async function connect() {\n    terminated = false\n    backendParameters = {}\n';
+const STALE_GUARD =
+  '  async function connect() {\n    terminated = false\n    backendParameters = {}\n' +
+  '    /* volstate: a new connection carries no query of the last one */\n    query = errorResponse = null\n';
+
 /** [anchor in postgres.js, what replaces it] */
 export const GUARDS = [
   [ANCHOR, GUARD],
@@ -34,4 +39,5 @@ export const GUARDS = [
   [TYPES_ANCHOR, TYPES_GUARD],
   [RESET_ANCHOR, RESET_GUARD],
   [READ_WRITE_ANCHOR, READ_WRITE_GUARD],
+  [STALE_ANCHOR, STALE_GUARD],
 ];

@@ -50,10 +50,20 @@ commands:
       --scenario NAME|FILE         harness/scenarios/NAME.json (default mixed; --scenarios lists them)
       --clients C --ops K | --duration 30s --seed S --token user:project
       --faults kill:every=5s,pg-terminate:every=7s,pg-restart:every=30s,driver-fail:0.05,driver-latency:50ms
+               pg-failover:every=30s (with --db patroni: lose the primary's machine, Patroni promotes the standby)
+      --db embedded|patroni        the database the harness starts: one embedded server (default), or etcd,
+                                   Patroni and two PostgreSQL servers with a synchronous standby (Debian's
+                                   patroni, etcd-server, postgresql-15; installed when missing, as root)
       --report FILE.html --database-url URL (with --endpoint: the database to check)
+      --node-logs DIR              each node's log to DIR/node<i>.log (level: NODE_LOG_LEVEL, default error)
   help, -h, --help              this text
 
 environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see README)`;
+
+function dbOf(v: unknown): 'embedded' | 'patroni' | undefined {
+  if (v === undefined || v === 'embedded' || v === 'patroni') return v;
+  fail(`--db ${String(v)}: expected embedded or patroni`);
+}
 
 function fail(message: string): never {
   console.error(`volstate: ${message}`);
@@ -98,6 +108,8 @@ async function main(argv: string[]): Promise<void> {
         faults: { type: 'string' },
         report: { type: 'string' },
         'database-url': { type: 'string' },
+        db: { type: 'string' },
+        'node-logs': { type: 'string' },
         token: { type: 'string' },
         before: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -215,7 +227,10 @@ async function main(argv: string[]): Promise<void> {
         durationMs,
         seed,
         faults: parseFaults(values.faults as string | undefined),
-        databaseUrl: (values['database-url'] as string | undefined) ?? config.databaseUrl,
+        db: dbOf(values.db),
+        nodeLogs: values['node-logs'] as string | undefined,
+        // --db patroni starts its own: DATABASE_URL from the environment is not the one to use then.
+        databaseUrl: (values['database-url'] as string | undefined) ?? (values.db === 'patroni' ? undefined : config.databaseUrl),
         token: (values.token as string | undefined) ?? 'admin:harness',
         reportFile: values.report as string | undefined,
         progress: (line) => console.error(`volstate harness: ${line}`),

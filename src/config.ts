@@ -70,6 +70,13 @@ export interface Config {
    * between locks (a held lock has a session of its own).
    */
   connections: { pool: number; lockIdle: number };
+  /**
+   * How long a request whose database connection was lost mid-change waits
+   * for the database to tell what it did (src/api/changes.ts): longer than
+   * a failover takes (Patroni: ttl + loop_wait), or those requests answer
+   * 503 "outcome unknown" instead of the truth.
+   */
+  inDoubtMs: number;
   logLevel: string;
   /** VOLSTATE_LOG_FORMAT: json or pretty; default pretty on a terminal, json otherwise */
   logFormat: LogFormat;
@@ -228,6 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
     },
     connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', 4, 0, 1000) },
+    inDoubtMs: int(env, 'VOLSTATE_IN_DOUBT_MS', 45_000, 0, 600_000),
     retention: {
       keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,
       everyMs: env.VOLSTATE_RETENTION_INTERVAL ? duration(env, 'VOLSTATE_RETENTION_INTERVAL') : 600_000,

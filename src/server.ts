@@ -109,7 +109,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   // /readyz asks for the worker, which is made after the app.
   const node: { worker?: Worker | undefined } = {};
   const app = opts.api
-    ? await build({ sql, enforcer, driver, auth: config.auth, logger, worker: () => node.worker, heartbeatTimeoutMs: config.worker.timeoutMs, serviceHost: config.serviceHost })
+    ? await build({ sql, enforcer, driver, auth: config.auth, logger, worker: () => node.worker, heartbeatTimeoutMs: config.worker.timeoutMs, serviceHost: config.serviceHost, inDoubtMs: config.inDoubtMs })
     : undefined;
   if (app) started.push(() => app.close());
   const log = app ? app.log.child({ component: 'worker' }) : undefined;

@@ -15,6 +15,8 @@ export interface Outcome {
   /** when the answer came, ms since the run started */
   at: number;
   requestId: string | undefined;
+  /** the node that answered (its base URL) */
+  node?: string | undefined;
 }
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
@@ -46,6 +48,8 @@ export interface Answer {
   status: number;
   body: Record<string, unknown> | null;
   requestId: string | undefined;
+  /** the endpoint asked */
+  node?: string;
 }
 
 /** `{"volume": {"id": …}}` → the id. */
@@ -94,7 +98,7 @@ export class Client {
         method,
         headers: { 'x-auth-token': this.opts.token, 'openstack-api-version': 'volume 3.70', 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(60_000), // longer than a node waits to learn an in-doubt outcome (VOLSTATE_IN_DOUBT_MS)
       });
       const text = await r.text();
       let parsed: Answer['body'] = null;
@@ -103,10 +107,10 @@ export class Client {
       } catch {
         parsed = null;
       }
-      return { status: r.status, body: parsed, requestId: r.headers.get('x-openstack-request-id') ?? undefined };
+      return { status: r.status, body: parsed, requestId: r.headers.get('x-openstack-request-id') ?? undefined, node: base };
     } catch {
       // The node died under the request, or the request timed out: the outcome is unknown.
-      return { status: 0, body: null, requestId: undefined };
+      return { status: 0, body: null, requestId: undefined, node: base };
     }
   }
 
@@ -175,6 +179,6 @@ export class Client {
         break;
     }
     if (!r) return; // nothing to act on (an empty pool, no snapshot): not an operation
-    this.opts.record({ op, status: r.status, ms: performance.now() - t0, at: Date.now() - this.opts.started, requestId: r.requestId });
+    this.opts.record({ op, status: r.status, ms: performance.now() - t0, at: Date.now() - this.opts.started, requestId: r.requestId, node: r.node });
   }
 }

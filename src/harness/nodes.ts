@@ -5,6 +5,7 @@
  * harness and the multi-process tests.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { freePort } from '../../db/embedded.ts';
 
@@ -21,6 +22,8 @@ export interface NodeOptions {
   timeoutMs: number;
   /** more environment for the node (overrides the above) */
   env?: Record<string, string>;
+  /** append the node's log (stdout's JSON lines and stderr) to this file */
+  logFile?: string | undefined;
 }
 
 export interface VolstateNode {
@@ -51,9 +54,14 @@ export async function startNode(opts: NodeOptions): Promise<VolstateNode> {
       LOG_LEVEL: process.env.NODE_LOG_LEVEL ?? 'error',
       ...opts.env,
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', opts.logFile ? 'pipe' : 'ignore', 'pipe'],
   });
   let err = '';
+  const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+  if (log) {
+    proc.stdout!.pipe(log); // the log's JSON lines
+    proc.stderr!.pipe(log);
+  }
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   const ready = new Promise<{ url: string; workerId: string }>((resolveReady, reject) => {
     proc.stderr!.on('data', (b: Buffer) => {

@@ -12,8 +12,10 @@ export interface FaultEvent {
   /** ms since the run started */
   at: number;
   detail: string;
-  /** ms from the fault to the next accepted change (undefined: none came) */
+  /** ms from the fault to the next accepted change sent after it (undefined: none came) */
   recoveredAfter?: number | undefined;
+  /** per node (its URL): ms from the fault to that node's first accepted change sent after it (pg-failover) */
+  nodes?: Record<string, number | undefined> | undefined;
 }
 
 export interface RunSummary {
@@ -26,7 +28,31 @@ export interface RunSummary {
   faults: FaultEvent[];
   violations: number | undefined;
   checkText: string | undefined;
+  /** changes clients were told succeeded (2xx with a request id), and how many of them the history lacks (checked runs) */
+  acknowledged?: { total: number; missing: number } | undefined;
 }
+
+/**
+ * Write unavailability per failover: from the kill to the first accepted
+ * change sent after it (any node), and to the moment every node had one
+ * (undefined: some node never wrote again).
+ */
+export function failoverWindows(faults: FaultEvent[]): { first: (number | undefined)[]; everyNode: (number | undefined)[] } {
+  const fos = faults.filter((f) => f.kind === 'pg-failover');
+  return {
+    first: fos.map((f) => f.recoveredAfter),
+    everyNode: fos.map((f) => {
+      const per = Object.values(f.nodes ?? {});
+      return per.length && per.every((x) => x !== undefined) ? Math.max(...(per as number[])) : undefined;
+    }),
+  };
+}
+
+const p50max = (xs: (number | undefined)[]) => {
+  const known = xs.filter((x): x is number => x !== undefined).sort((a, b) => a - b);
+  const never = xs.length - known.length;
+  return `p50 ${percentile(known, 50).toFixed(0)} ms, max ${(known.at(-1) ?? 0).toFixed(0)} ms${never ? ` (${never} never)` : ''}`;
+};
 
 const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : 0);
 
@@ -97,8 +123,14 @@ export function textReport(s: RunSummary): string {
   if (s.faults.length) {
     const rec = s.faults.map((f) => f.recoveredAfter).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
     lines.push(`faults: ${s.faults.length} (${[...new Set(s.faults.map((f) => f.kind))].join(', ')}); next accepted change after each: p50 ${percentile(rec, 50).toFixed(0)} ms, max ${(rec.at(-1) ?? 0).toFixed(0)} ms`);
-    for (const f of s.faults.slice(0, 20)) lines.push(`  ${(f.at / 1000).toFixed(1)} s ${f.kind} ${f.detail}: ${f.recoveredAfter === undefined ? 'no accepted change after it' : `next accepted change after ${f.recoveredAfter.toFixed(0)} ms`}`);
+    for (const f of s.faults.slice(0, 20)) {
+      const perNode = f.nodes ? `; each node: ${Object.values(f.nodes).map((ms) => (ms === undefined ? 'never' : `${ms.toFixed(0)} ms`)).join(', ')}` : '';
+      lines.push(`  ${(f.at / 1000).toFixed(1)} s ${f.kind} ${f.detail}: ${f.recoveredAfter === undefined ? 'no accepted change after it' : `next accepted change after ${f.recoveredAfter.toFixed(0)} ms`}${perNode}`);
+    }
+    const fo = failoverWindows(s.faults);
+    if (fo.first.length) lines.push(`failovers: ${fo.first.length}; write unavailability, to the first accepted change: ${p50max(fo.first)}; until every node wrote again: ${p50max(fo.everyNode)}`);
   }
+  if (s.acknowledged) lines.push(`acknowledged changes: ${s.acknowledged.total}, missing from the history: ${s.acknowledged.missing}`);
   lines.push(s.violations === undefined ? 'history not checked (no database to read: give --database-url)' : `${s.violations} violations`);
   return lines.join('\n');
 }

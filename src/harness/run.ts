@@ -10,13 +10,14 @@
  * Every run prints its seed first; the same seed draws the same operations
  * (their interleaving across clients is the machine's).
  */
-import { mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { APP_DATABASE, connect, ensureDatabase } from '../../db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
+import { startPatroni, type PatroniCluster } from '../../db/patroni.ts';
 import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
 import { checkHistory, formatReport } from '../check/history.ts';
 import { factsOf } from '../check/edges.ts';
@@ -33,6 +34,8 @@ export interface Faults {
   pgTerminateEveryMs?: number | undefined;
   /** stop and start the PostgreSQL the harness started (fast shutdown), every so many ms */
   pgRestartEveryMs?: number | undefined;
+  /** lose the primary's machine (`--db patroni`): SIGKILL its Patroni and PostgreSQL, let the standby be promoted, bring the old one back as a standby; every so many ms */
+  pgFailoverEveryMs?: number | undefined;
   /** share of backend operations that fail */
   driverFail?: number | undefined;
   /** time added to each backend operation */
@@ -51,11 +54,17 @@ export interface HarnessOptions {
   faults: Faults;
   /** the database: the nodes' (default: an embedded one the harness starts), or the endpoint's, for the check */
   databaseUrl?: string | undefined;
+  /** which database the harness starts when no URL is given: one embedded server, or Patroni with etcd and two PostgreSQL servers (db/patroni.ts) */
+  db?: 'embedded' | 'patroni' | undefined;
+  /** Patroni's leader-key TTL in seconds (`--db patroni`; default 10) */
+  patroniTtl?: number | undefined;
   token: string;
   /** write the HTML report here */
   reportFile?: string | undefined;
   /** more environment for the nodes (e.g. VOLSTATE_BREAK_GUARDS for the checker's own test) */
   nodeEnv?: Record<string, string> | undefined;
+  /** write each node's log (stderr; its level is NODE_LOG_LEVEL, default error) to DIR/node<i>.log */
+  nodeLogs?: string | undefined;
   /** how long the run may take to come to rest after the clients stop */
   settleMs?: number | undefined;
   /** worker timeout of the nodes (recovery after a kill) */
@@ -63,7 +72,7 @@ export interface HarnessOptions {
   progress?: ((line: string) => void) | undefined;
 }
 
-/** `kill:every=5s,pg-terminate:every=7s,driver-fail:0.05,driver-latency:50ms` */
+/** `kill:every=5s,pg-terminate:every=7s,pg-failover:every=30s,driver-fail:0.05,driver-latency:50ms` */
 export function parseFaults(spec: string | undefined): Faults {
   const faults: Faults = {};
   for (const part of (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
@@ -75,12 +84,13 @@ export function parseFaults(spec: string | undefined): Faults {
     if (kind === 'kill') faults.killEveryMs = every();
     else if (kind === 'pg-terminate') faults.pgTerminateEveryMs = every();
     else if (kind === 'pg-restart') faults.pgRestartEveryMs = every();
+    else if (kind === 'pg-failover') faults.pgFailoverEveryMs = every();
     else if (kind === 'driver-fail') {
       const p = Number(arg);
       if (!(p >= 0 && p <= 1)) throw new Error(`--faults ${part}: the failure rate is a number from 0 to 1`);
       faults.driverFail = p;
     } else if (kind === 'driver-latency') faults.driverLatencyMs = parseDuration(arg, `--faults ${part}`);
-    else throw new Error(`--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, driver-fail, driver-latency`);
+    else throw new Error(`--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, pg-failover, driver-fail, driver-latency`);
   }
   return faults;
 }
@@ -93,16 +103,31 @@ interface Cluster {
   kill(node: VolstateNode): void;
   /** stop the embedded PostgreSQL and start it again on its port (undefined: the harness did not start it) */
   restartDatabase: (() => Promise<void>) | undefined;
+  /** the replicated database the harness started (`--db patroni`) */
+  patroni: PatroniCluster | undefined;
   stop(): Promise<void>;
 }
+
+const mkdirAt = (path: string) => {
+  mkdirSync(path, { recursive: true });
+  return path;
+};
 
 async function startCluster(opts: HarnessOptions, say: (s: string) => void): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'volstate-harness-'));
   chmodSync(dir, 0o755); // as root, the embedded PostgreSQL runs as user postgres
   let embedded: EmbeddedServer | undefined;
+  let patroni: PatroniCluster | undefined;
   let databaseUrl = opts.databaseUrl;
-  if (opts.faults.pgRestartEveryMs && databaseUrl) throw new Error('--faults pg-restart restarts the PostgreSQL the harness starts itself: leave --database-url out');
-  if (!databaseUrl) {
+  if (opts.faults.pgRestartEveryMs && (databaseUrl || opts.db === 'patroni')) throw new Error('--faults pg-restart restarts the embedded PostgreSQL the harness starts itself: leave --database-url and --db out');
+  if (opts.faults.pgFailoverEveryMs && opts.db !== 'patroni') throw new Error('--faults pg-failover fails over the replicated database the harness starts: add --db patroni');
+  if (opts.db === 'patroni' && databaseUrl) throw new Error('--db patroni starts its own database: leave --database-url out');
+  if (opts.db === 'patroni') {
+    say(`starting etcd, Patroni and two PostgreSQL servers under ${dir}`);
+    patroni = await startPatroni({ dir: mkdirAt(join(dir, 'patroni')), ttl: opts.patroniTtl, say });
+    await ensureDatabase(patroni.adminUrl, APP_DATABASE);
+    databaseUrl = patroni.url;
+  } else if (!databaseUrl) {
     say(`starting an embedded PostgreSQL under ${dir}`);
     embedded = await startEmbedded({ dir: join(dir, 'db'), fast: true });
     await ensureDatabase(embedded.adminUrl, APP_DATABASE);
@@ -118,6 +143,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
     latencyMs: opts.faults.driverLatencyMs ?? 0,
     timeoutMs,
     env: { ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}), ...opts.nodeEnv },
+    logFile: opts.nodeLogs ? join(mkdirAt(opts.nodeLogs), `node${i}.log`) : undefined,
   });
   let next = 0;
   let stopped = false;
@@ -146,6 +172,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
       node.proc.kill('SIGKILL');
     },
     databaseUrl,
+    patroni,
     restartDatabase: embedded
       ? async () => {
           const port = embedded!.port;
@@ -176,6 +203,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
         }),
       );
       await embedded?.stop();
+      await patroni?.stop();
       rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
@@ -202,9 +230,17 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
   const pool = new Pool();
   const started = Date.now();
   const random = rng(opts.seed ^ 0x5eed);
+  // After a fault, the first accepted change that was *sent* after it: one
+  // sent before and answered after (it committed before the fault) proves nothing.
   const record = (o: Outcome) => {
     outcomes.push(o);
-    if (o.status >= 200 && o.status < 300) for (const f of faults) if (f.recoveredAfter === undefined && o.at > f.at) f.recoveredAfter = o.at - f.at;
+    if (o.status < 200 || o.status >= 300) return;
+    const sent = o.at - o.ms;
+    for (const f of faults) {
+      if (sent <= f.at) continue;
+      if (f.recoveredAfter === undefined) f.recoveredAfter = o.at - f.at;
+      if (f.nodes && o.node && f.nodes[o.node] === undefined) f.nodes[o.node] = o.at - f.at;
+    }
   };
   try {
     // The starting pool.
@@ -258,6 +294,32 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
         }, opts.faults.pgRestartEveryMs),
       );
     }
+    let failovers: Promise<void> | undefined;
+    if (cluster?.patroni && opts.faults.pgFailoverEveryMs) {
+      const patroni = cluster.patroni;
+      const every = opts.faults.pgFailoverEveryMs;
+      failovers = (async () => {
+        for (;;) {
+          for (const until = Date.now() + every; Date.now() < until && !stopping; ) await new Promise((r) => setTimeout(r, 100));
+          if (stopping) return;
+          // Only a cluster with a synchronous standby fails over: the previous failover's lost member must be back.
+          await patroni.waitHealthy(120_000);
+          if (stopping) return;
+          const t0 = Date.now();
+          const lost = await patroni.killPrimary();
+          const fault: FaultEvent = { kind: 'pg-failover', at: t0 - started, detail: `${lost.name} lost`, nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])) };
+          faults.push(fault);
+          const promoted = await patroni.waitPrimary(lost, 120_000);
+          const promotedMs = Date.now() - t0;
+          fault.detail = `${lost.name} lost, ${promoted.name} promoted after ${promotedMs} ms`;
+          say(`failover: ${fault.detail} (killed at ${t0}, now ${Date.now()})`);
+          await patroni.restart(lost);
+          await patroni.waitHealthy(120_000);
+          fault.detail += `, ${lost.name} back as its synchronous standby after ${Date.now() - t0} ms`;
+        }
+      })();
+      failovers.catch((err: unknown) => say(`the failover fault stopped: ${String(err)}`));
+    }
     const progress = setInterval(() => {
       const n = (f: (s: number) => boolean) => outcomes.filter((o) => f(o.status)).length;
       say(
@@ -284,10 +346,12 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     for (const t of timers) clearInterval(t);
     clearInterval(progress);
     const durationMs = Date.now() - started;
+    await failovers?.catch(() => undefined); // a failover under way ends with the cluster whole again
 
     // At rest, then the check.
     let violations: number | undefined;
     let checkText: string | undefined;
+    let acknowledged: RunSummary['acknowledged'];
     if (databaseUrl) {
       const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
       try {
@@ -302,12 +366,13 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
         const report = await checkHistory(sql, { atRest: Boolean(cluster), requests });
         violations = report.violations.length;
         checkText = formatReport(report);
+        acknowledged = { total: requests.accepted.length, missing: report.violations.filter((v) => v.kind === 'accepted-not-in-history').length };
       } finally {
         await sql.end({ timeout: 5 });
         await admin?.end({ timeout: 5 });
       }
     } else await admin?.end({ timeout: 5 });
-    const summary: RunSummary = { seed: opts.seed, scenario: scenario.name, nodes: opts.nodes, clients: opts.clients, durationMs, outcomes, faults, violations, checkText };
+    const summary: RunSummary = { seed: opts.seed, scenario: scenario.name, nodes: opts.nodes, clients: opts.clients, durationMs, outcomes, faults, violations, checkText, acknowledged };
     if (opts.reportFile) writeFileSync(opts.reportFile, htmlReport(summary));
     return summary;
   } finally {
