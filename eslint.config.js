@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'diagrams/', 'db/migrations/', '.volstate/', 'tmp/'] },
+  { ignores: ['node_modules/', 'diagrams/', 'db/migrations/', '.volstate/', 'tmp/', '.scratch/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -8,8 +8,8 @@
  * example is the same configuration written out.
  *
  * Losing the primary's machine is `killPrimary`: SIGKILL to its Patroni
- * and to every PostgreSQL process of it (the postmaster runs in a session
- * of its own), so its sockets close at once. Patroni's leader key in etcd
+ * and to every PostgreSQL process of it, frozen first so none acts after
+ * another died (killPostgres), so its sockets close at once. Patroni's leader key in etcd
  * then expires (`ttl`), and the synchronous standby, the only member
  * Patroni lets take over in synchronous mode, promotes itself. `restart`
  * brings the lost member back (a rebooted machine); Patroni rewinds it
@@ -22,7 +22,7 @@
  *   `/etc/patroni` is left alone: each cluster writes its own configuration.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './embedded.ts';
@@ -60,6 +60,8 @@ export interface PatroniOptions {
   synchronous?: boolean;
   /** Patroni's leader-key TTL in seconds (default 10): how long a lost primary keeps its key */
   ttl?: number;
+  /** Patroni's maximum_lag_on_failover in bytes (default 1 MB, as Patroni's) */
+  maximumLagOnFailover?: number;
   /** Patroni's loop (default 1 s) */
   loopWait?: number;
   /** more PostgreSQL settings (every member) */
@@ -99,6 +101,17 @@ export interface PatroniCluster {
   waitPrimary(except: PatroniMember | undefined, timeoutMs?: number): Promise<PatroniMember>;
   /** the machine of the primary is lost: SIGKILL its Patroni and its PostgreSQL; the member named */
   killPrimary(): Promise<PatroniMember>;
+  /**
+   * Stop the primary's WAL senders (SIGSTOP) for `ms`: what is committed
+   * meanwhile stays on the primary's machine. (Stopping the standby's
+   * receiver instead loses nothing: what was sent waits in its socket.)
+   * With synchronous replication the primary's commits wait; with
+   * asynchronous standbys they are acknowledged, and lost if the primary
+   * is lost before `ms` is over (the harness's demonstration that its
+   * check catches lost changes). Resolves when the pause starts; the
+   * senders go on by themselves.
+   */
+  stallStandbys(ms: number): Promise<void>;
   /** start a lost member again (its machine came back) */
   restart(member: PatroniMember): Promise<void>;
   /** a member's Patroni log so far (failures are explained there) */
@@ -137,31 +150,52 @@ function postmasterPid(dataDir: string): number | undefined {
   }
 }
 
-/** The process group of `pid` (/proc), undefined when it is gone. */
-function groupOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * SIGKILL a process and, with `group`, every process of its group: Patroni
- * starts the postmaster from a launcher that called setsid, so the
- * postmaster and its backends share the launcher's group, not Patroni's.
- * Gone already is fine.
- */
-function killHard(pid: number, group: boolean): void {
-  const pgid = group ? groupOf(pid) : undefined;
-  for (const target of pgid && pgid > 1 ? [-pgid, pid] : [pid]) {
+/** The children of `parent` (/proc). */
+function childrenOf(parent: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
     try {
-      process.kill(target, 'SIGKILL');
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent) found.push(Number(entry));
     } catch {
-      /* gone already */
+      /* gone meanwhile */
     }
   }
+  return found;
+}
+
+const signal = (pid: number, sig: NodeJS.Signals) => {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone already */
+  }
+};
+
+/**
+ * A PostgreSQL server dies as its machine would: every process at once.
+ * The postmaster's children each lead a session of their own, so killing
+ * the postmaster (or its group) leaves them running until they notice:
+ * a stopped WAL sender, continued, would still ship what it had. So all
+ * are frozen first (SIGSTOP), then killed.
+ */
+function killPostgres(postmaster: number): void {
+  signal(postmaster, 'SIGSTOP');
+  const all = [postmaster, ...childrenOf(postmaster)];
+  for (const pid of all) signal(pid, 'SIGSTOP');
+  for (const pid of all) signal(pid, 'SIGKILL');
+}
+
+/** The children of `parent` whose command line mentions `name` (PostgreSQL names its processes: `postgres: volstate: walreceiver`). */
+function childrenNamed(parent: number, name: string): number[] {
+  return childrenOf(parent).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(name);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Patroni's health check of one member (`GET /primary`, `/sync`, `/replica`): 200 when it is that. */
@@ -236,7 +270,8 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
         ttl,
         loop_wait: loopWait,
         retry_timeout: Math.max(1, Math.floor((ttl - loopWait) / 2)),
-        maximum_lag_on_failover: 1024 * 1024,
+        // Patroni's default (1 MB): an asynchronous standby further behind is not promoted.
+        maximum_lag_on_failover: opts.maximumLagOnFailover ?? 1024 * 1024,
         synchronous_mode: opts.synchronous ?? true,
         postgresql: { use_pg_rewind: true, use_slots: true, parameters: settings },
       },
@@ -324,21 +359,29 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       }
       throw new Error(`no member became the primary in ${timeoutMs} ms: ${JSON.stringify(await status())}`);
     },
+    async stallStandbys(ms) {
+      const primary = await cluster.waitPrimary(undefined, 10_000);
+      const postmaster = postmasterPid(primary.dataDir);
+      const receivers = postmaster ? childrenNamed(postmaster, 'walsender') : [];
+      if (receivers.length === 0) throw new Error(`no WAL sender found on the primary ${primary.name}`);
+      for (const pid of receivers) signal(pid, 'SIGSTOP');
+      setTimeout(() => receivers.forEach((pid) => signal(pid, 'SIGCONT')), ms).unref();
+    },
     async killPrimary() {
       const m = (await Promise.all(members.map(async (x) => ((await is(x, 'primary')) ? x : undefined)))).find(Boolean);
       if (!m) throw new Error('no primary to kill: no member says it is the primary');
       const proc = procs.get(m.name);
       // The machine is lost: Patroni and PostgreSQL die at once, nothing shuts down cleanly.
-      if (proc?.pid) killHard(proc.pid, false);
+      if (proc?.pid) signal(proc.pid, 'SIGKILL');
       const pid = postmasterPid(m.dataDir);
-      if (pid) killHard(pid, true);
+      if (pid) killPostgres(pid);
       if (proc && proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
       return m;
     },
     async restart(m) {
       // A postmaster of the lost member that is somehow still there would keep the port.
       const pid = postmasterPid(m.dataDir);
-      if (pid) killHard(pid, true);
+      if (pid) killPostgres(pid);
       startMember(m);
     },
     async stop() {
@@ -349,11 +392,11 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       const deadline = Date.now() + 15_000;
       for (const proc of procs.values()) {
         while (proc.exitCode === null && proc.signalCode === null && Date.now() < deadline) await sleep(100);
-        if (proc.exitCode === null && proc.signalCode === null && proc.pid) killHard(proc.pid, false);
+        if (proc.exitCode === null && proc.signalCode === null && proc.pid) signal(proc.pid, 'SIGKILL');
       }
       for (const m of members) {
         const pid = postmasterPid(m.dataDir);
-        if (pid) killHard(pid, true);
+        if (pid) killPostgres(pid);
       }
       etcd.kill('SIGKILL');
     },

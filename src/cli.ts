@@ -53,16 +53,18 @@ commands:
                pg-failover:every=30s (with --db patroni: lose the primary's machine, Patroni promotes the standby)
       --db embedded|patroni        the database the harness starts: one embedded server (default), or etcd,
                                    Patroni and two PostgreSQL servers with a synchronous standby (Debian's
-                                   patroni, etcd-server, postgresql-15; installed when missing, as root)
+                                   patroni, etcd-server, postgresql-15; installed when missing, as root);
+                                   patroni-async: an asynchronous standby (with stall-standby:1s before each
+                                   pg-failover, the check finds the acknowledged changes it loses)
       --report FILE.html --database-url URL (with --endpoint: the database to check)
       --node-logs DIR              each node's log to DIR/node<i>.log (level: NODE_LOG_LEVEL, default error)
   help, -h, --help              this text
 
 environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see README)`;
 
-function dbOf(v: unknown): 'embedded' | 'patroni' | undefined {
-  if (v === undefined || v === 'embedded' || v === 'patroni') return v;
-  fail(`--db ${String(v)}: expected embedded or patroni`);
+function dbOf(v: unknown): 'embedded' | 'patroni' | 'patroni-async' | undefined {
+  if (v === undefined || v === 'embedded' || v === 'patroni' || v === 'patroni-async') return v;
+  fail(`--db ${String(v)}: expected embedded, patroni or patroni-async`);
 }
 
 function fail(message: string): never {
@@ -230,7 +232,7 @@ async function main(argv: string[]): Promise<void> {
         db: dbOf(values.db),
         nodeLogs: values['node-logs'] as string | undefined,
         // --db patroni starts its own: DATABASE_URL from the environment is not the one to use then.
-        databaseUrl: (values['database-url'] as string | undefined) ?? (values.db === 'patroni' ? undefined : config.databaseUrl),
+        databaseUrl: (values['database-url'] as string | undefined) ?? (values.db === 'patroni' || values.db === 'patroni-async' ? undefined : config.databaseUrl),
         token: (values.token as string | undefined) ?? 'admin:harness',
         reportFile: values.report as string | undefined,
         progress: (line) => console.error(`volstate harness: ${line}`),

@@ -1,0 +1,71 @@
+/**
+ * Losing the database's machine: a replicated PostgreSQL (etcd, Patroni,
+ * two PostgreSQL servers from Debian's packages, a synchronous standby;
+ * db/patroni.ts) under a 3-node harness load, the primary killed whole
+ * (Patroni and every PostgreSQL process at once) while the WAL senders
+ * are stalled, so what the standby lacks is exactly what was committed
+ * on the primary alone. Patroni promotes the standby; the nodes find it
+ * (the multi-host DATABASE_URL, `target_session_attrs=read-write`).
+ *
+ * - Synchronous: 0 checker violations, 0 acknowledged changes missing
+ *   from the new primary's history, and every node writing again within
+ *   the stated bound (3 × Patroni's ttl).
+ * - Asynchronous, the same fault: the check finds acknowledged changes
+ *   missing. That is what an asynchronous standby loses, and the proof
+ *   that the check catches a loss.
+ *
+ * `FAILOVER_LONG=1` (npm run test:failover) runs several failovers.
+ */
+import { describe, expect, it } from 'vitest';
+import { failoverWindows } from '../../src/harness/report.ts';
+import { runHarness, type HarnessOptions } from '../../src/harness/run.ts';
+
+const LONG = Boolean(process.env.FAILOVER_LONG);
+const TTL_S = 10;
+/** Every node writes again within this of the kill: Patroni's ttl (the lost leader's key expiring) and then some. */
+const BOUND_MS = 3 * TTL_S * 1000;
+
+const run = (opts: Partial<HarnessOptions>) =>
+  runHarness({
+    scenario: 'mixed',
+    nodes: 3,
+    clients: 12,
+    seed: 12,
+    token: 'admin:harness',
+    timeoutMs: 2000,
+    patroniTtl: TTL_S,
+    durationMs: LONG ? 240_000 : 28_000,
+    faults: { pgFailoverEveryMs: LONG ? 30_000 : 8_000, stallStandbyMs: 1000 },
+    progress: process.env.VOLSTATE_TEST_LOG ? (l) => console.log(l) : undefined,
+    ...opts,
+  });
+
+describe('PostgreSQL failover under load (Patroni + etcd)', () => {
+  it('loses nothing acknowledged with a synchronous standby, and every node writes again within the bound', { timeout: LONG ? 900_000 : 240_000 }, async () => {
+    const s = await run({ db: 'patroni' });
+    const failovers = s.faults.filter((f) => f.kind === 'pg-failover');
+    const { first, everyNode } = failoverWindows(s.faults);
+    console.log(
+      `synchronous: ${failovers.length} failover(s); first write after ${first.join(', ')} ms; every node after ${everyNode.join(', ')} ms; ` +
+        `acknowledged ${s.acknowledged?.total}, missing ${s.acknowledged?.missing}; ${s.violations} violations`,
+    );
+    expect(failovers.length).toBeGreaterThanOrEqual(LONG ? 4 : 1);
+    expect(s.checkText).toMatch(/: 0 violations$/);
+    expect(s.acknowledged).toMatchObject({ missing: 0 });
+    expect(s.acknowledged!.total).toBeGreaterThan(100);
+    // Every node of the run wrote again after every failover, within the bound.
+    const silent = failovers.flatMap((f) => Object.entries(f.nodes ?? {}).filter(([, ms]) => ms === undefined || ms > BOUND_MS).map(([node, ms]) => `${f.detail}: ${node} ${ms ?? 'never'}`));
+    expect(silent).toEqual([]);
+    expect(everyNode.every((ms) => ms !== undefined && ms <= BOUND_MS)).toBe(true);
+    // Truthful answers: a 5xx only for "nothing was changed" or "unknown" (503), never a 500.
+    expect(s.outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
+  });
+
+  it('shows what an asynchronous standby loses: the check finds the acknowledged changes missing', { timeout: 240_000 }, async () => {
+    const s = await run({ db: 'patroni-async', durationMs: 20_000, faults: { pgFailoverEveryMs: 6_000, stallStandbyMs: 1000 } });
+    console.log(`asynchronous: acknowledged ${s.acknowledged?.total}, missing ${s.acknowledged?.missing}; ${s.violations} violations`);
+    expect(s.faults.filter((f) => f.kind === 'pg-failover').length).toBeGreaterThanOrEqual(1);
+    expect(s.acknowledged!.missing).toBeGreaterThan(0);
+    expect(s.checkText).toMatch(/^accepted-not-in-history /m);
+  });
+});
