@@ -36,7 +36,7 @@ export interface Faults {
   pgRestartEveryMs?: number | undefined;
   /** lose the primary's machine (`--db patroni`): SIGKILL its Patroni and PostgreSQL, let the standby be promoted, bring the old one back as a standby; every so many ms */
   pgFailoverEveryMs?: number | undefined;
-  /** before each failover, stop the standby's WAL receiver for so many ms and lose the primary in the middle (what an asynchronous standby loses) */
+  /** before each failover, stop the primary's WAL senders for so many ms and lose the primary halfway (what an asynchronous standby loses) */
   stallStandbyMs?: number | undefined;
   /** share of backend operations that fail */
   driverFail?: number | undefined;
@@ -127,7 +127,7 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
   let embedded: EmbeddedServer | undefined;
   let patroni: PatroniCluster | undefined;
   let databaseUrl = opts.databaseUrl;
-  if (opts.faults.pgRestartEveryMs && (databaseUrl || opts.db === 'patroni')) throw new Error('--faults pg-restart restarts the embedded PostgreSQL the harness starts itself: leave --database-url and --db out');
+  if (opts.faults.pgRestartEveryMs && (databaseUrl || (opts.db && opts.db !== 'embedded'))) throw new Error('--faults pg-restart restarts the embedded PostgreSQL the harness starts itself: leave --database-url and --db out');
   const replicated = opts.db === 'patroni' || opts.db === 'patroni-async';
   if (opts.faults.pgFailoverEveryMs && !replicated) throw new Error('--faults pg-failover fails over the replicated database the harness starts: add --db patroni');
   if (opts.faults.stallStandbyMs && !opts.faults.pgFailoverEveryMs) throw new Error('--faults stall-standby stalls the standby before each pg-failover: add pg-failover:every=<duration>');
@@ -151,6 +151,25 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
     await ensureDatabase(embedded.adminUrl, APP_DATABASE);
     databaseUrl = embedded.urlFor(APP_DATABASE);
   }
+  try {
+    return await startNodes(opts, say, dir, databaseUrl, embedded, patroni);
+  } catch (err) {
+    // Nothing of a database the harness started may outlive a failed start.
+    await patroni?.stop();
+    await embedded?.stop();
+    throw err;
+  }
+}
+
+async function startNodes(
+  opts: HarnessOptions,
+  say: (s: string) => void,
+  dir: string,
+  databaseUrl: string,
+  startedEmbedded: EmbeddedServer | undefined,
+  patroni: PatroniCluster | undefined,
+): Promise<Cluster> {
+  let embedded = startedEmbedded;
   await migrate(databaseUrl);
   const timeoutMs = opts.timeoutMs ?? 2000;
   const failures = opts.faults.driverFail ? ['create', 'delete', 'extend', 'snapshot', 'delete_snapshot', 'clone', 'revert'].map((op) => `${op}:${opts.faults.driverFail}`).join(',') : '';

@@ -81,6 +81,6 @@ describe('the start-time check of the patch', () => {
     const copy = join(mkdtempSync(join(tmpdir(), 'volstate-pg-')), 'connection.js');
     writeFileSync(copy, unpatched);
     expect(missingPostgresGuards(copy)).toBe(GUARDS.length);
-    expect(new UnpatchedPostgres(4).message).toMatch(/missing 4 of the 4 guards.*Run `node scripts\/patch-postgres.mjs`/);
+    expect(new UnpatchedPostgres(GUARDS.length).message).toMatch(new RegExp(`missing ${GUARDS.length} of the ${GUARDS.length} guards.*Run \`node scripts/patch-postgres.mjs\``));
   });
 });
