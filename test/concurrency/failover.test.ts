@@ -14,7 +14,9 @@
  *   missing. That is what an asynchronous standby loses, and the proof
  *   that the check catches a loss.
  *
- * `FAILOVER_LONG=1` (npm run test:failover) runs several failovers.
+ * Not in `npm test` (vitest.config.ts): `npm run test:failover`, which
+ * `.ci/run` runs on its own; `npm run test:failover:long` runs a failover
+ * every 30 s for four minutes.
  */
 import { describe, expect, it } from 'vitest';
 import { failoverWindows } from '../../src/harness/report.ts';
