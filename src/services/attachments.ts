@@ -143,20 +143,22 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   async create(caller: Caller, input: NewAttachmentInput): Promise<AttachmentRecord> {
     const volume = await volumeTable.find(this.sql, input.volumeId, scopeOf(caller));
     if (!volume) throw new ApiError('VolumeNotFound', { id: input.volumeId });
-    let id: string | undefined;
     // A failed connect of a new attachment leaves nothing: the reservation rolls back with it.
-    await this.withBackend(caller, rowsOf(volume.id), () => undefined, null, async (tx) => {
-      id = await this.reserve(tx, caller, volume.id, { instance_uuid: input.instanceUuid });
+    // Read back in the transaction: once it commits, a concurrent detach may end it before a later read.
+    return this.withBackend(caller, rowsOf(volume.id), () => undefined, null, async (tx) => {
+      const id = await this.reserve(tx, caller, volume.id, { instance_uuid: input.instanceUuid });
       if (input.connector && Object.keys(input.connector).length > 0) await this.connect(tx, caller, id, volume.id, input.connector, input.mode);
+      return (await attachmentTable.find(tx, id))!;
     });
-    return (await attachmentTable.find(this.sql, id!))!;
   }
 
   /** PUT /attachments/{id}: a connector for a reserved attachment. */
   async connectTo(caller: Caller, id: string, connector: Connector, mode: 'rw' | 'ro' | null): Promise<AttachmentRecord> {
     const attachment = await this.get(caller, id);
-    await this.withBackend(caller, rowsOf(attachment.volume_id, id), () => id, { type: 'CONNECT_FAILED' }, (tx) => this.connect(tx, caller, id, attachment.volume_id, connector, mode));
-    return (await attachmentTable.find(this.sql, id))!;
+    return this.withBackend(caller, rowsOf(attachment.volume_id, id), () => id, { type: 'CONNECT_FAILED' }, async (tx) => {
+      await this.connect(tx, caller, id, attachment.volume_id, connector, mode);
+      return (await attachmentTable.find(tx, id))!;
+    });
   }
 
   /** os-complete (3.44): the server attached it; the volume becomes in-use. */

@@ -40,7 +40,8 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
     if (!volume) throw new ApiError('VolumeNotFound', { id: input.volumeId });
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    await transaction(this.sql, { rows: [{ type: 'volume', id: volume.id }] }, async (tx) => {
+    // Read back in the transaction: once it commits, another request may delete the snapshot before a later read.
+    return transaction(this.sql, { rows: [{ type: 'volume', id: volume.id }] }, async (tx) => {
       const taken = await this.enforcer.acquire(
         tx,
         { type: 'volume', id: volume.id },
@@ -67,7 +68,7 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
       // run while the volume has a reader.
       await this.enforcer.create(tx, { type: 'snapshot', id }, { readers: 0, size: taken.row.size }, opts);
       await this.enforcer.admit(tx, 'snapshot', caller.projectId, { size: taken.row.size }, typeId);
+      return (await snapshotTable.find(tx, id))!;
     });
-    return (await snapshotTable.find(this.sql, id))!;
   }
 }

@@ -50,7 +50,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
     const sourceRef = input.snapshotId ? { type: 'snapshot', id: input.snapshotId } : input.sourceVolid ? { type: 'volume', id: input.sourceVolid } : undefined;
-    await transaction(this.sql, { rows: sourceRef ? [sourceRef] : [] }, async (tx) => {
+    // Read back in the transaction: once it commits, another request may delete the volume before a later read.
+    return transaction(this.sql, { rows: sourceRef ? [sourceRef] : [] }, async (tx) => {
       let size = input.size;
       const source = input.snapshotId
         ? { type: 'snapshot' as const, id: input.snapshotId, noun: 'snapshot', found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)) }
@@ -92,8 +93,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       });
       await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach }, opts);
       await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id);
+      return (await volumeTable.find(tx, id))!;
     });
-    return (await volumeTable.find(this.sql, id))!;
   }
 
   /**
