@@ -36,7 +36,7 @@ const run = (opts: Partial<HarnessOptions>) =>
     token: 'admin:harness',
     timeoutMs: 2000,
     patroniTtl: TTL_S,
-    durationMs: LONG ? 240_000 : 28_000,
+    durationMs: LONG ? 240_000 : 35_000,
     faults: { pgFailoverEveryMs: LONG ? 30_000 : 8_000, stallStandbyMs: 1000 },
     progress: process.env.VOLSTATE_TEST_LOG ? (l) => console.log(l) : undefined,
     ...opts,
