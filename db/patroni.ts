@@ -92,7 +92,6 @@ export interface PatroniCluster {
   readonly url: string;
   /** the same for the `postgres` maintenance database */
   readonly adminUrl: string;
-  readonly etcdUrl: string;
   /** the members' state as a live member's Patroni reports it */
   status(): Promise<MemberStatus[]>;
   /** the primary, and a synchronous standby streaming from it (synchronous mode) or any replica streaming: `timeoutMs` to get there */
@@ -111,11 +110,9 @@ export interface PatroniCluster {
    * check catches lost changes). Resolves when the pause starts; the
    * senders go on by themselves.
    */
-  stallStandbys(ms: number): Promise<void>;
+  stallReplication(ms: number): Promise<void>;
   /** start a lost member again (its machine came back) */
   restart(member: PatroniMember): Promise<void>;
-  /** a member's Patroni log so far (failures are explained there) */
-  log(member: PatroniMember): string;
   stop(): Promise<void>;
 }
 
@@ -332,9 +329,7 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
     members,
     url: `postgres://${auth}@${hosts}/volstate?target_session_attrs=read-write`,
     adminUrl: `postgres://${auth}@${hosts}/postgres?target_session_attrs=read-write`,
-    etcdUrl,
     status,
-    log: (m) => logs.get(m.name) ?? '',
     async waitHealthy(timeoutMs = 60_000) {
       const until = Date.now() + timeoutMs;
       const sync = opts.synchronous ?? true;
@@ -359,7 +354,7 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       }
       throw new Error(`no member became the primary in ${timeoutMs} ms: ${JSON.stringify(await status())}`);
     },
-    async stallStandbys(ms) {
+    async stallReplication(ms) {
       const primary = await cluster.waitPrimary(undefined, 10_000);
       const postmaster = postmasterPid(primary.dataDir);
       const receivers = postmaster ? childrenNamed(postmaster, 'walsender') : [];

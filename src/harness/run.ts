@@ -343,7 +343,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
           await patroni.waitHealthy(120_000);
           if (stopping) return;
           if (opts.faults.stallStandbyMs) {
-            await patroni.stallStandbys(opts.faults.stallStandbyMs);
+            await patroni.stallReplication(opts.faults.stallStandbyMs);
             await new Promise((r) => setTimeout(r, opts.faults.stallStandbyMs! / 2));
           }
           const t0 = Date.now();
