@@ -121,8 +121,6 @@ export class Worker {
   private turn: Promise<unknown> = Promise.resolve();
   /** since when every heartbeat has succeeded (undefined: the last one failed) */
   private healthySince: number | undefined;
-  /** when the last heartbeat succeeded */
-  private lastBeat: number | undefined;
   /** steps completed, rows recovered from dead workers, own strays handed back (tests, logs) */
   completed = 0;
   /** steps running now (metrics) */
@@ -146,7 +144,7 @@ export class Worker {
   async start(): Promise<void> {
     const { sql } = this.opts;
     await registerWorker(sql, this.id, this.host, process.pid);
-    this.healthySince = this.lastBeat = Date.now();
+    this.healthySince = Date.now();
     this.every(this.opts.heartbeatMs, () => this.beat());
     this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
     if (this.opts.retention) this.every(this.opts.retention.everyMs, () => this.retain(this.opts.retention!.keepMs));
@@ -192,11 +190,8 @@ export class Worker {
         await registerWorker(this.opts.sql, this.id, this.host, process.pid);
         this.healthySince = Date.now();
       }
-      // A beat long after the last good one (it hung through an outage) starts the clock again, as the database's row does.
-      const now = Date.now();
-      if (this.lastBeat === undefined || now - this.lastBeat > this.opts.timeoutMs / 2) this.healthySince = now;
-      this.lastBeat = now;
-      this.healthySince ??= now;
+      // A beat that hung through an outage is judged by the database (healthy_since, db/workers.ts), not here.
+      this.healthySince ??= Date.now();
     } catch (err) {
       this.healthySince = undefined;
       this.ctx.log('heartbeat failed', { error: String(err) });
