@@ -166,17 +166,21 @@ export class ResourceTable<Row extends { id: string }, New> {
       ORDER BY d.created_at, d.id`;
   }
 
-  /** Update data columns of an existing resource; undefined when there is none. */
+  /**
+   * Update data columns of an existing resource and return it as updated,
+   * in one statement; undefined when there is none. (Read back by a second
+   * statement, a concurrent final CAS could retire the row in between.)
+   */
   async update(sql: Exec, id: string, patch: Partial<Row>, projectId?: string): Promise<WithState<Row> | undefined> {
     const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
     if (Object.keys(set).length === 0) return this.find(sql, id, projectId);
-    const [row] = await sql<{ id: string }[]>`
+    const [row] = await sql<WithState<Row>[]>`
       UPDATE ${sql(this.def.table)} d SET ${sql(set as never)}, updated_at = now()
       FROM resource_states s
       WHERE s.resource_type = ${this.def.type} AND s.resource_id = d.id AND d.id = ${id} AND ${this.live(sql)}
         ${this.scoped(sql, projectId)}
-      RETURNING d.id`;
-    return row ? this.find(sql, id) : undefined;
+      RETURNING ${this.columns(sql)}`;
+    return row;
   }
 
   /** Live resources per project: how many, and their gigabytes (os-hosts). */

@@ -78,18 +78,25 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     return moved;
   }
 
-  /** A new attachment (initial state) and its volume's reservation, in `tx`. */
+  /**
+   * A new attachment (initial state) and its volume's reservation, in `tx`.
+   * The volume's CAS comes first, before any row that refers to the volume:
+   * between the caller's read and this transaction the volume may have been
+   * deleted and purged, and then its CAS refuses (404), where inserting the
+   * attachment first broke its foreign key (a 500: the storm test's attach
+   * 500, test/concurrency/vanished.test.ts).
+   */
   private async reserve(tx: Tx, caller: Caller, volumeId: string, data: Partial<NewAttachmentRow>): Promise<string> {
     const id = randomUUID();
-    await attachmentTable.insert(tx, { id, project_id: caller.projectId, volume_id: volumeId, ...data });
-    const row = await this.enforcer.create(tx, { type: 'attachment', id }, {}, this.opts(caller));
     const volume = await this.enforcer.apply(
       tx,
       { type: 'volume', id: volumeId },
-      { type: 'ATTACHMENTS_CHANGED', ...attachmentDeltas(null, row.state) },
+      { type: 'ATTACHMENTS_CHANGED', ...attachmentDeltas(null, MODELS.attachment.index.initial) },
       this.opts(caller),
     );
     if (!volume.ok) throw refusalError(volume);
+    await attachmentTable.insert(tx, { id, project_id: caller.projectId, volume_id: volumeId, ...data });
+    await this.enforcer.create(tx, { type: 'attachment', id }, {}, this.opts(caller));
     return id;
   }
 
@@ -178,8 +185,9 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
 
   private async detachIn(caller: Caller, attachment: AttachmentRecord, failure: AttachmentEvent | null): Promise<void> {
     await this.withBackend(caller, rowsOf(attachment.volume_id, attachment.id), () => attachment.id, failure, async (tx) => {
-      await this.move(tx, caller, attachment, { type: 'DETACH' });
+      // Before the CAS: DETACH retires the row (its final state), and a live-only update would then miss it.
       await attachmentTable.update(tx, attachment.id, { detached_at: new Date() });
+      await this.move(tx, caller, attachment, { type: 'DETACH' });
       if (attachment.connection_info) {
         try {
           await (await this.driverOf(tx, attachment.volume_id)).terminateConnection(attachment.volume_id, attachment.connector);
@@ -212,8 +220,8 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   async detachAll(tx: Tx, caller: Caller, volumeId: string): Promise<void> {
     const page = await attachmentTable.list(tx, { projectId: undefined, filters: { volume_id: volumeId }, sort: [{ key: 'id', dir: 'asc' }], limit: 10_000 });
     for (const a of page.rows) {
-      await this.move(tx, caller, a, { type: 'DETACH' });
       await attachmentTable.update(tx, a.id, { detached_at: new Date() });
+      await this.move(tx, caller, a, { type: 'DETACH' });
     }
   }
 

@@ -50,6 +50,10 @@ describe('the attachments API', () => {
     expect(await counts(volumeId)).toEqual({ att_reserved: 0, att_attaching: 0, att_attached: 0, att_detaching: 0, att_error: 0 });
     expect(t.backend.connections.get(volumeId)?.has('compute-1')).toBe(false);
     expect((await t.request('GET', `/v3/attachments/${id}`)).status).toBe(404);
+    // The record keeps when it ended (written before the CAS that retires the row).
+    const [ended] = await t.db.sql`SELECT detached_at, deleted_at FROM attachments WHERE id = ${id}`;
+    expect(ended!.detached_at, 'detached_at').toBeInstanceOf(Date);
+    expect(ended!.deleted_at, 'deleted_at').toBeInstanceOf(Date);
     const log = await t.db.sql`SELECT event, to_state FROM state_transitions WHERE resource_id = ${volumeId} AND event = 'ATTACHMENTS_CHANGED' ORDER BY version`;
     expect(log.map((h) => h.to_state)).toEqual(['reserved', 'attaching', 'in-use', 'available']);
   });

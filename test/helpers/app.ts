@@ -13,6 +13,7 @@ import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
 import { Worker } from '../../src/worker/worker.ts';
 import { useTestDatabase, type TestDatabase } from './db.ts';
+import { captureServerErrors } from './server-errors.ts';
 
 export const PROJECT = '0123456789abcdef0123456789abcdef';
 export const HEADERS = {
@@ -37,6 +38,8 @@ export interface TestApp {
   readonly faults: FaultyDriver<FakeDriver>;
   /** http://127.0.0.1:port when listening */
   readonly url: string;
+  /** every 5xx the app answered, with what the server logged for it (also printed as it happens) */
+  readonly serverErrors: readonly string[];
   request<T = Record<string, any>>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Reply<T>>;
 }
 
@@ -59,6 +62,7 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
   let url: string | undefined;
   const backend = new FakeDriver();
   const driver = new FaultyDriver(backend, { latencyMs: opts.latencyMs ?? 0, failures: opts.failures ?? {} });
+  const captured = captureServerErrors();
   beforeAll(async () => {
     const enforcer = new Enforcer();
     app = await build({
@@ -67,9 +71,10 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
       driver: opts.backends ?? driver,
       auth: opts.auth ?? { mode: 'noauth', defaultProject: 'admin' },
       worker: () => worker,
-      // VOLSTATE_TEST_LOG=error (or debug, ...) shows the app's log while debugging a test.
-      logger: process.env.VOLSTATE_TEST_LOG ? { level: process.env.VOLSTATE_TEST_LOG } : false,
+      // A 5xx prints the server's error with its stack (VOLSTATE_TEST_LOG=debug shows the whole log).
+      logger: captured.logger,
     });
+    captured.watch(app);
     if (opts.worker !== false) {
       worker = new Worker({ sql: db.sql, enforcer, driver: opts.backends ?? driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
       await worker.start();
@@ -91,6 +96,7 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
     },
     backend,
     faults: driver,
+    serverErrors: captured.errors,
     get url() {
       if (!url) throw new Error('the app does not listen; pass listen: true');
       return url;
