@@ -125,8 +125,8 @@ export class Client {
     return Array.isArray(list) ? (list[0] as { id?: string } | undefined)?.id : undefined;
   }
 
-  /** One operation: draw it, send it, record its answer. */
-  async step(): Promise<void> {
+  /** One operation: draw it, send it, record its answer. False when there was nothing to act on (no operation was made). */
+  async step(): Promise<boolean> {
     const op = this.drawOp();
     const { pool, scenario } = this.opts;
     const v = op === 'delete-first' ? pool.volumes[0] : op === 'delete-newest' ? pool.volumes.at(-1) : this.pick(pool.volumes);
@@ -178,7 +178,8 @@ export class Client {
         if (v) r = await this.request('POST', `/v3/volumes/${v}/action`, { 'os-extend': { new_size: 2 + Math.floor(this.random() * 4) } });
         break;
     }
-    if (!r) return; // nothing to act on (an empty pool, no snapshot): not an operation
+    if (!r) return false; // nothing to act on (an empty pool, no snapshot): not an operation
     this.opts.record({ op, status: r.status, ms: performance.now() - t0, at: Date.now() - this.opts.started, requestId: r.requestId, node: r.node });
+    return true;
   }
 }

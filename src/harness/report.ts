@@ -24,6 +24,8 @@ export interface RunSummary {
   nodes: number;
   clients: number;
   durationMs: number;
+  /** the limit that ended the run: --ops reached, or --duration over */
+  endedBy: 'ops' | 'duration';
   outcomes: Outcome[];
   faults: FaultEvent[];
   violations: number | undefined;
@@ -114,7 +116,8 @@ export function textReport(s: RunSummary): string {
   const { ops } = perSecond(s.outcomes, s.durationMs);
   const lines = [
     `scenario ${s.scenario}, seed ${s.seed}, ${s.nodes ? `${s.nodes} nodes` : 'an endpoint'}, ${s.clients} clients, ${(s.durationMs / 1000).toFixed(1)} s: ` +
-      `${total('tried')} operations, ${(total('tried') / (s.durationMs / 1000)).toFixed(0)} ops/s, ${(total('accepted') / (s.durationMs / 1000)).toFixed(0)} accepted/s`,
+      `${total('tried')} operations, ${(total('tried') / (s.durationMs / 1000)).toFixed(0)} ops/s, ${(total('accepted') / (s.durationMs / 1000)).toFixed(0)} accepted/s; ` +
+      `ended by ${s.endedBy === 'ops' ? 'its --ops' : 'its --duration'}`,
     fmt(cols),
     ...cells.map(fmt),
     `accepted per second: ${ops.join(' ')}`,

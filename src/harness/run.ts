@@ -371,13 +371,14 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
 
     // The clients.
     const deadline = opts.durationMs ? started + opts.durationMs : Infinity;
+    // --ops counts what the report counts: operations made (a step with nothing to act on gives its slot back).
     let budget = opts.ops ?? Infinity;
     const clients = Array.from({ length: opts.clients }, (_, i) => new Client({ endpoints, token: opts.token, scenario, pool, seed: opts.seed + i + 1, started, record }));
     await Promise.all(
       clients.map(async (c) => {
         while (budget > 0 && Date.now() < deadline) {
           budget--;
-          await c.step();
+          if (!(await c.step())) budget++;
         }
         // No new faults once the run's budget or time is spent: the last operations finish in peace.
         stopping = true;
@@ -387,6 +388,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     for (const t of timers) clearInterval(t);
     clearInterval(progress);
     const durationMs = Date.now() - started;
+    const endedBy: RunSummary['endedBy'] = budget <= 0 ? 'ops' : 'duration';
     await failovers?.catch(() => undefined); // a failover under way ends with the cluster whole again
 
     // At rest, then the check.
@@ -413,7 +415,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
         await admin?.end({ timeout: 5 });
       }
     } else await admin?.end({ timeout: 5 });
-    const summary: RunSummary = { seed: opts.seed, scenario: scenario.name, nodes: opts.nodes, clients: opts.clients, durationMs, outcomes, faults, violations, checkText, acknowledged };
+    const summary: RunSummary = { seed: opts.seed, scenario: scenario.name, nodes: opts.nodes, clients: opts.clients, durationMs, endedBy, outcomes, faults, violations, checkText, acknowledged };
     if (opts.reportFile) writeFileSync(opts.reportFile, htmlReport(summary));
     return summary;
   } finally {

@@ -26,7 +26,11 @@ describe('volstate harness', () => {
     // meets: 144 of 1,500 with another heavy test file alongside, about 300 alone).
     expect(summary.outcomes.filter((o) => o.status >= 200 && o.status < 300).length).toBeGreaterThan(50);
     expect(summary.outcomes.filter((o) => o.status >= 500)).toEqual([]);
+    // --ops counts what the report counts (a step with nothing to act on is no operation).
+    expect(summary.endedBy).toBe('ops');
+    expect(summary.outcomes.length).toBe(1500);
     const html = readFileSync(report, 'utf8');
+    expect(html).toContain('ended by its --ops');
     expect(html).toContain('<svg');
     expect(html).toContain('seed 7');
   }, 120_000);
