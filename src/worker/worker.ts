@@ -129,6 +129,8 @@ export class Worker {
   }
   recovered = 0;
   strays = 0;
+  /** rows handed back because another session held their fence (tests, logs) */
+  fenced = 0;
   /** the host this worker's services are listed under (os-services) */
   readonly host: string;
   /** a service of our host is disabled: claim nothing new */
@@ -325,6 +327,7 @@ export class Worker {
           // it: leave the row for later rather than touch the backend too.
           this.ctx.log('resource fenced by another worker; handing the row back', { key });
           await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id);
+          this.fenced++;
           return;
         }
         if (!step) throw new Error(`no step for ${row.resource_type} in ${row.state}`);

@@ -13,6 +13,7 @@ import { freePort } from '../../db/embedded.ts';
 import { ApiError } from '../../src/errors.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
 import { startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { until } from '../helpers/wait.ts';
 
 /** Tokens live this long in this Keystone: long enough for a test's requests, short enough to watch one expire. */
 const TOKEN_LIFETIME_S = 20;
@@ -130,11 +131,11 @@ describe('auth mode keystone, against a real Keystone', () => {
     expect((await t.request('GET', `/v3/${projectP}/volumes`, undefined, as(member))).status).toBe(200);
     // Wait until Keystone itself no longer knows the token (an event, not a margin).
     const admin = () => keystone.adminToken();
-    for (;;) {
-      const r = await fetch(`${keystone.url}/auth/tokens`, { headers: { 'x-auth-token': await admin(), 'x-subject-token': member } });
-      if (r.status === 404) break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
+    await until(
+      async () => (await fetch(`${keystone.url}/auth/tokens`, { headers: { 'x-auth-token': await admin(), 'x-subject-token': member } })).status === 404,
+      (TOKEN_LIFETIME_S + 20) * 1000,
+      'Keystone to forget the token',
+    );
     const res = await t.request('GET', `/v3/${projectP}/volumes`, undefined, as(member));
     expect(res.status).toBe(401);
     expect(res.body.unauthorized.message).toMatch(/unknown, expired or revoked/);

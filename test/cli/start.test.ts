@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/db.ts';
+import { until } from '../helpers/wait.ts';
 
 // Node itself with tsx's loader, not npx: npx does not pass signals on (a server would outlive its test) and is slow to start.
 const CLI = ['--import', 'tsx', 'src/cli.ts'];
@@ -166,5 +167,5 @@ describe('stopping volstate', () => {
 
 /** Until no PostgreSQL of `dir` runs (polls the process table; fails after 30 s). */
 async function eventuallyGone(dir: string): Promise<void> {
-  for (let i = 0; i < 300 && postgresUnder(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  await until(() => postgresUnder(dir).length === 0, 30_000, `the PostgreSQL of ${dir} to exit`).catch(() => undefined); // the caller asserts
 }

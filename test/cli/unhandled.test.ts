@@ -13,7 +13,7 @@ function child(rejection: string): Promise<{ code: number | null; stderr: string
     const { surviveLostConnections } = await import(${JSON.stringify(SERVER)});
     surviveLostConnections();
     Promise.reject(${rejection});
-    setTimeout(() => { console.error('still running'); process.exit(0); }, 200);`;
+    setTimeout(() => { console.error('still running'); process.exit(0); }, 200); // wait-ok: the child's own deadline, in its script: it must have died of the rejection before`;
   return new Promise((done) =>
     execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], (err, _out, stderr) =>
       done({ code: err ? (err.code as number) : 0, stderr }),

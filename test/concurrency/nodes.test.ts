@@ -20,6 +20,7 @@ import { MODELS, type ResourceModel } from '../../machines/index.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { call, overlapsIn, startNode, type VolstateNode } from '../helpers/nodes.ts';
 import { isMachineEdge } from '../helpers/rows.ts';
+import { eventually, until } from '../helpers/wait.ts';
 
 const TIMEOUT_MS = 2000;
 const running: VolstateNode[] = [];
@@ -87,12 +88,7 @@ async function stepStates(sql: postgres.Sql) {
 }
 
 async function settle(sql: postgres.Sql, ms: number) {
-  const until = Date.now() + ms;
-  for (;;) {
-    if ((await stepStates(sql)) === 0) return;
-    if (Date.now() > until) throw new Error(`resources still in flight after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(async () => (await stepStates(sql)) === 0, ms, 'every resource to come to rest');
 }
 
 async function checkHistory(sql: postgres.Sql) {
@@ -169,14 +165,17 @@ describe('three nodes, 500 volumes, one node SIGKILLed mid-run', () => {
       }
     });
 
-    // Kill a node once work is well under way and it owns steps in flight.
+    // Kill a node once work is well under way (a tenth of the lifecycles done) and it owns steps in flight.
     let killedAt = 0;
-    let ownedAtKill: string[] = [];
-    await new Promise((r) => setTimeout(r, 3000));
-    for (let i = 0; i < 50 && ownedAtKill.length === 0; i++) {
-      ownedAtKill = (await sql`SELECT resource_id FROM resource_states WHERE owner = ${victim.workerId}`).map((r) => r.resource_id as string);
-      if (ownedAtKill.length === 0) await new Promise((r) => setTimeout(r, 20));
-    }
+    await until(() => done >= TOTAL / 10, 120_000, `${TOTAL / 10} lifecycles to finish before the kill`);
+    const ownedAtKill = await eventually(
+      async () => {
+        const owned = (await sql`SELECT resource_id FROM resource_states WHERE owner = ${victim.workerId}`).map((r) => r.resource_id as string);
+        return owned.length > 0 ? owned : undefined;
+      },
+      60_000,
+      'the victim to own steps in flight',
+    );
     victim.proc.kill('SIGKILL');
     killedAt = Date.now();
     await victim.exited;
@@ -229,9 +228,14 @@ describe('R5: a node dies in the middle of cascade deletes', () => {
     }
     // Every snapshot available, then cascade-delete every volume.
     await settle(sql, 30_000);
-    for (const id of volumes) expect((await api('DELETE', `/v3/volumes/${id}?cascade=True`)).status).toBe(202);
-    await new Promise((r) => setTimeout(r, 150)); // snapshot deletes in flight
     const victim = two[0]!;
+    for (const id of volumes) expect((await api('DELETE', `/v3/volumes/${id}?cascade=True`)).status).toBe(202);
+    // Killed while it works on the cascade: once it owns a snapshot's delete.
+    await until(
+      async () => (await sql`SELECT 1 AS one FROM resource_states WHERE owner = ${victim.workerId} AND resource_type = 'snapshot'`).length > 0,
+      30_000,
+      'the victim to own a snapshot delete',
+    );
     victim.proc.kill('SIGKILL');
     await victim.exited;
     running.splice(running.indexOf(victim), 1);
@@ -263,10 +267,12 @@ describe('PostgreSQL restarted under load', () => {
     let downAt = Infinity;
     let upAt = Infinity;
     let metOutage = 0;
+    let acceptedAfter = 0;
     const timed: typeof api = async (...args) => {
       const started = Date.now();
       const r = await api(...args);
       if (started < upAt && Date.now() > downAt) metOutage++;
+      if (started > upAt && r.status < 300) acceptedAfter++;
       return r;
     };
     const load = Array.from({ length: 10 }, async () => {
@@ -288,13 +294,16 @@ describe('PostgreSQL restarted under load', () => {
         }
       }
     });
-    await new Promise((r) => setTimeout(r, 1500));
+    // The outage comes under load, lasts until every node has seen it (its /readyz says the
+    // database is gone), and the run goes on until the nodes accept changes again: each moment
+    // is an event the test sees, not a margin of time.
+    await until(() => requests >= 30, 60_000, 'load before the outage');
     downAt = Date.now();
     await pg.stop();
-    await new Promise((r) => setTimeout(r, 500));
+    for (const n of two) await until(async () => (await call(n, 'GET', '/readyz')).status === 503, 30_000, `${n.url} to see the outage`);
     pg = await startEmbedded({ dir, port, fast: true });
     upAt = Date.now();
-    await new Promise((r) => setTimeout(r, 3000));
+    await until(() => acceptedAfter >= 30, 60_000, 'changes accepted after the restart');
     stop = true;
     await Promise.all(load);
 

@@ -19,7 +19,7 @@ import { FakeDriver } from '../../src/drivers/fake.ts';
 import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
-import { eventually } from '../helpers/app.ts';
+import { eventually } from '../helpers/wait.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { history } from '../helpers/rows.ts';
 
@@ -149,7 +149,8 @@ describe('fencing and graceful stop', () => {
     const fence = await locks.lock(`resource-volume:${id}`, { scope: 'global' });
     // Held before the worker starts: a frozen previous owner would hold it like this.
     const w = await worker({ driver, coordination: locks, pollMs: 50 });
-    await new Promise((r) => setTimeout(r, 300));
+    // The worker claimed the step, met the fence, and handed the row back without touching the backend.
+    await eventually(async () => (w.fenced > 0 ? true : undefined), 10_000, 'the worker to meet the fence');
     expect(driver.volumes.has(id)).toBe(false);
     expect((await rowOf(id)).state).toBe('creating.db');
     await fence.release();

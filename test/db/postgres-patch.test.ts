@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { connect, type Sql } from '../../db/connect.ts';
 import { useTestDatabase } from '../helpers/db.ts';
+import { until } from '../helpers/wait.ts';
 
 const db = useTestDatabase();
 
@@ -52,11 +53,16 @@ describe('postgres.js on a connection that dies in the middle of a result', () =
       const pid = row!.pid as number;
       // Rows of 9 kB, each sent on its own (the server flushes its 8 kB
       // buffer), one every 20 ms: the backend dies with some received.
-      const long = sql`SELECT g, repeat('x', 9000) AS pad, pg_sleep(0.02) FROM generate_series(1, 200) g`.then(
+      // Each row advances a sequence, which another session can read at
+      // once (sequences are not transactional): the backend is ended once
+      // ten rows were made, an event rather than a delay.
+      const made = `midresult_${pid}`;
+      await db.sql.unsafe(`CREATE SEQUENCE ${made}`);
+      const long = sql`SELECT g, repeat('x', 9000) AS pad, pg_sleep(0.02), nextval(${made}) FROM generate_series(1, 200) g`.then(
         () => 'finished',
         (e: { code?: string }) => e.code,
       );
-      await new Promise((r) => setTimeout(r, 500));
+      await until(async () => Number((await db.sql.unsafe(`SELECT last_value, is_called FROM ${made}`))[0]!.last_value) >= 10, 15_000, 'ten rows to be made');
       await db.sql`SELECT pg_terminate_backend(${pid})`;
       expect(await long).not.toBe('finished');
       expect(await nextAnswer(sql)).toEqual([{ one: 1 }]);

@@ -14,6 +14,9 @@ import { Enforcer } from '../../src/enforcer.ts';
 import { Worker } from '../../src/worker/worker.ts';
 import { useTestDatabase, type TestDatabase } from './db.ts';
 import { captureServerErrors } from './server-errors.ts';
+import { eventually } from './wait.ts';
+
+export { eventually } from './wait.ts';
 
 export const PROJECT = '0123456789abcdef0123456789abcdef';
 export const HEADERS = {
@@ -119,22 +122,6 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
       return { status: res.statusCode, body: parsed as never, headers: res.headers as Reply['headers'] };
     },
   };
-}
-
-/** Poll `check` until it returns a value that is not undefined, or fail after `ms`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, ms = 10_000, what = 'condition'): Promise<T> {
-  const until = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Create a volume and wait until it is available. */

@@ -13,6 +13,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../db/embedded.ts';
+import { until } from './wait.ts';
 
 /** Debian packages and the command each provides. */
 export const KEYSTONE_PACKAGES: Record<string, string> = {
@@ -125,12 +126,8 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
   };
 
   // Ready when it answers; it exits (and says why) if it cannot start.
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`Keystone's uwsgi exited (${proc.exitCode}):\n${output.slice(-3000)}`);
-    const ok = await fetch(url).then((r) => r.ok, () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await until(async () => proc.exitCode !== null || (await fetch(url).then((r) => r.ok, () => false)), 110_000, "Keystone's first answer");
+  if (proc.exitCode !== null) throw new Error(`Keystone's uwsgi exited (${proc.exitCode}):\n${output.slice(-3000)}`);
 
   const token = async (user: string, password: string, projectId: string) => {
     const res = await fetch(`${url}/auth/tokens`, {
