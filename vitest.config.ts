@@ -17,6 +17,10 @@ export default defineConfig({
     hookTimeout: 120_000,
     // .ci/run reads the JSON report to print its "N passed, M failed" line.
     // The failover test's run (npm run test:failover) writes its own, counted by .ci/run too.
-    reporters: ['default', ['json', { outputFile: process.env.VOLSTATE_FAILOVER_TEST ? '.failover-results.json' : '.test-results.json' }]],
+    // npm run test:stress reads each run's from VOLSTATE_TEST_REPORT.
+    reporters: [
+      process.env.VOLSTATE_TEST_REPORTER ?? 'default',
+      ['json', { outputFile: process.env.VOLSTATE_TEST_REPORT ?? (process.env.VOLSTATE_FAILOVER_TEST ? '.failover-results.json' : '.test-results.json') }],
+    ],
   },
 });

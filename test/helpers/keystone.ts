@@ -97,6 +97,14 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
       `key_repository = ${join(dir, 'credential-keys')}`,
       '[cache]',
       'enabled = false',
+      // bcrypt at its least cost (4; Keystone's default is 12). At 12, each
+      // password login costs ~0.2 s of CPU here, and this Keystone serves one
+      // request at a time: under load the app's token validation queued
+      // behind the tests' logins past its 5 s timeout (a 503 in keystone.test.ts
+      // under npm run test:stress). What these tests exercise is the token
+      // flow, not password hashing.
+      '[identity]',
+      'password_hash_rounds = 4',
       '',
     ].join('\n'),
   );
