@@ -72,11 +72,14 @@ export function decide<C extends Record<string, unknown>>(
   if (candidates.length === 0) return refuse(index.isTransient(stored.state) ? 'busy' : 'invalid');
 
   const failed: FailedGuard[] = [];
+  /** per candidate, the names of its guards that failed */
+  const failingOf: Set<string>[] = [];
   let onlyBusyFailed = false;
   for (const c of candidates) {
     const atoms = c.guard ? guardAtoms(model.guards, c.guard) : [];
     const failing = atoms.filter((a) => !a.guard.js(stored.context, event));
     if (failing.length === 0) return take(model, stored, event, c.target ?? stored.state, c.guard);
+    failingOf.push(new Set(failing.map((a) => a.name)));
     for (const a of failing) {
       if (!failed.some((f) => f.guard === a.name)) {
         failed.push({ guard: a.name, unmet: a.guard.unmet, refusal: a.guard.refusal });
@@ -84,7 +87,12 @@ export function decide<C extends Record<string, unknown>>(
     }
     if (failing.every((a) => a.guard.refusal === 'busy')) onlyBusyFailed = true;
   }
-  return refuse(onlyBusyFailed ? 'busy' : 'invalid', failed);
+  // The reason that decided: a guard that failed on every path the event had (a second
+  // attachment on a volume that is not multiattach fails "not multiattach" on each of the
+  // five targets the counts choose between, and each target's own count besides). Only when
+  // no guard is common to all paths does the refusal give every reason.
+  const decisive = failed.filter((f) => failingOf.every((names) => names.has(f.guard)));
+  return refuse(onlyBusyFailed ? 'busy' : 'invalid', decisive.length > 0 ? decisive : failed);
 }
 
 function take<C>(

@@ -92,9 +92,11 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
 
   errorHandling(app);
   requestLog(app);
-  // JSON bodies, with an empty body allowed (clients send the JSON
-  // content type on bodiless DELETEs); a parse error is a 400.
-  app.removeContentTypeParser('application/json');
+  // JSON bodies only, with an empty body allowed (clients send the JSON
+  // content type on bodiless DELETEs); a parse error is a 400. One rule for
+  // every other content type (text/plain, XML, forms): 415, as Cinder
+  // answers; Fastify's own text/plain parser would hand the route a string.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '') return done(null, undefined);
     let parsed: unknown;

@@ -114,8 +114,18 @@ export function faultName(status: number): string {
   return FAULT_NAMES[status] ?? 'computeFault';
 }
 
+/** The most of a client's input a message repeats: a 100 KB name is not echoed whole. */
+export const ECHO_MAX = 120;
+/** Any one field of a message, whatever it holds (a reason may quote input too). */
+const FIELD_MAX = 2000;
+
+/** `text`, cut to `max` characters with how long it was: `abc… (100000 characters)`. */
+export function echo(text: string, max = ECHO_MAX): string {
+  return text.length <= max ? text : `${text.slice(0, max)}… (${text.length} characters)`;
+}
+
 function render(template: string, params: Record<string, unknown>): string {
-  return template.replace(/\{(\w+)\}/g, (m, key: string) => (key in params ? String(params[key]) : m));
+  return template.replace(/\{(\w+)\}/g, (m, key: string) => (key in params ? echo(String(params[key]), FIELD_MAX) : m));
 }
 
 export interface ApiErrorOptions {

@@ -3,7 +3,7 @@
  * as digit strings, booleans as "True"), strict everywhere else, and
  * always failing with a 400 whose message names the field and the value.
  */
-import { ApiError } from '../errors.ts';
+import { ApiError, echo } from '../errors.ts';
 import { unstorable } from './hostile.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -12,7 +12,8 @@ export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
 }
 
-const show = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
+/** The value as a message repeats it: bounded (src/errors.ts echo). */
+const show = (value: unknown) => echo(typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value)));
 
 export function invalid(field: string, value: unknown, reason: string): ApiError {
   return new ApiError('InvalidField', { field, value: show(value), reason });
@@ -41,7 +42,7 @@ export function parseSize(value: unknown, field = 'size'): number {
     return value;
   }
   if (typeof value === 'string') {
-    if (!/^[0-9]+$/.test(value)) throw invalid(field, value, `'${value}' does not match '^[0-9]+$'.`);
+    if (!/^[0-9]+$/.test(value)) throw invalid(field, value, `'${show(value)}' does not match '^[0-9]+$'.`);
     return parseSize(Number(value), field);
   }
   throw invalid(field, value, `${show(value)} is not of type 'integer', 'string'.`);
@@ -61,9 +62,9 @@ export function parseMetadata(value: unknown, field = 'metadata'): Record<string
   if (typeof value !== 'object' || Array.isArray(value)) throw invalid(field, value, `${show(value)} is not of type 'object'.`);
   const out: [string, string][] = [];
   for (const [k, v] of Object.entries(value)) {
-    if (k.length < 1 || k.length > 255) throw invalid(field, value, `key '${k}' must be 1 to 255 characters long.`);
-    if (typeof v !== 'string') throw invalid(field, value, `the value of '${k}' is not a string.`);
-    if (v.length > 255) throw invalid(field, value, `the value of '${k}' is longer than 255 characters.`);
+    if (k.length < 1 || k.length > 255) throw invalid(field, value, `key '${show(k)}' must be 1 to 255 characters long.`);
+    if (typeof v !== 'string') throw invalid(field, value, `the value of '${show(k)}' is not a string.`);
+    if (v.length > 255) throw invalid(field, value, `the value of '${show(k)}' is longer than 255 characters.`);
     out.push([k, v]);
   }
   // fromEntries defines own properties: a key named __proto__ is kept as data, not taken as the prototype.
@@ -76,7 +77,7 @@ export function unwrap(body: unknown, key: string): Record<string, unknown> {
     throw new ApiError('MalformedBody', { reason: `expected a JSON object with a "${key}" object` });
   }
   const inner = (body as Record<string, unknown>)[key];
-  if (inner === undefined) throw new ApiError('MalformedBody', { reason: `missing required element '${key}' in request body` });
+  if (inner === undefined) throw new ApiError('MalformedBody', { reason: `missing required element '${show(key)}' in request body` });
   if (inner === null || typeof inner !== 'object' || Array.isArray(inner)) {
     throw invalid(key, inner, `${show(inner)} is not of type 'object'.`);
   }
@@ -87,7 +88,7 @@ export function unwrap(body: unknown, key: string): Record<string, unknown> {
 export function rejectUnknown(obj: Record<string, unknown>, field: string, known: readonly string[]): void {
   const extra = Object.keys(obj).filter((k) => !known.includes(k));
   if (extra.length) {
-    throw invalid(field, obj, `Additional properties are not allowed (${extra.map((k) => `'${k}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected).`);
+    throw invalid(field, obj, `Additional properties are not allowed (${extra.map((k) => `'${show(k)}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected).`);
   }
 }
 
@@ -104,12 +105,12 @@ export function parseSort<K extends string>(query: Record<string, unknown>, allo
   const dirOf = (d: string | undefined, fallback: 'asc' | 'desc') => {
     if (d === undefined || d === '') return fallback;
     const v = d.toLowerCase();
-    if (v !== 'asc' && v !== 'desc') throw new ApiError('InvalidInput', { reason: `Unknown sort direction '${d}', must be 'desc' or 'asc'.` });
+    if (v !== 'asc' && v !== 'desc') throw new ApiError('InvalidInput', { reason: `Unknown sort direction '${show(d)}', must be 'desc' or 'asc'.` });
     return v;
   };
   const keyOf = (k: string) => {
     if (!(allowed as readonly string[]).includes(k)) {
-      throw new ApiError('InvalidInput', { reason: `Invalid sort key '${k}': sort by one of ${allowed.join(', ')}.` });
+      throw new ApiError('InvalidInput', { reason: `Invalid sort key '${show(k)}': sort by one of ${allowed.join(', ')}.` });
     }
     return k as K;
   };
@@ -144,7 +145,7 @@ export function parseOffset(value: unknown): number | undefined {
   if (value === undefined || value === '') return undefined;
   const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
   if (!Number.isInteger(n)) throw new ApiError('InvalidInput', { reason: `offset must be a non-negative integer, not '${show(value)}'.` });
-  if (n > MAX_OFFSET) throw new ApiError('InvalidInput', { reason: `offset ${value} is larger than the maximum of ${MAX_OFFSET}.` });
+  if (n > MAX_OFFSET) throw new ApiError('InvalidInput', { reason: `offset ${show(value)} is larger than the maximum of ${MAX_OFFSET}.` });
   return n;
 }
 
@@ -167,13 +168,13 @@ export function parseMetadataFilter(value: unknown): Record<string, string> | un
     try {
       parsed = JSON.parse(value.replaceAll("'", '"'));
     } catch {
-      throw new ApiError('InvalidInput', { reason: `metadata filter '${value}' is not a dict such as {"key": "value"}.` });
+      throw new ApiError('InvalidInput', { reason: `metadata filter '${show(value)}' is not a dict such as {"key": "value"}.` });
     }
   }
   const metadata = parseMetadata(parsed, 'metadata');
   for (const [k, v] of Object.entries(metadata)) {
     const why = unstorable(k) ?? unstorable(v);
-    if (why) throw new ApiError('InvalidInput', { reason: `the metadata filter is refused at key '${k}': ${why}.` });
+    if (why) throw new ApiError('InvalidInput', { reason: `the metadata filter is refused at key '${show(k)}': ${why}.` });
   }
   return metadata;
 }

@@ -118,6 +118,26 @@ describe('bad input is a clean 4xx', () => {
     fault(await t.request('POST', '/v3/volumes', '{"volume": ', {}), 400);
     fault(await t.request('POST', '/v3/volumes', 'x'.repeat(2 * 1024 * 1024)), 413);
     fault(await t.request('POST', '/v3/volumes', '<volume/>', { 'content-type': 'application/xml' }), 415);
+    // One rule for every content type that is not JSON, whatever the body holds.
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream']) {
+      expect(fault(await t.request('POST', '/v3/volumes', '{"volume": {"size": 1}}', { 'content-type': type }), 415), type).toMatch(/send application\/json/);
+    }
+    expect((await t.request('POST', '/v3/volumes', '{"volume": {"size": 1}}', { 'content-type': 'application/json; charset=utf-8' })).status).toBe(202);
+  });
+
+  it('12. a message repeats at most a bounded part of what was sent, and says how long it was', async () => {
+    const long = 'n'.repeat(100_000);
+    for (const [method, path, body] of [
+      ['POST', '/v3/volumes', { volume: { size: 1, name: long } }],
+      ['POST', '/v3/volumes', { volume: { size: long } }],
+      ['POST', '/v3/volumes', { volume: { size: 1, metadata: { [long]: 'v' } } }],
+      ['POST', '/v3/volumes', { volume: { size: 1, [long]: 1 } }],
+      ['GET', `/v3/volumes?sort=${long}`, undefined],
+    ] as const) {
+      const message = fault(await t.request(method, path, body), 400);
+      expect(message.length, `${method} ${path}: ${message.slice(0, 200)}`).toBeLessThan(1000);
+      expect(message).toMatch(/… \(100000 characters\)/);
+    }
   });
 
   it('11. a non-UUID volume_id does not skip the checks of the other parameters', async () => {
