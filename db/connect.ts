@@ -4,12 +4,12 @@
  */
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { startEmbedded, type EmbeddedServer } from './embedded.ts';
+import { APP_DATABASE, runningEmbedded, startEmbedded, type EmbeddedServer } from './embedded.ts';
 import { SQLSTATE, sqlState } from './sqlstate.ts';
 
 export type Sql = postgres.Sql;
 
-export const APP_DATABASE = 'volstate';
+export { APP_DATABASE };
 
 export interface ConnectOptions {
   /** pool size (postgres.js `max`) */
@@ -58,9 +58,15 @@ export interface DatabaseLocation {
   embedded?: EmbeddedServer;
 }
 
-/** DATABASE_URL if given, else start the embedded server under `dataDir`. */
-export async function locateDatabase(opts: { url?: string; dataDir: string; port?: number }): Promise<DatabaseLocation> {
+/**
+ * DATABASE_URL if given, else the embedded server under `dataDir`: started
+ * here, or — with `share`, for the short-lived commands (check, purge,
+ * migrate, db) — the one a running node already started there.
+ */
+export async function locateDatabase(opts: { url?: string; dataDir: string; port?: number; share?: boolean }): Promise<DatabaseLocation> {
   if (opts.url) return { url: opts.url };
+  const running = opts.share ? runningEmbedded(join(opts.dataDir, 'db')) : undefined;
+  if (running) return { url: running.urlFor(APP_DATABASE) };
   const embedded = await startEmbedded({ dir: join(opts.dataDir, 'db'), port: opts.port });
   await ensureDatabase(embedded.adminUrl, APP_DATABASE);
   return { url: embedded.urlFor(APP_DATABASE), embedded };

@@ -58,6 +58,9 @@ export interface EmbeddedServer {
   stop(): Promise<void>;
 }
 
+/** The application's database on the server (the admin database is `postgres`). */
+export const APP_DATABASE = 'volstate';
+
 const USER = 'postgres';
 const LOCK = 'volstate.pid';
 const PASSWORD = 'password.txt';
@@ -113,21 +116,32 @@ function postmasterPid(pgdir: string): number | undefined {
   return Number.isFinite(pid) ? pid : undefined;
 }
 
+const urlOf = (password: string, port: number, name: string) => `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(name)}`;
+
+/** The embedded PostgreSQL another live process runs in `dir` (a node started by npm start), if any. */
+export function runningEmbedded(dir: string): { pid: number; port: number; urlFor(name: string): string } | undefined {
+  const lock = join(resolve(dir), LOCK);
+  const passwordFile = join(resolve(dir), PASSWORD);
+  if (!existsSync(lock) || !existsSync(passwordFile)) return undefined;
+  const [pidText, portText] = readFileSync(lock, 'utf8').trim().split(' ');
+  const pid = Number.parseInt(pidText ?? '', 10);
+  const port = Number.parseInt(portText ?? '', 10);
+  if (pid === process.pid || !alive(pid) || !Number.isInteger(port)) return undefined;
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  return { pid, port, urlFor: (name) => urlOf(password, port, name) };
+}
+
 /**
- * Take ownership of `dir`: refuse if a live process owns it, stop the
- * orphaned postmaster of a dead owner.
+ * Take ownership of `dir`: refuse if a live process owns it (naming the
+ * URL to share its server with), stop the orphaned postmaster of a dead owner.
  */
 async function claimDir(dir: string): Promise<void> {
-  const lock = join(dir, LOCK);
-  if (existsSync(lock)) {
-    const [pidText, port] = readFileSync(lock, 'utf8').trim().split(' ');
-    const pid = Number.parseInt(pidText ?? '', 10);
-    if (pid !== process.pid && alive(pid)) {
-      throw new Error(
-        `the embedded PostgreSQL in ${dir} is in use by process ${pid} (port ${port}). ` +
-          `Share it with DATABASE_URL, or run \`volstate db\` once and point every node at the URL it prints.`,
-      );
-    }
+  const running = runningEmbedded(dir);
+  if (running) {
+    throw new Error(
+      `the embedded PostgreSQL in ${dir} is in use by process ${running.pid} (port ${running.port}). ` +
+        `Share it: DATABASE_URL=${running.urlFor(APP_DATABASE)}`,
+    );
   }
   const orphan = postmasterPid(join(dir, 'pg'));
   if (orphan !== undefined && alive(orphan)) {
@@ -146,6 +160,11 @@ export function freePort(): Promise<number> {
       srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
     });
   });
+}
+
+/** Whether `dir` holds an initialised cluster (its first start, which takes a while, is behind it). */
+export function isInitialised(dir: string): boolean {
+  return existsSync(join(resolve(dir), 'pg', 'PG_VERSION'));
 }
 
 /** Start (initialising if needed) the cluster in `opts.dir`. */
@@ -200,8 +219,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedServ
     try {
       await pg.start();
       writeFileSync(join(dir, LOCK), `${process.pid} ${port}\n`);
-      const urlFor = (name: string) =>
-        `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(name)}`;
+      const urlFor = (name: string) => urlOf(password, port, name);
       let stopped = false;
       return {
         adminUrl: urlFor('postgres'),

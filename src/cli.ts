@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { APP_DATABASE, connect, ensureDatabase, locateDatabase } from '../db/connect.ts';
-import { startEmbedded } from '../db/embedded.ts';
+import { runningEmbedded, startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { purge } from '../db/retention.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
@@ -61,6 +61,19 @@ commands:
   help, -h, --help              this text
 
 environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see README)`;
+
+/**
+ * One command's part of the usage (`volstate purge --help`): its line in
+ * USAGE and the lines indented under it; undefined for an unknown command.
+ */
+function usageOf(command: string): string | undefined {
+  const lines = USAGE.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(`  ${command} `) || l === `  ${command}`);
+  if (start < 0) return undefined;
+  const end = lines.findIndex((l, i) => i > start && !/^ {3,}\S/.test(l));
+  const body = lines.slice(start, end < 0 ? undefined : end).map((l) => l.slice(2));
+  return `usage: volstate ${body.join('\n')}\n\n(volstate --help lists every command and the environment)`;
+}
 
 function dbOf(v: unknown): 'embedded' | 'patroni' | 'patroni-async' | undefined {
   if (v === undefined || v === 'embedded' || v === 'patroni' || v === 'patroni-async') return v;
@@ -122,7 +135,7 @@ async function main(argv: string[]): Promise<void> {
     fail(`${(err as Error).message}\n${USAGE}`);
   }
   if (values.help) {
-    console.log(USAGE);
+    console.log(usageOf(command) ?? USAGE);
     return;
   }
   let config: Config;
@@ -145,6 +158,13 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'db': {
+      // A node (npm start) runs it already: its URL, to share it.
+      const running = runningEmbedded(join(config.dataDir, 'db'));
+      if (running) {
+        console.log(`DATABASE_URL=${running.urlFor(APP_DATABASE)}`);
+        console.error(`volstate: the embedded PostgreSQL under ${join(config.dataDir, 'db')} is running already (process ${running.pid}); share it with the DATABASE_URL above`);
+        return;
+      }
       const db = await startEmbedded({ dir: join(config.dataDir, 'db'), port: values.port ? Number(values.port) : undefined });
       await ensureDatabase(db.adminUrl, APP_DATABASE);
       const url = db.urlFor(APP_DATABASE);
@@ -155,7 +175,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'migrate': {
-      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir, share: true });
       try {
         await migrate(location.url);
         console.error('volstate: migrations applied');
@@ -177,7 +197,7 @@ async function main(argv: string[]): Promise<void> {
         }
       }
       if (Number.isNaN(before.getTime())) fail(`--before ${text}: not a date`);
-      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir, share: true });
       const sql = connect(location.url, { max: 2, name: 'volstate-purge' });
       try {
         await migrate(location.url);
@@ -193,7 +213,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'check': {
-      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir, share: true });
       const sql = connect(location.url, { max: 2, name: 'volstate-check' });
       try {
         const report = await checkHistory(sql, { atRest: !values['in-flight'] });

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
-import type { EmbeddedServer } from '../db/embedded.ts';
+import { isInitialised, type EmbeddedServer } from '../db/embedded.ts';
 import { BROKEN_GUARDS } from '../db/cas.ts';
 import { migrate } from '../db/migrate.ts';
 import { assertPostgresPatched } from '../db/postgres-guards.ts';
@@ -90,7 +90,10 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
 async function start(config: Config, opts: ServeOptions, say: (msg: string) => void, started: (() => Promise<void>)[]): Promise<Running> {
   let embedded: EmbeddedServer | undefined;
   if (config.databaseUrl) say('connecting to the PostgreSQL of DATABASE_URL');
-  else say(`starting the embedded PostgreSQL under ${join(config.dataDir, 'db')} (the first start initialises it, which takes a while)`);
+  else {
+    const dir = join(config.dataDir, 'db');
+    say(`starting the embedded PostgreSQL under ${dir}${isInitialised(dir) ? '' : ' (its first start: initialising it takes a while)'}`);
+  }
   const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir });
   embedded = location.embedded;
   if (embedded) started.push(() => embedded!.stop());

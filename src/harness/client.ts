@@ -91,7 +91,7 @@ export class Client {
   }
 
   async request(method: string, path: string, body?: unknown): Promise<Answer> {
-    const endpoints = this.opts.endpoints();
+    const endpoints = await this.liveEndpoints();
     const base = endpoints[this.turn++ % endpoints.length]!;
     try {
       const r = await fetch(`${base}${path}`, {
@@ -111,6 +111,19 @@ export class Client {
     } catch {
       // The node died under the request, or the request timed out: the outcome is unknown.
       return { status: 0, body: null, requestId: undefined, node: base };
+    }
+  }
+
+  /**
+   * The nodes serving now; while none is (all restarting), wait for one,
+   * rather than fail a request in no time, again and again (a hot loop that
+   * once counted a million 'unknown' operations and starved the harness).
+   */
+  private async liveEndpoints(): Promise<string[]> {
+    for (;;) {
+      const endpoints = this.opts.endpoints();
+      if (endpoints.length > 0) return endpoints;
+      await new Promise((r) => setTimeout(r, 50));
     }
   }
 

@@ -292,13 +292,26 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     let stopping = false;
     const admin = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : undefined;
     if (cluster && opts.faults.killEveryMs) {
+      // One node down at a time: a kill waits until the last one's replacement serves. On a
+      // busy machine a node can take longer to start than the kill period, and killing on
+      // regardless once took every node down (the clients then had nothing to talk to).
+      let replacing = false;
+      let skipped = 0;
       timers.push(
         setInterval(() => {
           if (stopping || cluster.nodes.length === 0) return;
+          if (replacing) {
+            if (++skipped % 10 === 1) say(`kill skipped: the last killed node's replacement is still starting (${skipped} skipped so far)`);
+            return;
+          }
           const victim = cluster.nodes[Math.floor(random() * cluster.nodes.length)]!;
           cluster.kill(victim);
           faults.push({ kind: 'kill', at: Date.now() - started, detail: `node ${victim.url}` });
-          void cluster.replace(victim).catch((err: unknown) => say(`could not start a node in place of ${victim.url}: ${String(err)}`));
+          replacing = true;
+          void cluster
+            .replace(victim)
+            .catch((err: unknown) => say(`could not start a node in place of ${victim.url}: ${String(err)}`))
+            .finally(() => (replacing = false));
         }, opts.faults.killEveryMs),
       );
     }

@@ -69,7 +69,7 @@ async function request(method: string, path: string, body?: unknown): Promise<An
 }
 
 describe('a connection lost mid-change', () => {
-  it('answers 5xx only for what changed nothing, success for what committed, and makes again what did not', { timeout: 120_000 }, async () => {
+  it('answers 5xx only for what changed nothing, success for what committed, and makes again what did not', { timeout: 240_000 }, async () => {
     const answers: Answer[] = [];
     let stop = false;
     // Terminates the app's connections, again and again, at random moments.
@@ -88,11 +88,12 @@ describe('a connection lost mid-change', () => {
     })();
     // At least 4 s, and on until both outcomes of a lost connection have happened (a change made
     // again after nothing committed, one committed just before the loss): each is a race, rarer on
-    // a busy machine, where a change made again also takes longer. At most 60 s.
+    // a busy machine, where a change made again also takes longer (npm run test:stress once saw
+    // neither in 60 s beside a 3-node soak). At most 150 s.
     const seen = (prefix: string) => log.some((l) => l.msg.startsWith(prefix));
     const bothSeen = () => seen('connection lost mid-change; nothing was changed; trying again') && seen('connection lost after the change committed');
     const end = Date.now() + 4000;
-    const cap = Date.now() + 60_000;
+    const cap = Date.now() + 150_000;
     const clients = Array.from({ length: 6 }, async () => {
       while (Date.now() < end || (!bothSeen() && Date.now() < cap)) {
         const created = await request('POST', '/v3/volumes', { volume: { size: 1 } });

@@ -56,10 +56,21 @@ describe('volstate on the command line', () => {
       expect(r.out).toMatch(/^usage: volstate <command>/);
       expect(r.out).toMatch(/serve \[--host H\] \[--port N\]/);
     }
+    // A command's --help is that command's usage, with the lines under it.
+    const purge = await run(['purge', '--help']);
+    expect(purge.code).toBe(0);
+    expect(purge.out).toMatch(/^usage: volstate purge --before 30d/);
+    expect(purge.out).toMatch(/VOLSTATE_RETENTION/);
+    expect(purge.out).not.toMatch(/harness/);
+    for (const command of ['serve', 'harness']) {
+      const r = await run([command, '--help']);
+      expect(r.code, command).toBe(0);
+      expect(r.out, command).toMatch(new RegExp(`^usage: volstate ${command}\\b`));
+    }
     const bad = await run(['serve', '--bogus']);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/Unknown option '--bogus'/);
-  });
+  }, 120_000);
 
   it('on a busy port, says so and starts nothing', async () => {
     const busy: Server = createServer();
@@ -136,6 +147,59 @@ describe('volstate on the command line', () => {
       await new Promise((r) => child.once('exit', r));
     }
   }, 60_000);
+});
+
+describe('the embedded PostgreSQL of a running node', () => {
+  /** `volstate serve` on the embedded PostgreSQL of `dir`, once it serves; and its stderr so far. */
+  async function serveOn(dir: string) {
+    const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0'], {
+      env: { ...process.env, DATABASE_URL: '', VOLSTATE_DATA_DIR: dir, VOLSTATE_DRIVER: 'fake' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        if (/serving the Cinder v3 API/.test(err)) resolve();
+      });
+      child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+    });
+    const stop = async () => {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    };
+    return { err, stop };
+  }
+
+  it('is found by check, purge and db (same data directory); only the first start says it initialises', async () => {
+    const dir = dataDir();
+    const first = await serveOn(dir);
+    try {
+      expect(first.err).toMatch(/its first start: initialising it takes a while/);
+      const env = { DATABASE_URL: '', VOLSTATE_DATA_DIR: dir };
+      const check = await run(['check'], env);
+      expect(check.code, check.err).toBe(0);
+      expect(check.out).toMatch(/0 violations/);
+      const purge = await run(['purge', '--before', '30d'], env);
+      expect(purge.code, purge.err).toBe(0);
+      expect(purge.out).toMatch(/purged what was deleted before/);
+      const db = await run(['db'], env);
+      expect(db.code, db.err).toBe(0);
+      expect(db.out).toMatch(/^DATABASE_URL=postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/volstate$/m);
+      expect(db.err).toMatch(/running already \(process \d+\)/);
+      // A second server on the same directory is refused, and told the URL to share.
+      const second = await run(['serve', '--port', '0'], { ...env, VOLSTATE_DRIVER: 'fake' });
+      expect(second.code).toBe(1);
+      expect(second.err).toMatch(/in use by process \d+ \(port \d+\)\. Share it: DATABASE_URL=postgres:\/\//);
+    } finally {
+      await first.stop();
+    }
+    const again = await serveOn(dir);
+    await again.stop();
+    expect(again.err).toMatch(/starting the embedded PostgreSQL under/);
+    expect(again.err).not.toMatch(/initialising/);
+  }, 180_000);
 });
 
 describe('stopping volstate', () => {
