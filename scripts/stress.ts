@@ -48,7 +48,7 @@ function startHogs(): ChildProcess[] {
 }
 
 interface Report {
-  testResults: { name: string; status: string; message?: string; assertionResults: { fullName: string; status: string }[] }[];
+  testResults: { name: string; status: string; message?: string; assertionResults: { fullName: string; status: string; failureMessages?: string[] }[] }[];
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'volstate-stress-'));
@@ -78,7 +78,10 @@ try {
     if (!report) failed.push(`(no report: vitest exited ${r.status})\n${(r.stdout + r.stderr).slice(-3000)}`);
     for (const file of report?.testResults ?? []) {
       const name = files.find((f) => file.name.endsWith(f)) ?? file.name;
-      const tests = file.assertionResults.filter((a) => a.status === 'failed').map((a) => a.fullName);
+      // Each failed test with the first line of its failure, so a flake names itself.
+      const tests = file.assertionResults
+        .filter((a) => a.status === 'failed')
+        .map((a) => `${a.fullName} — ${(a.failureMessages?.[0] ?? '').split('\n')[0]!.slice(0, 300)}`);
       if (file.status === 'failed' || tests.length) {
         failuresOf.set(name, (failuresOf.get(name) ?? 0) + 1);
         failed.push(`${name}: ${tests.length ? tests.join('; ') : (file.message ?? 'failed to run').split('\n')[0]}`);

@@ -12,7 +12,7 @@ import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.
 import { freePort } from '../../db/embedded.ts';
 import { ApiError } from '../../src/errors.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
-import { startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
 import { until } from '../helpers/wait.ts';
 
 /** Tokens live this long in this Keystone: long enough for a test's requests, short enough to watch one expire. */
@@ -36,7 +36,7 @@ beforeAll(async () => {
     await keystone.createUser(`user-${role}`, 'pw', project, [role === 'other' ? 'member' : role]);
     users[role] = { name: `user-${role}`, project };
   }
-}, 120_000);
+}, KEYSTONE_START_MS);
 afterAll(async () => keystone?.stop());
 
 const t = useApp({ auth: { mode: 'keystone', defaultProject: 'admin', keystone: auth } });

@@ -12,7 +12,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
-import { startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
 
 const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: 5000 };
 const t = useApp({ listen: true, auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) } });
@@ -30,7 +30,7 @@ beforeAll(async () => {
     const service = (await keystone.api('POST', '/services', { service: { type, name: type } })).service.id;
     await keystone.api('POST', '/endpoints', { endpoint: { service_id: service, interface: 'public', region_id: 'RegionOne', url: `${t.url}/v3/%(project_id)s` } });
   }
-}, 120_000);
+}, KEYSTONE_START_MS);
 afterAll(async () => keystone?.stop());
 
 interface Run {

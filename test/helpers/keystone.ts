@@ -44,6 +44,14 @@ export function ensureDebianPackages(packages: Record<string, string>): void {
   }
 }
 
+/**
+ * How long a test may give Keystone to start (its setup hook's timeout):
+ * four keystone-manage programs and the uwsgi app, each mostly Python
+ * start-up — about 30 s on a quiet machine, about two minutes under two CPU
+ * hogs (npm run test:stress measured 118 s). A bound on a setup, not a race.
+ */
+export const KEYSTONE_START_MS = 300_000;
+
 export interface KeystoneOptions {
   /** token lifetime in seconds (Keystone's [token] expiration); default 3600 */
   tokenLifetime?: number;
