@@ -118,24 +118,37 @@ function postmasterPid(pgdir: string): number | undefined {
 
 const urlOf = (password: string, port: number, name: string) => `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(name)}`;
 
-/** The embedded PostgreSQL another live process runs in `dir` (a node started by npm start), if any. */
-export function runningEmbedded(dir: string): { pid: number; port: number; urlFor(name: string): string } | undefined {
+/** The live process (not this one) that holds `dir`, and its server's port once it serves. */
+function ownerOf(dir: string): { pid: number; port: number | undefined } | undefined {
   const lock = join(resolve(dir), LOCK);
-  const passwordFile = join(resolve(dir), PASSWORD);
-  if (!existsSync(lock) || !existsSync(passwordFile)) return undefined;
+  if (!existsSync(lock)) return undefined;
   const [pidText, portText] = readFileSync(lock, 'utf8').trim().split(' ');
   const pid = Number.parseInt(pidText ?? '', 10);
+  if (!Number.isInteger(pid) || pid === process.pid || !alive(pid)) return undefined;
   const port = Number.parseInt(portText ?? '', 10);
-  if (pid === process.pid || !alive(pid) || !Number.isInteger(port)) return undefined;
+  return { pid, port: Number.isInteger(port) ? port : undefined };
+}
+
+/** The embedded PostgreSQL another live process runs in `dir` (a node started by npm start), if it serves. */
+export function runningEmbedded(dir: string): { pid: number; port: number; urlFor(name: string): string } | undefined {
+  const owner = ownerOf(dir);
+  const passwordFile = join(resolve(dir), PASSWORD);
+  if (owner?.port === undefined || !existsSync(passwordFile)) return undefined;
   const password = readFileSync(passwordFile, 'utf8').trim();
-  return { pid, port, urlFor: (name) => urlOf(password, port, name) };
+  const port = owner.port;
+  return { pid: owner.pid, port, urlFor: (name) => urlOf(password, port, name) };
 }
 
 /**
  * Take ownership of `dir`: refuse if a live process owns it (naming the
- * URL to share its server with), stop the orphaned postmaster of a dead owner.
+ * URL to share its server with), stop the orphaned postmaster of a dead
+ * owner, and write the lock at once — before the first start's initdb, so
+ * that another test run's cleanup of stale clusters (cleanStaleDirs) sees a
+ * live owner and leaves the directory alone (it once removed one under a
+ * running initdb).
  */
 async function claimDir(dir: string): Promise<void> {
+  const owner = ownerOf(dir);
   const running = runningEmbedded(dir);
   if (running) {
     throw new Error(
@@ -143,6 +156,8 @@ async function claimDir(dir: string): Promise<void> {
         `Share it: DATABASE_URL=${running.urlFor(APP_DATABASE)}`,
     );
   }
+  if (owner) throw new Error(`the embedded PostgreSQL in ${dir} is being started by process ${owner.pid}: once it serves, share it (volstate db prints its DATABASE_URL)`);
+  writeFileSync(join(dir, LOCK), `${process.pid} -\n`);
   const orphan = postmasterPid(join(dir, 'pg'));
   if (orphan !== undefined && alive(orphan)) {
     process.kill(orphan, 'SIGINT'); // fast shutdown of a dead owner's server
@@ -240,6 +255,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedServ
       if (opts.port !== undefined) break;
     }
   }
+  rmSync(join(dir, LOCK), { force: true });
   throw new Error(
     `the embedded PostgreSQL in ${pgdir} did not start: ${String((lastError as Error)?.message ?? lastError)}\n` +
       log.slice(-15).join(''),
