@@ -149,14 +149,14 @@ export function runningEmbedded(dir: string): { pid: number; port: number; urlFo
  */
 async function claimDir(dir: string): Promise<void> {
   const owner = ownerOf(dir);
-  const running = runningEmbedded(dir);
-  if (running) {
+  if (owner) {
+    const running = runningEmbedded(dir);
     throw new Error(
-      `the embedded PostgreSQL in ${dir} is in use by process ${running.pid} (port ${running.port}). ` +
-        `Share it: DATABASE_URL=${running.urlFor(APP_DATABASE)}`,
+      running
+        ? `the embedded PostgreSQL in ${dir} is in use by process ${running.pid} (port ${running.port}). Share it: DATABASE_URL=${running.urlFor(APP_DATABASE)}`
+        : `the embedded PostgreSQL in ${dir} is being started by process ${owner.pid}: once it serves, share it (volstate db prints its DATABASE_URL)`,
     );
   }
-  if (owner) throw new Error(`the embedded PostgreSQL in ${dir} is being started by process ${owner.pid}: once it serves, share it (volstate db prints its DATABASE_URL)`);
   writeFileSync(join(dir, LOCK), `${process.pid} -\n`);
   const orphan = postmasterPid(join(dir, 'pg'));
   if (orphan !== undefined && alive(orphan)) {
