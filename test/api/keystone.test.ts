@@ -12,14 +12,14 @@ import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.
 import { freePort } from '../../db/embedded.ts';
 import { ApiError } from '../../src/errors.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
-import { KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
 import { until } from '../helpers/wait.ts';
 
 /** Tokens live this long in this Keystone: long enough for a test's requests, short enough to watch one expire. */
 const TOKEN_LIFETIME_S = 20;
 
 let keystone: Keystone;
-const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: 5000 };
+const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: KEYSTONE_ANSWER_MS };
 const auth = new KeystoneAuth(options);
 const users: Record<'reader' | 'member' | 'admin' | 'other', { name: string; project: string }> = {} as never;
 let projectP = '';

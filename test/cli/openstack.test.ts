@@ -12,9 +12,9 @@ import { execFile, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
-import { KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
 
-const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: 5000 };
+const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: KEYSTONE_ANSWER_MS };
 const t = useApp({ listen: true, auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) } });
 let keystone: Keystone;
 let project = '';

@@ -9,7 +9,7 @@
  * lives in a temporary directory, so a run leaves nothing behind.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../db/embedded.ts';
@@ -52,6 +52,17 @@ export function ensureDebianPackages(packages: Record<string, string>): void {
  */
 export const KEYSTONE_START_MS = 300_000;
 
+/**
+ * How long the app under test waits for this Keystone's answer
+ * (VOLSTATE_KEYSTONE_TIMEOUT_MS is 5 s in production). The test Keystone is
+ * one Python process with one thread: under two CPU hogs and three volstate
+ * nodes it gets a fraction of a core, and a validation measured 2.3–7.5 s
+ * (npm run test:stress). These tests check what each role may do, not
+ * Keystone's latency; a Keystone that does not answer at all is its own test
+ * (a closed port, 503).
+ */
+export const KEYSTONE_ANSWER_MS = 30_000;
+
 export interface KeystoneOptions {
   /** token lifetime in seconds (Keystone's [token] expiration); default 3600 */
   tokenLifetime?: number;
@@ -82,46 +93,85 @@ function run(cmd: string, args: string[]): void {
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.error}):\n${r.stderr.slice(-2000)}`);
 }
 
+/** The keystone.conf of one test Keystone, all of whose files live in `dir`. */
+function configFor(dir: string, tokenLifetime: number): string {
+  return [
+    '[DEFAULT]',
+    `log_file = ${join(dir, 'keystone.log')}`,
+    '[database]',
+    `connection = sqlite:///${join(dir, 'keystone.db')}`,
+    '[token]',
+    'provider = fernet',
+    `expiration = ${tokenLifetime}`,
+    '[fernet_tokens]',
+    `key_repository = ${join(dir, 'fernet-keys')}`,
+    '[credential]',
+    `key_repository = ${join(dir, 'credential-keys')}`,
+    '[cache]',
+    'enabled = false',
+    // bcrypt at its least cost (4; Keystone's default is 12). At 12, each
+    // password login costs ~0.2 s of CPU here, and this Keystone serves one
+    // request at a time: under load the app's token validation queued
+    // behind the tests' logins past its 5 s timeout (a 503 in keystone.test.ts
+    // under npm run test:stress). What these tests exercise is the token
+    // flow, not password hashing.
+    '[identity]',
+    'password_hash_rounds = 4',
+    '',
+  ].join('\n');
+}
+
+const ADMIN_PASSWORD = 'admin-volstate-test';
+
+/**
+ * The bootstrapped state every test Keystone starts from — its SQLite
+ * database, fernet and credential keys, the admin — made once per machine
+ * and Keystone version by the four keystone-manage programs, then copied.
+ * Each of those programs is mostly Python start-up (3–4 s on a quiet
+ * machine, 12–15 s under two CPU hogs); made anew for every test file they
+ * were most of the setup. Made in a scratch directory and renamed into
+ * place, so test files starting at once never see half of one.
+ */
+function bootstrapped(): string {
+  const version = spawnSync('dpkg-query', ['-W', '-f=${Version}', 'keystone'], { encoding: 'utf8' }).stdout.trim() || 'unknown';
+  const template = join(tmpdir(), `volstate-keystone-template-${version.replace(/[^\w.-]/g, '_')}-1`);
+  if (existsSync(join(template, 'ready'))) return template;
+  const work = mkdtempSync(join(tmpdir(), 'volstate-keystone-making-'));
+  const conf = join(work, 'keystone.conf');
+  writeFileSync(conf, configFor(work, 3600));
+  const manage = (...args: string[]) => run('keystone-manage', ['--config-file', conf, ...args]);
+  manage('db_sync');
+  manage('fernet_setup', '--keystone-user', 'root', '--keystone-group', 'root');
+  manage('credential_setup', '--keystone-user', 'root', '--keystone-group', 'root');
+  // The endpoints' address is set for each copy (its own port).
+  const placeholder = 'http://127.0.0.1:1/v3/';
+  manage('bootstrap', '--bootstrap-password', ADMIN_PASSWORD, '--bootstrap-public-url', placeholder, '--bootstrap-internal-url', placeholder, '--bootstrap-admin-url', placeholder, '--bootstrap-region-id', 'RegionOne');
+  run('/usr/bin/python3', ['-c', `import sqlite3; sqlite3.connect(${JSON.stringify(join(work, 'keystone.db'))}).execute('pragma journal_mode=wal')`]);
+  rmSync(conf);
+  rmSync(join(work, 'keystone.log'), { force: true });
+  writeFileSync(join(work, 'ready'), version);
+  try {
+    renameSync(work, template);
+  } catch {
+    rmSync(work, { recursive: true, force: true }); // another test file made it meanwhile
+  }
+  return template;
+}
+
 export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keystone> {
   ensureDebianPackages(KEYSTONE_PACKAGES);
   const dir = mkdtempSync(join(tmpdir(), 'volstate-keystone-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/v3`;
-  const adminPassword = `admin-${process.pid}-${port}`;
+  const adminPassword = ADMIN_PASSWORD;
+  cpSync(bootstrapped(), dir, { recursive: true });
   const conf = join(dir, 'keystone.conf');
-  writeFileSync(
-    conf,
-    [
-      '[DEFAULT]',
-      `log_file = ${join(dir, 'keystone.log')}`,
-      '[database]',
-      `connection = sqlite:///${join(dir, 'keystone.db')}`,
-      '[token]',
-      'provider = fernet',
-      `expiration = ${opts.tokenLifetime ?? 3600}`,
-      '[fernet_tokens]',
-      `key_repository = ${join(dir, 'fernet-keys')}`,
-      '[credential]',
-      `key_repository = ${join(dir, 'credential-keys')}`,
-      '[cache]',
-      'enabled = false',
-      // bcrypt at its least cost (4; Keystone's default is 12). At 12, each
-      // password login costs ~0.2 s of CPU here, and this Keystone serves one
-      // request at a time: under load the app's token validation queued
-      // behind the tests' logins past its 5 s timeout (a 503 in keystone.test.ts
-      // under npm run test:stress). What these tests exercise is the token
-      // flow, not password hashing.
-      '[identity]',
-      'password_hash_rounds = 4',
-      '',
-    ].join('\n'),
-  );
-  const manage = (...args: string[]) => run('keystone-manage', ['--config-file', conf, ...args]);
-  manage('db_sync');
-  manage('fernet_setup', '--keystone-user', 'root', '--keystone-group', 'root');
-  manage('credential_setup', '--keystone-user', 'root', '--keystone-group', 'root');
-  manage('bootstrap', '--bootstrap-password', adminPassword, '--bootstrap-public-url', `${url}/`, '--bootstrap-internal-url', `${url}/`, '--bootstrap-admin-url', `${url}/`, '--bootstrap-region-id', 'RegionOne');
-  run('/usr/bin/python3', ['-c', `import sqlite3; sqlite3.connect(${JSON.stringify(join(dir, 'keystone.db'))}).execute('pragma journal_mode=wal')`]);
+  writeFileSync(conf, configFor(dir, opts.tokenLifetime ?? 3600));
+  // This copy's own address in its catalogue (what the bootstrap registered for the template).
+  run('/usr/bin/python3', [
+    '-c',
+    `import sqlite3; c = sqlite3.connect(${JSON.stringify(join(dir, 'keystone.db'))}); c.execute('UPDATE endpoint SET url = ?', (${JSON.stringify(`${url}/`)},)); c.commit()`,
+  ]);
 
   let output = '';
   const proc: ChildProcess = spawn(
