@@ -67,7 +67,9 @@ describe('auth mode keystone, against a real Keystone', () => {
     await waitStatus(t, 'volumes', `${id}`, 'available', 10_000, as(member));
 
     // reader: reads only
-    expect((await t.request('GET', `${P}/volumes/detail`, undefined, as(reader))).body.volumes.map((v: any) => v.id)).toContain(id);
+    const listed = await t.request('GET', `${P}/volumes/detail`, undefined, as(reader));
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    expect(listed.body.volumes.map((v: any) => v.id)).toContain(id);
     expect((await t.request('GET', `${P}/volumes/${id}`, undefined, as(reader))).status).toBe(200);
     expect((await t.request('GET', `${P}/volumes/${id}/metadata`, undefined, as(reader))).status).toBe(200);
     for (const [method, path, body] of [
