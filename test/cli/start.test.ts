@@ -149,6 +149,18 @@ describe('volstate on the command line', () => {
   }, 60_000);
 });
 
+/** Once the child serves the API: a reader of its stderr so far (it keeps collecting); rejects if it exits first. */
+function serving(child: ChildProcess): Promise<() => string> {
+  let err = '';
+  return new Promise((resolve, reject) => {
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (/serving the Cinder v3 API/.test(err)) resolve(() => err);
+    });
+    child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+  });
+}
+
 describe('the embedded PostgreSQL of a running node', () => {
   /** `volstate serve` on the embedded PostgreSQL of `dir`, once it serves; and its stderr so far. */
   async function serveOn(dir: string) {
@@ -156,20 +168,13 @@ describe('the embedded PostgreSQL of a running node', () => {
       env: { ...process.env, DATABASE_URL: '', VOLSTATE_DATA_DIR: dir, VOLSTATE_DRIVER: 'fake' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-    let err = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (/serving the Cinder v3 API/.test(err)) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-    });
+    const stderr = await serving(child);
     const stop = async () => {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
       await exited;
     };
-    return { err, stop };
+    return { err: stderr(), stop };
   }
 
   it('is found by check, purge and db (same data directory); only the first start says it initialises', async () => {
@@ -210,14 +215,7 @@ describe('stopping volstate', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true, // its own process group, as a terminal's foreground job
     });
-    let err = '';
-    await new Promise<void>((resolve, reject) => {
-      child.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        if (/serving the Cinder v3 API/.test(err)) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-    });
+    const stderr = await serving(child);
     expect(postgresUnder(dir).length).toBeGreaterThan(0);
     const exited = new Promise((r) => child.once('exit', r));
     process.kill(-child.pid!, SIGNAL);
@@ -225,7 +223,7 @@ describe('stopping volstate', () => {
     // npm exits when its child does; give the child's own exit a moment to be reaped, by waiting on the database's.
     await eventuallyGone(dir);
     expect(postgresUnder(dir)).toEqual([]);
-    expect(err).toMatch(new RegExp(`${SIGNAL}: shutting down`));
+    expect(stderr()).toMatch(new RegExp(`${SIGNAL}: shutting down`));
   }, 120_000);
 });
 
