@@ -7,45 +7,46 @@
  * If `cinder` is not installed this fails, saying how to install it; it
  * never passes without having run the client. (.ci/run installs it.)
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { eventually, PROJECT, useApp, waitStatus } from '../helpers/app.ts';
+import { ResidentCli, type CliRun as Run } from '../helpers/resident-cli.ts';
 
 const t = useApp({ listen: true, latencyMs: 2 });
 const SERVER = '4e4b9c1a-8c8e-4a69-9c3f-0e7f2c7a1d10';
 const cache = mkdtempSync(join(tmpdir(), 'volstate-cinderclient-'));
 
-function installed(): boolean {
-  return spawnSync('cinder', ['--version'], { encoding: 'utf8' }).status === 0;
-}
+/** The installed client's entry point, in an interpreter kept between calls (see resident-cli.ts). */
+const resident = new ResidentCli('cinder', 'cinderclient.shell');
+afterAll(() => resident.close());
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-/**
- * Run the CLI. Asynchronously: the API answering it runs in this process,
- * and a synchronous spawn would block the event loop that serves it.
- */
+/** Run the CLI, as a user of this file's project. */
 function cinder(...args: string[]): Promise<Run> {
   return cinderIn(PROJECT, ...args);
 }
 
 /** The CLI as a user of another project. */
 function cinderIn(project: string, ...args: string[]): Promise<Run> {
+  return resident.run(args, cliEnv(project));
+}
+
+/**
+ * The executable itself, one process per call. Asynchronously: the API
+ * answering it runs in this process, and a synchronous spawn would block
+ * the event loop that serves it.
+ */
+function executable(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('cinder', args, { encoding: 'utf8', timeout: 60_000, env: cliEnv(project) }, (err, out, errOut) => {
+    execFile('cinder', args, { encoding: 'utf8', timeout: 60_000, env: cliEnv(PROJECT) }, (err, out, errOut) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out, err: errOut });
     });
   });
 }
 
-function cliEnv(project: string): NodeJS.ProcessEnv {
+function cliEnv(project: string): Record<string, string | undefined> {
   return {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -83,8 +84,6 @@ function ok(run: Run): Run {
   return run;
 }
 
-let available: boolean | undefined;
-
 /**
  * A test of the CLI: fails (a failed test, not a skipped one, and not an
  * error in a hook, which vitest does not count in its exit code) when the
@@ -92,8 +91,7 @@ let available: boolean | undefined;
  */
 function cliTest(name: string, fn: () => Promise<void>) {
   it(name, async () => {
-    available ??= installed();
-    if (!available) {
+    if (!resident.installed()) {
       throw new Error(
         'the `cinder` CLI is not installed, and this test drives it for real: install it with ' +
           '`apt-get install -y python3-cinderclient` (.ci/run does), then run the tests again.',
@@ -104,6 +102,19 @@ function cliTest(name: string, fn: () => Promise<void>) {
 }
 
 describe('the cinder CLI against volstate', () => {
+  cliTest('answers through the resident interpreter what the executable answers: output, errors, exit codes', async () => {
+    const vol = properties(ok(await executable('create', '--name', 'twice-asked', '1')).out).id!;
+    await waitStatus(t, 'volumes', vol, 'available');
+    const missing = '00000000-0000-4000-8000-00000000dead';
+    // An answer, a refusal (exit 1) and a usage error (exit 2): the executable takes 2 s each.
+    for (const argv of [['show', vol], ['show', missing], ['bogus-command']]) {
+      const [once, resident] = [await executable(...argv), await cinder(...argv)];
+      const same = (run: Run) => ({ ...run, err: run.err.replace(/req-[0-9a-f-]+/g, 'req-…') });
+      expect(same(resident), `cinder ${argv.join(' ')}`).toEqual(same(once));
+    }
+    expect((await cinder('show', missing)).code).toBe(1);
+  });
+
   cliTest('creates, shows (by id and by name), lists with filters, extends', async () => {
     const created = properties(ok(await cinder('create', '--name', 'cli-vol', '--description', 'from the CLI', '--metadata', 'tier=gold', '1')).out);
     expect(created).toMatchObject({ status: 'creating', size: '1', name: 'cli-vol' });

@@ -8,11 +8,11 @@
  * If `openstack` is not installed this fails, saying how to install it.
  * (.ci/run installs it.)
  */
-import { execFile, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
 import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { ResidentCli, type CliRun as Run } from '../helpers/resident-cli.ts';
 
 const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: KEYSTONE_ANSWER_MS };
 const t = useApp({ listen: true, auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) } });
@@ -33,13 +33,11 @@ beforeAll(async () => {
 }, KEYSTONE_START_MS);
 afterAll(async () => keystone?.stop());
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
+/** The installed client's entry point, in an interpreter kept between calls (see resident-cli.ts). */
+const osc = new ResidentCli('openstack', 'openstackclient.shell');
+afterAll(() => osc.close());
 
-/** Run OSC as a user of the project (asynchronously: the API it calls runs in this process). */
+/** Run OSC as a user of the project. */
 function openstack(user: string, ...args: string[]): Promise<Run> {
   const env = {
     PATH: process.env.PATH,
@@ -54,11 +52,7 @@ function openstack(user: string, ...args: string[]): Promise<Run> {
     OS_INTERFACE: 'public',
     OS_VOLUME_API_VERSION: '3',
   };
-  return new Promise((resolve) => {
-    execFile('openstack', args, { encoding: 'utf8', timeout: 60_000, env }, (err, out, errOut) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, out, err: errOut });
-    });
-  });
+  return osc.run(args, env);
 }
 
 async function json(user: string, ...args: string[]): Promise<any> {
@@ -74,7 +68,7 @@ async function ok(user: string, ...args: string[]): Promise<void> {
 
 function oscTest(name: string, fn: () => Promise<void>) {
   it(name, async () => {
-    if (spawnSync('openstack', ['--version'], { encoding: 'utf8' }).status !== 0) {
+    if (!osc.installed()) {
       throw new Error('the `openstack` CLI is not installed, and this test drives it for real: `apt-get install -y python3-openstackclient` (.ci/run does).');
     }
     await fn();
