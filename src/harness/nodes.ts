@@ -6,10 +6,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { resolve } from 'node:path';
 import { freePort } from '../../db/embedded.ts';
-
-const CLI = resolve(import.meta.dirname, '../cli.ts');
+import { volstateArgs } from '../launch.ts';
 
 export interface NodeOptions {
   databaseUrl: string;
@@ -38,7 +36,7 @@ export interface VolstateNode {
 
 export async function startNode(opts: NodeOptions): Promise<VolstateNode> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', String(port)], {
+  const proc = spawn(process.execPath, await volstateArgs('serve', '--port', String(port)), {
     env: {
       ...process.env,
       DATABASE_URL: opts.databaseUrl,

@@ -103,7 +103,7 @@ function cliTest(name: string, fn: () => Promise<void>) {
 
 describe('the cinder CLI against volstate', () => {
   cliTest('answers through the resident interpreter what the executable answers: output, errors, exit codes', async () => {
-    const vol = properties(ok(await executable('create', '--name', 'twice-asked', '1')).out).id!;
+    const vol = (await t.request('POST', '/v3/volumes', { volume: { size: 1, name: 'twice-asked' } })).body.volume.id as string;
     await waitStatus(t, 'volumes', vol, 'available');
     const missing = '00000000-0000-4000-8000-00000000dead';
     // An answer, a refusal (exit 1) and a usage error (exit 2): the executable takes 2 s each.

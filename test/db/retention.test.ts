@@ -13,6 +13,7 @@ import { Enforcer } from '../../src/enforcer.ts';
 import { Worker } from '../../src/worker/worker.ts';
 import { checkHistory, formatReport } from '../../src/check/history.ts';
 import { availableVolume, eventually, useApp, waitStatus } from '../helpers/app.ts';
+import { volstateArgs } from '../../src/launch.ts';
 
 const t = useApp();
 
@@ -132,9 +133,10 @@ describe('retention', () => {
   it('is what `volstate purge --before` runs, saying what it removed; a bad --before is refused', async () => {
     const id = await deletedVolume();
     await age(id, 10);
+    const cli = await volstateArgs('purge');
     const run = (...args: string[]) =>
       new Promise<{ code: number; out: string; err: string }>((resolve) => {
-        execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'purge', ...args], { env: { ...process.env, DATABASE_URL: t.db.url }, encoding: 'utf8' }, (err, out, errOut) =>
+        execFile(process.execPath, [...cli, ...args], { env: { ...process.env, DATABASE_URL: t.db.url }, encoding: 'utf8' }, (err, out, errOut) =>
           resolve({ code: err ? Number(err.code ?? 1) : 0, out, err: errOut }),
         );
       });

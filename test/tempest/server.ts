@@ -8,11 +8,11 @@
  * (role `service` in project `service`), as keystonemiddleware does.
  */
 import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { freePort } from '../../db/embedded.ts';
 import type { Keystone } from '../helpers/keystone.ts';
+import { volstateArgs } from '../../src/launch.ts';
 
-const CLI = resolve(import.meta.dirname, '../../src/cli.ts');
 
 export interface Server {
   readonly url: string;
@@ -43,7 +43,7 @@ export async function startServer(keystone: Keystone, auth: 'keystone' | 'noauth
       await keystone.api('POST', '/endpoints', { endpoint: { service_id: service, interface: iface, region_id: 'RegionOne', url: `${url}/v3/%(project_id)s` } });
     }
   }
-  const proc = spawn(process.execPath, ['--import', 'tsx', CLI, 'serve', '--port', String(port)], {
+  const proc = spawn(process.execPath, await volstateArgs('serve', '--port', String(port)), {
     env: {
       ...process.env,
       ...env,
