@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { LongestFirst } from './test/setup/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -9,6 +10,7 @@ export default defineConfig({
     exclude: process.env.VOLSTATE_FAILOVER_TEST ? [] : ['test/concurrency/failover.test.ts'],
     globalSetup: ['test/setup/global.ts'],
     pool: 'forks',
+    sequence: { sequencer: LongestFirst },
     // Both cores: the suite is mostly waiting (on PostgreSQL, child processes, Keystone, the CLIs),
     // and its tests wait on events, not on time, so two files at once stay green: 289 s against
     // 480–590 s one file at a time, which was close to the ten minutes allowed.
