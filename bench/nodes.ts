@@ -25,7 +25,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { ensureDatabase } from '../db/connect.ts';
+import { ensureDatabase, sqlClient } from '../db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { MODELS } from '../machines/index.ts';
@@ -68,7 +68,7 @@ async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, tim
       }),
     ),
   );
-  const sql = postgres(url, { max: 2, onnotice: () => {} });
+  const sql = sqlClient(url, { max: 2, onnotice: () => {} });
   return {
     url,
     nodes,

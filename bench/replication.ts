@@ -22,8 +22,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
-import { APP_DATABASE, ensureDatabase } from '../db/connect.ts';
+import { APP_DATABASE, ensureDatabase, sqlClient } from '../db/connect.ts';
 import { startPatroni } from '../db/patroni.ts';
 import { runHarness } from '../src/harness/run.ts';
 
@@ -45,7 +44,7 @@ interface Result {
 
 /** The raw limit: each connection commits one-row UPDATEs of its own row. */
 async function rawCommits(url: string): Promise<{ perS: number; p50: number }> {
-  const sql = postgres(url, { max: CONNECTIONS, onnotice: () => {} });
+  const sql = sqlClient(url, { max: CONNECTIONS, onnotice: () => {} });
   try {
     await sql`CREATE TABLE IF NOT EXISTS bench_commits (id int PRIMARY KEY, v bigint NOT NULL)`;
     await sql`INSERT INTO bench_commits SELECT g, 0 FROM generate_series(1, ${CONNECTIONS}) g ON CONFLICT DO NOTHING`;

@@ -11,7 +11,7 @@
 import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import { migrate as drizzleMigrate } from 'drizzle-orm/postgres-js/migrator';
-import postgres from 'postgres';
+import { sqlClient } from './connect.ts';
 import { ensureHistoryPartitions } from './retention.ts';
 
 export const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url));
@@ -19,7 +19,7 @@ export const MIGRATIONS = fileURLToPath(new URL('./migrations', import.meta.url)
 const LOCK_KEY = 0x766f6c; // 'vol'
 
 export async function migrate(url: string): Promise<void> {
-  const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: 'volstate-migrate' } });
+  const sql = sqlClient(url, { max: 1, onnotice: () => {}, connection: { application_name: 'volstate-migrate' } });
   try {
     // max: 1, so the lock and the migrator share one session.
     await sql`SELECT pg_advisory_lock(${LOCK_KEY})`;

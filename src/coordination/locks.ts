@@ -17,6 +17,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unl
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { sqlClient } from '../../db/connect.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
 export type LockScope = 'process' | 'node' | 'global';
@@ -359,7 +360,7 @@ export class Coordination {
     this.global = url
       ? new GlobalLocks(
           // No idle_timeout: a session holding a lock through a long step is idle too, and closing it would let the lock go.
-          (onclose) => postgres(url, { max: 1, onnotice: () => {}, onclose, connection: { application_name: 'volstate-lock' } }),
+          (onclose) => sqlClient(url, { max: 1, onnotice: () => {}, onclose, connection: { application_name: 'volstate-lock' } }),
           opts.idleSessions ?? 4,
         )
       : undefined;

@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { APP_DATABASE, connect, ensureDatabase } from '../../db/connect.ts';
+import { APP_DATABASE, connect, ensureDatabase, sqlClient } from '../../db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 import { startPatroni, type PatroniCluster } from '../../db/patroni.ts';
@@ -290,7 +290,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     // Faults, on timers, while the clients run.
     const timers: NodeJS.Timeout[] = [];
     let stopping = false;
-    const admin = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => {} }) : undefined;
+    const admin = databaseUrl ? sqlClient(databaseUrl, { max: 1, onnotice: () => {} }) : undefined;
     if (cluster && opts.faults.killEveryMs) {
       // One node down at a time: a kill waits until the last one's replacement serves. On a
       // busy machine a node can take longer to start than the kill period, and killing on

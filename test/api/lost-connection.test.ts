@@ -19,7 +19,7 @@ import { Writable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Sql } from '../../db/connect.ts';
+import { connect, sqlClient, type Sql } from '../../db/connect.ts';
 import { build } from '../../src/app.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { createTestDatabase } from '../helpers/db.ts';
@@ -39,7 +39,7 @@ beforeAll(async () => {
   url = await createTestDatabase();
   proxy = await startCutProxy(url);
   sql = connect(proxy.url, { max: 8, name: APP_NAME });
-  killer = postgres(url, { max: 1, onnotice: () => {} });
+  killer = sqlClient(url, { max: 1, onnotice: () => {} });
   const stream = new Writable({
     write(chunk: Buffer, _enc, done) {
       log.push(JSON.parse(chunk.toString()) as { msg: string; reqId?: string });

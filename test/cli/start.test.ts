@@ -194,7 +194,7 @@ describe('the embedded PostgreSQL of a running node', () => {
       expect(purge.out).toMatch(/purged what was deleted before/);
       const db = await run(['db'], env);
       expect(db.code, db.err).toBe(0);
-      expect(db.out).toMatch(/^DATABASE_URL=postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/volstate$/m);
+      expect(db.out).toMatch(/^DATABASE_URL=postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/volstate\?host=%2F\S+$/m); // its Unix socket (db/embedded.ts)
       expect(db.err).toMatch(/running already \(process \d+\)/);
       // A second server on the same directory is refused, and told the URL to share.
       const second = await run(['serve', '--port', '0'], { ...env, VOLSTATE_DRIVER: 'fake' });

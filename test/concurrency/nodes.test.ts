@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
-import { APP_DATABASE, ensureDatabase } from '../../db/connect.ts';
+import { APP_DATABASE, ensureDatabase, sqlClient } from '../../db/connect.ts';
 import { freePort, startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 import { MODELS, type ResourceModel } from '../../machines/index.ts';
@@ -101,7 +101,7 @@ async function checkHistory(sql: postgres.Sql) {
 describe('three nodes, 500 volumes, one node SIGKILLed mid-run', () => {
   it('loses nothing, leaves nothing stuck, and never lets two owners work on one resource', { timeout: 240_000 }, async () => {
     const url = await createTestDatabase();
-    const sql = postgres(url, { max: 4, onnotice: () => {} });
+    const sql = sqlClient(url, { max: 4, onnotice: () => {} });
     cleanups.push(() => sql.end());
     const { nodes: three, journal } = await nodes(3, url, 100);
     const api = client(three);
@@ -226,7 +226,7 @@ describe('three nodes, 500 volumes, one node SIGKILLed mid-run', () => {
 describe('R5: a node dies in the middle of cascade deletes', () => {
   it('every volume and snapshot still reaches its end', { timeout: 120_000 }, async () => {
     const url = await createTestDatabase();
-    const sql = postgres(url, { max: 4, onnotice: () => {} });
+    const sql = sqlClient(url, { max: 4, onnotice: () => {} });
     cleanups.push(() => sql.end());
     const { nodes: two } = await nodes(2, url, 300);
     const api = client(two);
@@ -317,7 +317,7 @@ describe('PostgreSQL restarted under load', () => {
     await Promise.all(load);
 
     for (const n of two) expect(n.proc.exitCode, n.output()).toBeNull(); // still running
-    const sql = postgres(url, { max: 2, onnotice: () => {} });
+    const sql = sqlClient(url, { max: 2, onnotice: () => {} });
     cleanups.unshift(() => sql.end());
     await settle(sql, 30_000);
     // Requests met the outage: those in flight when it began wait for the

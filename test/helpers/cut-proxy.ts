@@ -13,6 +13,7 @@
  * startup is a type byte and a length); the client's side is passed as is.
  */
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
+import { tcpUrl } from '../../db/connect.ts';
 
 export interface CutProxy {
   /** the database URL through the proxy */
@@ -66,7 +67,7 @@ export async function startCutProxy(databaseUrl: string): Promise<CutProxy> {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const through = new URL(databaseUrl);
+  const through = new URL(tcpUrl(databaseUrl)); // through the proxy, not the server's Unix socket
   through.hostname = '127.0.0.1';
   through.port = String((server.address() as { port: number }).port);
   return {

@@ -8,9 +8,8 @@
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
-import { ensureDatabase } from '../../db/connect.ts';
+import { ensureDatabase, sqlClient } from '../../db/connect.ts';
 import { cleanStaleDirs, startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 
@@ -46,7 +45,7 @@ export default async function setup(project: TestProject) {
   }
   const runId = `vt${process.pid}`;
   const template = `${runId}_template`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  const admin = sqlClient(adminUrl, { max: 1, onnotice: () => {} });
   await admin.unsafe(`DROP DATABASE IF EXISTS "${template}"`);
   await admin.end();
   await ensureDatabase(adminUrl, template);
@@ -63,7 +62,7 @@ export default async function setup(project: TestProject) {
       return;
     }
     // On a shared server, drop what this run created.
-    const cleanup = postgres(adminUrl!, { max: 1, onnotice: () => {} });
+    const cleanup = sqlClient(adminUrl!, { max: 1, onnotice: () => {} });
     const dbs = await cleanup<{ datname: string }[]>`SELECT datname FROM pg_database WHERE datname LIKE ${`${runId}_%`}`;
     for (const { datname } of dbs) await cleanup.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
     await cleanup.end();
