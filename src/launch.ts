@@ -27,11 +27,17 @@ import { build, type Plugin } from 'esbuild';
 const ROOT = resolve(import.meta.dirname, '..');
 const ENTRY = join(ROOT, 'src', 'cli.ts');
 
-let bundle: Promise<string> | undefined;
+let bundle: Promise<string | undefined> | undefined;
 
 /** The arguments to give `process.execPath` to run `volstate <args…>`. */
 export async function volstateArgs(...args: string[]): Promise<string[]> {
-  return ['--enable-source-maps', await (bundle ??= buildBundle()), ...args];
+  bundle ??= buildBundle().catch((err: unknown) => {
+    // A read-only install (no node_modules/.cache to write): the sources through tsx, slower to start.
+    process.stderr.write(`volstate: starting children through tsx, not a bundle: ${(err as Error).message}\n`);
+    return undefined;
+  });
+  const file = await bundle;
+  return file ? ['--enable-source-maps', file, ...args] : ['--import', 'tsx', ENTRY, ...args];
 }
 
 async function buildBundle(): Promise<string> {
