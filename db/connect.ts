@@ -21,18 +21,28 @@ type PgOptions = NonNullable<Parameters<typeof postgres>[1]>;
  * sides (db/embedded.ts).
  */
 export function sqlClient(url: string, options: PgOptions = {}): Sql {
-  const u = new URL(url);
-  const dir = u.searchParams.get('host');
-  if (!dir?.startsWith('/')) return postgres(url, options);
-  u.searchParams.delete('host');
-  return postgres(u.toString(), { path: join(dir, `.s.PGSQL.${u.port || '5432'}`), ...options });
+  const socket = socketOf(url);
+  if (!socket) return postgres(url, options);
+  return postgres(socket.url, { path: join(socket.dir, `.s.PGSQL.${socket.port}`), ...options });
+}
+
+/**
+ * The socket directory a URL's `host` parameter names, and the URL without
+ * it. Read without `new URL`: a multi-host URL (Patroni's
+ * `host1:p1,host2:p2`) is not a WHATWG URL.
+ */
+function socketOf(url: string): { dir: string; port: string; url: string } | undefined {
+  const m = /[?&]host=([^&#]*)/.exec(url);
+  const dir = m ? decodeURIComponent(m[1]!) : undefined;
+  if (!m || !dir?.startsWith('/')) return undefined;
+  const rest = url.replace(/([?&])host=[^&#]*&?/, '$1').replace(/[?&]$/, '');
+  const port = /^[^:]+:\/\/(?:[^@/]*@)?[^:/,]*:(\d+)/.exec(url)?.[1] ?? '5432';
+  return { dir, port, url: rest };
 }
 
 /** The URL without a `host` parameter: the same server over TCP (for a proxy, or a tool that reads only TCP URLs). */
 export function tcpUrl(url: string): string {
-  const u = new URL(url);
-  u.searchParams.delete('host');
-  return u.toString();
+  return socketOf(url)?.url ?? url;
 }
 
 export { APP_DATABASE };
