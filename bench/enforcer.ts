@@ -171,7 +171,9 @@ async function main() {
     const version = (await admin`SHOW server_version`)[0]!.server_version as string;
     console.log(`volstate enforcer benchmark: PostgreSQL ${version} (embedded, synchronous_commit=off), ${CLIENTS} clients, ${SECONDS}s per run, Node ${process.version}`);
     const results: Record<string, Record<string, number | string>> = {};
-    for (const contended of [false, true]) {
+    // BENCH_ONLY=pgbench: the physical anchor alone (bench/control.ts prints it beside its own figures).
+    const only = process.env.BENCH_ONLY;
+    for (const contended of only === 'pgbench' ? [false] : [false, true]) {
       const workload = contended ? 'contended (8 clients, 1 row)' : `uncontended (8 clients, ${ROWS} rows)`;
       results[workload] = {};
       const variants: [string, () => Promise<number | string>][] = [
@@ -182,6 +184,7 @@ async function main() {
         ['pg_advisory_xact_lock + RMW', () => run(url, contended, lockBased('advisory'))],
       ];
       for (const [name, variant] of variants) {
+        if (only === 'pgbench' && !name.startsWith('pgbench')) continue;
         await setup(admin);
         const value = await variant();
         results[workload][name] = value;

@@ -1,0 +1,325 @@
+/**
+ * `npm run bench:control`: the control plane's speed where a user feels it.
+ *
+ * One `volstate serve` on the embedded PostgreSQL (the fake driver: no
+ * backend time), and clients that do what a real client does: create a
+ * 1 GiB volume, poll `GET /volumes/{id}` every 5 ms until it is available,
+ * extend it to 2 GiB and poll again, delete it and poll until it is gone;
+ * again, for BENCH_SECONDS (8). Three sittings, each on a fresh database:
+ *
+ *   - 1 client;
+ *   - 16 clients in one project (every request meets the project's rows);
+ *   - 16 clients in 16 projects (only what the whole cloud shares).
+ *
+ * The latencies are the server's, read from the history afterwards (the
+ * polling interval does not hide or add anything): create → available is
+ * the state row's creation to its first `available`; extend from the
+ * EXTEND transition to the next `available`; delete from DELETE to
+ * `deleted`. Lifecycles counts those completed inside the window.
+ *
+ * `--compare <commit>` runs the same sittings against another commit's
+ * server in the same invocation (a git worktree under
+ * node_modules/.cache/volstate/, `npm ci` there once), one after the other
+ * per sitting, so both see the same machine. pgbench's rate for the
+ * volume machine's own statement is printed beside (bench/enforcer.ts's
+ * uncontended run), the physical anchor of this machine at that moment.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
+import { freePort, startEmbedded } from '../db/embedded.ts';
+
+const { values } = parseArgs({
+  options: {
+    compare: { type: 'string' },
+    seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '8' },
+    only: { type: 'string' },
+    // where the time went: statements per lifecycle (pg_stat_statements) and what the backends waited on
+    why: { type: 'boolean', default: false },
+  },
+});
+const SECONDS = Number(values.seconds);
+const POLL_MS = 5;
+const ROOT = resolve(import.meta.dirname, '..');
+
+interface Target {
+  name: string;
+  dir: string;
+  /** this tree's server takes the socket URL; an older one may not */
+  socket: boolean;
+}
+
+interface Sitting {
+  name: string;
+  clients: number;
+  projects: number;
+}
+
+const SITTINGS: Sitting[] = [
+  { name: '1 client', clients: 1, projects: 1 },
+  { name: '16 clients, 1 project', clients: 16, projects: 1 },
+  { name: '16 clients, 16 projects', clients: 16, projects: 16 },
+].filter((s) => !values.only || s.name.startsWith(values.only));
+
+function git(args: string[], cwd = ROOT): string {
+  const r = spawnSync('git', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** A worktree of `commit` with its own dependencies, made once and kept. */
+function checkout(commit: string): Target {
+  const sha = git(['rev-parse', '--short', `${commit}^{commit}`]);
+  const dir = join(ROOT, 'node_modules', '.cache', 'volstate', `compare-${sha}`);
+  if (!existsSync(join(dir, 'node_modules', '.bin', 'tsx'))) {
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('git', ['worktree', 'prune'], { cwd: ROOT });
+    git(['worktree', 'add', '--detach', dir, sha]);
+    console.error(`bench:control: npm ci in ${dir} (once)`);
+    const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`npm ci for ${sha} failed`);
+  }
+  return { name: sha, dir, socket: false };
+}
+
+interface Server {
+  url: string;
+  proc: ChildProcess;
+}
+
+async function serve(target: Target, databaseUrl: string, dataDir: string): Promise<Server> {
+  const port = await freePort();
+  // BENCH_CPU_PROF=<dir>: the server's CPU profile, written when it stops.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : [];
+  const loader = pathToFileURL(join(target.dir, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
+  const proc = spawn(process.execPath, [...prof, '--import', loader, 'src/cli.ts', 'serve', '--port', String(port)], {
+    cwd: target.dir,
+    env: {
+      ...process.env,
+      DATABASE_URL: target.socket ? databaseUrl : tcpUrl(databaseUrl),
+      VOLSTATE_DATA_DIR: dataDir,
+      VOLSTATE_DRIVER: 'fake',
+      LOG_LEVEL: 'error',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  return new Promise((resolveReady, reject) => {
+    proc.stderr!.on('data', (b: Buffer) => {
+      err += b.toString();
+      const url = /serving the Cinder v3 API at (\S+)\/v3/.exec(err)?.[1];
+      if (url && /worker \S+ running/.test(err)) resolveReady({ url, proc });
+    });
+    proc.on('exit', (code) => reject(new Error(`${target.name}: the server exited (${code}) before it served:\n${err}`)));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One client's lifecycles until `deadline`; counts the ones that ended in time. */
+async function client(url: string, project: string, deadline: number, failures: string[]): Promise<number> {
+  const headers = { 'x-auth-token': `admin:${project}`, 'openstack-api-version': 'volume 3.60', 'content-type': 'application/json' };
+  const api = async (method: string, path: string, body?: unknown) => {
+    const r = await fetch(`${url}/v3${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    return { status: r.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
+  };
+  const until = async (id: string, done: (v: { status: number; volume?: Record<string, any> }) => boolean) => {
+    for (;;) {
+      const r = await api('GET', `/volumes/${id}`);
+      const v = { status: r.status, volume: r.body.volume };
+      if (done(v)) return;
+      if (v.volume?.status?.startsWith('error')) throw new Error(`volume ${id} went to ${v.volume.status}`);
+      await sleep(POLL_MS);
+    }
+  };
+  let done = 0;
+  while (Date.now() < deadline) {
+    try {
+      const created = await api('POST', '/volumes', { volume: { size: 1, name: 'bench' } });
+      if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
+      const id = created.body.volume.id as string;
+      await until(id, (v) => v.volume?.status === 'available');
+      const extended = await api('POST', `/volumes/${id}/action`, { 'os-extend': { new_size: 2 } });
+      if (extended.status !== 202) throw new Error(`extend: ${extended.status} ${JSON.stringify(extended.body)}`);
+      await until(id, (v) => v.volume?.status === 'available' && v.volume.size === 2);
+      const deleted = await api('DELETE', `/volumes/${id}`);
+      if (deleted.status !== 202) throw new Error(`delete: ${deleted.status} ${JSON.stringify(deleted.body)}`);
+      await until(id, (v) => v.status === 404);
+      if (Date.now() <= deadline) done++;
+    } catch (err) {
+      failures.push((err as Error).message);
+      if (failures.length > 20) throw err;
+    }
+  }
+  return done;
+}
+
+interface Result {
+  lifecycles: number;
+  perSecond: number;
+  create: [number, number];
+  extend: [number, number];
+  delete: [number, number];
+  failures: string[];
+}
+
+/** p50 and p95 in ms of the server-side durations, from the history. */
+async function latencies(databaseUrl: string): Promise<Pick<Result, 'create' | 'extend' | 'delete'>> {
+  const sql = sqlClient(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const rows = await sql<{ kind: string; p50: number; p95: number }[]>`
+      WITH h AS (
+        SELECT resource_id, event, from_state, split_part(to_state, '.', 1) AS top, at, version
+        FROM state_transitions WHERE resource_type = 'volume'),
+      spans AS (
+        SELECT 'create' AS kind, s.at AS start,
+          (SELECT min(e.at) FROM h e WHERE e.resource_id = s.resource_id AND e.top = 'available' AND e.version > s.version) AS stop
+        FROM h s WHERE s.from_state IS NULL
+        UNION ALL
+        SELECT 'extend', s.at,
+          (SELECT min(e.at) FROM h e WHERE e.resource_id = s.resource_id AND e.top = 'available' AND e.version > s.version)
+        FROM h s WHERE s.event = 'EXTEND'
+        UNION ALL
+        SELECT 'delete', s.at,
+          (SELECT min(e.at) FROM h e WHERE e.resource_id = s.resource_id AND e.top = 'deleted' AND e.version > s.version)
+        FROM h s WHERE s.event = 'DELETE')
+      SELECT kind,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stop - start)) * 1000 AS p50,
+        percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM stop - start)) * 1000 AS p95
+      FROM spans WHERE stop IS NOT NULL GROUP BY kind`;
+    const of = (k: string): [number, number] => {
+      const r = rows.find((x) => x.kind === k);
+      return r ? [Number(r.p50), Number(r.p95)] : [NaN, NaN];
+    };
+    return { create: of('create'), extend: of('extend'), delete: of('delete') };
+  } finally {
+    await sql.end();
+  }
+}
+
+/**
+ * --why: the statements' calls and time per lifecycle (pg_stat_statements,
+ * reset at the window's start) and a sample every 10 ms of what the
+ * database's backends were waiting on.
+ */
+async function explain(url: string) {
+  const sql = sqlClient(url, { max: 1, onnotice: () => {} });
+  await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
+  await sql`SELECT pg_stat_statements_reset()`;
+  const waits = new Map<string, number>();
+  let samples = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const rows = await sql<{ w: string; n: number }[]>`
+        SELECT COALESCE(wait_event_type || ':' || wait_event, 'CPU') || ' (' || state || ')' AS w, count(*)::int AS n
+        FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' GROUP BY 1`;
+      for (const r of rows) waits.set(r.w, (waits.get(r.w) ?? 0) + r.n);
+      samples++;
+      await sleep(10);
+    }
+  })();
+  return {
+    async report(lifecycles: number) {
+      sampling = false;
+      await sampler;
+      const top = await sql<{ calls: number; ms: number; query: string }[]>`
+        SELECT calls::int, total_exec_time AS ms, regexp_replace(query, '\s+', ' ', 'g') AS query FROM pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC`;
+      const calls = top.reduce((a, r) => a + r.calls, 0);
+      console.log(`    ${(calls / lifecycles).toFixed(1)} statements per lifecycle; by total time:`);
+      for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 12))) {
+        console.log(`      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`);
+      }
+      console.log(`    active backends, mean over ${samples} samples, by what they waited on:`);
+      for (const [w, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`      ${(n / samples).toFixed(2).padStart(6)}  ${w}`);
+      await sql.end();
+    },
+  };
+}
+
+let databases = 0;
+
+async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target, sitting: Sitting, work: string): Promise<Result> {
+  const name = `bench_control_${++databases}`;
+  await ensureDatabase(pg.adminUrl, name);
+  const url = pg.urlFor(name);
+  const server = await serve(target, url, join(work, name));
+  try {
+    // A warm-up lifecycle per project (first requests compile and prepare), not counted.
+    await Promise.all(Array.from({ length: sitting.projects }, (_, p) => client(server.url, `bench${p}`, Date.now() + 1, [])));
+    const sql = sqlClient(url, { max: 1, onnotice: () => {} });
+    await sql`TRUNCATE state_transitions`;
+    await sql.end();
+    const failures: string[] = [];
+    const started = Date.now();
+    const deadline = started + SECONDS * 1000;
+    const why = values.why ? await explain(url) : undefined;
+    const counts = await Promise.all(Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, deadline, failures)));
+    const lifecycles = counts.reduce((a, b) => a + b, 0);
+    if (why) await why.report(lifecycles);
+    return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures };
+  } finally {
+    server.proc.kill('SIGTERM');
+    await new Promise((r) => (server.proc.exitCode !== null ? r(null) : server.proc.once('exit', r)));
+  }
+}
+
+function pgbenchRate(): string {
+  const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'bench/enforcer.ts'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    env: { ...process.env, BENCH_ONLY: 'pgbench' },
+  });
+  const m = /uncontended.*pgbench, same statement\s+(\d+) transitions\/s/.exec(r.stdout);
+  return m ? `${m[1]} transitions/s` : 'not measured (pgbench not on PATH?)';
+}
+
+async function main() {
+  const targets: Target[] = [{ name: `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) ? '+' : ''}`, dir: ROOT, socket: true }];
+  if (values.compare) targets.unshift(checkout(values.compare));
+  const work = mkdtempSync(join(tmpdir(), 'volstate-bench-control-'));
+  chmodSync(work, 0o755);
+  mkdirSync(join(work, 'pg'));
+  const pg = await startEmbedded({ dir: join(work, 'pg'), settings: values.why ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {} });
+  const results = new Map<string, Map<string, Result>>();
+  try {
+    console.log(`volstate bench:control: one node, fake driver, embedded PostgreSQL; ${SECONDS} s per sitting, GET polled every ${POLL_MS} ms; Node ${process.version}`);
+    for (const sitting of SITTINGS) {
+      for (const target of targets) {
+        const r = await sit(pg, target, sitting, work);
+        if (!results.has(sitting.name)) results.set(sitting.name, new Map());
+        results.get(sitting.name)!.set(target.name, r);
+        const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
+        console.log(
+          `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
+        );
+      }
+    }
+  } finally {
+    await pg.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+  console.log(`  (p50 / p95, server-side from the history)`);
+  console.log(`pgbench, the volume machine's statement, 8 clients, uncontended: ${pgbenchRate()}`);
+  if (targets.length === 2) {
+    const [before, after] = targets.map((t) => t.name) as [string, string];
+    console.log(`\n${after} ÷ ${before} (same run):`);
+    for (const [sitting, r] of results) {
+      const a = r.get(after)!;
+      const b = r.get(before)!;
+      console.log(
+        `  ${sitting.padEnd(24)} create→available p50 ${(a.create[0] / b.create[0]).toFixed(2)} ×, lifecycles ${(a.lifecycles / b.lifecycles).toFixed(2)} ×`,
+      );
+    }
+  }
+  const failed = [...results.values()].some((r) => [...r.values()].some((x) => x.failures.length > 0));
+  process.exit(failed ? 1 : 0);
+}
+
+await main();
