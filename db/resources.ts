@@ -25,6 +25,12 @@ export interface StateView {
   /** facts of the operation in flight (e.g. a reported snapshot progress); null at rest */
   operation: Record<string, unknown> | null;
   state_updated_at: Date;
+  /**
+   * A volume's attachments in the `attached` bucket, counted by its state
+   * row (machines/attachment-counts.ts: changed in the transaction of every
+   * attachment's CAS); 0 for other resources. Zero: no attachment to read.
+   */
+  attached_count: number;
 }
 
 export type WithState<Row> = Row & StateView;
@@ -93,7 +99,7 @@ export class ResourceTable<Row extends { id: string }, New> {
   }
 
   private columns(sql: Exec): Fragment {
-    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.operation, s.updated_at AS state_updated_at`;
+    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
   }
 
   /** Live: no `deleted_at`, set by the CAS into the final state (db/cas.ts); the lists' partial indexes hold these rows only. */

@@ -66,7 +66,7 @@ export interface Config {
   /**
    * The connections a node holds (README, "The connections a node costs"):
    * VOLSTATE_DB_POOL (default 20) for requests and steps, and
-   * VOLSTATE_LOCK_IDLE_SESSIONS (default 4) global-lock sessions kept open
+   * VOLSTATE_LOCK_IDLE_SESSIONS (default: the worker concurrency) global-lock sessions kept open
    * between locks (a held lock has a session of its own).
    */
   connections: { pool: number; lockIdle: number };
@@ -207,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (driver !== 'file' && driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected file or fake`);
   const heartbeatMs = int(env, 'VOLSTATE_HEARTBEAT_MS', 1000, 50);
   const timeoutMs = int(env, 'VOLSTATE_WORKER_TIMEOUT_MS', 5000, 200);
+  const concurrency = int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024);
   if (timeoutMs < 2 * heartbeatMs) {
     throw new ConfigError(`VOLSTATE_WORKER_TIMEOUT_MS=${timeoutMs} must be at least twice VOLSTATE_HEARTBEAT_MS=${heartbeatMs}`);
   }
@@ -228,13 +229,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     fileCapacityGb: env.VOLSTATE_FILE_CAPACITY_GB ? int(env, 'VOLSTATE_FILE_CAPACITY_GB', 0, 1) : undefined,
     backends: backendsOf(env.VOLSTATE_BACKENDS, driver, resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage'))),
     worker: {
-      concurrency: int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024),
+      concurrency,
       pollMs: int(env, 'VOLSTATE_WORKER_POLL_MS', 2000, 50),
       heartbeatMs,
       timeoutMs,
       drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
     },
-    connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', 4, 0, 1000) },
+    // As many lock sessions kept as steps may hold fences: fewer, and a busy worker opens and closes
+    // a connection for most steps (a backend fork and a SCRAM exchange each; bench:control found it).
+    connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', concurrency, 0, 1000) },
     inDoubtMs: int(env, 'VOLSTATE_IN_DOUBT_MS', 45_000, 0, 600_000),
     retention: {
       keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,

@@ -270,10 +270,9 @@ class GlobalLocks {
   private async take(s: Session, name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<boolean> {
     // A close from before this lock is not this lock's loss. (One seen late, after the lock is taken, only makes confirm look again: safe.)
     s.closed = false;
-    if (tryOnly) {
-      const [row] = await s.sql`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
-      return row!.got as boolean;
-    }
+    // A free lock (the common case: a fence nobody else holds) in one round trip.
+    const [row] = await s.sql`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
+    if (tryOnly || row!.got) return row!.got as boolean;
     // One statement, so the timeout and the lock share the session's transaction-free state.
     // eslint-disable-next-line no-restricted-syntax -- changes no row: only SET LOCAL and the advisory lock, on a session of its own
     await s.sql.begin(async (tx) => {
@@ -345,7 +344,7 @@ export interface CoordinationOptions {
   dir: string;
   /** database for global-scope locks (one connection per lock held) */
   databaseUrl?: string;
-  /** lock sessions kept open once released, for the next lock (VOLSTATE_LOCK_IDLE_SESSIONS; default 4) */
+  /** lock sessions kept open once released, for the next lock (a node: VOLSTATE_LOCK_IDLE_SESSIONS, its worker concurrency by default; here 4) */
   idleSessions?: number;
 }
 
