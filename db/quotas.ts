@@ -89,11 +89,14 @@ export async function perVolumeLimit(sql: Exec, projectId: string): Promise<numb
   return row!.l;
 }
 
-/** What an operation in flight took and has not settled, keyed by the resource it is for. */
-export async function reserve(tx: Exec, ref: { type: string; id: string }, projectId: string, resource: string, amount: number): Promise<void> {
+/** What an operation in flight took and has not settled, keyed by the resource it is for: every resource in one statement. */
+export async function reserve(tx: Exec, ref: { type: string; id: string }, projectId: string, amounts: Partial<Record<string, number>>): Promise<void> {
+  const changes = Object.entries(amounts).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0);
+  if (changes.length === 0) return;
   await tx`
     INSERT INTO quota_reservations (resource_type, resource_id, project_id, resource, amount)
-    VALUES (${ref.type}, ${ref.id}, ${projectId}, ${resource}, ${amount})
+    SELECT ${ref.type}, ${ref.id}, ${projectId}, r.resource, r.amount
+    FROM unnest(${changes.map(([r]) => r)}::text[], ${changes.map(([, n]) => n)}::int[]) AS r(resource, amount)
     ON CONFLICT (resource_type, resource_id, resource) DO UPDATE SET amount = quota_reservations.amount + EXCLUDED.amount`;
 }
 

@@ -67,8 +67,10 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
       // The snapshot's size is the volume's as the CAS saw it: no extend can
       // run while the volume has a reader.
       await this.enforcer.create(tx, { type: 'snapshot', id }, { readers: 0, size: taken.row.size }, opts);
+      const created = (await snapshotTable.find(tx, id))!;
+      // Last: the project's usage rows stay locked until the commit (as in VolumeService.create).
       await this.enforcer.admit(tx, 'snapshot', caller.projectId, { size: taken.row.size }, typeId);
-      return (await snapshotTable.find(tx, id))!;
+      return created;
     });
   }
 }

@@ -92,8 +92,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         volume_type_id: type.id,
       });
       await this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach }, opts);
+      const created = (await volumeTable.find(tx, id))!;
+      // Last: the project's usage rows stay locked from here to the commit, which every
+      // create, extend and delete of the project waits for in turn.
       await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id);
-      return (await volumeTable.find(tx, id))!;
+      return created;
     });
   }
 
