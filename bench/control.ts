@@ -123,12 +123,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** One client's lifecycles until `deadline`; counts the ones that ended in time. */
 async function client(url: string, project: string, deadline: number, failures: string[]): Promise<number> {
   const headers = { 'x-auth-token': `admin:${project}`, 'openstack-api-version': 'volume 3.60', 'content-type': 'application/json' };
-  const api = async (method: string, path: string, body?: unknown) => {
+  interface Volume {
+    id: string;
+    status: string;
+    size: number;
+  }
+  const api = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: { volume?: Volume } }> => {
     const r = await fetch(`${url}/v3${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     const text = await r.text();
-    return { status: r.status, body: text ? (JSON.parse(text) as Record<string, any>) : {} };
+    return { status: r.status, body: text ? (JSON.parse(text) as { volume?: Volume }) : {} };
   };
-  const until = async (id: string, done: (v: { status: number; volume?: Record<string, any> }) => boolean) => {
+  const until = async (id: string, done: (v: { status: number; volume?: Volume | undefined }) => boolean) => {
     for (;;) {
       const r = await api('GET', `/volumes/${id}`);
       const v = { status: r.status, volume: r.body.volume };
@@ -142,7 +147,7 @@ async function client(url: string, project: string, deadline: number, failures: 
     try {
       const created = await api('POST', '/volumes', { volume: { size: 1, name: 'bench' } });
       if (created.status !== 202) throw new Error(`create: ${created.status} ${JSON.stringify(created.body)}`);
-      const id = created.body.volume.id as string;
+      const id = created.body.volume!.id;
       await until(id, (v) => v.volume?.status === 'available');
       const extended = await api('POST', `/volumes/${id}/action`, { 'os-extend': { new_size: 2 } });
       if (extended.status !== 202) throw new Error(`extend: ${extended.status} ${JSON.stringify(extended.body)}`);
