@@ -316,6 +316,8 @@ export class Worker {
   private run(row: ClaimedRow): void {
     const key = `${row.resource_type}:${row.resource_id}`;
     const step = stepFor(row.resource_type, row.state);
+    // Whether the loop must look for work when this step ends (see the finally below).
+    let handedBack = false;
     const task = (async () => {
       // Wait a little for the fence (a previous owner may be finishing), then give up.
       const fence = this.opts.coordination
@@ -327,6 +329,7 @@ export class Worker {
           // it: leave the row for later rather than touch the backend too.
           this.ctx.log('resource fenced by another worker; handing the row back', { key });
           await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id);
+          handedBack = true;
           this.fenced++;
           return;
         }
@@ -337,10 +340,17 @@ export class Worker {
         // A bug or an outage, not a backend failure: give the row back to be tried again.
         this.ctx.log('step failed; handing the row back', { key, state: row.state, error: String(err) });
         await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id).catch(() => {});
+        handedBack = true;
       } finally {
         await fence?.release().catch(() => {});
+        // A claim round now only when it may find something: the worker was full (a NOTIFY that
+        // came meanwhile found no free slot), the row was handed back (an unclaim notifies
+        // nobody), or idle() waits for a round with nothing in flight. Otherwise every row left
+        // for a worker has notified already (db/cas.ts), and an empty claim per step was 2 of a
+        // volume lifecycle's 6 claims (bench:control --why).
+        const full = this.inflight.size >= this.opts.concurrency;
         this.inflight.delete(key);
-        this.signal.fire();
+        if (full || handedBack || this.idleWaiters.length > 0) this.signal.fire();
       }
     })();
     this.inflight.set(key, task);
