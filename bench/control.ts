@@ -107,6 +107,10 @@ async function serve(target: Target, databaseUrl: string, dataDir: string): Prom
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
+  // However this process ends (an error, a closed stdout), the server goes with it.
+  const orphan = () => proc.kill('SIGKILL');
+  process.once('exit', orphan);
+  proc.once('exit', () => process.off('exit', orphan));
   let err = '';
   return new Promise((resolveReady, reject) => {
     proc.stderr!.on('data', (b: Buffer) => {
