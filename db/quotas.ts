@@ -30,6 +30,11 @@ export interface Exceeded {
   requested: number;
 }
 
+/** The resources a change moves, with their amounts (zero and absent ones left out). */
+function nonZero(deltas: Partial<Record<string, number>>): [string, number][] {
+  return Object.entries(deltas).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0);
+}
+
 function limitOf(sql: Exec, projectId: string, resource: string) {
   return sql`COALESCE(
     (SELECT hard_limit FROM quota_limits WHERE project_id = ${projectId} AND resource = ${resource}),
@@ -44,7 +49,7 @@ function limitOf(sql: Exec, projectId: string, resource: string) {
  * the rest back.
  */
 export async function consume(tx: Exec, projectId: string, deltas: Partial<Record<string, number>>): Promise<Exceeded | undefined> {
-  const changes = Object.entries(deltas).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0);
+  const changes = nonZero(deltas);
   if (changes.length === 0) return undefined;
   const resources = changes.map(([r]) => r);
   const amounts = changes.map(([, n]) => n);
@@ -91,7 +96,7 @@ export async function perVolumeLimit(sql: Exec, projectId: string): Promise<numb
 
 /** What an operation in flight took and has not settled, keyed by the resource it is for: every resource in one statement. */
 export async function reserve(tx: Exec, ref: { type: string; id: string }, projectId: string, amounts: Partial<Record<string, number>>): Promise<void> {
-  const changes = Object.entries(amounts).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0);
+  const changes = nonZero(amounts);
   if (changes.length === 0) return;
   await tx`
     INSERT INTO quota_reservations (resource_type, resource_id, project_id, resource, amount)
