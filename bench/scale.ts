@@ -17,13 +17,16 @@
  * It prints the curve and, for every figure, largest step ÷ smallest
  * (goal ≤ 1.5). BENCH_SCALE=0.01 shrinks every step (a quick look);
  * BENCH_SLOW_MS=N with VOLSTATE_PG_LOG=1 logs every statement slower than N ms;
- * BENCH_STEPS=1 measures the first step only.
+ * BENCH_STEPS=1 measures the first step only. BENCH_DRIVER=file runs the
+ * file driver instead of the fake one, and every seeded live volume gets
+ * its (sparse, empty) file: what the scheduler's capacity() costs as the
+ * backend fills.
  *
  * The embedded PostgreSQL runs with synchronous_commit=off and
  * shared_buffers=1GB (the machine has 24 GiB): the figures are about how
  * queries scale, not the disk's flush latency.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, openSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -32,7 +35,9 @@ import { startEmbedded } from '../db/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { ensureHistoryPartitions, purge } from '../db/retention.ts';
 import { build } from '../src/app.ts';
+import { Coordination } from '../src/coordination/locks.ts';
 import { FakeDriver } from '../src/drivers/fake.ts';
+import { FileDriver } from '../src/drivers/file.ts';
 import { Enforcer } from '../src/enforcer.ts';
 import { Worker } from '../src/worker/worker.ts';
 
@@ -50,13 +55,26 @@ interface Step {
   seed: (sql: Sql) => Promise<void>;
 }
 
+const FILE_DRIVER = process.env.BENCH_DRIVER === 'file';
+/** the file driver's directory, when it runs */
+let storage = '';
+
+/** A live volume's file, as the file driver would have made it: 1 GiB, sparse. */
+function seedFiles(ids: string[]) {
+  for (const id of ids) {
+    const path = join(storage, 'volumes', `${id}.img`);
+    closeSync(openSync(path, 'w'));
+    truncateSync(path, 1024 ** 3);
+  }
+}
+
 /** Insert `count` volumes of `project(i)` with their state rows and `history` transitions each, in batches. */
 async function seedVolumes(sql: Sql, count: number, opts: { project: (i: string) => string; deleted: boolean; history: number }) {
   const BATCH = 100_000;
   for (let done = 0; done < count; done += BATCH) {
     const k = Math.min(BATCH, count - done);
     const state = opts.deleted ? 'deleted' : 'available';
-    await sql.unsafe(`
+    const ids = await sql.unsafe<{ id: string }[]>(`
       WITH v AS (
         INSERT INTO volumes (id, project_id, user_id, name, created_at, updated_at, deleted_at)
         SELECT gen_random_uuid(), ${opts.project('i')}, 'seed', 'seed-' || i, now() - interval '40 days' + i * interval '1 ms', NULL,
@@ -66,11 +84,14 @@ async function seedVolumes(sql: Sql, count: number, opts: { project: (i: string)
       ), s AS (
         INSERT INTO resource_states (resource_type, resource_id, state, previous_state, version, size, updated_at)
         SELECT 'volume', id, '${state}', NULL, ${opts.history}, 1, now() - interval '35 days' FROM v
+      ), t AS (
+        INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, at)
+        SELECT 'volume', v.id, CASE WHEN h = 1 THEN NULL ELSE 'x' END, 'SEED', CASE WHEN h = ${opts.history} THEN '${state}' ELSE 'x' END, h, 'seed',
+               now() - interval '35 days'
+        FROM v, generate_series(1, ${opts.history}) AS h
       )
-      INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, at)
-      SELECT 'volume', v.id, CASE WHEN h = 1 THEN NULL ELSE 'x' END, 'SEED', CASE WHEN h = ${opts.history} THEN '${state}' ELSE 'x' END, h, 'seed',
-             now() - interval '35 days'
-      FROM v, generate_series(1, ${opts.history}) AS h`);
+      SELECT id FROM v`);
+    if (FILE_DRIVER && !opts.deleted) seedFiles(ids.map((r) => r.id));
   }
 }
 
@@ -128,7 +149,8 @@ async function main() {
     // The seeded history is 35 days old: its month gets a partition, so that the purge drops it whole.
     await ensureHistoryPartitions(sql, new Date(Date.now() - 35 * 86_400_000), 1);
     const enforcer = new Enforcer();
-    const driver = new FakeDriver();
+    storage = join(dir, 'storage');
+    const driver = FILE_DRIVER ? new FileDriver({ dir: storage, coordination: new Coordination({ dir: join(dir, 'locks') }), capacityGb: 100_000_000 }) : new FakeDriver();
     app = await build({ sql, enforcer, driver, auth: { mode: 'noauth', defaultProject: 'admin' }, logger: false });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     worker = new Worker({ sql, enforcer, driver, concurrency: 16, pollMs: 1000 });
@@ -145,7 +167,7 @@ async function main() {
         await new Promise((res) => setTimeout(res, 1));
       }
     };
-    console.log(`volstate scale benchmark: PostgreSQL (embedded, synchronous_commit=off), scale ${SCALE}, ${SAMPLES} samples per figure, Node ${process.version}`);
+    console.log(`volstate scale benchmark: PostgreSQL (embedded, synchronous_commit=off), ${driver.name} driver, scale ${SCALE}, ${SAMPLES} samples per figure, Node ${process.version}`);
     const results: Record<string, Record<string, number>> = {};
     for (const step of STEPS.slice(0, Number(process.env.BENCH_STEPS ?? STEPS.length))) {
       const t0 = performance.now();
@@ -156,6 +178,12 @@ async function main() {
                (SELECT count(*) FROM volumes WHERE deleted_at IS NOT NULL)::int AS deleted,
                (SELECT count(*) FROM state_transitions)::int AS history`) as unknown as [{ live: number; deleted: number; history: number }];
       console.log(`  ${step.name}: seeded in ${((performance.now() - t0) / 1000).toFixed(0)} s (${live} live, ${deleted} deleted volumes, ${history} history rows)`);
+      if (driver instanceof FileDriver) {
+        // The seeded files were made behind the driver's back, as another node's would be: its background recount finds them.
+        const r0 = performance.now();
+        await driver.recount();
+        console.log(`    the file driver's recount (in the background, every minute): ${(performance.now() - r0).toFixed(0)} ms, ${(await driver.capacity()).freeGb} GiB free`);
+      }
       const mine = (await sql<{ id: string; name: string }[]>`
         SELECT id, name FROM volumes WHERE project_id = ${PROJECT} AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 600`);
       const marker = mine[49]!.id;

@@ -10,9 +10,26 @@ export interface FakeDriverOptions {
   capacityGb?: number;
 }
 
+/** Volume id → size, with the sizes' sum kept current: capacity() costs the same at any number of volumes. */
+class Sizes extends Map<string, number> {
+  total = 0;
+  override set(id: string, sizeGb: number): this {
+    this.total += sizeGb - (this.get(id) ?? 0);
+    return super.set(id, sizeGb);
+  }
+  override delete(id: string): boolean {
+    this.total -= this.get(id) ?? 0;
+    return super.delete(id);
+  }
+  override clear(): void {
+    this.total = 0;
+    super.clear();
+  }
+}
+
 export class FakeDriver implements Driver {
   readonly name = 'fake';
-  readonly volumes = new Map<string, number>();
+  readonly volumes: Map<string, number> & { readonly total: number } = new Sizes();
   readonly snapshots = new Map<string, { volumeId: string; sizeGb: number }>();
   /** where each volume's data came from: `volume:<id>`, `snapshot:<id>`, or `revert:<snapshot id>` */
   readonly origins = new Map<string, string>();
@@ -91,8 +108,6 @@ export class FakeDriver implements Driver {
   }
 
   async capacity(): Promise<Capacity> {
-    let used = 0;
-    for (const size of this.volumes.values()) used += size;
-    return { totalGb: this.capacityGb, freeGb: this.capacityGb - used };
+    return { totalGb: this.capacityGb, freeGb: this.capacityGb - this.volumes.total };
   }
 }

@@ -5,7 +5,7 @@
  * operation can be repeated (what crash recovery does).
  */
 import { mkdtempSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -84,5 +84,32 @@ describe('file driver', () => {
     const info = await driver.initializeConnection('attach', { host: 'h1' });
     expect(info).toMatchObject({ driver_volume_type: 'file', data: { device_path: driver.volumePath('attach') } });
     await expect(driver.initializeConnection('nope', {})).rejects.toBeInstanceOf(DriverError);
+  });
+
+  it('counts the volumes already there once, keeps its count by its own operations, and sees another node\'s at a recount', async () => {
+    const shared = mkdtempSync(join(tmpdir(), 'volstate-file-capacity-'));
+    const coordination = new Coordination({ dir: join(shared, 'locks') });
+    const a = new FileDriver({ dir: shared, coordination, capacityGb: 100, recountMs: 0 });
+    await a.createVolume('x', 4);
+    await a.createVolume('x', 4); // repeated by recovery: counted once
+    await a.cloneVolume('y', 'x', 6);
+    await a.extendVolume('y', 7);
+    expect(await a.capacity()).toEqual({ totalGb: 100, freeGb: 89 });
+    // A second node on the same directory counts what is there when it starts.
+    const b = new FileDriver({ dir: shared, coordination, capacityGb: 100, recountMs: 0 });
+    expect(await b.capacity()).toEqual({ totalGb: 100, freeGb: 89 });
+    // Its changes reach the first node at the first node's next recount, not before.
+    await b.deleteVolume('x');
+    await b.deleteVolume('x');
+    await b.createVolume('z', 20);
+    expect((await b.capacity()).freeGb).toBe(73);
+    expect((await a.capacity()).freeGb).toBe(89);
+    await a.recount();
+    expect((await a.capacity()).freeGb).toBe(73);
+    // A file appearing under another name than a volume's does not count.
+    await writeFile(join(shared, 'volumes', 'z.img.tmp-0000'), 'partial');
+    await a.recount();
+    expect((await a.capacity()).freeGb).toBe(73);
+    await Promise.all([a.close(), b.close()]);
   });
 });
