@@ -1,14 +1,27 @@
 /**
  * Quota usage that never drifts: every change is one statement in the
- * transaction of the transition that causes it, with the limit in its WHERE
- * clause, so a refusal rolls the transition back and two concurrent
- * requests cannot both pass a limit one of them would break (the usage row
- * is locked by the first; the second's WHERE is judged on the row it
- * commits). Cinder reserves in one transaction and commits in another; its
- * usages drift, and it ships `cinder-manage quota sync` for them.
+ * transaction of the transition that causes it, so a refusal rolls the
+ * transition back. Cinder reserves in one transaction and commits in
+ * another; its usages drift, and it ships `cinder-manage quota sync` for them.
+ *
+ * A project's usage of a resource is the sum of its slots (quota_usages):
+ *
+ * - A resource with a limit: every change goes to slot 0, with the limit in
+ *   the WHERE clause of the same statement. Two concurrent requests cannot
+ *   both pass a limit one of them would break: slot 0 is locked by the
+ *   first; the second's WHERE is judged on the row the first commits (the
+ *   other slots only change while the resource is unlimited).
+ * - An unlimited resource (the default class's, for every resource): the
+ *   change goes to the slot of the backend that makes it, `1 + pid % 32`.
+ *   A backend runs one transaction at a time, so concurrent transactions of
+ *   one project meet only when their backends' pids agree modulo 32 — an
+ *   unlimited quota costs one uncontended row write, not a lock every
+ *   create of the project waits for in turn.
  *
  * Limits: the project's own (quota_limits), else the `default` class's
- * (quota_class_limits); -1 is unlimited.
+ * (quota_class_limits); -1 is unlimited. A limit set while changes of the
+ * unlimited kind are in flight holds from the next change on (as Cinder's:
+ * usage above a new, lower limit stays).
  */
 import type postgres from 'postgres';
 
@@ -30,9 +43,24 @@ export interface Exceeded {
   requested: number;
 }
 
-/** The resources a change moves, with their amounts (zero and absent ones left out). */
+/** The slots an unlimited resource's changes spread over (slot 0 is a limited one's). */
+const SLOTS = 32;
+
+/**
+ * The resources a change moves, with their amounts (zero and absent ones
+ * left out), in name order: every statement locks its rows in the same
+ * order, so two of them never wait on each other in a cycle.
+ */
 function nonZero(deltas: Partial<Record<string, number>>): [string, number][] {
-  return Object.entries(deltas).filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0);
+  return Object.entries(deltas)
+    .filter((e): e is [string, number] => typeof e[1] === 'number' && e[1] !== 0)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** What the project uses of a resource: the sum of its slots. */
+function inUse(sql: Exec, projectId: string, resource: postgres.PendingQuery<postgres.Row[]> | string) {
+  const r = typeof resource === 'string' ? sql`${resource}` : resource;
+  return sql`(SELECT COALESCE(sum(u.in_use), 0)::int FROM quota_usages u WHERE u.project_id = ${projectId} AND u.resource = ${r})`;
 }
 
 function limitOf(sql: Exec, projectId: string, resource: string) {
@@ -53,9 +81,8 @@ export async function consume(tx: Exec, projectId: string, deltas: Partial<Recor
   if (changes.length === 0) return undefined;
   const resources = changes.map(([r]) => r);
   const amounts = changes.map(([, n]) => n);
-  // One statement for every resource (the usage rows are hot: each lock is held until commit,
-  // so the fewer round trips after it the better). A resource over its limit is not changed and
-  // not returned; the caller then throws and its transaction rolls the others back.
+  // One statement for every resource. A resource over its limit is not changed and not
+  // returned; the caller then throws and its transaction rolls the others back.
   const rows = await tx<{ resource: string }[]>`
     WITH d AS (
       SELECT d.resource, d.delta,
@@ -64,19 +91,23 @@ export async function consume(tx: Exec, projectId: string, deltas: Partial<Recor
           (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = d.resource),
           -1) AS l
       FROM unnest(${resources}::text[], ${amounts}::int[]) AS d(resource, delta))
-    INSERT INTO quota_usages (project_id, resource, in_use)
-    SELECT ${projectId}, d.resource, d.delta FROM d WHERE d.delta <= 0 OR d.l < 0 OR d.delta <= d.l
-    ON CONFLICT (project_id, resource) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
+    INSERT INTO quota_usages (project_id, resource, slot, in_use)
+    SELECT ${projectId}, d.resource, CASE WHEN d.l < 0 THEN 1 + pg_backend_pid() % ${SLOTS} ELSE 0 END, d.delta
+    FROM d WHERE d.delta <= 0 OR d.l < 0 OR d.delta + ${inUse(tx, projectId, tx`d.resource`)} <= d.l
+    ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
       WHERE EXCLUDED.in_use <= 0
-         OR (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource) < 0
-         OR quota_usages.in_use + EXCLUDED.in_use <= (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource)
+         OR EXCLUDED.slot > 0
+         OR quota_usages.in_use + EXCLUDED.in_use
+            + (SELECT COALESCE(sum(o.in_use), 0) FROM quota_usages o
+               WHERE o.project_id = ${projectId} AND o.resource = EXCLUDED.resource AND o.slot > 0)
+            <= (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource)
     RETURNING resource`;
   if (rows.length === changes.length) return undefined;
   const done = new Set(rows.map((r) => r.resource));
   const [resource, requested] = changes.find(([r]) => !done.has(r))!;
   const [row] = await tx<{ limit: number; in_use: number; name: string }[]>`
     SELECT ${limitOf(tx, projectId, resource)} AS limit,
-      COALESCE((SELECT in_use FROM quota_usages WHERE project_id = ${projectId} AND resource = ${resource}), 0) AS in_use,
+      ${inUse(tx, projectId, resource)} AS in_use,
       ${cinderName(tx, resource)} AS name`;
   return { resource, name: row!.name, limit: row!.limit, inUse: row!.in_use, requested };
 }
@@ -144,12 +175,11 @@ export async function quotaSet(sql: Exec, projectId: string): Promise<QuotaRow[]
   return sql<QuotaRow[]>`
     SELECT r.name, r.resource,
       COALESCE(l.hard_limit, c.hard_limit, -1) AS limit,
-      COALESCE(u.in_use, 0) AS in_use,
+      ${inUse(sql, projectId, sql`r.resource`)} AS in_use,
       COALESCE((SELECT sum(amount)::int FROM quota_reservations q WHERE q.project_id = ${projectId} AND q.resource = r.resource), 0) AS reserved
     FROM (${resources(sql)}) AS r
     LEFT JOIN quota_limits l ON l.project_id = ${projectId} AND l.resource = r.resource
     LEFT JOIN quota_class_limits c ON c.class_name = 'default' AND c.resource = r.resource
-    LEFT JOIN quota_usages u ON u.project_id = ${projectId} AND u.resource = r.resource
     ORDER BY r.ord, r.name`;
 }
 

@@ -28,6 +28,7 @@ import {
   jsonb,
   pgTable,
   primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -421,7 +422,7 @@ export const services = pgTable(
 /**
  * Quotas (Cinder's): hard limits per project (quota_limits) over the
  * defaults of the class `default` (quota_class_limits; -1 is unlimited), and
- * what each project uses (quota_usages), changed in the transaction of the
+ * what each project uses (quota_usages, in slots), changed in the transaction of the
  * transition that changes it, with the limit in the WHERE clause
  * (db/quotas.ts). quota_reservations holds what an operation in flight has
  * taken and not yet settled (the gigabytes an extend adds).
@@ -438,10 +439,24 @@ export const quotaLimits = pgTable(
   (t) => [primaryKey({ columns: [t.project_id, t.resource] })],
 );
 
+/**
+ * A project's usage of a resource is the sum of its slots (db/quotas.ts):
+ * slot 0 takes every change of a resource that has a limit, so that those
+ * changes meet on one row and the limit holds under a race; the changes of
+ * an unlimited resource go to the slot of the backend that makes them
+ * (1 + pid % 32), so that concurrent transactions do not meet at all. A
+ * slot alone means nothing and may be negative (taken on one backend, given
+ * back on another): hence bigint.
+ */
 export const quotaUsages = pgTable(
   'quota_usages',
-  { project_id: text('project_id').notNull(), resource: text('resource').notNull(), in_use: integer('in_use').notNull().default(0) },
-  (t) => [primaryKey({ columns: [t.project_id, t.resource] })],
+  {
+    project_id: text('project_id').notNull(),
+    resource: text('resource').notNull(),
+    slot: smallint('slot').notNull().default(0),
+    in_use: bigint('in_use', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.project_id, t.resource, t.slot] })],
 );
 
 export const quotaReservations = pgTable(

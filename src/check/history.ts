@@ -214,7 +214,7 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
       UNION ALL SELECT d.project_id, 'snapshots@' || d.volume_type_id, 1 FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
       UNION ALL SELECT d.project_id, 'gigabytes@' || d.volume_type_id, s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
     ), expected AS (SELECT project_id, resource, sum(n)::int AS n FROM (SELECT * FROM live UNION ALL SELECT * FROM typed) AS x GROUP BY project_id, resource),
-    recorded AS (SELECT project_id, resource, in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots') OR resource LIKE '%@%')
+    recorded AS (SELECT project_id, resource, sum(in_use)::int AS in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots') OR resource LIKE '%@%' GROUP BY project_id, resource)
     SELECT COALESCE(e.project_id, u.project_id) AS project_id, COALESCE(e.resource, u.resource) AS resource,
            COALESCE(e.n, 0) AS expected, COALESCE(u.in_use, 0) AS recorded
     FROM expected e FULL JOIN recorded u ON u.project_id = e.project_id AND u.resource = e.resource

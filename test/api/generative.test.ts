@@ -64,7 +64,7 @@ describe('every route, any input', () => {
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM qos_specs v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_limits v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.class_name, v.resource), '')) FROM quota_class_limits v),
-        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource), '')) FROM quota_usages v),
+        (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.project_id, v.resource, v.slot), '')) FROM quota_usages v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM transfers v),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM messages v)) AS f`;
     return row!.f;

@@ -42,7 +42,7 @@ async function offer(token: string, volumeId: string, extra: Record<string, unkn
 }
 
 async function usage(project: string) {
-  const rows = await t.db.sql<{ resource: string; in_use: number }[]>`SELECT resource, in_use FROM quota_usages WHERE project_id = ${project} AND in_use <> 0 ORDER BY resource`;
+  const rows = await t.db.sql<{ resource: string; in_use: number }[]>`SELECT resource, sum(in_use)::int AS in_use FROM quota_usages WHERE project_id = ${project} GROUP BY resource HAVING sum(in_use) <> 0 ORDER BY resource`;
   return Object.fromEntries(rows.map((r) => [r.resource, r.in_use]));
 }
 

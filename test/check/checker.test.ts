@@ -123,7 +123,8 @@ describe('the history checker', () => {
 
     // A gigabyte of usage that no live resource accounts for.
     const [{ project_id: project }] = (await sql`SELECT project_id FROM volumes LIMIT 1`) as unknown as [{ project_id: string }];
-    await sql`UPDATE quota_usages SET in_use = in_use + 1 WHERE project_id = ${project} AND resource = 'gigabytes'`;
+    await sql`INSERT INTO quota_usages (project_id, resource, slot, in_use) VALUES (${project}, 'gigabytes', 0, 1)
+      ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = quota_usages.in_use + 1`;
     await caught('quota-usage', `project:${project}`);
     // (Earlier plants already broke this project's counts: look for the gigabytes one among them.)
     const quota = (await checkHistory(sql, { atRest: true })).violations.filter((v) => v.kind === 'quota-usage' && v.resource === `project:${project}`);

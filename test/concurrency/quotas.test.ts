@@ -15,7 +15,7 @@ const as = (project: string) => ({ 'x-auth-token': `admin:${project}` });
 /** Usage as recorded, and as the live resources add it up. */
 async function usage(project: string) {
   const recorded = Object.fromEntries(
-    (await t.db.sql<{ resource: string; in_use: number }[]>`SELECT resource, in_use FROM quota_usages WHERE project_id = ${project}`).map((r) => [r.resource, r.in_use]),
+    (await t.db.sql<{ resource: string; in_use: number }[]>`SELECT resource, sum(in_use)::int AS in_use FROM quota_usages WHERE project_id = ${project} GROUP BY resource`).map((r) => [r.resource, r.in_use]),
   );
   const [v] = await t.db.sql<{ n: number; gb: number }[]>`
     SELECT count(*)::int AS n, COALESCE(sum(s.size), 0)::int AS gb FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id
@@ -51,6 +51,30 @@ describe('quotas', () => {
       expect(u.recorded).toEqual(u.live);
       expect(u.recorded.volumes).toBe(10);
     }
+  });
+
+  it('unlimited usage spreads over slots and adds up exactly; a limit set afterwards holds under a race of 30 creates', async () => {
+    const p = 'aaaaaaaa000000000000000000000011';
+    const made = await Promise.all(Array.from({ length: 40 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))));
+    expect(made.map((r) => r.status)).toEqual(made.map(() => 202));
+    const ids = made.map((r) => r.body.volume.id as string);
+    for (const id of ids) await waitStatus(t, 'volumes', id, 'available', 10_000, as(p));
+    await Promise.all(ids.slice(0, 15).map((id) => t.request('DELETE', `/v3/${p}/volumes/${id}`, undefined, as(p))));
+    for (const id of ids.slice(0, 15)) await waitStatus(t, 'volumes', id, 'gone', 10_000, as(p));
+    let u = await usage(p);
+    expect(u.recorded).toEqual({ volumes: 25, snapshots: 0, gigabytes: 50 });
+    expect(u.recorded).toEqual(u.live);
+    // Concurrent transactions wrote to more than one row: no row every create of the project waits on.
+    const [{ slots }] = await t.db.sql<{ slots: number }[]>`SELECT count(DISTINCT slot)::int AS slots FROM quota_usages WHERE project_id = ${p} AND resource = 'volumes'`;
+    expect(slots).toBeGreaterThan(1);
+    // Now a limit: room for 5 more, whatever the slots hold.
+    await setQuota(p, { volumes: 30 });
+    const more = await Promise.all(Array.from({ length: 30 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
+    expect(more.filter((r) => r.status === 202)).toHaveLength(5);
+    expect(more.filter((r) => r.status !== 202).map((r) => r.status)).toEqual(Array(25).fill(413));
+    u = await usage(p);
+    expect(u.recorded.volumes).toBe(30);
+    expect(u.recorded).toEqual(u.live);
   });
 
   it('20 identical concurrent extends: the size and the usage grow once (5 rounds)', async () => {
