@@ -157,7 +157,13 @@ function notifyCte(model: ResourceModel, from: string): string {
 }
 
 /** The transition statement for `event` of `model`. */
-export function compileTransition(model: ResourceModel, event: string): CompiledStatement {
+/**
+ * `withOwner`: the applied row also carries its data row's project and volume
+ * type (`data_project_id`, `data_volume_type_id`), for a transition that
+ * changes quota usage: it needs them in its transaction, and reading them
+ * here saves a round trip while the project's usage waits.
+ */
+export function compileTransition(model: ResourceModel, event: string, withOwner = false): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
   const branches = branchesOf(model, event, bind);
@@ -190,10 +196,13 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
   const finals = results.filter((s) => model.index.isFinal(s));
   const table = DATA_TABLES[model.type];
   const retire = finals.length > 0 && table !== undefined;
+  const owned = withOwner && table !== undefined;
   const selects = [
     ...(notify ? ['(SELECT count(*) FROM notified) AS notified'] : []),
     '(SELECT count(*) FROM woken) AS woken',
+    ...(owned ? [`(SELECT d.project_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_project_id`, `(SELECT d.volume_type_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_volume_type_id`] : []),
   ];
+  const nothing = [...(notify ? ['0::bigint'] : []), '0::bigint', ...(owned ? ['NULL::text', 'NULL::uuid'] : [])];
   const text = `WITH moved AS (
   UPDATE resource_states SET
     ${set.join(',\n    ')}
@@ -221,7 +230,7 @@ export function compileTransition(model: ResourceModel, event: string): Compiled
   }
 SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
-SELECT false AS applied, current.*, ${selects.map(() => '0::bigint').join(', ')} FROM current`;
+SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
   return { type: model.type, event, text, params: order };
 }
 
@@ -253,12 +262,12 @@ SELECT true AS applied, created.*${notify ? ', (SELECT count(*) FROM notified) A
 }
 
 /** Every statement of every model, compiled once. */
-export function compileAll(models: readonly ResourceModel[]) {
+export function compileAll(models: readonly ResourceModel[], withOwner: (type: string, event: string) => boolean = () => false) {
   const transitions = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
   for (const model of models) {
     creates.set(model.type, compileCreate(model));
-    for (const event of Object.keys(model.events)) transitions.set(`${model.type}:${event}`, compileTransition(model, event));
+    for (const event of Object.keys(model.events)) transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event)));
   }
   return { transitions, creates };
 }

@@ -20,7 +20,7 @@
  * once. Only events that can do that pay for a transaction.
  */
 import type postgres from 'postgres';
-import { compileAll, createColumns, DATA_TABLES, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
+import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Sql } from '../db/connect.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
@@ -134,7 +134,7 @@ export interface Observation {
 }
 
 export class Enforcer {
-  private readonly statements = compileAll(Object.values(MODELS));
+  private readonly statements: ReturnType<typeof compileAll>;
   /** told of every attempt (src/metrics.ts); must not throw */
   readonly observers: ((o: Observation) => void)[] = [];
   /** `type:event` pairs with a transition that gives leases back */
@@ -155,6 +155,8 @@ export class Enforcer {
         if (accounts) this.accounted.add(`${model.type}:${event}`);
       }
     }
+    // A transition that changes usage reads its project and volume type in its own statement.
+    this.statements = compileAll(Object.values(MODELS), (type, event) => this.accounted.has(`${type}:${event}`));
   }
 
   statement(type: ResourceType, event: string): CompiledStatement {
@@ -221,10 +223,12 @@ export class Enforcer {
       })) as unknown as (StateRow & { applied: boolean })[];
       if (!row) return refusal('missing', ref, event.type);
       if (row.applied) {
+        const owner = row as { data_project_id?: string | null; data_volume_type_id?: string | null };
+        const data = owner.data_project_id ? { project_id: owner.data_project_id, volume_type_id: owner.data_volume_type_id ?? null } : undefined;
         const applied: Applied = { ok: true, row: strip(row), from: row.previous_state! };
         const kinds = releasedBy(model, applied.from, applied.row.state);
         if (kinds.length > 0) await this.release(exec, ref, kinds, opts);
-        if (applied.from !== applied.row.state && usageChanges(model, applied.from, applied.row.state)) await this.account(exec, model, ref, event.type, applied);
+        if (applied.from !== applied.row.state && usageChanges(model, applied.from, applied.row.state)) await this.account(exec, model, ref, event.type, applied, data);
         return applied;
       }
       const current = strip(row);
@@ -268,12 +272,18 @@ export class Enforcer {
    * throws and the transaction rolls the transition back), leaving it
    * settles, entering the final state gives back what the resource counted.
    */
-  private async account(tx: Executor, model: ResourceModel, ref: Ref, event: string, applied: Applied): Promise<void> {
+  private async account(
+    tx: Executor,
+    model: ResourceModel,
+    ref: Ref,
+    event: string,
+    applied: Applied,
+    data: { project_id: string; volume_type_id: string | null } | undefined,
+  ): Promise<void> {
     const { from } = applied;
     const to = applied.row.state;
-    // Both tables with quota hold the project and the volume type the row counts against.
-    const [data] = await tx<{ project_id: string; volume_type_id: string | null }[]>`
-      SELECT project_id, volume_type_id FROM ${tx(DATA_TABLES[model.type]!)} WHERE id = ${ref.id}`;
+    // Both tables with quota hold the project and the volume type the row counts against; the
+    // transition's statement read them (compileAll's withOwner).
     // A state row without a data row belongs to no project (the enforcer's own tests and benchmarks
     // drive bare state rows): nothing to count.
     if (!data) return;
@@ -353,7 +363,7 @@ function refusal(kind: RefusalKind, ref: Ref, event: string): Refusal {
   return { ok: false, kind, ref, event, failed: [], allowed: [] };
 }
 
-function strip(row: StateRow & { applied?: boolean; notified?: unknown; woken?: unknown }): StateRow {
-  const { applied: _a, notified: _n, woken: _w, ...rest } = row;
+function strip(row: StateRow & { applied?: boolean; notified?: unknown; woken?: unknown; data_project_id?: unknown; data_volume_type_id?: unknown }): StateRow {
+  const { applied: _a, notified: _n, woken: _w, data_project_id: _p, data_volume_type_id: _t, ...rest } = row;
   return rest;
 }

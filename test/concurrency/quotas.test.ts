@@ -65,8 +65,8 @@ describe('quotas', () => {
     expect(u.recorded).toEqual({ volumes: 25, snapshots: 0, gigabytes: 50 });
     expect(u.recorded).toEqual(u.live);
     // Concurrent transactions wrote to more than one row: no row every create of the project waits on.
-    const [{ slots }] = await t.db.sql<{ slots: number }[]>`SELECT count(DISTINCT slot)::int AS slots FROM quota_usages WHERE project_id = ${p} AND resource = 'volumes'`;
-    expect(slots).toBeGreaterThan(1);
+    const [spread] = await t.db.sql<{ slots: number }[]>`SELECT count(DISTINCT slot)::int AS slots FROM quota_usages WHERE project_id = ${p} AND resource = 'volumes'`;
+    expect(spread!.slots).toBeGreaterThan(1);
     // Now a limit: room for 5 more, whatever the slots hold.
     await setQuota(p, { volumes: 30 });
     const more = await Promise.all(Array.from({ length: 30 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
