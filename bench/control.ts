@@ -43,7 +43,7 @@ const { values } = parseArgs({
   },
 });
 const SECONDS = Number(values.seconds);
-const POLL_MS = 5;
+const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 5);
 const ROOT = resolve(import.meta.dirname, '..');
 
 interface Target {
@@ -245,6 +245,16 @@ async function explain(url: string) {
       for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 12))) {
         console.log(`      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`);
       }
+      // Which step the time goes to: each transition's wait since the one before it, summed per lifecycle.
+      const steps = await sql<{ step: string; n: number; p50: number; p95: number; per: number }[]>`
+        WITH h AS (
+          SELECT event, to_state, extract(epoch FROM at - lag(at) OVER (PARTITION BY resource_id ORDER BY version)) * 1000 AS ms
+          FROM state_transitions WHERE resource_type = 'volume')
+        SELECT event || ' → ' || to_state AS step, count(*)::int AS n,
+          percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95, sum(ms) AS per
+        FROM h WHERE ms IS NOT NULL GROUP BY 1 ORDER BY sum(ms) DESC LIMIT 12`;
+      console.log('    the wait before each transition (since the one before), ms p50 / p95, total per lifecycle:');
+      for (const r of steps) console.log(`      ${Number(r.p50).toFixed(1).padStart(7)} / ${Number(r.p95).toFixed(1).padStart(7)}  ${(Number(r.per) / lifecycles).toFixed(1).padStart(6)}  ${r.step}`);
       console.log(`    active backends, mean over ${samples} samples, by what they waited on:`);
       for (const [w, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`      ${(n / samples).toFixed(2).padStart(6)}  ${w}`);
       await sql.end();
