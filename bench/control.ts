@@ -25,7 +25,7 @@
  * uncontended run), the physical anchor of this machine at that moment.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -103,7 +103,8 @@ async function serve(target: Target, databaseUrl: string, dataDir: string): Prom
       DATABASE_URL: target.socket ? databaseUrl : tcpUrl(databaseUrl),
       VOLSTATE_DATA_DIR: dataDir,
       VOLSTATE_DRIVER: 'fake',
-      LOG_LEVEL: 'error',
+      // BENCH_LOG_LEVEL=info with BENCH_SERVER_LOG=<file>: what the server said, for a look afterwards.
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -114,6 +115,7 @@ async function serve(target: Target, databaseUrl: string, dataDir: string): Prom
   let err = '';
   return new Promise((resolveReady, reject) => {
     proc.stderr!.on('data', (b: Buffer) => {
+      if (process.env.BENCH_SERVER_LOG) appendFileSync(process.env.BENCH_SERVER_LOG, b);
       err += b.toString();
       const url = /serving the Cinder v3 API at (\S+)\/v3/.exec(err)?.[1];
       if (url && /worker \S+ running/.test(err)) resolveReady({ url, proc });
@@ -255,6 +257,14 @@ async function explain(url: string) {
         FROM h WHERE ms IS NOT NULL GROUP BY 1 ORDER BY sum(ms) DESC LIMIT 12`;
       console.log('    the wait before each transition (since the one before), ms p50 / p95, total per lifecycle:');
       for (const r of steps) console.log(`      ${Number(r.p50).toFixed(1).padStart(7)} / ${Number(r.p95).toFixed(1).padStart(7)}  ${(Number(r.per) / lifecycles).toFixed(1).padStart(6)}  ${r.step}`);
+      // When the slowest claims happened (ms into the window): together, a stall; spread, a queue.
+      const slow = await sql<{ at: number; ms: number }[]>`
+        WITH h AS (
+          SELECT event, at, extract(epoch FROM at - lag(at) OVER (PARTITION BY resource_id ORDER BY version)) * 1000 AS ms
+          FROM state_transitions WHERE resource_type = 'volume')
+        SELECT (extract(epoch FROM at - (SELECT min(at) FROM state_transitions)) * 1000)::int AS at, ms::int AS ms
+        FROM h WHERE event = 'SCHEDULE' ORDER BY ms DESC LIMIT 15`;
+      console.log(`    the slowest claims (SCHEDULE after CREATE), at ms into the window: ${slow.map((r) => `${r.ms} ms at ${r.at}`).join(', ')}`);
       console.log(`    active backends, mean over ${samples} samples, by what they waited on:`);
       for (const [w, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`      ${(n / samples).toFixed(2).padStart(6)}  ${w}`);
       await sql.end();
@@ -270,8 +280,10 @@ async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target
   const url = pg.urlFor(name);
   const server = await serve(target, url, join(work, name));
   try {
-    // A warm-up lifecycle per project (first requests compile and prepare), not counted.
-    await Promise.all(Array.from({ length: sitting.projects }, (_, p) => client(server.url, `bench${p}`, Date.now() + 1, [])));
+    // A warm-up lifecycle per client, all at once, not counted: the first requests compile and
+    // prepare, and the server opens its pool and lock sessions. (One per project made the sitting of
+    // one project open them inside its window: its first creates took 0.6-0.9 s, its p95.)
+    await Promise.all(Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, Date.now() + 1, [])));
     const sql = sqlClient(url, { max: 1, onnotice: () => {} });
     await sql`TRUNCATE state_transitions`;
     await sql.end();
