@@ -156,9 +156,9 @@ function notifyCte(model: ResourceModel, from: string): string {
     WHERE ${from}.owner IS NULL AND ${from}.state IN (${list(model.index.stepStates)}))`;
 }
 
-/** The transition statement for `event` of `model`. */
 /**
- * `withOwner`: the applied row also carries its data row's project and volume
+ * The transition statement for `event` of `model`. `withOwner`: the applied
+ * row also carries its data row's project and volume
  * type (`data_project_id`, `data_volume_type_id`), for a transition that
  * changes quota usage: it needs them in its transaction, and reading them
  * here saves a round trip while the project's usage waits.

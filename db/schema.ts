@@ -444,7 +444,7 @@ export const quotaLimits = pgTable(
  * slot 0 takes every change of a resource that has a limit, so that those
  * changes meet on one row and the limit holds under a race; the changes of
  * an unlimited resource go to the slot of the backend that makes them
- * (1 + pid % 32), so that concurrent transactions do not meet at all. A
+ * (1 + pid % 32), so that concurrent transactions rarely meet. A
  * slot alone means nothing and may be negative (taken on one backend, given
  * back on another): hence bigint.
  */
