@@ -52,19 +52,32 @@ export interface ClaimedRow {
   owner: string;
   previous_state: string | null;
   updated_at: Date;
+  /**
+   * Read with the claim, for the step's backend call: the volume the row's
+   * data lives on (itself, or a snapshot's volume; null without a data row)
+   * and that volume's backend (null: the default one). Only the row's owner
+   * changes them (the scheduling step), so they hold for the step.
+   */
+  data_volume_id: string | null;
+  backend: string | null;
 }
 
 /** Claim up to `limit` pending rows for `worker`, oldest first. */
 export async function claim(sql: Exec, worker: string, limit: number): Promise<ClaimedRow[]> {
   return sql.unsafe<ClaimedRow[]>(
     `UPDATE resource_states r SET owner = $1
-       FROM (SELECT resource_type, resource_id FROM resource_states
+       FROM (SELECT q.resource_type, q.resource_id,
+                    CASE q.resource_type
+                      WHEN 'volume' THEN (SELECT v.id FROM volumes v WHERE v.id = q.resource_id)
+                      WHEN 'snapshot' THEN (SELECT n.volume_id FROM snapshots n WHERE n.id = q.resource_id)
+                    END AS volume_id
+               FROM resource_states q
               WHERE ${PENDING} AND (not_before IS NULL OR not_before <= now())
               ORDER BY updated_at
               LIMIT $2
-              FOR UPDATE SKIP LOCKED) c
-      WHERE r.resource_type = c.resource_type AND r.resource_id = c.resource_id
-      RETURNING r.*`,
+              FOR UPDATE SKIP LOCKED) d
+      WHERE r.resource_type = d.resource_type AND r.resource_id = d.resource_id
+      RETURNING r.*, d.volume_id AS data_volume_id, (SELECT v.backend FROM volumes v WHERE v.id = d.volume_id) AS backend`,
     [worker, limit],
     { prepare: true },
   );

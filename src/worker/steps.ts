@@ -12,7 +12,6 @@ import type { Backend, Backends } from '../drivers/backends.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
 import { recordVolumeMessage } from '../../db/messages.ts';
-import { backendOf } from '../../db/resources.ts';
 import { transaction } from '../../db/tx.ts';
 import { typeForCreate } from '../../db/types.ts';
 
@@ -77,10 +76,10 @@ async function backend<T extends ResourceType>(
 const volume = MODELS.volume as unknown as ResourceModel;
 
 /** The driver of the backend holding a volume. */
-async function volumeDriver(ctx: StepContext, id: string): Promise<Driver> {
-  const backend = await backendOf(ctx.sql, id);
-  if (backend === undefined) throw new Error(`volume ${id} has a state row but no data row`);
-  return ctx.backends.driver(backend);
+/** The driver of the backend the claimed row's data lives on (read with the claim, db/queue.ts). */
+function driverOf(ctx: StepContext, row: ClaimedRow): { driver: Driver; volumeId: string } {
+  if (row.data_volume_id === null) throw new Error(`${row.resource_type} ${row.resource_id} has a state row but no data row`);
+  return { driver: ctx.backends.driver(row.backend), volumeId: row.data_volume_id };
 }
 
 interface CreateData {
@@ -165,7 +164,7 @@ const extendVolume: Step = async (ctx, row) => {
     await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
     return;
   }
-  const driver = await volumeDriver(ctx, row.resource_id);
+  const { driver } = driverOf(ctx, row);
   await backend(ctx, 'volume', row.resource_id, () => driver.extendVolume(row.resource_id, newSize), { type: 'EXTENDED' }, { type: 'BACKEND_FAILED' });
 };
 
@@ -176,7 +175,7 @@ const revertVolume: Step = async (ctx, row) => {
     await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
     return;
   }
-  const driver = await volumeDriver(ctx, row.resource_id);
+  const { driver } = driverOf(ctx, row);
   await backend(ctx, 'volume', row.resource_id, () => driver.revertToSnapshot(row.resource_id, snapshotId), { type: 'REVERTED' }, { type: 'BACKEND_FAILED' });
 };
 
@@ -200,24 +199,20 @@ const retypeVolume: Step = async (ctx, row) => {
 };
 
 const deleteVolume: Step = async (ctx, row) => {
-  const driver = await volumeDriver(ctx, row.resource_id);
+  const { driver } = driverOf(ctx, row);
   await backend(ctx, 'volume', row.resource_id, () => driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
 };
 
 const createSnapshot: Step = async (ctx, row) => {
   const id = row.resource_id;
-  const [snap] = await ctx.sql<{ volume_id: string }[]>`SELECT volume_id FROM snapshots WHERE id = ${id}`;
-  if (!snap) throw new Error(`snapshot ${id} has a state row but no data row`);
-  const driver = await volumeDriver(ctx, snap.volume_id);
-  await backend(ctx, 'snapshot', id, () => driver.createSnapshot(id, snap.volume_id), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+  const { driver, volumeId } = driverOf(ctx, row);
+  await backend(ctx, 'snapshot', id, () => driver.createSnapshot(id, volumeId), { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
 };
 
 /** A snapshot lives on its volume's backend. */
 const deleteSnapshot: Step = async (ctx, row) => {
   const id = row.resource_id;
-  const [snap] = await ctx.sql<{ volume_id: string }[]>`SELECT volume_id FROM snapshots WHERE id = ${id}`;
-  if (!snap) throw new Error(`snapshot ${id} has a state row but no data row`);
-  const driver = await volumeDriver(ctx, snap.volume_id);
+  const { driver } = driverOf(ctx, row);
   await backend(ctx, 'snapshot', id, () => driver.deleteSnapshot(id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
 };
 
