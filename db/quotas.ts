@@ -112,6 +112,47 @@ export async function consume(tx: Exec, projectId: string, deltas: Partial<Recor
   return { resource, name: row!.name, limit: row!.limit, inUse: row!.in_use, requested };
 }
 
+/**
+ * Fold the slots of unlimited resources back into slot 0, `batch` (project,
+ * resource) pairs per statement, until none has more than one other slot:
+ * what a project uses stays one or two rows per resource, not 33, however
+ * long it lives. The rows are locked in (project, resource, slot) order
+ * (the order every change takes them in: name order, one slot), deleted
+ * with their latest values, and added to slot 0 in the same statement, so
+ * a change that comes meanwhile either waits and lands in a fresh slot row
+ * or was already counted. A resource with a limit is left alone: its other
+ * slots no longer change. Returns the pairs folded.
+ */
+export async function foldUsage(sql: Exec, batch = 500): Promise<number> {
+  let folded = 0;
+  for (;;) {
+    const rows = await sql`
+      WITH g AS (
+        SELECT u.project_id, u.resource FROM quota_usages u
+        WHERE u.slot > 0
+          AND COALESCE(
+            (SELECT hard_limit FROM quota_limits l WHERE l.project_id = u.project_id AND l.resource = u.resource),
+            (SELECT hard_limit FROM quota_class_limits c WHERE c.class_name = 'default' AND c.resource = u.resource),
+            -1) < 0
+        GROUP BY u.project_id, u.resource HAVING count(*) > 1
+        LIMIT ${batch}
+      ), locked AS (
+        SELECT u.project_id, u.resource, u.slot FROM quota_usages u JOIN g ON g.project_id = u.project_id AND g.resource = u.resource
+        WHERE u.slot > 0 ORDER BY u.project_id, u.resource, u.slot FOR UPDATE OF u
+      ), gone AS (
+        DELETE FROM quota_usages u USING locked k
+        WHERE u.project_id = k.project_id AND u.resource = k.resource AND u.slot = k.slot
+        RETURNING u.project_id, u.resource, u.in_use
+      )
+      INSERT INTO quota_usages (project_id, resource, slot, in_use)
+      SELECT project_id, resource, 0, sum(in_use) FROM gone GROUP BY project_id, resource
+      ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
+      RETURNING project_id`;
+    folded += rows.length;
+    if (rows.length < batch) return folded;
+  }
+}
+
 /** A resource as Cinder names it: `volumes@<type id>` is `volumes_<type name>`. */
 function cinderName(sql: Exec, resource: string) {
   const [base, typeId] = resource.split('@');

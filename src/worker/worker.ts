@@ -36,6 +36,7 @@ import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
 import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
+import { foldUsage } from '../../db/quotas.ts';
 import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
 import { deregisterWorker, heartbeat, stillOwns, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
 import type { Coordination, Lock } from '../coordination/locks.ts';
@@ -155,9 +156,15 @@ export class Worker {
     this.loopDone = this.loop();
   }
 
-  /** One retention round: the history's partitions made ahead, then (with a retention) what is older purged, in small batches. */
+  /**
+   * One retention round: the history's partitions made ahead, the quota
+   * usage slots folded (db/quotas.ts), then (with a retention) what is
+   * older purged, in small batches.
+   */
   private async retain(keepMs: number | undefined): Promise<void> {
     await ensureHistoryPartitions(this.opts.sql);
+    const folded = await foldUsage(this.opts.sql);
+    if (folded > 0) this.ctx.log('folded quota usage slots', { resources: folded });
     if (keepMs === undefined) return;
     const report = await purge(this.opts.sql, new Date(Date.now() - keepMs));
     const removed = Object.values(report.rows).reduce((a, n) => a + n, 0) + report.historyRows + report.partitions.length;

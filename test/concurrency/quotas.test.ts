@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkHistory, formatReport } from '../../src/check/history.ts';
+import { foldUsage } from '../../db/quotas.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp({ latencyMs: 5 });
@@ -74,6 +75,41 @@ describe('quotas', () => {
     expect(more.filter((r) => r.status !== 202).map((r) => r.status)).toEqual(Array(25).fill(413));
     u = await usage(p);
     expect(u.recorded.volumes).toBe(30);
+    expect(u.recorded).toEqual(u.live);
+  });
+
+  it('folds the slots back while creates and deletes race, and usage stays exact (5 rounds)', async () => {
+    const p = 'aaaaaaaa000000000000000000000012';
+    const live: string[] = [];
+    let foldedMeanwhile = 0;
+    for (let round = 0; round < 5; round++) {
+      // Creates and deletes of the project against folds on separate connections, all at once.
+      let racing = true;
+      const folds = (async () => {
+        let n = 0;
+        while (racing) n += await foldUsage(t.db.sql, 2);
+        return n;
+      })();
+      const made = await Promise.all(Array.from({ length: 12 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
+      expect(made.map((r) => r.status)).toEqual(made.map(() => 202));
+      live.push(...made.map((r) => r.body.volume.id as string));
+      for (const id of live) await waitStatus(t, 'volumes', id, 'available', 10_000, as(p));
+      const gone = live.splice(0, 6);
+      await Promise.all(gone.map((id) => t.request('DELETE', `/v3/${p}/volumes/${id}`, undefined, as(p))));
+      for (const id of gone) await waitStatus(t, 'volumes', id, 'gone', 10_000, as(p));
+      racing = false;
+      foldedMeanwhile += await folds;
+      const u = await usage(p);
+      expect(u.recorded, `round ${round}`).toEqual(u.live);
+      expect(u.recorded.volumes).toBe(live.length);
+    }
+    expect(foldedMeanwhile).toBeGreaterThan(0); // the folds did meet the race
+    // At rest, one fold leaves at most one slot besides slot 0 for each resource, and the sum unchanged.
+    await foldUsage(t.db.sql);
+    const rows = await t.db.sql<{ resource: string; others: number }[]>`
+      SELECT resource, count(*) FILTER (WHERE slot > 0)::int AS others FROM quota_usages WHERE project_id = ${p} GROUP BY resource`;
+    for (const r of rows) expect(r.others, r.resource).toBeLessThanOrEqual(1);
+    const u = await usage(p);
     expect(u.recorded).toEqual(u.live);
   });
 
