@@ -93,14 +93,14 @@ export async function consume(tx: Exec, projectId: string, deltas: Partial<Recor
       FROM unnest(${resources}::text[], ${amounts}::int[]) AS d(resource, delta))
     INSERT INTO quota_usages (project_id, resource, slot, in_use)
     SELECT ${projectId}, d.resource, CASE WHEN d.l < 0 THEN 1 + pg_backend_pid() % ${SLOTS} ELSE 0 END, d.delta
-    FROM d WHERE d.delta <= 0 OR d.l < 0 OR d.delta + ${inUse(tx, projectId, tx`d.resource`)} <= d.l
+    -- CASE, not OR: the sums are read only for a limited resource that grows (OR may evaluate them anyway).
+    FROM d WHERE CASE WHEN d.delta <= 0 OR d.l < 0 THEN true ELSE d.delta + ${inUse(tx, projectId, tx`d.resource`)} <= d.l END
     ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
-      WHERE EXCLUDED.in_use <= 0
-         OR EXCLUDED.slot > 0
-         OR quota_usages.in_use + EXCLUDED.in_use
+      WHERE CASE WHEN EXCLUDED.in_use <= 0 OR EXCLUDED.slot > 0 THEN true
+        ELSE quota_usages.in_use + EXCLUDED.in_use
             + (SELECT COALESCE(sum(o.in_use), 0) FROM quota_usages o
                WHERE o.project_id = ${projectId} AND o.resource = EXCLUDED.resource AND o.slot > 0)
-            <= (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource)
+            <= (SELECT d.l FROM d WHERE d.resource = EXCLUDED.resource) END
     RETURNING resource`;
   if (rows.length === changes.length) return undefined;
   const done = new Set(rows.map((r) => r.resource));
