@@ -79,14 +79,22 @@ interface Branch {
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const list = (xs: readonly string[]) => xs.map(lit).join(', ');
 
-/** Replace `:param` by a typed placeholder, numbering parameters on first use. */
-function binder(model: ResourceModel, event: string, first: number) {
+/**
+ * Replace `:param` by a typed placeholder, numbering parameters on first use.
+ * `column` (the batched statement): by the column of the batch's input row
+ * that carries the parameter instead, its type recorded for the array.
+ */
+function binder(model: ResourceModel, event: string, first: number, column?: (i: number) => string) {
   const spec = model.events[event]!.params;
   const order: string[] = [];
+  const types: ColumnType[] = [];
   const placeholder = (name: string, type: ColumnType) => {
     let i = order.indexOf(name);
-    if (i < 0) i = order.push(name) - 1;
-    return `$${first + i}::${PG_TYPE[type]}`;
+    if (i < 0) {
+      i = order.push(name) - 1;
+      types.push(type);
+    }
+    return column ? column(i) : `$${first + i}::${PG_TYPE[type]}`;
   };
   const bind = (fragment: string) =>
     fragment.replace(/(?<!:):([a-z_][a-z0-9_]*)/g, (_m, name: string) => {
@@ -94,7 +102,7 @@ function binder(model: ResourceModel, event: string, first: number) {
       if (!type) throw new Error(`${model.type}.${event}: unknown parameter :${name}`);
       return placeholder(name, type);
     });
-  return { bind, order, nextOwner: () => placeholder(NEXT_OWNER, 'text?') };
+  return { bind, order, types, nextOwner: () => placeholder(NEXT_OWNER, 'text?') };
 }
 
 /**
@@ -156,16 +164,8 @@ function notifyCte(model: ResourceModel, from: string): string {
     WHERE ${from}.owner IS NULL AND ${from}.state IN (${list(model.index.stepStates)}))`;
 }
 
-/**
- * The transition statement for `event` of `model`. `withOwner`: the applied
- * row also carries its data row's project and volume
- * type (`data_project_id`, `data_volume_type_id`), for a transition that
- * changes quota usage: it needs them in its transaction, and reading them
- * here saves a round trip while the project's usage waits.
- */
-export function compileTransition(model: ResourceModel, event: string, withOwner = false): CompiledStatement {
-  if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
-  const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
+/** The branches of `event` and the SET list that applies whichever holds first (see the file's comment). */
+function updateOf(model: ResourceModel, event: string, bind: (s: string) => string, nextOwner: () => string) {
   const branches = branchesOf(model, event, bind);
   if (branches.length === 0) throw new Error(`${model.type}: no state handles ${event}`);
 
@@ -191,6 +191,20 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
     'not_before = NULL',
     'updated_at = now()',
   ];
+  return { branches, set };
+}
+
+/**
+ * The transition statement for `event` of `model`. `withOwner`: the applied
+ * row also carries its data row's project and volume
+ * type (`data_project_id`, `data_volume_type_id`), for a transition that
+ * changes quota usage: it needs them in its transaction, and reading them
+ * here saves a round trip while the project's usage waits.
+ */
+export function compileTransition(model: ResourceModel, event: string, withOwner = false): CompiledStatement {
+  if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
+  const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
+  const { branches, set } = updateOf(model, event, bind, nextOwner);
   const results = [...resultsOf(model, event)];
   const notify = results.some((s) => model.index.stepStates.includes(s));
   const finals = results.filter((s) => model.index.isFinal(s));
@@ -234,6 +248,75 @@ SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
   return { type: model.type, event, text, params: order };
 }
 
+/**
+ * The batched statement for `event` of `model` (group commit, src/batch.ts):
+ * the same compare-and-swap on many rows in one round trip. `$1` is the
+ * resource type, `$2` a JSON array (as text) of one object per row: `b_id`,
+ * `b_actor`, `b_request_id`, `b_owner`, `b_version` (the fixed parameters)
+ * and `b_p0`, `b_p1`… (the event's parameters, `params` in order).
+ *
+ *   WITH batch AS (SELECT * FROM jsonb_to_recordset($2) AS b(b_id uuid, …)),
+ *   locked AS MATERIALIZED (SELECT * FROM resource_states WHERE <ids in batch>
+ *                           ORDER BY resource_id FOR NO KEY UPDATE),
+ *   moved AS (UPDATE resource_states SET <as one row> FROM batch b
+ *             WHERE TRUE AND resource_id = b.b_id AND <branches> …)
+ *   …
+ *   SELECT true, moved.* … UNION ALL SELECT false, locked.* … WHERE not moved
+ *
+ * Every row is locked first, in id order (the one-time filter runs `locked`
+ * to its end before the UPDATE reads a row), so two batches, or a batch and
+ * a transaction of db/tx.ts, never wait on each other in a circle. A row
+ * the UPDATE refused was locked by this statement and not changed: `locked`
+ * holds it as it is at refusal time, exactly, with no second read. An id
+ * must appear at most once in a batch.
+ */
+export function compileBatch(model: ResourceModel, event: string): CompiledStatement {
+  if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
+  const { bind, order, types, nextOwner } = binder(model, event, 0, (i) => `b.b_p${i}`);
+  const { branches, set } = updateOf(model, event, bind, nextOwner);
+  const results = [...resultsOf(model, event)];
+  const notify = results.some((s) => model.index.stepStates.includes(s));
+  const finals = results.filter((s) => model.index.isFinal(s));
+  const table = DATA_TABLES[model.type];
+  const retire = finals.length > 0 && table !== undefined;
+  const record = ['b_id uuid', 'b_actor text', 'b_request_id text', 'b_owner text', 'b_version int', ...types.map((t, i) => `b_p${i} ${PG_TYPE[t]}`)];
+  const text = `WITH batch AS (
+  SELECT * FROM jsonb_to_recordset($2::text::jsonb) AS b(${record.join(', ')})
+), locked AS MATERIALIZED (
+  SELECT * FROM resource_states
+  WHERE resource_type = $1::text AND resource_id IN (SELECT b_id FROM batch)
+  ORDER BY resource_id
+  FOR NO KEY UPDATE
+), moved AS (
+  UPDATE resource_states SET
+    ${set.join(',\n    ')}
+  FROM batch b
+  WHERE (SELECT count(*) FROM locked) >= 0
+    AND resource_type = $1::text AND resource_id = b.b_id
+    AND (${branches.map((b) => b.cond).join('\n      OR ')})
+    AND (b.b_owner IS NULL OR owner = b.b_owner)
+    AND (b.b_version IS NULL OR version = b.b_version)
+  RETURNING resource_states.*, b.b_actor, b.b_request_id
+), logged AS (
+  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
+  SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, b_actor, b_request_id FROM moved
+), woken AS (
+  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
+  WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
+)${notify ? `, ${notifyCte(model, 'moved')}` : ''}${
+    retire
+      ? `, retired AS (
+  UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
+)`
+      : ''
+  }
+SELECT true AS applied, moved.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''}, (SELECT count(*) FROM woken) AS woken FROM moved
+UNION ALL
+SELECT false AS applied, locked.*, NULL::text, NULL::text${notify ? ', 0::bigint' : ''}, 0::bigint FROM locked
+WHERE NOT EXISTS (SELECT 1 FROM moved WHERE moved.resource_id = locked.resource_id)`;
+  return { type: model.type, event, text, params: order };
+}
+
 /** Context columns a new row is inserted with (everything but the owner, which starts empty). */
 export function createColumns(model: ResourceModel): string[] {
   return Object.keys(model.context).filter((c) => c !== 'owner');
@@ -264,12 +347,16 @@ SELECT true AS applied, created.*${notify ? ', (SELECT count(*) FROM notified) A
 /** Every statement of every model, compiled once. */
 export function compileAll(models: readonly ResourceModel[], withOwner: (type: string, event: string) => boolean = () => false) {
   const transitions = new Map<string, CompiledStatement>();
+  const batches = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
   for (const model of models) {
     creates.set(model.type, compileCreate(model));
-    for (const event of Object.keys(model.events)) transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event)));
+    for (const event of Object.keys(model.events)) {
+      transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event)));
+      batches.set(`${model.type}:${event}`, compileBatch(model, event));
+    }
   }
-  return { transitions, creates };
+  return { transitions, batches, creates };
 }
 
 /** For tests and the docs: the SQL face of one guard, bound with literal placeholders. */

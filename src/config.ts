@@ -71,6 +71,12 @@ export interface Config {
    */
   connections: { pool: number; lockIdle: number };
   /**
+   * VOLSTATE_GROUP_COMMIT (default 64; 0 or 1: off): at most this many rows per grouped
+   * statement; VOLSTATE_GROUP_COMMIT_WINDOW_MS (default 0: the current turn of the event
+   * loop): how long the first transition waits for company (src/group-commit.ts)
+   */
+  groupCommit: { max: number; windowMs: number };
+  /**
    * How long a request whose database connection was lost mid-change waits
    * for the database to tell what it did (src/api/changes.ts): longer than
    * a failover takes (Patroni: ttl + loop_wait), or those requests answer
@@ -238,6 +244,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // As many lock sessions kept as steps may hold fences: fewer, and a busy worker opens and closes
     // a connection for most steps (a backend fork and a SCRAM exchange each; bench:control found it).
     connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', concurrency, 0, 1000) },
+    groupCommit: { max: int(env, 'VOLSTATE_GROUP_COMMIT', 64, 0, 10_000), windowMs: int(env, 'VOLSTATE_GROUP_COMMIT_WINDOW_MS', 0, 0, 1000) },
     inDoubtMs: int(env, 'VOLSTATE_IN_DOUBT_MS', 45_000, 0, 600_000),
     retention: {
       keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,

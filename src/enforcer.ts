@@ -22,12 +22,14 @@
 import type postgres from 'postgres';
 import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Sql } from '../db/connect.ts';
+import { isConnectionError, sqlState } from '../db/sqlstate.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
 import { transaction } from '../db/tx.ts';
 import { consume, reserve, settle, type Exceeded } from '../db/quotas.ts';
 import { countsOf, negate, QUOTA, reservingIn } from '../machines/quota.ts';
 import { ApiError } from './errors.ts';
+import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
 import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
 import type { LeaseKind } from '../machines/resource.ts';
@@ -141,6 +143,9 @@ export class Enforcer {
   private readonly releasing = new Set<string>();
   /** `type:event` pairs with a transition that changes quota usage (machines/quota.ts) */
   private readonly accounted = new Set<string>();
+  private group: GroupCommit | undefined;
+  /** batched statements sent, the rows they carried, and those PostgreSQL refused whole (each row then went alone) */
+  readonly batches = { statements: 0, rows: 0, fallbacks: 0 };
 
   constructor() {
     for (const model of Object.values(MODELS) as ResourceModel[]) {
@@ -179,7 +184,18 @@ export class Enforcer {
       // Quota usage changes in the same transaction.
       return transaction(exec, { rows: [ref], leaseSourcesOf: this.releasing.has(key) ? [ref] : [] }, (tx) => this.applyIn(tx, ref, event, opts));
     }
+    if (this.group && exec === this.group.sql && this.batchable(ref.type, event.type)) return this.group.apply(ref, event, opts);
     return this.applyIn(exec, ref, event, opts);
+  }
+
+  /**
+   * Group the transitions sent on `sql` (the node's pool) that need no
+   * transaction (src/group-commit.ts). Off until called: the enforcer's
+   * own tests and benchmarks compare both paths.
+   */
+  groupCommit(sql: Sql, options?: GroupCommitOptions): GroupCommit {
+    this.group = new GroupCommit(this, sql, options);
+    return this.group;
   }
 
   private async applyIn<T extends ResourceType>(exec: Executor, ref: Ref<T>, event: EventMap[T], opts: ApplyOptions): Promise<Outcome> {
@@ -231,20 +247,74 @@ export class Enforcer {
         if (applied.from !== applied.row.state && usageChanges(model, applied.from, applied.row.state)) await this.account(exec, model, ref, event.type, applied, data);
         return applied;
       }
-      const current = strip(row);
-      const base = { ref, event: event.type, state: current.state, row: current };
-      const allowed = allowedNow(model, { state: current.state, context: contextOf(model, current) });
-      if (opts.version !== undefined && current.version !== opts.version) {
-        return { ok: false, kind: 'stale', ...base, failed: [], allowed };
-      }
-      if (opts.owner !== undefined && current.owner !== opts.owner) {
-        return { ok: false, kind: 'not_owner', ...base, failed: [], allowed };
-      }
-      const d = decide(model, { state: current.state, context: contextOf(model, current) }, payload as never);
-      if (d.ok && attempt < RETRIES) continue;
-      if (d.ok) return { ok: false, kind: 'busy', ...base, failed: [], allowed };
-      return { ok: false, kind: d.kind, ...base, failed: d.failed, allowed };
+      const refused = explain(model, ref, event, opts, strip(row));
+      if (refused) return refused;
+      if (attempt >= RETRIES) return { ok: false, kind: 'busy', ...viewOf(model, ref, event, strip(row)), failed: [] };
     }
+  }
+
+  /**
+   * Group commit: one event to many rows of one type as ONE statement
+   * (db/cas.ts compileBatch), each with its own options, each given its own
+   * outcome exactly as `apply` would give it. Only for events that need no
+   * transaction (`batchable`); every id at most once. A refused row was
+   * locked by the statement, so the refusal names the state it was in with
+   * no retry. If PostgreSQL refuses the statement itself (a constraint one
+   * row breaks), nothing of it happened, and each row is tried alone, so
+   * the error reaches only the caller whose row caused it (hence one
+   * settled result per item, in order).
+   */
+  async applyBatch<T extends ResourceType>(
+    exec: Executor,
+    type: T,
+    items: readonly { id: string; event: EventMap[T]; opts: ApplyOptions }[],
+  ): Promise<PromiseSettledResult<Outcome>[]> {
+    const first = items[0];
+    if (!first) return [];
+    const key = `${type}:${first.event.type}`;
+    if (!this.batchable(type, first.event.type)) throw new Error(`${key} needs a transaction; it cannot be batched`);
+    if (items.length === 1) return Promise.allSettled([this.applyIn(exec, { type, id: first.id }, first.event, first.opts)]);
+    const model = MODELS[type] as unknown as ResourceModel;
+    const stmt = this.statements.batches.get(key)!;
+    const started = performance.now();
+    const input = items.map(({ id, event, opts }) => {
+      if (event.type !== first.event.type) throw new Error(`a batch is one event: ${event.type} among ${first.event.type}`);
+      const payload = event as unknown as Record<string, unknown>;
+      const entry: Record<string, unknown> = { b_id: id, b_actor: opts.actor, b_request_id: opts.requestId ?? null, b_owner: opts.owner ?? null, b_version: opts.version ?? null };
+      stmt.params.forEach((p, i) => (entry[`b_p${i}`] = p === NEXT_OWNER ? (opts.nextOwner ?? null) : (payload[p] ?? null)));
+      return entry;
+    });
+    if (new Set(items.map((i) => i.id)).size !== items.length) throw new Error(`${key}: an id twice in one batch`);
+    let rows: (StateRow & { applied: boolean })[];
+    this.batches.statements++;
+    this.batches.rows += items.length;
+    try {
+      rows = (await exec.unsafe(stmt.text, [type, JSON.stringify(input)], { prepare: true })) as unknown as (StateRow & { applied: boolean })[];
+    } catch (err) {
+      if (sqlState(err) === undefined || isConnectionError(err)) throw err;
+      this.batches.fallbacks++;
+      return Promise.allSettled(items.map((i) => this.applyIn(exec, { type, id: i.id }, i.event, i.opts)));
+    }
+    const byId = new Map(rows.map((r) => [r.resource_id, r]));
+    const outcomes = items.map(({ id, event, opts }): Outcome => {
+      const ref = { type, id };
+      const row = byId.get(id);
+      if (!row) return refusal('missing', ref, event.type);
+      if (row.applied) return { ok: true, row: strip(row), from: row.previous_state! };
+      const current = strip(row);
+      return explain(model, ref, event, opts, current) ?? { ok: false, kind: 'busy', ...viewOf(model, ref, event, current), failed: [] };
+    });
+    const seconds = (performance.now() - started) / 1000;
+    for (const observe of this.observers) {
+      for (const o of outcomes) observe({ type, event: first.event.type, state: o.ok ? o.from : o.state, outcome: o.ok ? 'applied' : o.kind, seconds });
+    }
+    return outcomes.map((value) => ({ status: 'fulfilled', value }));
+  }
+
+  /** Whether `event` of `type` may go through `applyBatch`: it gives back no lease and changes no quota usage. */
+  batchable(type: ResourceType, event: string): boolean {
+    const key = `${type}:${event}`;
+    return !this.releasing.has(key) && !this.accounted.has(key);
   }
 
   /**
@@ -359,11 +429,32 @@ export class Enforcer {
   }
 }
 
+/** The row as a refusal shows it: its state, the row, and what the machine allows from it. */
+function viewOf(model: ResourceModel, ref: Ref, event: { type: string }, current: StateRow) {
+  return { ref, event: event.type, state: current.state, row: current, allowed: allowedNow(model, { state: current.state, context: contextOf(model, current) }) };
+}
+
+/**
+ * Why the statement changed nothing, from the row as it is now: If-Match,
+ * ownership, then the machine. Undefined when the machine would accept the
+ * event from this row (the row moved on between the UPDATE and the read).
+ */
+function explain(model: ResourceModel, ref: Ref, event: { type: string }, opts: ApplyOptions, current: StateRow): Refusal | undefined {
+  const view = viewOf(model, ref, event, current);
+  if (opts.version !== undefined && current.version !== opts.version) return { ok: false, kind: 'stale', ...view, failed: [] };
+  if (opts.owner !== undefined && current.owner !== opts.owner) return { ok: false, kind: 'not_owner', ...view, failed: [] };
+  const d = decide(model, { state: current.state, context: contextOf(model, current) }, event as never);
+  if (d.ok) return undefined;
+  return { ok: false, kind: d.kind, ...view, failed: d.failed };
+}
+
 function refusal(kind: RefusalKind, ref: Ref, event: string): Refusal {
   return { ok: false, kind, ref, event, failed: [], allowed: [] };
 }
 
-function strip(row: StateRow & { applied?: boolean; notified?: unknown; woken?: unknown; data_project_id?: unknown; data_volume_type_id?: unknown }): StateRow {
-  const { applied: _a, notified: _n, woken: _w, data_project_id: _p, data_volume_type_id: _t, ...rest } = row;
+function strip(
+  row: StateRow & { applied?: boolean; notified?: unknown; woken?: unknown; data_project_id?: unknown; data_volume_type_id?: unknown; b_actor?: unknown; b_request_id?: unknown },
+): StateRow {
+  const { applied: _a, notified: _n, woken: _w, data_project_id: _p, data_volume_type_id: _t, b_actor: _ba, b_request_id: _br, ...rest } = row;
   return rest;
 }

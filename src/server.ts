@@ -105,6 +105,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url, idleSessions: config.connections.lockIdle });
   started.push(() => coordination.close());
   const enforcer = new Enforcer();
+  if (config.groupCommit.max > 1) enforcer.groupCommit(sql, config.groupCommit);
   const driver = makeBackends(config, coordination);
   started.push(() => driver.close());
   const logger = loggerOptions(config.logLevel, config.logFormat);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decide } from '../../machines/decide.ts';
 import { MODELS, type ResourceModel } from '../../machines/index.ts';
-import { Enforcer, type StateRow } from '../../src/enforcer.ts';
+import { Enforcer, type Outcome, type StateRow } from '../../src/enforcer.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { getRow, history, putRow, randomContext, randomParams, rng } from '../helpers/rows.ts';
 
@@ -33,57 +33,116 @@ function contextOfRow(model: ResourceModel, row: StateRow) {
   return Object.fromEntries(Object.keys(model.context).map((k) => [k, row[k as keyof StateRow]]));
 }
 
+/**
+ * One cell of the matrix: the event to each of these rows (in `state`, with
+ * these contexts and parameters), through `send`, checked row by row against
+ * decide(). `send` is the single statement per row, or one batch (group
+ * commit) carrying every row at once, each with its own parameters.
+ */
+async function checkCell(
+  model: ResourceModel,
+  state: string,
+  event: string,
+  cases: { context: Record<string, unknown>; params: Record<string, unknown> }[],
+  send: (ids: string[], payloads: Record<string, unknown>[]) => Promise<Outcome[]>,
+): Promise<{ applied: number; refused: number }> {
+  const sql = db.sql;
+  let applied = 0;
+  let refused = 0;
+  const ids: string[] = [];
+  for (const { context } of cases) ids.push(await putRow(sql, model, state, context));
+  const befores = await Promise.all(ids.map(async (id) => (await getRow(sql, model.type, id))!));
+  const payloads = cases.map(({ params }) => ({ type: event, ...params }));
+  const outcomes = await send(ids, payloads);
+  for (const [i, { context, params }] of cases.entries()) {
+    const id = ids[i]!;
+    const before = befores[i]!;
+    const outcome = outcomes[i]!;
+    const expected = decide(model, { state, context }, payloads[i]!);
+    const after = (await getRow(sql, model.type, id))!;
+    const log = await history(sql, id);
+    const where = `${event} ${JSON.stringify(params)} on ${state} ${JSON.stringify(context)}`;
+
+    if (expected.ok) {
+      applied++;
+      expect(outcome.ok, where).toBe(true);
+      expect(after.state, where).toBe(expected.to);
+      const expectedContext: Record<string, unknown> = { ...expected.context };
+      // Ownership is the enforcer's, not the machine's: a state change
+      // hands the row to `nextOwner` (here nobody); a self-transition keeps it.
+      const selfTransition = model.index.candidates(state, event).find((c) => c.guard === expected.guard)?.target === null;
+      expectedContext.owner = selfTransition ? context.owner : null;
+      expect(contextOfRow(model, after), where).toEqual(expectedContext);
+      expect(after.version, where).toBe(before.version + 1);
+      expect(after.previous_state, where).toBe(state);
+      expect(outcome.ok && outcome.row, where).toEqual(after);
+      expect(log, where).toEqual([{ from_state: state, event, to_state: expected.to, version: before.version + 1, actor: 'test:matrix' }]);
+    } else {
+      refused++;
+      expect(outcome.ok, where).toBe(false);
+      expect(!outcome.ok && outcome.kind, where).toBe(expected.kind);
+      expect(!outcome.ok && outcome.state, where).toBe(state);
+      expect(after, where).toEqual(before);
+      expect(log, where).toEqual([]);
+    }
+  }
+  return { applied, refused };
+}
+
+const single = (model: ResourceModel) => (ids: string[], payloads: Record<string, unknown>[]) =>
+  Promise.all(ids.map((id, i) => enforcer.apply(db.sql, { type: model.type as never, id }, payloads[i] as never, { actor: 'test:matrix' })));
+
+const batched = (model: ResourceModel) => async (ids: string[], payloads: Record<string, unknown>[]) => {
+  const items = ids.map((id, i) => ({ id, event: payloads[i] as never, opts: { actor: 'test:matrix' } }));
+  const before = { ...enforcer.batches };
+  const settled = await enforcer.applyBatch(db.sql, model.type as never, items);
+  // One statement carried them all: none went alone after PostgreSQL refused the batch.
+  expect(enforcer.batches).toEqual({ statements: before.statements + 1, rows: before.rows + items.length, fallbacks: before.fallbacks });
+  return settled.map((s) => {
+    if (s.status === 'rejected') throw s.reason;
+    return s.value;
+  });
+};
+
 for (const model of Object.values(MODELS) as ResourceModel[]) {
   describe(`${model.type}: apply() does what decide() says`, () => {
     for (const state of model.states) {
       it(`from ${state}`, async () => {
         const r = rng(state.length * 7919 + model.type.length);
-        const sql = db.sql;
         let applied = 0;
         let refused = 0;
         for (const event of Object.keys(model.events)) {
           const contexts = [quiet[model.type]!, held[model.type]!];
           for (let i = 0; i < RANDOM_PER_CELL; i++) contexts.push(randomContext(model, r));
-          for (const context of contexts) {
-            const params = randomParams(model, event, r, context);
-            const payload = { type: event, ...params };
-            const id = await putRow(sql, model, state, context);
-            const before = (await getRow(sql, model.type, id))!;
-            const expected = decide(model, { state, context }, payload);
-            const outcome = await enforcer.apply(sql, { type: model.type as never, id }, payload as never, {
-              actor: 'test:matrix',
-            });
-            const after = (await getRow(sql, model.type, id))!;
-            const log = await history(sql, id);
-            const where = `${event} ${JSON.stringify(params)} on ${state} ${JSON.stringify(context)}`;
-
-            if (expected.ok) {
-              applied++;
-              expect(outcome.ok, where).toBe(true);
-              expect(after.state, where).toBe(expected.to);
-              const expectedContext: Record<string, unknown> = { ...expected.context };
-              // Ownership is the enforcer's, not the machine's: a state change
-              // hands the row to `nextOwner` (here nobody); a self-transition keeps it.
-              const selfTransition = model.index.candidates(state, event).find((c) => c.guard === expected.guard)?.target === null;
-              expectedContext.owner = selfTransition ? context.owner : null;
-              expect(contextOfRow(model, after), where).toEqual(expectedContext);
-              expect(after.version, where).toBe(before.version + 1);
-              expect(after.previous_state, where).toBe(state);
-              expect(log, where).toEqual([
-                { from_state: state, event, to_state: expected.to, version: before.version + 1, actor: 'test:matrix' },
-              ]);
-            } else {
-              refused++;
-              expect(outcome.ok, where).toBe(false);
-              expect(!outcome.ok && outcome.kind, where).toBe(expected.kind);
-              expect(!outcome.ok && outcome.state, where).toBe(state);
-              expect(after, where).toEqual(before);
-              expect(log, where).toEqual([]);
-            }
-          }
+          const cases = contexts.map((context) => ({ context, params: randomParams(model, event, r, context) }));
+          const n = await checkCell(model, state, event, cases, single(model));
+          applied += n.applied;
+          refused += n.refused;
         }
         // Both sides of the matrix are exercised from this state.
         if (!model.index.isFinal(state)) expect(applied, 'some event applied').toBeGreaterThan(0);
+        expect(refused).toBeGreaterThan(0);
+      });
+    }
+  });
+
+  // Group commit: every event that goes without a transaction, to all of a cell's rows
+  // in ONE statement (src/group-commit.ts): each row's outcome as if it had gone alone.
+  describe(`${model.type}: applyBatch() does for each row what decide() says`, () => {
+    for (const state of model.states) {
+      it(`from ${state}`, async () => {
+        const r = rng(state.length * 104729 + model.type.length);
+        let applied = 0;
+        let refused = 0;
+        for (const event of Object.keys(model.events).filter((e) => enforcer.batchable(model.type as never, e))) {
+          const contexts = [quiet[model.type]!, held[model.type]!];
+          for (let i = 0; i < RANDOM_PER_CELL; i++) contexts.push(randomContext(model, r));
+          const cases = contexts.map((context) => ({ context, params: randomParams(model, event, r, context) }));
+          const n = await checkCell(model, state, event, cases, batched(model));
+          applied += n.applied;
+          refused += n.refused;
+        }
+        if (!model.index.isFinal(state)) expect(applied + refused, 'some event tried').toBeGreaterThan(0);
         expect(refused).toBeGreaterThan(0);
       });
     }
