@@ -177,6 +177,15 @@ interface Result {
   extend: [number, number];
   delete: [number, number];
   failures: string[];
+  /** group commit, from the node's /metrics: statements and the transitions they carried (absent: no such metric) */
+  grouped: string;
+}
+
+/** `N grouped statements carried M transitions`, from the node's metrics (warm-up included), or '' if it has none. */
+async function grouped(url: string): Promise<string> {
+  const text = await (await fetch(`${url}/metrics`, { headers: { 'x-auth-token': 'admin:admin' } })).text().catch(() => '');
+  const n = (name: string) => Number(new RegExp(`^volstate_group_commit_${name}_total (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  return Number.isNaN(n('statements')) ? '' : `  grouped: ${n('rows')} transitions in ${n('statements')} statements`;
 }
 
 /** p50 and p95 in ms of the server-side durations, from the history. */
@@ -294,7 +303,7 @@ async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target
     const counts = await Promise.all(Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, deadline, failures)));
     const lifecycles = counts.reduce((a, b) => a + b, 0);
     if (why) await why.report(lifecycles);
-    return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures };
+    return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures, grouped: await grouped(server.url) };
   } finally {
     server.proc.kill('SIGTERM');
     await new Promise((r) => (server.proc.exitCode !== null ? r(null) : server.proc.once('exit', r)));
@@ -328,7 +337,7 @@ async function main() {
         results.get(sitting.name)!.set(target.name, r);
         const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
         console.log(
-          `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
+          `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
         );
       }
     }

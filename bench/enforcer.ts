@@ -87,6 +87,48 @@ async function run(url: string, contended: boolean, transition: Transition): Pro
   return done / elapsed;
 }
 
+/**
+ * Group commit (src/group-commit.ts): what a node does with many requests
+ * in flight at once. GROUPED_CALLERS callers share one pool of CLIENTS
+ * connections, each alternating the cycle on its own row (uncontended) or
+ * all on row 0 (contended: a row goes at most once per statement, so their
+ * events go one statement after another); the transitions of one turn of
+ * the event loop go as one statement per event.
+ */
+const GROUPED_CALLERS = 64;
+async function runGrouped(url: string, contended: boolean): Promise<string> {
+  const pool = connect(url, { max: CLIENTS, name: 'bench-grouped' });
+  const grouped = new Enforcer();
+  grouped.groupCommit(pool);
+  await Promise.all(Array.from({ length: CLIENTS }, () => pool`SELECT 1`));
+  let counting = false;
+  let count = 0;
+  let stop = false;
+  const loops = Array.from({ length: GROUPED_CALLERS }, async (_, c) => {
+    const id = uuid(contended ? 0 : c);
+    for (let n = 0; !stop; n++) {
+      const event = CYCLE[n % 2]!;
+      const r = await grouped.apply(pool, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, { actor: 'bench', requestId: requestId() });
+      if (!r.ok) throw new Error(`group commit refused ${event}: ${r.kind}`);
+      if (counting) count++;
+    }
+  });
+  await new Promise((r) => setTimeout(r, WARMUP_MS));
+  const before = { ...grouped.batches };
+  counting = true;
+  const start = performance.now();
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const elapsed = (performance.now() - start) / 1000;
+  const done = count;
+  const rows = grouped.batches.rows - before.rows;
+  const statements = grouped.batches.statements - before.statements;
+  stop = true;
+  await Promise.all(loops);
+  await pool.end();
+  // A number first, for the ratios; then how full the statements were.
+  return `${(done / elapsed).toFixed(0)} (${statements ? (rows / statements).toFixed(1) : 0} rows per grouped statement, ${Math.max(0, done - rows)} alone)`;
+}
+
 /** Every transition carries a request id of its own, as an API request's does (the history indexes it). */
 const requestId = () => `req-${randomUUID()}`;
 
@@ -179,6 +221,7 @@ async function main() {
       const variants: [string, () => Promise<number | string>][] = [
         ['pgbench, same statement', async () => pgbench(url, contended)],
         ['enforcer', () => run(url, contended, viaEnforcer)],
+        [`enforcer, group commit (${GROUPED_CALLERS} callers)`, () => runGrouped(url, contended)],
         ['raw postgres.js, same statement', () => run(url, contended, viaRawStatement)],
         ['SELECT FOR UPDATE + UPDATE', () => run(url, contended, lockBased('for-update'))],
         ['pg_advisory_xact_lock + RMW', () => run(url, contended, lockBased('advisory'))],
@@ -188,7 +231,10 @@ async function main() {
         await setup(admin);
         const value = await variant();
         results[workload][name] = value;
-        console.log(`  ${workload.padEnd(30)} ${name.padEnd(34)} ${typeof value === 'number' ? `${value.toFixed(0).padStart(8)} transitions/s` : value}`);
+        const rate = typeof value === 'number' ? value : /^\d+ \(/.test(value) ? Number(value.split(' ')[0]) : undefined;
+        if (rate !== undefined) results[workload][name] = rate;
+        const note = typeof value === 'string' && rate !== undefined ? ` ${value.slice(value.indexOf('('))}` : '';
+        console.log(`  ${workload.padEnd(30)} ${name.padEnd(40)} ${rate !== undefined ? `${rate.toFixed(0).padStart(8)} transitions/s${note}` : value}`);
       }
     }
     await admin.end();
@@ -197,8 +243,10 @@ async function main() {
     for (const [workload, r] of Object.entries(results)) {
       const e = r.enforcer as number;
       const ratio = (name: string) => (typeof r[name] === 'number' ? (e / (r[name] as number)).toFixed(2) : 'n/a');
-      console.log(`  ${workload}: enforcer/raw postgres.js ${ratio('raw postgres.js, same statement')}, enforcer/FOR UPDATE ${ratio('SELECT FOR UPDATE + UPDATE')}, enforcer/advisory ${ratio('pg_advisory_xact_lock + RMW')}, enforcer/pgbench ${ratio('pgbench, same statement')}`);
-      if (workload.startsWith('uncontended')) last = ratio('pgbench, same statement');
+      const g = r[`enforcer, group commit (${GROUPED_CALLERS} callers)`];
+      const grouped = typeof g === 'number' && typeof r['pgbench, same statement'] === 'number' ? (g / (r['pgbench, same statement'] as number)).toFixed(2) : 'n/a';
+      console.log(`  ${workload}: enforcer/raw postgres.js ${ratio('raw postgres.js, same statement')}, enforcer/FOR UPDATE ${ratio('SELECT FOR UPDATE + UPDATE')}, enforcer/advisory ${ratio('pg_advisory_xact_lock + RMW')}, enforcer/pgbench ${ratio('pgbench, same statement')}, group commit/pgbench ${grouped}`);
+      if (workload.startsWith('uncontended')) last = `${ratio('pgbench, same statement')} (group commit: ${grouped})`;
     }
     console.log(`enforcer/pgbench: ${last}`);
   } finally {

@@ -13,8 +13,10 @@
  * a group arrives, after the callbacks already queued (setImmediate), so a
  * lone event leaves at once, as the single statement it always was, and
  * under load the events that piled up in one turn share a round trip. A
- * row named twice goes in the next batch, after the first, so a caller's
- * events on one row keep their order.
+ * row named twice in one turn goes in another statement, sent alongside:
+ * the two meet on the row's lock as any two statements do. (Only
+ * concurrent callers name a row twice; one caller's events on a row are
+ * sequential, each awaiting the one before, so their order stands.)
  *
  * Only events that need no transaction are grouped (Enforcer.batchable):
  * those that give leases back or change quota usage run with their
@@ -68,8 +70,12 @@ export class GroupCommit {
     const group = this.pending.get(key);
     if (!group) return;
     this.pending.delete(key);
-    // Rounds: the first time each row is named, then the second…; each round in
-    // statements of at most `max` rows, sent together; a round after the one before.
+    // Rounds: the first time each row is named, then the second…; each round in statements of
+    // at most `max` rows. All are sent at once, on as many connections as the pool has: rows a
+    // round shares with another are locked by both in id order, so they wait on each other as
+    // two single statements would, and never in a circle. (Sending the rounds one after another
+    // made 64 callers on one row 0.59 × pgbench's 8 clients: two statements in flight at most.)
+    const chunks: Waiting[][] = [];
     let rest = group.items;
     while (rest.length > 0) {
       const seen = new Set<string>();
@@ -83,11 +89,10 @@ export class GroupCommit {
         }
       }
       round.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      const chunks: Waiting[][] = [];
       for (let i = 0; i < round.length; i += this.options.max) chunks.push(round.slice(i, i + this.options.max));
-      await Promise.all(chunks.map((chunk) => this.send(group.type, chunk)));
       rest = later;
     }
+    await Promise.all(chunks.map((chunk) => this.send(group.type, chunk)));
   }
 
   private async send(type: ResourceType, chunk: Waiting[]): Promise<void> {

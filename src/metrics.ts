@@ -112,6 +112,22 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
       this.inc(worker()?.recovered ?? 0);
     },
   });
+  // Group commit (src/group-commit.ts): rows ÷ statements is how many transitions a round trip carried.
+  for (const [key, help] of [
+    ['statements', 'Grouped transition statements this node sent (one event, several rows)'],
+    ['rows', 'Transitions those grouped statements carried'],
+    ['fallbacks', 'Grouped statements PostgreSQL refused whole, whose rows then went one by one'],
+  ] as const) {
+    new Counter({
+      name: `volstate_group_commit_${key}_total`,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(opts.enforcer.batches[key]);
+      },
+    });
+  }
   const http = new Counter({ name: 'volstate_http_requests_total', help: 'HTTP requests answered', labelNames: ['route', 'method', 'status'], registers: [registry] });
   app.addHook('onResponse', async (req, reply) => {
     http.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) });
