@@ -53,26 +53,26 @@ afterAll(() => {
 
 describe('volstate on the command line', () => {
   it('prints its usage on --help, -h and help, and exits 0', async () => {
-    for (const flag of ['--help', '-h', 'help']) {
-      const r = await run([flag]);
-      expect(r.code, flag).toBe(0);
-      expect(r.out).toMatch(/^usage: volstate <command>/);
-      expect(r.out).toMatch(/serve \[--host H\] \[--port N\]/);
+    // Seven independent processes: started together (each spends most of its time loading).
+    const [help, h, helpWord, purge, serveHelp, harnessHelp, bad] = await Promise.all(
+      [['--help'], ['-h'], ['help'], ['purge', '--help'], ['serve', '--help'], ['harness', '--help'], ['serve', '--bogus']].map((args) => run(args)),
+    );
+    for (const [flag, r] of [['--help', help], ['-h', h], ['help', helpWord]] as const) {
+      expect(r!.code, flag).toBe(0);
+      expect(r!.out).toMatch(/^usage: volstate <command>/);
+      expect(r!.out).toMatch(/serve \[--host H\] \[--port N\]/);
     }
     // A command's --help is that command's usage, with the lines under it.
-    const purge = await run(['purge', '--help']);
-    expect(purge.code).toBe(0);
-    expect(purge.out).toMatch(/^usage: volstate purge --before 30d/);
-    expect(purge.out).toMatch(/VOLSTATE_RETENTION/);
-    expect(purge.out).not.toMatch(/harness/);
-    for (const command of ['serve', 'harness']) {
-      const r = await run([command, '--help']);
-      expect(r.code, command).toBe(0);
-      expect(r.out, command).toMatch(new RegExp(`^usage: volstate ${command}\\b`));
+    expect(purge!.code).toBe(0);
+    expect(purge!.out).toMatch(/^usage: volstate purge --before 30d/);
+    expect(purge!.out).toMatch(/VOLSTATE_RETENTION/);
+    expect(purge!.out).not.toMatch(/harness/);
+    for (const [command, r] of [['serve', serveHelp], ['harness', harnessHelp]] as const) {
+      expect(r!.code, command).toBe(0);
+      expect(r!.out, command).toMatch(new RegExp(`^usage: volstate ${command}\\b`));
     }
-    const bad = await run(['serve', '--bogus']);
-    expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/Unknown option '--bogus'/);
+    expect(bad!.code).toBe(2);
+    expect(bad!.err).toMatch(/Unknown option '--bogus'/);
   }, 120_000);
 
   it('on a busy port, says so and starts nothing', async () => {

@@ -98,7 +98,7 @@ async function checkHistory(sql: postgres.Sql) {
   return rows.length;
 }
 
-describe('three nodes, 500 volumes, one node SIGKILLed mid-run', () => {
+describe('three nodes, 300 volumes, one node SIGKILLed mid-run', () => {
   it('loses nothing, leaves nothing stuck, and never lets two owners work on one resource', { timeout: 240_000 }, async () => {
     const url = await createTestDatabase();
     const sql = sqlClient(url, { max: 4, onnotice: () => {} });
@@ -156,7 +156,9 @@ describe('three nodes, 500 volumes, one node SIGKILLed mid-run', () => {
       done++;
     };
 
-    const TOTAL = 500;
+    // 300, not 500 as it was: the same kill and recovery, a third less of the suite's busiest minute
+    // (npm test ≤ 300 s on 2 cores, issue 18); a tenth are done before the kill, 270 run through it.
+    const TOTAL = 300;
     let launched = 0;
     const users = Array.from({ length: 40 }, async () => {
       while (launched < TOTAL) {
