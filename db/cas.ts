@@ -195,6 +195,30 @@ function updateOf(model: ResourceModel, event: string, bind: (s: string) => stri
 }
 
 /**
+ * What follows a move, in both the single and the batched statement: wake the
+ * requests waiting on a moved row (`woken`), the workers when a row becomes
+ * pending work (`notified`, only if the event can lead to a step state), and
+ * retire the data row of one that reached the final state (`retired`).
+ */
+function afterMove(model: ResourceModel, event: string): { notify: boolean; ctes: string } {
+  const results = [...resultsOf(model, event)];
+  const notify = results.some((s) => model.index.stepStates.includes(s));
+  const finals = results.filter((s) => model.index.isFinal(s));
+  const table = DATA_TABLES[model.type];
+  const woken = `, woken AS (
+  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
+  WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
+)`;
+  const retired =
+    finals.length > 0 && table !== undefined
+      ? `, retired AS (
+  UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
+)`
+      : '';
+  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved')}` : ''}${retired}` };
+}
+
+/**
  * The transition statement for `event` of `model`. `withOwner`: the applied
  * row also carries its data row's project and volume
  * type (`data_project_id`, `data_volume_type_id`), for a transition that
@@ -205,11 +229,9 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  const results = [...resultsOf(model, event)];
-  const notify = results.some((s) => model.index.stepStates.includes(s));
-  const finals = results.filter((s) => model.index.isFinal(s));
+  const after = afterMove(model, event);
+  const notify = after.notify;
   const table = DATA_TABLES[model.type];
-  const retire = finals.length > 0 && table !== undefined;
   const owned = withOwner && table !== undefined;
   const selects = [
     ...(notify ? ['(SELECT count(*) FROM notified) AS notified'] : []),
@@ -232,16 +254,7 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
   SELECT * FROM resource_states
   WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
   FOR SHARE
-), woken AS (
-  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
-  WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
-)${notify ? `, ${notifyCte(model, 'moved')}` : ''}${
-    retire
-      ? `, retired AS (
-  UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
-)`
-      : ''
-  }
+)${after.ctes}
 SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
 SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
@@ -274,11 +287,8 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, types, nextOwner } = binder(model, event, 0, (i) => `b.b_p${i}`);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  const results = [...resultsOf(model, event)];
-  const notify = results.some((s) => model.index.stepStates.includes(s));
-  const finals = results.filter((s) => model.index.isFinal(s));
-  const table = DATA_TABLES[model.type];
-  const retire = finals.length > 0 && table !== undefined;
+  const after = afterMove(model, event);
+  const notify = after.notify;
   const record = ['b_id uuid', 'b_actor text', 'b_request_id text', 'b_owner text', 'b_version int', ...types.map((t, i) => `b_p${i} ${PG_TYPE[t]}`)];
   const text = `WITH batch AS (
   SELECT * FROM jsonb_to_recordset($2::text::jsonb) AS b(${record.join(', ')})
@@ -300,16 +310,7 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
   SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, b_actor, b_request_id FROM moved
-), woken AS (
-  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
-  WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
-)${notify ? `, ${notifyCte(model, 'moved')}` : ''}${
-    retire
-      ? `, retired AS (
-  UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
-)`
-      : ''
-  }
+)${after.ctes}
 SELECT true AS applied, moved.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''}, (SELECT count(*) FROM woken) AS woken FROM moved
 UNION ALL
 SELECT false AS applied, locked.*, NULL::text, NULL::text${notify ? ', 0::bigint' : ''}, 0::bigint FROM locked
