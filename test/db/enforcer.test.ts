@@ -89,6 +89,13 @@ async function checkCell(
   return { applied, refused };
 }
 
+/** A cell's rows: a quiet one, a held one and RANDOM_PER_CELL random ones, each with random parameters. */
+function casesOf(model: ResourceModel, event: string, r: ReturnType<typeof rng>) {
+  const contexts = [quiet[model.type]!, held[model.type]!];
+  for (let i = 0; i < RANDOM_PER_CELL; i++) contexts.push(randomContext(model, r));
+  return contexts.map((context) => ({ context, params: randomParams(model, event, r, context) }));
+}
+
 const single = (model: ResourceModel) => (ids: string[], payloads: Record<string, unknown>[]) =>
   Promise.all(ids.map((id, i) => enforcer.apply(db.sql, { type: model.type as never, id }, payloads[i] as never, { actor: 'test:matrix' })));
 
@@ -112,10 +119,7 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
         let applied = 0;
         let refused = 0;
         for (const event of Object.keys(model.events)) {
-          const contexts = [quiet[model.type]!, held[model.type]!];
-          for (let i = 0; i < RANDOM_PER_CELL; i++) contexts.push(randomContext(model, r));
-          const cases = contexts.map((context) => ({ context, params: randomParams(model, event, r, context) }));
-          const n = await checkCell(model, state, event, cases, single(model));
+          const n = await checkCell(model, state, event, casesOf(model, event, r), single(model));
           applied += n.applied;
           refused += n.refused;
         }
@@ -135,10 +139,7 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
         let applied = 0;
         let refused = 0;
         for (const event of Object.keys(model.events).filter((e) => enforcer.batchable(model.type as never, e))) {
-          const contexts = [quiet[model.type]!, held[model.type]!];
-          for (let i = 0; i < RANDOM_PER_CELL; i++) contexts.push(randomContext(model, r));
-          const cases = contexts.map((context) => ({ context, params: randomParams(model, event, r, context) }));
-          const n = await checkCell(model, state, event, cases, batched(model));
+          const n = await checkCell(model, state, event, casesOf(model, event, r), batched(model));
           applied += n.applied;
           refused += n.refused;
         }
