@@ -193,7 +193,7 @@ const total = (s: Record<string, number>) => Object.values(s).reduce((a, n) => a
  * `npm run bench:connections`: what BENCH_NODES (10) node processes at
  * their defaults hold on one database: at rest, at the peak of a
  * backend-bound load (sampled every 50 ms), and once it is over; against
- * the budget the README states: per node at most VOLSTATE_DB_POOL (20)
+ * the budget docs/active-active.md states: per node at most VOLSTATE_DB_POOL (20)
  * + 1 LISTEN session + one session per global lock held (at most the steps
  * in flight, VOLSTATE_WORKER_CONCURRENCY, 16) + VOLSTATE_LOCK_IDLE_SESSIONS (4).
  */

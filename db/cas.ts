@@ -49,7 +49,7 @@ const PG_TYPE: Record<ColumnType, string> = { int: 'int', bool: 'boolean', text:
  * The table of each resource type's data rows. The statement that moves a
  * row into its machine's final state also sets the data row's `deleted_at`
  * (the `retired` CTE): live rows are those with none, and the partial
- * indexes of the lists hold live rows only (README, Retention and purge).
+ * indexes of the lists hold live rows only (docs/retention.md).
  */
 export const DATA_TABLES: Readonly<Record<string, string>> = { volume: 'volumes', snapshot: 'snapshots', attachment: 'attachments' };
 

@@ -4,7 +4,7 @@
  * and `postgresql-15`), streaming replication with Patroni's
  * `synchronous_mode`, so a transaction is acknowledged only once the
  * synchronous standby has it. For the harness (`--db patroni`), the
- * failover test and the replication benchmark; the README's worked
+ * failover test and the replication benchmark; docs/patroni.md's worked
  * example is the same configuration written out.
  *
  * Losing the primary's machine is `killPrimary`: SIGKILL to its Patroni

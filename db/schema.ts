@@ -130,7 +130,7 @@ export const volumes = pgTable(
     deleted_at: deletedAt(),
   },
   (t) => [
-    // Live rows only: a list costs the same whatever the number of deleted rows (README, Retention).
+    // Live rows only: a list costs the same whatever the number of deleted rows (docs/retention.md).
     index('volumes_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
     index('volumes_live_project_name').on(t.project_id, t.name, t.created_at, t.id).where(sql`deleted_at IS NULL`),
     // sort=name (db/resources.ts sorts by COALESCE(name, ''), never NULL for the keyset).

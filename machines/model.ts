@@ -61,7 +61,7 @@ export interface EventSpec {
    */
   readonly request?: string;
   readonly params: Readonly<Record<string, ColumnType>>;
-  /** One line for operators (diagrams, README). */
+  /** One line for operators (diagrams, docs). */
   readonly doc: string;
 }
 export type EventSpecs = Readonly<Record<string, EventSpec>>;
@@ -123,7 +123,7 @@ export type EffectTable<C, E> = Readonly<Record<string, EffectDef<C, E>>>;
 
 /**
  * Declared per transient state in `meta`: what the step is and what happens
- * when the worker that owns it dies (see README, "Recovery").
+ * when the worker that owns it dies (see docs/active-active.md).
  */
 export interface StateMeta {
   /** The worker step that moves this state on; absent for states a client moves on. */

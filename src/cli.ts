@@ -11,7 +11,7 @@
  * Any number of api, worker and serve processes may share one database
  * (DATABASE_URL): Active/Active.
  *
- * Configuration comes from the environment (see README, "Configuration");
+ * Configuration comes from the environment (see docs/configuration.md);
  * flags override HOST and PORT.
  */
 import { parseArgs } from 'node:util';
@@ -60,7 +60,7 @@ commands:
       --node-logs DIR              each node's log to DIR/node<i>.log (level: NODE_LOG_LEVEL, default error)
   help, -h, --help              this text
 
-environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see README)`;
+environment: DATABASE_URL, VOLSTATE_DATA_DIR, HOST, PORT, LOG_LEVEL, VOLSTATE_LOG_FORMAT, VOLSTATE_* (see docs/configuration.md)`;
 
 /**
  * One command's part of the usage (`volstate purge --help`): its line in

@@ -64,7 +64,7 @@ export interface Config {
    */
   retention: { keepMs: number | undefined; everyMs: number };
   /**
-   * The connections a node holds (README, "The connections a node costs"):
+   * The connections a node holds (docs/active-active.md, "The connections a node costs"):
    * VOLSTATE_DB_POOL (default 20) for requests and steps, and
    * VOLSTATE_LOCK_IDLE_SESSIONS (default: the worker concurrency) global-lock sessions kept open
    * between locks (a held lock has a session of its own).

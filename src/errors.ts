@@ -2,8 +2,8 @@
  * Every error the API can answer, in one closed registry: code → HTTP
  * status and message template. Routes throw `new ApiError(code, params)`;
  * one error handler (src/api/errors.ts) renders the Cinder-shaped body
- * `{"<faultName>": {"code": N, "message": "..."}}`. The README's error
- * table is checked against this registry by a test.
+ * `{"<faultName>": {"code": N, "message": "..."}}`. The error
+ * table in docs/api.md is checked against this registry by a test.
  *
  * Messages follow real Cinder's where clients or people match on them
  * ("Volume <id> could not be found.", "Invalid volume: ..."), and always

@@ -1,5 +1,5 @@
 /**
- * The error registry and the README's error table say the same thing,
+ * The error registry and the error table of docs/api.md say the same thing,
  * and every registry error renders as a Cinder fault body.
  */
 import { readFileSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ApiError, ERRORS, faultName, type ErrorCode } from '../../src/errors.ts';
 
-const README = readFileSync(resolve(import.meta.dirname, '../../README.md'), 'utf8');
+const README = readFileSync(resolve(import.meta.dirname, '../../docs/api.md'), 'utf8');
 
 function documented(): Map<string, { status: number; fault: string; message: string }> {
   const block = README.split('<!-- errors:start -->')[1]?.split('<!-- errors:end -->')[0] ?? '';
@@ -20,7 +20,7 @@ function documented(): Map<string, { status: number; fault: string; message: str
 }
 
 describe('error registry', () => {
-  it('matches the README table, code by code', () => {
+  it('matches the table in docs/api.md, code by code', () => {
     const docs = documented();
     expect([...docs.keys()].sort()).toEqual(Object.keys(ERRORS).sort());
     for (const [code, e] of Object.entries(ERRORS)) {

@@ -222,7 +222,7 @@ async function main(): Promise<number> {
     const failed = [...results].filter(([, o]) => o !== 'success' && o !== 'skip').map(([id]) => id).sort();
 
     console.log(`\n${table(results)}\n`);
-    say(`${failed.length} failing tests (expected: the features volstate does not have yet, see README):`);
+    say(`${failed.length} failing tests (expected: the features volstate does not have yet, see docs/tempest.md):`);
     for (const id of failed) console.log(`  ${expected.has(id) ? 'REGRESSED ' : ''}${id}`);
     if (fresh.length) {
       say(`${fresh.length} tests pass that expected-pass.txt does not list (run with --update to add them):`);
