@@ -9,6 +9,9 @@ import { SQLSTATE, sqlState } from './sqlstate.ts';
 
 export type Sql = postgres.Sql;
 
+/** Statements run on a pool or inside a transaction: the one executor type of every query module. */
+export type Executor = postgres.Sql | postgres.TransactionSql;
+
 type PgOptions = NonNullable<Parameters<typeof postgres>[1]>;
 
 /**

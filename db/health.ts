@@ -5,10 +5,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type postgres from 'postgres';
 import { MIGRATIONS } from './migrate.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 /** How many migrations this code ships (drizzle-kit's journal). */
 export function shippedMigrations(): number {

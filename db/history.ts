@@ -1,7 +1,6 @@
 /** The history of one resource: every transition, in version order. */
-import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export interface TransitionRecord {
   version: number;

@@ -4,10 +4,9 @@
  * of two transactions releasing the same holder only one gets the rows and
  * gives the source back its counter.
  */
-import type postgres from 'postgres';
 import type { LeaseKind } from '../machines/resource.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export interface Lease {
   source_type: string;

@@ -5,8 +5,8 @@
  * Shared by volumes and snapshots; each passes its own FROM and columns.
  */
 import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 export interface SortSpec {

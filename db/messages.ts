@@ -3,10 +3,9 @@
  * the transition that failed, so a failure and its message are one change.
  */
 import { randomUUID } from 'node:crypto';
-import type postgres from 'postgres';
 import type { MessageRow } from './schema.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 /** How long a message is kept (Cinder's message_ttl default: 30 days). */
 export const MESSAGE_TTL_SECONDS = 30 * 24 * 3600;

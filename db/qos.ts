@@ -3,9 +3,8 @@
  * associations with volume types. A QoS specs with associated types is
  * deleted only by force, which dissociates them in the same transaction.
  */
-import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export interface QosRow {
   id: string;

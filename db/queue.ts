@@ -9,11 +9,10 @@
  * the version; every step the owner then takes is a transition whose
  * statement checks `owner = <worker>`.
  */
-import type postgres from 'postgres';
 import { MODELS, type ResourceModel } from '../machines/index.ts';
 import { guardAtoms } from '../machines/model.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 

@@ -24,8 +24,8 @@
  * usage above a new, lower limit stays).
  */
 import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 /** The resources volstate counts, and those it reports as Cinder does (always 0 in use). */
 export const COUNTED = ['volumes', 'gigabytes', 'snapshots'] as const;

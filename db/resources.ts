@@ -11,8 +11,8 @@ import type postgres from 'postgres';
 import type { ResourceType } from '../machines/index.ts';
 import { countRows, listPage, type SortSpec } from './listing.ts';
 import type { AttachmentRow, NewAttachmentRow, NewSnapshotRow, NewVolumeRow, SnapshotRow, VolumeRow } from './schema.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 /** The state columns a resource is read with. */

@@ -9,9 +9,8 @@
  * new work (in-flight steps finish; recovery goes on), which is how an
  * operator drains a node.
  */
-import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export const BINARIES = ['cinder-scheduler', 'cinder-volume'] as const;
 export type Binary = (typeof BINARIES)[number];

@@ -4,11 +4,10 @@
  * every read here joins the state row, so an offer ended by a reset or a
  * force delete is never shown, and nothing has to clean it up first.
  */
-import type postgres from 'postgres';
 import type { TransferRow } from './schema.ts';
 import type { VolumeState } from '../machines/volume.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 /** The volume's state while offered (machines/volume.ts). */
 export const OFFERED = 'awaiting-transfer.offered' satisfies VolumeState;

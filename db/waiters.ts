@@ -3,10 +3,9 @@
  * head of a resource's queue, renewal, and leaving it (which wakes the
  * next).
  */
-import type postgres from 'postgres';
 import { STATE_CHANNEL } from './cas.ts';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export interface WaitRef {
   type: string;

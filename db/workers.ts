@@ -5,9 +5,8 @@
  * recovered (src/worker/recovery.ts). Times are the database's own now(),
  * one clock for every node.
  */
-import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export async function registerWorker(sql: Exec, id: string, host: string, pid: number): Promise<void> {
   await sql`

@@ -21,7 +21,7 @@
  */
 import type postgres from 'postgres';
 import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
-import type { Sql } from '../db/connect.ts';
+import type { Executor, Sql } from '../db/connect.ts';
 import { isConnectionError, sqlState } from '../db/sqlstate.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
@@ -84,8 +84,8 @@ export interface Refusal {
 
 export type Outcome = Applied | Refusal;
 
-/** Statements run on a pool or inside a transaction. */
-export type Executor = Sql | postgres.TransactionSql;
+/** Statements run on a pool or inside a transaction (db/connect.ts). */
+export type { Executor };
 
 /**
  * A race the refusal read can lose: the row changed again between the

@@ -1,6 +1,6 @@
 /**
  * /v3[/{project_id}]/types: Cinder's volume types, their extra specs and
- * access (db/types.ts). Everybody reads the types visible to their project;
+ * access (db/volume-types.ts). Everybody reads the types visible to their project;
  * creating, changing and deleting them is an admin's.
  *
  *   GET    /types, /types/default, /types/{id}
@@ -32,7 +32,7 @@ import {
   typeAccess,
   updateType,
   type VolumeTypeRow,
-} from '../../db/types.ts';
+} from '../../db/volume-types.ts';
 import { ApiError } from '../errors.ts';
 import { requireAdmin } from './context.ts';
 import { invalid, isUuid, parseBool, parseMetadata, parseText, unwrap } from './parse.ts';

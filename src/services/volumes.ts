@@ -9,7 +9,7 @@ import type { Sql } from '../../db/connect.ts';
 import { snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
-import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/types.ts';
+import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/volume-types.ts';
 import { perVolumeLimit } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
@@ -73,7 +73,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
       const perVolume = await perVolumeLimit(tx, caller.projectId);
       if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
-      // Locked against its deletion until this create commits (db/types.ts).
+      // Locked against its deletion until this create commits (db/volume-types.ts).
       const type = await typeForCreate(tx, input.volumeType ?? DEFAULT_TYPE, scopeOf(caller));
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
       // Cinder makes multiattach volumes from a type whose extra spec says so.

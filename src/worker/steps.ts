@@ -13,7 +13,7 @@ import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
 import { recordVolumeMessage } from '../../db/messages.ts';
 import { transaction } from '../../db/tx.ts';
-import { typeForCreate } from '../../db/types.ts';
+import { typeForCreate } from '../../db/volume-types.ts';
 
 export interface StepContext {
   sql: Sql;

@@ -9,9 +9,8 @@
  * so one waits for the other and the count sees the volume, or the create
  * finds no type.
  */
-import type postgres from 'postgres';
+import type { Executor as Exec } from './connect.ts';
 
-type Exec = postgres.Sql | postgres.TransactionSql;
 
 export const DEFAULT_TYPE = '__DEFAULT__';
 
