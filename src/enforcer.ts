@@ -274,6 +274,7 @@ export class Enforcer {
     const key = `${type}:${first.event.type}`;
     if (!this.batchable(type, first.event.type)) throw new Error(`${key} needs a transaction; it cannot be batched`);
     if (items.length === 1) return Promise.allSettled([this.applyIn(exec, { type, id: first.id }, first.event, first.opts)]);
+    if (new Set(items.map((i) => i.id)).size !== items.length) throw new Error(`${key}: an id twice in one batch`);
     const model = MODELS[type] as unknown as ResourceModel;
     const stmt = this.statements.batches.get(key)!;
     const started = performance.now();
@@ -284,7 +285,6 @@ export class Enforcer {
       stmt.params.forEach((p, i) => (entry[`b_p${i}`] = p === NEXT_OWNER ? (opts.nextOwner ?? null) : (payload[p] ?? null)));
       return entry;
     });
-    if (new Set(items.map((i) => i.id)).size !== items.length) throw new Error(`${key}: an id twice in one batch`);
     let rows: (StateRow & { applied: boolean })[];
     this.batches.statements++;
     this.batches.rows += items.length;
@@ -302,6 +302,9 @@ export class Enforcer {
       if (!row) return refusal('missing', ref, event.type);
       if (row.applied) return { ok: true, row: strip(row), from: row.previous_state! };
       const current = strip(row);
+      // The row was locked by the statement, so `explain` finds the reason; if the machine would
+      // accept the event after all (its SQL and JS disagreeing), the caller is told busy, as the
+      // single path does once its retries are spent (the guard-agreement test keeps them agreeing).
       return explain(model, ref, event, opts, current) ?? { ok: false, kind: 'busy', ...viewOf(model, ref, event, current), failed: [] };
     });
     const seconds = (performance.now() - started) / 1000;
