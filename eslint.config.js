@@ -3,6 +3,17 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const BEGIN = {
+  selector: "CallExpression[callee.property.name='begin']",
+  message: 'Begin transactions with transaction() from db/tx.ts: it locks the rows in one global order and retries deadlocks.',
+};
+/** A statement's text: a tagged template or a string that starts with SQL. */
+const SQL_START = '/^\\s*(SELECT|INSERT|UPDATE|DELETE|WITH|LOCK|NOTIFY|LISTEN|SET|TRUNCATE)\\s/i';
+const SQL_TEXT = {
+  selector: `TaggedTemplateExpression > TemplateLiteral.quasi > TemplateElement:first-child[value.raw=${SQL_START}], CallExpression[callee.property.name='unsafe'] > Literal:first-child[value=${SQL_START}], CallExpression[callee.property.name='unsafe'] > TemplateLiteral:first-child > TemplateElement:first-child[value.raw=${SQL_START}]`,
+  message: 'SQL lives in db/: add a function there (src/api → src/services → db).',
+};
+
 export default tseslint.config(
   { ignores: ['node_modules/', 'diagrams/', 'db/migrations/', '.volstate/', 'tmp/', '.scratch/'] },
   js.configs.recommended,
@@ -19,12 +30,27 @@ export default tseslint.config(
     // Every transaction that changes several rows locks them in one global
     // order and retries deadlocks: db/tx.ts, the only place one may begin.
     files: ['src/**', 'db/**'],
+    rules: { 'no-restricted-syntax': ['error', BEGIN] },
+  },
+  {
+    // One layering rule: src/api/ → src/services/ → db/. All SQL is in db/
+    // (the enforcer runs the statements db/cas.ts compiles; the checker and
+    // the harness, which must not trust the code they check, read the
+    // database themselves), and the API reaches it only through a service.
+    files: ['src/**'],
+    ignores: ['src/check/**', 'src/harness/**'],
+    rules: { 'no-restricted-syntax': ['error', BEGIN, SQL_TEXT] },
+  },
+  {
+    files: ['src/api/**'],
     rules: {
-      'no-restricted-syntax': [
+      'no-restricted-imports': [
         'error',
         {
-          selector: "CallExpression[callee.property.name='begin']",
-          message: 'Begin transactions with transaction() from db/tx.ts: it locks the rows in one global order and retries deadlocks.',
+          patterns: [
+            { group: ['**/db/**'], message: 'src/api/ reaches the database through src/services/: add the operation to a service.' },
+            { group: ['postgres', 'drizzle-orm', 'drizzle-orm/*'], message: 'src/api/ reaches the database through src/services/.' },
+          ],
         },
       ],
     },

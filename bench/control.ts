@@ -31,7 +31,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
-import { freePort, startEmbedded } from '../db/embedded.ts';
+import { freePort, startEmbedded } from '../db/servers/embedded.ts';
 
 const { values } = parseArgs({
   options: {

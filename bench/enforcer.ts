@@ -26,7 +26,7 @@ import { join } from 'node:path';
 
 import { FIXED_PARAMS } from '../db/cas.ts';
 import { APP_DATABASE, connect, ensureDatabase, type Sql } from '../db/connect.ts';
-import { startEmbedded } from '../db/embedded.ts';
+import { startEmbedded } from '../db/servers/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { decide } from '../machines/decide.ts';
 import { MODELS } from '../machines/index.ts';

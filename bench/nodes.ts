@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { ensureDatabase, sqlClient } from '../db/connect.ts';
-import { startEmbedded, type EmbeddedServer } from '../db/embedded.ts';
+import { startEmbedded, type EmbeddedServer } from '../db/servers/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { MODELS } from '../machines/index.ts';
 import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';

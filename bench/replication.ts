@@ -1,7 +1,7 @@
 /**
  * `npm run bench:replication`: what synchronous replication costs, side
  * by side in one run, on one machine, with the same PostgreSQL 15 binaries
- * and settings (Debian's, started by Patroni, db/patroni.ts):
+ * and settings (Debian's, started by Patroni, db/servers/patroni.ts):
  *
  *   - single: one PostgreSQL server, no standby;
  *   - async: a primary and an asynchronous standby (acknowledged commits
@@ -23,7 +23,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { APP_DATABASE, ensureDatabase, sqlClient } from '../db/connect.ts';
-import { startPatroni } from '../db/patroni.ts';
+import { startPatroni } from '../db/servers/patroni.ts';
 import { runHarness } from '../src/harness/run.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);

@@ -31,7 +31,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { APP_DATABASE, connect, ensureDatabase, type Sql } from '../db/connect.ts';
-import { startEmbedded } from '../db/embedded.ts';
+import { startEmbedded } from '../db/servers/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { ensureHistoryPartitions, purge } from '../db/retention.ts';
 import { build } from '../src/app.ts';

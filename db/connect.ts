@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { APP_DATABASE, runningEmbedded, startEmbedded, type EmbeddedServer } from './embedded.ts';
+import { APP_DATABASE, runningEmbedded, startEmbedded, type EmbeddedServer } from './servers/embedded.ts';
 import { SQLSTATE, sqlState } from './sqlstate.ts';
 
 export type Sql = postgres.Sql;
@@ -21,7 +21,7 @@ type PgOptions = NonNullable<Parameters<typeof postgres>[1]>;
  * postgres.js does not read from a URL. Every connection volstate makes goes
  * through here. The embedded PostgreSQL's URLs name its socket: a round trip
  * over it costs about a quarter less CPU than over loopback TCP, on both
- * sides (db/embedded.ts).
+ * sides (db/servers/embedded.ts).
  */
 export function sqlClient(url: string, options: PgOptions = {}): Sql {
   const socket = socketOf(url);

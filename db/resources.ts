@@ -260,3 +260,16 @@ export const attachmentTable = new ResourceTable<AttachmentRow, NewAttachmentRow
   filters: ['volume_id', 'instance_uuid'],
   sortable: {},
 });
+
+/** GiB of live volumes by the backend they live on (null: the default backend). */
+export async function volumeGbByBackend(sql: Exec): Promise<{ backend: string | null; gb: number }[]> {
+  return sql<{ backend: string | null; gb: number }[]>`
+    SELECT v.backend, COALESCE(sum(s.size), 0)::int AS gb FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
+    WHERE v.deleted_at IS NULL GROUP BY v.backend`;
+}
+
+/** A volume's type id (null: none recorded); null too for a volume that does not exist. */
+export async function volumeTypeIdOf(sql: Exec, volumeId: string): Promise<string | null> {
+  const [row] = await sql<{ volume_type_id: string | null }[]>`SELECT volume_type_id FROM volumes WHERE id = ${volumeId}`;
+  return row?.volume_type_id ?? null;
+}

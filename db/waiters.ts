@@ -53,3 +53,9 @@ export async function leaveQueue(sql: Exec, ref: WaitRef, id: number): Promise<v
 export async function purgeExpiredWaiters(sql: Exec): Promise<number> {
   return (await sql`DELETE FROM waiters WHERE alive_until < now() - interval '1 minute' RETURNING id`).length;
 }
+
+/** How many requests wait for a resource now, on every node. */
+export async function waiterCount(sql: Exec): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM waiters`;
+  return row!.n;
+}

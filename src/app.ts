@@ -44,6 +44,13 @@ import { Waits } from './waiting.ts';
 import { AttachmentService } from './services/attachments.ts';
 import { SnapshotService } from './services/snapshots.ts';
 import { VolumeService } from './services/volumes.ts';
+import { VolumeTypeService } from './services/volume-types.ts';
+import { QosService } from './services/qos.ts';
+import { QuotaService } from './services/quotas.ts';
+import { MessageService } from './services/messages.ts';
+import { HostService } from './services/hosts.ts';
+import { StatusService } from './services/status.ts';
+import { ChangeOutcomes } from './services/outcomes.ts';
 
 export interface AppOptions {
   sql: Sql;
@@ -85,7 +92,8 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const waits = new Waits(opts.sql);
   const tail = new TransitionTail(opts.sql);
   app.decorate('waits', waits);
-  app.decorate('changes', { sql: opts.sql, inDoubtMs: opts.inDoubtMs ?? 10_000 });
+  const status = new StatusService(opts.sql);
+  app.decorate('changes', new ChangeOutcomes(opts.sql, opts.inDoubtMs ?? 10_000));
   app.addHook('onReady', () => waits.start());
   app.addHook('onClose', () => waits.stop());
   app.addHook('onClose', () => tail.stop());
@@ -128,24 +136,24 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   app.get('/', async (req, reply) => reply.code(300).send(versionDocument(base(req))));
   app.get('/v3', async (req) => versionDocument(base(req)));
   app.get('/v3/', async (req) => versionDocument(base(req)));
-  await app.register(healthRoutes, { sql: opts.sql, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
+  await app.register(healthRoutes, { status, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
   metrics(app, { sql: opts.sql, enforcer, worker: opts.worker });
   await app.register(diagramRoutes);
-  await app.register(uiRoutes, { sql: opts.sql });
+  await app.register(uiRoutes, { status });
 
   const resources = async (scope: FastifyInstance) => {
     requestContext(scope, opts.auth, { serviceHost: opts.serviceHost ?? hostname(), backends });
     await scope.register(volumeRoutes, { volumes, attachments });
     await scope.register(metadataRoutes, { collection: 'volumes', service: volumes, idOf: volumeId });
     await scope.register(metadataRoutes, { collection: 'snapshots', service: snapshots, idOf: snapshotId });
-    await scope.register(typeRoutes, { sql: opts.sql });
-    await scope.register(qosRoutes, { sql: opts.sql });
-    await scope.register(quotaRoutes, { sql: opts.sql });
-    await scope.register(adminRoutes, { sql: opts.sql, backends, heartbeatTimeoutMs: opts.heartbeatTimeoutMs ?? 5000 });
+    await scope.register(typeRoutes, { types: new VolumeTypeService(opts.sql) });
+    await scope.register(qosRoutes, { qos: new QosService(opts.sql) });
+    await scope.register(quotaRoutes, { quotas: new QuotaService(opts.sql) });
+    await scope.register(adminRoutes, { hosts: new HostService(opts.sql, opts.heartbeatTimeoutMs ?? 5000), backends });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
     await scope.register(transferRoutes, { transfers });
-    await scope.register(messageRoutes, { sql: opts.sql });
+    await scope.register(messageRoutes, { messages: new MessageService(opts.sql) });
     await scope.register(attachmentRoutes, { attachments });
     await scope.register(eventRoutes, { tail });
   };

@@ -21,6 +21,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Sql } from '../db/connect.ts';
 import { heartbeatAge } from '../db/health.ts';
 import { liveStateCounts } from '../db/overview.ts';
+import { waiterCount } from '../db/waiters.ts';
 import type { Enforcer, Observation } from './enforcer.ts';
 import type { Worker } from './worker/worker.ts';
 
@@ -72,7 +73,7 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
     help: 'Requests waiting for a resource (Prefer: wait), all nodes',
     registers: [registry],
     async collect() {
-      this.set((await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM waiters`)[0]!.n);
+      this.set(await waiterCount(sql));
     },
   });
   const worker = () => opts.worker?.();

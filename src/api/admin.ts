@@ -1,7 +1,7 @@
 /**
  * Cinder's discovery and admin read APIs, from what volstate really has:
  *
- *   GET /os-services[?host=&binary=]     the workers, as Cinder services (db/services.ts)
+ *   GET /os-services[?host=&binary=]     the workers, as Cinder services (src/services/hosts.ts)
  *   PUT /os-services/{enable,disable,disable-log-reason}   drain a host's workers, or let them work
  *   PUT /os-services/{freeze,thaw}       400: volstate has no replication to freeze
  *   GET /os-hosts, /os-hosts/{host}      the services by host; a backend host's usage per project
@@ -19,21 +19,17 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Sql } from '../../db/connect.ts';
-import { snapshotTable, volumeTable } from '../../db/resources.ts';
-import { BINARIES, listServices, setServiceDisabled, type Binary, type ServiceRow } from '../../db/services.ts';
 import { capabilitiesOf, DRIVER_VERSION, type Backend, type Backends } from '../drivers/backends.ts';
 import { ApiError } from '../errors.ts';
+import { BINARIES, type Binary, type HostService, type ServiceRow } from '../services/hosts.ts';
 import { requireAdmin } from './context.ts';
 import { invalid } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 import { timestamp } from './views.ts';
 
 export interface AdminRoutesOptions {
-  sql: Sql;
+  hosts: HostService;
   backends: Backends;
-  /** a worker silent this long is down */
-  heartbeatTimeoutMs: number;
 }
 
 
@@ -52,21 +48,9 @@ function expand(rows: ServiceRow[], backends: Backends): { row: ServiceRow; host
   );
 }
 
-export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, { sql, backends, heartbeatTimeoutMs }) => {
+export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, { hosts, backends }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
-  const services = async () => expand(await listServices(sql, heartbeatTimeoutMs), backends);
-  /** GiB of live volumes by backend (null: the default's). */
-  const allocated = async () => {
-    const rows = await sql<{ backend: string | null; gb: number }[]>`
-      SELECT v.backend, COALESCE(sum(s.size), 0)::int AS gb FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
-      WHERE v.deleted_at IS NULL GROUP BY v.backend`;
-    const by = new Map<string, number>();
-    for (const r of rows) {
-      const name = r.backend ?? backends.default.name;
-      by.set(name, (by.get(name) ?? 0) + r.gb);
-    }
-    return by;
-  };
+  const services = async () => expand(await hosts.services(), backends);
 
   r.get('/os-services', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     requireAdmin(req, 'volume_extension:services:index');
@@ -112,7 +96,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
       reason = body.disabled_reason;
     }
     const disabled = action !== 'enable';
-    if (!(await setServiceDisabled(sql, bareHost(host), binary as Binary, disabled, reason))) throw new ApiError('ServiceNotFound', { host, binary });
+    if (!(await hosts.setDisabled(bareHost(host), binary as Binary, disabled, reason))) throw new ApiError('ServiceNotFound', { host, binary });
     return {
       disabled,
       status: disabled ? 'disabled' : 'enabled',
@@ -143,7 +127,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     const service = (await services()).find(({ row: s, host }) => s.binary === 'cinder-volume' && host === name && !s.disabled);
     if (!service) throw new ApiError('HostNotFound', { host: name });
     // Every host serves the one shared backend: its usage is the backend's.
-    const [vols, snaps] = await Promise.all([volumeTable.usageByProject(sql), snapshotTable.usageByProject(sql)]);
+    const { volumes: vols, snapshots: snaps } = await hosts.usageByProject();
     const projects = [...new Set([...vols, ...snaps].map((u) => u.project_id))].sort();
     const row = (project: string, v?: { count: number; gb: number }, n?: { count: number; gb: number }) => ({
       resource: {
@@ -170,7 +154,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     const volumeServices = (await services()).filter(({ row: s }) => s.binary === 'cinder-volume' && s.up);
     const pool = (host: string, b: Backend) => `${host}#${b.name}`;
     if (!detail) return { pools: volumeServices.map(({ host, backend }) => ({ name: pool(host, backend!) })) };
-    const byBackend = await allocated();
+    const byBackend = await hosts.allocatedGb(backends.default.name);
     const capacities = new Map(await Promise.all(backends.list.map(async (b) => [b.name, await b.driver.capacity()] as const)));
     const now = timestamp(new Date());
     return {

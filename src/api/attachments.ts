@@ -6,10 +6,9 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { attachmentTable, type AttachmentRecord } from '../../db/resources.ts';
 import { ATTACHMENT_STATUSES } from '../../machines/attachment.ts';
 import { ApiError } from '../errors.ts';
-import type { AttachmentService } from '../services/attachments.ts';
+import type { AttachmentRecord, AttachmentService } from '../services/attachments.ts';
 import { listHandler, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
 import { invalid, isUuid, rejectUnknown, unwrap } from './parse.ts';
@@ -51,7 +50,7 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     named: false,
     minVersion: 27,
     statuses: ATTACHMENT_STATUSES,
-    sortKeys: attachmentTable.sortKeys,
+    sortKeys: attachments.sortKeys,
     filters: (q): Record<string, string> | null => {
       const out: Record<string, string> = {};
       if (q.volume_id !== undefined) {

@@ -6,7 +6,7 @@
  * else is a 500 whose message is masked and whose details go to the log.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isConnectionError } from '../../db/sqlstate.ts';
+import { isConnectionError } from '../services/outcomes.ts';
 import { ApiError } from '../errors.ts';
 
 function fromFramework(err: FastifyError): ApiError | undefined {

@@ -11,12 +11,11 @@
  *   checks that failed, when not.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { appliedMigrations, heartbeatAge, shippedMigrations } from '../../db/health.ts';
-import type { Sql } from '../../db/connect.ts';
 import { ApiError } from '../errors.ts';
+import type { StatusService } from '../services/status.ts';
 
 export interface HealthOptions {
-  sql: Sql;
+  status: StatusService;
   /** the worker of this node, when it runs one */
   workerId?: () => string | undefined;
   /** a heartbeat older than this is not fresh */
@@ -40,18 +39,18 @@ interface Check {
 }
 
 export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, opts) => {
-  const shipped = shippedMigrations();
+  const shipped = opts.status.shippedMigrations;
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_req, reply) => {
     const checks: Record<string, Check> = {};
     try {
-      const applied = await within(CHECK_MS, appliedMigrations(opts.sql));
+      const applied = await within(CHECK_MS, opts.status.appliedMigrations());
       checks.database = { ok: true, detail: 'reachable' };
       checks.migrations = applied >= shipped ? { ok: true, detail: `${applied} applied` } : { ok: false, detail: `${applied} of ${shipped} applied: run volstate migrate` };
       const id = opts.workerId?.();
       if (id) {
-        const age = await within(CHECK_MS, heartbeatAge(opts.sql, id));
+        const age = await within(CHECK_MS, opts.status.heartbeatAge(id));
         const limit = (opts.heartbeatTimeoutMs ?? 5000) / 1000;
         checks.worker = age === undefined ? { ok: false, detail: `worker ${id} has no heartbeat row` } : { ok: age < limit, detail: `worker ${id} beat ${age.toFixed(1)} s ago (limit ${limit} s)` };
       }

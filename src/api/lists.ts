@@ -4,9 +4,9 @@
  * `<collection>_links` next link, and `with_count` (≥ 3.45).
  */
 import type { FastifyRequest } from 'fastify';
-import type { ListQuery } from '../../db/resources.ts';
 import { ApiError } from '../errors.ts';
 import type { Caller } from '../services/caller.ts';
+import type { ListQuery } from '../services/resources.ts';
 import { viewContext, type ViewContext } from './context.ts';
 import { parseBool, parseLimit, parseMarker, parseMetadataFilter, parseOffset, parseSort } from './parse.ts';
 import { nextLink } from './views.ts';

@@ -1,5 +1,5 @@
 /**
- * User messages (3.3 and later; db/messages.ts): why an asynchronous
+ * User messages (3.3 and later; src/services/messages.ts): why an asynchronous
  * operation failed. A project sees its own; an admin any by id.
  *
  *   GET    /messages, /messages/{id}
@@ -8,17 +8,14 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Sql } from '../../db/connect.ts';
-import { deleteMessage, findMessage, listMessages } from '../../db/messages.ts';
-import type { MessageRow } from '../../db/schema.ts';
 import { ApiError } from '../errors.ts';
-import { scopeOf } from '../services/caller.ts';
+import type { MessageRow, MessageService } from '../services/messages.ts';
 import { isUuid, parseLimit } from './parse.ts';
 import { ProjectParams, Query } from './schemas.ts';
 import { timestamp } from './views.ts';
 
 export interface MessageRoutesOptions {
-  sql: Sql;
+  messages: MessageService;
 }
 
 const Params = Type.Object({ id: Type.String(), project_id: Type.Optional(Type.String()) });
@@ -43,7 +40,7 @@ function view(req: FastifyRequest, m: MessageRow) {
   };
 }
 
-export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (app, { sql }) => {
+export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (app, { messages }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   // This plugin's routes only: messages came with 3.3.
   app.addHook('preHandler', async (req) => {
@@ -56,17 +53,15 @@ export const messageRoutes: FastifyPluginAsync<MessageRoutesOptions> = async (ap
 
   r.get('/messages', { schema: { params: ProjectParams, querystring: Query } }, async (req) => ({
     // An admin lists its own project's, as Cinder's policy has it; any by id.
-    messages: (await listMessages(sql, req.caller.projectId, parseLimit(req.query.limit))).map((m) => view(req, m)),
+    messages: (await messages.list(req.caller, parseLimit(req.query.limit))).map((m) => view(req, m)),
   }));
 
   r.get('/messages/:id', { schema: { params: Params } }, async (req) => {
-    const m = await findMessage(sql, idOf(req.params.id), scopeOf(req.caller));
-    if (!m) throw new ApiError('MessageNotFound', { id: req.params.id });
-    return { message: view(req, m) };
+    return { message: view(req, await messages.get(req.caller, idOf(req.params.id))) };
   });
 
   r.delete('/messages/:id', { schema: { params: Params } }, async (req, reply) => {
-    if (!(await deleteMessage(sql, idOf(req.params.id), scopeOf(req.caller)))) throw new ApiError('MessageNotFound', { id: req.params.id });
+    await messages.delete(req.caller, idOf(req.params.id));
     return reply.code(204).send();
   });
 };

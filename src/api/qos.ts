@@ -1,5 +1,5 @@
 /**
- * /v3[/{project_id}]/qos-specs: Cinder's QoS specs, admin only (db/qos.ts).
+ * /v3[/{project_id}]/qos-specs: Cinder's QoS specs, admin only (src/services/qos.ts).
  * Data: volstate's backends enforce no QoS; the specs are kept, associated
  * with volume types, and shown to whoever reads them.
  *
@@ -11,20 +11,17 @@
  *   GET    /qos-specs/{id}/associations
  *   GET    /qos-specs/{id}/associate?vol_type_id=T, /disassociate?vol_type_id=T, /disassociate_all
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Sql } from '../../db/connect.ts';
-import { associate, associations, changeQosSpecs, deleteQos, findQos, insertQos, listQos, type QosRow } from '../../db/qos.ts';
-import { transaction } from '../../db/tx.ts';
 import { ApiError } from '../errors.ts';
+import type { QosRow, QosService } from '../services/qos.ts';
 import { requireAdmin } from './context.ts';
 import { invalid, isUuid, parseBool, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 
 export interface QosRoutesOptions {
-  sql: Sql;
+  qos: QosService;
 }
 
 const Params = Type.Object({ id: Type.String(), project_id: Type.Optional(Type.String()) });
@@ -41,15 +38,14 @@ function links(req: FastifyRequest, id: string) {
   ];
 }
 
-export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { sql }) => {
+export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { qos }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   app.addHook('onRequest', async (req) => {
     requireAdmin(req, 'volume_extension:qos_specs_manage');
   });
   const existing = async (id: string) => {
-    const found = isUuid(id) ? await findQos(sql, id.toLowerCase()) : undefined;
-    if (!found) throw new ApiError('QosSpecsNotFound', { id });
-    return found;
+    if (!isUuid(id)) throw new ApiError('QosSpecsNotFound', { id });
+    return qos.get(id.toLowerCase());
   };
   const typeOf = (q: Record<string, string>) => {
     const id = q.vol_type_id;
@@ -65,12 +61,11 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { sql
     if (consumer !== undefined && (typeof consumer !== 'string' || !CONSUMERS.includes(consumer))) {
       throw invalid('consumer', consumer, `the consumer is one of ${CONSUMERS.join(', ')}.`);
     }
-    const row: QosRow = { id: randomUUID(), name: text, consumer: (consumer as string | undefined) ?? 'back-end', specs: parseMetadata(rest, 'qos_specs') };
-    if (!(await insertQos(sql, row))) throw new ApiError('QosSpecsExists', { name: row.name });
+    const row = await qos.create({ name: text, consumer: (consumer as string | undefined) ?? 'back-end', specs: parseMetadata(rest, 'qos_specs') });
     return { qos_specs: view(row), links: links(req, row.id) };
   });
 
-  r.get('/qos-specs', { schema: { params: ProjectParams, querystring: Query } }, async () => ({ qos_specs: (await listQos(sql)).map(view) }));
+  r.get('/qos-specs', { schema: { params: ProjectParams, querystring: Query } }, async () => ({ qos_specs: (await qos.list()).map(view) }));
 
   r.get('/qos-specs/:id', { schema: { params: Params } }, async (req) => {
     const q = await existing(req.params.id);
@@ -81,7 +76,7 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { sql
     const q = await existing(req.params.id);
     const specs = parseMetadata(unwrap(req.body, 'qos_specs'), 'qos_specs');
     if (Object.keys(specs).length === 0) throw invalid('qos_specs', {}, 'give at least one key to set.');
-    if ((await changeQosSpecs(sql, q.id, { merge: specs })) === undefined) throw new ApiError('QosSpecsNotFound', { id: q.id });
+    await qos.setKeys(q.id, specs);
     return { qos_specs: specs };
   });
 
@@ -89,40 +84,34 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { sql
     const q = await existing(req.params.id);
     const keys = req.body.keys;
     if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string')) throw invalid('keys', keys ?? 'None', 'give a list of the keys to remove.');
-    const out = await changeQosSpecs(sql, q.id, { remove: keys as string[] });
-    if (out === undefined) throw new ApiError('QosSpecsNotFound', { id: q.id });
-    if (out === null) throw new ApiError('QosSpecsKeyNotFound', { id: q.id, keys: (keys as string[]).filter((k) => !Object.hasOwn(q.specs, k)).join(', ') });
+    await qos.deleteKeys(q, keys as string[]);
     return reply.code(202).send();
   });
 
   r.delete('/qos-specs/:id', { schema: { params: Params, querystring: Query } }, async (req, reply) => {
     const q = await existing(req.params.id);
     const force = req.query.force !== undefined && parseBool(req.query.force, 'force');
-    const outcome = await transaction(sql, { rows: [] }, (tx) => deleteQos(tx, q.id, force));
-    if (outcome === 'missing') throw new ApiError('QosSpecsNotFound', { id: q.id });
-    if (outcome === 'in-use') throw new ApiError('QosSpecsInUse', { id: q.id });
+    await qos.delete(q.id, force);
     return reply.code(202).send();
   });
 
   r.get('/qos-specs/:id/associations', { schema: { params: Params } }, async (req) => {
     const q = await existing(req.params.id);
-    return { qos_associations: (await associations(sql, q.id)).map((t) => ({ association_type: 'volume_type', id: t.id, name: t.name })) };
+    return { qos_associations: (await qos.associations(q.id)).map((t) => ({ association_type: 'volume_type', id: t.id, name: t.name })) };
   });
 
   for (const [path, on] of [['associate', true], ['disassociate', false]] as const) {
     r.get(`/qos-specs/:id/${path}`, { schema: { params: Params, querystring: Query } }, async (req, reply) => {
       const q = await existing(req.params.id);
       const typeId = typeOf(req.query);
-      const outcome = await associate(sql, q.id, typeId, on);
-      if (outcome === 'missing-type') throw new ApiError('VolumeTypeNotFound', { id: typeId });
-      if (outcome === 'taken') throw new ApiError('InvalidVolumeType', { reason: `type ${typeId} already has other QoS specs: dissociate them first` });
+      await qos.associate(q.id, typeId, on);
       return reply.code(202).send();
     });
   }
 
   r.get('/qos-specs/:id/disassociate_all', { schema: { params: Params } }, async (req, reply) => {
     const q = await existing(req.params.id);
-    await associate(sql, q.id, 'all', false);
+    await qos.disassociateAll(q.id);
     return reply.code(202).send();
   });
 };

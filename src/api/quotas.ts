@@ -1,6 +1,6 @@
 /**
- * Quotas as Cinder serves them (db/quotas.ts; usage is changed by the
- * transitions themselves, src/enforcer.ts):
+ * Quotas as Cinder serves them (src/services/quotas.ts; usage is changed by
+ * the transitions themselves, src/enforcer.ts):
  *
  *   GET    /os-quota-sets/{project}[?usage=true]   limits, or {limit, in_use, reserved} each
  *   GET    /os-quota-sets/{project}/defaults
@@ -15,15 +15,14 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Sql } from '../../db/connect.ts';
-import { classSet, clearLimits, quotaSet, setLimits, storedNames } from '../../db/quotas.ts';
 import { ApiError } from '../errors.ts';
+import type { QuotaService } from '../services/quotas.ts';
 import { requireAdmin } from './context.ts';
 import { invalid, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 
 export interface QuotaRoutesOptions {
-  sql: Sql;
+  quotas: QuotaService;
 }
 
 const Target = Type.Object({ target: Type.String(), project_id: Type.Optional(Type.String()) });
@@ -37,8 +36,8 @@ function readable(req: FastifyRequest, project: string) {
  * Cinder has: the fixed ones and `volumes_<type>`, `gigabytes_<type>`,
  * `snapshots_<type>` of existing types (stored by type id: renaming a type keeps its quotas).
  */
-async function limitsOf(sql: Sql, body: Record<string, unknown>): Promise<Record<string, number>> {
-  const names = await storedNames(sql);
+async function limitsOf(quotas: QuotaService, body: Record<string, unknown>): Promise<Record<string, number>> {
+  const names = await quotas.names();
   const out: Record<string, number> = {};
   for (const [name, value] of Object.entries(body)) {
     if (name === 'tenant_id' || name === 'id') continue;
@@ -55,55 +54,44 @@ async function limitsOf(sql: Sql, body: Record<string, unknown>): Promise<Record
   return out;
 }
 
-export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, { sql }) => {
+export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, { quotas }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   r.get('/os-quota-sets/:target', { schema: { params: Target, querystring: Query } }, async (req) => {
     const project = req.params.target;
     readable(req, project);
     const usage = req.query.usage !== undefined && /^(1|t|true|on|y|yes)$/i.test(req.query.usage);
-    const rows = await quotaSet(sql, project);
+    const rows = await quotas.project(project);
     const values = Object.fromEntries(rows.map((q) => [q.name, usage ? { limit: q.limit, in_use: q.in_use, reserved: q.reserved } : q.limit]));
     return { quota_set: { id: project, ...values } };
   });
 
-  r.get('/os-quota-sets/:target/defaults', { schema: { params: Target } }, async (req) => ({ quota_set: { id: req.params.target, ...(await classSet(sql, 'default')) } }));
+  r.get('/os-quota-sets/:target/defaults', { schema: { params: Target } }, async (req) => ({ quota_set: { id: req.params.target, ...(await quotas.classLimits('default')) } }));
 
   r.put('/os-quota-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
     requireAdmin(req, 'volume_extension:quotas:update');
     const project = req.params.target;
-    const limits = await limitsOf(sql, unwrap(req.body, 'quota_set'));
-    const current = await quotaSet(sql, project);
-    for (const [resource, limit] of Object.entries(limits)) {
-      const used = current.find((q) => q.resource === resource);
-      if (limit >= 0 && used && used.in_use + used.reserved > limit) {
-        throw new ApiError('InvalidInput', { reason: `Quota ${used.name} limit must be equal or greater than existing resources. Current usage is ${used.in_use + used.reserved} and the requested limit is ${limit}.` });
-      }
-    }
-    await setLimits(sql, 'project', project, limits);
-    return { quota_set: Object.fromEntries((await quotaSet(sql, project)).map((q) => [q.name, q.limit])) };
+    return { quota_set: await quotas.setProject(project, await limitsOf(quotas, unwrap(req.body, 'quota_set'))) };
   });
 
   r.delete('/os-quota-sets/:target', { schema: { params: Target } }, async (req, reply) => {
     requireAdmin(req, 'volume_extension:quotas:delete');
-    await clearLimits(sql, req.params.target);
+    await quotas.clearProject(req.params.target);
     return reply.code(200).send();
   });
 
   r.get('/os-quota-class-sets/:target', { schema: { params: Target } }, async (req) => {
     requireAdmin(req, 'volume_extension:quota_classes');
-    return { quota_class_set: { id: req.params.target, ...(await classSet(sql, req.params.target)) } };
+    return { quota_class_set: { id: req.params.target, ...(await quotas.classLimits(req.params.target)) } };
   });
 
   r.put('/os-quota-class-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
     requireAdmin(req, 'volume_extension:quota_classes');
-    const limits = await limitsOf(sql, unwrap(req.body, 'quota_class_set'));
-    await setLimits(sql, 'class', req.params.target, limits);
-    return { quota_class_set: await classSet(sql, req.params.target) };
+    return { quota_class_set: await quotas.setClass(req.params.target, await limitsOf(quotas, unwrap(req.body, 'quota_class_set'))) };
   });
 
   r.get('/limits', { schema: { params: ProjectParams } }, async (req) => {
-    const q = Object.fromEntries((await quotaSet(sql, req.caller.projectId)).map((row) => [row.resource, row]));
+    const q = Object.fromEntries((await quotas.project(req.caller.projectId)).map((row) => [row.resource, row]));
     const n = (resource: string, what: 'limit' | 'in_use') => q[resource]?.[what] ?? (what === 'limit' ? -1 : 0);
     return {
       limits: {

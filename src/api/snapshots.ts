@@ -3,10 +3,9 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { snapshotTable, type SnapshotRecord } from '../../db/resources.ts';
 import { SNAPSHOT_STATUSES } from '../../machines/snapshot.ts';
 import { ApiError } from '../errors.ts';
-import type { SnapshotService } from '../services/snapshots.ts';
+import type { SnapshotRecord, SnapshotService } from '../services/snapshots.ts';
 import { viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
@@ -39,7 +38,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
   const list: ListRoute<SnapshotRecord> = {
     collection: 'snapshots',
     statuses: SNAPSHOT_STATUSES,
-    sortKeys: snapshotTable.sortKeys,
+    sortKeys: snapshots.sortKeys,
     // A volume_id that is no UUID names no volume: the list is empty.
     filters: (q): Record<string, string> | null => {
       if (q.volume_id === undefined) return {};

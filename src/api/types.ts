@@ -1,6 +1,6 @@
 /**
  * /v3[/{project_id}]/types: Cinder's volume types, their extra specs and
- * access (db/volume-types.ts). Everybody reads the types visible to their project;
+ * access (src/services/volume-types.ts). Everybody reads the types visible to their project;
  * creating, changing and deleting them is an admin's.
  *
  *   GET    /types, /types/default, /types/{id}
@@ -15,31 +15,17 @@
  *   POST   /types/{id}/action                      addProjectAccess / removeProjectAccess {"project": P}
  *   GET    /types/{id}/encryption                  {} (volstate encrypts nothing; the rest of the encryption API is 404)
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Sql } from '../../db/connect.ts';
-import { transaction } from '../../db/tx.ts';
-import {
-  changeExtraSpecs,
-  DEFAULT_TYPE,
-  deleteType,
-  findType,
-  insertType,
-  listTypes,
-  setTypeAccess,
-  typeAccess,
-  updateType,
-  type VolumeTypeRow,
-} from '../../db/volume-types.ts';
 import { ApiError } from '../errors.ts';
+import type { TypePatch, VolumeTypeRow, VolumeTypeService } from '../services/volume-types.ts';
 import { requireAdmin } from './context.ts';
 import { invalid, isUuid, parseBool, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 
 export interface TypeRoutesOptions {
-  sql: Sql;
+  types: VolumeTypeService;
 }
 
 const Params = Type.Object({ id: Type.String(), key: Type.Optional(Type.String()), project_id: Type.Optional(Type.String()) });
@@ -67,28 +53,22 @@ function extraSpecs(value: unknown, field = 'extra_specs'): Record<string, strin
   return parseMetadata(value, field);
 }
 
-export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { sql }) => {
+export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { types }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
 
   /** A type the caller may see, by id (or name), else 404. */
-  const visible = async (req: FastifyRequest, ref: string) => {
-    const found = ref === 'default' ? await findType(sql, DEFAULT_TYPE, undefined) : await findType(sql, ref, scope(req));
-    if (!found) throw new ApiError('VolumeTypeNotFound', { id: ref });
-    return found;
-  };
+  const visible = (req: FastifyRequest, ref: string) => types.visible(ref, scope(req));
   /** A type an admin changes: by id only. */
   const byId = async (id: string) => {
     if (!isUuid(id)) throw new ApiError('VolumeTypeNotFound', { id });
-    const found = await findType(sql, id, undefined);
-    if (!found) throw new ApiError('VolumeTypeNotFound', { id });
-    return found;
+    return types.byId(id);
   };
 
   r.get('/types', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     const q = req.query.is_public;
     // is_public=None (the string) or absent: public and private; true/false: those only. Non-admins see what they may.
     const isPublic = q === undefined || q === '' || q.toLowerCase() === 'none' ? undefined : parseBool(q, 'is_public');
-    return { volume_types: (await listTypes(sql, scope(req), isPublic)).map((t) => typeView(t)) };
+    return { volume_types: (await types.list(scope(req), isPublic)).map((t) => typeView(t)) };
   });
 
   r.get('/types/:id', { schema: { params: Params } }, async (req) => ({ volume_type: typeView(await visible(req, req.params.id)) }));
@@ -97,15 +77,12 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { s
     requireAdmin(req, 'volume_extension:types_manage');
     const body = unwrap(req.body, 'volume_type');
     const pub = body['os-volume-type-access:is_public'] ?? body.is_public;
-    const row: VolumeTypeRow = {
-      id: randomUUID(),
+    const row = await types.create({
       name: typeName(body.name),
       description: parseText(body.description, 'description'),
       is_public: pub === undefined || pub === null ? true : parseBool(pub, 'os-volume-type-access:is_public'),
       extra_specs: body.extra_specs === undefined || body.extra_specs === null ? {} : extraSpecs(body.extra_specs),
-      qos_specs_id: null,
-    };
-    if (!(await insertType(sql, row))) throw new ApiError('VolumeTypeExists', { name: row.name });
+    });
     return { volume_type: typeView(row, 'create') };
   });
 
@@ -113,27 +90,17 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { s
     requireAdmin(req, 'volume_extension:types_manage');
     const current = await byId(req.params.id);
     const body = unwrap(req.body, 'volume_type');
-    const patch: { name?: string; description?: string | null; is_public?: boolean } = {};
+    const patch: TypePatch = {};
     if (body.name !== undefined) patch.name = typeName(body.name);
     if (body.description !== undefined) patch.description = parseText(body.description, 'description');
     if (body.is_public !== undefined && body.is_public !== null) patch.is_public = parseBool(body.is_public, 'is_public');
     if (Object.keys(patch).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, is_public.' });
-    if (current.name === DEFAULT_TYPE && patch.name !== undefined && patch.name !== DEFAULT_TYPE) {
-      throw new ApiError('InvalidInput', { reason: `the default type ${DEFAULT_TYPE} keeps its name.` });
-    }
-    const updated = await transaction(sql, { rows: [] }, (tx) => updateType(tx, current.id, patch));
-    if (updated === 'taken') throw new ApiError('VolumeTypeExists', { name: patch.name });
-    if (!updated) throw new ApiError('VolumeTypeNotFound', { id: req.params.id });
-    return { volume_type: typeView(updated, 'update') };
+    return { volume_type: typeView(await types.update(current, patch), 'update') };
   });
 
   r.delete('/types/:id', { schema: { params: Params } }, async (req, reply) => {
     requireAdmin(req, 'volume_extension:types_manage');
-    const current = await byId(req.params.id);
-    if (current.name === DEFAULT_TYPE) throw new ApiError('InvalidVolumeType', { reason: `the default type ${DEFAULT_TYPE} cannot be deleted` });
-    const outcome = await transaction(sql, { rows: [] }, (tx) => deleteType(tx, current.id));
-    if (outcome === 'missing') throw new ApiError('VolumeTypeNotFound', { id: req.params.id });
-    if (outcome === 'in-use') throw new ApiError('VolumeTypeInUse', { id: current.id });
+    await types.delete(await byId(req.params.id));
     return reply.code(202).send();
   });
 
@@ -143,7 +110,7 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { s
     requireAdmin(req, 'volume_extension:types_extra_specs:create');
     const id = (await byId(req.params.id)).id;
     const specs = extraSpecs(req.body.extra_specs);
-    if ((await changeExtraSpecs(sql, id, { merge: specs })) === undefined) throw new ApiError('VolumeTypeNotFound', { id });
+    await types.setExtraSpecs(id, specs);
     return { extra_specs: specs };
   });
 
@@ -163,24 +130,21 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { s
     if (keys.length !== 1 || keys[0] !== key) {
       throw new ApiError('InvalidInput', { reason: `the body must set exactly the key the URL names (${key}); it sets ${keys.join(', ') || 'none'}.` });
     }
-    if ((await changeExtraSpecs(sql, id, { merge: specs })) === undefined) throw new ApiError('VolumeTypeNotFound', { id });
+    await types.setExtraSpecs(id, specs);
     return specs;
   });
 
   r.delete('/types/:id/extra_specs/:key', { schema: { params: Params } }, async (req, reply) => {
     requireAdmin(req, 'volume_extension:types_extra_specs:delete');
     const id = (await byId(req.params.id)).id;
-    const out = await changeExtraSpecs(sql, id, { remove: req.params.key! });
-    if (out === undefined) throw new ApiError('VolumeTypeNotFound', { id });
-    if (out === null) throw new ApiError('ExtraSpecNotFound', { id, key: req.params.key! });
+    await types.deleteExtraSpec(id, req.params.key!);
     return reply.code(202).send();
   });
 
   r.get('/types/:id/os-volume-type-access', { schema: { params: Params } }, async (req) => {
     requireAdmin(req, 'volume_extension:volume_type_access');
     const type = await byId(req.params.id);
-    if (type.is_public) throw new ApiError('NoAccessList', { id: type.id });
-    return { volume_type_access: (await typeAccess(sql, type.id)).map((project_id) => ({ volume_type_id: type.id, project_id })) };
+    return { volume_type_access: (await types.access(type)).map((project_id) => ({ volume_type_id: type.id, project_id })) };
   });
 
   r.post('/types/:id/action', { schema: { params: Params, body: ActionBody } }, async (req, reply) => {
@@ -193,10 +157,7 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { s
     const type = await byId(req.params.id);
     const project = unwrap(req.body, action).project;
     if (typeof project !== 'string' || project === '') throw invalid('project', project ?? 'None', 'name the project to give or take access.');
-    if (type.is_public) throw new ApiError('InvalidVolumeType', { reason: 'type access modification is not applicable to a public volume type' });
-    const changed = await setTypeAccess(sql, type.id, project, action === 'addProjectAccess');
-    if (!changed && action === 'addProjectAccess') throw new ApiError('VolumeTypeAccessExists', { id: type.id, project });
-    if (!changed) throw new ApiError('VolumeTypeAccessNotFound', { id: type.id, project });
+    await types.setAccess(type, project, action === 'addProjectAccess');
     return reply.code(202).send();
   });
 

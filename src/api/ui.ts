@@ -16,9 +16,8 @@
  * trusted network for the page, or /metrics.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { overview } from '../../db/overview.ts';
-import type { Sql } from '../../db/connect.ts';
 import { RESOURCE_TYPES } from '../../machines/index.ts';
+import type { StatusService } from '../services/status.ts';
 
 const PAGE = `<!doctype html>
 <html><head><meta charset="utf-8"><title>volstate</title>
@@ -128,7 +127,7 @@ draw().then(refresh).then(listen);
 /** A row is stuck-looking after this many times the usual time in its state. */
 const STUCK_FACTOR = 10;
 
-export const uiRoutes: FastifyPluginAsync<{ sql: Sql; stuckFloorS?: number }> = async (app, opts) => {
+export const uiRoutes: FastifyPluginAsync<{ status: StatusService; stuckFloorS?: number }> = async (app, opts) => {
   app.get('/ui', async (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE));
-  app.get('/ui/state', async () => overview(opts.sql, { factor: STUCK_FACTOR, floorS: opts.stuckFloorS ?? 5 }));
+  app.get('/ui/state', async () => opts.status.overview({ factor: STUCK_FACTOR, floorS: opts.stuckFloorS ?? 5 }));
 };

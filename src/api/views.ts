@@ -9,8 +9,10 @@
  * version) and `Volstate-State` (the full machine state) headers of a
  * single resource's answer, and the `/transitions` resources.
  */
-import type { TransitionRecord } from '../../db/history.ts';
-import type { AttachmentRecord, SnapshotRecord, VolumeRecord } from '../../db/resources.ts';
+import type { AttachmentRecord } from '../services/attachments.ts';
+import type { TransitionRecord } from '../services/resources.ts';
+import type { SnapshotRecord } from '../services/snapshots.ts';
+import type { VolumeRecord } from '../services/volumes.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { FastifyReply } from 'fastify';
 import type { ViewContext } from './context.ts';

@@ -3,11 +3,10 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { volumeTable, type AttachmentRecord, type VolumeRecord } from '../../db/resources.ts';
 import { VOLUME_STATUSES } from '../../machines/volume.ts';
 import { ApiError } from '../errors.ts';
-import type { AttachmentService } from '../services/attachments.ts';
-import type { VolumeService } from '../services/volumes.ts';
+import type { AttachmentRecord, AttachmentService } from '../services/attachments.ts';
+import type { VolumeRecord, VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
 import { listHandler, listScope, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
@@ -68,7 +67,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
   const list: ListRoute<VolumeRecord, Map<string, AttachmentRecord[]>> = {
     collection: 'volumes',
     statuses: VOLUME_STATUSES,
-    sortKeys: volumeTable.sortKeys,
+    sortKeys: volumes.sortKeys,
     list: (q) => volumes.list(q),
     load: attachedTo,
     detail: (v, ctx, attached) => volumeDetail(v, ctx, attached.get(v.id)),

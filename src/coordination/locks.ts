@@ -17,6 +17,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unl
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { advisoryLock, advisoryUnlock, tryAdvisoryLock } from '../../db/advisory.ts';
 import { sqlClient } from '../../db/connect.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
@@ -271,14 +272,9 @@ class GlobalLocks {
     // A close from before this lock is not this lock's loss. (One seen late, after the lock is taken, only makes confirm look again: safe.)
     s.closed = false;
     // A free lock (the common case: a fence nobody else holds) in one round trip.
-    const [row] = await s.sql`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
-    if (tryOnly || row!.got) return row!.got as boolean;
-    // One statement, so the timeout and the lock share the session's transaction-free state.
-    // eslint-disable-next-line no-restricted-syntax -- changes no row: only SET LOCAL and the advisory lock, on a session of its own
-    await s.sql.begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL lock_timeout = ${timeoutMs === undefined ? 0 : Math.max(1, Math.round(timeoutMs))}`);
-      await tx`SELECT pg_advisory_lock(hashtextextended(${name}, 0))`;
-    });
+    const got = await tryAdvisoryLock(s.sql, name);
+    if (tryOnly || got) return got;
+    await advisoryLock(s.sql, name, timeoutMs);
     return true;
   }
 
@@ -310,8 +306,7 @@ class GlobalLocks {
       // Lost with its connection: take it again on whatever server answers now, if nobody else holds it.
       s.closed = false;
       try {
-        const [row] = await session`SELECT pg_try_advisory_lock(hashtextextended(${name}, 0)) AS got`;
-        if (row!.got && !s.closed) return 'retaken';
+        if ((await tryAdvisoryLock(session, name)) && !s.closed) return 'retaken';
       } catch {
         /* no database to take it from: not ours */
       }
@@ -323,7 +318,7 @@ class GlobalLocks {
       'global',
       async () => {
         try {
-          await session`SELECT pg_advisory_unlock(hashtextextended(${name}, 0))`;
+          await advisoryUnlock(session, name);
           this.giveBack(s);
         } catch {
           // The session is gone (and the lock with it): do not reuse it.

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { freePort } from '../../db/embedded.ts';
+import { freePort } from '../../db/servers/embedded.ts';
 import { volstateArgs } from '../launch.ts';
 
 export interface NodeOptions {

@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { APP_DATABASE, connect, ensureDatabase, sqlClient } from '../../db/connect.ts';
-import { startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
+import { startEmbedded, type EmbeddedServer } from '../../db/servers/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
-import { startPatroni, type PatroniCluster } from '../../db/patroni.ts';
+import { startPatroni, type PatroniCluster } from '../../db/servers/patroni.ts';
 import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
 import { checkHistory, formatReport } from '../check/history.ts';
 import { factsOf } from '../check/edges.ts';
@@ -58,7 +58,7 @@ export interface HarnessOptions {
   databaseUrl?: string | undefined;
   /**
    * which database the harness starts when no URL is given: one embedded
-   * server, or Patroni with etcd and two PostgreSQL servers (db/patroni.ts)
+   * server, or Patroni with etcd and two PostgreSQL servers (db/servers/patroni.ts)
    * with a synchronous standby, or (`patroni-async`) an asynchronous one,
    * which a failover can promote with the last acknowledged changes missing
    */
@@ -221,12 +221,21 @@ async function startNodes(
       const i = nodes.indexOf(node);
       if (i < 0 || stopped) return; // already replaced, or the run is over
       nodes.splice(i, 1);
-      const starting = start();
-      pending.add(starting);
-      try {
-        nodes.push(await starting);
-      } finally {
-        pending.delete(starting);
+      // As a supervisor does: a start that fails (its database failing over, say) is tried
+      // again until one serves. Giving up once left a Patroni soak with no node at all.
+      for (let attempt = 1; !stopped; attempt++) {
+        const starting = start();
+        pending.add(starting);
+        try {
+          nodes.push(await starting);
+          return;
+        } catch (err) {
+          if (stopped) throw err;
+          say(`could not start a node in place of ${node.url} (attempt ${attempt}): ${String(err).split('\n').slice(0, 4).join(' | ')}; trying again`);
+          await new Promise((resolve) => setTimeout(resolve, Math.min(250 * attempt, 2000)));
+        } finally {
+          pending.delete(starting);
+        }
       }
     },
     async stop() {

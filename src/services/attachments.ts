@@ -27,6 +27,8 @@ import { refusalError } from '../refusals.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
 import { ResourceService } from './resources.ts';
 
+export type { AttachmentRecord };
+
 type Tx = postgres.TransactionSql;
 
 export interface NewAttachmentInput {

@@ -13,6 +13,8 @@ import { ApiError, type ErrorCode } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
 
+export type { ListQuery, TransitionRecord };
+
 export class ResourceService<T extends ResourceType, Row extends { id: string }, New> {
   constructor(
     protected readonly sql: Sql,
@@ -21,6 +23,11 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
     protected readonly table: ResourceTable<Row, New>,
     private readonly notFound: ErrorCode,
   ) {}
+
+  /** The keys a list may be sorted by. */
+  get sortKeys(): readonly string[] {
+    return this.table.sortKeys;
+  }
 
   async get(caller: Caller, id: string): Promise<WithState<Row>> {
     const found = await this.table.find(this.sql, id, scopeOf(caller));

@@ -12,7 +12,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
-import { snapshotTable, volumeTable, type SnapshotRecord } from '../../db/resources.ts';
+import { snapshotTable, volumeTable, volumeTypeIdOf, type SnapshotRecord } from '../../db/resources.ts';
 import { transaction } from '../../db/tx.ts';
 import type { NewSnapshotRow, SnapshotRow } from '../../db/schema.ts';
 import type { Enforcer } from '../enforcer.ts';
@@ -20,6 +20,8 @@ import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
 import { ResourceService } from './resources.ts';
+
+export type { SnapshotRecord };
 
 export interface NewSnapshotInput {
   volumeId: string;
@@ -52,8 +54,7 @@ export class SnapshotService extends ResourceService<'snapshot', SnapshotRow, Ne
       );
       if (!taken.ok) throw refusalError(taken);
       // The volume's type as of its CAS: a retype cannot end while this transaction holds the row.
-      const [{ volume_type_id: typeId } = { volume_type_id: null }] = await tx<{ volume_type_id: string | null }[]>`
-        SELECT volume_type_id FROM volumes WHERE id = ${volume.id}`;
+      const typeId = await volumeTypeIdOf(tx, volume.id);
       await snapshotTable.insert(tx, {
         id,
         project_id: caller.projectId,

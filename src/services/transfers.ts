@@ -12,7 +12,7 @@ import type { Sql } from '../../db/connect.ts';
 import { consume } from '../../db/quotas.ts';
 import { volumeTable } from '../../db/resources.ts';
 import type { TransferRow } from '../../db/schema.ts';
-import { findTransfer, insertTransfer, listTransfers, removeTransfer } from '../../db/transfers.ts';
+import { busySnapshot, changeOwner, findTransfer, insertTransfer, listTransfers, removeTransfer, transferred } from '../../db/transfers.ts';
 import { transaction } from '../../db/tx.ts';
 import { MODELS } from '../../machines/index.ts';
 import { countsOf, negate } from '../../machines/quota.ts';
@@ -20,6 +20,8 @@ import { quotaError, type Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
+
+export type { TransferRow };
 
 /** Cinder's lengths: a 16-character key a person can type (hex), an 8-character salt. */
 const KEY_BYTES = 8;
@@ -68,9 +70,7 @@ export class TransferService {
       if (!input.noSnapshots) {
         // Cinder's condition: the snapshots go with the volume, so each must be available
         // (read under the lock: none can start now, the volume is offered).
-        const [busy] = await tx<{ id: string; state: string }[]>`
-          SELECT n.id, s.state FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
-          WHERE n.volume_id = ${volume.id} AND n.deleted_at IS NULL AND s.state <> 'available' ORDER BY n.id LIMIT 1`;
+        const busy = await busySnapshot(tx, volume.id);
         if (busy) {
           throw new ApiError('InvalidSnapshot', {
             reason: `snapshot ${busy.id} is ${MODELS.snapshot.index.statusOf(busy.state)}: a volume is transferred with its snapshots only when all are available (or offer it with no_snapshots, microversion 3.55).`,
@@ -121,15 +121,9 @@ export class TransferService {
       const accepted = await this.enforcer.apply(tx, ref, { type: 'TRANSFER_ACCEPT', transfer_id: id }, { actor: actorOf(caller), requestId: caller.requestId });
       // Refused: the offer ended since it was read (accepted, withdrawn, the volume reset).
       if (!accepted.ok) throw new ApiError('TransferNotFound', { id });
-      const [volume] = await tx<{ project_id: string; volume_type_id: string | null }[]>`SELECT project_id, volume_type_id FROM volumes WHERE id = ${t.volume_id}`;
-      const donor = volume!.project_id;
+      const { projectId: donor, volumeTypeId, snapshots } = await transferred(tx, t.volume_id, !t.no_snapshots);
       const receiver = caller.projectId;
-      const moving = countsOf('volume', accepted.row, volume!.volume_type_id);
-      const snapshots = t.no_snapshots
-        ? []
-        : await tx<{ id: string; size: number; volume_type_id: string | null }[]>`
-            SELECT n.id, s.size, n.volume_type_id FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
-            WHERE n.volume_id = ${t.volume_id} AND n.deleted_at IS NULL`;
+      const moving = countsOf('volume', accepted.row, volumeTypeId);
       for (const s of snapshots) add(moving, countsOf('snapshot', s, s.volume_type_id));
       if (donor !== receiver) {
         // The two projects' usage rows in one order, so accepts in opposite directions cannot deadlock.
@@ -138,10 +132,7 @@ export class TransferService {
           const exceeded = await consume(tx, project, deltas);
           if (exceeded) throw quotaError(exceeded);
         }
-        await tx`UPDATE volumes SET project_id = ${receiver}, user_id = ${caller.userId}, updated_at = now() WHERE id = ${t.volume_id}`;
-        if (snapshots.length > 0) {
-          await tx`UPDATE snapshots SET project_id = ${receiver}, user_id = ${caller.userId}, updated_at = now() WHERE id = ANY(${snapshots.map((s) => s.id)}::uuid[])`;
-        }
+        await changeOwner(tx, t.volume_id, snapshots.map((s) => s.id), receiver, caller.userId);
       }
       await removeTransfer(tx, id);
       return t;

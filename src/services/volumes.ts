@@ -19,6 +19,8 @@ import type { AttachmentService } from './attachments.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
 import { ResourceService } from './resources.ts';
 
+export type { VolumeRecord };
+
 export interface NewVolumeInput {
   /** GiB; null: the size of the snapshot or source volume */
   size: number | null;

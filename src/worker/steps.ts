@@ -13,6 +13,7 @@ import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
 import { recordVolumeMessage } from '../../db/messages.ts';
 import { transaction } from '../../db/tx.ts';
+import { createData, recordBackend, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
 import { typeForCreate } from '../../db/volume-types.ts';
 
 export interface StepContext {
@@ -82,19 +83,11 @@ function driverOf(ctx: StepContext, row: ClaimedRow): { driver: Driver; volumeId
   return { driver: ctx.backends.driver(row.backend), volumeId: row.data_volume_id };
 }
 
-interface CreateData {
-  snapshot_id: string | null;
-  source_volid: string | null;
-  backend: string | null;
-}
-
 /** Create on the backend the scheduler chose: empty, or from the source the volume holds as a reader. */
 const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateData): Promise<void> => {
   const id = row.resource_id;
   // Right after scheduling, the scheduling step already read it.
-  const [data] = known
-    ? [known]
-    : await ctx.sql<CreateData[]>`SELECT snapshot_id, source_volid, backend FROM volumes WHERE id = ${id}`;
+  const data = known ?? (await createData(ctx.sql, id));
   if (!data) throw new Error(`volume ${id} has a state row but no data row`);
   const driver = ctx.backends.driver(data.backend);
   const call = data.snapshot_id
@@ -124,16 +117,7 @@ const scheduleVolume: Step = async (ctx, row) => {
     const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, true);
     if (!took.ok) return;
   }
-  const [data] = await ctx.sql<{ specs: Record<string, string> | null; source_backend: string | null; from_source: boolean; snapshot_id: string | null; source_volid: string | null }[]>`
-    SELECT t.extra_specs AS specs,
-      COALESCE(src.backend, snapvol.backend) AS source_backend,
-      (v.source_volid IS NOT NULL OR v.snapshot_id IS NOT NULL) AS from_source, v.snapshot_id, v.source_volid
-    FROM volumes v
-    LEFT JOIN volume_types t ON t.id = v.volume_type_id
-    LEFT JOIN volumes src ON src.id = v.source_volid
-    LEFT JOIN snapshots sn ON sn.id = v.snapshot_id
-    LEFT JOIN volumes snapvol ON snapvol.id = sn.volume_id
-    WHERE v.id = ${id}`;
+  const data = await schedulingData(ctx.sql, id);
   if (!data) throw new Error(`volume ${id} has a state row but no data row`);
   const chosen = data.from_source ? await besideSource(ctx.backends.get(data.source_backend), row.size) : await ctx.backends.choose(data.specs ?? {}, row.size);
   if ('reason' in chosen) {
@@ -149,11 +133,7 @@ const scheduleVolume: Step = async (ctx, row) => {
   // The choice is written while this worker owns the row in its scheduling state (the statement
   // checks it), then SCHEDULED moves it on: two round trips, not a transaction's five. A worker
   // that dies between them leaves a choice the next scheduling overwrites.
-  const recorded = await ctx.sql`
-    UPDATE volumes v SET backend = ${chosen.backend.name} FROM resource_states s
-    WHERE v.id = ${id} AND s.resource_type = 'volume' AND s.resource_id = v.id AND s.owner = ${ctx.workerId}
-    RETURNING v.id`;
-  if (recorded.length === 0) return ctx.log('the row left this worker while it scheduled', { id });
+  if (!(await recordBackend(ctx.sql, id, chosen.backend.name, ctx.workerId))) return ctx.log('the row left this worker while it scheduled', { id });
   const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, true);
   if (scheduled.ok) await createVolume(ctx, { ...row, ...scheduled.row, owner: ctx.workerId }, { snapshot_id: data.snapshot_id, source_volid: data.source_volid, backend: chosen.backend.name });
 };
@@ -194,7 +174,7 @@ const retypeVolume: Step = async (ctx, row) => {
     if (!type) ctx.log('the new type is gone: the retype fails', { id, typeId });
     const outcome = await ctx.enforcer.apply(tx, { type: 'volume', id }, event, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null });
     if (!outcome.ok) ctx.log('step event refused', { type: 'volume', id, event: event.type, kind: outcome.kind, state: outcome.state });
-    else if (type) await tx`UPDATE volumes SET volume_type_id = ${type.id}, volume_type = ${type.name}, updated_at = now() WHERE id = ${id}`;
+    else if (type) await setVolumeType(tx, id, type);
   });
 };
 

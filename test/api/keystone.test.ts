@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.ts';
-import { freePort } from '../../db/embedded.ts';
+import { freePort } from '../../db/servers/embedded.ts';
 import { ApiError } from '../../src/errors.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
 import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';

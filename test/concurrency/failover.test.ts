@@ -1,7 +1,7 @@
 /**
  * Losing the database's machine: a replicated PostgreSQL (etcd, Patroni,
  * two PostgreSQL servers from Debian's packages, a synchronous standby;
- * db/patroni.ts) under a 3-node harness load, the primary killed whole
+ * db/servers/patroni.ts) under a 3-node harness load, the primary killed whole
  * (Patroni and every PostgreSQL process at once) while the WAL senders
  * are stalled, so what the standby lacks is exactly what was committed
  * on the primary alone. Patroni promotes the standby; the nodes find it

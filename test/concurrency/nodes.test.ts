@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { APP_DATABASE, ensureDatabase, sqlClient } from '../../db/connect.ts';
-import { freePort, startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
+import { freePort, startEmbedded, type EmbeddedServer } from '../../db/servers/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 import { MODELS, type ResourceModel } from '../../machines/index.ts';
 import { createTestDatabase } from '../helpers/db.ts';

@@ -12,7 +12,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../db/embedded.ts';
+import { freePort } from '../../db/servers/embedded.ts';
 import { until } from './wait.ts';
 
 /** Debian packages and the command each provides. */

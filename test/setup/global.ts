@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { ensureDatabase, sqlClient } from '../../db/connect.ts';
-import { cleanStaleDirs, startEmbedded, type EmbeddedServer } from '../../db/embedded.ts';
+import { cleanStaleDirs, startEmbedded, type EmbeddedServer } from '../../db/servers/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 
 declare module 'vitest' {

@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { freePort } from '../../db/embedded.ts';
+import { freePort } from '../../db/servers/embedded.ts';
 import type { Keystone } from '../helpers/keystone.ts';
 import { volstateArgs } from '../../src/launch.ts';
 
