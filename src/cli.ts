@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { APP_DATABASE, connect, ensureDatabase, locateDatabase } from '../db/connect.ts';
-import { runningEmbedded, startEmbedded } from '../db/embedded.ts';
+import { runningEmbedded, startEmbedded } from '../db/servers/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { purge } from '../db/retention.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
@@ -150,7 +150,23 @@ async function main(argv: string[]): Promise<void> {
     case 'api':
     case 'worker': {
       surviveLostConnections();
-      const running = await serve(config, { api: command !== 'worker', worker: command !== 'api', progress: (msg) => console.error(`volstate: ${msg}`) });
+      // Node exits with 0 when nothing is left to wait on: a start whose database call can
+      // never settle would end as a success. It is a failure, said as one, with its last step.
+      let step = 'starting';
+      const stalled = () => {
+        console.error(`volstate: the start stalled while ${step}: nothing left to wait on (a database call that can never answer); exiting`);
+        process.exit(1);
+      };
+      process.once('beforeExit', stalled);
+      const running = await serve(config, {
+        api: command !== 'worker',
+        worker: command !== 'api',
+        progress: (msg) => {
+          step = msg;
+          console.error(`volstate: ${msg}`);
+        },
+      });
+      process.removeListener('beforeExit', stalled);
       closeOnSignals(running);
       const where = `database ${config.databaseUrl ? 'DATABASE_URL' : `embedded, ${config.dataDir}`}, backends ${config.backends.map((b) => `${b.name} (${b.driver})`).join(', ')}`;
       if (running.url) console.error(`volstate: serving the Cinder v3 API at ${running.url}/v3 (${where})`);

@@ -86,6 +86,12 @@ export interface Config {
    * 503 "outcome unknown" instead of the truth.
    */
   inDoubtMs: number;
+  /**
+   * VOLSTATE_DB_START_WAIT_MS: how long a starting node waits for its
+   * database to answer (it is restarting, failing over) before the start
+   * fails, as oslo.db's max_retries × retry_interval has a Cinder service wait.
+   */
+  startWaitMs: number;
   logLevel: string;
   /** VOLSTATE_LOG_FORMAT: json or pretty; default pretty on a terminal, json otherwise */
   logFormat: LogFormat;
@@ -249,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', concurrency, 0, 1000) },
     groupCommit: { max: int(env, 'VOLSTATE_GROUP_COMMIT', 0, 0, 10_000), windowMs: int(env, 'VOLSTATE_GROUP_COMMIT_WINDOW_MS', 0, 0, 1000) },
     inDoubtMs: int(env, 'VOLSTATE_IN_DOUBT_MS', 45_000, 0, 600_000),
+    startWaitMs: int(env, 'VOLSTATE_DB_START_WAIT_MS', 60_000, 0, 3_600_000),
     retention: {
       keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,
       everyMs: env.VOLSTATE_RETENTION_INTERVAL ? duration(env, 'VOLSTATE_RETENTION_INTERVAL') : 600_000,

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { connect, locateDatabase, type Sql } from '../db/connect.ts';
-import { isInitialised, type EmbeddedServer } from '../db/embedded.ts';
+import { isInitialised, type EmbeddedServer } from '../db/servers/embedded.ts';
 import { BROKEN_GUARDS } from '../db/cas.ts';
 import { migrate } from '../db/migrate.ts';
 import { assertPostgresPatched } from '../db/postgres-guards.ts';
@@ -98,7 +98,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   embedded = location.embedded;
   if (embedded) started.push(() => embedded!.stop());
   say('applying database migrations');
-  await migrate(location.url);
+  await whenDatabaseAnswers(() => migrate(location.url), config.startWaitMs, say);
   const sql = connect(location.url, { max: config.connections.pool, name: opts.worker ? 'volstate' : 'volstate-api' });
   started.push(() => sql.end({ timeout: 5 }));
   // Global locks hold a connection each (one per step in flight).
@@ -156,6 +156,25 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
       embedded = undefined;
     })());
   return { url, databaseUrl: location.url, app, worker, sql, close };
+}
+
+/**
+ * Run `step` (idempotent: migrations are) until the database answers it: a
+ * node started while its database restarts or fails over waits for it,
+ * trying again every second for `waitMs`, instead of failing at once. Only
+ * connection errors are waited out; any other error fails the start.
+ */
+async function whenDatabaseAnswers(step: () => Promise<void>, waitMs: number, say: (msg: string) => void): Promise<void> {
+  const until = Date.now() + waitMs;
+  for (let tries = 1; ; tries++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (!isConnectionError(err) || Date.now() >= until) throw err;
+      if (tries === 1 || tries % 10 === 0) say(`the database does not answer yet (${err instanceof Error ? err.message : String(err)}); trying again every second, for up to ${Math.round(waitMs / 1000)} s`);
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  }
 }
 
 /**

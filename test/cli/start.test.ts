@@ -5,10 +5,11 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect as tcpConnect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tcpUrl } from '../../db/connect.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { until } from '../helpers/wait.ts';
 import { volstateArgs } from '../../src/launch.ts';
@@ -102,6 +103,69 @@ describe('volstate on the command line', () => {
     expect(postgresUnder(dir)).toEqual([]);
   }, 120_000);
 
+  it('waits for a database that does not answer yet (restarting, failing over), then serves', async () => {
+    const target = new URL(tcpUrl(await createTestDatabase()));
+    // A "database" that drops every connection until the test lets it through to the real one.
+    let open = false;
+    const sockets = new Set<Socket>();
+    const gate = createServer((client) => {
+      sockets.add(client);
+      if (!open) return void client.destroy();
+      const upstream = tcpConnect(Number(target.port), target.hostname);
+      sockets.add(upstream);
+      client.pipe(upstream).pipe(client);
+      const end = () => (client.destroy(), upstream.destroy());
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((resolve) => gate.listen(0, '127.0.0.1', resolve));
+    const through = new URL(target);
+    through.port = String((gate.address() as { port: number }).port);
+    const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0'], {
+      env: { ...process.env, DATABASE_URL: through.toString(), VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_DB_START_WAIT_MS: '120000' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    try {
+      let err = '';
+      let onErr = () => {};
+      child.stderr!.on('data', (d: Buffer) => {
+        err += d.toString();
+        onErr();
+      });
+      const said = (pattern: RegExp) =>
+        new Promise<void>((resolve, reject) => {
+          onErr = () => pattern.test(err) && resolve();
+          child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
+          onErr();
+        });
+      await said(/the database does not answer yet \([^)]+\); trying again every second, for up to 120 s/);
+      open = true;
+      await said(/serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/);
+      const api = /serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/.exec(err)![1]!;
+      expect((await fetch(`${api}/readyz`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(null)));
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => gate.close(resolve));
+    }
+  }, 120_000);
+
+  it('a database that never answers fails the start once the wait is over, saying why', async () => {
+    const closed = createServer((c) => c.destroy());
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as { port: number }).port;
+    try {
+      const r = await run(['serve', '--port', '0'], { DATABASE_URL: `postgres://volstate@127.0.0.1:${port}/volstate`, VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_DB_START_WAIT_MS: '0' });
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(/applying database migrations/);
+      expect(r.err).not.toMatch(/trying again/);
+      expect(r.err).toMatch(/volstate: .*(ECONNRESET|CONNECTION_CLOSED|closed|reset)/i);
+    } finally {
+      await new Promise((resolve) => closed.close(resolve));
+    }
+  }, 60_000);
+
   it('says what it is doing while it starts, then answers /healthz and /readyz', async () => {
     const url = await createTestDatabase();
     const child: ChildProcess = spawn(process.execPath, [...CLI, 'serve', '--port', '0'], {
@@ -194,7 +258,7 @@ describe('the embedded PostgreSQL of a running node', () => {
       expect(purge.out).toMatch(/purged what was deleted before/);
       const db = await run(['db'], env);
       expect(db.code, db.err).toBe(0);
-      expect(db.out).toMatch(/^DATABASE_URL=postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/volstate\?host=%2F\S+$/m); // its Unix socket (db/embedded.ts)
+      expect(db.out).toMatch(/^DATABASE_URL=postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/volstate\?host=%2F\S+$/m); // its Unix socket (db/servers/embedded.ts)
       expect(db.err).toMatch(/running already \(process \d+\)/);
       // A second server on the same directory is refused, and told the URL to share.
       const second = await run(['serve', '--port', '0'], { ...env, VOLSTATE_DRIVER: 'fake' });
