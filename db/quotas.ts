@@ -206,9 +206,9 @@ export const PER_TYPE = ['volumes', 'gigabytes', 'snapshots'] as const;
 /** Every resource Cinder reports: the fixed ones, then the per-type ones of every volume type, by name. */
 function resources(sql: Exec) {
   return sql`
-    SELECT b.name, b.name AS resource, b.ord FROM unnest(${QUOTA_RESOURCES as unknown as string[]}::text[]) WITH ORDINALITY AS b(name, ord)
+    SELECT b.name, b.name AS resource, b.ord FROM unnest(${[...QUOTA_RESOURCES]}::text[]) WITH ORDINALITY AS b(name, ord)
     UNION ALL
-    SELECT p || '_' || t.name, p || '@' || t.id, 100 FROM volume_types t CROSS JOIN unnest(${PER_TYPE as unknown as string[]}::text[]) AS p`;
+    SELECT p || '_' || t.name, p || '@' || t.id, 100 FROM volume_types t CROSS JOIN unnest(${[...PER_TYPE]}::text[]) AS p`;
 }
 
 /** A project's limits and usage, every resource Cinder reports. */

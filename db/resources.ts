@@ -86,7 +86,7 @@ export async function backendOf(sql: Exec, volumeId: string): Promise<string | n
   return v?.backend;
 }
 
-export class ResourceTable<Row extends { id: string }, New> {
+export class ResourceTable<Row extends { id: string }, New extends object> {
   readonly sortKeys: readonly string[];
   private readonly sortable: Readonly<Record<string, string>>;
   constructor(private readonly def: ResourceTableDef) {
@@ -112,7 +112,7 @@ export class ResourceTable<Row extends { id: string }, New> {
   }
 
   async insert(tx: Exec, row: New): Promise<void> {
-    await tx`INSERT INTO ${tx(this.def.table)} ${tx(row as never)}`;
+    await tx`INSERT INTO ${tx(this.def.table)} ${tx(Object.fromEntries(Object.entries(row)))}`;
   }
 
   /** A resource that exists (not in its final state); of `projectId` when given. */
@@ -147,7 +147,7 @@ export class ResourceTable<Row extends { id: string }, New> {
       if (!this.def.filters.includes(column)) throw new Error(`${this.def.table} cannot be filtered on ${column}`);
       where.push(sql`${sql(`d.${column}`)} = ${value}`);
     }
-    const sortable = Object.fromEntries(Object.entries(this.sortable).map(([k, expr]) => [k, sql.unsafe(expr) as unknown as Fragment]));
+    const sortable = Object.fromEntries(Object.entries(this.sortable).map(([k, expr]) => [k, sql.unsafe<postgres.Row[]>(expr)]));
     const page = await listPage<WithState<Row>>(sql, {
       from: this.from(sql),
       select: this.columns(sql),
@@ -181,7 +181,7 @@ export class ResourceTable<Row extends { id: string }, New> {
     const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
     if (Object.keys(set).length === 0) return this.find(sql, id, projectId);
     const [row] = await sql<WithState<Row>[]>`
-      UPDATE ${sql(this.def.table)} d SET ${sql(set as never)}, updated_at = now()
+      UPDATE ${sql(this.def.table)} d SET ${sql(set)}, updated_at = now()
       FROM resource_states s
       WHERE s.resource_type = ${this.def.type} AND s.resource_id = d.id AND d.id = ${id} AND ${this.live(sql)}
         ${this.scoped(sql, projectId)}
@@ -215,6 +215,13 @@ export class ResourceTable<Row extends { id: string }, New> {
    * The metadata after the change; undefined when there is no such resource,
    * null when `remove` named a key it does not have.
    */
+  /** The metadata of a live resource (of `projectId` when given); undefined when there is none. */
+  async metadataOf(sql: Exec, id: string, projectId?: string): Promise<Record<string, string> | undefined> {
+    const [row] = await sql<{ metadata: Record<string, string> }[]>`
+      SELECT d.metadata FROM ${sql(this.def.table)} d WHERE d.id = ${id} AND ${this.live(sql)} ${this.scoped(sql, projectId)}`;
+    return row?.metadata;
+  }
+
   async changeMetadata(
     sql: Exec,
     id: string,

@@ -38,7 +38,7 @@ export async function listServices(sql: Exec, timeoutMs: number): Promise<Servic
     SELECT h.host, b."binary", h.up, COALESCE(h.heartbeat_at, s.updated_at) AS heartbeat_at,
            COALESCE(s.disabled, false) AS disabled, s.disabled_reason
     FROM hosts h
-    CROSS JOIN unnest(${BINARIES as unknown as string[]}::text[]) AS b("binary")
+    CROSS JOIN unnest(${[...BINARIES]}::text[]) AS b("binary")
     LEFT JOIN services s ON s.host = h.host AND s."binary" = b."binary"
     ORDER BY h.host, b."binary"`;
 }

@@ -76,7 +76,7 @@ export async function updateType(
   const set = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
   try {
     const [row] = await tx<VolumeTypeRow[]>`
-      UPDATE volume_types t SET ${tx(set as never)}, updated_at = now() WHERE t.id = ${id}
+      UPDATE volume_types t SET ${tx(set)}, updated_at = now() WHERE t.id = ${id}
       RETURNING ${tx.unsafe(COLUMNS)}`;
     if (row && patch.name !== undefined) await tx`UPDATE volumes SET volume_type = ${row.name} WHERE volume_type_id = ${id}`;
     return row;

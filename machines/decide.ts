@@ -11,7 +11,7 @@
  * cross-checked on every call: a disagreement is a bug and throws.
  */
 import { transition } from 'xstate';
-import { guardAtoms } from './model.ts';
+import { guardAtoms, type AnyEvent } from './model.ts';
 import { apiEvents, sqlParams, type ResourceModel } from './resource.ts';
 
 export interface Stored<C = Record<string, unknown>> {
@@ -57,7 +57,7 @@ export type Decision<C = Record<string, unknown>> = Allowed<C> | Refused;
 export function decide<C extends Record<string, unknown>>(
   model: ResourceModel,
   stored: Stored<C>,
-  event: { type: string } & Record<string, unknown>,
+  event: AnyEvent,
 ): Decision<C> {
   const { index } = model;
   const refuse = (kind: RefusalKind, failed: FailedGuard[] = []): Refused => ({
@@ -104,7 +104,7 @@ function take<C>(
 ): Allowed<C> {
   const { machine, index } = model;
   const snapshot = machine.resolveState({ value: index.stateValue(stored.state), context: stored.context });
-  const [next] = transition(machine, snapshot, event as never);
+  const [next] = transition(machine, snapshot, event);
   const to = leafOf(next.value);
   if (to !== expected) {
     throw new Error(`${model.type}: XState went ${stored.state} → ${to} on ${event.type}; the derived table says ${expected}`);

@@ -4,13 +4,36 @@
 import { attachmentModel } from './attachment.ts';
 import { snapshotModel } from './snapshot.ts';
 import { volumeModel } from './volume.ts';
+import type { ResourceModel } from './resource.ts';
 
 export const MODELS = { volume: volumeModel, snapshot: snapshotModel, attachment: attachmentModel } as const;
 export type ResourceType = keyof typeof MODELS;
 export const RESOURCE_TYPES = Object.keys(MODELS) as ResourceType[];
 
 export { volumeModel, snapshotModel, attachmentModel };
-export type { ResourceModel } from './resource.ts';
+export type { ResourceModel };
+
+/**
+ * The models with their context and event types erased: the one cast at
+ * the model boundary. Each model's guards and effects take its machine's
+ * own context and events (so they are not assignable to the erased
+ * signature: function parameters are contravariant); the code that serves
+ * every machine alike (the enforcer, the worker, refusals, the checker)
+ * hands them exactly those, a row of that machine's type and an event its
+ * event table declares (defineResource checked the tables against the
+ * machine when the module loaded).
+ */
+const ERASED = MODELS as unknown as Readonly<Record<ResourceType, ResourceModel>>;
+
+/** The model of a resource type, erased (see ERASED). */
+export function modelOf(type: ResourceType): ResourceModel {
+  return ERASED[type];
+}
+
+/** Whether a stored `resource_type` names a machine. */
+export function isResourceType(type: string): type is ResourceType {
+  return Object.hasOwn(MODELS, type);
+}
 
 import type { AttachmentContext, AttachmentEvent } from './attachment.ts';
 import type { SnapshotContext, SnapshotEvent } from './snapshot.ts';

@@ -66,6 +66,9 @@ export interface EventSpec {
 }
 export type EventSpecs = Readonly<Record<string, EventSpec>>;
 
+/** Any machine's event, its parameters by name: what code that serves every machine alike passes on. */
+export type AnyEvent = { readonly type: string } & Readonly<Record<string, unknown>>;
+
 export type EventOf<S extends EventSpecs> = {
   [E in keyof S & string]: { type: E } & { -readonly [P in keyof S[E]['params']]: JsOf<S[E]['params'][P]> };
 }[keyof S & string];
@@ -192,6 +195,8 @@ export function jsEffects<C extends MachineContext, E extends EventObject, T ext
   return out;
 }
 
+type ResetGuards<C, E, S extends readonly string[]> = { [K in S[number] as `requested:${K}`]: AtomGuard<C, E> } & { [K in S[number] as `reset:${K}`]: AllOfGuard };
+
 /**
  * Guards for os-reset_status. Per status an admin may set:
  * `requested:<status>` holds when the event's `status` parameter names it
@@ -204,7 +209,7 @@ export function resetGuards<C, E extends { type: string }, const S extends reado
   statuses: S,
   /** extra guard a status needs, e.g. `in-use` needs an attached attachment */
   also: Partial<Record<S[number], string>> = {},
-): { [K in S[number] as `requested:${K}`]: AtomGuard<C, E> } & { [K in S[number] as `reset:${K}`]: AllOfGuard } {
+): ResetGuards<C, E, S> {
   const out: Record<string, GuardDef<C, E>> = {};
   for (const status of statuses) {
     out[`requested:${status}`] = {
@@ -216,7 +221,8 @@ export function resetGuards<C, E extends { type: string }, const S extends reado
     const extra = (also as Record<string, string | undefined>)[status];
     out[`reset:${status}`] = allOf('unowned', `requested:${status}`, ...(extra ? [extra] : []));
   }
-  return out as never;
+  // Built by name in the loop above: exactly the keys the mapped type lists.
+  return out as ResetGuards<C, E, S>;
 }
 
 /** No worker owns the row: no backend step is running on it. */
@@ -319,10 +325,10 @@ export function recoveryGuards<C extends { operation: Record<string, unknown> | 
 export function recoveryEffects<C extends { operation: Record<string, unknown> | null }, E>() {
   return {
     countLoss: {
-      js: (c: C) => ({ operation: { ...(c.operation ?? {}), lost: lostOf(c) + 1 } }) as unknown as Partial<C>,
+      js: (c: C) => ({ operation: { ...(c.operation ?? {}), lost: lostOf(c) + 1 } as Record<string, unknown> }) as Partial<C>,
       sql: { operation: `jsonb_set(COALESCE(operation, '{}'::jsonb), '{lost}', to_jsonb(${lostSql} + 1))` } as EffectSql<C>,
     },
-    clearOperation: { js: () => ({ operation: null }) as unknown as Partial<C>, sql: { operation: 'NULL' } as EffectSql<C> },
+    clearOperation: { js: () => ({ operation: null }) as Partial<C>, sql: { operation: 'NULL' } as EffectSql<C> },
   } satisfies EffectTable<C, E>;
 }
 

@@ -31,7 +31,8 @@ import { countsOf, negate, QUOTA, reservingIn } from '../machines/quota.ts';
 import { ApiError } from './errors.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
 import { allowedNow, decide, type FailedGuard } from '../machines/decide.ts';
-import { MODELS, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import { isResourceType, MODELS, modelOf, type ContextMap, type EventMap, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import type { AnyEvent } from '../machines/model.ts';
 import type { LeaseKind } from '../machines/resource.ts';
 
 /** A `resource_states` row as the statements return it. */
@@ -198,7 +199,7 @@ export class Enforcer {
     return this.group;
   }
 
-  private async applyIn<T extends ResourceType>(exec: Executor, ref: Ref<T>, event: EventMap[T], opts: ApplyOptions): Promise<Outcome> {
+  private async applyIn(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions): Promise<Outcome> {
     if (this.observers.length === 0) return this.attempt(exec, ref, event, opts);
     const started = performance.now();
     const outcome = await this.attempt(exec, ref, event, opts);
@@ -213,13 +214,8 @@ export class Enforcer {
     return outcome;
   }
 
-  private async attempt<T extends ResourceType>(
-    exec: Executor,
-    ref: Ref<T>,
-    event: EventMap[T],
-    opts: ApplyOptions,
-  ): Promise<Outcome> {
-    const model = MODELS[ref.type] as unknown as ResourceModel;
+  private async attempt(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions): Promise<Outcome> {
+    const model = modelOf(ref.type);
     const stmt = this.statement(ref.type, event.type);
     const fixed: Record<(typeof FIXED_PARAMS)[number], unknown> = {
       resource_type: ref.type,
@@ -229,14 +225,11 @@ export class Enforcer {
       expect_owner: opts.owner ?? null,
       expect_version: opts.version ?? null,
     };
-    const payload = event as unknown as Record<string, unknown>;
-    const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : (payload[p] ?? null));
+    const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : (event[p] ?? null));
     const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map(bound)];
 
     for (let attempt = 0; ; attempt++) {
-      const [row] = (await exec.unsafe(stmt.text, params as postgres.ParameterOrJSON<never>[], {
-        prepare: true,
-      })) as unknown as (StateRow & { applied: boolean })[];
+      const [row] = await exec.unsafe<(StateRow & { applied: boolean })[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
       if (!row) return refusal('missing', ref, event.type);
       if (row.applied) {
         const owner = row as { data_project_id?: string | null; data_volume_type_id?: string | null };
@@ -275,21 +268,20 @@ export class Enforcer {
     if (!this.batchable(type, first.event.type)) throw new Error(`${key} needs a transaction; it cannot be batched`);
     if (items.length === 1) return Promise.allSettled([this.applyIn(exec, { type, id: first.id }, first.event, first.opts)]);
     if (new Set(items.map((i) => i.id)).size !== items.length) throw new Error(`${key}: an id twice in one batch`);
-    const model = MODELS[type] as unknown as ResourceModel;
+    const model = modelOf(type);
     const stmt = this.statements.batches.get(key)!;
     const started = performance.now();
-    const input = items.map(({ id, event, opts }) => {
+    const input = items.map(({ id, event, opts }: { id: string; event: AnyEvent; opts: ApplyOptions }) => {
       if (event.type !== first.event.type) throw new Error(`a batch is one event: ${event.type} among ${first.event.type}`);
-      const payload = event as unknown as Record<string, unknown>;
       const entry: Record<string, unknown> = { b_id: id, b_actor: opts.actor, b_request_id: opts.requestId ?? null, b_owner: opts.owner ?? null, b_version: opts.version ?? null };
-      stmt.params.forEach((p, i) => (entry[`b_p${i}`] = p === NEXT_OWNER ? (opts.nextOwner ?? null) : (payload[p] ?? null)));
+      stmt.params.forEach((p, i) => (entry[`b_p${i}`] = p === NEXT_OWNER ? (opts.nextOwner ?? null) : (event[p] ?? null)));
       return entry;
     });
     let rows: (StateRow & { applied: boolean })[];
     this.batches.statements++;
     this.batches.rows += items.length;
     try {
-      rows = (await exec.unsafe(stmt.text, [type, JSON.stringify(input)], { prepare: true })) as unknown as (StateRow & { applied: boolean })[];
+      rows = await exec.unsafe<(StateRow & { applied: boolean })[]>(stmt.text, [type, JSON.stringify(input)], { prepare: true });
     } catch (err) {
       if (sqlState(err) === undefined || isConnectionError(err)) throw err;
       this.batches.fallbacks++;
@@ -360,7 +352,7 @@ export class Enforcer {
     // A state row without a data row belongs to no project (the enforcer's own tests and benchmarks
     // drive bare state rows): nothing to count.
     if (!data) return;
-    const row = applied.row as never;
+    const row = applied.row;
     const leaving = reservingIn(model.type, from);
     if (leaving) {
       const kept = event === leaving.keptBy;
@@ -395,11 +387,12 @@ export class Enforcer {
 
   private async release(tx: Executor, holder: Ref, kinds: LeaseKind[], opts: ApplyOptions): Promise<void> {
     for (const lease of await takeLeases(tx, holder, kinds)) {
-      const source = MODELS[lease.source_type as ResourceType] as unknown as ResourceModel;
+      if (!isResourceType(lease.source_type)) throw new InvariantError(`a lease on ${lease.source_type} ${lease.source_id}, which is no machine`);
+      const source = modelOf(lease.source_type);
       const event = source.releases[lease.kind];
       if (!event) throw new InvariantError(`${source.type} grants no ${lease.kind} leases`);
-      const ref = { type: source.type as ResourceType, id: lease.source_id };
-      const outcome = await this.applyIn(tx, ref, { type: event } as never, { actor: opts.actor, requestId: opts.requestId });
+      const ref = { type: lease.source_type, id: lease.source_id };
+      const outcome = await this.applyIn(tx, ref, { type: event }, { actor: opts.actor, requestId: opts.requestId });
       if (!outcome.ok) {
         throw new InvariantError(
           `${holder.type} ${holder.id} could not give back its ${lease.kind} lease on ${ref.type} ${ref.id}: ${outcome.kind} in ${outcome.state}`,
@@ -420,14 +413,12 @@ export class Enforcer {
     context: Partial<Omit<ContextMap[T], 'owner'>>,
     opts: ApplyOptions,
   ): Promise<StateRow> {
-    const model = MODELS[ref.type] as unknown as ResourceModel;
+    const model = modelOf(ref.type);
     const stmt = this.statements.creates.get(ref.type)!;
     const initial = model.machine.config.context as Record<string, unknown>;
     const ctx = { ...initial, ...(context as Record<string, unknown>) };
     const params = [ref.type, ref.id, opts.actor, opts.requestId ?? null, ...createColumns(model).map((c) => ctx[c] ?? null)];
-    const [row] = (await exec.unsafe(stmt.text, params as postgres.ParameterOrJSON<never>[], {
-      prepare: true,
-    })) as unknown as StateRow[];
+    const [row] = await exec.unsafe<StateRow[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
     return strip(row!);
   }
 }
@@ -446,7 +437,7 @@ function explain(model: ResourceModel, ref: Ref, event: { type: string }, opts: 
   const view = viewOf(model, ref, event, current);
   if (opts.version !== undefined && current.version !== opts.version) return { ok: false, kind: 'stale', ...view, failed: [] };
   if (opts.owner !== undefined && current.owner !== opts.owner) return { ok: false, kind: 'not_owner', ...view, failed: [] };
-  const d = decide(model, { state: current.state, context: contextOf(model, current) }, event as never);
+  const d = decide(model, { state: current.state, context: contextOf(model, current) }, event);
   if (d.ok) return undefined;
   return { ok: false, kind: d.kind, ...view, failed: d.failed };
 }

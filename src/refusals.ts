@@ -13,7 +13,7 @@
  * words and as machine-readable fields: `type`, `status`, `state`,
  * `event`, `allowed`.
  */
-import { MODELS, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import { modelOf, type ResourceModel, type ResourceType } from '../machines/index.ts';
 import type { Refusal } from './enforcer.ts';
 import { ApiError } from './errors.ts';
 
@@ -39,7 +39,7 @@ function requestOf(model: ResourceModel, event: string): string {
 /** `ifMatch`: the version the request asked for, to name it when stale. */
 export function refusalError(refusal: Refusal, ifMatch?: number): ApiError {
   const type = refusal.ref.type;
-  const model = MODELS[type] as unknown as ResourceModel;
+  const model = modelOf(type);
   const names = NAMES[type];
   const id = refusal.ref.id;
   if (refusal.kind === 'missing' || refusal.kind === 'gone') return new ApiError(names.notFound, { id });

@@ -101,6 +101,8 @@ async function keystone(req: FastifyRequest, auth: KeystoneAuth): Promise<Caller
 /** Hooks of the v3 resource scope: microversion, then caller. */
 export function requestContext(app: FastifyInstance, opts: AuthOptions, site: Site): void {
   app.decorateRequest('mv', 0);
+  // Fastify wants a placeholder of the decorated type (it shapes the request object once); the
+  // onRequest hook below sets caller and site before any handler can read them.
   app.decorateRequest('caller', null as unknown as Caller);
   app.decorateRequest('urlProject', undefined);
   app.decorateRequest('site', null as unknown as Site);

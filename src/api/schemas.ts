@@ -4,7 +4,7 @@
  * accepts what real clients send (sizes as digit strings, booleans as
  * "True", null bodies for actions) and answers with Cinder's messages.
  */
-import { Type } from 'typebox';
+import { Type, type TProperties } from 'typebox';
 
 const text = Type.Union([Type.String(), Type.Null()]);
 
@@ -18,8 +18,8 @@ const described = {
 };
 
 /** `{"<key>": {...}}`: the wrapper and the object both optional in the schema (parse.unwrap says what is missing). */
-const wrapped = <P extends Record<string, unknown>>(key: string, properties: P) =>
-  Type.Object({ [key]: Type.Optional(Type.Object(properties as never, { additionalProperties: true })) }, { additionalProperties: true });
+const wrapped = <P extends TProperties>(key: string, properties: P) =>
+  Type.Object({ [key]: Type.Optional(Type.Object(properties, { additionalProperties: true })) }, { additionalProperties: true });
 
 export const IdParams = Type.Object({ id: Type.String(), project_id: Type.Optional(Type.String()) });
 export const ProjectParams = Type.Object({ project_id: Type.Optional(Type.String()) });

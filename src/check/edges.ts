@@ -10,7 +10,7 @@
  * ignored: an edge is a move the machine can make for some context.
  */
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
-import { MODELS, type ResourceType } from '../../machines/index.ts';
+import { modelOf, type ResourceType } from '../../machines/index.ts';
 import { CREATE_EVENT, TRANSIENT } from '../../machines/model.ts';
 
 const path = (node: AnyStateNode) => node.path.join('.');
@@ -44,7 +44,7 @@ export interface MachineFacts {
 }
 
 export function factsOf(type: ResourceType): MachineFacts {
-  const machine = MODELS[type].machine as unknown as AnyStateMachine;
+  const machine = modelOf(type).machine;
   const facts: MachineFacts = {
     edges: new Set(),
     initial: path(leafOf(machine.root)),

@@ -15,7 +15,7 @@ import { actorOf, scopeOf, type Caller } from './caller.ts';
 
 export type { ListQuery, TransitionRecord };
 
-export class ResourceService<T extends ResourceType, Row extends { id: string }, New> {
+export class ResourceService<T extends ResourceType, Row extends { id: string }, New extends object> {
   constructor(
     protected readonly sql: Sql,
     protected readonly enforcer: Enforcer,
@@ -74,7 +74,9 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
 
   /** The metadata of a resource the caller may see. */
   async metadata(caller: Caller, id: string): Promise<Record<string, string>> {
-    return ((await this.get(caller, id)) as unknown as { metadata: Record<string, string> }).metadata;
+    const metadata = await this.table.metadataOf(this.sql, id, scopeOf(caller));
+    if (metadata === undefined) throw new ApiError(this.notFound, { id });
+    return metadata;
   }
 
   /** Change its metadata (see ResourceTable.changeMetadata); a key to remove that it lacks is 404 MetadataNotFound. */

@@ -26,7 +26,7 @@ export async function recoverDeadOwners(sql: Sql, enforcer: Enforcer, me: string
     const outcome = await enforcer.apply(
       sql,
       { type: row.resource_type as ResourceType, id: row.resource_id },
-      { type: 'WORKER_LOST' } as never,
+      { type: 'WORKER_LOST' },
       { actor: `recovery:${me}`, owner: row.owner },
     );
     if (outcome.ok) result.recovered++;

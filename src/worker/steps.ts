@@ -7,7 +7,7 @@
  */
 import type { Sql } from '../../db/connect.ts';
 import type { ClaimedRow } from '../../db/queue.ts';
-import { MODELS, type EventMap, type ResourceModel, type ResourceType } from '../../machines/index.ts';
+import { isResourceType, modelOf, type EventMap, type ResourceModel, type ResourceType } from '../../machines/index.ts';
 import type { Backend, Backends } from '../drivers/backends.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
@@ -74,7 +74,7 @@ async function backend<T extends ResourceType>(
   await send(ctx, type, id, success);
 }
 
-const volume = MODELS.volume as unknown as ResourceModel;
+const volume = modelOf('volume');
 
 /** The driver of the backend holding a volume. */
 /** The driver of the backend the claimed row's data lives on (read with the claim, db/queue.ts). */
@@ -204,7 +204,7 @@ export const STEPS: Record<ResourceType, Record<string, Step>> = {
 };
 
 export function stepFor(type: string, state: string): Step | undefined {
-  const model = MODELS[type as ResourceType] as unknown as ResourceModel | undefined;
-  const name = model?.index.meta(state).step;
-  return name ? STEPS[type as ResourceType]?.[name] : undefined;
+  if (!isResourceType(type)) return undefined;
+  const name = modelOf(type).index.meta(state).step;
+  return name ? STEPS[type][name] : undefined;
 }
