@@ -31,6 +31,8 @@ export async function migrate(url: string): Promise<void> {
       await sql`SELECT pg_advisory_unlock(${LOCK_KEY})`;
     }
   } finally {
-    await sql.end();
+    // With a timeout: end() waits for ever on a session the server ended (postgres.js #1097,
+    // #1130), and a node starting during a failover hung here until Node exited with 0.
+    await sql.end({ timeout: 5 });
   }
 }

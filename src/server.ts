@@ -75,15 +75,23 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
   assertPostgresPatched();
   if (BROKEN_GUARDS.size > 0) say(`WARNING: VOLSTATE_BREAK_GUARDS=${[...BROKEN_GUARDS].join(',')}: these guards are compiled as TRUE (fault injection for the history checker); never run this in a deployment`);
   if (opts.api) await checkPort(config.host, config.port);
-  const started: (() => Promise<void>)[] = [];
-  const stopStarted = async () => {
-    for (const stop of started.reverse()) await stop().catch(() => undefined);
-  };
-  try {
-    return await start(config, opts, say, started);
-  } catch (err) {
-    await stopStarted();
-    throw err;
+  // A node started while its database restarts or fails over waits for it (every second, for
+  // config.startWaitMs), as oslo.db's retries have a Cinder service wait: any step of the start
+  // may meet the outage (the migrations, the worker's first heartbeat), so the whole start is
+  // undone and made again. Any other error fails the start at once.
+  const until = Date.now() + config.startWaitMs;
+  for (let tries = 1; ; tries++) {
+    const started: (() => Promise<void>)[] = [];
+    try {
+      return await start(config, opts, say, started);
+    } catch (err) {
+      for (const stop of started.reverse()) await stop().catch(() => undefined);
+      if (!isConnectionError(err) || Date.now() >= until) throw err;
+      if (tries === 1 || tries % 10 === 0) {
+        say(`the database does not answer yet (${err instanceof Error ? err.message : String(err)}); trying again every second, for up to ${Math.round(config.startWaitMs / 1000)} s`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
   }
 }
 
@@ -98,7 +106,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   embedded = location.embedded;
   if (embedded) started.push(() => embedded!.stop());
   say('applying database migrations');
-  await whenDatabaseAnswers(() => migrate(location.url), config.startWaitMs, say);
+  await migrate(location.url);
   const sql = connect(location.url, { max: config.connections.pool, name: opts.worker ? 'volstate' : 'volstate-api' });
   started.push(() => sql.end({ timeout: 5 }));
   // Global locks hold a connection each (one per step in flight).
@@ -156,25 +164,6 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
       embedded = undefined;
     })());
   return { url, databaseUrl: location.url, app, worker, sql, close };
-}
-
-/**
- * Run `step` (idempotent: migrations are) until the database answers it: a
- * node started while its database restarts or fails over waits for it,
- * trying again every second for `waitMs`, instead of failing at once. Only
- * connection errors are waited out; any other error fails the start.
- */
-async function whenDatabaseAnswers(step: () => Promise<void>, waitMs: number, say: (msg: string) => void): Promise<void> {
-  const until = Date.now() + waitMs;
-  for (let tries = 1; ; tries++) {
-    try {
-      return await step();
-    } catch (err) {
-      if (!isConnectionError(err) || Date.now() >= until) throw err;
-      if (tries === 1 || tries % 10 === 0) say(`the database does not answer yet (${err instanceof Error ? err.message : String(err)}); trying again every second, for up to ${Math.round(waitMs / 1000)} s`);
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }
 }
 
 /**

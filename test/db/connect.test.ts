@@ -5,6 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { sqlClient, tcpUrl } from '../../db/connect.ts';
+import { migrate } from '../../db/migrate.ts';
+import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
+import { until } from '../helpers/wait.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 const db = useTestDatabase();
@@ -32,4 +35,28 @@ describe('database URLs', () => {
     expect(await where(db.url)).toBe('socket');
     expect(await where(tcpUrl(db.url))).toBe('tcp');
   });
+});
+
+describe('migrations on a session the server ends', () => {
+  it('fail with the connection error instead of hanging (postgres.js end() waits for ever on an ended session)', async () => {
+    // Another session holds the migrations' lock, so migrate() waits on it; then the server ends
+    // migrate()'s session, as pg_terminate_backend or a failover does. A node starting during
+    // the Patroni soak's failovers hung here until Node found nothing left to wait on.
+    const holder = sqlClient(db.url, { max: 1, onnotice: () => {} });
+    const admin = sqlClient(db.url, { max: 1, onnotice: () => {} });
+    try {
+      await holder`SELECT pg_advisory_lock(${0x766f6c})`;
+      const running = migrate(db.url).then(
+        () => 'applied',
+        (err: unknown) => err,
+      );
+      await until(async () => (await admin`SELECT 1 FROM pg_stat_activity WHERE application_name = 'volstate-migrate' AND wait_event_type = 'Lock'`).length > 0);
+      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'volstate-migrate'`;
+      const outcome = await running;
+      expect(isConnectionError(outcome) || sqlState(outcome) === SQLSTATE.ADMIN_SHUTDOWN, String(outcome)).toBe(true);
+    } finally {
+      await holder.end({ timeout: 5 });
+      await admin.end({ timeout: 5 });
+    }
+  }, 30_000);
 });
