@@ -86,7 +86,7 @@ export async function ensureDatabase(adminUrl: string, name: string, template?: 
   } catch (err) {
     if (sqlState(err) !== SQLSTATE.DUPLICATE_DATABASE && sqlState(err) !== SQLSTATE.UNIQUE_VIOLATION) throw err;
   } finally {
-    await admin.end({ timeout: 5 }); // a bare end() hangs on a session the server ended (see db/migrate.ts)
+    await admin.end({ timeout: 1 }); // a bare end() hangs on a session the server ended (see db/migrate.ts)
   }
 }
 

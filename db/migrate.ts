@@ -33,6 +33,6 @@ export async function migrate(url: string): Promise<void> {
   } finally {
     // With a timeout: end() waits for ever on a session the server ended (postgres.js #1097,
     // #1130), and a node starting during a failover hung here until Node exited with 0.
-    await sql.end({ timeout: 5 });
+    await sql.end({ timeout: 1 });
   }
 }
