@@ -3,7 +3,7 @@
  * `<!-- tour:start -->` and `<!-- tour:end -->`, in order, against a real
  * `volstate serve` (file driver, its own database), with the real curl, jq
  * and cinder CLI. The only change made to the text is the port: the server
- * listens where the test found room, not necessarily on 8776. Each block's
+ * listens where the test found room (PORT, which the tour reads), not necessarily on 8776. Each block's
  * `# comment` after a command is what it must print.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -21,7 +21,9 @@ function tour(): string[] {
 
 /** What each command's trailing comment says it prints: `| jq … # 3.70` → "3.70". */
 function expectations(block: string): string[] {
-  return [...block.matchAll(/#\s+([^\s(][^(\n]*?)\s*(?:\(.*\))?$/gm)].map((m) => m[1]!.trim());
+  // Only a command that prints (its output piped to jq): a comment on an assignment says what it is.
+  const printing = block.split('\n').filter((line) => line.includes('| jq')).join('\n');
+  return [...printing.matchAll(/#\s+([^\s(][^(\n]*?)\s*(?:\(.*\))?$/gm)].map((m) => m[1]!.trim());
 }
 
 const tools = ['curl', 'jq', 'cinder'].filter((tool) => {
@@ -75,9 +77,11 @@ describe('the README tour', () => {
     if (tools.length) {
       throw new Error(`the README tour needs ${tools.join(', ')}: apt-get install -y ${tools.map((t) => (t === 'cinder' ? 'python3-cinderclient' : t)).join(' ')} (.ci/run does)`);
     }
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    // The tour reads the port as a user who moved it would: from PORT (8776 unset).
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
     for (const block of tour()) {
-      const script = block.replaceAll('127.0.0.1:8776', `127.0.0.1:${port}`);
+      expect(block, 'the tour names no fixed port: it reads PORT').not.toMatch(/127\.0\.0\.1:8776/);
+      const script = block;
       // One shell for the block, which may export for its own later lines.
       const out = execFileSync('bash', ['-euo', 'pipefail', '-c', script], { env, encoding: 'utf8', timeout: 60_000 });
       for (const expected of expectations(block)) expect(out, `block:\n${block}`).toContain(expected);
