@@ -41,6 +41,35 @@ function postgresUnder(dir: string): string[] {
   }
 }
 
+/**
+ * A child's output stream as it grows: `text()` so far, and `shows(pattern)`, which resolves
+ * when the text matches (woken by each write, never by a timer) and rejects if the child exits first.
+ */
+function watch(child: ChildProcess, stream: NodeJS.ReadableStream): { text(): string; shows(pattern: RegExp): Promise<RegExpExecArray> } {
+  let text = '';
+  const waiting = new Set<() => void>();
+  stream.on('data', (d: Buffer) => {
+    text += d.toString();
+    for (const check of waiting) check();
+  });
+  return {
+    text: () => text,
+    shows: (pattern) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const m = pattern.exec(text);
+          if (m) {
+            waiting.delete(check);
+            resolve(m);
+          }
+        };
+        waiting.add(check);
+        child.once('exit', (code) => reject(new Error(`exited ${code}: ${text}`)));
+        check();
+      }),
+  };
+}
+
 const dirs: string[] = [];
 function dataDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'volstate-start-'));
@@ -126,22 +155,10 @@ describe('volstate on the command line', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     try {
-      let err = '';
-      let onErr = () => {};
-      child.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        onErr();
-      });
-      const said = (pattern: RegExp) =>
-        new Promise<void>((resolve, reject) => {
-          onErr = () => pattern.test(err) && resolve();
-          child.once('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-          onErr();
-        });
-      await said(/the database does not answer yet \([^)]+\); trying again every second, for up to 120 s/);
+      const err = watch(child, child.stderr!);
+      await err.shows(/the database does not answer yet \([^)]+\); trying again every second, for up to 120 s/);
       open = true;
-      await said(/serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/);
-      const api = /serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/.exec(err)![1]!;
+      const api = (await err.shows(/serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/))[1]!;
       expect((await fetch(`${api}/readyz`)).status).toBe(200);
     } finally {
       child.kill('SIGTERM');
@@ -172,27 +189,10 @@ describe('volstate on the command line', () => {
       env: { ...process.env, DATABASE_URL: url, VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_LOG_FORMAT: 'pretty' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    let err = '';
-    let out = '';
-    let onOut = () => {};
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      onOut();
-    });
-    /** Resolves when the log shows `pattern` (woken by each write, never by a timer). */
-    const logged = (pattern: RegExp) =>
-      new Promise<void>((resolve) => {
-        onOut = () => pattern.test(out) && resolve();
-        onOut();
-      });
-    const api = await new Promise<string>((resolve, reject) => {
-      child.stderr!.on('data', (d: Buffer) => {
-        err += d.toString();
-        const m = /serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/.exec(err);
-        if (m) resolve(m[1]!);
-      });
-      child.on('exit', (code) => reject(new Error(`exited ${code}: ${err}`)));
-    });
+    const log = watch(child, child.stdout!);
+    const stderr = watch(child, child.stderr!);
+    const api = (await stderr.shows(/serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/))[1]!;
+    const err = stderr.text();
     try {
       expect(err).toMatch(/connecting to the PostgreSQL of DATABASE_URL[\s\S]*applying database migrations[\s\S]*listening on/);
       const health = await fetch(`${api}/healthz`);
@@ -206,7 +206,8 @@ describe('volstate on the command line', () => {
       // One human line per request on a terminal-style log: method, path, status, time.
       const missing = crypto.randomUUID();
       await fetch(`${api}/v3/volumes/${missing}`);
-      await logged(new RegExp(`GET /v3/volumes/${missing} 404`));
+      await log.shows(new RegExp(`GET /v3/volumes/${missing} 404`));
+      const out = log.text();
       expect(out).toMatch(new RegExp(`INFO {2}GET /v3/volumes/${missing} 404 [0-9.]+ms {2}fault=Volume ${missing} could not be found\\.`));
       expect(out.split('\n').filter((l) => l.includes('GET /healthz'))).toHaveLength(1);
     } finally {
