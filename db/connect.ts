@@ -58,6 +58,21 @@ export interface ConnectOptions {
 }
 
 /**
+ * Seconds before a connection that closed with an error is made again,
+ * after `retries` such closes in a row anywhere in the pool: 50 ms doubling
+ * to at most 1 s, with jitter. postgres.js's own backoff grows as 3^retries
+ * to 20 s, and its count is shared by the whole pool and its LISTEN
+ * connection: one outage under load (every pooled query failing to
+ * connect) took it to the cap, and the LISTEN connection, which reconnects
+ * through that delay, then came back up to 20 s after the database did —
+ * the worker fell back to its poll and every `Prefer: wait` request to its
+ * lease (3 s a step) until then (test/db/connect.test.ts).
+ */
+export function reconnectDelay(retries: number): number {
+  return (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1);
+}
+
+/**
  * A postgres.js pool. Statements are prepared (postgres.js caches them per
  * connection). Queries use postgres.js directly; drizzle owns the schema
  * and the migrations (see db/migrate.ts for why it gets its own connection).
@@ -69,6 +84,7 @@ export function connect(url: string, opts: ConnectOptions = {}): Sql {
     onnotice: () => {},
     idle_timeout: 60,
     connect_timeout: 10,
+    backoff: reconnectDelay,
     connection: { application_name: opts.name ?? 'volstate' },
   });
 }

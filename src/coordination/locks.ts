@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import { advisoryLock, advisoryUnlock, tryAdvisoryLock } from '../../db/advisory.ts';
-import { sqlClient } from '../../db/connect.ts';
+import { reconnectDelay, sqlClient } from '../../db/connect.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
 export type LockScope = 'process' | 'node' | 'global';
@@ -354,7 +354,7 @@ export class Coordination {
     this.global = url
       ? new GlobalLocks(
           // No idle_timeout: a session holding a lock through a long step is idle too, and closing it would let the lock go.
-          (onclose) => sqlClient(url, { max: 1, onnotice: () => {}, onclose, connection: { application_name: 'volstate-lock' } }),
+          (onclose) => sqlClient(url, { max: 1, onnotice: () => {}, onclose, backoff: reconnectDelay, connection: { application_name: 'volstate-lock' } }),
           opts.idleSessions ?? 4,
         )
       : undefined;

@@ -272,6 +272,7 @@ describe('PostgreSQL restarted under load', () => {
     const api = client(two);
 
     const failed = new Map<string, string>(); // request id → what was asked and answered
+    const errors: string[] = []; // 500s: an outage is a 503 (the database is unavailable), never an internal error
     let requests = 0;
     let stop = false;
     // The outage, and the requests in flight across some of it.
@@ -282,6 +283,7 @@ describe('PostgreSQL restarted under load', () => {
     const timed: typeof api = async (...args) => {
       const started = Date.now();
       const r = await api(...args);
+      if (r.status === 500) errors.push(`${args[0]} ${args[1]} → 500 ${JSON.stringify(r.body)}`);
       if (started < upAt && Date.now() > downAt) metOutage++;
       if (started > upAt && r.status < 300) acceptedAfter++;
       return r;
@@ -329,6 +331,7 @@ describe('PostgreSQL restarted under load', () => {
     const changed = failed.size
       ? await sql`SELECT request_id, resource_type, from_state, event, to_state FROM state_transitions WHERE request_id IN ${sql([...failed.keys()])}`
       : [];
+    expect(errors).toEqual([]);
     expect(changed.map((c) => `${failed.get(c.request_id)} but ${c.resource_type} ${c.from_state} -${c.event}-> ${c.to_state}`)).toEqual([]);
     await checkHistory(sql);
     console.log(`restart: ${requests} requests, ${metOutage} met the outage, ${failed.size} answered 5xx, none of which changed state`);

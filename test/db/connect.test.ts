@@ -3,8 +3,12 @@
  * which postgres.js does not: the embedded server's URLs name its socket,
  * and a multi-host URL (Patroni's) is no WHATWG URL and must pass untouched.
  */
+import { chmodSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sqlClient, tcpUrl } from '../../db/connect.ts';
+import { connect, sqlClient, tcpUrl } from '../../db/connect.ts';
+import { freePort, startEmbedded } from '../../db/servers/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 import { until } from '../helpers/wait.ts';
@@ -59,4 +63,57 @@ describe('migrations on a session the server ends', () => {
       await admin.end({ timeout: 5 });
     }
   }, 30_000);
+});
+
+describe('a PostgreSQL that goes away and comes back', () => {
+  it('is a connection error while its socket is gone (ENOENT), so the API answers 503, not 500', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'volstate-nosocket-'));
+    const sql = sqlClient(`postgres://postgres@127.0.0.1:5432/postgres?host=${encodeURIComponent(dir)}`, { max: 1, onnotice: () => {} });
+    try {
+      const err = await sql`SELECT 1`.then(() => undefined, (e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('ENOENT');
+      expect(isConnectionError(err)).toBe(true);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+    // A file that is not there is no connection error: only a connect's is.
+    expect(isConnectionError(Object.assign(new Error('no such file'), { code: 'ENOENT', syscall: 'open' }))).toBe(false);
+  });
+
+  it('hears notifications again within seconds of a restart, however many connects failed meanwhile', async () => {
+    // postgres.js waits before remaking a connection that closed with an error, 3^n/100 s after
+    // n such closes in the whole pool, to 20 s; the LISTEN connection shares the count. An outage
+    // under load took it to the cap: the nodes' workers fell back to their poll and every
+    // `Prefer: wait` request to its lease until their LISTEN came back, up to 20 s after the
+    // database did (test/concurrency/nodes.test.ts, 'PostgreSQL restarted under load').
+    const dir = mkdtempSync(join(tmpdir(), 'volstate-test-listen-'));
+    chmodSync(dir, 0o755);
+    const port = await freePort();
+    let pg = await startEmbedded({ dir, port, fast: true });
+    const url = pg.urlFor('postgres');
+    const sql = connect(url, { max: 4 });
+    try {
+      const heard: string[] = [];
+      await sql.listen('volstate_test', (payload) => heard.push(payload));
+      await pg.stop();
+      // The load meets the outage: every pooled connect fails, again and again.
+      for (let round = 0; round < 5; round++) await Promise.allSettled(Array.from({ length: 4 }, () => sql`SELECT 1`));
+      pg = await startEmbedded({ dir, port, fast: true });
+      const up = Date.now();
+      const notifier = sqlClient(url, { max: 1, onnotice: () => {} });
+      try {
+        await until(async () => {
+          await notifier`SELECT pg_notify('volstate_test', 'again')`;
+          return heard.includes('again');
+        }, 60_000, 'a notification after the restart');
+      } finally {
+        await notifier.end({ timeout: 1 });
+      }
+      // At most a second's backoff and a connect: 10–20 s before.
+      expect(Date.now() - up).toBeLessThan(5000);
+    } finally {
+      await sql.end({ timeout: 1 });
+      await pg.stop();
+    }
+  }, 90_000);
 });
