@@ -54,6 +54,16 @@ export function isConnectionError(err: unknown): boolean {
 }
 
 /**
+ * A connection error from before any session existed: the connect itself
+ * failed (no socket, refused, no route). Nothing of the statement was sent,
+ * so nothing of it can have been changed.
+ */
+export function neverConnected(err: unknown): boolean {
+  const { code, syscall } = (err ?? {}) as { code?: unknown; syscall?: unknown };
+  return syscall === 'connect' && typeof code === 'string' && ['ENOENT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code);
+}
+
+/**
  * A connection error that says the server's end of the session is over:
  * the server said it is terminating the session, or it closed the socket
  * (a backend closes it only as it exits; a killed one's kernel closes it).

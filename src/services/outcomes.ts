@@ -27,7 +27,7 @@
  */
 import type { Sql } from '../../db/connect.ts';
 import { changesOf, whenBack, type Change } from '../../db/outcomes.ts';
-import { isConnectionError, sessionEnded } from '../../db/sqlstate.ts';
+import { isConnectionError, neverConnected, sessionEnded } from '../../db/sqlstate.ts';
 import { ApiError } from '../errors.ts';
 
 export type { Change };
@@ -67,6 +67,17 @@ export class ChangeOutcomes {
       } catch (err) {
         if (!isConnectionError(err)) throw err;
         until ??= Date.now() + inDoubtMs;
+        if (neverConnected(err)) {
+          // This attempt reached no server (it is restarting, or failing over): nothing of it was
+          // sent, so there is nothing to ask the history; try again shortly while the patience
+          // lasts. (Until 2026-12-05 a connect ENOENT answered 500, then 503 after the history read.)
+          if (Date.now() < until) {
+            if (tries === 1) log.warn({ err }, 'no database to reach; trying again until it is back');
+            await new Promise((resolve) => setTimeout(resolve, Math.min(50 * tries, 500)));
+            continue;
+          }
+          throw new ApiError('ServiceUnavailable', { reason: 'the database could not be reached; nothing was changed' }, { headers: { 'Retry-After': '2' } });
+        }
         const changes = await changesOf(this.sql, requestId, until);
         if (changes === undefined) {
           log.warn({ err }, 'connection lost mid-change; the database did not come back to tell what it did');

@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { APP_DATABASE, ensureDatabase, sqlClient } from '../../db/connect.ts';
 import { freePort, startEmbedded, type EmbeddedServer } from '../../db/servers/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
-import { MODELS, type ResourceModel } from '../../machines/index.ts';
+import { MODELS, modelOf, type ResourceModel, type ResourceType } from '../../machines/index.ts';
 import { createTestDatabase } from '../helpers/db.ts';
 import { call, overlapsIn, startNode, type VolstateNode } from '../helpers/nodes.ts';
 import { isMachineEdge } from '../helpers/rows.ts';
@@ -93,7 +93,7 @@ async function settle(sql: postgres.Sql, ms: number) {
 
 async function checkHistory(sql: postgres.Sql) {
   const rows = await sql`SELECT resource_type, from_state, event, to_state FROM state_transitions`;
-  const bad = rows.filter((h) => !isMachineEdge(MODELS[h.resource_type as keyof typeof MODELS] as unknown as ResourceModel, h.from_state, h.event, h.to_state));
+  const bad = rows.filter((h) => !isMachineEdge(modelOf(h.resource_type as ResourceType), h.from_state, h.event, h.to_state));
   expect(bad).toEqual([]);
   return rows.length;
 }
