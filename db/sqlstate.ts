@@ -38,10 +38,10 @@ export function isConnectionError(err: unknown): boolean {
   if (state === SQLSTATE.ADMIN_SHUTDOWN || state === SQLSTATE.CRASH_SHUTDOWN || state === SQLSTATE.CANNOT_CONNECT_NOW) {
     return true;
   }
-  const { code, syscall } = (err ?? {}) as { code?: unknown; syscall?: unknown };
   // The server could not be reached at all: its Unix socket is gone (it is
   // stopped or restarting: a 500 until 2026-12-05), or no route to its host.
-  if (syscall === 'connect' && (code === 'ENOENT' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT')) return true;
+  if (neverConnected(err)) return true;
+  const code = (err as { code?: unknown })?.code;
   return (
     code === 'ECONNREFUSED' ||
     code === 'ECONNRESET' ||
