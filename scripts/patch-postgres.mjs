@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// postinstall: six guards for postgres.js 3.4.9, four on a connection that
+// postinstall: eight guards for postgres.js 3.4.9, six on a connection that
 // dies (PostgreSQL restarted, a backend terminated), found by volstate's
 // restart-under-load and lost-connection tests, and two on finding the
 // primary among several hosts, found by the failover harness:
@@ -40,6 +40,16 @@
 //    in the failover harness: every node's pool opened connections on the
 //    standby, and writes failed with 25006 until the promotion.
 //    Guarded: a new connection starts with no current query or error.
+// 7, 8. A connection that closes (or is terminated) while a small write
+//    waits for its setImmediate cancels the immediate but keeps
+//    `nextWriteTimer` set and the bytes queued: `write()` schedules a
+//    flush only when no timer is set, so nothing is ever written on that
+//    connection again. Its next connect never sends the startup message
+//    and fails with CONNECT_TIMEOUT after connect_timeout (10 s), and the
+//    server waits for that message as long, which held an embedded
+//    PostgreSQL's fast shutdown for 10 s in the harness's restarts
+//    (LanternOps/breeze#3225; porsager/postgres#1209 proposes the same).
+//    Guarded: the cancelled write is forgotten, in closed() and terminate().
 //
 // Idempotent; fails loudly if postgres.js changed shape (then look at
 // whether the guards are still needed).

@@ -1,4 +1,4 @@
-// The six guards scripts/patch-postgres.mjs adds to postgres.js 3.4.9 (why
+// The eight guards scripts/patch-postgres.mjs adds to postgres.js 3.4.9 (why
 // each is needed is told there), as data: the patch applies them at
 // install, and the server checks at start that each is in place
 // (db/postgres-guards.ts), refusing to run without them.
@@ -32,6 +32,12 @@ const STALE_GUARD =
   '  async function connect() {\n    terminated = false\n    backendParameters = {}\n' +
   '    /* volstate: a new connection carries no query of the last one */\n    query = errorResponse = null\n';
 
+const FORGET = '    /* volstate: a cancelled write is forgotten (LanternOps/breeze#3225) */\n    chunk = nextWriteTimer = null\n';
+const CLOSED_WRITE_ANCHOR = '    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)\n';
+const CLOSED_WRITE_GUARD = `    clearImmediate(nextWriteTimer)\n${FORGET}    socket.removeListener('data', data)\n`;
+const TERMINATE_WRITE_ANCHOR = '    clearImmediate(nextWriteTimer)\n    if (socket) {\n';
+const TERMINATE_WRITE_GUARD = `    clearImmediate(nextWriteTimer)\n${FORGET}    if (socket) {\n`;
+
 /** [anchor in postgres.js, what replaces it] */
 export const GUARDS = [
   [ANCHOR, GUARD],
@@ -40,4 +46,6 @@ export const GUARDS = [
   [RESET_ANCHOR, RESET_GUARD],
   [READ_WRITE_ANCHOR, READ_WRITE_GUARD],
   [STALE_ANCHOR, STALE_GUARD],
+  [CLOSED_WRITE_ANCHOR, CLOSED_WRITE_GUARD],
+  [TERMINATE_WRITE_ANCHOR, TERMINATE_WRITE_GUARD],
 ];

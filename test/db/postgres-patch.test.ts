@@ -72,6 +72,64 @@ describe('postgres.js on a connection that dies in the middle of a result', () =
   });
 });
 
+describe('postgres.js on a connection closed while a write waits for its turn', () => {
+  it('sends the next connection its startup message (it hung until connect_timeout)', { timeout: 30_000 }, async () => {
+    // postgres.js defers a small write with setImmediate. A connection that
+    // closes before the immediate runs cancels it; 3.4.9 cancelled it
+    // without forgetting it (nextWriteTimer stayed set, its bytes queued),
+    // so no later write on that connection was ever scheduled: the next
+    // connection never sent its startup message and hung until
+    // connect_timeout. The server waits for that startup message as long:
+    // it is what held the embedded PostgreSQL's fast shutdown for 10 s
+    // (connect_timeout) in the harness's pg-restart runs. Here the close
+    // comes in the same turn as the write, on demand: the test makes the
+    // sockets (postgres.js's `socket` option) and destroys the one in use
+    // right after sending a query.
+    const { connect: tcpConnect } = await import('node:net');
+    const { sqlClient, tcpUrl } = await import('../../db/connect.ts');
+    const target = new URL(tcpUrl(db.url));
+    const sockets: import('node:net').Socket[] = [];
+    // `socket` is a postgres.js option its types leave out: passed as a variable, not a literal.
+    const options = {
+      max: 1,
+      connect_timeout: 3,
+      onnotice: () => {},
+      socket: () =>
+        new Promise((resolve, reject) => {
+          const s = tcpConnect(Number(target.port), target.hostname, () => resolve(s)).once('error', reject);
+          sockets.push(s);
+        }),
+    };
+    const sql = sqlClient(target.toString(), options);
+    try {
+      expect([...(await sql`SELECT 1 AS one`)]).toEqual([{ one: 1 }]);
+      // From an immediate (the check phase): the query's own deferred write
+      // runs in the next turn of the loop, the socket's 'close' in this one's
+      // close phase, before it.
+      const cut = await new Promise<Promise<unknown>>((resolve) =>
+        setImmediate(() => {
+          resolve(
+            sql`SELECT 2 AS two`.then(
+              (r) => [...r],
+              (e: { code?: string }) => e.code,
+            ),
+          );
+          sockets.at(-1)!.destroy();
+        }),
+      );
+      expect(await cut).toBe('CONNECTION_CLOSED');
+      const next = await sql`SELECT 3 AS three`.then(
+        (r) => [...r],
+        (e: { code?: string }) => e.code,
+      );
+      expect(next).toEqual([{ three: 3 }]);
+      expect(sockets.length).toBe(2);
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  });
+});
+
 describe('the start-time check of the patch', () => {
   it('finds every guard in the installed postgres.js, and none in an unpatched copy; the server refuses that with how to fix it', async () => {
     const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
