@@ -98,7 +98,7 @@ async function checkHistory(sql: postgres.Sql) {
   return rows.length;
 }
 
-describe('three nodes, 300 volumes, one node SIGKILLed mid-run', () => {
+describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
   it('loses nothing, leaves nothing stuck, and never lets two owners work on one resource', { timeout: 240_000 }, async () => {
     const url = await createTestDatabase();
     const sql = sqlClient(url, { max: 4, onnotice: () => {} });
@@ -156,9 +156,10 @@ describe('three nodes, 300 volumes, one node SIGKILLed mid-run', () => {
       done++;
     };
 
-    // 300, not 500 as it was: the same kill and recovery, a third less of the suite's busiest minute
-    // (npm test ≤ 300 s on 2 cores, issue 18); a tenth are done before the kill, 270 run through it.
-    const TOTAL = 300;
+    // 200 (500, then 300, until 2026-12-05): the same kill and recovery, less of the suite's busiest
+    // minutes (npm test ≤ 300 s on 2 cores, issue 18; this file and the harness's are half of its
+    // CPU); a tenth are done before the kill, 180 run through it.
+    const TOTAL = 200;
     let launched = 0;
     const users = Array.from({ length: 40 }, async () => {
       while (launched < TOTAL) {
