@@ -7,8 +7,9 @@
  * holes (an existing volume answered 404), seen when backends were
  * terminated under load.
  */
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { connect, type Sql } from '../../db/connect.ts';
+import { connect, sqlClient, tcpUrl, type Sql } from '../../db/connect.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -84,11 +85,9 @@ describe('postgres.js on a connection closed while a write waits for its turn', 
     // (connect_timeout) in the harness's pg-restart runs. Here the close
     // comes in the same turn as the write, on demand: the test makes the
     // sockets (postgres.js's `socket` option) and destroys the one in use
-    // right after sending a query.
-    const { connect: tcpConnect } = await import('node:net');
-    const { sqlClient, tcpUrl } = await import('../../db/connect.ts');
+    // right after sending a query, five times on one connection.
     const target = new URL(tcpUrl(db.url));
-    const sockets: import('node:net').Socket[] = [];
+    const sockets: Socket[] = [];
     // `socket` is a postgres.js option its types leave out: passed as a variable, not a literal.
     const options = {
       max: 1,
@@ -103,27 +102,30 @@ describe('postgres.js on a connection closed while a write waits for its turn', 
     const sql = sqlClient(target.toString(), options);
     try {
       expect([...(await sql`SELECT 1 AS one`)]).toEqual([{ one: 1 }]);
-      // From an immediate (the check phase): the query's own deferred write
-      // runs in the next turn of the loop, the socket's 'close' in this one's
-      // close phase, before it.
-      const cut = await new Promise<Promise<unknown>>((resolve) =>
-        setImmediate(() => {
-          resolve(
-            sql`SELECT 2 AS two`.then(
-              (r) => [...r],
-              (e: { code?: string }) => e.code,
-            ),
-          );
-          sockets.at(-1)!.destroy();
-        }),
-      );
-      expect(await cut).toBe('CONNECTION_CLOSED');
-      const next = await sql`SELECT 3 AS three`.then(
-        (r) => [...r],
-        (e: { code?: string }) => e.code,
-      );
-      expect(next).toEqual([{ three: 3 }]);
-      expect(sockets.length).toBe(2);
+      const ROUNDS = 5;
+      for (let round = 1; round <= ROUNDS; round++) {
+        // From an immediate (the check phase): the query's own deferred write
+        // runs in the next turn of the loop, the socket's 'close' in this one's
+        // close phase, before it.
+        const cut = await new Promise<Promise<unknown>>((resolve) =>
+          setImmediate(() => {
+            resolve(
+              sql`SELECT 2 AS two`.then(
+                (r) => [...r],
+                (e: { code?: string }) => e.code,
+              ),
+            );
+            sockets.at(-1)!.destroy();
+          }),
+        );
+        expect(await cut, `round ${round}`).toBe('CONNECTION_CLOSED');
+        const next = await sql`SELECT ${round}::int AS round`.then(
+          (r) => [...r],
+          (e: { code?: string }) => e.code,
+        );
+        expect(next, `round ${round}`).toEqual([{ round }]);
+      }
+      expect(sockets.length).toBe(ROUNDS + 1);
     } finally {
       await sql.end({ timeout: 1 });
     }
