@@ -114,7 +114,7 @@ async function serve(target: Target, databaseUrl: string, dataDir: string): Prom
   proc.once('exit', () => process.off('exit', orphan));
   let err = '';
   return new Promise((resolveReady, reject) => {
-    proc.stderr!.on('data', (b: Buffer) => {
+    proc.stderr.on('data', (b: Buffer) => {
       if (process.env.BENCH_SERVER_LOG) appendFileSync(process.env.BENCH_SERVER_LOG, b);
       err += b.toString();
       const url = /serving the Cinder v3 API at (\S+)\/v3/.exec(err)?.[1];

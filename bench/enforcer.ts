@@ -151,7 +151,7 @@ function lockBased(lock: 'for-update' | 'advisory'): Transition {
       const [row] = (lock === 'for-update'
         ? await tx`SELECT * FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${id} FOR UPDATE`
         : await tx`SELECT * FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${id}`) as unknown as StateRow[];
-      const d = decide(model, { state: row!.state, context: contextOf(model, row!) }, { type: event, ...PAYLOAD[event] } as never);
+      const d = decide(model, { state: row!.state, context: contextOf(model, row!) }, { type: event, ...PAYLOAD[event] });
       if (!d.ok) throw new Error(`${lock} refused ${event}`);
       const c = d.context as { readers: number; dependents: number };
       const [moved] = await tx`
@@ -168,7 +168,7 @@ function lockBased(lock: 'for-update' | 'advisory'): Transition {
 function pgbenchScript(contended: boolean): string {
   const perClient = (ROWS / CLIENTS) | 0;
   const row = contended ? '\\set row 0' : `\\set row (:client_id % ${CLIENTS}) * ${perClient} + random(0, ${perClient - 1})`;
-  const literal = (v: unknown) => (v === null ? 'NULL' : typeof v === 'string' ? `'${v.replaceAll("'", "''")}'` : String(v));
+  const literal = (v: unknown) => (v === null ? 'NULL' : typeof v === 'string' ? `'${v.replaceAll("'", "''")}'` : JSON.stringify(v));
   const bind = (text: string, event: Event) =>
     text
       .replaceAll('$1::text', "'volume'::text")
@@ -242,9 +242,9 @@ async function main() {
     let last = '';
     for (const [workload, r] of Object.entries(results)) {
       const e = r.enforcer as number;
-      const ratio = (name: string) => (typeof r[name] === 'number' ? (e / (r[name] as number)).toFixed(2) : 'n/a');
+      const ratio = (name: string) => (typeof r[name] === 'number' ? (e / (r[name])).toFixed(2) : 'n/a');
       const g = r[`enforcer, group commit (${GROUPED_CALLERS} callers)`];
-      const grouped = typeof g === 'number' && typeof r['pgbench, same statement'] === 'number' ? (g / (r['pgbench, same statement'] as number)).toFixed(2) : 'n/a';
+      const grouped = typeof g === 'number' && typeof r['pgbench, same statement'] === 'number' ? (g / (r['pgbench, same statement'])).toFixed(2) : 'n/a';
       console.log(`  ${workload}: enforcer/raw postgres.js ${ratio('raw postgres.js, same statement')}, enforcer/FOR UPDATE ${ratio('SELECT FOR UPDATE + UPDATE')}, enforcer/advisory ${ratio('pg_advisory_xact_lock + RMW')}, enforcer/pgbench ${ratio('pgbench, same statement')}, group commit/pgbench ${grouped}`);
       if (workload.startsWith('uncontended')) last = `${ratio('pgbench, same statement')} (group commit: ${grouped})`;
     }

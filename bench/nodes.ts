@@ -141,7 +141,7 @@ async function throughput(pg: EmbeddedServer, count: number, latencyMs: number):
 
 const atRest = (type: string, state: string) => {
   const index = MODELS[type as keyof typeof MODELS].index;
-  return !index.isTransient(state as never);
+  return !index.isTransient(state);
 };
 
 async function recovery(pg: EmbeddedServer): Promise<{ owned: number; takenBackMs: number; restMs: number; timeoutMs: number }> {

@@ -137,7 +137,7 @@ async function main(): Promise<void> {
     await rally(work, conf, ['task', 'start', '--task', join(HERE, 'rally', 'task.yaml'), '--task-args', args], { live: true });
     const status = await mustRally(work, conf, ['task', 'status']);
     if (!/finished/.test(status)) throw new Error(`rally's task did not finish: ${status.trim()}`);
-    const out = resolve(values.out!);
+    const out = resolve(values.out);
     await mustRally(work, conf, ['task', 'report', '--json', '--out', out]);
     const report = JSON.parse(readFileSync(out, 'utf8')) as Report;
     console.log(`rally: ${((Date.now() - started) / 1000).toFixed(0)} s; report ${out}\n`);

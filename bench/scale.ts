@@ -158,7 +158,7 @@ async function main() {
     const api = async (method: string, path: string, body?: unknown) => {
       const r = await fetch(`${base}${path}`, { method, headers: HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
       const text = await r.text();
-      return { status: r.status, body: (text ? JSON.parse(text) : undefined) as Json };
+      return { status: r.status, body: (text ? JSON.parse(text) : undefined) };
     };
     const until = async (path: string, ok: (b: Json, status: number) => boolean) => {
       for (;;) {

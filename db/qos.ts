@@ -59,7 +59,7 @@ export async function associations(sql: Exec, id: string): Promise<{ id: string;
  * Associate a type (it must have no other QoS specs: 'taken'), or
  * dissociate one or all. 'missing-type': no such type.
  */
-export async function associate(sql: Exec, id: string, typeId: string | 'all', on: boolean): Promise<'ok' | 'missing-type' | 'taken'> {
+export async function associate(sql: Exec, id: string, typeId: string, on: boolean): Promise<'ok' | 'missing-type' | 'taken'> {
   if (typeId === 'all') {
     await sql`UPDATE volume_types SET qos_specs_id = NULL WHERE qos_specs_id = ${id}`;
     return 'ok';

@@ -27,8 +27,8 @@ type DeltaParam = `d_${AttachmentBucket}`;
 export type AttachmentCounts = Record<CountColumn, number>;
 export type AttachmentDeltas = Record<DeltaParam, number>;
 
-const col = (b: AttachmentBucket) => `att_${b}` as CountColumn;
-const param = (b: AttachmentBucket) => `d_${b}` as DeltaParam;
+const col = (b: AttachmentBucket): CountColumn => `att_${b}`;
+const param = (b: AttachmentBucket): DeltaParam => `d_${b}`;
 
 /** Context columns of the counts. */
 export const attachmentCountColumns = Object.fromEntries(ATTACHMENT_BUCKETS.map((b) => [col(b), 'int'])) as Record<CountColumn, 'int'>;

@@ -70,6 +70,7 @@ export const attachmentGuards = guardTable<C, E>()({});
 export const attachmentEffects = effectTable<C, E>()({});
 
 export const attachmentMachine = setup({
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- xstate's type witness: without it each state's meta is checked against {}, not StateMeta
   types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
   guards: jsGuards<C, E, typeof attachmentGuards>(attachmentGuards),
   actions: jsEffects<C, E, typeof attachmentEffects>(attachmentEffects),

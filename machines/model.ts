@@ -325,7 +325,10 @@ export function recoveryGuards<C extends { operation: Record<string, unknown> | 
 export function recoveryEffects<C extends { operation: Record<string, unknown> | null }, E>() {
   return {
     countLoss: {
-      js: (c: C) => ({ operation: { ...(c.operation ?? {}), lost: lostOf(c) + 1 } as Record<string, unknown> }) as Partial<C>,
+      js: (c: C) => {
+        const operation: Record<string, unknown> = { ...(c.operation ?? {}), lost: lostOf(c) + 1 };
+        return { operation } as Partial<C>;
+      },
       sql: { operation: `jsonb_set(COALESCE(operation, '{}'::jsonb), '{lost}', to_jsonb(${lostSql} + 1))` } as EffectSql<C>,
     },
     clearOperation: { js: () => ({ operation: null }) as Partial<C>, sql: { operation: 'NULL' } as EffectSql<C> },

@@ -301,6 +301,7 @@ const parkedOnly = Object.fromEntries(
 ) as Record<(typeof PARKED_ONLY)[number], { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus } & typeof force; states: { parked: typeof parkedState } }>;
 
 export const volumeMachine = setup({
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- xstate's type witness: without it each state's meta is checked against {}, not StateMeta
   types: { context: {} as C, events: {} as E, meta: {} as StateMeta },
   guards: jsGuards<C, E, typeof volumeGuards>(volumeGuards),
   actions: jsEffects<C, E, typeof volumeEffects>(volumeEffects),

@@ -77,7 +77,7 @@ function usageOf(command: string): string | undefined {
 
 function dbOf(v: unknown): 'embedded' | 'patroni' | 'patroni-async' | undefined {
   if (v === undefined || v === 'embedded' || v === 'patroni' || v === 'patroni-async') return v;
-  fail(`--db ${String(v)}: expected embedded, patroni or patroni-async`);
+  fail(`--db ${JSON.stringify(v)}: expected embedded, patroni or patroni-async`);
 }
 
 function fail(message: string): never {
@@ -249,7 +249,7 @@ async function main(argv: string[]): Promise<void> {
       const whole = (v: unknown, what: string, fallback: number) => {
         if (v === undefined) return fallback;
         const n = Number(v);
-        if (!Number.isInteger(n) || n < 0) fail(`${what} ${String(v)}: expected a whole number`);
+        if (!Number.isInteger(n) || n < 0) fail(`${what} ${JSON.stringify(v)}: expected a whole number`);
         return n;
       };
       const endpoint = values.endpoint as string | undefined;

@@ -218,7 +218,7 @@ function backendsOf(value: string | undefined, driver: DriverName, fileDir: stri
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const driver = (env.VOLSTATE_DRIVER ?? 'file') as DriverName;
+  const driver = env.VOLSTATE_DRIVER ?? 'file';
   if (driver !== 'file' && driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected file or fake`);
   const heartbeatMs = int(env, 'VOLSTATE_HEARTBEAT_MS', 1000, 50);
   const timeoutMs = int(env, 'VOLSTATE_WORKER_TIMEOUT_MS', 5000, 200);

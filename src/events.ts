@@ -66,7 +66,7 @@ export class TransitionTail {
   private async run(): Promise<void> {
     for (const channel of [WORK_CHANNEL, STATE_CHANNEL]) {
       const l = await this.sql.listen(channel, () => this.poke()).catch(() => undefined);
-      if (l) this.unlisten.push(l.unlisten);
+      if (l) this.unlisten.push(() => l.unlisten());
     }
     /** id → when the gap before it was first seen */
     const gapSince = new Map<number, number>();

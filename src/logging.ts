@@ -26,8 +26,9 @@ export function prettyLine(record: Record<string, unknown>): string {
     .filter(([k]) => !PLAIN.has(k))
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`);
   const err = record.err as { stack?: string } | undefined;
-  const tail = record.reqId ? `  ${String(record.reqId)}` : '';
-  return `${time} ${level} ${String(record.msg ?? '')}${extra.length && !err ? `  ${extra.join(' ')}` : ''}${tail}${err?.stack ? `\n${err.stack}` : ''}\n`;
+  const text = (v: unknown) => (typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v));
+  const tail = record.reqId ? `  ${text(record.reqId)}` : '';
+  return `${time} ${level} ${text(record.msg)}${extra.length && !err ? `  ${extra.join(' ')}` : ''}${tail}${err?.stack ? `\n${err.stack}` : ''}\n`;
 }
 
 /** The logger options of the app: level, and a stream that writes pretty lines when asked for. */

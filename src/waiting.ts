@@ -68,7 +68,7 @@ export class Waits {
       // (Re)connected: whatever happened meanwhile, let every waiter look again.
       () => [...this.watched.keys()].forEach((k) => this.wake(k)),
     );
-    this.unlisten = listener.unlisten;
+    this.unlisten = () => listener.unlisten();
     this.purge = setInterval(() => void purgeExpiredWaiters(this.sql).catch(() => {}), 60_000);
     this.purge.unref();
     this.renewal = setInterval(() => void renewWaiters(this.sql, [...this.mine]).catch(() => {}), WAITER_LEASE_MS / 3);

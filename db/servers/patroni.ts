@@ -80,7 +80,8 @@ export interface PatroniMember {
 /** One member as Patroni's REST API reports it (`GET /cluster`). */
 export interface MemberStatus {
   name: string;
-  role: 'leader' | 'sync_standby' | 'replica' | string;
+  /** 'leader', 'sync_standby', 'replica', … */
+  role: string;
   state: string;
   lag?: number | string;
   timeline?: number;
@@ -233,7 +234,7 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
   );
   children.add(etcd);
   let etcdLog = '';
-  etcd.stderr!.on('data', (b: Buffer) => (etcdLog = (etcdLog + b.toString()).slice(-20_000)));
+  etcd.stderr.on('data', (b: Buffer) => (etcdLog = (etcdLog + b.toString()).slice(-20_000)));
   for (let until = Date.now() + 30_000; ; ) {
     const ok = await fetch(`${etcdUrl}/health`).then((r) => r.ok, () => false);
     if (ok) break;
@@ -304,8 +305,8 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       env: { ...process.env, HOME: join(dir, m.name), PATH: `${PG_BIN}:${process.env.PATH ?? ''}` },
     });
     const keep = (b: Buffer) => logs.set(m.name, ((logs.get(m.name) ?? '') + b.toString()).slice(-50_000));
-    proc.stdout!.on('data', keep);
-    proc.stderr!.on('data', keep);
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
     children.add(proc);
     proc.on('exit', () => children.delete(proc));
     procs.set(m.name, proc);

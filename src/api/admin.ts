@@ -23,7 +23,7 @@ import { capabilitiesOf, DRIVER_VERSION, type Backend, type Backends } from '../
 import { ApiError } from '../errors.ts';
 import { BINARIES, type Binary, type HostService, type ServiceRow } from '../services/hosts.ts';
 import { requireAdmin } from './context.ts';
-import { invalid } from './parse.ts';
+import { invalid, show } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
 import { timestamp } from './views.ts';
 
@@ -86,7 +86,7 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     if (typeof host !== 'string' || host === '') throw invalid('host', host ?? 'None', 'host is required.');
     const binary = body.binary ?? body.service;
     if (typeof binary !== 'string' || !(BINARIES as readonly string[]).includes(binary)) {
-      throw new ApiError('ServiceNotFound', { host, binary: String(binary ?? 'None') });
+      throw new ApiError('ServiceNotFound', { host, binary: binary === undefined || binary === null ? 'None' : show(binary) });
     }
     let reason: string | null = null;
     if (action === 'disable-log-reason') {

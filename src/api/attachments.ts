@@ -11,7 +11,7 @@ import { ApiError } from '../errors.ts';
 import type { AttachmentRecord, AttachmentService } from '../services/attachments.ts';
 import { listHandler, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
-import { invalid, isUuid, rejectUnknown, unwrap } from './parse.ts';
+import { invalid, isUuid, rejectUnknown, show, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
 import { attachmentDetail, attachmentSummary, stateHeaders, transitionView } from './views.ts';
 
@@ -80,7 +80,7 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     rejectUnknown(body, 'attachment', ['volume_uuid', 'instance_uuid', 'connector', 'mode']);
     const volumeUuid = body.volume_uuid;
     if (volumeUuid === undefined || volumeUuid === null) throw invalid('volume_uuid', 'None', 'volume_uuid is required.');
-    if (typeof volumeUuid !== 'string' || !isUuid(volumeUuid)) throw new ApiError('VolumeNotFound', { id: String(volumeUuid) });
+    if (typeof volumeUuid !== 'string' || !isUuid(volumeUuid)) throw new ApiError('VolumeNotFound', { id: show(volumeUuid) });
     const instance = body.instance_uuid;
     if (instance !== undefined && instance !== null && typeof instance !== 'string') throw invalid('instance_uuid', instance, 'It must be a string.');
     const input = {

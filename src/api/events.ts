@@ -17,7 +17,7 @@ import { RESOURCE_TYPES } from '../../machines/index.ts';
 import { ApiError } from '../errors.ts';
 import type { TransitionTail } from '../events.ts';
 import { timestamp } from './views.ts';
-import { isUuid } from './parse.ts';
+import { isUuid, show } from './parse.ts';
 import { listScope } from './lists.ts';
 
 /** A comment line every so often keeps proxies from closing a quiet stream. */
@@ -37,7 +37,7 @@ export const eventRoutes: FastifyPluginAsync<{ tail: TransitionTail }> = async (
       throw new ApiError('InvalidInput', { reason: `resource_type '${type}' is not one of ${RESOURCE_TYPES.join(', ')}.` });
     }
     const id = q.resource_id;
-    if (id !== undefined && !isUuid(id)) throw new ApiError('InvalidInput', { reason: `resource_id '${id}' is not a UUID.` });
+    if (id !== undefined && !isUuid(id)) throw new ApiError('InvalidInput', { reason: `resource_id '${show(id)}' is not a UUID.` });
     const project = listScope(req.caller, q);
     const last = (req.headers['last-event-id'] as string | undefined) ?? q.last_event_id;
     if (last !== undefined && !/^[0-9]{1,15}$/.test(last)) throw new ApiError('InvalidInput', { reason: `Last-Event-ID '${last}' is not an event id this stream gave.` });

@@ -60,7 +60,8 @@ export function checkBody(body: unknown): void {
 /** Query parameters and path parameters: every key and value storable. */
 export function checkParameters(what: 'query parameter' | 'path', values: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(values)) {
-    for (const s of [k, ...(Array.isArray(v) ? v : [v])]) {
+    const vs: unknown[] = Array.isArray(v) ? v : [v];
+    for (const s of [k, ...vs]) {
       if (typeof s !== 'string') continue;
       const why = unstorable(s);
       if (why) throw new ApiError('InvalidInput', { reason: what === 'path' ? `the ${k} in the request path is refused: ${why}.` : `the query parameter ${k} is refused: ${why}.` });

@@ -33,7 +33,7 @@ export interface MetadataRoutesOptions {
   collection: 'volumes' | 'snapshots';
   service: MetadataService;
   /** the id from the URL, checked (a non-UUID is the resource's 404) */
-  idOf(raw: string): string;
+  idOf: (raw: string) => string;
 }
 
 const Params = Type.Object({ id: Type.String(), key: Type.Optional(Type.String()), project_id: Type.Optional(Type.String()) });

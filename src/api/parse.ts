@@ -12,8 +12,8 @@ export function isUuid(value: unknown): value is string {
   return typeof value === 'string' && UUID.test(value);
 }
 
-/** The value as a message repeats it: bounded (src/errors.ts echo). */
-const show = (value: unknown) => echo(typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value)));
+/** The value as a message repeats it: JSON for what is not a string, bounded (src/errors.ts echo). */
+export const show = (value: unknown): string => echo(typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value)));
 
 export function invalid(field: string, value: unknown, reason: string): ApiError {
   return new ApiError('InvalidField', { field, value: show(value), reason });

@@ -61,7 +61,7 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { qos
     if (consumer !== undefined && (typeof consumer !== 'string' || !CONSUMERS.includes(consumer))) {
       throw invalid('consumer', consumer, `the consumer is one of ${CONSUMERS.join(', ')}.`);
     }
-    const row = await qos.create({ name: text, consumer: (consumer as string | undefined) ?? 'back-end', specs: parseMetadata(rest, 'qos_specs') });
+    const row = await qos.create({ name: text, consumer: (consumer) ?? 'back-end', specs: parseMetadata(rest, 'qos_specs') });
     return { qos_specs: view(row), links: links(req, row.id) };
   });
 
@@ -84,7 +84,7 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { qos
     const q = await existing(req.params.id);
     const keys = req.body.keys;
     if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string')) throw invalid('keys', keys ?? 'None', 'give a list of the keys to remove.');
-    await qos.deleteKeys(q, keys as string[]);
+    await qos.deleteKeys(q, keys);
     return reply.code(202).send();
   });
 

@@ -185,5 +185,5 @@ export function nextLink(ctx: ViewContext, collection: string, path: string, que
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(query)) if (typeof v === 'string' && k !== 'marker') params.set(k, v);
   params.set('marker', lastId);
-  return { [`${collection}_links`]: [{ rel: 'next', href: `${ctx.base}/v3${p}/${path}?${params}` }] };
+  return { [`${collection}_links`]: [{ rel: 'next', href: `${ctx.base}/v3${p}/${path}?${params.toString()}` }] };
 }

@@ -11,7 +11,7 @@ import { ApiError } from '../errors.ts';
 import { changeState } from './changes.ts';
 import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
-import { invalid, isUuid, parseBool, parseIfMatch, parseSize } from './parse.ts';
+import { invalid, isUuid, parseBool, parseIfMatch, parseSize, show } from './parse.ts';
 import { ActionBody, IdParams } from './schemas.ts';
 import { volumeId } from './volumes.ts';
 
@@ -213,14 +213,14 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
         throw new ApiError('InvalidInput', { reason: 'os-reset_status needs at least one of status, attach_status, migration_status.' });
       }
       if (migrationStatus !== undefined && migrationStatus !== null && migrationStatus !== 'none') {
-        throw new ApiError('InvalidInput', { reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${String(migrationStatus)}.` });
+        throw new ApiError('InvalidInput', { reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${show(migrationStatus)}.` });
       }
       if (attachStatus !== undefined && attachStatus !== null && attachStatus !== 'detached' && attachStatus !== 'attached') {
-        throw new ApiError('InvalidInput', { reason: `attach_status ${String(attachStatus)} is invalid: use attached or detached.` });
+        throw new ApiError('InvalidInput', { reason: `attach_status ${show(attachStatus)} is invalid: use attached or detached.` });
       }
       if (status !== undefined && (typeof status !== 'string' || !(CINDER_VOLUME_STATUSES as readonly string[]).includes(status))) {
         throw new ApiError('InvalidInput', {
-          reason: `Volume status: ${String(status)} is invalid, valid statuses are: (${CINDER_VOLUME_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
+          reason: `Volume status: ${show(status)} is invalid, valid statuses are: (${CINDER_VOLUME_STATUSES.map((s) => `'${s}'`).join(', ')}).`,
         });
       }
       // attach_status=detached detaches every attachment first (as Cinder);
@@ -229,7 +229,7 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       await ctx.volumes.resetStatus(
         ctx.req.caller,
         ctx.id,
-        { status: status as string | undefined, detach: attachStatus === 'detached' },
+        { status: status, detach: attachStatus === 'detached' },
         ctx.attachments,
         ctx.ifMatch,
       );

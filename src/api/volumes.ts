@@ -10,7 +10,7 @@ import type { VolumeRecord, VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
 import { listHandler, listScope, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
-import { describedPatch, isUuid, parseBool, parseIfMatch, parseMetadata, parseSize, parseText, rejectUnknown, unwrap } from './parse.ts';
+import { describedPatch, isUuid, parseBool, parseIfMatch, parseMetadata, parseSize, parseText, rejectUnknown, show, unwrap } from './parse.ts';
 import { IdParams, ProjectParams, Query, VolumeCreateBody, VolumeUpdateBody } from './schemas.ts';
 import { stateHeaders, transitionView, volumeDetail, volumeSummary } from './views.ts';
 
@@ -92,7 +92,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     unsupported(body, 'group_id', 'Groups');
     if (body.volume_type != null && typeof body.volume_type !== 'string') throw new ApiError('VolumeTypeNotFound', { id: JSON.stringify(body.volume_type) });
     if (body.availability_zone != null && body.availability_zone !== 'nova') {
-      throw new ApiError('InvalidInput', { reason: `Availability zone '${String(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
+      throw new ApiError('InvalidInput', { reason: `Availability zone '${show(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
     }
     const snapshotId = sourceId(body.snapshot_id, 'snapshot_id', 'SnapshotNotFound');
     const sourceVolid = sourceId(body.source_volid, 'source_volid', 'VolumeNotFound');
@@ -107,7 +107,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       multiattach: body.multiattach === undefined || body.multiattach === null ? false : parseBool(body.multiattach, 'multiattach'),
       snapshotId,
       sourceVolid,
-      volumeType: (body.volume_type as string | null | undefined) || null,
+      volumeType: (body.volume_type) || null,
     };
     const volume = await changeState(
       req,

@@ -24,7 +24,7 @@
  */
 import type postgres from 'postgres';
 import type { StateTransitionRow } from '../../db/schema.ts';
-import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
+import { RESOURCE_TYPES } from '../../machines/index.ts';
 import { factsOf, type MachineFacts } from './edges.ts';
 
 type Exec = postgres.Sql;
@@ -73,7 +73,7 @@ export interface CheckReport {
 const line = (t: TransitionRow) => `v${t.version} ${t.from_state ?? '∅'} --${t.event}--> ${t.to_state} (${t.actor}${t.request_id ? `, ${t.request_id}` : ''})`;
 
 export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<CheckReport> {
-  const facts = new Map<string, MachineFacts>(RESOURCE_TYPES.map((t) => [t, factsOf(t as ResourceType)]));
+  const facts = new Map<string, MachineFacts>(RESOURCE_TYPES.map((t) => [t, factsOf(t)]));
   const violations: Violation[] = [];
   type Row = { state: string; version: number; readers: number; dependents: number; owner: string | null; updated_at: Date };
   const rows = new Map<string, Row>();

@@ -16,6 +16,9 @@ export interface Capacity {
 /** What a host sends to be connected to a volume (os-brick's connector properties). */
 export type Connector = Record<string, unknown>;
 
+/** A connector property that is text (os-brick sends strings; anything else is not a name). */
+export const connectorText = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
 /** What the host needs to connect: `{driver_volume_type, data}`, as Cinder drivers return it. */
 export interface ConnectionInfo {
   driver_volume_type: string;

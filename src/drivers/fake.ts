@@ -4,7 +4,7 @@
  * down and failed by FaultyDriver (faults.ts). Its backend is not shared,
  * so nodes of one deployment use the file driver on shared storage.
  */
-import { DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
+import { connectorText, DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
 
 export interface FakeDriverOptions {
   capacityGb?: number;
@@ -71,7 +71,7 @@ export class FakeDriver implements Driver {
 
   async initializeConnection(volumeId: string, connector: Connector): Promise<ConnectionInfo> {
     if (!this.volumes.has(volumeId)) throw new DriverError('initialize_connection', `no volume ${volumeId}`);
-    const host = String(connector.host ?? connector.initiator ?? 'unknown');
+    const host = connectorText(connector.host) ?? connectorText(connector.initiator) ?? 'unknown';
     this.connections.set(volumeId, (this.connections.get(volumeId) ?? new Set()).add(host));
     return {
       driver_volume_type: 'fake',
@@ -83,7 +83,7 @@ export class FakeDriver implements Driver {
     const hosts = this.connections.get(volumeId);
     if (!hosts) return;
     if (connector === null) this.connections.delete(volumeId);
-    else hosts.delete(String(connector.host ?? connector.initiator ?? 'unknown'));
+    else hosts.delete(connectorText(connector.host) ?? connectorText(connector.initiator) ?? 'unknown');
   }
 
   async deleteVolume(id: string): Promise<void> {

@@ -31,7 +31,7 @@ import { mkdirSync } from 'node:fs';
 import { open, opendir, rename, rm, stat, statfs, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Coordination } from '../coordination/locks.ts';
-import { DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
+import { connectorText, DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
 
 const GiB = 1024 ** 3;
 
@@ -232,7 +232,7 @@ export class FileDriver implements Driver {
     await this.sizeOf(path, 'initialize_connection');
     return {
       driver_volume_type: 'file',
-      data: { device_path: path, volume_id: volumeId, host: String(connector.host ?? ''), access_mode: 'rw' },
+      data: { device_path: path, volume_id: volumeId, host: connectorText(connector.host) ?? '', access_mode: 'rw' },
     };
   }
 

@@ -45,7 +45,7 @@ export function failoverWindows(faults: FaultEvent[]): { first: (number | undefi
     first: fos.map((f) => f.recoveredAfter),
     everyNode: fos.map((f) => {
       const per = Object.values(f.nodes ?? {});
-      return per.length && per.every((x) => x !== undefined) ? Math.max(...(per as number[])) : undefined;
+      return per.length && per.every((x) => x !== undefined) ? Math.max(...(per)) : undefined;
     }),
   };
 }

@@ -18,7 +18,7 @@ import { APP_DATABASE, connect, ensureDatabase, sqlClient } from '../../db/conne
 import { startEmbedded, type EmbeddedServer } from '../../db/servers/embedded.ts';
 import { migrate } from '../../db/migrate.ts';
 import { startPatroni, type PatroniCluster } from '../../db/servers/patroni.ts';
-import { RESOURCE_TYPES, type ResourceType } from '../../machines/index.ts';
+import { RESOURCE_TYPES } from '../../machines/index.ts';
 import { checkHistory, formatReport } from '../check/history.ts';
 import { factsOf } from '../check/edges.ts';
 import { Client, Pool, rng, type Outcome } from './client.ts';
@@ -174,7 +174,7 @@ async function startNodes(
   const timeoutMs = opts.timeoutMs ?? 2000;
   const failures = opts.faults.driverFail ? ['create', 'delete', 'extend', 'snapshot', 'delete_snapshot', 'clone', 'revert'].map((op) => `${op}:${opts.faults.driverFail}`).join(',') : '';
   const nodeOpts = (i: number) => ({
-    databaseUrl: databaseUrl!,
+    databaseUrl: databaseUrl,
     dataDir: join(dir, `node${i}`),
     storage: join(dir, 'storage'),
     latencyMs: opts.faults.driverLatencyMs ?? 0,
@@ -258,7 +258,7 @@ async function startNodes(
 
 /** Rows still in a worker step or owned: the run has not come to rest. */
 async function unsettled(sql: postgres.Sql): Promise<number> {
-  const steps = RESOURCE_TYPES.flatMap((t) => [...factsOf(t as ResourceType).steps]);
+  const steps = RESOURCE_TYPES.flatMap((t) => [...factsOf(t).steps]);
   const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM resource_states WHERE owner IS NOT NULL OR state = ANY(${steps})`;
   return row!.n;
 }

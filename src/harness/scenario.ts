@@ -61,6 +61,6 @@ export function loadScenario(nameOrPath: string): Scenario {
     doc: typeof raw.doc === 'string' ? raw.doc : '',
     volumes,
     multiattach: typeof raw.multiattach === 'number' ? raw.multiattach : 0,
-    weights: weights as Scenario['weights'],
+    weights: weights,
   };
 }

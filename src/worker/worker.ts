@@ -152,7 +152,7 @@ export class Worker {
     this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
     if (this.opts.retention) this.every(this.opts.retention.everyMs, () => this.retain(this.opts.retention!.keepMs));
     const listener = await sql.listen(WORK_CHANNEL, () => this.signal.fire(), () => this.signal.fire());
-    this.unlisten = listener.unlisten;
+    this.unlisten = () => listener.unlisten();
     this.loopDone = this.loop();
   }
 

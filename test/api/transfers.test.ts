@@ -184,7 +184,7 @@ describe('volume transfers', () => {
         t.request('POST', `/v3/volume-transfers/${made.id}/accept`, { accept: { auth_key: made.auth_key } }, as('bob-token')),
         ...snaps.map((s) => t.request('DELETE', `/v3/snapshots/${s}`, undefined, as('root-token'))),
       ]);
-      expect(accept!.status).toBe(202);
+      expect(accept.status).toBe(202);
       for (const d of deletes) expect(d.status).toBe(202);
       for (const s of snaps) await waitStatus(t, 'snapshots', s, 'gone', 10_000, as('root-token'));
       await quotaViolations();

@@ -155,7 +155,7 @@ describe('volstate on the command line', () => {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     try {
-      const err = watch(child, child.stderr!);
+      const err = watch(child, child.stderr);
       await err.shows(/the database does not answer yet \([^)]+\); trying again every second, for up to 120 s/);
       open = true;
       const api = (await err.shows(/serving the Cinder v3 API at (http:\/\/[^\s]+)\/v3/))[1]!;

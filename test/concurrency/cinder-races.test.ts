@@ -16,7 +16,7 @@ const CONNECTOR = { initiator: 'iqn.x', host: 'compute-1', mountpoint: '/dev/vdb
 async function http(method: string, path: string, body?: unknown) {
   const r = await fetch(`${t.url}${path}`, { method, headers: HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
-  return { status: r.status, body: text ? (JSON.parse(text) as any) : null };
+  return { status: r.status, body: text ? (JSON.parse(text)) : null };
 }
 
 const stateOf = async (id: string) => (await t.db.sql`SELECT * FROM resource_states WHERE resource_id = ${id}`)[0]!;

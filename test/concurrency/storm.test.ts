@@ -43,7 +43,7 @@ async function call(method: string, path: string, body?: unknown, version = '3.7
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
-  return { status: r.status, body: text ? (JSON.parse(text) as any) : null };
+  return { status: r.status, body: text ? (JSON.parse(text)) : null };
 }
 
 /** The id of the volume's first snapshot or attachment, if it has one now. */

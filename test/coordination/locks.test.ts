@@ -87,7 +87,7 @@ for (const scope of ['node', 'global'] as const) {
       const d = dir();
       const url = scope === 'global' ? db.url : '-';
       const holder = child(['hold', scope, 'kill-me', d, url]);
-      await new Promise<void>((r) => holder.stdout!.on('data', (b: Buffer) => b.toString().includes('locked') && r()));
+      await new Promise<void>((r) => holder.stdout.on('data', (b: Buffer) => b.toString().includes('locked') && r()));
       const c = new Coordination({ dir: d, databaseUrl: db.url });
       expect(await c.tryLock('kill-me', { scope })).toBeNull();
       await expect(c.lock('kill-me', { scope, timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeout);

@@ -7,7 +7,11 @@
  * holes (an existing volume answered 404), seen when backends were
  * terminated under load.
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connect, sqlClient, tcpUrl, type Sql } from '../../db/connect.ts';
 import { useTestDatabase } from '../helpers/db.ts';
@@ -134,10 +138,6 @@ describe('postgres.js on a connection closed while a write waits for its turn', 
 
 describe('the start-time check of the patch', () => {
   it('finds every guard in the installed postgres.js, and none in an unpatched copy; the server refuses that with how to fix it', async () => {
-    const { mkdtempSync, readFileSync, writeFileSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join, dirname } = await import('node:path');
-    const { fileURLToPath } = await import('node:url');
     const { GUARDS } = await import('../../scripts/postgres-guards.mjs');
     const { missingPostgresGuards, UnpatchedPostgres } = await import('../../db/postgres-guards.ts');
     expect(missingPostgresGuards()).toBe(0);

@@ -62,7 +62,7 @@ export default async function setup(project: TestProject) {
       return;
     }
     // On a shared server, drop what this run created.
-    const cleanup = sqlClient(adminUrl!, { max: 1, onnotice: () => {} });
+    const cleanup = sqlClient(adminUrl, { max: 1, onnotice: () => {} });
     const dbs = await cleanup<{ datname: string }[]>`SELECT datname FROM pg_database WHERE datname LIKE ${`${runId}_%`}`;
     for (const { datname } of dbs) await cleanup.unsafe(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
     await cleanup.end();

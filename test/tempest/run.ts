@@ -112,13 +112,14 @@ api_extensions = all
 `;
 }
 
-type Outcome = 'success' | 'fail' | 'skip' | string;
+/** 'success', 'fail', 'skip', … as subunit2csv writes them */
+type Outcome = string;
 
 /** subunit2csv's rows: test id (tags stripped) → outcome. */
 function readResults(subunit: string): Map<string, Outcome> {
   const r = spawnSync('subunit2csv', [], { input: readFileSync(subunit), maxBuffer: 64 << 20 });
   // subunit2csv exits 1 when a test failed: only no output is its own failure.
-  if (r.stdout === null || r.stdout.length === 0) throw new Error(`subunit2csv failed (${r.status}): ${r.stderr}`);
+  if (r.stdout === null || r.stdout.length === 0) throw new Error(`subunit2csv failed (${r.status}): ${r.stderr.toString()}`);
   const out = new Map<string, Outcome>();
   for (const line of r.stdout.toString().split('\n').slice(1)) {
     // The first field is quoted when the id's tags hold a comma: "x[id-1,smoke]",success,…
@@ -204,11 +205,11 @@ async function main(): Promise<number> {
     const subunit = join(work, 'results.subunit');
     say(`running ${regex} with concurrency ${values.concurrency}`);
     const code = await new Promise<number | null>((done) => {
-      const p = spawn('tempest', ['run', '--config-file', conf, '--regex', regex, '--concurrency', values.concurrency!, '--subunit'], {
+      const p = spawn('tempest', ['run', '--config-file', conf, '--regex', regex, '--concurrency', values.concurrency, '--subunit'], {
         cwd: ws,
         stdio: ['ignore', 'pipe', 'inherit'],
       });
-      p.stdout!.pipe(createWriteStream(subunit));
+      p.stdout.pipe(createWriteStream(subunit));
       p.on('exit', done);
     });
     const results = withClassOutcomes(readResults(subunit), listTests(ws, conf, regex));

@@ -57,7 +57,7 @@ export async function startServer(keystone: Keystone, auth: 'keystone' | 'noauth
   let err = '';
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   await new Promise<void>((ready, fail) => {
-    proc.stderr!.on('data', (b: Buffer) => {
+    proc.stderr.on('data', (b: Buffer) => {
       err = (err + b.toString()).slice(-100_000);
       if (err.includes('serving the Cinder v3 API at')) ready();
     });
