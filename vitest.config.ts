@@ -22,7 +22,13 @@ export default defineConfig({
     // npm run test:stress reads each run's from VOLSTATE_TEST_REPORT.
     reporters: [
       process.env.VOLSTATE_TEST_REPORTER ?? 'default',
-      ['json', { outputFile: process.env.VOLSTATE_TEST_REPORT ?? (process.env.VOLSTATE_FAILOVER_TEST ? '.failover-results.json' : '.test-results.json') }],
+      [
+        'json',
+        {
+          outputFile:
+            process.env.VOLSTATE_TEST_REPORT ?? (process.env.VOLSTATE_FAILOVER_TEST ? '.failover-results.json' : '.test-results.json'),
+        },
+      ],
     ],
   },
 });

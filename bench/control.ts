@@ -254,7 +254,9 @@ async function explain(url: string) {
       const calls = top.reduce((a, r) => a + r.calls, 0);
       console.log(`    ${(calls / lifecycles).toFixed(1)} statements per lifecycle; by total time:`);
       for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 12))) {
-        console.log(`      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`);
+        console.log(
+          `      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`,
+        );
       }
       // Which step the time goes to: each transition's wait since the one before it, summed per lifecycle.
       const steps = await sql<{ step: string; n: number; p50: number; p95: number; per: number }[]>`
@@ -265,7 +267,10 @@ async function explain(url: string) {
           percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95, sum(ms) AS per
         FROM h WHERE ms IS NOT NULL GROUP BY 1 ORDER BY sum(ms) DESC LIMIT 12`;
       console.log('    the wait before each transition (since the one before), ms p50 / p95, total per lifecycle:');
-      for (const r of steps) console.log(`      ${Number(r.p50).toFixed(1).padStart(7)} / ${Number(r.p95).toFixed(1).padStart(7)}  ${(Number(r.per) / lifecycles).toFixed(1).padStart(6)}  ${r.step}`);
+      for (const r of steps)
+        console.log(
+          `      ${Number(r.p50).toFixed(1).padStart(7)} / ${Number(r.p95).toFixed(1).padStart(7)}  ${(Number(r.per) / lifecycles).toFixed(1).padStart(6)}  ${r.step}`,
+        );
       // When the slowest claims happened (ms into the window): together, a stall; spread, a queue.
       const slow = await sql<{ at: number; ms: number }[]>`
         WITH h AS (
@@ -273,9 +278,12 @@ async function explain(url: string) {
           FROM state_transitions WHERE resource_type = 'volume')
         SELECT (extract(epoch FROM at - (SELECT min(at) FROM state_transitions)) * 1000)::int AS at, ms::int AS ms
         FROM h WHERE event = 'SCHEDULE' ORDER BY ms DESC LIMIT 15`;
-      console.log(`    the slowest claims (SCHEDULE after CREATE), at ms into the window: ${slow.map((r) => `${r.ms} ms at ${r.at}`).join(', ')}`);
+      console.log(
+        `    the slowest claims (SCHEDULE after CREATE), at ms into the window: ${slow.map((r) => `${r.ms} ms at ${r.at}`).join(', ')}`,
+      );
       console.log(`    active backends, mean over ${samples} samples, by what they waited on:`);
-      for (const [w, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 10)) console.log(`      ${(n / samples).toFixed(2).padStart(6)}  ${w}`);
+      for (const [w, n] of [...waits].sort((a, b) => b[1] - a[1]).slice(0, 10))
+        console.log(`      ${(n / samples).toFixed(2).padStart(6)}  ${w}`);
       await sql.end();
     },
   };
@@ -292,7 +300,9 @@ async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target
     // A warm-up lifecycle per client, all at once, not counted: the first requests compile and
     // prepare, and the server opens its pool and lock sessions. (One per project made the sitting of
     // one project open them inside its window: its first creates took 0.6-0.9 s, its p95.)
-    await Promise.all(Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, Date.now() + 1, [])));
+    await Promise.all(
+      Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, Date.now() + 1, [])),
+    );
     const sql = sqlClient(url, { max: 1, onnotice: () => {} });
     await sql`TRUNCATE state_transitions`;
     await sql.end();
@@ -300,7 +310,9 @@ async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target
     const started = Date.now();
     const deadline = started + SECONDS * 1000;
     const why = values.why ? await explain(url) : undefined;
-    const counts = await Promise.all(Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, deadline, failures)));
+    const counts = await Promise.all(
+      Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, deadline, failures)),
+    );
     const lifecycles = counts.reduce((a, b) => a + b, 0);
     if (why) await why.report(lifecycles);
     return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures, grouped: await grouped(server.url) };
@@ -321,15 +333,26 @@ function pgbenchRate(): string {
 }
 
 async function main() {
-  const targets: Target[] = [{ name: `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) ? '+' : ''}`, dir: ROOT, socket: true }];
+  const targets: Target[] = [
+    {
+      name: `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) ? '+' : ''}`,
+      dir: ROOT,
+      socket: true,
+    },
+  ];
   if (values.compare) targets.unshift(checkout(values.compare));
   const work = mkdtempSync(join(tmpdir(), 'volstate-bench-control-'));
   chmodSync(work, 0o755);
   mkdirSync(join(work, 'pg'));
-  const pg = await startEmbedded({ dir: join(work, 'pg'), settings: values.why ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {} });
+  const pg = await startEmbedded({
+    dir: join(work, 'pg'),
+    settings: values.why ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
+  });
   const results = new Map<string, Map<string, Result>>();
   try {
-    console.log(`volstate bench:control: one node, fake driver, embedded PostgreSQL; ${SECONDS} s per sitting, GET polled every ${POLL_MS} ms; Node ${process.version}`);
+    console.log(
+      `volstate bench:control: one node, fake driver, embedded PostgreSQL; ${SECONDS} s per sitting, GET polled every ${POLL_MS} ms; Node ${process.version}`,
+    );
     for (const sitting of SITTINGS) {
       for (const target of targets) {
         const r = await sit(pg, target, sitting, work);

@@ -49,13 +49,20 @@ const eventParams = (event: Event) => enforcer.statement('volume', event).params
 
 /** Rows client `c` works on. */
 const rowsOf = (contended: boolean, c: number) =>
-  contended ? [0] : Array.from({ length: ROWS / CLIENTS | 0 }, (_, i) => c * (ROWS / CLIENTS | 0) + i);
+  contended ? [0] : Array.from({ length: (ROWS / CLIENTS) | 0 }, (_, i) => c * ((ROWS / CLIENTS) | 0) + i);
 
 type Transition = (sql: Sql, id: string, event: Event, n: number) => Promise<void>;
 
 async function setup(sql: Sql) {
   await sql`TRUNCATE resource_states, state_transitions`;
-  const rows = Array.from({ length: ROWS }, (_, i) => ({ resource_type: 'volume', resource_id: uuid(i), state: model.index.leaves.find((s) => !model.index.isTransient(s) && !model.index.isFinal(s) && model.index.candidates(s, 'SNAPSHOT_BEGIN').length)!, size: 1 }));
+  const rows = Array.from({ length: ROWS }, (_, i) => ({
+    resource_type: 'volume',
+    resource_id: uuid(i),
+    state: model.index.leaves.find(
+      (s) => !model.index.isTransient(s) && !model.index.isFinal(s) && model.index.candidates(s, 'SNAPSHOT_BEGIN').length,
+    )!,
+    size: 1,
+  }));
   await sql`INSERT INTO resource_states ${sql(rows)}`;
   await sql`VACUUM ANALYZE resource_states`;
 }
@@ -108,7 +115,10 @@ async function runGrouped(url: string, contended: boolean): Promise<string> {
     const id = uuid(contended ? 0 : c);
     for (let n = 0; !stop; n++) {
       const event = CYCLE[n % 2]!;
-      const r = await grouped.apply(pool, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, { actor: 'bench', requestId: requestId() });
+      const r = await grouped.apply(pool, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, {
+        actor: 'bench',
+        requestId: requestId(),
+      });
       if (!r.ok) throw new Error(`group commit refused ${event}: ${r.kind}`);
       if (counting) count++;
     }
@@ -133,13 +143,18 @@ async function runGrouped(url: string, contended: boolean): Promise<string> {
 const requestId = () => `req-${randomUUID()}`;
 
 const viaEnforcer: Transition = async (sql, id, event) => {
-  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, { actor: 'bench', requestId: requestId() });
+  const r = await enforcer.apply(sql, { type: 'volume', id }, { type: event, ...PAYLOAD[event] } as never, {
+    actor: 'bench',
+    requestId: requestId(),
+  });
   if (!r.ok) throw new Error(`enforcer refused ${event}: ${r.kind}`);
 };
 
 const viaRawStatement: Transition = async (sql, id, event) => {
   const stmt = enforcer.statement('volume', event);
-  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', requestId(), null, null, ...eventParams(event)] as never[], { prepare: true });
+  const rows = await sql.unsafe(stmt.text, ['volume', id, 'bench', requestId(), null, null, ...eventParams(event)] as never[], {
+    prepare: true,
+  });
   if (!rows[0]?.applied) throw new Error(`raw statement refused ${event}`);
 };
 
@@ -187,10 +202,14 @@ function pgbench(url: string, contended: boolean): number | string {
   try {
     const script = join(dir, 'cas.sql');
     writeFileSync(script, pgbenchScript(contended));
-    const out = execFileSync('pgbench', ['-n', '-M', 'prepared', '-f', script, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), url], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const out = execFileSync(
+      'pgbench',
+      ['-n', '-M', 'prepared', '-f', script, '-c', String(CLIENTS), '-j', '2', '-T', String(SECONDS), url],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const failed = /number of failed transactions: (\d+)/.exec(out);
     if (failed && Number(failed[1]) > 0) return `pgbench: ${failed[1]} failed transactions`;
     const tps = /tps = ([\d.]+) \(without initial connection time\)/.exec(out);
@@ -211,7 +230,9 @@ async function main() {
     await migrate(url);
     const admin = connect(url, { max: 1 });
     const version = (await admin`SHOW server_version`)[0]!.server_version as string;
-    console.log(`volstate enforcer benchmark: PostgreSQL ${version} (embedded, synchronous_commit=off), ${CLIENTS} clients, ${SECONDS}s per run, Node ${process.version}`);
+    console.log(
+      `volstate enforcer benchmark: PostgreSQL ${version} (embedded, synchronous_commit=off), ${CLIENTS} clients, ${SECONDS}s per run, Node ${process.version}`,
+    );
     const results: Record<string, Record<string, number | string>> = {};
     // BENCH_ONLY=pgbench: the physical anchor alone (bench/control.ts prints it beside its own figures).
     const only = process.env.BENCH_ONLY;
@@ -234,7 +255,9 @@ async function main() {
         const rate = typeof value === 'number' ? value : /^\d+ \(/.test(value) ? Number(value.split(' ')[0]) : undefined;
         if (rate !== undefined) results[workload][name] = rate;
         const note = typeof value === 'string' && rate !== undefined ? ` ${value.slice(value.indexOf('('))}` : '';
-        console.log(`  ${workload.padEnd(30)} ${name.padEnd(40)} ${rate !== undefined ? `${rate.toFixed(0).padStart(8)} transitions/s${note}` : value}`);
+        console.log(
+          `  ${workload.padEnd(30)} ${name.padEnd(40)} ${rate !== undefined ? `${rate.toFixed(0).padStart(8)} transitions/s${note}` : value}`,
+        );
       }
     }
     await admin.end();
@@ -242,10 +265,13 @@ async function main() {
     let last = '';
     for (const [workload, r] of Object.entries(results)) {
       const e = r.enforcer as number;
-      const ratio = (name: string) => (typeof r[name] === 'number' ? (e / (r[name])).toFixed(2) : 'n/a');
+      const ratio = (name: string) => (typeof r[name] === 'number' ? (e / r[name]).toFixed(2) : 'n/a');
       const g = r[`enforcer, group commit (${GROUPED_CALLERS} callers)`];
-      const grouped = typeof g === 'number' && typeof r['pgbench, same statement'] === 'number' ? (g / (r['pgbench, same statement'])).toFixed(2) : 'n/a';
-      console.log(`  ${workload}: enforcer/raw postgres.js ${ratio('raw postgres.js, same statement')}, enforcer/FOR UPDATE ${ratio('SELECT FOR UPDATE + UPDATE')}, enforcer/advisory ${ratio('pg_advisory_xact_lock + RMW')}, enforcer/pgbench ${ratio('pgbench, same statement')}, group commit/pgbench ${grouped}`);
+      const grouped =
+        typeof g === 'number' && typeof r['pgbench, same statement'] === 'number' ? (g / r['pgbench, same statement']).toFixed(2) : 'n/a';
+      console.log(
+        `  ${workload}: enforcer/raw postgres.js ${ratio('raw postgres.js, same statement')}, enforcer/FOR UPDATE ${ratio('SELECT FOR UPDATE + UPDATE')}, enforcer/advisory ${ratio('pg_advisory_xact_lock + RMW')}, enforcer/pgbench ${ratio('pgbench, same statement')}, group commit/pgbench ${grouped}`,
+      );
       if (workload.startsWith('uncontended')) last = `${ratio('pgbench, same statement')} (group commit: ${grouped})`;
     }
     console.log(`enforcer/pgbench: ${last}`);
@@ -256,4 +282,3 @@ async function main() {
 }
 
 await main();
-

@@ -214,12 +214,19 @@ async function connectionBudget(pg: EmbeddedServer) {
     const errors = await l.stop();
     await new Promise((r) => setTimeout(r, 1000));
     const after = await sessions(c.sql);
-    const show = (s: Record<string, number>) => `${total(s)} (${Object.entries(s).map(([a, n]) => `${a || '(none)'} ${n}`).join(', ')})`;
-    console.log(`connections of ${count} nodes (defaults, ${CLIENTS} clients, ${LATENCY_MS} ms per driver operation${errors ? `, ${errors} requests refused` : ''}):`);
+    const show = (s: Record<string, number>) =>
+      `${total(s)} (${Object.entries(s)
+        .map(([a, n]) => `${a || '(none)'} ${n}`)
+        .join(', ')})`;
+    console.log(
+      `connections of ${count} nodes (defaults, ${CLIENTS} clients, ${LATENCY_MS} ms per driver operation${errors ? `, ${errors} requests refused` : ''}):`,
+    );
     console.log(`  at rest:        ${show(rest)}`);
     console.log(`  peak under load: ${show(peak)}`);
     console.log(`  after the load: ${show(after)}`);
-    console.log(`  budget: ${count} × ${perNode} = ${count * perNode}; peak is ${((total(peak) / (count * perNode)) * 100).toFixed(0)}% of it, ${(total(peak) / count).toFixed(1)} per node`);
+    console.log(
+      `  budget: ${count} × ${perNode} = ${count * perNode}; peak is ${((total(peak) / (count * perNode)) * 100).toFixed(0)}% of it, ${(total(peak) / count).toFixed(1)} per node`,
+    );
   } finally {
     await c.stop();
   }
@@ -231,7 +238,9 @@ async function main() {
   const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '600' } });
   try {
     if (process.argv[2] === 'connections') return await connectionBudget(pg);
-    console.log(`volstate nodes benchmark: ${CLIENTS} HTTP clients, ${SECONDS}s per run, file driver on shared storage, embedded PostgreSQL (synchronous_commit=off), Node ${process.version}`);
+    console.log(
+      `volstate nodes benchmark: ${CLIENTS} HTTP clients, ${SECONDS}s per run, file driver on shared storage, embedded PostgreSQL (synchronous_commit=off), Node ${process.version}`,
+    );
     const results: Record<string, [number, number]> = {};
     for (const [regime, latency] of [
       [`backend-bound (${LATENCY_MS} ms per driver operation)`, LATENCY_MS],
@@ -244,7 +253,8 @@ async function main() {
       results[regime] = [one, three];
     }
     console.log('\nratios (same run):');
-    for (const [regime, [one, three]] of Object.entries(results)) console.log(`  ${regime}: 3 nodes / 1 node = ${(three / one).toFixed(2)}`);
+    for (const [regime, [one, three]] of Object.entries(results))
+      console.log(`  ${regime}: 3 nodes / 1 node = ${(three / one).toFixed(2)}`);
     const r = await recovery(pg);
     console.log(
       `\nrecovery: SIGKILLed a node owning ${r.owned} rows (worker timeout ${r.timeoutMs} ms): ` +

@@ -124,12 +124,20 @@ async function main(): Promise<void> {
         openstack: {
           auth_url: keystone.url,
           region_name: 'RegionOne',
-          admin: { username: 'admin', password: keystone.adminPassword, project_name: 'admin', user_domain_name: 'Default', project_domain_name: 'Default' },
+          admin: {
+            username: 'admin',
+            password: keystone.adminPassword,
+            project_name: 'admin',
+            user_domain_name: 'Default',
+            project_domain_name: 'Default',
+          },
         },
       }),
     );
     await mustRally(work, conf, ['env', 'create', '--name', 'volstate', '--spec', spec]);
-    console.log(`bench:rally: Keystone at ${keystone.url}, volstate at ${server.url}; ${values.times} iterations per scenario, concurrency ${values.concurrency}`);
+    console.log(
+      `bench:rally: Keystone at ${keystone.url}, volstate at ${server.url}; ${values.times} iterations per scenario, concurrency ${values.concurrency}`,
+    );
     const started = Date.now();
     const args = JSON.stringify({ times: Number(values.times), concurrency: Number(values.concurrency) });
     // Rally's own progress to stderr as it goes; a failed iteration is in the report (its success
@@ -148,7 +156,9 @@ async function main(): Promise<void> {
         const { atomics, total } = w.statistics.durations;
         const rate = (total.data.iteration_count / w.load_duration).toFixed(1);
         for (const a of [...atomics, { name: 'total', data: total.data }]) {
-          console.log(`| ${subtask.title} | ${a.name} | ${ms(a.data.median)} | ${ms(a.data['95%ile'])} | ${ms(a.data.avg)} | ${a.data.success} | ${a.name === 'total' ? rate : ''} |`);
+          console.log(
+            `| ${subtask.title} | ${a.name} | ${ms(a.data.median)} | ${ms(a.data['95%ile'])} | ${ms(a.data.avg)} | ${a.data.success} | ${a.name === 'total' ? rate : ''} |`,
+          );
         }
       }
     }

@@ -85,7 +85,12 @@ async function measure(name: string, members: number, synchronous: boolean): Pro
     const ok = run.outcomes.filter((o) => o.status >= 200 && o.status < 300);
     const creates = ok.filter((o) => o.op === 'create').map((o) => o.ms);
     if (run.violations) throw new Error(`${name}: the history check found ${run.violations} violations`);
-    const result = { commitsPerS: raw.perS, commitP50: raw.p50, acceptedPerS: ok.length / (run.durationMs / 1000), createP50: percentile(creates, 50) };
+    const result = {
+      commitsPerS: raw.perS,
+      commitP50: raw.p50,
+      acceptedPerS: ok.length / (run.durationMs / 1000),
+      createP50: percentile(creates, 50),
+    };
     console.error(`${name}: volstate ${result.acceptedPerS.toFixed(0)} accepted/s, create p50 ${result.createP50.toFixed(1)} ms`);
     return result;
   } finally {
@@ -108,5 +113,7 @@ console.log(`\nreplication cost, one run, ${SECONDS} s per measure, PostgreSQL 1
 console.log('| measure | single | async standby | sync standby | async ÷ single | sync ÷ single |');
 console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
 for (const [label, f, digits] of rows) {
-  console.log(`| ${label} | ${f(single).toFixed(digits)} | ${f(async_).toFixed(digits)} | ${f(sync).toFixed(digits)} | ${(f(async_) / f(single)).toFixed(2)} | ${(f(sync) / f(single)).toFixed(2)} |`);
+  console.log(
+    `| ${label} | ${f(single).toFixed(digits)} | ${f(async_).toFixed(digits)} | ${f(sync).toFixed(digits)} | ${(f(async_) / f(single)).toFixed(2)} | ${(f(sync) / f(single)).toFixed(2)} |`,
+  );
 }

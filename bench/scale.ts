@@ -138,7 +138,16 @@ async function timed(fn: () => Promise<unknown>, samples = SAMPLES): Promise<num
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-scale-'));
   chmodSync(dir, 0o755);
-  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '100', shared_buffers: '1GB', max_wal_size: '8GB', ...(process.env.BENCH_SLOW_MS ? { log_min_duration_statement: process.env.BENCH_SLOW_MS } : {}) } });
+  const pg = await startEmbedded({
+    dir,
+    settings: {
+      synchronous_commit: 'off',
+      max_connections: '100',
+      shared_buffers: '1GB',
+      max_wal_size: '8GB',
+      ...(process.env.BENCH_SLOW_MS ? { log_min_duration_statement: process.env.BENCH_SLOW_MS } : {}),
+    },
+  });
   let app: FastifyInstance | undefined;
   let worker: Worker | undefined;
   try {
@@ -150,7 +159,9 @@ async function main() {
     await ensureHistoryPartitions(sql, new Date(Date.now() - 35 * 86_400_000), 1);
     const enforcer = new Enforcer();
     storage = join(dir, 'storage');
-    const driver = FILE_DRIVER ? new FileDriver({ dir: storage, coordination: new Coordination({ dir: join(dir, 'locks') }), capacityGb: 100_000_000 }) : new FakeDriver();
+    const driver = FILE_DRIVER
+      ? new FileDriver({ dir: storage, coordination: new Coordination({ dir: join(dir, 'locks') }), capacityGb: 100_000_000 })
+      : new FakeDriver();
     app = await build({ sql, enforcer, driver, auth: { mode: 'noauth', defaultProject: 'admin' }, logger: false });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     worker = new Worker({ sql, enforcer, driver, concurrency: 16, pollMs: 1000 });
@@ -158,7 +169,7 @@ async function main() {
     const api = async (method: string, path: string, body?: unknown) => {
       const r = await fetch(`${base}${path}`, { method, headers: HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
       const text = await r.text();
-      return { status: r.status, body: (text ? JSON.parse(text) : undefined) };
+      return { status: r.status, body: text ? JSON.parse(text) : undefined };
     };
     const until = async (path: string, ok: (b: Json, status: number) => boolean) => {
       for (;;) {
@@ -167,7 +178,9 @@ async function main() {
         await new Promise((res) => setTimeout(res, 1));
       }
     };
-    console.log(`volstate scale benchmark: PostgreSQL (embedded, synchronous_commit=off), ${driver.name} driver, scale ${SCALE}, ${SAMPLES} samples per figure, Node ${process.version}`);
+    console.log(
+      `volstate scale benchmark: PostgreSQL (embedded, synchronous_commit=off), ${driver.name} driver, scale ${SCALE}, ${SAMPLES} samples per figure, Node ${process.version}`,
+    );
     const results: Record<string, Record<string, number>> = {};
     for (const step of STEPS.slice(0, Number(process.env.BENCH_STEPS ?? STEPS.length))) {
       const t0 = performance.now();
@@ -176,16 +189,22 @@ async function main() {
       const [{ live, deleted, history }] = (await sql`
         SELECT (SELECT count(*) FROM volumes WHERE deleted_at IS NULL)::int AS live,
                (SELECT count(*) FROM volumes WHERE deleted_at IS NOT NULL)::int AS deleted,
-               (SELECT count(*) FROM state_transitions)::int AS history`) as unknown as [{ live: number; deleted: number; history: number }];
-      console.log(`  ${step.name}: seeded in ${((performance.now() - t0) / 1000).toFixed(0)} s (${live} live, ${deleted} deleted volumes, ${history} history rows)`);
+               (SELECT count(*) FROM state_transitions)::int AS history`) as unknown as [
+        { live: number; deleted: number; history: number },
+      ];
+      console.log(
+        `  ${step.name}: seeded in ${((performance.now() - t0) / 1000).toFixed(0)} s (${live} live, ${deleted} deleted volumes, ${history} history rows)`,
+      );
       if (driver instanceof FileDriver) {
         // The seeded files were made behind the driver's back, as another node's would be: its background recount finds them.
         const r0 = performance.now();
         await driver.recount();
-        console.log(`    the file driver's recount (in the background, every minute): ${(performance.now() - r0).toFixed(0)} ms, ${(await driver.capacity()).freeGb} GiB free`);
+        console.log(
+          `    the file driver's recount (in the background, every minute): ${(performance.now() - r0).toFixed(0)} ms, ${(await driver.capacity()).freeGb} GiB free`,
+        );
       }
-      const mine = (await sql<{ id: string; name: string }[]>`
-        SELECT id, name FROM volumes WHERE project_id = ${PROJECT} AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 600`);
+      const mine = await sql<{ id: string; name: string }[]>`
+        SELECT id, name FROM volumes WHERE project_id = ${PROJECT} AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 600`;
       const marker = mine[49]!.id;
       const r: Record<string, number> = {};
       let i = 0;
@@ -208,11 +227,14 @@ async function main() {
         await until(`/v3/volumes/${id}`, (b) => b?.volume?.status === 'available' && b.volume.size === size + 1);
       }, ROUND_TRIPS);
       let d = 0;
-      r['delete → gone'] = await timed(async () => {
-        const id = made[d++]!;
-        await api('DELETE', `/v3/volumes/${id}`);
-        await until(`/v3/volumes/${id}`, (_b, status) => status === 404);
-      }, Math.min(ROUND_TRIPS, made.length - 3));
+      r['delete → gone'] = await timed(
+        async () => {
+          const id = made[d++]!;
+          await api('DELETE', `/v3/volumes/${id}`);
+          await until(`/v3/volumes/${id}`, (_b, status) => status === 404);
+        },
+        Math.min(ROUND_TRIPS, made.length - 3),
+      );
       // The work queue: how long a new row waited for its first claim (history timestamps, server side).
       const [claim] = await sql<{ ms: number }[]>`
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM (s.at - c.at)) * 1000)::float8 AS ms
@@ -241,7 +263,11 @@ async function main() {
       );
       r['CAS transitions/s'] = count / 3;
       results[step.name] = r;
-      console.log(`    ${Object.entries(r).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}`);
+      console.log(
+        `    ${Object.entries(r)
+          .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+          .join(', ')}`,
+      );
     }
     // The purge's own rate: everything deleted (seeded 35 days ago) older than 30 days.
     const t0 = performance.now();
@@ -257,9 +283,13 @@ async function main() {
       const vals = names.map((s) => results[s]![f]!);
       // A rate is better higher: its ratio is first ÷ last, so that > 1 always means slower.
       const ratio = f.endsWith('/s') ? vals[0]! / vals.at(-1)! : vals.at(-1)! / vals[0]!;
-      console.log(`| ${f}${f.endsWith('/s') ? '' : ' (p50 ms)'} | ${vals.map((v) => v.toFixed(f.endsWith('/s') ? 0 : 1)).join(' | ')} | ${ratio.toFixed(2)} |`);
+      console.log(
+        `| ${f}${f.endsWith('/s') ? '' : ' (p50 ms)'} | ${vals.map((v) => v.toFixed(f.endsWith('/s') ? 0 : 1)).join(' | ')} | ${ratio.toFixed(2)} |`,
+      );
     }
-    console.log(`\npurge: ${rows} deleted volumes with their state rows in ${secs.toFixed(1)} s (${(rows / secs).toFixed(0)} rows/s), ${report.historyRows} history rows from the default partition, partitions dropped: ${report.partitions.join(', ') || 'none'}`);
+    console.log(
+      `\npurge: ${rows} deleted volumes with their state rows in ${secs.toFixed(1)} s (${(rows / secs).toFixed(0)} rows/s), ${report.historyRows} history rows from the default partition, partitions dropped: ${report.partitions.join(', ') || 'none'}`,
+    );
     await sql.end({ timeout: 5 });
   } finally {
     await worker?.stop();

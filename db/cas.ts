@@ -236,7 +236,12 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
   const selects = [
     ...(notify ? ['(SELECT count(*) FROM notified) AS notified'] : []),
     '(SELECT count(*) FROM woken) AS woken',
-    ...(owned ? [`(SELECT d.project_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_project_id`, `(SELECT d.volume_type_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_volume_type_id`] : []),
+    ...(owned
+      ? [
+          `(SELECT d.project_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_project_id`,
+          `(SELECT d.volume_type_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_volume_type_id`,
+        ]
+      : []),
   ];
   const nothing = [...(notify ? ['0::bigint'] : []), '0::bigint', ...(owned ? ['NULL::text', 'NULL::uuid'] : [])];
   const text = `WITH moved AS (
@@ -289,7 +294,14 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
   const { branches, set } = updateOf(model, event, bind, nextOwner);
   const after = afterMove(model, event);
   const notify = after.notify;
-  const record = ['b_id uuid', 'b_actor text', 'b_request_id text', 'b_owner text', 'b_version int', ...types.map((t, i) => `b_p${i} ${PG_TYPE[t]}`)];
+  const record = [
+    'b_id uuid',
+    'b_actor text',
+    'b_request_id text',
+    'b_owner text',
+    'b_version int',
+    ...types.map((t, i) => `b_p${i} ${PG_TYPE[t]}`),
+  ];
   const text = `WITH batch AS (
   SELECT * FROM jsonb_to_recordset($2::text::jsonb) AS b(${record.join(', ')})
 ), locked AS MATERIALIZED (
@@ -361,16 +373,10 @@ export function compileAll(models: readonly ResourceModel[], withOwner: (type: s
 }
 
 /** For tests and the docs: the SQL face of one guard, bound with literal placeholders. */
-export function guardSql(
-  model: ResourceModel,
-  guard: string,
-  event: string,
-  first = 1,
-): { text: string; params: string[] } {
+export function guardSql(model: ResourceModel, guard: string, event: string, first = 1): { text: string; params: string[] } {
   const { bind, order } = binder(model, event, first);
   const text = guardAtoms(model.guards, guard)
     .map((a) => `(${bind(a.guard.sql)})`)
     .join(' AND ');
   return { text, params: order };
 }
-

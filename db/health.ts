@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { MIGRATIONS } from './migrate.ts';
 import type { Executor as Exec } from './connect.ts';
 
-
 /** How many migrations this code ships (drizzle-kit's journal). */
 export function shippedMigrations(): number {
   const journal = JSON.parse(readFileSync(join(MIGRATIONS, 'meta', '_journal.json'), 'utf8')) as { entries: unknown[] };
@@ -25,6 +24,8 @@ export async function appliedMigrations(sql: Exec): Promise<number> {
 
 /** Seconds since the worker's last heartbeat; undefined when it has no row (not registered, or judged dead and purged). */
 export async function heartbeatAge(sql: Exec, workerId: string): Promise<number | undefined> {
-  const [row] = await sql<{ age: number }[]>`SELECT extract(epoch FROM now() - heartbeat_at)::float8 AS age FROM workers WHERE id = ${workerId}`;
+  const [row] = await sql<
+    { age: number }[]
+  >`SELECT extract(epoch FROM now() - heartbeat_at)::float8 AS age FROM workers WHERE id = ${workerId}`;
   return row?.age;
 }

@@ -1,7 +1,6 @@
 /** The history of one resource: every transition, in version order. */
 import type { Executor as Exec } from './connect.ts';
 
-
 export interface TransitionRecord {
   version: number;
   from_state: string | null;

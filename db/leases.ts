@@ -7,7 +7,6 @@
 import type { LeaseKind } from '../machines/resource.ts';
 import type { Executor as Exec } from './connect.ts';
 
-
 export interface Lease {
   source_type: string;
   source_id: string;

@@ -52,7 +52,10 @@ function or(sql: Exec, parts: Fragment[]): Fragment {
 
 /** Rows of one page, and whether there are more after it. */
 export async function listPage<T extends postgres.Row>(sql: Exec, spec: ListSpec): Promise<{ rows: T[]; more: boolean }> {
-  const keys = [...spec.sort.map((s) => ({ expr: spec.sortable[s.key]!, dir: s.dir })), { expr: spec.id, dir: spec.sort.at(-1)?.dir ?? 'desc' }];
+  const keys = [
+    ...spec.sort.map((s) => ({ expr: spec.sortable[s.key]!, dir: s.dir })),
+    { expr: spec.id, dir: spec.sort.at(-1)?.dir ?? 'desc' },
+  ];
   const where = [...spec.where];
   if (spec.marker !== undefined) {
     const [found] = await sql`SELECT 1 AS one ${spec.from} WHERE ${and(sql, [...spec.where, sql`${spec.id} = ${spec.marker}`])}`;

@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import type { MessageRow } from './schema.ts';
 import type { Executor as Exec } from './connect.ts';
 
-
 /** How long a message is kept (Cinder's message_ttl default: 30 days). */
 export const MESSAGE_TTL_SECONDS = 30 * 24 * 3600;
 
@@ -44,6 +43,7 @@ export async function findMessage(sql: Exec, id: string, projectId: string | und
 }
 
 export async function deleteMessage(sql: Exec, id: string, projectId: string | undefined): Promise<boolean> {
-  const rows = await sql`DELETE FROM messages WHERE id = ${id} ${projectId === undefined ? sql`` : sql`AND project_id = ${projectId}`} RETURNING id`;
+  const rows =
+    await sql`DELETE FROM messages WHERE id = ${id} ${projectId === undefined ? sql`` : sql`AND project_id = ${projectId}`} RETURNING id`;
   return rows.length > 0;
 }

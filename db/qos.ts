@@ -5,7 +5,6 @@
  */
 import type { Executor as Exec } from './connect.ts';
 
-
 export interface QosRow {
   id: string;
   name: string;
@@ -33,10 +32,16 @@ export async function insertQos(sql: Exec, row: QosRow): Promise<boolean> {
 }
 
 /** Merge specs in, or remove keys (all of them present, else nothing changes): the specs after; undefined: no such QoS specs; null: a key to remove is missing. */
-export async function changeQosSpecs(sql: Exec, id: string, change: { merge: Record<string, string> } | { remove: string[] }): Promise<Record<string, string> | null | undefined> {
+export async function changeQosSpecs(
+  sql: Exec,
+  id: string,
+  change: { merge: Record<string, string> } | { remove: string[] },
+): Promise<Record<string, string> | null | undefined> {
   const value = 'merge' in change ? sql`specs || ${sql.json(change.merge)}` : sql`specs - ${change.remove}::text[]`;
   const held = 'remove' in change ? sql`AND specs ?& ${change.remove}::text[]` : sql``;
-  const [row] = await sql<{ specs: Record<string, string> }[]>`UPDATE qos_specs SET specs = ${value}, updated_at = now() WHERE id = ${id} ${held} RETURNING specs`;
+  const [row] = await sql<
+    { specs: Record<string, string> }[]
+  >`UPDATE qos_specs SET specs = ${value}, updated_at = now() WHERE id = ${id} ${held} RETURNING specs`;
   if (row) return row.specs;
   return (await findQos(sql, id)) ? null : undefined;
 }

@@ -13,7 +13,6 @@ import { MODELS, type ResourceModel } from '../machines/index.ts';
 import { guardAtoms } from '../machines/model.ts';
 import type { Executor as Exec } from './connect.ts';
 
-
 const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
 /**
@@ -30,7 +29,12 @@ export function stepStatesPredicate(): string {
       // A state whose step must wait (meta.ready) is pending only once its guard holds.
       const waiting = m.index.stepStates
         .filter((s) => m.index.meta(s).ready)
-        .map((s) => `(state = '${s}' AND ${guardAtoms(m.guards, m.index.meta(s).ready!).map((a) => `(${a.guard.sql})`).join(' AND ')})`);
+        .map(
+          (s) =>
+            `(state = '${s}' AND ${guardAtoms(m.guards, m.index.meta(s).ready!)
+              .map((a) => `(${a.guard.sql})`)
+              .join(' AND ')})`,
+        );
       const states = [...(always.length ? [`state IN (${quoted(always)})`] : []), ...waiting].join(' OR ');
       return `(resource_type = '${m.type}' AND (${states}))`;
     })

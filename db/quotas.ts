@@ -26,10 +26,17 @@
 import type postgres from 'postgres';
 import type { Executor as Exec } from './connect.ts';
 
-
 /** The resources volstate counts, and those it reports as Cinder does (always 0 in use). */
 export const COUNTED = ['volumes', 'gigabytes', 'snapshots'] as const;
-export const QUOTA_RESOURCES = ['volumes', 'snapshots', 'gigabytes', 'per_volume_gigabytes', 'backups', 'backup_gigabytes', 'groups'] as const;
+export const QUOTA_RESOURCES = [
+  'volumes',
+  'snapshots',
+  'gigabytes',
+  'per_volume_gigabytes',
+  'backups',
+  'backup_gigabytes',
+  'groups',
+] as const;
 export type QuotaResource = (typeof QUOTA_RESOURCES)[number];
 
 /** What refused a consumption: the resource, its limit, what was in use, what was asked. */
@@ -167,7 +174,12 @@ export async function perVolumeLimit(sql: Exec, projectId: string): Promise<numb
 }
 
 /** What an operation in flight took and has not settled, keyed by the resource it is for: every resource in one statement. */
-export async function reserve(tx: Exec, ref: { type: string; id: string }, projectId: string, amounts: Partial<Record<string, number>>): Promise<void> {
+export async function reserve(
+  tx: Exec,
+  ref: { type: string; id: string },
+  projectId: string,
+  amounts: Partial<Record<string, number>>,
+): Promise<void> {
   const changes = nonZero(amounts);
   if (changes.length === 0) return;
   await tx`

@@ -229,7 +229,11 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
     projectId?: string,
   ): Promise<Record<string, string> | null | undefined> {
     const value =
-      'merge' in change ? sql`d.metadata || ${sql.json(change.merge)}` : 'replace' in change ? sql`${sql.json(change.replace)}::jsonb` : sql`d.metadata - ${change.remove}::text`;
+      'merge' in change
+        ? sql`d.metadata || ${sql.json(change.merge)}`
+        : 'replace' in change
+          ? sql`${sql.json(change.replace)}::jsonb`
+          : sql`d.metadata - ${change.remove}::text`;
     const keyHeld = 'remove' in change ? sql`AND d.metadata ? ${change.remove}` : sql``;
     const [row] = await sql<{ metadata: Record<string, string> }[]>`
       UPDATE ${sql(this.def.table)} d SET metadata = ${value}, updated_at = now()

@@ -43,7 +43,9 @@ export async function ensureHistoryPartitions(sql: Exec, now = new Date(), ahead
     try {
       const [exists] = await sql`SELECT 1 AS one FROM pg_class WHERE relname = ${name}`;
       if (exists) continue;
-      await sql.unsafe(`CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF state_transitions FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`);
+      await sql.unsafe(
+        `CREATE TABLE IF NOT EXISTS "${name}" PARTITION OF state_transitions FOR VALUES FROM ('${from.toISOString()}') TO ('${to.toISOString()}')`,
+      );
       made.push(name);
     } catch (err) {
       // Made meanwhile by another node, or the default partition already holds rows of that month
@@ -84,7 +86,7 @@ export async function purge(sql: Exec, before: Date, batch = 1000): Promise<Purg
     INSERT INTO history_horizon (id, history_before) VALUES (true, ${before})
     ON CONFLICT (id) DO UPDATE SET history_before = GREATEST(history_horizon.history_before, EXCLUDED.history_before)`;
   for (const { table, type } of TABLES) {
-    for (let deadlocks = 0; ; ) {
+    for (let deadlocks = 0; ;) {
       // One statement: a batch picked, its state rows locked (skipping those another transaction
       // holds: a request on that resource is still under way), those state rows and the batch's
       // dependants removed, then the data rows. State rows first, then data rows: the order every

@@ -131,13 +131,23 @@ export const volumes = pgTable(
   },
   (t) => [
     // Live rows only: a list costs the same whatever the number of deleted rows (docs/retention.md).
-    index('volumes_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
-    index('volumes_live_project_name').on(t.project_id, t.name, t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('volumes_live_project_created')
+      .on(t.project_id, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('volumes_live_project_name')
+      .on(t.project_id, t.name, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
     // sort=name (db/resources.ts sorts by COALESCE(name, ''), never NULL for the keyset).
-    index('volumes_live_project_name_sort').on(t.project_id, sql`COALESCE(${t.name}, '')`, t.id).where(sql`deleted_at IS NULL`),
-    index('volumes_live_created').on(t.created_at, t.id).where(sql`deleted_at IS NULL`),
+    index('volumes_live_project_name_sort')
+      .on(t.project_id, sql`COALESCE(${t.name}, '')`, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('volumes_live_created')
+      .on(t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
     // Every row: what purge looks for, and the type foreign key's own index.
-    index('volumes_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),
+    index('volumes_deleted')
+      .on(t.deleted_at)
+      .where(sql`deleted_at IS NOT NULL`),
     index('volumes_type').on(t.volume_type_id),
   ],
 );
@@ -161,9 +171,15 @@ export const snapshots = pgTable(
     deleted_at: deletedAt(),
   },
   (t) => [
-    index('snapshots_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
-    index('snapshots_live_created').on(t.created_at, t.id).where(sql`deleted_at IS NULL`),
-    index('snapshots_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),
+    index('snapshots_live_project_created')
+      .on(t.project_id, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('snapshots_live_created')
+      .on(t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('snapshots_deleted')
+      .on(t.deleted_at)
+      .where(sql`deleted_at IS NOT NULL`),
     index('snapshots_volume').on(t.volume_id),
     index('snapshots_type').on(t.volume_type_id),
   ],
@@ -246,8 +262,12 @@ export const attachments = pgTable(
   },
   (t) => [
     index('attachments_volume').on(t.volume_id),
-    index('attachments_live_project_created').on(t.project_id, t.created_at, t.id).where(sql`deleted_at IS NULL`),
-    index('attachments_deleted').on(t.deleted_at).where(sql`deleted_at IS NOT NULL`),
+    index('attachments_live_project_created')
+      .on(t.project_id, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('attachments_deleted')
+      .on(t.deleted_at)
+      .where(sql`deleted_at IS NOT NULL`),
   ],
 );
 
@@ -288,9 +308,13 @@ export const resourceStates = pgTable(
     ),
     // Small partial index over the work queue (unowned rows in a state with
     // a worker step), in claim order.
-    index('resource_states_pending').on(t.updated_at).where(sql`owner IS NULL AND (${stepStates})`),
+    index('resource_states_pending')
+      .on(t.updated_at)
+      .where(sql`owner IS NULL AND (${stepStates})`),
     // Rows a worker holds: what recovery scans for dead owners.
-    index('resource_states_owned').on(t.owner).where(sql`owner IS NOT NULL`),
+    index('resource_states_owned')
+      .on(t.owner)
+      .where(sql`owner IS NOT NULL`),
   ],
 );
 
@@ -324,7 +348,9 @@ export const stateTransitions = pgTable(
     index('state_transitions_resource_version').on(t.resource_type, t.resource_id, t.version),
     // What did request X change? Asked when a request lost its connection
     // mid-change (src/api/changes.ts), so it must not scan the history.
-    index('state_transitions_request').on(t.request_id).where(sql`request_id IS NOT NULL`),
+    index('state_transitions_request')
+      .on(t.request_id)
+      .where(sql`request_id IS NOT NULL`),
   ],
 );
 

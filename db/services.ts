@@ -11,7 +11,6 @@
  */
 import type { Executor as Exec } from './connect.ts';
 
-
 export const BINARIES = ['cinder-scheduler', 'cinder-volume'] as const;
 export type Binary = (typeof BINARIES)[number];
 
@@ -44,7 +43,13 @@ export async function listServices(sql: Exec, timeoutMs: number): Promise<Servic
 }
 
 /** Enable or disable a service; false when no worker ever ran on that host (Cinder: 404). */
-export async function setServiceDisabled(sql: Exec, host: string, binary: Binary, disabled: boolean, reason: string | null): Promise<boolean> {
+export async function setServiceDisabled(
+  sql: Exec,
+  host: string,
+  binary: Binary,
+  disabled: boolean,
+  reason: string | null,
+): Promise<boolean> {
   const rows = await sql`
     INSERT INTO services (host, "binary", disabled, disabled_reason)
     SELECT ${host}, ${binary}, ${disabled}, ${reason}

@@ -60,7 +60,11 @@ export function isConnectionError(err: unknown): boolean {
  */
 export function neverConnected(err: unknown): boolean {
   const { code, syscall } = (err ?? {}) as { code?: unknown; syscall?: unknown };
-  return syscall === 'connect' && typeof code === 'string' && ['ENOENT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code);
+  return (
+    syscall === 'connect' &&
+    typeof code === 'string' &&
+    ['ENOENT', 'ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT'].includes(code)
+  );
 }
 
 /**

@@ -9,7 +9,6 @@ import type { SnapshotState } from '../machines/snapshot.ts';
 import type { VolumeState } from '../machines/volume.ts';
 import type { Executor as Exec } from './connect.ts';
 
-
 /** The volume's state while offered (machines/volume.ts). */
 export const OFFERED = 'awaiting-transfer.offered' satisfies VolumeState;
 
@@ -66,7 +65,9 @@ export async function transferred(
   volumeId: string,
   withSnapshots: boolean,
 ): Promise<{ projectId: string; volumeTypeId: string | null; snapshots: { id: string; size: number; volume_type_id: string | null }[] }> {
-  const [volume] = await tx<{ project_id: string; volume_type_id: string | null }[]>`SELECT project_id, volume_type_id FROM volumes WHERE id = ${volumeId}`;
+  const [volume] = await tx<
+    { project_id: string; volume_type_id: string | null }[]
+  >`SELECT project_id, volume_type_id FROM volumes WHERE id = ${volumeId}`;
   const snapshots = withSnapshots
     ? await tx<{ id: string; size: number; volume_type_id: string | null }[]>`
         SELECT n.id, s.size, n.volume_type_id FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id

@@ -11,7 +11,6 @@
  */
 import type { Executor as Exec } from './connect.ts';
 
-
 export const DEFAULT_TYPE = '__DEFAULT__';
 
 export interface VolumeTypeRow {
@@ -40,11 +39,15 @@ const COLUMNS = 't.id, t.name, t.description, t.is_public, t.extra_specs, t.qos_
 
 export async function listTypes(sql: Exec, projectId: string | undefined, isPublic: boolean | undefined): Promise<VolumeTypeRow[]> {
   const pub = isPublic === undefined ? sql`` : sql`AND t.is_public = ${isPublic}`;
-  return sql<VolumeTypeRow[]>`SELECT ${sql.unsafe(COLUMNS)} FROM volume_types t WHERE ${visibleTo(sql, projectId)} ${pub} ORDER BY t.created_at, t.id`;
+  return sql<
+    VolumeTypeRow[]
+  >`SELECT ${sql.unsafe(COLUMNS)} FROM volume_types t WHERE ${visibleTo(sql, projectId)} ${pub} ORDER BY t.created_at, t.id`;
 }
 
 export async function findType(sql: Exec, ref: string, projectId: string | undefined): Promise<VolumeTypeRow | undefined> {
-  const [row] = await sql<VolumeTypeRow[]>`SELECT ${sql.unsafe(COLUMNS)} FROM volume_types t WHERE ${byIdOrName(sql, ref)} AND ${visibleTo(sql, projectId)}`;
+  const [row] = await sql<
+    VolumeTypeRow[]
+  >`SELECT ${sql.unsafe(COLUMNS)} FROM volume_types t WHERE ${byIdOrName(sql, ref)} AND ${visibleTo(sql, projectId)}`;
   return row;
 }
 
@@ -120,7 +123,9 @@ export async function changeExtraSpecs(
 }
 
 export async function typeAccess(sql: Exec, id: string): Promise<string[]> {
-  const rows = await sql<{ project_id: string }[]>`SELECT project_id FROM volume_type_access WHERE volume_type_id = ${id} ORDER BY project_id`;
+  const rows = await sql<
+    { project_id: string }[]
+  >`SELECT project_id FROM volume_type_access WHERE volume_type_id = ${id} ORDER BY project_id`;
   return rows.map((r) => r.project_id);
 }
 

@@ -6,7 +6,6 @@
 import { STATE_CHANNEL } from './cas.ts';
 import type { Executor as Exec } from './connect.ts';
 
-
 export interface WaitRef {
   type: string;
   id: string;

@@ -7,7 +7,6 @@
  */
 import type { Executor as Exec } from './connect.ts';
 
-
 export async function registerWorker(sql: Exec, id: string, host: string, pid: number): Promise<void> {
   await sql`
     INSERT INTO workers (id, host, pid) VALUES (${id}, ${host}, ${pid})

@@ -38,8 +38,7 @@ export const attachmentDeltaParams = Object.fromEntries(ATTACHMENT_BUCKETS.map((
 
 const sumSql = (f: (b: AttachmentBucket) => string) => ATTACHMENT_BUCKETS.map(f).join(' + ');
 const total = (c: AttachmentCounts) => ATTACHMENT_BUCKETS.reduce((n, b) => n + c[col(b)], 0);
-const growth = (e: object) =>
-  ATTACHMENT_BUCKETS.reduce((n, b) => n + (param(b) in e ? ((e as AttachmentDeltas)[param(b)] ?? 0) : 0), 0);
+const growth = (e: object) => ATTACHMENT_BUCKETS.reduce((n, b) => n + (param(b) in e ? ((e as AttachmentDeltas)[param(b)] ?? 0) : 0), 0);
 const after = (c: AttachmentCounts, e: object, b: AttachmentBucket) =>
   c[col(b)] + (param(b) in e ? ((e as AttachmentDeltas)[param(b)] ?? 0) : 0);
 

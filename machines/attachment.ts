@@ -53,12 +53,30 @@ export const attachmentContext = {
 export type AttachmentContext = ContextOf<typeof attachmentContext>;
 
 export const attachmentEvents = {
-  CONNECT: { by: 'api', verb: 'connect', request: 'attachment update with a connector', params: {}, doc: 'a connector was given (PUT /attachments/{id}, or create with one)' },
+  CONNECT: {
+    by: 'api',
+    verb: 'connect',
+    request: 'attachment update with a connector',
+    params: {},
+    doc: 'a connector was given (PUT /attachments/{id}, or create with one)',
+  },
   CONNECT_FAILED: { by: 'link', params: {}, doc: 'the driver could not initialize the connection' },
-  COMPLETE: { by: 'api', verb: 'complete', request: 'os-complete', params: {}, doc: 'the server attached it (os-complete, legacy os-attach)' },
+  COMPLETE: {
+    by: 'api',
+    verb: 'complete',
+    request: 'os-complete',
+    params: {},
+    doc: 'the server attached it (os-complete, legacy os-attach)',
+  },
   BEGIN_DETACH: { by: 'api', verb: 'begin detaching', request: 'os-begin_detaching', params: {}, doc: 'legacy os-begin_detaching' },
   ROLL_DETACH: { by: 'api', verb: 'roll back detaching', request: 'os-roll_detaching', params: {}, doc: 'legacy os-roll_detaching' },
-  DETACH: { by: 'api', verb: 'detach', request: 'attachment delete', params: {}, doc: 'delete the attachment (DELETE /attachments/{id}, os-detach, os-unreserve)' },
+  DETACH: {
+    by: 'api',
+    verb: 'detach',
+    request: 'attachment delete',
+    params: {},
+    doc: 'delete the attachment (DELETE /attachments/{id}, os-detach, os-unreserve)',
+  },
   DETACH_FAILED: { by: 'link', params: {}, doc: 'the driver could not terminate the connection' },
 } as const satisfies EventSpecs;
 export type AttachmentEvent = EventOf<typeof attachmentEvents>;
@@ -91,7 +109,10 @@ export const attachmentMachine = setup({
     attached: { on: { BEGIN_DETACH: 'detaching', DETACH: 'detached' } },
     detaching: {
       tags: [TRANSIENT],
-      meta: { doc: 'the server is detaching (legacy os-begin_detaching)', movedOnBy: 'the client: os-detach (DETACH), or os-roll_detaching (ROLL_DETACH)' },
+      meta: {
+        doc: 'the server is detaching (legacy os-begin_detaching)',
+        movedOnBy: 'the client: os-detach (DETACH), or os-roll_detaching (ROLL_DETACH)',
+      },
       on: { ROLL_DETACH: 'attached', DETACH: 'detached', DETACH_FAILED: 'error_detaching' },
     },
     error_attaching: { on: { DETACH: 'detached' } },

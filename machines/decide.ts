@@ -54,11 +54,7 @@ export interface Refused {
 
 export type Decision<C = Record<string, unknown>> = Allowed<C> | Refused;
 
-export function decide<C extends Record<string, unknown>>(
-  model: ResourceModel,
-  stored: Stored<C>,
-  event: AnyEvent,
-): Decision<C> {
+export function decide<C extends Record<string, unknown>>(model: ResourceModel, stored: Stored<C>, event: AnyEvent): Decision<C> {
   const { index } = model;
   const refuse = (kind: RefusalKind, failed: FailedGuard[] = []): Refused => ({
     ok: false,

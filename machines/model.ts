@@ -195,7 +195,9 @@ export function jsEffects<C extends MachineContext, E extends EventObject, T ext
   return out;
 }
 
-type ResetGuards<C, E, S extends readonly string[]> = { [K in S[number] as `requested:${K}`]: AtomGuard<C, E> } & { [K in S[number] as `reset:${K}`]: AllOfGuard };
+type ResetGuards<C, E, S extends readonly string[]> = { [K in S[number] as `requested:${K}`]: AtomGuard<C, E> } & {
+  [K in S[number] as `reset:${K}`]: AllOfGuard;
+};
 
 /**
  * Guards for os-reset_status. Per status an admin may set:
@@ -266,7 +268,9 @@ export const PARKED = 'parked';
  * worker claims it, no recovery touches it, it holds no reader), and only
  * another reset or a force delete leaves it.
  */
-export const parkedState = { meta: { doc: 'set by an admin (os-reset_status): no worker takes it; another reset or a force delete leaves it' } } as const;
+export const parkedState = {
+  meta: { doc: 'set by an admin (os-reset_status): no worker takes it; another reset or a force delete leaves it' },
+} as const;
 
 /**
  * os-reset_status as transitions: one per resettable status, guarded by

@@ -56,7 +56,8 @@ export function withTypes(amounts: Record<string, number>, perType: readonly str
 }
 
 /** The same amounts given back. */
-export const negate = (amounts: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(amounts).map(([r, n]) => [r, -n]));
+export const negate = (amounts: Record<string, number>): Record<string, number> =>
+  Object.fromEntries(Object.entries(amounts).map(([r, n]) => [r, -n]));
 
 /** What a live row counts, resource by resource (without its per-type twins). */
 function baseCounts(counts: Counts, row: { size: number }): Record<string, number> {

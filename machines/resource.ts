@@ -8,13 +8,7 @@
  */
 import type { AnyStateMachine } from 'xstate';
 import { MachineIndex } from './introspect.ts';
-import {
-  guardAtoms,
-  type ContextSpec,
-  type EffectTable,
-  type EventSpecs,
-  type GuardTable,
-} from './model.ts';
+import { guardAtoms, type ContextSpec, type EffectTable, type EventSpecs, type GuardTable } from './model.ts';
 
 export interface ResourceModel<C = Record<string, unknown>, E = { type: string }> {
   /** `resource_states.resource_type` */
@@ -68,7 +62,8 @@ export function defineResource<C, E>(model: Omit<ResourceModel<C, E>, 'index'>):
     if (meta.step && index.candidates(state, 'WORKER_LOST').length === 0) {
       throw new Error(`${where}: ${state} has step ${meta.step} but no WORKER_LOST transition (what happens when its worker dies?)`);
     }
-    if (!meta.step && !meta.movedOnBy) throw new Error(`${where}: transient state ${state} has no step and no movedOnBy: what moves it on?`);
+    if (!meta.step && !meta.movedOnBy)
+      throw new Error(`${where}: transient state ${state} has no step and no movedOnBy: what moves it on?`);
   }
   for (const state of index.leaves) {
     const ready = index.meta(state).ready;

@@ -73,8 +73,20 @@ export type SnapshotContext = ContextOf<typeof snapshotContext>;
 
 export const snapshotEvents = {
   DELETE: { by: 'api', verb: 'delete', request: 'delete', params: {}, doc: 'delete the snapshot (DELETE /snapshots/{id})' },
-  FORCE_DELETE: { by: 'api', verb: 'force-delete', request: 'os-force_delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
-  RESET_STATUS: { by: 'api', verb: 'reset the status of', request: 'os-reset_status', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  FORCE_DELETE: {
+    by: 'api',
+    verb: 'force-delete',
+    request: 'os-force_delete',
+    params: {},
+    doc: 'admin: delete whatever the status (os-force_delete)',
+  },
+  RESET_STATUS: {
+    by: 'api',
+    verb: 'reset the status of',
+    request: 'os-reset_status',
+    params: { status: 'text' },
+    doc: 'admin: set a resting status (os-reset_status)',
+  },
   UPDATE_STATUS: {
     by: 'api',
     verb: 'update the status of',
@@ -82,8 +94,20 @@ export const snapshotEvents = {
     params: { status: 'text', progress: 'text?' },
     doc: 'the service that took a snapshot itself (Nova, for assisted snapshots) reports how it ended (os-update_snapshot_status)',
   },
-  READ_BEGIN: { by: 'link', verb: 'create a volume from', request: 'volume create with snapshot_id', params: {}, doc: 'a volume is being created from this snapshot' },
-  RESTORE_BEGIN: { by: 'link', verb: 'revert a volume to', request: 'revert', params: {}, doc: 'a volume is being reverted to this snapshot' },
+  READ_BEGIN: {
+    by: 'link',
+    verb: 'create a volume from',
+    request: 'volume create with snapshot_id',
+    params: {},
+    doc: 'a volume is being created from this snapshot',
+  },
+  RESTORE_BEGIN: {
+    by: 'link',
+    verb: 'revert a volume to',
+    request: 'revert',
+    params: {},
+    doc: 'a volume is being reverted to this snapshot',
+  },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
@@ -144,8 +168,14 @@ const forceDelete = { guard: 'canForceDelete', target: '#snapshot.deleting' } as
 
 /** The statuses volstate runs no operation for: a status with only its parked sub-state. */
 const parkedOnly = Object.fromEntries(
-  PARKED_ONLY.map((status) => [status, { initial: 'parked', on: { RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete }, states: { parked: parkedState } }]),
-) as Record<(typeof PARKED_ONLY)[number], { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus; FORCE_DELETE: typeof forceDelete }; states: { parked: typeof parkedState } }>;
+  PARKED_ONLY.map((status) => [
+    status,
+    { initial: 'parked', on: { RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete }, states: { parked: parkedState } },
+  ]),
+) as Record<
+  (typeof PARKED_ONLY)[number],
+  { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus; FORCE_DELETE: typeof forceDelete }; states: { parked: typeof parkedState } }
+>;
 
 export const snapshotMachine = setup({
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- xstate's type witness: without it each state's meta is checked against {}, not StateMeta
@@ -173,7 +203,9 @@ export const snapshotMachine = setup({
           },
         },
         parked: {
-          meta: { doc: 'set by an admin (os-reset_status): no worker takes it; a reset, a force delete or os-update_snapshot_status leaves it' },
+          meta: {
+            doc: 'set by an admin (os-reset_status): no worker takes it; a reset, a force delete or os-update_snapshot_status leaves it',
+          },
           on: { UPDATE_STATUS: updateStatus },
         },
       },
@@ -195,7 +227,11 @@ export const snapshotMachine = setup({
         doc: 'a volume is being reverted to this snapshot',
         movedOnBy: "the end of the volume's revert, whichever way it ends (READ_END); the volume's own recovery covers a lost revert",
       },
-      on: { READ_END: { guard: 'hasReaders', target: 'available', actions: 'releaseReader' }, RESET_STATUS: resetStatus, FORCE_DELETE: forceDelete },
+      on: {
+        READ_END: { guard: 'hasReaders', target: 'available', actions: 'releaseReader' },
+        RESET_STATUS: resetStatus,
+        FORCE_DELETE: forceDelete,
+      },
     },
     deleting: {
       initial: 'backend',

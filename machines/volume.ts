@@ -143,9 +143,27 @@ export type VolumeContext = ContextOf<typeof volumeContext>;
 
 export const volumeEvents = {
   DELETE: { by: 'api', verb: 'delete', request: 'delete', params: {}, doc: 'delete the volume (DELETE /volumes/{id})' },
-  DELETE_CASCADE: { by: 'api', verb: 'delete', request: 'delete with cascade=True', params: {}, doc: 'delete the volume and its snapshots (?cascade=True)' },
-  FORCE_DELETE: { by: 'api', verb: 'force-delete', request: 'os-force_delete', params: {}, doc: 'admin: delete whatever the status (os-force_delete)' },
-  FORCE_DELETE_CASCADE: { by: 'api', verb: 'force-delete', request: 'delete with cascade=True&force=True', params: {}, doc: 'admin: force delete with its snapshots' },
+  DELETE_CASCADE: {
+    by: 'api',
+    verb: 'delete',
+    request: 'delete with cascade=True',
+    params: {},
+    doc: 'delete the volume and its snapshots (?cascade=True)',
+  },
+  FORCE_DELETE: {
+    by: 'api',
+    verb: 'force-delete',
+    request: 'os-force_delete',
+    params: {},
+    doc: 'admin: delete whatever the status (os-force_delete)',
+  },
+  FORCE_DELETE_CASCADE: {
+    by: 'api',
+    verb: 'force-delete',
+    request: 'delete with cascade=True&force=True',
+    params: {},
+    doc: 'admin: force delete with its snapshots',
+  },
   EXTEND: {
     by: 'api',
     verb: 'extend',
@@ -153,9 +171,21 @@ export const volumeEvents = {
     params: { new_size: 'int', in_use: 'bool' },
     doc: 'grow the volume (os-extend); in_use: an attached volume may be extended (microversion 3.42)',
   },
-  RESET_STATUS: { by: 'api', verb: 'reset the status of', request: 'os-reset_status', params: { status: 'text' }, doc: 'admin: set a resting status (os-reset_status)' },
+  RESET_STATUS: {
+    by: 'api',
+    verb: 'reset the status of',
+    request: 'os-reset_status',
+    params: { status: 'text' },
+    doc: 'admin: set a resting status (os-reset_status)',
+  },
   REVERT: { by: 'api', verb: 'revert', request: 'revert', params: { snapshot_id: 'text' }, doc: 'revert to a snapshot (revert, 3.40)' },
-  RETYPE: { by: 'api', verb: 'retype', request: 'os-retype', params: { type_id: 'text' }, doc: 'change the volume type, on the same backend (os-retype)' },
+  RETYPE: {
+    by: 'api',
+    verb: 'retype',
+    request: 'os-retype',
+    params: { type_id: 'text' },
+    doc: 'change the volume type, on the same backend (os-retype)',
+  },
   TRANSFER_OFFER: {
     by: 'api',
     verb: 'transfer',
@@ -170,7 +200,13 @@ export const volumeEvents = {
     params: { transfer_id: 'text' },
     doc: 'another project accepted the offer with its auth key; the volume is theirs (ownership and quota usage move in the same transaction)',
   },
-  TRANSFER_CANCEL: { by: 'api', verb: 'cancel a transfer of', request: 'transfer delete', params: { transfer_id: 'text' }, doc: 'the offer was withdrawn (DELETE /volume-transfers/{id})' },
+  TRANSFER_CANCEL: {
+    by: 'api',
+    verb: 'cancel a transfer of',
+    request: 'transfer delete',
+    params: { transfer_id: 'text' },
+    doc: 'the offer was withdrawn (DELETE /volume-transfers/{id})',
+  },
   SNAPSHOT_BEGIN: {
     by: 'link',
     verb: 'take a snapshot of',
@@ -178,7 +214,13 @@ export const volumeEvents = {
     params: { force: 'bool' },
     doc: 'a snapshot of this volume is being taken: one more reader, one more dependent',
   },
-  READ_BEGIN: { by: 'link', verb: 'clone', request: 'clone (create with source_volid)', params: {}, doc: 'a volume is being cloned from this one: one more reader' },
+  READ_BEGIN: {
+    by: 'link',
+    verb: 'clone',
+    request: 'clone (create with source_volid)',
+    params: {},
+    doc: 'a volume is being cloned from this one: one more reader',
+  },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this volume ended' },
   SNAPSHOT_GONE: { by: 'link', params: {}, doc: 'a snapshot of this volume was deleted' },
   ATTACHMENTS_CHANGED: {
@@ -297,8 +339,14 @@ const attachmentCycle = { ATTACHMENTS_CHANGED: followAttachments('volume'), RESE
 
 /** The statuses volstate runs no operation for: a status with only its parked sub-state. */
 const parkedOnly = Object.fromEntries(
-  PARKED_ONLY.map((status) => [status, { initial: 'parked', on: { RESET_STATUS: resetStatus, ...force }, states: { parked: parkedState } }]),
-) as Record<(typeof PARKED_ONLY)[number], { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus } & typeof force; states: { parked: typeof parkedState } }>;
+  PARKED_ONLY.map((status) => [
+    status,
+    { initial: 'parked', on: { RESET_STATUS: resetStatus, ...force }, states: { parked: parkedState } },
+  ]),
+) as Record<
+  (typeof PARKED_ONLY)[number],
+  { initial: 'parked'; on: { RESET_STATUS: typeof resetStatus } & typeof force; states: { parked: typeof parkedState } }
+>;
 
 export const volumeMachine = setup({
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- xstate's type witness: without it each state's meta is checked against {}, not StateMeta

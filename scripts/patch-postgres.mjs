@@ -70,7 +70,9 @@ for (const build of ['src', 'cjs/src', 'cf/src']) {
   for (const [anchor, guard] of GUARDS) {
     if (text.includes(guard)) continue;
     if (!text.includes(anchor)) {
-      console.error(`patch-postgres: postgres ${version} ${build}/connection.js is not as expected; check whether porsager/postgres#1208 is fixed and update scripts/patch-postgres.mjs`);
+      console.error(
+        `patch-postgres: postgres ${version} ${build}/connection.js is not as expected; check whether porsager/postgres#1208 is fixed and update scripts/patch-postgres.mjs`,
+      );
       process.exit(1);
     }
     text = text.replace(anchor, guard);

@@ -33,7 +33,7 @@ const STALE_GUARD =
   '    /* volstate: a new connection carries no query of the last one */\n    query = errorResponse = null\n';
 
 const FORGET = '    /* volstate: a cancelled write is forgotten (LanternOps/breeze#3225) */\n    chunk = nextWriteTimer = null\n';
-const CLOSED_WRITE_ANCHOR = '    clearImmediate(nextWriteTimer)\n    socket.removeListener(\'data\', data)\n';
+const CLOSED_WRITE_ANCHOR = "    clearImmediate(nextWriteTimer)\n    socket.removeListener('data', data)\n";
 const CLOSED_WRITE_GUARD = `    clearImmediate(nextWriteTimer)\n${FORGET}    socket.removeListener('data', data)\n`;
 const TERMINATE_WRITE_ANCHOR = '    clearImmediate(nextWriteTimer)\n    if (socket) {\n';
 const TERMINATE_WRITE_GUARD = `    clearImmediate(nextWriteTimer)\n${FORGET}    if (socket) {\n`;

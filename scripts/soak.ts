@@ -25,7 +25,11 @@ if (!(scale > 0)) throw new Error(`--scale ${values.scale}: a number above 0`);
 
 const RUNS = [
   { name: 'embedded', ops: 1_000_000, args: ['--faults', 'kill:every=5s,pg-terminate:every=11s', '--seed', '18'] },
-  { name: 'patroni', ops: 200_000, args: ['--db', 'patroni', '--faults', 'kill:every=5s,pg-terminate:every=11s,pg-failover:every=60s', '--seed', '19'] },
+  {
+    name: 'patroni',
+    ops: 200_000,
+    args: ['--db', 'patroni', '--faults', 'kill:every=5s,pg-terminate:every=11s,pg-failover:every=60s', '--seed', '19'],
+  },
 ].filter((r) => !values.only || r.name === values.only);
 
 const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || 'unknown';

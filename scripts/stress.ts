@@ -48,7 +48,12 @@ function startHogs(): ChildProcess[] {
 }
 
 interface Report {
-  testResults: { name: string; status: string; message?: string; assertionResults: { fullName: string; status: string; failureMessages?: string[] }[] }[];
+  testResults: {
+    name: string;
+    status: string;
+    message?: string;
+    assertionResults: { fullName: string; status: string; failureMessages?: string[] }[];
+  }[];
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'volstate-stress-'));
@@ -88,7 +93,9 @@ try {
       }
     }
     if (failed.length) failedRuns++;
-    console.log(`run ${run}/${runs} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${failed.length ? `FAILED\n  ${failed.join('\n  ')}` : 'passed'}`);
+    console.log(
+      `run ${run}/${runs} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${failed.length ? `FAILED\n  ${failed.join('\n  ')}` : 'passed'}`,
+    );
   }
 } finally {
   stopHogs();

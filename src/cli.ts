@@ -154,7 +154,9 @@ async function main(argv: string[]): Promise<void> {
       // never settle would end as a success. It is a failure, said as one, with its last step.
       let step = 'starting';
       const stalled = () => {
-        console.error(`volstate: the start stalled while ${step}: nothing left to wait on (a database call that can never answer); exiting`);
+        console.error(
+          `volstate: the start stalled while ${step}: nothing left to wait on (a database call that can never answer); exiting`,
+        );
         process.exit(1);
       };
       process.once('beforeExit', stalled);
@@ -178,7 +180,9 @@ async function main(argv: string[]): Promise<void> {
       const running = runningEmbedded(join(config.dataDir, 'db'));
       if (running) {
         console.log(`DATABASE_URL=${running.urlFor(APP_DATABASE)}`);
-        console.error(`volstate: the embedded PostgreSQL under ${join(config.dataDir, 'db')} is running already (process ${running.pid}); share it with the DATABASE_URL above`);
+        console.error(
+          `volstate: the embedded PostgreSQL under ${join(config.dataDir, 'db')} is running already (process ${running.pid}); share it with the DATABASE_URL above`,
+        );
         return;
       }
       const db = await startEmbedded({ dir: join(config.dataDir, 'db'), port: values.port ? Number(values.port) : undefined });
@@ -220,8 +224,12 @@ async function main(argv: string[]): Promise<void> {
         const started = performance.now();
         const report = await purge(sql, before);
         const seconds = (performance.now() - started) / 1000;
-        const rows = Object.entries(report.rows).map(([t, n]) => `${n} ${t}`).join(', ');
-        console.log(`volstate: purged what was deleted before ${before.toISOString()} in ${seconds.toFixed(1)} s: ${rows}; history: ${report.partitions.length} monthly partitions dropped (${report.partitions.join(', ') || 'none'}), ${report.historyRows} rows from the default partition`);
+        const rows = Object.entries(report.rows)
+          .map(([t, n]) => `${n} ${t}`)
+          .join(', ');
+        console.log(
+          `volstate: purged what was deleted before ${before.toISOString()} in ${seconds.toFixed(1)} s: ${rows}; history: ${report.partitions.length} monthly partitions dropped (${report.partitions.join(', ') || 'none'}), ${report.historyRows} rows from the default partition`,
+        );
       } finally {
         await sql.end({ timeout: 5 });
         await location.embedded?.stop();
@@ -255,7 +263,8 @@ async function main(argv: string[]): Promise<void> {
       const endpoint = values.endpoint as string | undefined;
       const seed = whole(values.seed, '--seed', Date.now() % 2 ** 31);
       const ops = values.ops === undefined ? undefined : whole(values.ops, '--ops', 0);
-      const durationMs = values.duration === undefined ? (ops === undefined ? 30_000 : undefined) : parseDuration(String(values.duration), '--duration');
+      const durationMs =
+        values.duration === undefined ? (ops === undefined ? 30_000 : undefined) : parseDuration(String(values.duration), '--duration');
       const summary = await runHarness({
         scenario: (values.scenario as string | undefined) ?? 'mixed',
         nodes: endpoint ? 0 : whole(values.nodes, '--nodes', 3),
@@ -268,7 +277,9 @@ async function main(argv: string[]): Promise<void> {
         db: dbOf(values.db),
         nodeLogs: values['node-logs'] as string | undefined,
         // --db patroni starts its own: DATABASE_URL from the environment is not the one to use then.
-        databaseUrl: (values['database-url'] as string | undefined) ?? (values.db === 'patroni' || values.db === 'patroni-async' ? undefined : config.databaseUrl),
+        databaseUrl:
+          (values['database-url'] as string | undefined) ??
+          (values.db === 'patroni' || values.db === 'patroni-async' ? undefined : config.databaseUrl),
         token: (values.token as string | undefined) ?? 'admin:harness',
         reportFile: values.report as string | undefined,
         progress: (line) => console.error(`volstate harness: ${line}`),

@@ -148,8 +148,17 @@ export function loadTokens(path: string): Map<string, TokenInfo> {
   const out = new Map<string, TokenInfo>();
   for (const [i, t] of list.entries()) {
     const { token, user, project, roles } = (t ?? {}) as Record<string, unknown>;
-    if (typeof token !== 'string' || !token || typeof user !== 'string' || typeof project !== 'string' || !Array.isArray(roles) || !roles.every((r) => typeof r === 'string')) {
-      throw new ConfigError(`VOLSTATE_TOKENS_FILE=${path}: tokens[${i}] needs token, user, project (strings) and roles (a list of strings)`);
+    if (
+      typeof token !== 'string' ||
+      !token ||
+      typeof user !== 'string' ||
+      typeof project !== 'string' ||
+      !Array.isArray(roles) ||
+      !roles.every((r) => typeof r === 'string')
+    ) {
+      throw new ConfigError(
+        `VOLSTATE_TOKENS_FILE=${path}: tokens[${i}] needs token, user, project (strings) and roles (a list of strings)`,
+      );
     }
     out.set(token, { user, project, roles });
   }
@@ -164,7 +173,8 @@ function keystoneOf(env: NodeJS.ProcessEnv): KeystoneAuthOptions {
     return v;
   };
   const url = need('VOLSTATE_KEYSTONE_URL').replace(/\/+$/, '');
-  if (!/^https?:\/\/[^/]+.*\/v3$/.test(url)) throw new ConfigError(`VOLSTATE_KEYSTONE_URL=${url}: expected Keystone's v3 URL, e.g. http://127.0.0.1:5000/v3`);
+  if (!/^https?:\/\/[^/]+.*\/v3$/.test(url))
+    throw new ConfigError(`VOLSTATE_KEYSTONE_URL=${url}: expected Keystone's v3 URL, e.g. http://127.0.0.1:5000/v3`);
   return {
     url,
     user: need('VOLSTATE_KEYSTONE_USER'),
@@ -179,7 +189,8 @@ function keystoneOf(env: NodeJS.ProcessEnv): KeystoneAuthOptions {
 
 function serviceHostOf(env: NodeJS.ProcessEnv): string {
   const host = env.VOLSTATE_HOST || hostname();
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(host)) throw new ConfigError(`VOLSTATE_HOST=${host}: expected a host name (letters, digits, '.', '_', '-')`);
+  if (!/^[A-Za-z0-9._-]{1,200}$/.test(host))
+    throw new ConfigError(`VOLSTATE_HOST=${host}: expected a host name (letters, digits, '.', '_', '-')`);
   return host;
 }
 
@@ -206,10 +217,15 @@ function duration(env: NodeJS.ProcessEnv, name: string): number {
 function backendsOf(value: string | undefined, driver: DriverName, fileDir: string): Config['backends'] {
   if (value === undefined || value.trim() === '') return [{ name: driver, driver, dir: fileDir }];
   const out: Config['backends'] = [];
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of value
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [name = '', kind = '', ...rest] = part.split(':');
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name)) throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": a backend name is 1 to 64 letters, digits, _ . -`);
-    if (kind !== 'file' && kind !== 'fake') throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": the driver is file or fake (name:driver[:dir])`);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name))
+      throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": a backend name is 1 to 64 letters, digits, _ . -`);
+    if (kind !== 'file' && kind !== 'fake')
+      throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": the driver is file or fake (name:driver[:dir])`);
     if (out.some((b) => b.name === name)) throw new ConfigError(`VOLSTATE_BACKENDS: backend ${name} is named twice`);
     out.push({ name, driver: kind, dir: rest.length > 0 ? resolve(rest.join(':')) : join(fileDir, name) });
   }
@@ -252,8 +268,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     // As many lock sessions kept as steps may hold fences: fewer, and a busy worker opens and closes
     // a connection for most steps (a backend fork and a SCRAM exchange each; bench:control found it).
-    connections: { pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000), lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', concurrency, 0, 1000) },
-    groupCommit: { max: int(env, 'VOLSTATE_GROUP_COMMIT', 0, 0, 10_000), windowMs: int(env, 'VOLSTATE_GROUP_COMMIT_WINDOW_MS', 0, 0, 1000) },
+    connections: {
+      pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000),
+      lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', concurrency, 0, 1000),
+    },
+    groupCommit: {
+      max: int(env, 'VOLSTATE_GROUP_COMMIT', 0, 0, 10_000),
+      windowMs: int(env, 'VOLSTATE_GROUP_COMMIT_WINDOW_MS', 0, 0, 1000),
+    },
     inDoubtMs: int(env, 'VOLSTATE_IN_DOUBT_MS', 45_000, 0, 600_000),
     startWaitMs: int(env, 'VOLSTATE_DB_START_WAIT_MS', 60_000, 0, 3_600_000),
     retention: {

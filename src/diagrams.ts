@@ -83,7 +83,12 @@ function graphOf(model: ResourceModel) {
     const sources = [...new Set(es.map((e) => e.from))];
     // Client events leading to the same targets from many states (admin
     // reset, force delete) would be a thicket of edges: one legend line.
-    const targetsOf = (from: string) => es.filter((e) => e.from === from).map((e) => e.to ?? '').sort().join();
+    const targetsOf = (from: string) =>
+      es
+        .filter((e) => e.from === from)
+        .map((e) => e.to ?? '')
+        .sort()
+        .join();
     const uniform = sources.every((f) => targetsOf(f) === targetsOf(sources[0]!));
     if (model.events[event]?.by === 'api' && sources.length >= 4 && uniform) summarise(event, es, sources);
     else if (es.length >= 8) {
@@ -97,7 +102,9 @@ function graphOf(model: ResourceModel) {
 }
 
 function legend(model: ResourceModel, summaries: Summary[]): string[] {
-  return summaries.map((s) => `${s.event}${model.events[s.event]?.by === 'api' ? ' (client)' : ''}: ${s.from.join(', ')} → ${s.to.join(', ')} ${s.label}`.trim());
+  return summaries.map((s) =>
+    `${s.event}${model.events[s.event]?.by === 'api' ? ' (client)' : ''}: ${s.from.join(', ')} → ${s.to.join(', ')} ${s.label}`.trim(),
+  );
 }
 
 /** A parked sub-state (machines/model.ts): entered only by an admin's reset. */
@@ -135,7 +142,8 @@ export function mermaid(model: ResourceModel): string {
     const anchor = id(index.leaves.find((s) => !index.isTransient(s) && !index.isFinal(s)) ?? index.initial);
     out.push(`  note right of ${anchor}`);
     out.push('    Transient states (yellow): an operation is in flight; refusals there are 409 busy.');
-    if (parked.length) out.push('    Parked states (grey, dashed): set by os-reset_status; no worker takes them; a reset or a force delete leaves them.');
+    if (parked.length)
+      out.push('    Parked states (grey, dashed): set by os-reset_status; no worker takes them; a reset or a force delete leaves them.');
     for (const n of notes) out.push(`    ${n.replaceAll(':', ' -')}`);
     out.push('  end note');
   }

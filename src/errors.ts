@@ -19,7 +19,10 @@ export const ERRORS = {
   InvalidVolumeType: { status: 400, message: 'Invalid volume type: {reason}.' },
   QosSpecsInUse: { status: 400, message: 'QoS Specs {id} is still associated with entities: dissociate them, or delete with ?force=True.' },
   VolumeTypeInUse: { status: 400, message: 'Volume Type {id} deletion is not allowed with volumes present with the type.' },
-  InvalidAuthKey: { status: 400, message: 'Invalid auth key: Attempt to transfer {id} with invalid auth key. Ask the project that created the transfer for its key.' },
+  InvalidAuthKey: {
+    status: 400,
+    message: 'Invalid auth key: Attempt to transfer {id} with invalid auth key. Ask the project that created the transfer for its key.',
+  },
   InvalidAttachment: { status: 400, message: 'Invalid attachment: {reason}' },
   NoSuchAction: {
     status: 400,
@@ -66,7 +69,8 @@ export const ERRORS = {
   SnapshotLimitExceeded: { status: 413, message: 'Maximum number of snapshots allowed ({allowed}) exceeded.' },
   VolumeSizeExceedsAvailableQuota: {
     status: 413,
-    message: 'Requested volume or snapshot exceeds allowed {name} quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed.',
+    message:
+      'Requested volume or snapshot exceeds allowed {name} quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed.',
   },
   VolumeSizeExceedsLimit: { status: 413, message: 'Requested volume size {size}G is larger than maximum allowed limit {limit}G.' },
   PayloadTooLarge: { status: 413, message: 'The request body is larger than {limit} bytes.' },
@@ -85,7 +89,8 @@ export const ERRORS = {
   NotReady: { status: 503, message: 'This node is not ready: {reason}.' },
   ChangedUnread: {
     status: 503,
-    message: 'The change was made ({what}), but the database went away before the answer could be read. Look at the resource; do not repeat the request.',
+    message:
+      'The change was made ({what}), but the database went away before the answer could be read. Look at the resource; do not repeat the request.',
   },
   OutcomeUnknown: {
     status: 503,

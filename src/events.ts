@@ -92,7 +92,8 @@ export class TransitionTail {
             expected = e.id + 1;
           }
           // Subscribers with nothing new still move to where the read got.
-          if (rows.length === 0 || expected > from + 1) for (const s of this.subscribers) if (s.after < expected - 1) s.after = expected - 1;
+          if (rows.length === 0 || expected > from + 1)
+            for (const s of this.subscribers) if (s.after < expected - 1) s.after = expected - 1;
           if (rows.length === 500) continue;
         } catch {
           // The database went away: try again after the pause.

@@ -35,8 +35,18 @@ export interface MetricsOptions {
 export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'volstate_' });
-  const transitions = new Counter({ name: 'volstate_transitions_total', help: 'Transitions this node applied', labelNames: ['machine', 'event', 'from'], registers: [registry] });
-  const refusals = new Counter({ name: 'volstate_refusals_total', help: 'Transition attempts refused, by reason', labelNames: ['machine', 'event', 'state', 'reason'], registers: [registry] });
+  const transitions = new Counter({
+    name: 'volstate_transitions_total',
+    help: 'Transitions this node applied',
+    labelNames: ['machine', 'event', 'from'],
+    registers: [registry],
+  });
+  const refusals = new Counter({
+    name: 'volstate_refusals_total',
+    help: 'Transition attempts refused, by reason',
+    labelNames: ['machine', 'event', 'state', 'reason'],
+    registers: [registry],
+  });
   const cas = new Histogram({
     name: 'volstate_cas_duration_seconds',
     help: 'Time of a transition attempt (the CAS statement and its refusal read)',
@@ -129,7 +139,12 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
       },
     });
   }
-  const http = new Counter({ name: 'volstate_http_requests_total', help: 'HTTP requests answered', labelNames: ['route', 'method', 'status'], registers: [registry] });
+  const http = new Counter({
+    name: 'volstate_http_requests_total',
+    help: 'HTTP requests answered',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+  });
   app.addHook('onResponse', async (req, reply) => {
     http.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) });
   });

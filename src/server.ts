@@ -38,7 +38,11 @@ async function checkPort(host: string, port: number): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const probe = createServer();
     probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(err.code === 'EADDRINUSE' ? new Error(`${host}:${port} is already in use (another volstate?): stop it, or choose another port with PORT or --port`) : err),
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`${host}:${port} is already in use (another volstate?): stop it, or choose another port with PORT or --port`)
+          : err,
+      ),
     );
     probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
   });
@@ -59,7 +63,8 @@ export function makeBackends(config: Config, coordination: Coordination): Backen
   const injecting = latencyMs > 0 || Object.keys(failures).length > 0 || journal !== undefined;
   return new Backends(
     config.backends.map((b) => {
-      const driver: Driver = b.driver === 'fake' ? new FakeDriver() : new FileDriver({ dir: b.dir, coordination, capacityGb: config.fileCapacityGb });
+      const driver: Driver =
+        b.driver === 'fake' ? new FakeDriver() : new FileDriver({ dir: b.dir, coordination, capacityGb: config.fileCapacityGb });
       return { name: b.name, driver: injecting ? new FaultyDriver(driver, config.faults) : driver };
     }),
   );
@@ -73,7 +78,10 @@ export function makeBackends(config: Config, coordination: Coordination): Backen
 export async function serve(config: Config, opts: ServeOptions): Promise<Running> {
   const say = opts.progress ?? (() => {});
   assertPostgresPatched();
-  if (BROKEN_GUARDS.size > 0) say(`WARNING: VOLSTATE_BREAK_GUARDS=${[...BROKEN_GUARDS].join(',')}: these guards are compiled as TRUE (fault injection for the history checker); never run this in a deployment`);
+  if (BROKEN_GUARDS.size > 0)
+    say(
+      `WARNING: VOLSTATE_BREAK_GUARDS=${[...BROKEN_GUARDS].join(',')}: these guards are compiled as TRUE (fault injection for the history checker); never run this in a deployment`,
+    );
   if (opts.api) await checkPort(config.host, config.port);
   // A node started while its database restarts or fails over waits for it (every second, for
   // config.startWaitMs), as oslo.db's retries have a Cinder service wait: any step of the start
@@ -88,7 +96,9 @@ export async function serve(config: Config, opts: ServeOptions): Promise<Running
       for (const stop of started.reverse()) await stop().catch(() => undefined);
       if (!isConnectionError(err) || Date.now() >= until) throw err;
       if (tries === 1 || tries % 10 === 0) {
-        say(`the database does not answer yet (${err instanceof Error ? err.message : String(err)}); trying again every second, for up to ${Math.round(config.startWaitMs / 1000)} s`);
+        say(
+          `the database does not answer yet (${err instanceof Error ? err.message : String(err)}); trying again every second, for up to ${Math.round(config.startWaitMs / 1000)} s`,
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
@@ -110,7 +120,11 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   const sql = connect(location.url, { max: config.connections.pool, name: opts.worker ? 'volstate' : 'volstate-api' });
   started.push(() => sql.end({ timeout: 5 }));
   // Global locks hold a connection each (one per step in flight).
-  const coordination = new Coordination({ dir: join(config.dataDir, 'locks'), databaseUrl: location.url, idleSessions: config.connections.lockIdle });
+  const coordination = new Coordination({
+    dir: join(config.dataDir, 'locks'),
+    databaseUrl: location.url,
+    idleSessions: config.connections.lockIdle,
+  });
   started.push(() => coordination.close());
   const enforcer = new Enforcer();
   if (config.groupCommit.max > 1) enforcer.groupCommit(sql, config.groupCommit);
@@ -121,7 +135,17 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
   // /readyz asks for the worker, which is made after the app.
   const node: { worker?: Worker | undefined } = {};
   const app = opts.api
-    ? await build({ sql, enforcer, driver, auth: config.auth, logger, worker: () => node.worker, heartbeatTimeoutMs: config.worker.timeoutMs, serviceHost: config.serviceHost, inDoubtMs: config.inDoubtMs })
+    ? await build({
+        sql,
+        enforcer,
+        driver,
+        auth: config.auth,
+        logger,
+        worker: () => node.worker,
+        heartbeatTimeoutMs: config.worker.timeoutMs,
+        serviceHost: config.serviceHost,
+        inDoubtMs: config.inDoubtMs,
+      })
     : undefined;
   if (app) started.push(() => app.close());
   const log = app ? app.log.child({ component: 'worker' }) : undefined;
@@ -176,7 +200,9 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
 export function surviveLostConnections(log: (msg: string) => void = console.error): void {
   process.on('unhandledRejection', (reason) => {
     if (isConnectionError(reason)) {
-      log(`volstate: a lost database connection surfaced outside any request (ignored): ${String(reason)}\n${(reason as Error)?.stack ?? ''}`);
+      log(
+        `volstate: a lost database connection surfaced outside any request (ignored): ${String(reason)}\n${(reason as Error)?.stack ?? ''}`,
+      );
       return;
     }
     throw reason;

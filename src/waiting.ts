@@ -144,7 +144,7 @@ export class Waits {
       // Look once at once (a change between the refusal and joining would
       // otherwise be missed), then after each notification, and at least
       // once per lease (a dead head of the queue does not notify).
-      for (let seen: number | undefined; ; ) {
+      for (let seen: number | undefined; ;) {
         if (seen !== undefined) {
           const left = deadline - Date.now();
           if (left <= 0) throw last;

@@ -275,8 +275,7 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedServ
   }
   rmSync(join(dir, LOCK), { force: true });
   throw new Error(
-    `the embedded PostgreSQL in ${pgdir} did not start: ${String((lastError as Error)?.message ?? lastError)}\n` +
-      log.slice(-15).join(''),
+    `the embedded PostgreSQL in ${pgdir} did not start: ${String((lastError as Error)?.message ?? lastError)}\n` + log.slice(-15).join(''),
   );
 }
 

@@ -42,10 +42,14 @@ export const PG_BIN = '/usr/lib/postgresql/15/bin';
 export function ensurePatroniPackages(): void {
   const missing = PACKAGES.filter(([, file]) => !existsSync(file)).map(([pkg]) => pkg);
   if (missing.length === 0) return;
-  if (userInfo().uid !== 0) throw new Error(`--db patroni needs the Debian packages ${missing.join(', ')}: install them (apt-get install ${missing.join(' ')})`);
+  if (userInfo().uid !== 0)
+    throw new Error(`--db patroni needs the Debian packages ${missing.join(', ')}: install them (apt-get install ${missing.join(' ')})`);
   try {
     execFileSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    execFileSync('apt-get', ['install', '-y', '-qq', ...missing], {
+      stdio: 'ignore',
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
   } catch (err) {
     throw new Error(`could not install ${missing.join(', ')} (${String(err)}); install them and try again`);
   }
@@ -125,7 +129,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The uid and gid PostgreSQL runs as: the `postgres` user when we are root, else ourselves. */
 function runAs(): { uid: number; gid: number } | undefined {
   if (userInfo().uid !== 0) return undefined;
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'));
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
   if (!passwd) throw new Error('as root, PostgreSQL runs as the user postgres, and there is none: install postgresql-15');
   const [, , uid, gid] = passwd.split(':');
   return { uid: Number(uid), gid: Number(gid) };
@@ -225,18 +231,33 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
   const etcd = spawn(
     'etcd',
     [
-      '--name', 'etcd0', '--data-dir', join(dir, 'etcd'),
-      '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `etcd0=http://127.0.0.1:${peerPort}`, '--log-level', 'error',
+      '--name',
+      'etcd0',
+      '--data-dir',
+      join(dir, 'etcd'),
+      '--listen-client-urls',
+      etcdUrl,
+      '--advertise-client-urls',
+      etcdUrl,
+      '--listen-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls',
+      `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster',
+      `etcd0=http://127.0.0.1:${peerPort}`,
+      '--log-level',
+      'error',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   children.add(etcd);
   let etcdLog = '';
   etcd.stderr.on('data', (b: Buffer) => (etcdLog = (etcdLog + b.toString()).slice(-20_000)));
-  for (let until = Date.now() + 30_000; ; ) {
-    const ok = await fetch(`${etcdUrl}/health`).then((r) => r.ok, () => false);
+  for (let until = Date.now() + 30_000; ;) {
+    const ok = await fetch(`${etcdUrl}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (etcd.exitCode !== null || Date.now() > until) throw new Error(`etcd did not start:\n${etcdLog}`);
     await sleep(100);
@@ -339,9 +360,9 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
         // Each member's own word (the load balancers' health checks), not
         // etcd's view, which keeps a lost leader until its key expires.
         const primary = (await Promise.all(members.map(async (m) => ((await is(m, 'primary')) ? m : undefined)))).find(Boolean);
-        const standbys = (await Promise.all(members.map(async (m) => (m !== primary && (await is(m, sync ? 'sync' : 'replica')) ? m : undefined)))).filter(
-          (m): m is PatroniMember => Boolean(m),
-        );
+        const standbys = (
+          await Promise.all(members.map(async (m) => (m !== primary && (await is(m, sync ? 'sync' : 'replica')) ? m : undefined)))
+        ).filter((m): m is PatroniMember => Boolean(m));
         if (primary && standbys.length >= Math.min(1, n - 1)) return { primary, standbys };
         last = await status();
         await sleep(200);
@@ -401,14 +422,17 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
   try {
     // The first member bootstraps the cluster (initdb); the others then clone it.
     startMember(members[0]!);
-    for (let until = Date.now() + 60_000; ; ) {
+    for (let until = Date.now() + 60_000; ;) {
       if ((await status()).some((s) => s.role === 'leader' && s.state === 'running')) break;
-      if (procs.get(members[0]!.name)!.exitCode !== null || Date.now() > until) throw new Error(`Patroni did not bootstrap:\n${logs.get(members[0]!.name) ?? ''}`);
+      if (procs.get(members[0]!.name)!.exitCode !== null || Date.now() > until)
+        throw new Error(`Patroni did not bootstrap:\n${logs.get(members[0]!.name) ?? ''}`);
       await sleep(200);
     }
     for (const m of members.slice(1)) startMember(m);
     const { primary } = await cluster.waitHealthy();
-    say(`Patroni cluster up: primary ${primary.name} on port ${primary.pgPort}, ${n - 1} ${opts.synchronous ?? true ? 'synchronous' : 'asynchronous'} standby(s)`);
+    say(
+      `Patroni cluster up: primary ${primary.name} on port ${primary.pgPort}, ${n - 1} ${(opts.synchronous ?? true) ? 'synchronous' : 'asynchronous'} standby(s)`,
+    );
     return cluster;
   } catch (err) {
     await cluster.stop();

@@ -32,7 +32,6 @@ export interface AdminRoutesOptions {
   backends: Backends;
 }
 
-
 /** Cinder's host string of a service: the volume service names its backend. */
 function serviceHost(row: ServiceRow, backend: string): string {
   return row.binary === 'cinder-volume' ? `${row.host}@${backend}` : row.host;
@@ -44,7 +43,9 @@ const bareHost = (host: string) => host.split('@')[0]!.split('#')[0]!;
 /** The services as Cinder lists them: a scheduler per host, a volume service per host and backend. */
 function expand(rows: ServiceRow[], backends: Backends): { row: ServiceRow; host: string; backend?: Backend }[] {
   return rows.flatMap((row) =>
-    row.binary === 'cinder-volume' ? backends.list.map((b) => ({ row, host: serviceHost(row, b.name), backend: b })) : [{ row, host: serviceHost(row, '') }],
+    row.binary === 'cinder-volume'
+      ? backends.list.map((b) => ({ row, host: serviceHost(row, b.name), backend: b }))
+      : [{ row, host: serviceHost(row, '') }],
   );
 }
 
@@ -74,38 +75,43 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     };
   });
 
-  r.put('/os-services/:action', { schema: { params: Type.Object({ action: Type.String(), project_id: Type.Optional(Type.String()) }), body: ActionBody } }, async (req) => {
-    requireAdmin(req, 'volume_extension:services:update');
-    const { action } = req.params;
-    const body = req.body;
-    const host = body.host;
-    if (action === 'freeze' || action === 'thaw') {
-      throw new ApiError('InvalidInput', { reason: `volstate has no replicated backend to ${action}: ${action} is not supported.` });
-    }
-    if (!['enable', 'disable', 'disable-log-reason'].includes(action)) throw new ApiError('NotFound');
-    if (typeof host !== 'string' || host === '') throw invalid('host', host ?? 'None', 'host is required.');
-    const binary = body.binary ?? body.service;
-    if (typeof binary !== 'string' || !(BINARIES as readonly string[]).includes(binary)) {
-      throw new ApiError('ServiceNotFound', { host, binary: binary === undefined || binary === null ? 'None' : show(binary) });
-    }
-    let reason: string | null = null;
-    if (action === 'disable-log-reason') {
-      if (typeof body.disabled_reason !== 'string' || body.disabled_reason.trim() === '' || body.disabled_reason.length > 255) {
-        throw invalid('disabled_reason', body.disabled_reason ?? 'None', 'a reason of 1 to 255 characters is required.');
+  r.put(
+    '/os-services/:action',
+    { schema: { params: Type.Object({ action: Type.String(), project_id: Type.Optional(Type.String()) }), body: ActionBody } },
+    async (req) => {
+      requireAdmin(req, 'volume_extension:services:update');
+      const { action } = req.params;
+      const body = req.body;
+      const host = body.host;
+      if (action === 'freeze' || action === 'thaw') {
+        throw new ApiError('InvalidInput', { reason: `volstate has no replicated backend to ${action}: ${action} is not supported.` });
       }
-      reason = body.disabled_reason;
-    }
-    const disabled = action !== 'enable';
-    if (!(await hosts.setDisabled(bareHost(host), binary as Binary, disabled, reason))) throw new ApiError('ServiceNotFound', { host, binary });
-    return {
-      disabled,
-      status: disabled ? 'disabled' : 'enabled',
-      host,
-      service: binary,
-      binary,
-      ...(action === 'disable' ? {} : { disabled_reason: reason }),
-    };
-  });
+      if (!['enable', 'disable', 'disable-log-reason'].includes(action)) throw new ApiError('NotFound');
+      if (typeof host !== 'string' || host === '') throw invalid('host', host ?? 'None', 'host is required.');
+      const binary = body.binary ?? body.service;
+      if (typeof binary !== 'string' || !(BINARIES as readonly string[]).includes(binary)) {
+        throw new ApiError('ServiceNotFound', { host, binary: binary === undefined || binary === null ? 'None' : show(binary) });
+      }
+      let reason: string | null = null;
+      if (action === 'disable-log-reason') {
+        if (typeof body.disabled_reason !== 'string' || body.disabled_reason.trim() === '' || body.disabled_reason.length > 255) {
+          throw invalid('disabled_reason', body.disabled_reason ?? 'None', 'a reason of 1 to 255 characters is required.');
+        }
+        reason = body.disabled_reason;
+      }
+      const disabled = action !== 'enable';
+      if (!(await hosts.setDisabled(bareHost(host), binary as Binary, disabled, reason)))
+        throw new ApiError('ServiceNotFound', { host, binary });
+      return {
+        disabled,
+        status: disabled ? 'disabled' : 'enabled',
+        host,
+        service: binary,
+        binary,
+        ...(action === 'disable' ? {} : { disabled_reason: reason }),
+      };
+    },
+  );
 
   r.get('/os-hosts', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     requireAdmin(req, 'volume_extension:hosts');
@@ -121,32 +127,43 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     };
   });
 
-  r.get('/os-hosts/:host', { schema: { params: Type.Object({ host: Type.String(), project_id: Type.Optional(Type.String()) }) } }, async (req) => {
-    requireAdmin(req, 'volume_extension:hosts');
-    const name = req.params.host;
-    const service = (await services()).find(({ row: s, host }) => s.binary === 'cinder-volume' && host === name && !s.disabled);
-    if (!service) throw new ApiError('HostNotFound', { host: name });
-    // Every host serves the one shared backend: its usage is the backend's.
-    const { volumes: vols, snapshots: snaps } = await hosts.usageByProject();
-    const projects = [...new Set([...vols, ...snaps].map((u) => u.project_id))].sort();
-    const row = (project: string, v?: { count: number; gb: number }, n?: { count: number; gb: number }) => ({
-      resource: {
-        host: name,
-        project,
-        volume_count: String(v?.count ?? 0),
-        total_volume_gb: String(v?.gb ?? 0),
-        snapshot_count: String(n?.count ?? 0),
-        total_snapshot_gb: String(n?.gb ?? 0),
-      },
-    });
-    const sum = (us: { count: number; gb: number }[]) => us.reduce((a, u) => ({ count: a.count + u.count, gb: a.gb + u.gb }), { count: 0, gb: 0 });
-    return {
-      host: [
-        row('(total)', sum(vols), sum(snaps)),
-        ...projects.map((p) => row(p, vols.find((u) => u.project_id === p), snaps.find((u) => u.project_id === p))),
-      ],
-    };
-  });
+  r.get(
+    '/os-hosts/:host',
+    { schema: { params: Type.Object({ host: Type.String(), project_id: Type.Optional(Type.String()) }) } },
+    async (req) => {
+      requireAdmin(req, 'volume_extension:hosts');
+      const name = req.params.host;
+      const service = (await services()).find(({ row: s, host }) => s.binary === 'cinder-volume' && host === name && !s.disabled);
+      if (!service) throw new ApiError('HostNotFound', { host: name });
+      // Every host serves the one shared backend: its usage is the backend's.
+      const { volumes: vols, snapshots: snaps } = await hosts.usageByProject();
+      const projects = [...new Set([...vols, ...snaps].map((u) => u.project_id))].sort();
+      const row = (project: string, v?: { count: number; gb: number }, n?: { count: number; gb: number }) => ({
+        resource: {
+          host: name,
+          project,
+          volume_count: String(v?.count ?? 0),
+          total_volume_gb: String(v?.gb ?? 0),
+          snapshot_count: String(n?.count ?? 0),
+          total_snapshot_gb: String(n?.gb ?? 0),
+        },
+      });
+      const sum = (us: { count: number; gb: number }[]) =>
+        us.reduce((a, u) => ({ count: a.count + u.count, gb: a.gb + u.gb }), { count: 0, gb: 0 });
+      return {
+        host: [
+          row('(total)', sum(vols), sum(snaps)),
+          ...projects.map((p) =>
+            row(
+              p,
+              vols.find((u) => u.project_id === p),
+              snaps.find((u) => u.project_id === p),
+            ),
+          ),
+        ],
+      };
+    },
+  );
 
   r.get('/scheduler-stats/get_pools', { schema: { params: ProjectParams, querystring: Query } }, async (req) => {
     requireAdmin(req, 'scheduler_extension:scheduler_stats:get_pools');
@@ -160,35 +177,49 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
     return {
       pools: volumeServices.map(({ host, backend }) => ({
         name: pool(host, backend!),
-        capabilities: { ...capabilitiesOf(backend!, capacities.get(backend!.name)!, byBackend.get(backend!.name) ?? 0), timestamp: now, updated: now },
+        capabilities: {
+          ...capabilitiesOf(backend!, capacities.get(backend!.name)!, byBackend.get(backend!.name) ?? 0),
+          timestamp: now,
+          updated: now,
+        },
       })),
     };
   });
 
-  r.get('/capabilities/:host', { schema: { params: Type.Object({ host: Type.String(), project_id: Type.Optional(Type.String()) }) } }, async (req) => {
-    requireAdmin(req, 'volume_extension:capabilities');
-    const host = bareHost(req.params.host);
-    const named = /@([^#]+)/.exec(req.params.host)?.[1];
-    const found = (await services()).find(({ row: s, backend }) => s.binary === 'cinder-volume' && s.host === host && (named === undefined || backend!.name === named));
-    if (!found) throw new ApiError('HostNotFound', { host: req.params.host });
-    const b = found.backend!;
-    return {
-      namespace: `OS::Storage::Capabilities::${req.params.host}`,
-      vendor_name: 'volstate',
-      volume_backend_name: b.name,
-      pool_name: null,
-      driver_version: DRIVER_VERSION,
-      storage_protocol: b.driver.name,
-      display_name: null,
-      description: null,
-      visibility: null,
-      replication_targets: [],
-      properties: {
-        thin_provisioning: { title: 'Thin Provisioning', description: 'Volumes are thin: space is used as data is written.', type: 'boolean' },
-        multiattach: { title: 'Multiattach', description: 'A volume may be attached to several servers.', type: 'boolean' },
-      },
-    };
-  });
+  r.get(
+    '/capabilities/:host',
+    { schema: { params: Type.Object({ host: Type.String(), project_id: Type.Optional(Type.String()) }) } },
+    async (req) => {
+      requireAdmin(req, 'volume_extension:capabilities');
+      const host = bareHost(req.params.host);
+      const named = /@([^#]+)/.exec(req.params.host)?.[1];
+      const found = (await services()).find(
+        ({ row: s, backend }) => s.binary === 'cinder-volume' && s.host === host && (named === undefined || backend!.name === named),
+      );
+      if (!found) throw new ApiError('HostNotFound', { host: req.params.host });
+      const b = found.backend!;
+      return {
+        namespace: `OS::Storage::Capabilities::${req.params.host}`,
+        vendor_name: 'volstate',
+        volume_backend_name: b.name,
+        pool_name: null,
+        driver_version: DRIVER_VERSION,
+        storage_protocol: b.driver.name,
+        display_name: null,
+        description: null,
+        visibility: null,
+        replication_targets: [],
+        properties: {
+          thin_provisioning: {
+            title: 'Thin Provisioning',
+            description: 'Volumes are thin: space is used as data is written.',
+            type: 'boolean',
+          },
+          multiattach: { title: 'Multiattach', description: 'A volume may be attached to several servers.', type: 'boolean' },
+        },
+      };
+    },
+  );
 
   r.get('/os-availability-zone', { schema: { params: ProjectParams } }, async () => ({
     availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true } }],

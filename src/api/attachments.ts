@@ -16,7 +16,19 @@ import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
 import { attachmentDetail, attachmentSummary, stateHeaders, transitionView } from './views.ts';
 
 const AttachmentBody = Type.Object(
-  { attachment: Type.Optional(Type.Object({ volume_uuid: Type.Optional(Type.Unknown()), instance_uuid: Type.Optional(Type.Unknown()), connector: Type.Optional(Type.Unknown()), mode: Type.Optional(Type.Unknown()) }, { additionalProperties: true })) },
+  {
+    attachment: Type.Optional(
+      Type.Object(
+        {
+          volume_uuid: Type.Optional(Type.Unknown()),
+          instance_uuid: Type.Optional(Type.Unknown()),
+          connector: Type.Optional(Type.Unknown()),
+          mode: Type.Optional(Type.Unknown()),
+        },
+        { additionalProperties: true },
+      ),
+    ),
+  },
   { additionalProperties: true },
 );
 
@@ -37,7 +49,8 @@ function connectorOf(value: unknown): Record<string, unknown> | null {
 
 function modeOf(req: FastifyRequest, value: unknown): 'rw' | 'ro' | null {
   if (value === undefined || value === null) return null;
-  if (req.mv < 54) throw invalid('attachment', { mode: value }, "Additional properties are not allowed ('mode' was unexpected before microversion 3.54).");
+  if (req.mv < 54)
+    throw invalid('attachment', { mode: value }, "Additional properties are not allowed ('mode' was unexpected before microversion 3.54).");
   if (value !== 'rw' && value !== 'ro') throw invalid('mode', value, "It must be 'rw' or 'ro'.");
   return value;
 }
@@ -82,7 +95,8 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     if (volumeUuid === undefined || volumeUuid === null) throw invalid('volume_uuid', 'None', 'volume_uuid is required.');
     if (typeof volumeUuid !== 'string' || !isUuid(volumeUuid)) throw new ApiError('VolumeNotFound', { id: show(volumeUuid) });
     const instance = body.instance_uuid;
-    if (instance !== undefined && instance !== null && typeof instance !== 'string') throw invalid('instance_uuid', instance, 'It must be a string.');
+    if (instance !== undefined && instance !== null && typeof instance !== 'string')
+      throw invalid('instance_uuid', instance, 'It must be a string.');
     const input = {
       volumeId: volumeUuid.toLowerCase(),
       instanceUuid: (instance as string | undefined) ?? null,
@@ -104,7 +118,8 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     const body = unwrap(req.body, 'attachment');
     rejectUnknown(body, 'attachment', ['connector', 'mode']);
     const connector = connectorOf(body.connector);
-    if (!connector || Object.keys(connector).length === 0) throw invalid('connector', body.connector ?? 'None', 'an update needs a connector.');
+    if (!connector || Object.keys(connector).length === 0)
+      throw invalid('connector', body.connector ?? 'None', 'an update needs a connector.');
     const mode = modeOf(req, body.mode);
     const attachment = await changeState(
       req,
@@ -119,7 +134,9 @@ export const attachmentRoutes: FastifyPluginAsync<{ attachments: AttachmentServi
     requireVersion(req, 44);
     const keys = Object.keys(req.body);
     if (keys.length !== 1) {
-      throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
+      throw new ApiError('MalformedBody', {
+        reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}`,
+      });
     }
     if (keys[0] !== 'os-complete') throw new ApiError('NoSuchAction', { action: keys[0] });
     const id = attachmentId(req.params.id);

@@ -29,7 +29,12 @@ declare module 'fastify' {
 export function changeState(req: FastifyRequest, reply: FastifyReply, fn: () => Promise<unknown>): Promise<void>;
 /** A change whose result the answer needs: after a lost connection that committed, `committed` rebuilds it. */
 export function changeState<T>(req: FastifyRequest, reply: FastifyReply, fn: () => Promise<T>, committed: Committed<T>): Promise<T>;
-export async function changeState<T>(req: FastifyRequest, reply: FastifyReply, fn: () => Promise<T>, committed?: Committed<T>): Promise<T | undefined> {
+export async function changeState<T>(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  fn: () => Promise<T>,
+  committed?: Committed<T>,
+): Promise<T | undefined> {
   const seconds = preferredWait(req.headers.prefer);
   if (seconds !== undefined) void reply.header('Preference-Applied', `wait=${seconds}`);
   const attempt = () => (seconds === undefined ? fn() : req.server.waits.attempt(seconds, fn));

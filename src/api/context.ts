@@ -25,7 +25,6 @@ import type { Caller } from '../services/caller.ts';
 import type { Backends } from '../drivers/backends.ts';
 import { negotiate, VERSION_HEADER, type Microversion } from './microversion.ts';
 
-
 declare module 'fastify' {
   interface FastifyRequest {
     mv: Microversion;
@@ -88,13 +87,18 @@ async function keystone(req: FastifyRequest, auth: KeystoneAuth): Promise<Caller
   const token = header(req, 'x-auth-token');
   if (!token) throw new ApiError('Unauthorized', { reason: 'send an X-Auth-Token from Keystone' });
   const id = await auth.identify(token);
-  if (!id) throw new ApiError('Unauthorized', { reason: 'the X-Auth-Token is not valid (unknown, expired or revoked); get a new one from Keystone' });
+  if (!id)
+    throw new ApiError('Unauthorized', {
+      reason: 'the X-Auth-Token is not valid (unknown, expired or revoked); get a new one from Keystone',
+    });
   if (!id.projectId) throw new ApiError('Forbidden', { action: 'a request without a project-scoped token' });
   if (req.urlProject !== undefined && req.urlProject !== id.projectId) throw new ApiError('MalformedUrl');
   const isAdmin = id.roles.includes('admin');
   const member = isAdmin || id.roles.includes('member');
-  if (!member && !id.roles.includes('reader')) throw new ApiError('Forbidden', { action: 'a token with none of the roles reader, member, admin' });
-  if (!member && !READS.has(req.method)) throw new ApiError('Forbidden', { action: `${req.method} by a reader (it needs the member role)` });
+  if (!member && !id.roles.includes('reader'))
+    throw new ApiError('Forbidden', { action: 'a token with none of the roles reader, member, admin' });
+  if (!member && !READS.has(req.method))
+    throw new ApiError('Forbidden', { action: `${req.method} by a reader (it needs the member role)` });
   return { userId: id.userId, projectId: id.projectId, isAdmin, requestId: req.id };
 }
 
@@ -113,7 +117,8 @@ export function requestContext(app: FastifyInstance, opts: AuthOptions, site: Si
     reply.header('Vary', 'OpenStack-API-Version');
     const params = req.params as Record<string, string | undefined>;
     req.urlProject = params.project_id;
-    req.caller = opts.mode === 'keystone' ? await keystone(req, opts.keystone!) : opts.mode === 'tokens' ? bearer(req, opts) : noauth(req, opts);
+    req.caller =
+      opts.mode === 'keystone' ? await keystone(req, opts.keystone!) : opts.mode === 'tokens' ? bearer(req, opts) : noauth(req, opts);
   });
 }
 

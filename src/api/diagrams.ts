@@ -31,7 +31,8 @@ const FILES = new Map<string, string>([
 export const diagramRoutes: FastifyPluginAsync = async (app) => {
   app.get('/diagrams', async (_req, reply) => {
     const rows = RESOURCE_TYPES.map(
-      (m) => `<li><a href="diagrams/${m}.svg">${m}</a> (<a href="diagrams/${m}.mmd">Mermaid</a>, <a href="diagrams/${m}.dot">Graphviz</a>)</li>`,
+      (m) =>
+        `<li><a href="diagrams/${m}.svg">${m}</a> (<a href="diagrams/${m}.mmd">Mermaid</a>, <a href="diagrams/${m}.dot">Graphviz</a>)</li>`,
     ).join('\n');
     return reply
       .type('text/html; charset=utf-8')

@@ -14,7 +14,8 @@ function fromFramework(err: FastifyError): ApiError | undefined {
     const first = err.validation[0];
     const missing = (first?.params as { missingProperty?: string } | undefined)?.missingProperty;
     const path = [first?.instancePath ?? '', missing ? `/${missing}` : ''].join('').replace(/^\//, '').replaceAll('/', '.');
-    if (path === '') return new ApiError('MalformedBody', { reason: `the ${err.validationContext ?? 'body'} ${first?.message ?? 'is not valid'}` });
+    if (path === '')
+      return new ApiError('MalformedBody', { reason: `the ${err.validationContext ?? 'body'} ${first?.message ?? 'is not valid'}` });
     return new ApiError('InvalidField', { field: path, value: '(see request)', reason: `It ${first?.message ?? 'is not valid'}.` });
   }
   switch (err.code) {

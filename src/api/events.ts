@@ -40,7 +40,8 @@ export const eventRoutes: FastifyPluginAsync<{ tail: TransitionTail }> = async (
     if (id !== undefined && !isUuid(id)) throw new ApiError('InvalidInput', { reason: `resource_id '${show(id)}' is not a UUID.` });
     const project = listScope(req.caller, q);
     const last = (req.headers['last-event-id'] as string | undefined) ?? q.last_event_id;
-    if (last !== undefined && !/^[0-9]{1,15}$/.test(last)) throw new ApiError('InvalidInput', { reason: `Last-Event-ID '${last}' is not an event id this stream gave.` });
+    if (last !== undefined && !/^[0-9]{1,15}$/.test(last))
+      throw new ApiError('InvalidInput', { reason: `Last-Event-ID '${last}' is not an event id this stream gave.` });
     const after = last !== undefined ? Number(last) : await tail.now();
 
     reply.hijack();
@@ -54,7 +55,10 @@ export const eventRoutes: FastifyPluginAsync<{ tail: TransitionTail }> = async (
     raw.write(': volstate transitions\n\n');
     const unsubscribe = tail.subscribe({
       after,
-      accept: (e) => (type === undefined || e.resource_type === type) && (id === undefined || e.resource_id === id.toLowerCase()) && (project === undefined || e.project_id === project),
+      accept: (e) =>
+        (type === undefined || e.resource_type === type) &&
+        (id === undefined || e.resource_id === id.toLowerCase()) &&
+        (project === undefined || e.project_id === project),
       send: (e) => {
         const data = {
           id: e.id,

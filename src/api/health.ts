@@ -47,12 +47,18 @@ export const healthRoutes: FastifyPluginAsync<HealthOptions> = async (app, opts)
     try {
       const applied = await within(CHECK_MS, opts.status.appliedMigrations());
       checks.database = { ok: true, detail: 'reachable' };
-      checks.migrations = applied >= shipped ? { ok: true, detail: `${applied} applied` } : { ok: false, detail: `${applied} of ${shipped} applied: run volstate migrate` };
+      checks.migrations =
+        applied >= shipped
+          ? { ok: true, detail: `${applied} applied` }
+          : { ok: false, detail: `${applied} of ${shipped} applied: run volstate migrate` };
       const id = opts.workerId?.();
       if (id) {
         const age = await within(CHECK_MS, opts.status.heartbeatAge(id));
         const limit = (opts.heartbeatTimeoutMs ?? 5000) / 1000;
-        checks.worker = age === undefined ? { ok: false, detail: `worker ${id} has no heartbeat row` } : { ok: age < limit, detail: `worker ${id} beat ${age.toFixed(1)} s ago (limit ${limit} s)` };
+        checks.worker =
+          age === undefined
+            ? { ok: false, detail: `worker ${id} has no heartbeat row` }
+            : { ok: age < limit, detail: `worker ${id} beat ${age.toFixed(1)} s ago (limit ${limit} s)` };
       }
     } catch (err) {
       checks.database = { ok: false, detail: `unreachable: ${err instanceof Error ? err.message : String(err)}` };

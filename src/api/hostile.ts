@@ -31,7 +31,12 @@ export function unstorable(s: string): string | undefined {
 }
 
 function where(path: readonly (string | number)[]): string {
-  return path.length === 0 ? 'the body' : path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '');
+  return path.length === 0
+    ? 'the body'
+    : path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${p}`))
+        .join('')
+        .replace(/^\./, '');
 }
 
 /** A parsed JSON body: throws a 400 at the first thing in it that no field may hold. */
@@ -45,7 +50,8 @@ export function checkBody(body: unknown): void {
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
-    if (path.length >= MAX_DEPTH) throw new ApiError('MalformedBody', { reason: `it is nested deeper than ${MAX_DEPTH} levels (at ${where(path.slice(0, 4))}…)` });
+    if (path.length >= MAX_DEPTH)
+      throw new ApiError('MalformedBody', { reason: `it is nested deeper than ${MAX_DEPTH} levels (at ${where(path.slice(0, 4))}…)` });
     const entries: [string | number, unknown][] = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
     for (const [k, v] of entries) {
       if (typeof k === 'string') {
@@ -64,7 +70,10 @@ export function checkParameters(what: 'query parameter' | 'path', values: Record
     for (const s of [k, ...vs]) {
       if (typeof s !== 'string') continue;
       const why = unstorable(s);
-      if (why) throw new ApiError('InvalidInput', { reason: what === 'path' ? `the ${k} in the request path is refused: ${why}.` : `the query parameter ${k} is refused: ${why}.` });
+      if (why)
+        throw new ApiError('InvalidInput', {
+          reason: what === 'path' ? `the ${k} in the request path is refused: ${why}.` : `the query parameter ${k} is refused: ${why}.`,
+        });
     }
   }
 }

@@ -79,7 +79,9 @@ export function listHandler<Rec extends { id: string }, Loaded>(route: ListRoute
       // A full page has a next link, as in Cinder (even when nothing follows:
       // a client learns that by asking); it names the page's last row, so an
       // empty page (limit=0) has none.
-      ...((page.more || (q.limit !== undefined && page.rows.length === query.limit)) && page.rows.length > 0 ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id) : {}),
+      ...((page.more || (q.limit !== undefined && page.rows.length === query.limit)) && page.rows.length > 0
+        ? nextLink(ctx, route.collection, path, q, page.rows.at(-1)!.id)
+        : {}),
       ...(page.count !== undefined ? { count: page.count } : {}),
     };
   };

@@ -88,7 +88,11 @@ export function unwrap(body: unknown, key: string): Record<string, unknown> {
 export function rejectUnknown(obj: Record<string, unknown>, field: string, known: readonly string[]): void {
   const extra = Object.keys(obj).filter((k) => !known.includes(k));
   if (extra.length) {
-    throw invalid(field, obj, `Additional properties are not allowed (${extra.map((k) => `'${show(k)}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected).`);
+    throw invalid(
+      field,
+      obj,
+      `Additional properties are not allowed (${extra.map((k) => `'${show(k)}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected).`,
+    );
   }
 }
 
@@ -105,7 +109,8 @@ export function parseSort<K extends string>(query: Record<string, unknown>, allo
   const dirOf = (d: string | undefined, fallback: 'asc' | 'desc') => {
     if (d === undefined || d === '') return fallback;
     const v = d.toLowerCase();
-    if (v !== 'asc' && v !== 'desc') throw new ApiError('InvalidInput', { reason: `Unknown sort direction '${show(d)}', must be 'desc' or 'asc'.` });
+    if (v !== 'asc' && v !== 'desc')
+      throw new ApiError('InvalidInput', { reason: `Unknown sort direction '${show(d)}', must be 'desc' or 'asc'.` });
     return v;
   };
   const keyOf = (k: string) => {
@@ -134,7 +139,8 @@ export const MAX_LIMIT = 1000;
 export function parseLimit(value: unknown): number {
   if (value === undefined || value === '') return MAX_LIMIT;
   const n = typeof value === 'string' && /^[0-9]+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < 0) throw new ApiError('InvalidInput', { reason: `limit must be a non-negative integer, not '${show(value)}'.` });
+  if (!Number.isInteger(n) || n < 0)
+    throw new ApiError('InvalidInput', { reason: `limit must be a non-negative integer, not '${show(value)}'.` });
   return Math.min(n, MAX_LIMIT);
 }
 
@@ -182,10 +188,15 @@ export function parseMetadataFilter(value: unknown): Record<string, string> | un
 /** If-Match: a version number, optionally quoted, as our ETag gives it. */
 export function parseIfMatch(value: string | string[] | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const raw = (Array.isArray(value) ? value[0]! : value).trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  const raw = (Array.isArray(value) ? value[0]! : value)
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
   // A version is a PostgreSQL integer: anything larger names no version a resource can have.
   if (!/^[0-9]+$/.test(raw) || Number(raw) > 2 ** 31 - 1) {
-    throw new ApiError('InvalidInput', { reason: `If-Match must be a version as the ETag header gives it, e.g. "3" (at most ${2 ** 31 - 1}); got ${String(value)}.` });
+    throw new ApiError('InvalidInput', {
+      reason: `If-Match must be a version as the ETag header gives it, e.g. "3" (at most ${2 ** 31 - 1}); got ${String(value)}.`,
+    });
   }
   return Number(raw);
 }
@@ -203,9 +214,7 @@ export function describedPatch(body: Record<string, unknown>): {
   return {
     name: has('name') || has('display_name') ? parseText(body.name ?? body.display_name, 'name') : undefined,
     description:
-      has('description') || has('display_description')
-        ? parseText(body.description ?? body.display_description, 'description')
-        : undefined,
+      has('description') || has('display_description') ? parseText(body.description ?? body.display_description, 'description') : undefined,
     metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
   };
 }

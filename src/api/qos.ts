@@ -61,7 +61,7 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { qos
     if (consumer !== undefined && (typeof consumer !== 'string' || !CONSUMERS.includes(consumer))) {
       throw invalid('consumer', consumer, `the consumer is one of ${CONSUMERS.join(', ')}.`);
     }
-    const row = await qos.create({ name: text, consumer: (consumer) ?? 'back-end', specs: parseMetadata(rest, 'qos_specs') });
+    const row = await qos.create({ name: text, consumer: consumer ?? 'back-end', specs: parseMetadata(rest, 'qos_specs') });
     return { qos_specs: view(row), links: links(req, row.id) };
   });
 
@@ -83,7 +83,8 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { qos
   r.put('/qos-specs/:id/delete_keys', { schema: { params: Params, body: ActionBody } }, async (req, reply) => {
     const q = await existing(req.params.id);
     const keys = req.body.keys;
-    if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string')) throw invalid('keys', keys ?? 'None', 'give a list of the keys to remove.');
+    if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string'))
+      throw invalid('keys', keys ?? 'None', 'give a list of the keys to remove.');
     await qos.deleteKeys(q, keys);
     return reply.code(202).send();
   });
@@ -100,7 +101,10 @@ export const qosRoutes: FastifyPluginAsync<QosRoutesOptions> = async (app, { qos
     return { qos_associations: (await qos.associations(q.id)).map((t) => ({ association_type: 'volume_type', id: t.id, name: t.name })) };
   });
 
-  for (const [path, on] of [['associate', true], ['disassociate', false]] as const) {
+  for (const [path, on] of [
+    ['associate', true],
+    ['disassociate', false],
+  ] as const) {
     r.get(`/qos-specs/:id/${path}`, { schema: { params: Params, querystring: Query } }, async (req, reply) => {
       const q = await existing(req.params.id);
       const typeId = typeOf(req.query);

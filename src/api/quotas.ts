@@ -28,7 +28,8 @@ export interface QuotaRoutesOptions {
 const Target = Type.Object({ target: Type.String(), project_id: Type.Optional(Type.String()) });
 
 function readable(req: FastifyRequest, project: string) {
-  if (!req.caller.isAdmin && project !== req.caller.projectId) throw new ApiError('Forbidden', { action: 'volume_extension:quotas:show of another project' });
+  if (!req.caller.isAdmin && project !== req.caller.projectId)
+    throw new ApiError('Forbidden', { action: 'volume_extension:quotas:show of another project' });
 }
 
 /**
@@ -44,10 +45,15 @@ async function limitsOf(quotas: QuotaService, body: Record<string, unknown>): Pr
     const resource = names.get(name);
     if (resource === undefined) {
       const fixed = [...names.keys()].filter((n) => names.get(n) === n);
-      throw invalid(name, value, `the quotas are ${fixed.join(', ')}, and volumes_<type>, gigabytes_<type>, snapshots_<type> for each volume type.`);
+      throw invalid(
+        name,
+        value,
+        `the quotas are ${fixed.join(', ')}, and volumes_<type>, gigabytes_<type>, snapshots_<type> for each volume type.`,
+      );
     }
     const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1 || n > 2 ** 31 - 1) throw invalid(name, value, 'a quota is -1 (unlimited) or a whole number.');
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < -1 || n > 2 ** 31 - 1)
+      throw invalid(name, value, 'a quota is -1 (unlimited) or a whole number.');
     out[resource] = n;
   }
   if (Object.keys(out).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one quota to set.' });
@@ -62,11 +68,15 @@ export const quotaRoutes: FastifyPluginAsync<QuotaRoutesOptions> = async (app, {
     readable(req, project);
     const usage = req.query.usage !== undefined && /^(1|t|true|on|y|yes)$/i.test(req.query.usage);
     const rows = await quotas.project(project);
-    const values = Object.fromEntries(rows.map((q) => [q.name, usage ? { limit: q.limit, in_use: q.in_use, reserved: q.reserved } : q.limit]));
+    const values = Object.fromEntries(
+      rows.map((q) => [q.name, usage ? { limit: q.limit, in_use: q.in_use, reserved: q.reserved } : q.limit]),
+    );
     return { quota_set: { id: project, ...values } };
   });
 
-  r.get('/os-quota-sets/:target/defaults', { schema: { params: Target } }, async (req) => ({ quota_set: { id: req.params.target, ...(await quotas.classLimits('default')) } }));
+  r.get('/os-quota-sets/:target/defaults', { schema: { params: Target } }, async (req) => ({
+    quota_set: { id: req.params.target, ...(await quotas.classLimits('default')) },
+  }));
 
   r.put('/os-quota-sets/:target', { schema: { params: Target, body: ActionBody } }, async (req) => {
     requireAdmin(req, 'volume_extension:quotas:update');

@@ -62,7 +62,9 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     if (body.force !== undefined && body.force !== null) {
       force = parseBool(body.force, 'force') || force;
       if (req.mv >= 66 && !parseBool(body.force, 'force')) {
-        throw new ApiError('InvalidInput', { reason: 'Since microversion 3.66 the force flag is invalid for snapshot creation; leave it out.' });
+        throw new ApiError('InvalidInput', {
+          reason: 'Since microversion 3.66 the force flag is invalid for snapshot creation; leave it out.',
+        });
       }
     }
     if (!isUuid(body.volume_id)) throw new ApiError('VolumeNotFound', { id: body.volume_id });
@@ -108,22 +110,28 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
   r.post('/snapshots/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
     const keys = Object.keys(req.body);
     if (keys.length !== 1) {
-      throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
+      throw new ApiError('MalformedBody', {
+        reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}`,
+      });
     }
     const name = keys[0]!;
-    if (name !== 'os-reset_status' && name !== 'os-force_delete' && name !== 'os-update_snapshot_status') throw new ApiError('NoSuchAction', { action: name });
+    if (name !== 'os-reset_status' && name !== 'os-force_delete' && name !== 'os-update_snapshot_status')
+      throw new ApiError('NoSuchAction', { action: name });
     const id = snapshotId(req.params.id);
     const ifMatch = parseIfMatch(req.headers['if-match']);
     if (name === 'os-update_snapshot_status') {
       // The owner may report (Nova does, with the user's token), as Cinder's policy has it.
       const args = req.body[name];
-      if (args === null || typeof args !== 'object' || Array.isArray(args)) throw invalid(name, args, 'give {"status": ..., "progress": ...}.');
+      if (args === null || typeof args !== 'object' || Array.isArray(args))
+        throw invalid(name, args, 'give {"status": ..., "progress": ...}.');
       const { status, progress } = args as Record<string, unknown>;
       if (status !== 'available' && status !== 'error') throw invalid('status', status ?? 'None', "status must be 'available' or 'error'.");
       if (progress !== undefined && progress !== null && (typeof progress !== 'string' || !/^(100|[1-9]?[0-9])%$/.test(progress))) {
         throw invalid('progress', progress, "progress must be a percentage such as '80%'.");
       }
-      await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'UPDATE_STATUS', status, progress: (progress as string | undefined) ?? null }, ifMatch));
+      await changeState(req, reply, () =>
+        snapshots.send(req.caller, id, { type: 'UPDATE_STATUS', status, progress: (progress as string | undefined) ?? null }, ifMatch),
+      );
       return reply.code(202).send();
     }
     if (!req.caller.isAdmin) throw new ApiError('Forbidden', { action: `snapshot_extension:${name}` });

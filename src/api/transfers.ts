@@ -84,7 +84,10 @@ export const transferRoutes: FastifyPluginAsync<TransferRoutesOptions> = async (
         volumeId: volumeId.toLowerCase(),
         name: parseText(body.name ?? body.display_name, 'name'),
         // Before 3.55 the snapshots always go with the volume.
-        noSnapshots: req.mv >= 55 && body.no_snapshots !== undefined && body.no_snapshots !== null ? parseBool(body.no_snapshots, 'no_snapshots') : false,
+        noSnapshots:
+          req.mv >= 55 && body.no_snapshots !== undefined && body.no_snapshots !== null
+            ? parseBool(body.no_snapshots, 'no_snapshots')
+            : false,
       };
       const made = await changeState(
         req,
@@ -119,11 +122,17 @@ export const transferRoutes: FastifyPluginAsync<TransferRoutesOptions> = async (
       available(req);
       const id = uuidOr404(req.params.id);
       const body = unwrap(req.body, 'accept');
-      if (typeof body.auth_key !== 'string' || body.auth_key === '') throw invalid('auth_key', body.auth_key ?? 'None', 'give the auth key the transfer was created with.');
+      if (typeof body.auth_key !== 'string' || body.auth_key === '')
+        throw invalid('auth_key', body.auth_key ?? 'None', 'give the auth key the transfer was created with.');
       const key = body.auth_key;
-      const t = await changeState(req, reply, () => transfers.accept(req.caller, id, key), async () => {
-        throw new ApiError('ChangedUnread', { what: `transfer ${id} accepted` });
-      });
+      const t = await changeState(
+        req,
+        reply,
+        () => transfers.accept(req.caller, id, key),
+        async () => {
+          throw new ApiError('ChangedUnread', { what: `transfer ${id} accepted` });
+        },
+      );
       void reply.code(202);
       return { transfer: summary(req, path, t) };
     });

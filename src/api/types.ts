@@ -35,7 +35,13 @@ const scope = (req: FastifyRequest) => (req.caller.isAdmin ? undefined : req.cal
 
 /** A type as shown by GET (and, without qos_specs_id, by POST). */
 function typeView(t: VolumeTypeRow, form: 'show' | 'create' | 'update' = 'show') {
-  const view: Record<string, unknown> = { id: t.id, name: t.name, description: t.description, is_public: t.is_public, extra_specs: t.extra_specs };
+  const view: Record<string, unknown> = {
+    id: t.id,
+    name: t.name,
+    description: t.description,
+    is_public: t.is_public,
+    extra_specs: t.extra_specs,
+  };
   if (form !== 'update') view['os-volume-type-access:is_public'] = t.is_public;
   if (form === 'show') view.qos_specs_id = t.qos_specs_id;
   return view;
@@ -49,7 +55,8 @@ function typeName(value: unknown): string {
 
 /** Extra specs: string keys and values, as metadata. */
 function extraSpecs(value: unknown, field = 'extra_specs'): Record<string, string> {
-  if (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value)) throw invalid(field, value ?? 'None', 'extra specs are an object of strings.');
+  if (value === null || value === undefined || typeof value !== 'object' || Array.isArray(value))
+    throw invalid(field, value ?? 'None', 'extra specs are an object of strings.');
   return parseMetadata(value, field);
 }
 
@@ -94,7 +101,8 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { t
     if (body.name !== undefined) patch.name = typeName(body.name);
     if (body.description !== undefined) patch.description = parseText(body.description, 'description');
     if (body.is_public !== undefined && body.is_public !== null) patch.is_public = parseBool(body.is_public, 'is_public');
-    if (Object.keys(patch).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, is_public.' });
+    if (Object.keys(patch).length === 0)
+      throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, is_public.' });
     return { volume_type: typeView(await types.update(current, patch), 'update') };
   });
 
@@ -104,7 +112,9 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { t
     return reply.code(202).send();
   });
 
-  r.get('/types/:id/extra_specs', { schema: { params: Params } }, async (req) => ({ extra_specs: (await visible(req, req.params.id)).extra_specs }));
+  r.get('/types/:id/extra_specs', { schema: { params: Params } }, async (req) => ({
+    extra_specs: (await visible(req, req.params.id)).extra_specs,
+  }));
 
   r.post('/types/:id/extra_specs', { schema: { params: Params, body: ActionBody } }, async (req) => {
     requireAdmin(req, 'volume_extension:types_extra_specs:create');
@@ -128,7 +138,9 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { t
     const specs = extraSpecs(req.body, 'extra_specs');
     const keys = Object.keys(specs);
     if (keys.length !== 1 || keys[0] !== key) {
-      throw new ApiError('InvalidInput', { reason: `the body must set exactly the key the URL names (${key}); it sets ${keys.join(', ') || 'none'}.` });
+      throw new ApiError('InvalidInput', {
+        reason: `the body must set exactly the key the URL names (${key}); it sets ${keys.join(', ') || 'none'}.`,
+      });
     }
     await types.setExtraSpecs(id, specs);
     return specs;
@@ -156,7 +168,8 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { t
     requireAdmin(req, `volume_extension:volume_type_access:${action}`);
     const type = await byId(req.params.id);
     const project = unwrap(req.body, action).project;
-    if (typeof project !== 'string' || project === '') throw invalid('project', project ?? 'None', 'name the project to give or take access.');
+    if (typeof project !== 'string' || project === '')
+      throw invalid('project', project ?? 'None', 'name the project to give or take access.');
     await types.setAccess(type, project, action === 'addProjectAccess');
     return reply.code(202).send();
   });

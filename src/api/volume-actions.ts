@@ -64,7 +64,8 @@ interface Action {
 
 function args(value: unknown, action: string): Record<string, unknown> {
   if (value === null || value === undefined) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(action, value, `the arguments of ${action} must be an object or null.`);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw invalid(action, value, `the arguments of ${action} must be an object or null.`);
   return value as Record<string, unknown>;
 }
 
@@ -113,18 +114,23 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   'os-retype': {
     run: async (ctx) => {
       const newType = ctx.args.new_type;
-      if (typeof newType !== 'string' || newType === '') throw invalid('new_type', newType ?? 'None', 'name the new volume type (id or name).');
+      if (typeof newType !== 'string' || newType === '')
+        throw invalid('new_type', newType ?? 'None', 'name the new volume type (id or name).');
       const policy = ctx.args.migration_policy ?? 'never';
-      if (policy !== 'never' && policy !== 'on-demand') throw invalid('migration_policy', policy, "migration_policy is 'never' or 'on-demand'.");
+      if (policy !== 'never' && policy !== 'on-demand')
+        throw invalid('migration_policy', policy, "migration_policy is 'never' or 'on-demand'.");
       const volume = await ctx.volumes.get(ctx.req.caller, ctx.id);
       const type = await ctx.volumes.visibleType(ctx.req.caller, newType);
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: newType });
-      if (type.id === volume.volume_type_id) throw new ApiError('InvalidInput', { reason: `volume ${ctx.id} is already of type ${type.name}.` });
+      if (type.id === volume.volume_type_id)
+        throw new ApiError('InvalidInput', { reason: `volume ${ctx.id} is already of type ${type.name}.` });
       // The volume stays where it is: a type its backend does not satisfy would need a migration, which volstate does not do.
       const here = ctx.req.site.backends.get(volume.backend);
       const unmet = unmetSpec(type.extra_specs, capabilitiesOf(here, await here.driver.capacity(), 0));
       if (unmet !== undefined) {
-        throw new ApiError('InvalidInput', { reason: `type ${type.name} wants ${unmet}, which the volume's backend ${here.name} does not satisfy: that retype needs a migration, which volstate does not do.` });
+        throw new ApiError('InvalidInput', {
+          reason: `type ${type.name} wants ${unmet}, which the volume's backend ${here.name} does not satisfy: that retype needs a migration, which volstate does not do.`,
+        });
       }
       await ctx.volumes.send(ctx.req.caller, ctx.id, { type: 'RETYPE', type_id: type.id }, ctx.ifMatch);
     },
@@ -149,7 +155,12 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       const instanceUuid = optionalText(ctx, 'instance_uuid');
       const hostName = optionalText(ctx, 'host_name');
       if (!instanceUuid && !hostName) throw new ApiError('InvalidInput', { reason: 'os-attach needs instance_uuid or host_name.' });
-      await ctx.attachments.legacyAttach(ctx.req.caller, ctx.id, { instanceUuid, hostName, mountpoint: optionalText(ctx, 'mountpoint'), mode });
+      await ctx.attachments.legacyAttach(ctx.req.caller, ctx.id, {
+        instanceUuid,
+        hostName,
+        mountpoint: optionalText(ctx, 'mountpoint'),
+        mode,
+      });
     },
   },
 
@@ -168,7 +179,11 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
   'os-detach': {
     run: async (ctx) => {
       const attachmentId = optionalText(ctx, 'attachment_id');
-      await ctx.attachments.legacyDetach(ctx.req.caller, ctx.id, attachmentId && isUuid(attachmentId) ? attachmentId.toLowerCase() : attachmentId);
+      await ctx.attachments.legacyDetach(
+        ctx.req.caller,
+        ctx.id,
+        attachmentId && isUuid(attachmentId) ? attachmentId.toLowerCase() : attachmentId,
+      );
     },
   },
 
@@ -213,7 +228,9 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
         throw new ApiError('InvalidInput', { reason: 'os-reset_status needs at least one of status, attach_status, migration_status.' });
       }
       if (migrationStatus !== undefined && migrationStatus !== null && migrationStatus !== 'none') {
-        throw new ApiError('InvalidInput', { reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${show(migrationStatus)}.` });
+        throw new ApiError('InvalidInput', {
+          reason: `volstate does not migrate volumes: migration_status can only be reset to none, not ${show(migrationStatus)}.`,
+        });
       }
       if (attachStatus !== undefined && attachStatus !== null && attachStatus !== 'detached' && attachStatus !== 'attached') {
         throw new ApiError('InvalidInput', { reason: `attach_status ${show(attachStatus)} is invalid: use attached or detached.` });
@@ -248,20 +265,31 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
   app,
   { volumes, attachments },
 ) => {
-  app.withTypeProvider<TypeBoxTypeProvider>().post('/volumes/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
-    const keys = Object.keys(req.body);
-    if (keys.length !== 1) {
-      throw new ApiError('MalformedBody', { reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}` });
-    }
-    const name = keys[0]!;
-    // Own keys only: `constructor` or `__proto__` name no action.
-    const action = Object.hasOwn(VOLUME_ACTIONS, name) ? VOLUME_ACTIONS[name] : undefined;
-    if (!action) throw new ApiError('NoSuchAction', { action: name });
-    const id = volumeId(req.params.id);
-    const ctx = { req, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
-    // Only stateless actions answer a body (os-initialize_connection), so a
-    // change that committed before its connection was lost never needs one.
-    const body = action.stateless ? await action.run(ctx) : await changeState(req, reply, () => action.run(ctx), async () => undefined);
-    return reply.code(action.status ?? 202).send(body);
-  });
+  app
+    .withTypeProvider<TypeBoxTypeProvider>()
+    .post('/volumes/:id/action', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
+      const keys = Object.keys(req.body);
+      if (keys.length !== 1) {
+        throw new ApiError('MalformedBody', {
+          reason: `an action body has exactly one key, the action; got ${keys.length ? keys.join(', ') : 'none'}`,
+        });
+      }
+      const name = keys[0]!;
+      // Own keys only: `constructor` or `__proto__` name no action.
+      const action = Object.hasOwn(VOLUME_ACTIONS, name) ? VOLUME_ACTIONS[name] : undefined;
+      if (!action) throw new ApiError('NoSuchAction', { action: name });
+      const id = volumeId(req.params.id);
+      const ctx = { req, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
+      // Only stateless actions answer a body (os-initialize_connection), so a
+      // change that committed before its connection was lost never needs one.
+      const body = action.stateless
+        ? await action.run(ctx)
+        : await changeState(
+            req,
+            reply,
+            () => action.run(ctx),
+            async () => undefined,
+          );
+      return reply.code(action.status ?? 202).send(body);
+    });
 };

@@ -10,7 +10,18 @@ import type { VolumeRecord, VolumeService } from '../services/volumes.ts';
 import { viewContext } from './context.ts';
 import { listHandler, listScope, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
-import { describedPatch, isUuid, parseBool, parseIfMatch, parseMetadata, parseSize, parseText, rejectUnknown, show, unwrap } from './parse.ts';
+import {
+  describedPatch,
+  isUuid,
+  parseBool,
+  parseIfMatch,
+  parseMetadata,
+  parseSize,
+  parseText,
+  rejectUnknown,
+  show,
+  unwrap,
+} from './parse.ts';
 import { IdParams, ProjectParams, Query, VolumeCreateBody, VolumeUpdateBody } from './schemas.ts';
 import { stateHeaders, transitionView, volumeDetail, volumeSummary } from './views.ts';
 
@@ -90,15 +101,19 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     unsupported(body, 'backup_id', 'Creating a volume from a backup');
     unsupported(body, 'consistencygroup_id', 'Consistency groups');
     unsupported(body, 'group_id', 'Groups');
-    if (body.volume_type != null && typeof body.volume_type !== 'string') throw new ApiError('VolumeTypeNotFound', { id: JSON.stringify(body.volume_type) });
+    if (body.volume_type != null && typeof body.volume_type !== 'string')
+      throw new ApiError('VolumeTypeNotFound', { id: JSON.stringify(body.volume_type) });
     if (body.availability_zone != null && body.availability_zone !== 'nova') {
-      throw new ApiError('InvalidInput', { reason: `Availability zone '${show(body.availability_zone)}' is invalid: volstate has the one zone nova.` });
+      throw new ApiError('InvalidInput', {
+        reason: `Availability zone '${show(body.availability_zone)}' is invalid: volstate has the one zone nova.`,
+      });
     }
     const snapshotId = sourceId(body.snapshot_id, 'snapshot_id', 'SnapshotNotFound');
     const sourceVolid = sourceId(body.source_volid, 'source_volid', 'VolumeNotFound');
     if (snapshotId && sourceVolid) throw new ApiError('InvalidInput', { reason: 'give snapshot_id or source_volid, not both.' });
     const noSize = body.size === undefined || body.size === null;
-    if (noSize && !snapshotId && !sourceVolid) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
+    if (noSize && !snapshotId && !sourceVolid)
+      throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
     const input = {
       size: noSize ? null : parseSize(body.size),
       name: parseText(body.name ?? body.display_name, 'name'),
@@ -107,7 +122,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       multiattach: body.multiattach === undefined || body.multiattach === null ? false : parseBool(body.multiattach, 'multiattach'),
       snapshotId,
       sourceVolid,
-      volumeType: (body.volume_type) || null,
+      volumeType: body.volume_type || null,
     };
     const volume = await changeState(
       req,
@@ -130,7 +145,8 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     const body = unwrap(req.body, 'volume');
     if (req.mv >= 53) {
       rejectUnknown(body, 'volume', ['name', 'description', 'display_name', 'display_description', 'metadata']);
-      if (Object.keys(body).length === 0) throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, metadata.' });
+      if (Object.keys(body).length === 0)
+        throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, metadata.' });
     }
     const volume = await volumes.update(req.caller, id, describedPatch(body));
     stateHeaders(reply, volume);

@@ -70,7 +70,8 @@ export interface CheckReport {
   violations: Violation[];
 }
 
-const line = (t: TransitionRow) => `v${t.version} ${t.from_state ?? '∅'} --${t.event}--> ${t.to_state} (${t.actor}${t.request_id ? `, ${t.request_id}` : ''})`;
+const line = (t: TransitionRow) =>
+  `v${t.version} ${t.from_state ?? '∅'} --${t.event}--> ${t.to_state} (${t.actor}${t.request_id ? `, ${t.request_id}` : ''})`;
 
 export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<CheckReport> {
   const facts = new Map<string, MachineFacts>(RESOURCE_TYPES.map((t) => [t, factsOf(t)]));
@@ -101,20 +102,25 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
     // A purge may have dropped the first transitions (whole months of history): then the history
     // starts later, and its first transition is checked as an edge, not as a creation.
     const first = history[0]!.version;
-    if (first !== 1 && purgedBefore === undefined) add('version-gap', `the history starts at version ${first}, and nothing was ever purged`, 0);
+    if (first !== 1 && purgedBefore === undefined)
+      add('version-gap', `the history starts at version ${first}, and nothing was ever purged`, 0);
     history.forEach((t, i) => {
       if (t.version !== first + i) add('version-gap', `transition ${i + 1} has version ${t.version}`, i);
       if (i === 0 && first === 1) {
-        if (t.from_state !== null || !f.edges.has(`|${t.event}|${t.to_state}`)) add('bad-creation', `created by ${t.event} into ${t.to_state}, not into ${f.initial}`, i);
+        if (t.from_state !== null || !f.edges.has(`|${t.event}|${t.to_state}`))
+          add('bad-creation', `created by ${t.event} into ${t.to_state}, not into ${f.initial}`, i);
         return;
       }
       if (i === 0) {
-        if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`)) add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
+        if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`))
+          add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
         return;
       }
       const before = history[i - 1]!;
-      if (t.from_state !== before.to_state) add('broken-chain', `v${t.version} starts in ${t.from_state}, v${before.version} ended in ${before.to_state}`, i);
-      if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`)) add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
+      if (t.from_state !== before.to_state)
+        add('broken-chain', `v${t.version} starts in ${t.from_state}, v${before.version} ended in ${before.to_state}`, i);
+      if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`))
+        add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
     });
     const last = history.at(-1)!;
     const row = rows.get(key);
@@ -123,23 +129,26 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
     if (!row) {
       if (!purged) add('row-mismatch', 'history without a state row', history.length - 1);
     } else if (row.state !== last.to_state || row.version !== last.version) {
-      add('row-mismatch', `the row is ${row.state} at v${row.version}; its history ends in ${last.to_state} at v${last.version}`, history.length - 1);
+      add(
+        'row-mismatch',
+        `the row is ${row.state} at v${row.version}; its history ends in ${last.to_state} at v${last.version}`,
+        history.length - 1,
+      );
     }
   };
   await sql<TransitionRow[]>`
     SELECT resource_type, resource_id::text, from_state, event, to_state, version, actor, request_id, at
-    FROM state_transitions ORDER BY resource_type, resource_id, version, id`
-    .cursor(2000, (batch) => {
-      for (const t of batch) {
-        transitions++;
-        const head = current[0];
-        if (head && (head.resource_type !== t.resource_type || head.resource_id !== t.resource_id)) {
-          finish(current);
-          current = [];
-        }
-        current.push(t);
+    FROM state_transitions ORDER BY resource_type, resource_id, version, id`.cursor(2000, (batch) => {
+    for (const t of batch) {
+      transitions++;
+      const head = current[0];
+      if (head && (head.resource_type !== t.resource_type || head.resource_id !== t.resource_id)) {
+        finish(current);
+        current = [];
       }
-    });
+      current.push(t);
+    }
+  });
   finish(current);
   for (const [key, r] of rows) {
     // Its every transition was in months a purge dropped.
@@ -154,9 +163,15 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
            count(*) FILTER (WHERE l.kind = 'dependent')::int AS dependent_leases
     FROM resource_states s LEFT JOIN leases l ON l.source_type = s.resource_type AND l.source_id = s.resource_id
     GROUP BY s.resource_type, s.resource_id, s.readers, s.dependents`) {
-    if (r.readers < 0 || r.dependents < 0) violations.push({ kind: 'negative-counter', resource: r.key, detail: `readers ${r.readers}, dependents ${r.dependents}`, slice: [] });
+    if (r.readers < 0 || r.dependents < 0)
+      violations.push({ kind: 'negative-counter', resource: r.key, detail: `readers ${r.readers}, dependents ${r.dependents}`, slice: [] });
     if (r.readers !== r.reader_leases || r.dependents !== r.dependent_leases) {
-      violations.push({ kind: 'counter-lease-mismatch', resource: r.key, detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases`, slice: [] });
+      violations.push({
+        kind: 'counter-lease-mismatch',
+        resource: r.key,
+        detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases`,
+        slice: [],
+      });
     }
   }
 
@@ -164,13 +179,21 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
     for (const [key, r] of rows) {
       const f = facts.get(key.split(':')[0]!);
       if (!f) continue;
-      if (f.steps.has(r.state)) violations.push({ kind: 'not-at-rest', resource: key, detail: `still in the worker step ${r.state}`, slice: [] });
-      if (r.owner !== null) violations.push({ kind: 'owned-at-rest', resource: key, detail: `still owned by ${r.owner} in ${r.state}`, slice: [] });
+      if (f.steps.has(r.state))
+        violations.push({ kind: 'not-at-rest', resource: key, detail: `still in the worker step ${r.state}`, slice: [] });
+      if (r.owner !== null)
+        violations.push({ kind: 'owned-at-rest', resource: key, detail: `still owned by ${r.owner} in ${r.state}`, slice: [] });
       if (r.readers > 0) {
         // A reader is held by an operation in flight (a snapshot being taken, a clone): at rest, none is.
         const [type, id] = key.split(':') as [string, string];
-        const [holder] = await sql`SELECT holder_type, holder_id FROM leases WHERE source_type = ${type} AND source_id = ${id} AND kind = 'reader' LIMIT 1`;
-        violations.push({ kind: 'reader-at-rest', resource: key, detail: `${r.readers} readers at rest (held by ${holder ? `${holder.holder_type} ${holder.holder_id}` : 'no lease'})`, slice: [] });
+        const [holder] =
+          await sql`SELECT holder_type, holder_id FROM leases WHERE source_type = ${type} AND source_id = ${id} AND kind = 'reader' LIMIT 1`;
+        violations.push({
+          kind: 'reader-at-rest',
+          resource: key,
+          detail: `${r.readers} readers at rest (held by ${holder ? `${holder.holder_type} ${holder.holder_id}` : 'no lease'})`,
+          slice: [],
+        });
       }
     }
   }
@@ -195,7 +218,13 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
            (SELECT count(*)::int FROM attachments a JOIN resource_states x ON x.resource_type = 'attachment' AND x.resource_id = a.id
             WHERE a.volume_id = v.resource_id AND x.state <> ALL(${final('attachment')})) AS live
     FROM resource_states v WHERE v.resource_type = 'volume'`) {
-    if (r.counted !== r.live) violations.push({ kind: 'attachment-counts', resource: `volume:${r.id}`, detail: `counts ${r.counted} attachments, ${r.live} are live`, slice: [] });
+    if (r.counted !== r.live)
+      violations.push({
+        kind: 'attachment-counts',
+        resource: `volume:${r.id}`,
+        detail: `counts ${r.counted} attachments, ${r.live} are live`,
+        slice: [],
+      });
   }
 
   // Quota usage: what each project's live volumes and snapshots add up to,
@@ -219,16 +248,38 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
            COALESCE(e.n, 0) AS expected, COALESCE(u.in_use, 0) AS recorded
     FROM expected e FULL JOIN recorded u ON u.project_id = e.project_id AND u.resource = e.resource
     WHERE COALESCE(e.n, 0) <> COALESCE(u.in_use, 0)`) {
-    violations.push({ kind: 'quota-usage', resource: `project:${r.project_id}`, detail: `${r.resource}: ${r.recorded} recorded as in use, the live resources add up to ${r.expected}`, slice: [] });
+    violations.push({
+      kind: 'quota-usage',
+      resource: `project:${r.project_id}`,
+      detail: `${r.resource}: ${r.recorded} recorded as in use, the live resources add up to ${r.expected}`,
+      slice: [],
+    });
   }
 
   if (opts.requests) {
     const inHistory = async (ids: string[]) =>
-      new Set((await sql<{ request_id: string }[]>`SELECT DISTINCT request_id FROM state_transitions WHERE request_id = ANY(${ids})`).map((r) => r.request_id));
+      new Set(
+        (await sql<{ request_id: string }[]>`SELECT DISTINCT request_id FROM state_transitions WHERE request_id = ANY(${ids})`).map(
+          (r) => r.request_id,
+        ),
+      );
     const accepted = await inHistory(opts.requests.accepted);
-    for (const id of opts.requests.accepted) if (!accepted.has(id)) violations.push({ kind: 'accepted-not-in-history', resource: `request:${id}`, detail: 'answered as a success, but no transition carries its id', slice: [] });
+    for (const id of opts.requests.accepted)
+      if (!accepted.has(id))
+        violations.push({
+          kind: 'accepted-not-in-history',
+          resource: `request:${id}`,
+          detail: 'answered as a success, but no transition carries its id',
+          slice: [],
+        });
     const refused = await inHistory(opts.requests.refused);
-    for (const id of refused) violations.push({ kind: 'refused-but-changed', resource: `request:${id}`, detail: 'answered as refused, but a transition carries its id', slice: [] });
+    for (const id of refused)
+      violations.push({
+        kind: 'refused-but-changed',
+        resource: `request:${id}`,
+        detail: 'answered as refused, but a transition carries its id',
+        slice: [],
+      });
   }
 
   return { transitions, resources: rows.size, violations };
@@ -237,7 +288,9 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
 /** A report as text: one line per violation, with its history slice. */
 export function formatReport(report: CheckReport): string {
   const head = `checked ${report.transitions} transitions of ${report.resources} resources: ${report.violations.length} violations`;
-  const body = report.violations.slice(0, 200).map((v) => [`${v.kind} ${v.resource}: ${v.detail}`, ...v.slice.map((l) => `    ${l}`)].join('\n'));
+  const body = report.violations
+    .slice(0, 200)
+    .map((v) => [`${v.kind} ${v.resource}: ${v.detail}`, ...v.slice.map((l) => `    ${l}`)].join('\n'));
   const more = report.violations.length > 200 ? [`… and ${report.violations.length - 200} more`] : [];
   return [head, ...body, ...more].join('\n');
 }

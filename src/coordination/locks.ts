@@ -47,7 +47,12 @@ export interface Lock {
 export type Confirmed = 'held' | 'retaken' | 'lost';
 
 /** A held lock whose release runs once, however often it is called. */
-function heldLock(name: string, scope: LockScope, release: () => Promise<void> | void, confirm: () => Promise<Confirmed> = () => Promise.resolve('held')): Lock {
+function heldLock(
+  name: string,
+  scope: LockScope,
+  release: () => Promise<void> | void,
+  confirm: () => Promise<Confirmed> = () => Promise.resolve('held'),
+): Lock {
   let released = false;
   return {
     name,
@@ -354,7 +359,14 @@ export class Coordination {
     this.global = url
       ? new GlobalLocks(
           // No idle_timeout: a session holding a lock through a long step is idle too, and closing it would let the lock go.
-          (onclose) => sqlClient(url, { max: 1, onnotice: () => {}, onclose, backoff: reconnectDelay, connection: { application_name: 'volstate-lock' } }),
+          (onclose) =>
+            sqlClient(url, {
+              max: 1,
+              onnotice: () => {},
+              onclose,
+              backoff: reconnectDelay,
+              connection: { application_name: 'volstate-lock' },
+            }),
           opts.idleSessions ?? 4,
         )
       : undefined;

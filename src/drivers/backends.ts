@@ -60,7 +60,11 @@ export function specMatches(value: unknown, spec: string): boolean {
     case '<all-in>':
       return v.includes(arg);
     case '<or>':
-      return spec.split('<or>').map((s) => s.trim()).filter(Boolean).includes(v);
+      return spec
+        .split('<or>')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .includes(v);
     case '==':
       return num(v) === num(arg);
     case '!=':
@@ -120,7 +124,10 @@ export class Backends {
   get(name: string | null | undefined): Backend {
     if (name === null || name === undefined) return this.default;
     const b = this.byName.get(name);
-    if (!b) throw new Error(`a volume is on backend ${name}, which this node does not serve (it serves ${[...this.byName.keys()].join(', ')}): give every node the same VOLSTATE_BACKENDS`);
+    if (!b)
+      throw new Error(
+        `a volume is on backend ${name}, which this node does not serve (it serves ${[...this.byName.keys()].join(', ')}): give every node the same VOLSTATE_BACKENDS`,
+      );
     return b;
   }
 

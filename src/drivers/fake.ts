@@ -58,7 +58,8 @@ export class FakeDriver implements Driver {
   async createVolumeFromSnapshot(id: string, snapshotId: string, sizeGb: number): Promise<void> {
     const snap = this.snapshots.get(snapshotId);
     if (snap === undefined) throw new DriverError('create_from_snapshot', `no snapshot ${snapshotId}`);
-    if (sizeGb < snap.sizeGb) throw new DriverError('create_from_snapshot', `volume cannot be smaller than the snapshot's ${snap.sizeGb} GiB`);
+    if (sizeGb < snap.sizeGb)
+      throw new DriverError('create_from_snapshot', `volume cannot be smaller than the snapshot's ${snap.sizeGb} GiB`);
     this.volumes.set(id, sizeGb);
     this.origins.set(id, `snapshot:${snapshotId}`);
   }

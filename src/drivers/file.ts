@@ -94,7 +94,11 @@ export class FileDriver implements Driver {
     let bytes = 0;
     const before = this.allocated;
     // Deleted between the listing and the stat: it no longer counts.
-    const size = (name: string) => stat(join(this.volumes, name)).then((s) => s.size, () => 0);
+    const size = (name: string) =>
+      stat(join(this.volumes, name)).then(
+        (s) => s.size,
+        () => 0,
+      );
     let batch: string[] = [];
     const flush = async () => {
       for (const n of await Promise.all(batch.map(size))) bytes += n;
@@ -184,7 +188,10 @@ export class FileDriver implements Driver {
   async deleteVolume(id: string): Promise<void> {
     await this.lock(id, async () => {
       const path = this.volumePath(id);
-      const size = await stat(path).then((s) => s.size, () => undefined);
+      const size = await stat(path).then(
+        (s) => s.size,
+        () => undefined,
+      );
       if (size === undefined) return; // deleted before a crash
       await rm(path, { force: true });
       this.allocated -= size;

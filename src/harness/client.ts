@@ -175,7 +175,10 @@ export class Client {
         break;
       }
       case 'attach':
-        if (v) r = await this.request('POST', '/v3/attachments', { attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: 'harness' } } });
+        if (v)
+          r = await this.request('POST', '/v3/attachments', {
+            attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: 'harness' } },
+          });
         break;
       case 'complete': {
         const a = v && (await this.firstOf('attachments', v));
@@ -192,7 +195,14 @@ export class Client {
         break;
     }
     if (!r) return false; // nothing to act on (an empty pool, no snapshot): not an operation
-    this.opts.record({ op, status: r.status, ms: performance.now() - t0, at: Date.now() - this.opts.started, requestId: r.requestId, node: r.node });
+    this.opts.record({
+      op,
+      status: r.status,
+      ms: performance.now() - t0,
+      at: Date.now() - this.opts.started,
+      requestId: r.requestId,
+      node: r.node,
+    });
     return true;
   }
 }

@@ -45,7 +45,7 @@ export function failoverWindows(faults: FaultEvent[]): { first: (number | undefi
     first: fos.map((f) => f.recoveredAfter),
     everyNode: fos.map((f) => {
       const per = Object.values(f.nodes ?? {});
-      return per.length && per.every((x) => x !== undefined) ? Math.max(...(per)) : undefined;
+      return per.length && per.every((x) => x !== undefined) ? Math.max(...per) : undefined;
     }),
   };
 }
@@ -56,7 +56,8 @@ const p50max = (xs: (number | undefined)[]) => {
   return `p50 ${percentile(known, 50).toFixed(0)} ms, max ${(known.at(-1) ?? 0).toFixed(0)} ms${never ? ` (${never} never)` : ''}`;
 };
 
-const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : 0);
+const percentile = (sorted: number[], p: number) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]! : 0;
 
 export interface OpRow {
   op: string;
@@ -102,15 +103,66 @@ export function perSecond(outcomes: Outcome[], durationMs: number): { ops: numbe
   const seconds = Math.max(1, Math.ceil(durationMs / 1000));
   const buckets: number[][] = Array.from({ length: seconds }, () => []);
   for (const o of outcomes) if (o.status >= 200 && o.status < 300) buckets[Math.min(seconds - 1, Math.floor(o.at / 1000))]!.push(o.ms);
-  return { ops: buckets.map((b) => b.length), p50: buckets.map((b) => percentile(b.sort((x, y) => x - y), 50)) };
+  return {
+    ops: buckets.map((b) => b.length),
+    p50: buckets.map((b) =>
+      percentile(
+        b.sort((x, y) => x - y),
+        50,
+      ),
+    ),
+  };
 }
 
 export function textReport(s: RunSummary): string {
   const rows = opRows(s.outcomes);
-  const cols = ['op', 'tried', 'accepted', 'busy 409', 'invalid 400', '404', 'other 4xx', 'failed 5xx', 'unknown', 'p50 ms', 'p95 ms', 'p99 ms'];
-  const cells = rows.map((r) => [r.op, r.tried, r.accepted, r.busy, r.invalid, r.notFound, r.otherRefused, r.failed, r.unknown, r.p50.toFixed(1), r.p95.toFixed(1), r.p99.toFixed(1)].map(String));
+  const cols = [
+    'op',
+    'tried',
+    'accepted',
+    'busy 409',
+    'invalid 400',
+    '404',
+    'other 4xx',
+    'failed 5xx',
+    'unknown',
+    'p50 ms',
+    'p95 ms',
+    'p99 ms',
+  ];
+  const cells = rows.map((r) =>
+    [
+      r.op,
+      r.tried,
+      r.accepted,
+      r.busy,
+      r.invalid,
+      r.notFound,
+      r.otherRefused,
+      r.failed,
+      r.unknown,
+      r.p50.toFixed(1),
+      r.p95.toFixed(1),
+      r.p99.toFixed(1),
+    ].map(String),
+  );
   const total = (k: keyof OpRow) => rows.reduce((a, r) => a + (r[k] as number), 0);
-  cells.push(['all', total('tried'), total('accepted'), total('busy'), total('invalid'), total('notFound'), total('otherRefused'), total('failed'), total('unknown'), '', '', ''].map(String));
+  cells.push(
+    [
+      'all',
+      total('tried'),
+      total('accepted'),
+      total('busy'),
+      total('invalid'),
+      total('notFound'),
+      total('otherRefused'),
+      total('failed'),
+      total('unknown'),
+      '',
+      '',
+      '',
+    ].map(String),
+  );
   const width = cols.map((c, i) => Math.max(c.length, ...cells.map((row) => row[i]!.length)));
   const fmt = (row: string[]) => row.map((c, i) => (i === 0 ? c.padEnd(width[i]!) : c.padStart(width[i]!))).join('  ');
   const { ops } = perSecond(s.outcomes, s.durationMs);
@@ -121,17 +173,36 @@ export function textReport(s: RunSummary): string {
     fmt(cols),
     ...cells.map(fmt),
     `accepted per second: ${ops.join(' ')}`,
-    `5xx answers by status: ${[...new Set(s.outcomes.filter((o) => o.status >= 500).map((o) => o.status))].sort().map((st) => `${st}×${s.outcomes.filter((o) => o.status === st).length}`).join(' ') || 'none'} (503: the database went away; nothing was changed, or the answer says the outcome is unknown)`,
+    `5xx answers by status: ${
+      [...new Set(s.outcomes.filter((o) => o.status >= 500).map((o) => o.status))]
+        .sort()
+        .map((st) => `${st}×${s.outcomes.filter((o) => o.status === st).length}`)
+        .join(' ') || 'none'
+    } (503: the database went away; nothing was changed, or the answer says the outcome is unknown)`,
   ];
   if (s.faults.length) {
-    const rec = s.faults.map((f) => f.recoveredAfter).filter((x): x is number => x !== undefined).sort((a, b) => a - b);
-    lines.push(`faults: ${s.faults.length} (${[...new Set(s.faults.map((f) => f.kind))].join(', ')}); next accepted change after each: p50 ${percentile(rec, 50).toFixed(0)} ms, max ${(rec.at(-1) ?? 0).toFixed(0)} ms`);
+    const rec = s.faults
+      .map((f) => f.recoveredAfter)
+      .filter((x): x is number => x !== undefined)
+      .sort((a, b) => a - b);
+    lines.push(
+      `faults: ${s.faults.length} (${[...new Set(s.faults.map((f) => f.kind))].join(', ')}); next accepted change after each: p50 ${percentile(rec, 50).toFixed(0)} ms, max ${(rec.at(-1) ?? 0).toFixed(0)} ms`,
+    );
     for (const f of s.faults.slice(0, 20)) {
-      const perNode = f.nodes ? `; each node: ${Object.values(f.nodes).map((ms) => (ms === undefined ? 'never' : `${ms.toFixed(0)} ms`)).join(', ')}` : '';
-      lines.push(`  ${(f.at / 1000).toFixed(1)} s ${f.kind} ${f.detail}: ${f.recoveredAfter === undefined ? 'no accepted change after it' : `next accepted change after ${f.recoveredAfter.toFixed(0)} ms`}${perNode}`);
+      const perNode = f.nodes
+        ? `; each node: ${Object.values(f.nodes)
+            .map((ms) => (ms === undefined ? 'never' : `${ms.toFixed(0)} ms`))
+            .join(', ')}`
+        : '';
+      lines.push(
+        `  ${(f.at / 1000).toFixed(1)} s ${f.kind} ${f.detail}: ${f.recoveredAfter === undefined ? 'no accepted change after it' : `next accepted change after ${f.recoveredAfter.toFixed(0)} ms`}${perNode}`,
+      );
     }
     const fo = failoverWindows(s.faults);
-    if (fo.first.length) lines.push(`failovers: ${fo.first.length}; write unavailability, to the first accepted change: ${p50max(fo.first)}; until every node wrote again: ${p50max(fo.everyNode)}`);
+    if (fo.first.length)
+      lines.push(
+        `failovers: ${fo.first.length}; write unavailability, to the first accepted change: ${p50max(fo.first)}; until every node wrote again: ${p50max(fo.everyNode)}`,
+      );
   }
   if (s.acknowledged) lines.push(`acknowledged changes: ${s.acknowledged.total}, missing from the history: ${s.acknowledged.missing}`);
   lines.push(s.violations === undefined ? 'history not checked (no database to read: give --database-url)' : `${s.violations} violations`);

@@ -82,7 +82,10 @@ export interface HarnessOptions {
 /** `kill:every=5s,pg-terminate:every=7s,pg-failover:every=30s,driver-fail:0.05,driver-latency:50ms` */
 export function parseFaults(spec: string | undefined): Faults {
   const faults: Faults = {};
-  for (const part of (spec ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of (spec ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [kind, arg = ''] = part.split(':', 2) as [string, string?];
     const every = () => {
       if (!arg.startsWith('every=')) throw new Error(`--faults ${part}: write ${kind}:every=<duration>`);
@@ -98,7 +101,10 @@ export function parseFaults(spec: string | undefined): Faults {
       if (!(p >= 0 && p <= 1)) throw new Error(`--faults ${part}: the failure rate is a number from 0 to 1`);
       faults.driverFail = p;
     } else if (kind === 'driver-latency') faults.driverLatencyMs = parseDuration(arg, `--faults ${part}`);
-    else throw new Error(`--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, pg-failover, stall-standby, driver-fail, driver-latency`);
+    else
+      throw new Error(
+        `--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, pg-failover, stall-standby, driver-fail, driver-latency`,
+      );
   }
   return faults;
 }
@@ -127,10 +133,13 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
   let embedded: EmbeddedServer | undefined;
   let patroni: PatroniCluster | undefined;
   let databaseUrl = opts.databaseUrl;
-  if (opts.faults.pgRestartEveryMs && (databaseUrl || (opts.db && opts.db !== 'embedded'))) throw new Error('--faults pg-restart restarts the embedded PostgreSQL the harness starts itself: leave --database-url and --db out');
+  if (opts.faults.pgRestartEveryMs && (databaseUrl || (opts.db && opts.db !== 'embedded')))
+    throw new Error('--faults pg-restart restarts the embedded PostgreSQL the harness starts itself: leave --database-url and --db out');
   const replicated = opts.db === 'patroni' || opts.db === 'patroni-async';
-  if (opts.faults.pgFailoverEveryMs && !replicated) throw new Error('--faults pg-failover fails over the replicated database the harness starts: add --db patroni');
-  if (opts.faults.stallStandbyMs && !opts.faults.pgFailoverEveryMs) throw new Error('--faults stall-standby stalls the standby before each pg-failover: add pg-failover:every=<duration>');
+  if (opts.faults.pgFailoverEveryMs && !replicated)
+    throw new Error('--faults pg-failover fails over the replicated database the harness starts: add --db patroni');
+  if (opts.faults.stallStandbyMs && !opts.faults.pgFailoverEveryMs)
+    throw new Error('--faults stall-standby stalls the standby before each pg-failover: add pg-failover:every=<duration>');
   if (replicated && databaseUrl) throw new Error(`--db ${opts.db} starts its own database: leave --database-url out`);
   if (replicated) {
     const synchronous = opts.db === 'patroni';
@@ -172,7 +181,11 @@ async function startNodes(
   let embedded = startedEmbedded;
   await migrate(databaseUrl);
   const timeoutMs = opts.timeoutMs ?? 2000;
-  const failures = opts.faults.driverFail ? ['create', 'delete', 'extend', 'snapshot', 'delete_snapshot', 'clone', 'revert'].map((op) => `${op}:${opts.faults.driverFail}`).join(',') : '';
+  const failures = opts.faults.driverFail
+    ? ['create', 'delete', 'extend', 'snapshot', 'delete_snapshot', 'clone', 'revert']
+        .map((op) => `${op}:${opts.faults.driverFail}`)
+        .join(',')
+    : '';
   const nodeOpts = (i: number) => ({
     databaseUrl: databaseUrl,
     dataDir: join(dir, `node${i}`),
@@ -231,7 +244,9 @@ async function startNodes(
           return;
         } catch (err) {
           if (stopped) throw err;
-          say(`could not start a node in place of ${node.url} (attempt ${attempt}): ${String(err).split('\n').slice(0, 4).join(' | ')}; trying again`);
+          say(
+            `could not start a node in place of ${node.url} (attempt ${attempt}): ${String(err).split('\n').slice(0, 4).join(' | ')}; trying again`,
+          );
           await new Promise((resolve) => setTimeout(resolve, Math.min(250 * attempt, 2000)));
         } finally {
           pending.delete(starting);
@@ -346,10 +361,12 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
           if (stopping || restarting) return;
           restarting = true;
           const at = Date.now() - started;
-          void cluster.restartDatabase!().then(
-            () => faults.push({ kind: 'pg-restart', at, detail: `down ${Date.now() - started - at} ms` }),
-            (err: unknown) => say(`could not restart PostgreSQL: ${String(err)}`),
-          ).finally(() => (restarting = false));
+          void cluster.restartDatabase!()
+            .then(
+              () => faults.push({ kind: 'pg-restart', at, detail: `down ${Date.now() - started - at} ms` }),
+              (err: unknown) => say(`could not restart PostgreSQL: ${String(err)}`),
+            )
+            .finally(() => (restarting = false));
         }, opts.faults.pgRestartEveryMs),
       );
     }
@@ -359,7 +376,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
       const every = opts.faults.pgFailoverEveryMs;
       failovers = (async () => {
         for (;;) {
-          for (const until = Date.now() + every; Date.now() < until && !stopping; ) await new Promise((r) => setTimeout(r, 100));
+          for (const until = Date.now() + every; Date.now() < until && !stopping;) await new Promise((r) => setTimeout(r, 100));
           if (stopping) return;
           // Only a cluster with a synchronous standby fails over: the previous failover's lost member must be back.
           await patroni.waitHealthy(120_000);
@@ -370,7 +387,12 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
           }
           const t0 = Date.now();
           const lost = await patroni.killPrimary();
-          const fault: FaultEvent = { kind: 'pg-failover', at: t0 - started, detail: `${lost.name} lost`, nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])) };
+          const fault: FaultEvent = {
+            kind: 'pg-failover',
+            at: t0 - started,
+            detail: `${lost.name} lost`,
+            nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])),
+          };
           faults.push(fault);
           const promoted = await patroni.waitPrimary(lost, 120_000);
           const promotedMs = Date.now() - t0;
@@ -395,7 +417,10 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     const deadline = opts.durationMs ? started + opts.durationMs : Infinity;
     // --ops counts what the report counts: operations made (a step with nothing to act on gives its slot back).
     let budget = opts.ops ?? Infinity;
-    const clients = Array.from({ length: opts.clients }, (_, i) => new Client({ endpoints, token: opts.token, scenario, pool, seed: opts.seed + i + 1, started, record }));
+    const clients = Array.from(
+      { length: opts.clients },
+      (_, i) => new Client({ endpoints, token: opts.token, scenario, pool, seed: opts.seed + i + 1, started, record }),
+    );
     await Promise.all(
       clients.map(async (c) => {
         while (budget > 0 && Date.now() < deadline) {
@@ -431,13 +456,28 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
         const report = await checkHistory(sql, { atRest: Boolean(cluster), requests });
         violations = report.violations.length;
         checkText = formatReport(report);
-        acknowledged = { total: requests.accepted.length, missing: report.violations.filter((v) => v.kind === 'accepted-not-in-history').length };
+        acknowledged = {
+          total: requests.accepted.length,
+          missing: report.violations.filter((v) => v.kind === 'accepted-not-in-history').length,
+        };
       } finally {
         await sql.end({ timeout: 5 });
         await admin?.end({ timeout: 5 });
       }
     } else await admin?.end({ timeout: 5 });
-    const summary: RunSummary = { seed: opts.seed, scenario: scenario.name, nodes: opts.nodes, clients: opts.clients, durationMs, endedBy, outcomes, faults, violations, checkText, acknowledged };
+    const summary: RunSummary = {
+      seed: opts.seed,
+      scenario: scenario.name,
+      nodes: opts.nodes,
+      clients: opts.clients,
+      durationMs,
+      endedBy,
+      outcomes,
+      faults,
+      violations,
+      checkText,
+      acknowledged,
+    };
     if (opts.reportFile) writeFileSync(opts.reportFile, htmlReport(summary));
     return summary;
   } finally {

@@ -50,12 +50,14 @@ export function loadScenario(nameOrPath: string): Scenario {
   const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   const weights = (raw.weights ?? {}) as Record<string, unknown>;
   for (const [op, w] of Object.entries(weights)) {
-    if (!(OPERATIONS as readonly string[]).includes(op)) throw new Error(`${file}: unknown operation ${op}; operations are ${OPERATIONS.join(', ')}`);
+    if (!(OPERATIONS as readonly string[]).includes(op))
+      throw new Error(`${file}: unknown operation ${op}; operations are ${OPERATIONS.join(', ')}`);
     if (typeof w !== 'number' || w < 0) throw new Error(`${file}: the weight of ${op} must be a number ≥ 0`);
   }
   if (Object.values(weights).every((w) => w === 0)) throw new Error(`${file}: give at least one operation a weight`);
   const volumes = raw.volumes ?? 5;
-  if (typeof volumes !== 'number' || !Number.isInteger(volumes) || volumes < 1) throw new Error(`${file}: volumes must be a whole number ≥ 1`);
+  if (typeof volumes !== 'number' || !Number.isInteger(volumes) || volumes < 1)
+    throw new Error(`${file}: volumes must be a whole number ≥ 1`);
   return {
     name: basename(file, '.json'),
     doc: typeof raw.doc === 'string' ? raw.doc : '',

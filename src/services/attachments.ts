@@ -132,7 +132,13 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   }
 
   /** Run `fn` in a transaction; a driver failure inside it rolls it back and then sends `failure`. */
-  private async withBackend<T>(caller: Caller, lock: LockSet, id: () => string | undefined, failure: AttachmentEvent | null, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  private async withBackend<T>(
+    caller: Caller,
+    lock: LockSet,
+    id: () => string | undefined,
+    failure: AttachmentEvent | null,
+    fn: (tx: Tx) => Promise<T>,
+  ): Promise<T> {
     try {
       return await transaction(this.sql, lock, fn);
     } catch (err) {
@@ -154,20 +160,33 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     if (!volume) throw new ApiError('VolumeNotFound', { id: input.volumeId });
     // A failed connect of a new attachment leaves nothing: the reservation rolls back with it.
     // Read back in the transaction: once it commits, a concurrent detach may end it before a later read.
-    return this.withBackend(caller, rowsOf(volume.id), () => undefined, null, async (tx) => {
-      const id = await this.reserve(tx, caller, volume.id, { instance_uuid: input.instanceUuid });
-      if (input.connector && Object.keys(input.connector).length > 0) await this.connect(tx, caller, id, volume.id, input.connector, input.mode);
-      return (await attachmentTable.find(tx, id))!;
-    });
+    return this.withBackend(
+      caller,
+      rowsOf(volume.id),
+      () => undefined,
+      null,
+      async (tx) => {
+        const id = await this.reserve(tx, caller, volume.id, { instance_uuid: input.instanceUuid });
+        if (input.connector && Object.keys(input.connector).length > 0)
+          await this.connect(tx, caller, id, volume.id, input.connector, input.mode);
+        return (await attachmentTable.find(tx, id))!;
+      },
+    );
   }
 
   /** PUT /attachments/{id}: a connector for a reserved attachment. */
   async connectTo(caller: Caller, id: string, connector: Connector, mode: 'rw' | 'ro' | null): Promise<AttachmentRecord> {
     const attachment = await this.get(caller, id);
-    return this.withBackend(caller, rowsOf(attachment.volume_id, id), () => id, { type: 'CONNECT_FAILED' }, async (tx) => {
-      await this.connect(tx, caller, id, attachment.volume_id, connector, mode);
-      return (await attachmentTable.find(tx, id))!;
-    });
+    return this.withBackend(
+      caller,
+      rowsOf(attachment.volume_id, id),
+      () => id,
+      { type: 'CONNECT_FAILED' },
+      async (tx) => {
+        await this.connect(tx, caller, id, attachment.volume_id, connector, mode);
+        return (await attachmentTable.find(tx, id))!;
+      },
+    );
   }
 
   /** os-complete (3.44): the server attached it; the volume becomes in-use. */
@@ -186,25 +205,36 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   }
 
   private async detachIn(caller: Caller, attachment: AttachmentRecord, failure: AttachmentEvent | null): Promise<void> {
-    await this.withBackend(caller, rowsOf(attachment.volume_id, attachment.id), () => attachment.id, failure, async (tx) => {
-      // Before the CAS: DETACH retires the row (its final state), and a live-only update would then miss it.
-      await attachmentTable.update(tx, attachment.id, { detached_at: new Date() });
-      await this.move(tx, caller, attachment, { type: 'DETACH' });
-      if (attachment.connection_info) {
-        try {
-          await (await this.driverOf(tx, attachment.volume_id)).terminateConnection(attachment.volume_id, attachment.connector);
-        } catch (err) {
-          // As Cinder: a failed terminate does not keep a deleted attachment
-          // alive; only a legacy detach in progress records the failure.
-          if (!(err instanceof DriverError) || failure) throw err instanceof DriverError ? new BackendRefused(err) : err;
+    await this.withBackend(
+      caller,
+      rowsOf(attachment.volume_id, attachment.id),
+      () => attachment.id,
+      failure,
+      async (tx) => {
+        // Before the CAS: DETACH retires the row (its final state), and a live-only update would then miss it.
+        await attachmentTable.update(tx, attachment.id, { detached_at: new Date() });
+        await this.move(tx, caller, attachment, { type: 'DETACH' });
+        if (attachment.connection_info) {
+          try {
+            await (await this.driverOf(tx, attachment.volume_id)).terminateConnection(attachment.volume_id, attachment.connector);
+          } catch (err) {
+            // As Cinder: a failed terminate does not keep a deleted attachment
+            // alive; only a legacy detach in progress records the failure.
+            if (!(err instanceof DriverError) || failure) throw err instanceof DriverError ? new BackendRefused(err) : err;
+          }
         }
-      }
-    });
+      },
+    );
   }
 
   /** Live attachments of a volume, oldest first. */
   async ofVolume(volumeId: string): Promise<AttachmentRecord[]> {
-    const page = await attachmentTable.list(this.sql, { projectId: undefined, filters: { volume_id: volumeId }, sort: [{ key: 'created_at', dir: 'asc' }], limit: 10_000 });
+    const page = await attachmentTable.list(this.sql, {
+      projectId: undefined,
+      filters: { volume_id: volumeId },
+      sort: [{ key: 'created_at', dir: 'asc' }],
+      limit: 10_000,
+    });
     return page.rows;
   }
 
@@ -220,7 +250,12 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
 
   /** os-reset_status attach_status=detached: every attachment of the volume detached, in `tx`. */
   async detachAll(tx: Tx, caller: Caller, volumeId: string): Promise<void> {
-    const page = await attachmentTable.list(tx, { projectId: undefined, filters: { volume_id: volumeId }, sort: [{ key: 'id', dir: 'asc' }], limit: 10_000 });
+    const page = await attachmentTable.list(tx, {
+      projectId: undefined,
+      filters: { volume_id: volumeId },
+      sort: [{ key: 'id', dir: 'asc' }],
+      limit: 10_000,
+    });
     for (const a of page.rows) {
       await attachmentTable.update(tx, a.id, { detached_at: new Date() });
       await this.move(tx, caller, a, { type: 'DETACH' });
@@ -251,7 +286,11 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
   }
 
   /** os-attach: complete the pending legacy attachment, or make one attached at once. */
-  async legacyAttach(caller: Caller, volumeId: string, info: { instanceUuid: string | null; hostName: string | null; mountpoint: string | null; mode: 'rw' | 'ro' }): Promise<void> {
+  async legacyAttach(
+    caller: Caller,
+    volumeId: string,
+    info: { instanceUuid: string | null; hostName: string | null; mountpoint: string | null; mode: 'rw' | 'ro' },
+  ): Promise<void> {
     await volumeOf(this.sql, caller, volumeId);
     const [pending] = (await this.legacyIn(volumeId, 'attaching')).filter((a) => a.legacy);
     await transaction(this.sql, rowsOf(volumeId, pending?.id), async (tx) => {
@@ -273,7 +312,9 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     await volumeOf(this.sql, caller, volumeId);
     const [attached] = await this.legacyIn(volumeId, 'attached');
     if (!attached) {
-      throw new ApiError('InvalidVolume', { reason: "Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach." });
+      throw new ApiError('InvalidVolume', {
+        reason: "Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.",
+      });
     }
     await transaction(this.sql, rowsOf(volumeId, attached.id), (tx) => this.move(tx, caller, attached, { type: 'BEGIN_DETACH' }));
   }

@@ -76,7 +76,11 @@ export class ChangeOutcomes {
             await new Promise((resolve) => setTimeout(resolve, Math.min(50 * tries, 500)));
             continue;
           }
-          throw new ApiError('ServiceUnavailable', { reason: 'the database could not be reached; nothing was changed' }, { headers: { 'Retry-After': '2' } });
+          throw new ApiError(
+            'ServiceUnavailable',
+            { reason: 'the database could not be reached; nothing was changed' },
+            { headers: { 'Retry-After': '2' } },
+          );
         }
         const changes = await changesOf(this.sql, requestId, until);
         if (changes === undefined) {
@@ -103,7 +107,11 @@ export class ChangeOutcomes {
         } catch (lost) {
           if (!isConnectionError(lost)) throw lost;
           const first = changes[0]!;
-          throw new ApiError('ChangedUnread', { what: `${first.resource_type} ${first.resource_id} (${first.event})` }, { headers: { 'Retry-After': '5' } });
+          throw new ApiError(
+            'ChangedUnread',
+            { what: `${first.resource_type} ${first.resource_id} (${first.event})` },
+            { headers: { 'Retry-After': '5' } },
+          );
         }
       }
     }

@@ -41,7 +41,8 @@ export class QosService {
   async deleteKeys(q: QosRow, keys: string[]): Promise<void> {
     const out = await changeQosSpecs(this.sql, q.id, { remove: keys });
     if (out === undefined) throw new ApiError('QosSpecsNotFound', { id: q.id });
-    if (out === null) throw new ApiError('QosSpecsKeyNotFound', { id: q.id, keys: keys.filter((k) => !Object.hasOwn(q.specs, k)).join(', ') });
+    if (out === null)
+      throw new ApiError('QosSpecsKeyNotFound', { id: q.id, keys: keys.filter((k) => !Object.hasOwn(q.specs, k)).join(', ') });
   }
 
   async delete(id: string, force: boolean): Promise<void> {
@@ -58,7 +59,8 @@ export class QosService {
   async associate(id: string, typeId: string, on: boolean): Promise<void> {
     const outcome = await associate(this.sql, id, typeId, on);
     if (outcome === 'missing-type') throw new ApiError('VolumeTypeNotFound', { id: typeId });
-    if (outcome === 'taken') throw new ApiError('InvalidVolumeType', { reason: `type ${typeId} already has other QoS specs: dissociate them first` });
+    if (outcome === 'taken')
+      throw new ApiError('InvalidVolumeType', { reason: `type ${typeId} already has other QoS specs: dissociate them first` });
   }
 
   async disassociateAll(id: string): Promise<void> {

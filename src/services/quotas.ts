@@ -38,7 +38,9 @@ export class QuotaService {
     for (const [resource, limit] of Object.entries(limits)) {
       const used = current.find((q) => q.resource === resource);
       if (limit >= 0 && used && used.in_use + used.reserved > limit) {
-        throw new ApiError('InvalidInput', { reason: `Quota ${used.name} limit must be equal or greater than existing resources. Current usage is ${used.in_use + used.reserved} and the requested limit is ${limit}.` });
+        throw new ApiError('InvalidInput', {
+          reason: `Quota ${used.name} limit must be equal or greater than existing resources. Current usage is ${used.in_use + used.reserved} and the requested limit is ${limit}.`,
+        });
       }
     }
     await transaction(this.sql, { rows: [] }, (tx) => setLimits(tx, 'project', projectId, limits));

@@ -80,7 +80,11 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
   }
 
   /** Change its metadata (see ResourceTable.changeMetadata); a key to remove that it lacks is 404 MetadataNotFound. */
-  async changeMetadata(caller: Caller, id: string, change: Parameters<ResourceTable<Row, New>['changeMetadata']>[2]): Promise<Record<string, string>> {
+  async changeMetadata(
+    caller: Caller,
+    id: string,
+    change: Parameters<ResourceTable<Row, New>['changeMetadata']>[2],
+  ): Promise<Record<string, string>> {
     const out = await this.table.changeMetadata(this.sql, id, change, scopeOf(caller));
     if (out === undefined) throw new ApiError(this.notFound, { id });
     if (out === null) throw new ApiError('MetadataNotFound', { id, key: 'remove' in change ? change.remove : '' });

@@ -65,7 +65,12 @@ export class TransferService {
     const salt = randomBytes(SALT_BYTES).toString('hex');
     const ref = { type: 'volume' as const, id: volume.id };
     return transaction(this.sql, { rows: [ref], snapshotsOf: input.noSnapshots ? [] : [volume.id] }, async (tx) => {
-      const offered = await this.enforcer.apply(tx, ref, { type: 'TRANSFER_OFFER', transfer_id: id }, { actor: actorOf(caller), requestId: caller.requestId });
+      const offered = await this.enforcer.apply(
+        tx,
+        ref,
+        { type: 'TRANSFER_OFFER', transfer_id: id },
+        { actor: actorOf(caller), requestId: caller.requestId },
+      );
       if (!offered.ok) throw refusalError(offered);
       if (!input.noSnapshots) {
         // Cinder's condition: the snapshots go with the volume, so each must be available
@@ -118,7 +123,12 @@ export class TransferService {
     const ref = { type: 'volume' as const, id: t.volume_id };
     const snapshotsOf = t.no_snapshots ? [] : [t.volume_id];
     return transaction(this.sql, { rows: [ref], snapshotsOf }, async (tx) => {
-      const accepted = await this.enforcer.apply(tx, ref, { type: 'TRANSFER_ACCEPT', transfer_id: id }, { actor: actorOf(caller), requestId: caller.requestId });
+      const accepted = await this.enforcer.apply(
+        tx,
+        ref,
+        { type: 'TRANSFER_ACCEPT', transfer_id: id },
+        { actor: actorOf(caller), requestId: caller.requestId },
+      );
       // Refused: the offer ended since it was read (accepted, withdrawn, the volume reset).
       if (!accepted.ok) throw new ApiError('TransferNotFound', { id });
       const { projectId: donor, volumeTypeId, snapshots } = await transferred(tx, t.volume_id, !t.no_snapshots);
@@ -132,7 +142,13 @@ export class TransferService {
           const exceeded = await consume(tx, project, deltas);
           if (exceeded) throw quotaError(exceeded);
         }
-        await changeOwner(tx, t.volume_id, snapshots.map((s) => s.id), receiver, caller.userId);
+        await changeOwner(
+          tx,
+          t.volume_id,
+          snapshots.map((s) => s.id),
+          receiver,
+          caller.userId,
+        );
       }
       await removeTransfer(tx, id);
       return t;
@@ -144,7 +160,12 @@ export class TransferService {
     const t = await this.get(caller, id);
     const ref = { type: 'volume' as const, id: t.volume_id };
     await transaction(this.sql, { rows: [ref] }, async (tx) => {
-      const cancelled = await this.enforcer.apply(tx, ref, { type: 'TRANSFER_CANCEL', transfer_id: id }, { actor: actorOf(caller), requestId: caller.requestId });
+      const cancelled = await this.enforcer.apply(
+        tx,
+        ref,
+        { type: 'TRANSFER_CANCEL', transfer_id: id },
+        { actor: actorOf(caller), requestId: caller.requestId },
+      );
       if (!cancelled.ok) throw new ApiError('TransferNotFound', { id });
       await removeTransfer(tx, id);
     });

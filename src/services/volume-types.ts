@@ -73,7 +73,8 @@ export class VolumeTypeService {
   }
 
   async delete(current: VolumeTypeRow): Promise<void> {
-    if (current.name === DEFAULT_TYPE) throw new ApiError('InvalidVolumeType', { reason: `the default type ${DEFAULT_TYPE} cannot be deleted` });
+    if (current.name === DEFAULT_TYPE)
+      throw new ApiError('InvalidVolumeType', { reason: `the default type ${DEFAULT_TYPE} cannot be deleted` });
     const outcome = await transaction(this.sql, { rows: [] }, (tx) => deleteType(tx, current.id));
     if (outcome === 'missing') throw new ApiError('VolumeTypeNotFound', { id: current.id });
     if (outcome === 'in-use') throw new ApiError('VolumeTypeInUse', { id: current.id });
@@ -97,7 +98,8 @@ export class VolumeTypeService {
 
   /** Give (grant) or take a project's access to a private type. */
   async setAccess(type: VolumeTypeRow, project: string, grant: boolean): Promise<void> {
-    if (type.is_public) throw new ApiError('InvalidVolumeType', { reason: 'type access modification is not applicable to a public volume type' });
+    if (type.is_public)
+      throw new ApiError('InvalidVolumeType', { reason: 'type access modification is not applicable to a public volume type' });
     const changed = await setTypeAccess(this.sql, type.id, project, grant);
     if (!changed && grant) throw new ApiError('VolumeTypeAccessExists', { id: type.id, project });
     if (!changed) throw new ApiError('VolumeTypeAccessNotFound', { id: type.id, project });

@@ -51,18 +51,39 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
   async create(caller: Caller, input: NewVolumeInput): Promise<VolumeRecord> {
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    const sourceRef = input.snapshotId ? { type: 'snapshot', id: input.snapshotId } : input.sourceVolid ? { type: 'volume', id: input.sourceVolid } : undefined;
+    const sourceRef = input.snapshotId
+      ? { type: 'snapshot', id: input.snapshotId }
+      : input.sourceVolid
+        ? { type: 'volume', id: input.sourceVolid }
+        : undefined;
     // Read back in the transaction: once it commits, another request may delete the volume before a later read.
     return transaction(this.sql, { rows: sourceRef ? [sourceRef] : [] }, async (tx) => {
       let size = input.size;
       const source = input.snapshotId
-        ? { type: 'snapshot' as const, id: input.snapshotId, noun: 'snapshot', found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)) }
+        ? {
+            type: 'snapshot' as const,
+            id: input.snapshotId,
+            noun: 'snapshot',
+            found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)),
+          }
         : input.sourceVolid
-          ? { type: 'volume' as const, id: input.sourceVolid, noun: 'source volume', found: await volumeTable.find(tx, input.sourceVolid, scopeOf(caller)) }
+          ? {
+              type: 'volume' as const,
+              id: input.sourceVolid,
+              noun: 'source volume',
+              found: await volumeTable.find(tx, input.sourceVolid, scopeOf(caller)),
+            }
           : undefined;
       if (source) {
         if (!source.found) throw new ApiError(source.type === 'snapshot' ? 'SnapshotNotFound' : 'VolumeNotFound', { id: source.id });
-        const taken = await this.enforcer.acquire(tx, { type: source.type, id: source.id }, { type: 'READ_BEGIN' }, { type: 'volume', id }, ['reader'], opts);
+        const taken = await this.enforcer.acquire(
+          tx,
+          { type: source.type, id: source.id },
+          { type: 'READ_BEGIN' },
+          { type: 'volume', id },
+          ['reader'],
+          opts,
+        );
         if (!taken.ok) throw refusalError(taken);
         // The source's size as its CAS saw it: it cannot change while read.
         size ??= taken.row.size;
@@ -130,13 +151,28 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     if (!caller.isAdmin) await this.get(caller, id);
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
     return transaction(this.sql, { rows: [{ type: 'volume', id }], snapshotsOf: [id] }, async (tx) => {
-      const moved = await this.enforcer.apply(tx, { type: 'volume', id }, { type: how.force ? 'FORCE_DELETE_CASCADE' : 'DELETE_CASCADE' }, { ...opts, version: ifMatch });
+      const moved = await this.enforcer.apply(
+        tx,
+        { type: 'volume', id },
+        { type: how.force ? 'FORCE_DELETE_CASCADE' : 'DELETE_CASCADE' },
+        { ...opts, version: ifMatch },
+      );
       if (!moved.ok) throw refusalError(moved, ifMatch);
-      const snapshots = await snapshotTable.list(tx, { projectId: undefined, filters: { volume_id: id }, sort: [{ key: 'id', dir: 'asc' }], limit: 10_000 });
+      const snapshots = await snapshotTable.list(tx, {
+        projectId: undefined,
+        filters: { volume_id: id },
+        sort: [{ key: 'id', dir: 'asc' }],
+        limit: 10_000,
+      });
       for (const snap of snapshots.rows) {
         // A snapshot already being deleted is what was asked for.
         if (MODELS.snapshot.index.meta(snap.state).step === 'delete') continue;
-        const outcome = await this.enforcer.apply(tx, { type: 'snapshot', id: snap.id }, { type: how.force ? 'FORCE_DELETE' : 'DELETE' }, opts);
+        const outcome = await this.enforcer.apply(
+          tx,
+          { type: 'snapshot', id: snap.id },
+          { type: how.force ? 'FORCE_DELETE' : 'DELETE' },
+          opts,
+        );
         if (!outcome.ok) throw refusalError(outcome);
       }
       return moved;
@@ -157,15 +193,27 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       throw new ApiError('InvalidInput', { reason: `snapshot ${snapshotId} is not a snapshot of volume ${id}.` });
     }
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
-    const rows = [{ type: 'snapshot', id: snapshotId }, { type: 'volume', id }];
+    const rows = [
+      { type: 'snapshot', id: snapshotId },
+      { type: 'volume', id },
+    ];
     return transaction(this.sql, { rows }, async (tx) => {
-      const restoring = await this.enforcer.acquire(tx, { type: 'snapshot', id: snapshotId }, { type: 'RESTORE_BEGIN' }, { type: 'volume', id }, ['reader'], opts);
+      const restoring = await this.enforcer.acquire(
+        tx,
+        { type: 'snapshot', id: snapshotId },
+        { type: 'RESTORE_BEGIN' },
+        { type: 'volume', id },
+        ['reader'],
+        opts,
+      );
       if (!restoring.ok) throw refusalError(restoring);
       const reverting = await this.enforcer.apply(tx, { type: 'volume', id }, { type: 'REVERT', snapshot_id: snapshotId }, opts);
       if (!reverting.ok) throw refusalError(reverting);
       // Cinder's conditions, checked with both rows locked by their CAS:
       // the latest snapshot, of the same size.
-      const [latest] = await snapshotTable.list(tx, { projectId: undefined, filters: { volume_id: id }, sort: [{ key: 'created_at', dir: 'desc' }], limit: 1 }).then((p) => p.rows);
+      const [latest] = await snapshotTable
+        .list(tx, { projectId: undefined, filters: { volume_id: id }, sort: [{ key: 'created_at', dir: 'desc' }], limit: 1 })
+        .then((p) => p.rows);
       if (latest?.id !== snapshotId) {
         throw new ApiError('InvalidSnapshot', { reason: `a volume can only be reverted to its latest snapshot, which is ${latest?.id}.` });
       }
@@ -198,11 +246,16 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     await transaction(this.sql, { rows: [{ type: 'volume', id }], attachmentsOf: [id] }, async (tx) => {
       await attachments.detachAll(tx, caller, id);
       if (reset.status === undefined) return;
-      const outcome = await this.enforcer.apply(tx, { type: 'volume', id }, { type: 'RESET_STATUS', status: reset.status }, {
-        actor: actorOf(caller),
-        requestId: caller.requestId,
-        version: ifMatch,
-      });
+      const outcome = await this.enforcer.apply(
+        tx,
+        { type: 'volume', id },
+        { type: 'RESET_STATUS', status: reset.status },
+        {
+          actor: actorOf(caller),
+          requestId: caller.requestId,
+          version: ifMatch,
+        },
+      );
       if (!outcome.ok) throw refusalError(outcome, ifMatch);
     });
   }

@@ -37,13 +37,7 @@ function accepts(model: ResourceModel, state: string, event: string): boolean {
   return model.index.candidates(state, event).length > 0;
 }
 
-async function send<T extends ResourceType>(
-  ctx: StepContext,
-  type: T,
-  id: string,
-  event: EventMap[T],
-  keep = false,
-): Promise<Outcome> {
+async function send<T extends ResourceType>(ctx: StepContext, type: T, id: string, event: EventMap[T], keep = false): Promise<Outcome> {
   const outcome = await ctx.enforcer.apply(ctx.sql, { type, id }, event, {
     actor: ctx.workerId,
     owner: ctx.workerId,
@@ -119,12 +113,19 @@ const scheduleVolume: Step = async (ctx, row) => {
   }
   const data = await schedulingData(ctx.sql, id);
   if (!data) throw new Error(`volume ${id} has a state row but no data row`);
-  const chosen = data.from_source ? await besideSource(ctx.backends.get(data.source_backend), row.size) : await ctx.backends.choose(data.specs ?? {}, row.size);
+  const chosen = data.from_source
+    ? await besideSource(ctx.backends.get(data.source_backend), row.size)
+    : await ctx.backends.choose(data.specs ?? {}, row.size);
   if ('reason' in chosen) {
     ctx.log('no backend for the volume', { id, size: row.size, reason: chosen.reason });
     // The failure and the message that tells the project why: one transaction.
     await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {
-      const failed = await ctx.enforcer.apply(tx, { type: 'volume', id }, { type: 'SCHEDULE_FAILED' }, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null });
+      const failed = await ctx.enforcer.apply(
+        tx,
+        { type: 'volume', id },
+        { type: 'SCHEDULE_FAILED' },
+        { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null },
+      );
       if (failed.ok) await recordVolumeMessage(tx, id, 'scheduleFailed', chosen.reason);
       else ctx.log('step event refused', { type: 'volume', id, event: 'SCHEDULE_FAILED', kind: failed.kind, state: failed.state });
     });
@@ -133,9 +134,15 @@ const scheduleVolume: Step = async (ctx, row) => {
   // The choice is written while this worker owns the row in its scheduling state (the statement
   // checks it), then SCHEDULED moves it on: two round trips, not a transaction's five. A worker
   // that dies between them leaves a choice the next scheduling overwrites.
-  if (!(await recordBackend(ctx.sql, id, chosen.backend.name, ctx.workerId))) return ctx.log('the row left this worker while it scheduled', { id });
+  if (!(await recordBackend(ctx.sql, id, chosen.backend.name, ctx.workerId)))
+    return ctx.log('the row left this worker while it scheduled', { id });
   const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, true);
-  if (scheduled.ok) await createVolume(ctx, { ...row, ...scheduled.row, owner: ctx.workerId }, { snapshot_id: data.snapshot_id, source_volid: data.source_volid, backend: chosen.backend.name });
+  if (scheduled.ok)
+    await createVolume(
+      ctx,
+      { ...row, ...scheduled.row, owner: ctx.workerId },
+      { snapshot_id: data.snapshot_id, source_volid: data.source_volid, backend: chosen.backend.name },
+    );
 };
 
 const extendVolume: Step = async (ctx, row) => {
@@ -145,7 +152,14 @@ const extendVolume: Step = async (ctx, row) => {
     return;
   }
   const { driver } = driverOf(ctx, row);
-  await backend(ctx, 'volume', row.resource_id, () => driver.extendVolume(row.resource_id, newSize), { type: 'EXTENDED' }, { type: 'BACKEND_FAILED' });
+  await backend(
+    ctx,
+    'volume',
+    row.resource_id,
+    () => driver.extendVolume(row.resource_id, newSize),
+    { type: 'EXTENDED' },
+    { type: 'BACKEND_FAILED' },
+  );
 };
 
 /** Revert to the snapshot recorded by REVERT; the snapshot is held as a reader until this ends. */
@@ -156,7 +170,14 @@ const revertVolume: Step = async (ctx, row) => {
     return;
   }
   const { driver } = driverOf(ctx, row);
-  await backend(ctx, 'volume', row.resource_id, () => driver.revertToSnapshot(row.resource_id, snapshotId), { type: 'REVERTED' }, { type: 'BACKEND_FAILED' });
+  await backend(
+    ctx,
+    'volume',
+    row.resource_id,
+    () => driver.revertToSnapshot(row.resource_id, snapshotId),
+    { type: 'REVERTED' },
+    { type: 'BACKEND_FAILED' },
+  );
 };
 
 /**
@@ -172,7 +193,11 @@ const retypeVolume: Step = async (ctx, row) => {
     const type = typeof typeId === 'string' ? await typeForCreate(tx, typeId, undefined) : undefined;
     const event = type ? ({ type: 'RETYPED' } as const) : ({ type: 'BACKEND_FAILED' } as const);
     if (!type) ctx.log('the new type is gone: the retype fails', { id, typeId });
-    const outcome = await ctx.enforcer.apply(tx, { type: 'volume', id }, event, { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null });
+    const outcome = await ctx.enforcer.apply(tx, { type: 'volume', id }, event, {
+      actor: ctx.workerId,
+      owner: ctx.workerId,
+      nextOwner: null,
+    });
     if (!outcome.ok) ctx.log('step event refused', { type: 'volume', id, event: event.type, kind: outcome.kind, state: outcome.state });
     else if (type) await setVolumeType(tx, id, type);
   });
@@ -180,7 +205,14 @@ const retypeVolume: Step = async (ctx, row) => {
 
 const deleteVolume: Step = async (ctx, row) => {
   const { driver } = driverOf(ctx, row);
-  await backend(ctx, 'volume', row.resource_id, () => driver.deleteVolume(row.resource_id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
+  await backend(
+    ctx,
+    'volume',
+    row.resource_id,
+    () => driver.deleteVolume(row.resource_id),
+    { type: 'DELETED' },
+    { type: 'BACKEND_FAILED' },
+  );
 };
 
 const createSnapshot: Step = async (ctx, row) => {
@@ -198,7 +230,14 @@ const deleteSnapshot: Step = async (ctx, row) => {
 
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {
-  volume: { schedule: scheduleVolume, create: createVolume, extend: extendVolume, revert: revertVolume, retype: retypeVolume, delete: deleteVolume },
+  volume: {
+    schedule: scheduleVolume,
+    create: createVolume,
+    extend: extendVolume,
+    revert: revertVolume,
+    retype: retypeVolume,
+    delete: deleteVolume,
+  },
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
   attachment: {},
 };

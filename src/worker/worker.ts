@@ -106,7 +106,8 @@ class Signal {
 
 export class Worker {
   readonly id: string;
-  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention'>> & Pick<WorkerOptions, 'coordination' | 'retention'>;
+  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention'>> &
+    Pick<WorkerOptions, 'coordination' | 'retention'>;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
   private readonly signal = new Signal();
@@ -141,7 +142,13 @@ export class Worker {
     this.opts = { heartbeatMs: 1000, timeoutMs: 5000, drainMs: 10_000, ...opts };
     this.host = opts.host ?? hostname();
     this.id = `worker:${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
-    this.ctx = { sql: opts.sql, enforcer: opts.enforcer, backends: opts.driver instanceof Backends ? opts.driver : Backends.single(opts.driver), workerId: this.id, log: opts.log ?? (() => {}) };
+    this.ctx = {
+      sql: opts.sql,
+      enforcer: opts.enforcer,
+      backends: opts.driver instanceof Backends ? opts.driver : Backends.single(opts.driver),
+      workerId: this.id,
+      log: opts.log ?? (() => {}),
+    };
   }
 
   async start(): Promise<void> {
@@ -151,7 +158,11 @@ export class Worker {
     this.every(this.opts.heartbeatMs, () => this.beat());
     this.every(Math.max(100, this.opts.timeoutMs / 2), () => this.recover().then(() => undefined));
     if (this.opts.retention) this.every(this.opts.retention.everyMs, () => this.retain(this.opts.retention!.keepMs));
-    const listener = await sql.listen(WORK_CHANNEL, () => this.signal.fire(), () => this.signal.fire());
+    const listener = await sql.listen(
+      WORK_CHANNEL,
+      () => this.signal.fire(),
+      () => this.signal.fire(),
+    );
     this.unlisten = () => listener.unlisten();
     this.loopDone = this.loop();
   }
@@ -188,7 +199,9 @@ export class Worker {
     try {
       const beat = await heartbeat(this.opts.sql, this.id, this.opts.timeoutMs);
       if (this.disabled !== beat.disabled) {
-        this.ctx.log(beat.disabled ? 'a service of this host was disabled: claiming no new work' : 'enabled again: claiming work', { host: this.host });
+        this.ctx.log(beat.disabled ? 'a service of this host was disabled: claiming no new work' : 'enabled again: claiming work', {
+          host: this.host,
+        });
         this.disabled = beat.disabled;
         this.signal.fire();
       }
@@ -316,7 +329,8 @@ export class Worker {
   private async stillFenced(fence: Lock, row: ClaimedRow): Promise<void> {
     const confirmed = await fence.confirm();
     if (confirmed === 'lost') throw new FenceLost(fence.name, 'held by another worker, or no database to take it on');
-    if (confirmed === 'retaken' && !(await stillOwns(this.opts.sql, this.id, row))) throw new FenceLost(fence.name, 'the row is no longer ours');
+    if (confirmed === 'retaken' && !(await stillOwns(this.opts.sql, this.id, row)))
+      throw new FenceLost(fence.name, 'the row is no longer ours');
     if (confirmed === 'retaken') this.ctx.log('fence lost with its session and taken again; the row is still ours', { lock: fence.name });
   }
 

@@ -7,25 +7,50 @@ import { describe, expect, it } from 'vitest';
 import { availableVolume, eventually, useApp, waitStatus } from '../helpers/app.ts';
 
 const t = useApp();
-const CONNECTOR = { initiator: 'iqn.1993-08.org.debian:01:abc', ip: '10.0.0.2', platform: 'x86_64', host: 'compute-1', os_type: 'linux2', multipath: false, mountpoint: '/dev/vdb' };
+const CONNECTOR = {
+  initiator: 'iqn.1993-08.org.debian:01:abc',
+  ip: '10.0.0.2',
+  platform: 'x86_64',
+  host: 'compute-1',
+  os_type: 'linux2',
+  multipath: false,
+  mountpoint: '/dev/vdb',
+};
 const SERVER = '4e4b9c1a-8c8e-4a69-9c3f-0e7f2c7a1d10';
 
 const volumeOf = async (id: string) => (await t.request('GET', `/v3/volumes/${id}`)).body.volume;
 const counts = async (id: string) =>
-  (await t.db.sql`SELECT att_reserved, att_attaching, att_attached, att_detaching, att_error FROM resource_states WHERE resource_id = ${id}`)[0];
+  (
+    await t.db
+      .sql`SELECT att_reserved, att_attaching, att_attached, att_detaching, att_error FROM resource_states WHERE resource_id = ${id}`
+  )[0];
 
 describe('the attachments API', () => {
   it('reserve → connect → complete → delete moves the volume available → reserved → attaching → in-use → available', async () => {
     const volumeId = await availableVolume(t);
-    const created = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: SERVER, connector: {} } });
+    const created = await t.request('POST', '/v3/attachments', {
+      attachment: { volume_uuid: volumeId, instance_uuid: SERVER, connector: {} },
+    });
     expect(created.status).toBe(200);
-    expect(created.body.attachment).toMatchObject({ status: 'reserved', instance: SERVER, volume_id: volumeId, attached_at: '', detached_at: '', attach_mode: 'null', connection_info: {} });
+    expect(created.body.attachment).toMatchObject({
+      status: 'reserved',
+      instance: SERVER,
+      volume_id: volumeId,
+      attached_at: '',
+      detached_at: '',
+      attach_mode: 'null',
+      connection_info: {},
+    });
     const id = created.body.attachment.id;
     expect((await volumeOf(volumeId)).status).toBe('reserved');
 
     const updated = await t.request('PUT', `/v3/attachments/${id}`, { attachment: { connector: CONNECTOR } });
     expect(updated.status).toBe(200);
-    expect(updated.body.attachment).toMatchObject({ status: 'attaching', attach_mode: 'rw', connection_info: { driver_volume_type: 'fake', attachment_id: id, access_mode: 'rw' } });
+    expect(updated.body.attachment).toMatchObject({
+      status: 'attaching',
+      attach_mode: 'rw',
+      connection_info: { driver_volume_type: 'fake', attachment_id: id, access_mode: 'rw' },
+    });
     expect((await volumeOf(volumeId)).status).toBe('attaching');
     expect(t.backend.connections.get(volumeId)?.has('compute-1')).toBe(true);
 
@@ -34,7 +59,14 @@ describe('the attachments API', () => {
     const inUse = await volumeOf(volumeId);
     expect(inUse.status).toBe('in-use');
     expect(inUse.attachments).toEqual([
-      expect.objectContaining({ id: volumeId, attachment_id: id, volume_id: volumeId, server_id: SERVER, host_name: 'compute-1', device: '/dev/vdb' }),
+      expect.objectContaining({
+        id: volumeId,
+        attachment_id: id,
+        volume_id: volumeId,
+        server_id: SERVER,
+        host_name: 'compute-1',
+        device: '/dev/vdb',
+      }),
     ]);
     expect((await t.request('GET', `/v3/attachments/${id}`)).body.attachment.attached_at).not.toBe('');
 
@@ -54,13 +86,16 @@ describe('the attachments API', () => {
     const [ended] = await t.db.sql`SELECT detached_at, deleted_at FROM attachments WHERE id = ${id}`;
     expect(ended!.detached_at, 'detached_at').toBeInstanceOf(Date);
     expect(ended!.deleted_at, 'deleted_at').toBeInstanceOf(Date);
-    const log = await t.db.sql`SELECT event, to_state FROM state_transitions WHERE resource_id = ${volumeId} AND event = 'ATTACHMENTS_CHANGED' ORDER BY version`;
+    const log = await t.db
+      .sql`SELECT event, to_state FROM state_transitions WHERE resource_id = ${volumeId} AND event = 'ATTACHMENTS_CHANGED' ORDER BY version`;
     expect(log.map((h) => h.to_state)).toEqual(['reserved', 'attaching', 'in-use', 'available']);
   });
 
   it('connects at once when created with a connector, and lists and filters attachments', async () => {
     const volumeId = await availableVolume(t);
-    const created = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: SERVER, connector: CONNECTOR, mode: 'ro' } });
+    const created = await t.request('POST', '/v3/attachments', {
+      attachment: { volume_uuid: volumeId, instance_uuid: SERVER, connector: CONNECTOR, mode: 'ro' },
+    });
     expect(created.body.attachment).toMatchObject({ status: 'attaching', attach_mode: 'ro', connection_info: { access_mode: 'ro' } });
     const list = await t.request('GET', `/v3/attachments?volume_id=${volumeId}`);
     expect(list.body.attachments).toEqual([{ id: created.body.attachment.id, status: 'attaching', instance: SERVER, volume_id: volumeId }]);
@@ -72,7 +107,9 @@ describe('the attachments API', () => {
   it('completes an attachment made with no connector, or {}, as real Cinder does: the volume goes in-use', async () => {
     for (const connector of [undefined, {}]) {
       const volumeId = await availableVolume(t);
-      const a = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: SERVER, ...(connector ? { connector } : {}) } });
+      const a = await t.request('POST', '/v3/attachments', {
+        attachment: { volume_uuid: volumeId, instance_uuid: SERVER, ...(connector ? { connector } : {}) },
+      });
       expect(a.body.attachment.status).toBe('reserved');
       const id = a.body.attachment.id;
       expect((await t.request('POST', `/v3/attachments/${id}/action`, { 'os-complete': null })).status).toBe(204);
@@ -95,9 +132,23 @@ describe('the attachments API', () => {
     expect((await t.request('GET', '/v3/attachments', undefined, old)).status).toBe(404);
     expect((await t.request('POST', '/v3/attachments', { attachment: {} }, old)).status).toBe(404);
     const volumeId = await availableVolume(t);
-    const a = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, connector: CONNECTOR } }, { 'openstack-api-version': 'volume 3.43' });
+    const a = await t.request(
+      'POST',
+      '/v3/attachments',
+      { attachment: { volume_uuid: volumeId, connector: CONNECTOR } },
+      { 'openstack-api-version': 'volume 3.43' },
+    );
     expect(a.status).toBe(200);
-    expect((await t.request('POST', `/v3/attachments/${a.body.attachment.id}/action`, { 'os-complete': {} }, { 'openstack-api-version': 'volume 3.43' })).status).toBe(404);
+    expect(
+      (
+        await t.request(
+          'POST',
+          `/v3/attachments/${a.body.attachment.id}/action`,
+          { 'os-complete': {} },
+          { 'openstack-api-version': 'volume 3.43' },
+        )
+      ).status,
+    ).toBe(404);
     expect((await t.request('POST', `/v3/attachments/${a.body.attachment.id}/action`, { 'os-complete': {} })).status).toBe(204);
   });
 
@@ -130,9 +181,21 @@ describe('the attachments API', () => {
     expect((await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: missing } })).status).toBe(404);
     expect((await t.request('POST', '/v3/attachments', { attachment: {} })).status).toBe(400);
     expect((await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, bogus: 1 } })).status).toBe(400);
-    expect((await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, mode: 'rw' } }, { 'openstack-api-version': 'volume 3.53' })).status).toBe(400);
+    expect(
+      (
+        await t.request(
+          'POST',
+          '/v3/attachments',
+          { attachment: { volume_uuid: volumeId, mode: 'rw' } },
+          { 'openstack-api-version': 'volume 3.53' },
+        )
+      ).status,
+    ).toBe(400);
     const notFound = await t.request('GET', '/v3/attachments/xyz');
-    expect(notFound).toMatchObject({ status: 404, body: { itemNotFound: { message: 'Volume attachment could not be found with filter: attachment_id = xyz.' } } });
+    expect(notFound).toMatchObject({
+      status: 404,
+      body: { itemNotFound: { message: 'Volume attachment could not be found with filter: attachment_id = xyz.' } },
+    });
     const a = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId } });
     const id = a.body.attachment.id;
     expect((await t.request('PUT', `/v3/attachments/${id}`, { attachment: {} })).status).toBe(400);
@@ -252,7 +315,12 @@ describe('in-use volumes', () => {
 
   it('extend only from 3.42, and come back in-use', async () => {
     const id = await attachedVolume();
-    const old = await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } }, { 'openstack-api-version': 'volume 3.41' });
+    const old = await t.request(
+      'POST',
+      `/v3/volumes/${id}/action`,
+      { 'os-extend': { new_size: 2 } },
+      { 'openstack-api-version': 'volume 3.41' },
+    );
     expect(old.status).toBe(400);
     expect(old.body.badRequest.message).toMatch(/3\.42/);
     expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } })).status).toBe(202);
@@ -266,7 +334,12 @@ describe('in-use volumes', () => {
     const id = await attachedVolume();
     const unforced = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: id } }, { 'openstack-api-version': 'volume 3.65' });
     expect(unforced.status).toBe(400);
-    const forced = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: id, force: 'True' } }, { 'openstack-api-version': 'volume 3.65' });
+    const forced = await t.request(
+      'POST',
+      '/v3/snapshots',
+      { snapshot: { volume_id: id, force: 'True' } },
+      { 'openstack-api-version': 'volume 3.65' },
+    );
     expect(forced.status).toBe(202);
     const modern = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: id } });
     expect(modern.status).toBe(202);

@@ -62,12 +62,23 @@ describe('auth mode tokens', () => {
     const hers = await t.request('GET', '/v3/volumes?all_tenants=1', undefined, as('alice-token'));
     expect(hers.status).toBe(200);
     expect(hers.body.volumes.map((v: { id: string }) => v.id)).toContain(id);
-    expect((await t.request('GET', '/v3/volumes?all_tenants=1', undefined, as('bob-token'))).body.volumes.map((v: { id: string }) => v.id)).not.toContain(id);
-    expect((await t.request('DELETE', `/v3/volumes/${id}?force=true`, undefined, { ...as('alice-token'), 'openstack-api-version': 'volume 3.23' })).status).toBe(403);
+    expect(
+      (await t.request('GET', '/v3/volumes?all_tenants=1', undefined, as('bob-token'))).body.volumes.map((v: { id: string }) => v.id),
+    ).not.toContain(id);
+    expect(
+      (
+        await t.request('DELETE', `/v3/volumes/${id}?force=true`, undefined, {
+          ...as('alice-token'),
+          'openstack-api-version': 'volume 3.23',
+        })
+      ).status,
+    ).toBe(403);
 
     const all = await t.request('GET', '/v3/volumes?all_tenants=1', undefined, as('root-token'));
     expect(all.body.volumes.map((v: { id: string }) => v.id)).toContain(id);
-    expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'error' } }, as('root-token'))).status).toBe(202);
+    expect((await t.request('POST', `/v3/volumes/${id}/action`, { 'os-reset_status': { status: 'error' } }, as('root-token'))).status).toBe(
+      202,
+    );
     expect((await t.request('GET', `/v3/volumes/${id}`, undefined, as('alice-token'))).body.volume.status).toBe('error');
   });
 });

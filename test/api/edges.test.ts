@@ -44,7 +44,9 @@ describe('bad input is a clean 4xx', () => {
   });
 
   it('3. an offset past 2^63', async () => {
-    expect(fault(await t.request('GET', '/v3/volumes?offset=99999999999999999999'), 400)).toMatch(/offset 99999999999999999999 is larger than the maximum/);
+    expect(fault(await t.request('GET', '/v3/volumes?offset=99999999999999999999'), 400)).toMatch(
+      /offset 99999999999999999999 is larger than the maximum/,
+    );
   });
 
   it('4. If-Match past 32 bits, or not a number', async () => {
@@ -70,13 +72,17 @@ describe('bad input is a clean 4xx', () => {
     ];
     for (const [method, path, body] of bodies) expect(fault(await t.request(method, path, body), 400)).toMatch(/NUL character/);
     for (const q of ['name=a%00b', 'metadata=%7B%22k%22%3A%22%00%22%7D', 'instance_id=%00']) {
-      expect(fault(await t.request('GET', `/v3/${q.startsWith('instance') ? 'attachments' : 'volumes'}?${q}`), 400)).toMatch(/NUL character/);
+      expect(fault(await t.request('GET', `/v3/${q.startsWith('instance') ? 'attachments' : 'volumes'}?${q}`), 400)).toMatch(
+        /NUL character/,
+      );
     }
     expect(fault(await t.request('GET', '/v3/%00/volumes'), 400)).toMatch(/project_id in the request path/);
   });
 
   it('6. a lone surrogate in metadata, a connector or the metadata filter', async () => {
-    expect(fault(await t.request('POST', '/v3/volumes', '{"volume": {"size": 1, "metadata": {"k": "\\ud800"}}}'), 400)).toMatch(/lone UTF-16 surrogate/);
+    expect(fault(await t.request('POST', '/v3/volumes', '{"volume": {"size": 1, "metadata": {"k": "\\ud800"}}}'), 400)).toMatch(
+      /lone UTF-16 surrogate/,
+    );
     fault(await t.request('POST', '/v3/attachments', `{"attachment": {"volume_uuid": "${V}", "connector": {"host": "\\udc00"}}}`), 400);
     fault(await t.request('GET', '/v3/volumes?metadata=%7B%22k%22%3A%22%5Cud800%22%7D'), 400);
   });
@@ -89,9 +95,15 @@ describe('bad input is a clean 4xx', () => {
     const res = await t.request('POST', '/v3/volumes', '{"volume": {"size": 1, "metadata": {"__proto__": "x", "a": "b"}}}');
     expect(res.status).toBe(202);
     const entries = (m: object) => Object.entries(m).sort(([a], [b]) => a.localeCompare(b));
-    expect(entries(res.body.volume.metadata)).toEqual([['__proto__', 'x'], ['a', 'b']]);
+    expect(entries(res.body.volume.metadata)).toEqual([
+      ['__proto__', 'x'],
+      ['a', 'b'],
+    ]);
     const shown = await t.request('GET', `/v3/volumes/${res.body.volume.id}`);
-    expect(entries(shown.body.volume.metadata)).toEqual([['__proto__', 'x'], ['a', 'b']]);
+    expect(entries(shown.body.volume.metadata)).toEqual([
+      ['__proto__', 'x'],
+      ['a', 'b'],
+    ]);
   });
 
   it('8. deeply nested JSON', async () => {
@@ -119,10 +131,20 @@ describe('bad input is a clean 4xx', () => {
     fault(await t.request('POST', '/v3/volumes', 'x'.repeat(2 * 1024 * 1024)), 413);
     fault(await t.request('POST', '/v3/volumes', '<volume/>', { 'content-type': 'application/xml' }), 415);
     // One rule for every content type that is not JSON, whatever the body holds.
-    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream']) {
-      expect(fault(await t.request('POST', '/v3/volumes', '{"volume": {"size": 1}}', { 'content-type': type }), 415), type).toMatch(/send application\/json/);
+    for (const type of [
+      'text/plain',
+      'text/plain; charset=utf-8',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+      'application/octet-stream',
+    ]) {
+      expect(fault(await t.request('POST', '/v3/volumes', '{"volume": {"size": 1}}', { 'content-type': type }), 415), type).toMatch(
+        /send application\/json/,
+      );
     }
-    expect((await t.request('POST', '/v3/volumes', '{"volume": {"size": 1}}', { 'content-type': 'application/json; charset=utf-8' })).status).toBe(202);
+    expect(
+      (await t.request('POST', '/v3/volumes', '{"volume": {"size": 1}}', { 'content-type': 'application/json; charset=utf-8' })).status,
+    ).toBe(202);
   });
 
   it('12. a message repeats at most a bounded part of what was sent, and says how long it was', async () => {

@@ -30,7 +30,16 @@ describe('error registry', () => {
 
   it('renders every code as a one-key Cinder fault body', () => {
     for (const code of Object.keys(ERRORS) as ErrorCode[]) {
-      const err = new ApiError(code, { id: 'x', reason: 'r', field: 'f', value: 'v', action: 'a', version: '3.99', min: '3.0', max: '3.70' });
+      const err = new ApiError(code, {
+        id: 'x',
+        reason: 'r',
+        field: 'f',
+        value: 'v',
+        action: 'a',
+        version: '3.99',
+        min: '3.0',
+        max: '3.70',
+      });
       const body = err.body();
       expect(Object.keys(body)).toEqual([faultName(err.status)]);
       expect(body[faultName(err.status)]).toMatchObject({ code: err.status, message: expect.any(String) });

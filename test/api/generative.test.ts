@@ -35,10 +35,18 @@ function survey(r: FuzzRequest, status: number, body: string, changed: boolean) 
     shape = false;
   }
   if (r.method === 'HEAD') shape = true; // HEAD answers carry no body
-  const problems = [status >= 500 && '5xx', !DOCUMENTED.has(status) && 'undocumented', status >= 400 && !shape && 'shape', status >= 400 && changed && 'changed'].filter(Boolean);
+  const problems = [
+    status >= 500 && '5xx',
+    !DOCUMENTED.has(status) && 'undocumented',
+    status >= 400 && !shape && 'shape',
+    status >= 400 && changed && 'changed',
+  ].filter(Boolean);
   if (problems.length === 0) return;
   const key = `${problems.join('+')} ${status} ${r.route}`;
-  const seen = surveyed.get(key) ?? { n: 0, example: `${r.method} ${r.url.slice(0, 200)} ${JSON.stringify(r.headers)} ${(r.body ?? '').slice(0, 200)} → ${body.slice(0, 200)}` };
+  const seen = surveyed.get(key) ?? {
+    n: 0,
+    example: `${r.method} ${r.url.slice(0, 200)} ${JSON.stringify(r.headers)} ${(r.body ?? '').slice(0, 200)} → ${body.slice(0, 200)}`,
+  };
   seen.n++;
   surveyed.set(key, seen);
 }
@@ -71,7 +79,12 @@ describe('every route, any input', () => {
   }
 
   async function send(r: FuzzRequest) {
-    const res = await t.app.inject({ method: r.method as 'GET', url: r.url, headers: r.headers, ...(r.body === undefined ? {} : { payload: r.body }) });
+    const res = await t.app.inject({
+      method: r.method as 'GET',
+      url: r.url,
+      headers: r.headers,
+      ...(r.body === undefined ? {} : { payload: r.body }),
+    });
     return res;
   }
 
@@ -85,21 +98,40 @@ describe('every route, any input', () => {
     const offered = await availableVolume(t);
     const transfer = await t.request('POST', '/v3/volume-transfers', { transfer: { volume_id: offered } });
     expect(transfer.status).toBe(202);
-    const nowhere = (await t.request('POST', '/v3/types', { volume_type: { name: 'fuzz-nowhere', extra_specs: { storage_protocol: 'none' } } })).body.volume_type.id;
+    const nowhere = (
+      await t.request('POST', '/v3/types', { volume_type: { name: 'fuzz-nowhere', extra_specs: { storage_protocol: 'none' } } })
+    ).body.volume_type.id;
     const failed = (await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: nowhere } })).body.volume.id;
     await waitStatus(t, 'volumes', failed, 'error');
     const message = (await t.request('GET', '/v3/messages')).body.messages[0].id;
-    const att = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: volumes[1], instance_uuid: '11111111-2222-3333-4444-555555555555', connector: { host: 'h' } } });
+    const att = await t.request('POST', '/v3/attachments', {
+      attachment: { volume_uuid: volumes[1], instance_uuid: '11111111-2222-3333-4444-555555555555', connector: { host: 'h' } },
+    });
     expect(att.status).toBe(200);
     // No background changes from here on: a change seen is the request's.
     await t.worker!.stop();
     const types = [(await t.request('GET', '/v3/types/default')).body.volume_type.id];
-    for (const [name, pub] of [['fuzz-public', true], ['fuzz-private', false]] as const) {
-      types.push((await t.request('POST', '/v3/types', { volume_type: { name, 'os-volume-type-access:is_public': pub, extra_specs: { a: '1' } } })).body.volume_type.id);
+    for (const [name, pub] of [
+      ['fuzz-public', true],
+      ['fuzz-private', false],
+    ] as const) {
+      types.push(
+        (await t.request('POST', '/v3/types', { volume_type: { name, 'os-volume-type-access:is_public': pub, extra_specs: { a: '1' } } }))
+          .body.volume_type.id,
+      );
     }
     const qos = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: 'fuzz-qos', read_iops_sec: '100' } })).body.qos_specs.id;
     expect((await t.request('GET', `/v3/qos-specs/${qos}/associate?vol_type_id=${types[1]}`)).status).toBe(202);
-    const targets: Targets = { volumes, snapshots: [snap.body.snapshot.id], attachments: [att.body.attachment.id], types, qos: [qos], transfers: [transfer.body.transfer.id], messages: [message], project: PROJECT };
+    const targets: Targets = {
+      volumes,
+      snapshots: [snap.body.snapshot.id],
+      attachments: [att.body.attachment.id],
+      types,
+      qos: [qos],
+      transfers: [transfer.body.transfer.id],
+      messages: [message],
+      project: PROJECT,
+    };
 
     console.log(`generative API test: ${RUNS} runs, seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
     const seen = new Map<number, number>();
@@ -109,7 +141,7 @@ describe('every route, any input', () => {
         const res = await send(r);
         seen.set(res.statusCode, (seen.get(res.statusCode) ?? 0) + 1);
         const what = `${r.method} ${r.url.slice(0, 300)} (${r.route}) → ${res.statusCode} ${res.body.slice(0, 500)}`;
-        if (SURVEY) return void survey(r, res.statusCode, res.body, await fingerprint() !== before);
+        if (SURVEY) return void survey(r, res.statusCode, res.body, (await fingerprint()) !== before);
         expect(res.statusCode, what).toBeLessThan(500);
         expect(DOCUMENTED.has(res.statusCode), `undocumented status: ${what}`).toBe(true);
         if (res.statusCode >= 400 && r.method !== 'HEAD') {
@@ -126,6 +158,11 @@ describe('every route, any input', () => {
       { numRuns: RUNS, seed: SEED, endOnFailure: false, verbose: 1 },
     );
     if (SURVEY) for (const [k, v] of surveyed) console.log(`${k} ×${v.n}\n    ${v.example}`);
-    console.log(`generative API test: statuses ${[...seen].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}`);
+    console.log(
+      `generative API test: statuses ${[...seen]
+        .sort(([a], [b]) => a - b)
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ')}`,
+    );
   }, 600_000);
 });

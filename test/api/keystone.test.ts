@@ -24,7 +24,16 @@ import { until } from '../helpers/wait.ts';
 const TOKEN_LIFETIME_S = 10; // 20 until 2026-12-05: all but two Keystone calls of this test come after it expires
 
 let keystone: Keystone;
-const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: KEYSTONE_ANSWER_MS };
+const options: KeystoneAuthOptions = {
+  url: '',
+  user: 'volstate',
+  password: 'volstate-secret',
+  project: 'service',
+  domain: 'default',
+  cacheSeconds: 300,
+  maxEntries: 1000,
+  timeoutMs: KEYSTONE_ANSWER_MS,
+};
 const auth = new KeystoneAuth(options);
 const users: Record<'reader' | 'member' | 'admin' | 'other', { name: string; project: string }> = {} as never;
 let projectP = '';
@@ -37,7 +46,12 @@ beforeAll(async () => {
   await keystone.createUser('volstate', 'volstate-secret', service, ['service']);
   projectP = await keystone.createProject('p');
   projectQ = await keystone.createProject('q');
-  for (const [role, project] of [['reader', projectP], ['member', projectP], ['admin', projectP], ['other', projectQ]] as const) {
+  for (const [role, project] of [
+    ['reader', projectP],
+    ['member', projectP],
+    ['admin', projectP],
+    ['other', projectQ],
+  ] as const) {
     await keystone.createUser(`user-${role}`, 'pw', project, [role === 'other' ? 'member' : role]);
     users[role] = { name: `user-${role}`, project };
   }
@@ -63,7 +77,7 @@ describe('auth mode keystone, against a real Keystone', () => {
     }
   });
 
-  it('gives each role what Cinder\'s default policies give it', async () => {
+  it("gives each role what Cinder's default policies give it", async () => {
     const [reader, member, admin] = await Promise.all([tokenOf('reader'), tokenOf('member'), tokenOf('admin')]);
     const P = `/v3/${projectP}`;
     const created = await t.request('POST', `${P}/volumes`, { volume: { size: 1 } }, as(member));
@@ -124,7 +138,10 @@ describe('auth mode keystone, against a real Keystone', () => {
     const before = auth.validations;
     for (let i = 0; i < 5; i++) expect((await t.request('GET', `/v3/${projectP}/volumes`, undefined, as(member))).status).toBe(200);
     expect(auth.validations - before).toBe(1);
-    const res = await fetch(`${keystone.url}/auth/tokens`, { method: 'DELETE', headers: { 'x-auth-token': await keystone.adminToken(), 'x-subject-token': member } });
+    const res = await fetch(`${keystone.url}/auth/tokens`, {
+      method: 'DELETE',
+      headers: { 'x-auth-token': await keystone.adminToken(), 'x-subject-token': member },
+    });
     expect(res.status).toBe(204);
     // Within the cache time the revoked token still works (keystonemiddleware's trade too)...
     expect(await auth.identify(member)).not.toBeNull();
@@ -133,30 +150,36 @@ describe('auth mode keystone, against a real Keystone', () => {
     expect((await t.request('GET', `/v3/${projectP}/volumes`, undefined, as(member))).status).toBe(401);
   });
 
-  it('refuses an expired token, whatever the cache time', async () => {
-    // A Keystone whose tokens live TOKEN_LIFETIME_S, and the app's validation pointed at it.
-    const brief = await startKeystone({ tokenLifetime: TOKEN_LIFETIME_S });
-    try {
-      const service = await brief.createProject('service');
-      await brief.createUser('volstate', 'volstate-secret', service, ['service']);
-      const project = await brief.createProject('p');
-      await brief.createUser('user-member', 'pw', project, ['member']);
-      const briefAuth = new KeystoneAuth({ ...options, url: brief.url });
-      const member = (await brief.token('user-member', 'pw', project)).token;
-      const identity = await briefAuth.identify(member);
-      expect(identity?.projectId).toBe(project);
-      // Wait until Keystone itself no longer knows the token (an event, not a margin).
-      await until(
-        async () => (await fetch(`${brief.url}/auth/tokens`, { headers: { 'x-auth-token': await brief.adminToken(), 'x-subject-token': member } })).status === 404,
-        (TOKEN_LIFETIME_S + 60) * 1000,
-        'Keystone to forget the token',
-      );
-      // Whatever the cache time: the cached identity expires with the token.
-      expect(await briefAuth.identify(member)).toBeNull();
-    } finally {
-      await brief.stop();
-    }
-  }, KEYSTONE_START_MS + (TOKEN_LIFETIME_S + 60) * 1000);
+  it(
+    'refuses an expired token, whatever the cache time',
+    async () => {
+      // A Keystone whose tokens live TOKEN_LIFETIME_S, and the app's validation pointed at it.
+      const brief = await startKeystone({ tokenLifetime: TOKEN_LIFETIME_S });
+      try {
+        const service = await brief.createProject('service');
+        await brief.createUser('volstate', 'volstate-secret', service, ['service']);
+        const project = await brief.createProject('p');
+        await brief.createUser('user-member', 'pw', project, ['member']);
+        const briefAuth = new KeystoneAuth({ ...options, url: brief.url });
+        const member = (await brief.token('user-member', 'pw', project)).token;
+        const identity = await briefAuth.identify(member);
+        expect(identity?.projectId).toBe(project);
+        // Wait until Keystone itself no longer knows the token (an event, not a margin).
+        await until(
+          async () =>
+            (await fetch(`${brief.url}/auth/tokens`, { headers: { 'x-auth-token': await brief.adminToken(), 'x-subject-token': member } }))
+              .status === 404,
+          (TOKEN_LIFETIME_S + 60) * 1000,
+          'Keystone to forget the token',
+        );
+        // Whatever the cache time: the cached identity expires with the token.
+        expect(await briefAuth.identify(member)).toBeNull();
+      } finally {
+        await brief.stop();
+      }
+    },
+    KEYSTONE_START_MS + (TOKEN_LIFETIME_S + 60) * 1000,
+  );
 
   it('keeps the cache bounded: the least recently used token leaves first', async () => {
     const small = new KeystoneAuth({ ...options, maxEntries: 2 });

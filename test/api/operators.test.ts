@@ -80,12 +80,20 @@ describe('GET /ui/state', () => {
   it('lists a row stuck in a transient state far longer than usual, and not one that just got there', async () => {
     const v = await availableVolume(t, 1, { multiattach: true });
     const connect = async () =>
-      (await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: 'h' } } })).body.attachment.id as string;
+      (
+        await t.request('POST', '/v3/attachments', {
+          attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: 'h' } },
+        })
+      ).body.attachment.id as string;
     const [old, fresh] = [await connect(), await connect()];
     await t.db.sql`UPDATE resource_states SET updated_at = now() - interval '1 hour' WHERE resource_id = ${old}`;
     const res = await t.app.inject({ url: '/ui/state' });
     expect(res.statusCode).toBe(200);
-    const state = JSON.parse(res.body) as { counts: Record<string, Record<string, number>>; stuck: { resource_id: string; state: string }[]; workers: unknown[] };
+    const state = JSON.parse(res.body) as {
+      counts: Record<string, Record<string, number>>;
+      stuck: { resource_id: string; state: string }[];
+      workers: unknown[];
+    };
     expect(state.stuck.map((r) => r.resource_id)).toContain(old);
     expect(state.stuck.map((r) => r.resource_id)).not.toContain(fresh);
     expect(state.counts.attachment?.attaching).toBeGreaterThanOrEqual(2);

@@ -14,8 +14,13 @@ const t = useApp({ auth: { mode: 'tokens', defaultProject: 'admin', tokens } });
 const admin = { 'x-auth-token': 'admin-token' };
 
 describe('QoS specs', () => {
-  it('are created, listed, shown, changed and deleted, in Cinder\'s shapes', async () => {
-    const created = await t.request('POST', '/v3/qos-specs', { qos_specs: { name: 'fast', consumer: 'front-end', read_iops_sec: '2000' } }, admin);
+  it("are created, listed, shown, changed and deleted, in Cinder's shapes", async () => {
+    const created = await t.request(
+      'POST',
+      '/v3/qos-specs',
+      { qos_specs: { name: 'fast', consumer: 'front-end', read_iops_sec: '2000' } },
+      admin,
+    );
     expect(created.status).toBe(200);
     const q = created.body.qos_specs;
     expect(q).toEqual({ id: expect.any(String), name: 'fast', consumer: 'front-end', specs: { read_iops_sec: '2000' } });
@@ -23,8 +28,13 @@ describe('QoS specs', () => {
     expect((await t.request('GET', '/v3/qos-specs', undefined, admin)).body.qos_specs).toContainEqual(q);
     expect((await t.request('GET', `/v3/qos-specs/${q.id}`, undefined, admin)).body.qos_specs).toEqual(q);
 
-    expect((await t.request('PUT', `/v3/qos-specs/${q.id}`, { qos_specs: { iops_bytes: '500' } }, admin)).body).toEqual({ qos_specs: { iops_bytes: '500' } });
-    expect((await t.request('GET', `/v3/qos-specs/${q.id}`, undefined, admin)).body.qos_specs.specs).toEqual({ read_iops_sec: '2000', iops_bytes: '500' });
+    expect((await t.request('PUT', `/v3/qos-specs/${q.id}`, { qos_specs: { iops_bytes: '500' } }, admin)).body).toEqual({
+      qos_specs: { iops_bytes: '500' },
+    });
+    expect((await t.request('GET', `/v3/qos-specs/${q.id}`, undefined, admin)).body.qos_specs.specs).toEqual({
+      read_iops_sec: '2000',
+      iops_bytes: '500',
+    });
     expect((await t.request('PUT', `/v3/qos-specs/${q.id}/delete_keys`, { keys: ['iops_bytes', 'nope'] }, admin)).status).toBe(404);
     expect((await t.request('PUT', `/v3/qos-specs/${q.id}/delete_keys`, { keys: ['iops_bytes'] }, admin)).status).toBe(202);
     expect((await t.request('GET', `/v3/qos-specs/${q.id}`, undefined, admin)).body.qos_specs.specs).toEqual({ read_iops_sec: '2000' });
@@ -39,8 +49,10 @@ describe('QoS specs', () => {
   it('are associated with volume types; a delete is refused while they are, unless forced', async () => {
     const q = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: 'assoc' } }, admin)).body.qos_specs;
     const types: string[] = [];
-    for (const name of ['qa', 'qb', 'qc']) types.push((await t.request('POST', '/v3/types', { volume_type: { name } }, admin)).body.volume_type.id);
-    for (const id of types) expect((await t.request('GET', `/v3/qos-specs/${q.id}/associate?vol_type_id=${id}`, undefined, admin)).status).toBe(202);
+    for (const name of ['qa', 'qb', 'qc'])
+      types.push((await t.request('POST', '/v3/types', { volume_type: { name } }, admin)).body.volume_type.id);
+    for (const id of types)
+      expect((await t.request('GET', `/v3/qos-specs/${q.id}/associate?vol_type_id=${id}`, undefined, admin)).status).toBe(202);
     const assoc = (await t.request('GET', `/v3/qos-specs/${q.id}/associations`, undefined, admin)).body.qos_associations;
     expect(assoc.map((a: any) => a.id).sort()).toEqual([...types].sort());
     expect(assoc[0]).toMatchObject({ association_type: 'volume_type', name: 'qa' });
@@ -61,14 +73,20 @@ describe('QoS specs', () => {
     const mv = { ...admin, 'openstack-api-version': 'volume 3.70' };
     const connector = { host: 'h1', initiator: 'iqn.2004-10.org.test:h1' };
     const connect = async (consumer: string) => {
-      const q = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: `c-${consumer}`, consumer, total_iops_sec: '500' } }, admin)).body.qos_specs;
+      const q = (await t.request('POST', '/v3/qos-specs', { qos_specs: { name: `c-${consumer}`, consumer, total_iops_sec: '500' } }, admin))
+        .body.qos_specs;
       const type = (await t.request('POST', '/v3/types', { volume_type: { name: `t-${consumer}` } }, admin)).body.volume_type.id;
       expect((await t.request('GET', `/v3/qos-specs/${q.id}/associate?vol_type_id=${type}`, undefined, admin)).status).toBe(202);
       const vol = (await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: type } }, mv)).body.volume.id;
       await waitStatus(t, 'volumes', vol, 'available', 10_000, admin);
       const legacy = await t.request('POST', `/v3/volumes/${vol}/action`, { 'os-initialize_connection': { connector } }, mv);
       expect(legacy.status).toBe(200);
-      const att = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: vol, instance_uuid: crypto.randomUUID(), connector } }, mv);
+      const att = await t.request(
+        'POST',
+        '/v3/attachments',
+        { attachment: { volume_uuid: vol, instance_uuid: crypto.randomUUID(), connector } },
+        mv,
+      );
       expect(att.status, JSON.stringify(att.body)).toBe(200);
       return [legacy.body.connection_info.data.qos_specs, att.body.attachment.connection_info.qos_specs];
     };

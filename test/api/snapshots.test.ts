@@ -17,7 +17,9 @@ async function snapshotOf(volumeId: string, extra: Record<string, unknown> = {})
 describe('snapshots', () => {
   it('are taken (202 creating → available) with the size of their volume', async () => {
     const volumeId = await availableVolume(t, 3);
-    const res = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumeId, name: 'snap', description: 'd', metadata: { a: 'b' } } });
+    const res = await t.request('POST', '/v3/snapshots', {
+      snapshot: { volume_id: volumeId, name: 'snap', description: 'd', metadata: { a: 'b' } },
+    });
     expect(res.status).toBe(202);
     expect(res.body.snapshot).toMatchObject({ status: 'creating', size: 3, volume_id: volumeId, name: 'snap', metadata: { a: 'b' } });
     const shown = await waitStatus(t, 'snapshots', res.body.snapshot.id, 'available');
@@ -52,10 +54,24 @@ describe('snapshots', () => {
     expect((await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: 'nope' } })).status).toBe(404);
     expect((await t.request('POST', '/v3/snapshots', { snapshot: {} })).status).toBe(400);
     const volumeId = await availableVolume(t);
-    const forced = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumeId, force: false } }, { 'openstack-api-version': 'volume 3.66' });
+    const forced = await t.request(
+      'POST',
+      '/v3/snapshots',
+      { snapshot: { volume_id: volumeId, force: false } },
+      { 'openstack-api-version': 'volume 3.66' },
+    );
     expect(forced.status).toBe(400);
     // Below 3.66 the string "True" is a boolean, as cinderclient sends it.
-    expect((await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumeId, force: 'True' } }, { 'openstack-api-version': 'volume 3.65' })).status).toBe(202);
+    expect(
+      (
+        await t.request(
+          'POST',
+          '/v3/snapshots',
+          { snapshot: { volume_id: volumeId, force: 'True' } },
+          { 'openstack-api-version': 'volume 3.65' },
+        )
+      ).status,
+    ).toBe(202);
     expect((await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumeId, force: 'perhaps' } })).status).toBe(400);
   });
 
@@ -104,7 +120,13 @@ describe('snapshots and busy volumes, with no worker running', () => {
     const res = await idle.request('POST', '/v3/snapshots', { snapshot: { volume_id: created.body.volume.id } });
     expect(res.status).toBe(409);
     expect(res.headers['retry-after']).toBe('1');
-    expect(res.body.conflictingRequest).toMatchObject({ code: 409, type: 'VolumeIsBusy', status: 'creating', state: 'creating.db', event: 'SNAPSHOT_BEGIN' });
+    expect(res.body.conflictingRequest).toMatchObject({
+      code: 409,
+      type: 'VolumeIsBusy',
+      status: 'creating',
+      state: 'creating.db',
+      event: 'SNAPSHOT_BEGIN',
+    });
     expect(res.body.conflictingRequest.message).toMatch(/^VolumeIsBusy: cannot take a snapshot of volume /);
     const [row] = await idle.db.sql`SELECT count(*)::int AS n FROM snapshots WHERE volume_id = ${created.body.volume.id}`;
     expect(row!.n).toBe(0);
@@ -123,7 +145,9 @@ describe('snapshots and busy volumes, with no worker running', () => {
     const extend = await idle.request('POST', `/v3/volumes/${volumeId}/action`, { 'os-extend': { new_size: 2 } });
     expect(extend.status).toBe(409);
 
-    expect((await idle.request('POST', `/v3/snapshots/${snap.body.snapshot.id}/action`, { 'os-reset_status': { status: 'error' } })).status).toBe(202);
+    expect(
+      (await idle.request('POST', `/v3/snapshots/${snap.body.snapshot.id}/action`, { 'os-reset_status': { status: 'error' } })).status,
+    ).toBe(202);
     expect(await readers()).toEqual({ readers: 0, dependents: 1 });
     expect((await idle.request('POST', `/v3/volumes/${volumeId}/action`, { 'os-extend': { new_size: 2 } })).status).toBe(202);
     const log = await idle.db.sql`SELECT event FROM state_transitions WHERE resource_id = ${volumeId} ORDER BY version`;

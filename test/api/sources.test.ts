@@ -35,7 +35,9 @@ describe('clones', () => {
     const source = await availableVolume(t, 3);
     const small = await t.request('POST', '/v3/volumes', { volume: { source_volid: source, size: 2 } });
     expect(small.status).toBe(400);
-    expect(small.body.badRequest.message).toBe("Invalid input received: Volume size '2'GB cannot be smaller than the source volume size 3GB. They must be >= original source volume size.");
+    expect(small.body.badRequest.message).toBe(
+      "Invalid input received: Volume size '2'GB cannot be smaller than the source volume size 3GB. They must be >= original source volume size.",
+    );
     expect(await stateOf(source)).toMatchObject({ readers: 0 });
     expect((await t.request('POST', '/v3/volumes', { volume: { source_volid: '00000000-0000-4000-8000-00000000f00d' } })).status).toBe(404);
     expect((await t.request('POST', '/v3/volumes', { volume: { source_volid: 'x', snapshot_id: null } })).status).toBe(404);
@@ -52,13 +54,20 @@ describe('volumes from snapshots', () => {
     await waitStatus(t, 'volumes', res.body.volume.id, 'available');
     expect(t.backend.origins.get(res.body.volume.id)).toBe(`snapshot:${snap}`);
     const small = await t.request('POST', '/v3/volumes', { volume: { snapshot_id: snap, size: 1 } });
-    expect(small.body.badRequest.message).toBe("Invalid input received: Volume size '1'GB cannot be smaller than the snapshot size 2GB. They must be >= original snapshot size.");
+    expect(small.body.badRequest.message).toBe(
+      "Invalid input received: Volume size '1'GB cannot be smaller than the snapshot size 2GB. They must be >= original snapshot size.",
+    );
   });
 });
 
 describe('revert to a snapshot (3.40)', () => {
   const revert = (volumeId: string, snapshotId: string, mv = '3.40') =>
-    t.request('POST', `/v3/volumes/${volumeId}/action`, { revert: { snapshot_id: snapshotId } }, { 'openstack-api-version': `volume ${mv}` });
+    t.request(
+      'POST',
+      `/v3/volumes/${volumeId}/action`,
+      { revert: { snapshot_id: snapshotId } },
+      { 'openstack-api-version': `volume ${mv}` },
+    );
 
   it('moves the volume and the snapshot together, and back', async () => {
     const volumeId = await availableVolume(t, 1);
@@ -96,7 +105,9 @@ describe('revert to a snapshot (3.40)', () => {
     await waitStatus(t, 'snapshots', newer, 'gone');
     const snap = await snapshotOf(volumeId);
     await t.request('POST', `/v3/volumes/${volumeId}/action`, { 'os-extend': { new_size: 2 } });
-    await eventually(async () => ((await stateOf(volumeId))!.size === 2 && (await stateOf(volumeId))!.state === 'available' ? true : undefined));
+    await eventually(async () =>
+      (await stateOf(volumeId))!.size === 2 && (await stateOf(volumeId))!.state === 'available' ? true : undefined,
+    );
     const sized = await revert(volumeId, snap);
     expect(sized.status).toBe(400);
     expect(sized.body.badRequest.message).toMatch(/same size/);
@@ -120,7 +131,8 @@ describe('cascade delete', () => {
     expect((await t.request('DELETE', `/v3/volumes/${volumeId}?cascade=True`)).status).toBe(202);
     await waitStatus(t, 'volumes', volumeId, 'gone');
     for (const s of snaps) expect((await t.request('GET', `/v3/snapshots/${s}`)).status).toBe(404);
-    const order = await t.db.sql`SELECT resource_id FROM state_transitions WHERE event = 'DELETED' AND resource_id IN ${t.db.sql([volumeId, ...snaps])} ORDER BY id`;
+    const order = await t.db
+      .sql`SELECT resource_id FROM state_transitions WHERE event = 'DELETED' AND resource_id IN ${t.db.sql([volumeId, ...snaps])} ORDER BY id`;
     expect(order.at(-1)!.resource_id).toBe(volumeId);
   });
 
@@ -134,7 +146,9 @@ describe('cascade delete', () => {
     expect(res.body.badRequest).toMatchObject({ type: 'InvalidSnapshot', state: 'error_deleting' });
     expect(await stateOf(volumeId)).toMatchObject({ state: 'available' });
     expect(await stateOf(ok)).toMatchObject({ state: 'available' });
-    const forced = await t.request('DELETE', `/v3/volumes/${volumeId}?cascade=True&force=True`, undefined, { 'openstack-api-version': 'volume 3.23' });
+    const forced = await t.request('DELETE', `/v3/volumes/${volumeId}?cascade=True&force=True`, undefined, {
+      'openstack-api-version': 'volume 3.23',
+    });
     expect(forced.status).toBe(202);
     await waitStatus(t, 'volumes', volumeId, 'gone');
   });

@@ -22,13 +22,15 @@ async function createType(body: Record<string, unknown>) {
 }
 
 describe('volume types', () => {
-  it('are created, shown, listed, updated and deleted by an admin, in Cinder\'s shapes', async () => {
+  it("are created, shown, listed, updated and deleted by an admin, in Cinder's shapes", async () => {
     const type = await createType({ name: 'gold', description: 'fast', extra_specs: { tier: '1' } });
     expect(Object.keys(type).sort()).toEqual(['description', 'extra_specs', 'id', 'is_public', 'name', 'os-volume-type-access:is_public']);
     expect(type).toMatchObject({ name: 'gold', description: 'fast', is_public: true, extra_specs: { tier: '1' } });
     const shown = (await t.request('GET', `/v3/types/${type.id}`, undefined, as('alice-token'))).body.volume_type;
     expect(shown).toMatchObject({ ...type, qos_specs_id: null });
-    expect((await t.request('GET', '/v3/types', undefined, as('alice-token'))).body.volume_types.map((v: any) => v.name)).toEqual(expect.arrayContaining(['__DEFAULT__', 'gold']));
+    expect((await t.request('GET', '/v3/types', undefined, as('alice-token'))).body.volume_types.map((v: any) => v.name)).toEqual(
+      expect.arrayContaining(['__DEFAULT__', 'gold']),
+    );
     expect((await t.request('GET', '/v3/types/default', undefined, as('alice-token'))).body.volume_type.name).toBe('__DEFAULT__');
 
     // A member reads types but may not change them.
@@ -37,7 +39,13 @@ describe('volume types', () => {
     expect((await t.request('POST', '/v3/types', { volume_type: { name: '' } }, admin)).status).toBe(400);
 
     const updated = await t.request('PUT', `/v3/types/${type.id}`, { volume_type: { name: 'golden', description: null } }, admin);
-    expect(updated.body.volume_type).toEqual({ id: type.id, name: 'golden', description: null, is_public: true, extra_specs: { tier: '1' } });
+    expect(updated.body.volume_type).toEqual({
+      id: type.id,
+      name: 'golden',
+      description: null,
+      is_public: true,
+      extra_specs: { tier: '1' },
+    });
     expect((await t.request('DELETE', `/v3/types/${type.id}`, undefined, admin)).status).toBe(202);
     expect((await t.request('GET', `/v3/types/${type.id}`, undefined, admin)).status).toBe(404);
     const def = (await t.request('GET', '/v3/types/default', undefined, admin)).body.volume_type;
@@ -66,12 +74,16 @@ describe('volume types', () => {
     expect((await t.request('GET', `/v3/types/${type.id}`, undefined, as('alice-token'))).status).toBe(404);
     expect((await t.request('POST', `/v3/types/${type.id}/action`, { addProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(202);
     expect((await t.request('POST', `/v3/types/${type.id}/action`, { addProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(409);
-    expect((await t.request('GET', `/v3/types/${type.id}/os-volume-type-access`, undefined, admin)).body).toEqual({ volume_type_access: [{ volume_type_id: type.id, project_id: 'aaaa' }] });
+    expect((await t.request('GET', `/v3/types/${type.id}/os-volume-type-access`, undefined, admin)).body).toEqual({
+      volume_type_access: [{ volume_type_id: type.id, project_id: 'aaaa' }],
+    });
     const made = await volumeOf('alice-token');
     expect(made.status).toBe(202);
     expect(made.body.volume.volume_type).toBe('private');
     expect((await volumeOf('bob-token')).status).toBe(404);
-    expect((await t.request('GET', '/v3/types', undefined, as('bob-token'))).body.volume_types.map((v: any) => v.name)).not.toContain('private');
+    expect((await t.request('GET', '/v3/types', undefined, as('bob-token'))).body.volume_types.map((v: any) => v.name)).not.toContain(
+      'private',
+    );
     expect((await t.request('POST', `/v3/types/${type.id}/action`, { removeProjectAccess: { project: 'aaaa' } }, admin)).status).toBe(202);
     expect((await volumeOf('alice-token')).status).toBe(404);
     const pub = await createType({ name: 'public-one' });
@@ -98,7 +110,9 @@ describe('volume types', () => {
         t.request('DELETE', `/v3/types/${type.id}`, undefined, admin),
       ]);
       // Exactly one wins: the volume (and the delete is refused as in use), or the delete (and the create finds no type).
-      expect([create.status, remove.status].sort(), JSON.stringify([create.body, remove.body])).toEqual(create.status === 202 ? [202, 400] : [202, 404]);
+      expect([create.status, remove.status].sort(), JSON.stringify([create.body, remove.body])).toEqual(
+        create.status === 202 ? [202, 400] : [202, 404],
+      );
       if (create.status === 202) created++;
       else deleted++;
     }
@@ -117,7 +131,8 @@ describe('os-retype', () => {
     const res = await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: 'from-type' } }, admin);
     const id = res.body.volume.id as string;
     await waitStatus(t, 'volumes', id, 'available', 10_000, admin);
-    const retype = (newType: string, extra: Record<string, unknown> = {}) => t.request('POST', `/v3/volumes/${id}/action`, { 'os-retype': { new_type: newType, migration_policy: 'never', ...extra } }, admin);
+    const retype = (newType: string, extra: Record<string, unknown> = {}) =>
+      t.request('POST', `/v3/volumes/${id}/action`, { 'os-retype': { new_type: newType, migration_policy: 'never', ...extra } }, admin);
     expect((await retype('from-type')).status).toBe(400);
     expect((await retype('no-such-type')).status).toBe(404);
     expect((await retype('to-type', { migration_policy: 'sometimes' })).status).toBe(400);
@@ -129,7 +144,9 @@ describe('os-retype', () => {
     expect((await retype(to.id)).status).toBe(202);
     const shown = await waitStatus(t, 'volumes', id, 'available', 10_000, admin);
     expect(shown).toMatchObject({ volume_type: 'to-type' });
-    const history = (await t.request('GET', `/v3/volumes/${id}/transitions`, undefined, admin)).body.transitions.map((h: any) => `${h.event} → ${h.to}`);
+    const history = (await t.request('GET', `/v3/volumes/${id}/transitions`, undefined, admin)).body.transitions.map(
+      (h: any) => `${h.event} → ${h.to}`,
+    );
     expect(history.slice(-2)).toEqual(['RETYPE → retyping.backend', 'RETYPED → available']);
     // The type it left can go; the one it has cannot.
     const from = (await t.request('GET', '/v3/types/from-type', undefined, admin)).body.volume_type;

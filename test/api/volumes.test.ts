@@ -11,7 +11,11 @@ const t = useApp();
 
 describe('discovery and microversions', () => {
   it('serves the version document at /, /v3 and /v3/ without auth', async () => {
-    for (const [path, status] of [['/', 300], ['/v3', 200], ['/v3/', 200]] as const) {
+    for (const [path, status] of [
+      ['/', 300],
+      ['/v3', 200],
+      ['/v3/', 200],
+    ] as const) {
       const res = await t.request('GET', path, undefined, { 'x-auth-token': '', 'openstack-api-version': '' });
       expect(res.status, path).toBe(status);
       expect(res.body.versions[0]).toMatchObject({ id: 'v3.0', version: '3.70', min_version: '3.0', status: 'CURRENT' });
@@ -29,7 +33,12 @@ describe('discovery and microversions', () => {
       ['volume three', 400, undefined],
     ];
     for (const [header, status, echo] of cases) {
-      const res = await t.request('GET', '/v3/volumes', undefined, header === undefined ? { 'openstack-api-version': '' } : { 'openstack-api-version': header });
+      const res = await t.request(
+        'GET',
+        '/v3/volumes',
+        undefined,
+        header === undefined ? { 'openstack-api-version': '' } : { 'openstack-api-version': header },
+      );
       expect(res.status, header).toBe(status);
       if (echo) {
         expect(res.headers['openstack-api-version']).toBe(echo);
@@ -53,7 +62,15 @@ describe('volume lifecycle', () => {
   it('creates (202, creating), becomes available, extends, and deletes', async () => {
     const created = await t.request('POST', '/v3/volumes', { volume: { size: 1, name: 'v1', description: 'd', metadata: { k: 'v' } } });
     expect(created.status).toBe(202);
-    expect(created.body.volume).toMatchObject({ status: 'creating', size: 1, name: 'v1', description: 'd', metadata: { k: 'v' }, bootable: 'false', attachments: [] });
+    expect(created.body.volume).toMatchObject({
+      status: 'creating',
+      size: 1,
+      name: 'v1',
+      description: 'd',
+      metadata: { k: 'v' },
+      bootable: 'false',
+      attachments: [],
+    });
     expect(created.body.volume).not.toHaveProperty('os-vol-tenant-attr:tenant_id');
     const id = created.body.volume.id as string;
 
@@ -72,7 +89,16 @@ describe('volume lifecycle', () => {
     await waitStatus(t, 'volumes', id, 'gone');
 
     const history = await t.db.sql`SELECT event, to_state FROM state_transitions WHERE resource_id = ${id} ORDER BY version`;
-    expect(history.map((h) => h.event)).toEqual(['CREATE', 'SCHEDULE', 'SCHEDULED', 'BACKEND_CREATED', 'EXTEND', 'EXTENDED', 'DELETE', 'DELETED']);
+    expect(history.map((h) => h.event)).toEqual([
+      'CREATE',
+      'SCHEDULE',
+      'SCHEDULED',
+      'BACKEND_CREATED',
+      'EXTEND',
+      'EXTENDED',
+      'DELETE',
+      'DELETED',
+    ]);
     expect(t.backend.volumes.has(id)).toBe(false);
   });
 
@@ -107,7 +133,13 @@ describe('volume lifecycle', () => {
     const id = await availableVolume(t);
     const res = await t.request('GET', `/v3/volumes/${id}/transitions`);
     expect(res.status).toBe(200);
-    expect(res.body.transitions[0]).toMatchObject({ version: 1, from: null, event: 'CREATE', to: 'creating.db', actor: `admin:${PROJECT}` });
+    expect(res.body.transitions[0]).toMatchObject({
+      version: 1,
+      from: null,
+      event: 'CREATE',
+      to: 'creating.db',
+      actor: `admin:${PROJECT}`,
+    });
     expect(res.body.transitions[0].request_id).toMatch(/^req-/);
     expect(res.body.transitions.at(-1)).toMatchObject({ to: 'available', actor: expect.stringMatching(/^worker:/) });
   });
@@ -125,7 +157,17 @@ describe('refusals', () => {
         status: 'available',
         state: 'available',
         event: 'EXTEND',
-        allowed: ['DELETE', 'DELETE_CASCADE', 'FORCE_DELETE', 'FORCE_DELETE_CASCADE', 'EXTEND', 'RESET_STATUS', 'REVERT', 'RETYPE', 'TRANSFER_OFFER'],
+        allowed: [
+          'DELETE',
+          'DELETE_CASCADE',
+          'FORCE_DELETE',
+          'FORCE_DELETE_CASCADE',
+          'EXTEND',
+          'RESET_STATUS',
+          'REVERT',
+          'RETYPE',
+          'TRANSFER_OFFER',
+        ],
       });
       expect(res.body.badRequest.message).toMatch(/^Invalid volume: cannot extend volume .*larger than the current size/);
     }
@@ -190,7 +232,9 @@ describe('refusals', () => {
   it('refuses an unknown action before looking the volume up', async () => {
     const res = await t.request('POST', '/v3/volumes/00000000-0000-4000-8000-000000000000/action', { 'os-bogus': null });
     expect(res.status).toBe(400);
-    expect(res.body.badRequest.message).toBe('There is no such action: os-bogus. Verify the request body and Content-Type header and try again.');
+    expect(res.body.badRequest.message).toBe(
+      'There is no such action: os-bogus. Verify the request body and Content-Type header and try again.',
+    );
   });
 });
 
@@ -232,7 +276,13 @@ describe('bad input: 400 with a message, never a 500, nothing created', () => {
 
   it('refuses bad action arguments with 400', async () => {
     const id = await availableVolume(t);
-    for (const body of [{ 'os-extend': { new_size: 'big' } }, { 'os-extend': {} }, { 'os-extend': 5 }, {}, { 'os-extend': { new_size: 2 }, 'os-force_delete': null }]) {
+    for (const body of [
+      { 'os-extend': { new_size: 'big' } },
+      { 'os-extend': {} },
+      { 'os-extend': 5 },
+      {},
+      { 'os-extend': { new_size: 2 }, 'os-force_delete': null },
+    ]) {
       const res = await t.request('POST', `/v3/volumes/${id}/action`, body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect(res.body).toHaveProperty('badRequest');
@@ -254,7 +304,8 @@ describe('bad input: 400 with a message, never a 500, nothing created', () => {
     const type = await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: 'gold' } });
     expect(type.status).toBe(404);
     expect(type.body.itemNotFound.message).toMatch(/^Volume type gold could not be found/);
-    for (const status of ['null', 'bogus']) expect((await t.request('GET', `/v3/volumes/detail?status=${status}`)).body).toEqual({ volumes: [] });
+    for (const status of ['null', 'bogus'])
+      expect((await t.request('GET', `/v3/volumes/detail?status=${status}`)).body).toEqual({ volumes: [] });
     expect((await t.request('GET', '/v3/volumes/')).status).toBe(404);
   });
 });
@@ -266,7 +317,12 @@ describe('lists', () => {
     // Another project's volumes with the same sizes and names: paging by a
     // non-unique key must never bring them in.
     for (let i = 0; i < 4; i++) {
-      await t.request('POST', '/v3/volumes', { volume: { size: (i % 3) + 1, name: 'odd' } }, { 'x-auth-token': 'admin:0ther0ther0ther0ther0ther0ther00' });
+      await t.request(
+        'POST',
+        '/v3/volumes',
+        { volume: { size: (i % 3) + 1, name: 'odd' } },
+        { 'x-auth-token': 'admin:0ther0ther0ther0ther0ther0ther00' },
+      );
     }
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) {
@@ -295,7 +351,12 @@ describe('lists', () => {
       const seen: string[] = [];
       let url: string | undefined = `/v3/volumes?limit=2${sort}`;
       while (url) {
-        const page: { status: number; body: { volumes: { id: string }[]; volumes_links?: { href: string }[] } } = await t.request('GET', url, undefined, headers);
+        const page: { status: number; body: { volumes: { id: string }[]; volumes_links?: { href: string }[] } } = await t.request(
+          'GET',
+          url,
+          undefined,
+          headers,
+        );
         expect(page.status, `${url}: ${JSON.stringify(page.body)}`).toBe(200);
         seen.push(...page.body.volumes.map((v) => v.id));
         const next = page.body.volumes_links?.[0]?.href;
@@ -304,7 +365,10 @@ describe('lists', () => {
       expect(seen.sort(), sort).toEqual([...ids].sort());
     }
 
-    const counted = await t.request('GET', '/v3/volumes?with_count=true&limit=1', undefined, { ...headers, 'openstack-api-version': 'volume 3.45' });
+    const counted = await t.request('GET', '/v3/volumes?with_count=true&limit=1', undefined, {
+      ...headers,
+      'openstack-api-version': 'volume 3.45',
+    });
     expect(counted.body.count).toBe(7);
     expect(counted.body.volumes[0]).toEqual({ id: expect.any(String), name: expect.any(String), links: expect.any(Array) });
   });
@@ -323,13 +387,18 @@ describe('lists', () => {
     expect(idsOfA).not.toContain(onlyB.body.volume.id);
   });
 
-  it("filters inexactly with name~ and description~ (3.34), taking % and _ literally", async () => {
+  it('filters inexactly with name~ and description~ (3.34), taking % and _ literally', async () => {
     const headers = { 'x-auth-token': 'admin:1nexact1nexact1nexact1nexact1nex' };
     const made = [];
-    for (const [name, description] of [['clone-of-a', 'first'], ['CLONE_b', '50% off'], ['other', 'nothing']]) {
+    for (const [name, description] of [
+      ['clone-of-a', 'first'],
+      ['CLONE_b', '50% off'],
+      ['other', 'nothing'],
+    ]) {
       made.push((await t.request('POST', '/v3/volumes', { volume: { size: 1, name, description } }, headers)).body.volume.id);
     }
-    const names = async (q: string) => (await t.request('GET', `/v3/volumes/detail?${q}`, undefined, headers)).body.volumes.map((v: { name: string }) => v.name).sort();
+    const names = async (q: string) =>
+      (await t.request('GET', `/v3/volumes/detail?${q}`, undefined, headers)).body.volumes.map((v: { name: string }) => v.name).sort();
     expect(await names('name~=clo')).toEqual(['CLONE_b', 'clone-of-a']);
     expect(await names('display_name~=E_B')).toEqual(['CLONE_b']);
     expect(await names('name~=_')).toEqual(['CLONE_b']);

@@ -16,7 +16,11 @@ const wait = (seconds: number) => ({ prefer: `wait=${seconds}` });
 
 /** Until `n` requests have joined the resource's queue (arrival order is what the tests below are about). */
 const queued = (id: string, n: number) =>
-  eventually(async () => ((await t.db.sql`SELECT count(*)::int AS n FROM waiters WHERE resource_id = ${id}`)[0]!.n >= n ? true : undefined), 20_000, `${n} waiters on ${id}`);
+  eventually(
+    async () => ((await t.db.sql`SELECT count(*)::int AS n FROM waiters WHERE resource_id = ${id}`)[0]!.n >= n ? true : undefined),
+    20_000,
+    `${n} waiters on ${id}`,
+  );
 
 describe('Prefer: wait', () => {
   it('waits out a transient state, woken as soon as it ends (not at the deadline)', async () => {
@@ -92,7 +96,12 @@ describe('Prefer: wait', () => {
         const node = nodes[i % 2]!;
         pending.push(
           node
-            .inject({ method: 'POST', url: `/v3/volumes/${id}/action`, headers: { ...HEADERS, ...wait(30) }, payload: { 'os-extend': { new_size: size } } })
+            .inject({
+              method: 'POST',
+              url: `/v3/volumes/${id}/action`,
+              headers: { ...HEADERS, ...wait(30) },
+              payload: { 'os-extend': { new_size: size } },
+            })
             .then((r) => r.statusCode),
         );
         await queued(id, pending.length);

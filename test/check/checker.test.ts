@@ -40,7 +40,9 @@ describe('the history checker', () => {
     const clone = await t.request('POST', '/v3/volumes', { volume: { source_volid: c } });
     await waitStatus(t, 'volumes', clone.body.volume.id, 'available');
     expect((await t.request('POST', `/v3/volumes/${a}/action`, { 'os-extend': { new_size: 2 } })).status).toBe(202);
-    const att = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: d, instance_uuid: crypto.randomUUID(), connector: { host: 'h' } } });
+    const att = await t.request('POST', '/v3/attachments', {
+      attachment: { volume_uuid: d, instance_uuid: crypto.randomUUID(), connector: { host: 'h' } },
+    });
     expect((await t.request('POST', `/v3/attachments/${att.body.attachment.id}/action`, { 'os-complete': null })).status).toBe(204);
     const att2 = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: e } });
     expect((await t.request('DELETE', `/v3/attachments/${att2.body.attachment.id}`)).status).toBe(200);
@@ -116,7 +118,8 @@ describe('the history checker', () => {
     await sql`UPDATE resource_states SET readers = -1 WHERE resource_id = ${v8}`;
     await caught('negative-counter', `volume:${v8}`);
 
-    const [{ request_id: done }] = (await sql`SELECT request_id FROM state_transitions WHERE request_id IS NOT NULL LIMIT 1`) as unknown as [{ request_id: string }];
+    const [{ request_id: done }] =
+      (await sql`SELECT request_id FROM state_transitions WHERE request_id IS NOT NULL LIMIT 1`) as unknown as [{ request_id: string }];
     const requests = { accepted: ['req-never-made'], refused: [done] };
     await caught('accepted-not-in-history', 'request:req-never-made', { requests });
     await caught('refused-but-changed', `request:${done}`, { requests });
@@ -127,8 +130,12 @@ describe('the history checker', () => {
       ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = quota_usages.in_use + 1`;
     await caught('quota-usage', `project:${project}`);
     // (Earlier plants already broke this project's counts: look for the gigabytes one among them.)
-    const quota = (await checkHistory(sql, { atRest: true })).violations.filter((v) => v.kind === 'quota-usage' && v.resource === `project:${project}`);
-    expect(quota.map((v) => v.detail)).toContainEqual(expect.stringMatching(/^gigabytes: \d+ recorded as in use, the live resources add up to \d+$/));
+    const quota = (await checkHistory(sql, { atRest: true })).violations.filter(
+      (v) => v.kind === 'quota-usage' && v.resource === `project:${project}`,
+    );
+    expect(quota.map((v) => v.detail)).toContainEqual(
+      expect.stringMatching(/^gigabytes: \d+ recorded as in use, the live resources add up to \d+$/),
+    );
 
     const created = await sql`SELECT resource_id FROM state_transitions WHERE resource_id = ${clone.body.volume.id} AND version = 1`;
     expect(created).toHaveLength(1);
@@ -137,6 +144,8 @@ describe('the history checker', () => {
 
     const failed = await volstateCheck();
     expect(failed.code).toBe(1);
-    expect(failed.out).toMatch(/^not-an-edge volume:[0-9a-f-]+: available --REVERT--> extending\.backend is no edge of the volume machine$/m);
+    expect(failed.out).toMatch(
+      /^not-an-edge volume:[0-9a-f-]+: available --REVERT--> extending\.backend is no edge of the volume machine$/m,
+    );
   }, 120_000);
 });

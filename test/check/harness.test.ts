@@ -61,7 +61,9 @@ describe('volstate harness', () => {
     expect(summary.checkText).toMatch(/: 0 violations$/);
     expect(summary.outcomes.filter((o) => o.status === 500).map((o) => o.op)).toEqual([]);
     const statuses = summary.outcomes.map((o) => o.status);
-    console.log(`pg-restart: ${statuses.length} operations, ${statuses.filter((s) => s === 503).length} × 503, ${statuses.filter((s) => s === 0).length} unanswered`);
+    console.log(
+      `pg-restart: ${statuses.length} operations, ${statuses.filter((s) => s === 503).length} × 503, ${statuses.filter((s) => s === 0).length} unanswered`,
+    );
   }, 180_000);
 
   it('catches a broken enforcer: with the guard "no snapshots" dropped from the SQL, deletes are let through under snapshots and the volumes never come to rest', async () => {

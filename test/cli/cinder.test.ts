@@ -48,14 +48,14 @@ function executable(...args: string[]): Promise<Run> {
 
 function cliEnv(project: string): Record<string, string | undefined> {
   return {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      OS_AUTH_TYPE: 'noauth',
-      OS_USER_ID: project === PROJECT ? 'admin' : 'receiver',
-      OS_PROJECT_ID: project,
-      CINDER_ENDPOINT: `${t.url}/v3`,
-      OS_VOLUME_API_VERSION: '3.70',
-      CINDERCLIENT_UUID_CACHE_DIR: cache,
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    OS_AUTH_TYPE: 'noauth',
+    OS_USER_ID: project === PROJECT ? 'admin' : 'receiver',
+    OS_PROJECT_ID: project,
+    CINDER_ENDPOINT: `${t.url}/v3`,
+    OS_VOLUME_API_VERSION: '3.70',
+    CINDERCLIENT_UUID_CACHE_DIR: cache,
   };
 }
 
@@ -72,7 +72,11 @@ function properties(out: string): Record<string, string> {
 /** List tables → rows keyed by the header. */
 function rows(out: string): Record<string, string>[] {
   const lines = out.split('\n').filter((l) => l.startsWith('|'));
-  const cells = (l: string) => l.split('|').slice(1, -1).map((c) => c.trim());
+  const cells = (l: string) =>
+    l
+      .split('|')
+      .slice(1, -1)
+      .map((c) => c.trim());
   const [head, ...body] = lines;
   if (!head) return [];
   const keys = cells(head);
@@ -116,11 +120,20 @@ describe('the cinder CLI against volstate', () => {
   });
 
   cliTest('creates, shows (by id and by name), lists with filters, extends', async () => {
-    const created = properties(ok(await cinder('create', '--name', 'cli-vol', '--description', 'from the CLI', '--metadata', 'tier=gold', '1')).out);
+    const created = properties(
+      ok(await cinder('create', '--name', 'cli-vol', '--description', 'from the CLI', '--metadata', 'tier=gold', '1')).out,
+    );
     expect(created).toMatchObject({ status: 'creating', size: '1', name: 'cli-vol' });
     await waitStatus(t, 'volumes', created.id!, 'available');
-    expect(properties(ok(await cinder('show', created.id!)).out)).toMatchObject({ id: created.id, status: 'available', description: 'from the CLI' });
-    expect(properties(ok(await cinder('show', 'cli-vol')).out)).toMatchObject({ id: created.id, metadata: expect.stringContaining('gold') });
+    expect(properties(ok(await cinder('show', created.id!)).out)).toMatchObject({
+      id: created.id,
+      status: 'available',
+      description: 'from the CLI',
+    });
+    expect(properties(ok(await cinder('show', 'cli-vol')).out)).toMatchObject({
+      id: created.id,
+      metadata: expect.stringContaining('gold'),
+    });
     const listed = rows(ok(await cinder('list', '--name', 'cli-vol')).out);
     expect(listed.map((r) => r.ID)).toEqual([created.id]);
     expect(rows(ok(await cinder('list', '--status', 'error')).out).map((r) => r.ID)).not.toContain(created.id);
@@ -131,7 +144,9 @@ describe('the cinder CLI against volstate', () => {
 
     const smaller = await cinder('extend', created.id!, '1');
     expect(smaller.code).toBe(1);
-    expect(smaller.err).toMatch(/^ERROR: Invalid volume: cannot extend volume .* the new size must be larger than the current size.* \(HTTP 400\) \(Request-ID: req-/m);
+    expect(smaller.err).toMatch(
+      /^ERROR: Invalid volume: cannot extend volume .* the new size must be larger than the current size.* \(HTTP 400\) \(Request-ID: req-/m,
+    );
   });
 
   cliTest('takes, lists, shows and deletes snapshots; a volume with snapshots refuses delete (HTTP 400)', async () => {
@@ -141,7 +156,10 @@ describe('the cinder CLI against volstate', () => {
     expect(snap.status).toBe('creating');
     await waitStatus(t, 'snapshots', snap.id!, 'available');
     expect(rows(ok(await cinder('snapshot-list')).out).map((r) => r.ID)).toContain(snap.id);
-    expect(properties(ok(await cinder('snapshot-show', snap.id!)).out)).toMatchObject({ status: 'available', 'os-extended-snapshot-attributes:progress': '100%' });
+    expect(properties(ok(await cinder('snapshot-show', snap.id!)).out)).toMatchObject({
+      status: 'available',
+      'os-extended-snapshot-attributes:progress': '100%',
+    });
 
     const refused = await cinder('delete', vol);
     expect(refused.code).toBe(1);
@@ -165,7 +183,20 @@ describe('the cinder CLI against volstate', () => {
     await waitStatus(t, 'volumes', vol, 'available');
     const att = properties(ok(await cinder('attachment-create', vol, SERVER)).out);
     expect(att).toMatchObject({ status: 'reserved', instance: SERVER, volume_id: vol });
-    const updated = ok(await cinder('attachment-update', '--initiator', 'iqn.1993-08.org.debian:01:cli', '--ip', '10.0.0.9', '--host', 'compute-9', '--mountpoint', '/dev/vdc', att.id!));
+    const updated = ok(
+      await cinder(
+        'attachment-update',
+        '--initiator',
+        'iqn.1993-08.org.debian:01:cli',
+        '--ip',
+        '10.0.0.9',
+        '--host',
+        'compute-9',
+        '--mountpoint',
+        '/dev/vdc',
+        att.id!,
+      ),
+    );
     expect(updated.out).toMatch(/driver_volume_type\s*\|\s*fake/);
     expect(properties(updated.out)).toMatchObject({ status: 'attaching', attach_mode: 'rw', host: 'compute-9' });
     ok(await cinder('attachment-complete', att.id!));
@@ -240,34 +271,45 @@ describe('the cinder CLI against volstate', () => {
     expect(inUse.out + inUse.err).toMatch(/deletion is not allowed with volumes present with the type/);
     ok(await cinder('type-create', 'cli-plain'));
     ok(await cinder('retype', vol.id!, 'cli-plain'));
-    await eventually(async () => ((await t.request('GET', `/v3/volumes/${vol.id}`)).body.volume.volume_type === 'cli-plain' ? true : undefined), 10_000, 'the retype');
+    await eventually(
+      async () => ((await t.request('GET', `/v3/volumes/${vol.id}`)).body.volume.volume_type === 'cli-plain' ? true : undefined),
+      10_000,
+      'the retype',
+    );
     ok(await cinder('type-delete', 'cli-multi'));
 
     const priv = rows(ok(await cinder('type-create', '--is-public', 'false', 'cli-private')).out)[0]!;
     ok(await cinder('type-access-add', '--volume-type', priv.ID!, '--project-id', PROJECT));
-    expect(rows(ok(await cinder('type-access-list', '--volume-type', priv.ID!)).out)).toEqual([{ Volume_type_ID: priv.ID, Project_ID: PROJECT }]);
+    expect(rows(ok(await cinder('type-access-list', '--volume-type', priv.ID!)).out)).toEqual([
+      { Volume_type_ID: priv.ID, Project_ID: PROJECT },
+    ]);
     ok(await cinder('type-access-remove', '--volume-type', priv.ID!, '--project-id', PROJECT));
     ok(await cinder('type-delete', 'cli-private'));
     expect(rows(ok(await cinder('type-list')).out).map((r) => r.Name)).not.toContain('cli-private');
   });
 
-  cliTest('manages QoS specs: qos-create, qos-key, qos-associate, qos-get-association, qos-disassociate, qos-list, qos-delete', async () => {
-    const qos = properties(ok(await cinder('qos-create', 'cli-qos', 'consumer=front-end', 'read_iops_sec=2000')).out);
-    expect(qos).toMatchObject({ name: 'cli-qos', consumer: 'front-end' });
-    expect(qos.specs).toMatch(/read_iops_sec.*2000/);
-    ok(await cinder('qos-key', qos.id!, 'set', 'iops_bytes=500'));
-    ok(await cinder('qos-key', qos.id!, 'unset', 'read_iops_sec'));
-    expect(properties(ok(await cinder('qos-show', qos.id!)).out).specs).toBe('iops_bytes : 500');
-    const type = rows(ok(await cinder('type-create', 'cli-qos-type')).out)[0]!;
-    ok(await cinder('qos-associate', qos.id!, type.ID!));
-    expect(rows(ok(await cinder('qos-get-association', qos.id!)).out)).toEqual([{ Association_Type: 'volume_type', Name: 'cli-qos-type', ID: type.ID }]);
-    const refused = await cinder('qos-delete', qos.id!);
-    expect(refused.out + refused.err).toMatch(/still associated/);
-    ok(await cinder('qos-disassociate', qos.id!, type.ID!));
-    expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).toContain('cli-qos');
-    ok(await cinder('qos-delete', qos.id!));
-    expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).not.toContain('cli-qos');
-  });
+  cliTest(
+    'manages QoS specs: qos-create, qos-key, qos-associate, qos-get-association, qos-disassociate, qos-list, qos-delete',
+    async () => {
+      const qos = properties(ok(await cinder('qos-create', 'cli-qos', 'consumer=front-end', 'read_iops_sec=2000')).out);
+      expect(qos).toMatchObject({ name: 'cli-qos', consumer: 'front-end' });
+      expect(qos.specs).toMatch(/read_iops_sec.*2000/);
+      ok(await cinder('qos-key', qos.id!, 'set', 'iops_bytes=500'));
+      ok(await cinder('qos-key', qos.id!, 'unset', 'read_iops_sec'));
+      expect(properties(ok(await cinder('qos-show', qos.id!)).out).specs).toBe('iops_bytes : 500');
+      const type = rows(ok(await cinder('type-create', 'cli-qos-type')).out)[0]!;
+      ok(await cinder('qos-associate', qos.id!, type.ID!));
+      expect(rows(ok(await cinder('qos-get-association', qos.id!)).out)).toEqual([
+        { Association_Type: 'volume_type', Name: 'cli-qos-type', ID: type.ID },
+      ]);
+      const refused = await cinder('qos-delete', qos.id!);
+      expect(refused.out + refused.err).toMatch(/still associated/);
+      ok(await cinder('qos-disassociate', qos.id!, type.ID!));
+      expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).toContain('cli-qos');
+      ok(await cinder('qos-delete', qos.id!));
+      expect(rows(ok(await cinder('qos-list')).out).map((r) => r.Name)).not.toContain('cli-qos');
+    },
+  );
 
   cliTest('shows and sets quotas and quota classes, refuses a create over them, and shows absolute limits', async () => {
     ok(await cinder('quota-update', '--volumes', '200', '--gigabytes', '400', PROJECT));
@@ -300,34 +342,40 @@ describe('the cinder CLI against volstate', () => {
     expect(rows(ok(await cinder('availability-zone-list')).out)).toEqual([{ Name: 'nova', Status: 'available' }]);
 
     ok(await cinder('service-disable', '--reason', 'maintenance window', volume.Host!, 'cinder-volume'));
-    expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({ Status: 'disabled', 'Disabled Reason': 'maintenance window' });
+    expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({
+      Status: 'disabled',
+      'Disabled Reason': 'maintenance window',
+    });
     ok(await cinder('service-enable', volume.Host!, 'cinder-volume'));
     expect(rows(ok(await cinder('service-list')).out).find((r) => r.Binary === 'cinder-volume')).toMatchObject({ Status: 'enabled' });
   });
 
-  cliTest('transfers a volume to another project: transfer-create, transfer-list, transfer-show, transfer-accept, transfer-delete', async () => {
-    const OTHER = 'feedfacefeedfacefeedfacefeedface';
-    const vol = properties(ok(await cinder('create', '--name', 'cli-gift', '--poll', '1')).out);
-    const made = properties(ok(await cinder('transfer-create', '--name', 'to-other', 'cli-gift')).out);
-    expect(made.auth_key).toMatch(/^[0-9a-f]{16}$/);
-    expect(made.volume_id).toBe(vol.id);
-    expect(properties(ok(await cinder('show', vol.id!)).out).status).toBe('awaiting-transfer');
-    expect(rows(ok(await cinder('transfer-list')).out).map((r) => r.ID)).toContain(made.id);
-    expect(properties(ok(await cinder('transfer-show', made.id!)).out)).toMatchObject({ name: 'to-other', volume_id: vol.id });
-    // A wrong key is Cinder's 400; the right one hands the volume over.
-    const wrong = await cinderIn(OTHER, 'transfer-accept', made.id!, 'ffffffffffffffff');
-    expect(wrong.code).toBe(1);
-    expect(wrong.err).toMatch(/invalid auth key.*\(HTTP 400\)/);
-    ok(await cinderIn(OTHER, 'transfer-accept', made.id!, made.auth_key!));
-    const theirs = properties(ok(await cinderIn(OTHER, 'show', vol.id!)).out);
-    expect(theirs).toMatchObject({ status: 'available', user_id: 'receiver', 'os-vol-tenant-attr:tenant_id': OTHER });
+  cliTest(
+    'transfers a volume to another project: transfer-create, transfer-list, transfer-show, transfer-accept, transfer-delete',
+    async () => {
+      const OTHER = 'feedfacefeedfacefeedfacefeedface';
+      const vol = properties(ok(await cinder('create', '--name', 'cli-gift', '--poll', '1')).out);
+      const made = properties(ok(await cinder('transfer-create', '--name', 'to-other', 'cli-gift')).out);
+      expect(made.auth_key).toMatch(/^[0-9a-f]{16}$/);
+      expect(made.volume_id).toBe(vol.id);
+      expect(properties(ok(await cinder('show', vol.id!)).out).status).toBe('awaiting-transfer');
+      expect(rows(ok(await cinder('transfer-list')).out).map((r) => r.ID)).toContain(made.id);
+      expect(properties(ok(await cinder('transfer-show', made.id!)).out)).toMatchObject({ name: 'to-other', volume_id: vol.id });
+      // A wrong key is Cinder's 400; the right one hands the volume over.
+      const wrong = await cinderIn(OTHER, 'transfer-accept', made.id!, 'ffffffffffffffff');
+      expect(wrong.code).toBe(1);
+      expect(wrong.err).toMatch(/invalid auth key.*\(HTTP 400\)/);
+      ok(await cinderIn(OTHER, 'transfer-accept', made.id!, made.auth_key!));
+      const theirs = properties(ok(await cinderIn(OTHER, 'show', vol.id!)).out);
+      expect(theirs).toMatchObject({ status: 'available', user_id: 'receiver', 'os-vol-tenant-attr:tenant_id': OTHER });
 
-    // Withdrawn: back to available with its owner.
-    const again = properties(ok(await cinderIn(OTHER, 'transfer-create', vol.id!)).out);
-    ok(await cinderIn(OTHER, 'transfer-delete', again.id!));
-    expect(properties(ok(await cinderIn(OTHER, 'show', vol.id!)).out).status).toBe('available');
-    expect(rows(ok(await cinderIn(OTHER, 'transfer-list')).out)).toEqual([]);
-  });
+      // Withdrawn: back to available with its owner.
+      const again = properties(ok(await cinderIn(OTHER, 'transfer-create', vol.id!)).out);
+      ok(await cinderIn(OTHER, 'transfer-delete', again.id!));
+      expect(properties(ok(await cinderIn(OTHER, 'show', vol.id!)).out).status).toBe('available');
+      expect(rows(ok(await cinderIn(OTHER, 'transfer-list')).out)).toEqual([]);
+    },
+  );
 
   cliTest('sets a per-type quota with quota-update --volume-type and is held to it', async () => {
     ok(await cinder('type-create', 'cli-capped'));

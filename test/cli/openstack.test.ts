@@ -14,7 +14,16 @@ import { useApp, waitStatus } from '../helpers/app.ts';
 import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
 import { ResidentCli, type CliRun as Run } from '../helpers/resident-cli.ts';
 
-const options: KeystoneAuthOptions = { url: '', user: 'volstate', password: 'volstate-secret', project: 'service', domain: 'default', cacheSeconds: 300, maxEntries: 1000, timeoutMs: KEYSTONE_ANSWER_MS };
+const options: KeystoneAuthOptions = {
+  url: '',
+  user: 'volstate',
+  password: 'volstate-secret',
+  project: 'service',
+  domain: 'default',
+  cacheSeconds: 300,
+  maxEntries: 1000,
+  timeoutMs: KEYSTONE_ANSWER_MS,
+};
 const t = useApp({ listen: true, auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) } });
 let keystone: Keystone;
 let project = '';
@@ -28,7 +37,9 @@ beforeAll(async () => {
   await keystone.createUser('osc-admin', 'pw', project, ['admin']);
   for (const type of ['volumev3', 'block-storage']) {
     const service = (await keystone.api('POST', '/services', { service: { type, name: type } })).service.id;
-    await keystone.api('POST', '/endpoints', { endpoint: { service_id: service, interface: 'public', region_id: 'RegionOne', url: `${t.url}/v3/%(project_id)s` } });
+    await keystone.api('POST', '/endpoints', {
+      endpoint: { service_id: service, interface: 'public', region_id: 'RegionOne', url: `${t.url}/v3/%(project_id)s` },
+    });
   }
 }, KEYSTONE_START_MS);
 afterAll(async () => keystone?.stop());
@@ -67,12 +78,18 @@ async function ok(user: string, ...args: string[]): Promise<void> {
 }
 
 function oscTest(name: string, fn: () => Promise<void>) {
-  it(name, async () => {
-    if (!osc.installed()) {
-      throw new Error('the `openstack` CLI is not installed, and this test drives it for real: `apt-get install -y python3-openstackclient` (.ci/run does).');
-    }
-    await fn();
-  }, 120_000);
+  it(
+    name,
+    async () => {
+      if (!osc.installed()) {
+        throw new Error(
+          'the `openstack` CLI is not installed, and this test drives it for real: `apt-get install -y python3-openstackclient` (.ci/run does).',
+        );
+      }
+      await fn();
+    },
+    120_000,
+  );
 }
 
 const headersOf = async () => ({ 'x-auth-token': (await keystone.token('osc-member', 'pw', project)).token });
@@ -82,7 +99,12 @@ describe('the OpenStack client, through Keystone', () => {
     // Created through the API: OSC 6's `volume create` wants an image service
     // (Glance) in the catalog even without --image, and this cloud has none.
     const headers = await headersOf();
-    const res = await t.request('POST', `/v3/${project}/volumes`, { volume: { size: 1, name: 'osc-vol', metadata: { tier: 'gold' } } }, headers);
+    const res = await t.request(
+      'POST',
+      `/v3/${project}/volumes`,
+      { volume: { size: 1, name: 'osc-vol', metadata: { tier: 'gold' } } },
+      headers,
+    );
     expect(res.status).toBe(202);
     const created = res.body.volume;
     await waitStatus(t, 'volumes', created.id, 'available', 20_000, headers);
@@ -107,7 +129,9 @@ describe('the OpenStack client, through Keystone', () => {
     const services = await json('osc-admin', 'volume', 'service', 'list');
     expect(services.map((s: any) => s.Binary).sort()).toEqual(['cinder-scheduler', 'cinder-volume']);
     expect(services.every((s: any) => s.State === 'up' && s.Status === 'enabled')).toBe(true);
-    expect(await json('osc-member', 'availability', 'zone', 'list', '--volume')).toEqual([{ 'Zone Name': 'nova', 'Zone Status': 'available' }]);
+    expect(await json('osc-member', 'availability', 'zone', 'list', '--volume')).toEqual([
+      { 'Zone Name': 'nova', 'Zone Status': 'available' },
+    ]);
     const refused = await openstack('osc-member', 'volume', 'service', 'list');
     expect(refused.code).not.toBe(0);
     expect(refused.err).toMatch(/HTTP 403/);

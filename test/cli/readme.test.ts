@@ -22,7 +22,10 @@ function tour(): string[] {
 /** What each command's trailing comment says it prints: `| jq … # 3.70` → "3.70". */
 function expectations(block: string): string[] {
   // Only a command that prints (its output piped to jq): a comment on an assignment says what it is.
-  const printing = block.split('\n').filter((line) => line.includes('| jq')).join('\n');
+  const printing = block
+    .split('\n')
+    .filter((line) => line.includes('| jq'))
+    .join('\n');
   return [...printing.matchAll(/#\s+([^\s(][^(\n]*?)\s*(?:\(.*\))?$/gm)].map((m) => m[1]!.trim());
 }
 
@@ -75,7 +78,9 @@ describe('the README tour', () => {
 
   it('runs every block as written, in order, and each prints what its comments say', () => {
     if (tools.length) {
-      throw new Error(`the README tour needs ${tools.join(', ')}: apt-get install -y ${tools.map((t) => (t === 'cinder' ? 'python3-cinderclient' : t)).join(' ')} (.ci/run does)`);
+      throw new Error(
+        `the README tour needs ${tools.join(', ')}: apt-get install -y ${tools.map((t) => (t === 'cinder' ? 'python3-cinderclient' : t)).join(' ')} (.ci/run does)`,
+      );
     }
     // The tour reads the port as a user who moved it would: from PORT (8776 unset).
     const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
@@ -87,8 +92,14 @@ describe('the README tour', () => {
       for (const expected of expectations(block)) expect(out, `block:\n${block}`).toContain(expected);
       if (block.includes('cinder ')) {
         const rows = out.split('\n').filter((l) => l.startsWith('|') && /\b(first|second)\b/.test(l));
-        expect(rows.some((l) => /\bsecond\b.*\|\s*2\s*\|/.test(l)), out).toBe(true);
-        expect(rows.some((l) => /\bfirst\b/.test(l)), out).toBe(true);
+        expect(
+          rows.some((l) => /\bsecond\b.*\|\s*2\s*\|/.test(l)),
+          out,
+        ).toBe(true);
+        expect(
+          rows.some((l) => /\bfirst\b/.test(l)),
+          out,
+        ).toBe(true);
       }
     }
   }, 120_000);

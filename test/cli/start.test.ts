@@ -85,9 +85,15 @@ describe('volstate on the command line', () => {
   it('prints its usage on --help, -h and help, and exits 0', async () => {
     // Seven independent processes: started together (each spends most of its time loading).
     const [help, h, helpWord, purge, serveHelp, harnessHelp, bad] = await Promise.all(
-      [['--help'], ['-h'], ['help'], ['purge', '--help'], ['serve', '--help'], ['harness', '--help'], ['serve', '--bogus']].map((args) => run(args)),
+      [['--help'], ['-h'], ['help'], ['purge', '--help'], ['serve', '--help'], ['harness', '--help'], ['serve', '--bogus']].map((args) =>
+        run(args),
+      ),
     );
-    for (const [flag, r] of [['--help', help], ['-h', h], ['help', helpWord]] as const) {
+    for (const [flag, r] of [
+      ['--help', help],
+      ['-h', h],
+      ['help', helpWord],
+    ] as const) {
       expect(r!.code, flag).toBe(0);
       expect(r!.out).toMatch(/^usage: volstate <command>/);
       expect(r!.out).toMatch(/serve \[--host H\] \[--port N\]/);
@@ -97,7 +103,10 @@ describe('volstate on the command line', () => {
     expect(purge!.out).toMatch(/^usage: volstate purge --before 30d/);
     expect(purge!.out).toMatch(/VOLSTATE_RETENTION/);
     expect(purge!.out).not.toMatch(/harness/);
-    for (const [command, r] of [['serve', serveHelp], ['harness', harnessHelp]] as const) {
+    for (const [command, r] of [
+      ['serve', serveHelp],
+      ['harness', harnessHelp],
+    ] as const) {
       expect(r!.code, command).toBe(0);
       expect(r!.out, command).toMatch(new RegExp(`^usage: volstate ${command}\\b`));
     }
@@ -151,7 +160,13 @@ describe('volstate on the command line', () => {
     const through = new URL(target);
     through.port = String((gate.address() as { port: number }).port);
     const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0'], {
-      env: { ...process.env, DATABASE_URL: through.toString(), VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_DB_START_WAIT_MS: '120000' },
+      env: {
+        ...process.env,
+        DATABASE_URL: through.toString(),
+        VOLSTATE_DRIVER: 'fake',
+        VOLSTATE_DATA_DIR: dataDir(),
+        VOLSTATE_DB_START_WAIT_MS: '120000',
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     try {
@@ -173,7 +188,12 @@ describe('volstate on the command line', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const port = (closed.address() as { port: number }).port;
     try {
-      const r = await run(['serve', '--port', '0'], { DATABASE_URL: `postgres://volstate@127.0.0.1:${port}/volstate`, VOLSTATE_DRIVER: 'fake', VOLSTATE_DATA_DIR: dataDir(), VOLSTATE_DB_START_WAIT_MS: '0' });
+      const r = await run(['serve', '--port', '0'], {
+        DATABASE_URL: `postgres://volstate@127.0.0.1:${port}/volstate`,
+        VOLSTATE_DRIVER: 'fake',
+        VOLSTATE_DATA_DIR: dataDir(),
+        VOLSTATE_DB_START_WAIT_MS: '0',
+      });
       expect(r.code).toBe(1);
       expect(r.err).toMatch(/applying database migrations/);
       expect(r.err).not.toMatch(/trying again/);
@@ -276,23 +296,27 @@ describe('the embedded PostgreSQL of a running node', () => {
 });
 
 describe('stopping volstate', () => {
-  it.each(['SIGINT', 'SIGTERM'] as const)('%s to the whole process group of `npm start` (Ctrl-C, or a supervisor) stops the embedded PostgreSQL too', async (SIGNAL) => {
-    const dir = dataDir();
-    const child = spawn('npm', ['start'], {
-      env: { ...process.env, DATABASE_URL: '', VOLSTATE_DATA_DIR: dir, VOLSTATE_DRIVER: 'fake', PORT: '0' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-      detached: true, // its own process group, as a terminal's foreground job
-    });
-    const stderr = await serving(child);
-    expect(postgresUnder(dir).length).toBeGreaterThan(0);
-    const exited = new Promise((r) => child.once('exit', r));
-    process.kill(-child.pid!, SIGNAL);
-    await exited;
-    // npm exits when its child does; give the child's own exit a moment to be reaped, by waiting on the database's.
-    await eventuallyGone(dir);
-    expect(postgresUnder(dir)).toEqual([]);
-    expect(stderr()).toMatch(new RegExp(`${SIGNAL}: shutting down`));
-  }, 120_000);
+  it.each(['SIGINT', 'SIGTERM'] as const)(
+    '%s to the whole process group of `npm start` (Ctrl-C, or a supervisor) stops the embedded PostgreSQL too',
+    async (SIGNAL) => {
+      const dir = dataDir();
+      const child = spawn('npm', ['start'], {
+        env: { ...process.env, DATABASE_URL: '', VOLSTATE_DATA_DIR: dir, VOLSTATE_DRIVER: 'fake', PORT: '0' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+        detached: true, // its own process group, as a terminal's foreground job
+      });
+      const stderr = await serving(child);
+      expect(postgresUnder(dir).length).toBeGreaterThan(0);
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(-child.pid!, SIGNAL);
+      await exited;
+      // npm exits when its child does; give the child's own exit a moment to be reaped, by waiting on the database's.
+      await eventuallyGone(dir);
+      expect(postgresUnder(dir)).toEqual([]);
+      expect(stderr()).toMatch(new RegExp(`${SIGNAL}: shutting down`));
+    },
+    120_000,
+  );
 });
 
 /** Until no PostgreSQL of `dir` runs (polls the process table; fails after 30 s). */

@@ -75,7 +75,8 @@ describe(`${CLIENTS} concurrent HTTP requests on one volume, ${ROUNDS} rounds`, 
       expect(count(202)).toBe(1);
       // The rest: busy while the extend is in flight, invalid once it is done (3 is no longer larger).
       expect(count(202) + count(409) + count(400)).toBe(CLIENTS);
-      for (const r of responses.filter((r) => r.status === 400)) expect(r.body.badRequest).toMatchObject({ type: 'InvalidVolume', event: 'EXTEND' });
+      for (const r of responses.filter((r) => r.status === 400))
+        expect(r.body.badRequest).toMatchObject({ type: 'InvalidVolume', event: 'EXTEND' });
       const v = await waitStatus(t, 'volumes', id, 'available');
       expect(v).toMatchObject({ size: 3 });
       expect(t.backend.volumes.get(id)).toBe(3);

@@ -16,18 +16,23 @@ const CONNECTOR = { initiator: 'iqn.x', host: 'compute-1', mountpoint: '/dev/vdb
 async function http(method: string, path: string, body?: unknown) {
   const r = await fetch(`${t.url}${path}`, { method, headers: HEADERS, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await r.text();
-  return { status: r.status, body: text ? (JSON.parse(text)) : null };
+  return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
 const stateOf = async (id: string) => (await t.db.sql`SELECT * FROM resource_states WHERE resource_id = ${id}`)[0]!;
 
 /** Every resource reached a state with no worker step (nothing left in flight). */
 async function settled(ids: string[]) {
-  return eventually(async () => {
-    const rows = await t.db.sql`SELECT resource_type, state, owner FROM resource_states WHERE resource_id IN ${t.db.sql(ids)}`;
-    const idle = (r: { resource_type: string; state: string }) => !MODELS[r.resource_type as keyof typeof MODELS].index.meta(r.state).step;
-    return rows.every((r) => r.owner === null && idle(r as never)) ? rows : undefined;
-  }, 15_000, 'every resource to settle');
+  return eventually(
+    async () => {
+      const rows = await t.db.sql`SELECT resource_type, state, owner FROM resource_states WHERE resource_id IN ${t.db.sql(ids)}`;
+      const idle = (r: { resource_type: string; state: string }) =>
+        !MODELS[r.resource_type as keyof typeof MODELS].index.meta(r.state).step;
+      return rows.every((r) => r.owner === null && idle(r as never)) ? rows : undefined;
+    },
+    15_000,
+    'every resource to settle',
+  );
 }
 
 /** Did `first`'s event happen before `second`'s? (the history's global order) */
@@ -139,7 +144,11 @@ describe('R4: parallel attachment creates and connector updates', () => {
     for (let round = 0; round < ROUNDS / 2; round++) {
       for (const multiattach of [false, true]) {
         const volumeId = await availableVolume(t, 1, { multiattach });
-        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => http('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: `server-${i}` } })));
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) =>
+            http('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId, instance_uuid: `server-${i}` } }),
+          ),
+        );
         const won = results.filter((r) => r.status === 200).length;
         expect(won).toBe(multiattach ? 10 : 1);
         for (const r of results.filter((r) => r.status !== 200)) expect(r.body.badRequest.message).toMatch(/not multiattach/);
@@ -155,7 +164,9 @@ describe('R4: parallel attachment creates and connector updates', () => {
       const volumeId = await availableVolume(t);
       const a = await http('POST', '/v3/attachments', { attachment: { volume_uuid: volumeId } });
       const results = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => http('PUT', `/v3/attachments/${a.body.attachment.id}`, { attachment: { connector: { ...CONNECTOR, host: `compute-${i}` } } })),
+        Array.from({ length: 10 }, (_, i) =>
+          http('PUT', `/v3/attachments/${a.body.attachment.id}`, { attachment: { connector: { ...CONNECTOR, host: `compute-${i}` } } }),
+        ),
       );
       expect(results.filter((r) => r.status === 200)).toHaveLength(1);
       for (const r of results.filter((r) => r.status !== 200)) expect(r.status).toBe(409);

@@ -45,9 +45,7 @@ async function availableVolume(size = 1): Promise<string> {
 }
 
 async function race(id: string, events: (i: number) => VolumeEvent): Promise<Outcome[]> {
-  return Promise.all(
-    clients.map((c, i) => enforcer.apply(c, { type: 'volume', id }, events(i), { actor: `client:${i}` })),
-  );
+  return Promise.all(clients.map((c, i) => enforcer.apply(c, { type: 'volume', id }, events(i), { actor: `client:${i}` })));
 }
 
 async function checkHistory(id: string, finalVersion: number) {
@@ -88,7 +86,9 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
   it('mixed DELETE / EXTEND: exactly one of all of them wins', async () => {
     for (let round = 0; round < ROUNDS; round++) {
       const id = await availableVolume(2);
-      const outcomes = await race(id, (i) => ((i + round) % 2 ? { type: 'EXTEND', new_size: 3 + (i % 4), in_use: false } : { type: 'DELETE' }));
+      const outcomes = await race(id, (i) =>
+        (i + round) % 2 ? { type: 'EXTEND', new_size: 3 + (i % 4), in_use: false } : { type: 'DELETE' },
+      );
       expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
       const row = await getRow(db.sql, 'volume', id);
       expect(['deleting.backend', 'extending.backend']).toContain(row!.state);
@@ -134,7 +134,8 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const id = randomUUID();
       const ref = { type: 'volume' as const, id };
       await enforcer.create(db.sql, ref, { readers: 0, dependents: 0, size: 1, operation: null }, { actor: 'setup' });
-      for (const type of ['SCHEDULE', 'SCHEDULED', 'BACKEND_CREATED'] as const) await enforcer.apply(db.sql, ref, { type }, { actor: 'setup' });
+      for (const type of ['SCHEDULE', 'SCHEDULED', 'BACKEND_CREATED'] as const)
+        await enforcer.apply(db.sql, ref, { type }, { actor: 'setup' });
       // Ten readers without snapshots (clones, in the next issue).
       for (let i = 0; i < 10; i++) await db.sql`UPDATE resource_states SET readers = readers + 1 WHERE resource_id = ${id}`;
       const outcomes = await race(id, (i) => (i < 10 ? { type: 'READ_END' } : { type: 'DELETE' }));
@@ -177,7 +178,11 @@ describe('group commit: batches sharing rows on many sessions', () => {
       for (const type of ['READ_BEGIN', 'READ_END'] as const) {
         const settled = await Promise.all(
           clients.map((c, i) =>
-            enforcer.applyBatch(c, 'volume', shuffled(round * 1000 + i * 31 + type.length).map((id) => ({ id, event: { type }, opts: { actor: `client:${i}` } }))),
+            enforcer.applyBatch(
+              c,
+              'volume',
+              shuffled(round * 1000 + i * 31 + type.length).map((id) => ({ id, event: { type }, opts: { actor: `client:${i}` } })),
+            ),
           ),
         );
         for (const s of settled.flat()) expect(s).toMatchObject({ status: 'fulfilled', value: { ok: true } });
@@ -198,7 +203,13 @@ describe('group commit: batches sharing rows on many sessions', () => {
       grouped.groupCommit(pool);
       const ids = await Promise.all(Array.from({ length: ROUNDS }, () => availableVolume()));
       // Every caller's DELETE of every row at once: a row named twice goes in a later statement.
-      const outcomes = await Promise.all(ids.flatMap((id) => Array.from({ length: CLIENTS }, (_, i) => grouped.apply(pool, { type: 'volume', id }, { type: 'DELETE' }, { actor: `client:${i}` }).then((o) => ({ id, o })))));
+      const outcomes = await Promise.all(
+        ids.flatMap((id) =>
+          Array.from({ length: CLIENTS }, (_, i) =>
+            grouped.apply(pool, { type: 'volume', id }, { type: 'DELETE' }, { actor: `client:${i}` }).then((o) => ({ id, o })),
+          ),
+        ),
+      );
       for (const id of ids) {
         const mine = outcomes.filter((x) => x.id === id).map((x) => x.o);
         expect(mine.filter((o) => o.ok)).toHaveLength(1);

@@ -43,25 +43,33 @@ const run = (opts: Partial<HarnessOptions>) =>
   });
 
 describe('PostgreSQL failover under load (Patroni + etcd)', () => {
-  it('loses nothing acknowledged with a synchronous standby, and every node writes again within the bound', { timeout: LONG ? 900_000 : 240_000 }, async () => {
-    const s = await run({ db: 'patroni' });
-    const failovers = s.faults.filter((f) => f.kind === 'pg-failover');
-    const { first, everyNode } = failoverWindows(s.faults);
-    console.log(
-      `synchronous: ${failovers.length} failover(s); first write after ${first.join(', ')} ms; every node after ${everyNode.join(', ')} ms; ` +
-        `acknowledged ${s.acknowledged?.total}, missing ${s.acknowledged?.missing}; ${s.violations} violations`,
-    );
-    expect(failovers.length).toBeGreaterThanOrEqual(LONG ? 4 : 1);
-    expect(s.checkText).toMatch(/: 0 violations$/);
-    expect(s.acknowledged).toMatchObject({ missing: 0 });
-    expect(s.acknowledged!.total).toBeGreaterThan(100);
-    // Every node of the run wrote again after every failover, within the bound.
-    const silent = failovers.flatMap((f) => Object.entries(f.nodes ?? {}).filter(([, ms]) => ms === undefined || ms > BOUND_MS).map(([node, ms]) => `${f.detail}: ${node} ${ms ?? 'never'}`));
-    expect(silent).toEqual([]);
-    expect(everyNode.every((ms) => ms !== undefined && ms <= BOUND_MS)).toBe(true);
-    // Truthful answers: a 5xx only for "nothing was changed" or "unknown" (503), never a 500.
-    expect(s.outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
-  });
+  it(
+    'loses nothing acknowledged with a synchronous standby, and every node writes again within the bound',
+    { timeout: LONG ? 900_000 : 240_000 },
+    async () => {
+      const s = await run({ db: 'patroni' });
+      const failovers = s.faults.filter((f) => f.kind === 'pg-failover');
+      const { first, everyNode } = failoverWindows(s.faults);
+      console.log(
+        `synchronous: ${failovers.length} failover(s); first write after ${first.join(', ')} ms; every node after ${everyNode.join(', ')} ms; ` +
+          `acknowledged ${s.acknowledged?.total}, missing ${s.acknowledged?.missing}; ${s.violations} violations`,
+      );
+      expect(failovers.length).toBeGreaterThanOrEqual(LONG ? 4 : 1);
+      expect(s.checkText).toMatch(/: 0 violations$/);
+      expect(s.acknowledged).toMatchObject({ missing: 0 });
+      expect(s.acknowledged!.total).toBeGreaterThan(100);
+      // Every node of the run wrote again after every failover, within the bound.
+      const silent = failovers.flatMap((f) =>
+        Object.entries(f.nodes ?? {})
+          .filter(([, ms]) => ms === undefined || ms > BOUND_MS)
+          .map(([node, ms]) => `${f.detail}: ${node} ${ms ?? 'never'}`),
+      );
+      expect(silent).toEqual([]);
+      expect(everyNode.every((ms) => ms !== undefined && ms <= BOUND_MS)).toBe(true);
+      // Truthful answers: a 5xx only for "nothing was changed" or "unknown" (503), never a 500.
+      expect(s.outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
+    },
+  );
 
   it('shows what an asynchronous standby loses: the check finds the acknowledged changes missing', { timeout: 240_000 }, async () => {
     const s = await run({ db: 'patroni-async', durationMs: 20_000, faults: { pgFailoverEveryMs: 6_000, stallStandbyMs: 1000 } });

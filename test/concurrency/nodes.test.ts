@@ -37,7 +37,9 @@ async function nodes(count: number, databaseUrl: string, latencyMs: number) {
   const journal = join(dir, 'journal');
   writeFileSync(journal, '');
   const started = await Promise.all(
-    Array.from({ length: count }, (_, i) => startNode({ databaseUrl, dataDir: join(dir, `node${i}`), storage: join(dir, 'storage'), journal, latencyMs, timeoutMs: TIMEOUT_MS })),
+    Array.from({ length: count }, (_, i) =>
+      startNode({ databaseUrl, dataDir: join(dir, `node${i}`), storage: join(dir, 'storage'), journal, latencyMs, timeoutMs: TIMEOUT_MS }),
+    ),
   );
   running.push(...started);
   return { nodes: started, journal };
@@ -115,7 +117,7 @@ describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
       expect(created.status).toBe(202);
       const id = created.body.volume.id as string;
       volumes.push(id);
-      for (const waited = patience(`extend ${id}`); ; ) {
+      for (const waited = patience(`extend ${id}`); ;) {
         const r = await api('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } }, WAIT);
         if (r.status === 202) break;
         waited(r);
@@ -123,7 +125,7 @@ describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
         if (r.status === 400) break; // an earlier try went through before its node died
       }
       let snap: string | undefined;
-      for (const waited = patience(`snapshot ${id}`); !snap; ) {
+      for (const waited = patience(`snapshot ${id}`); !snap;) {
         const r = await api('POST', '/v3/snapshots', { snapshot: { volume_id: id } }, WAIT);
         if (r.status === 202) snap = r.body.snapshot.id;
         else {
@@ -131,7 +133,7 @@ describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
           expect(busy(r.status), JSON.stringify(r.body)).toBe(true);
         }
       }
-      for (const waited = patience(`delete snapshot ${snap}`); ; ) {
+      for (const waited = patience(`delete snapshot ${snap}`); ;) {
         const r = await api('DELETE', `/v3/snapshots/${snap}`, undefined, WAIT);
         if (r.status === 202 || r.status === 404) break;
         waited(r);
@@ -142,7 +144,7 @@ describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
       // of: a plain delete is then refused for good (400, it has
       // snapshots), and the client deletes with cascade, as a person would.
       let cascade = '';
-      for (const waited = patience(`delete volume ${id}`); ; ) {
+      for (const waited = patience(`delete volume ${id}`); ;) {
         const r = await api('DELETE', `/v3/volumes/${id}${cascade}`, undefined, WAIT);
         if (r.status === 202 || r.status === 404) break;
         waited(r);
@@ -173,7 +175,9 @@ describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
     await until(() => done >= TOTAL / 10, 120_000, `${TOTAL / 10} lifecycles to finish before the kill`);
     const ownedAtKill = await eventually(
       async () => {
-        const owned = (await sql`SELECT resource_id FROM resource_states WHERE owner = ${victim.workerId}`).map((r) => r.resource_id as string);
+        const owned = (await sql`SELECT resource_id FROM resource_states WHERE owner = ${victim.workerId}`).map(
+          (r) => r.resource_id as string,
+        );
         return owned.length > 0 ? owned : undefined;
       },
       60_000,
@@ -191,18 +195,27 @@ describe('three nodes, 200 volumes, one node SIGKILLed mid-run', () => {
     // for a healthy worker: one whose beats came late (a starved machine) restarts its healthy
     // clock and judges nobody dead until it has beaten steadily for a timeout (db/workers.ts),
     // so its bound starts from there.
-    await until(async () => (await sql`SELECT 1 AS one FROM resource_states WHERE owner = ${victim.workerId}`).length === 0, 60_000, 'the dead node\'s rows to be taken back');
+    await until(
+      async () => (await sql`SELECT 1 AS one FROM resource_states WHERE owner = ${victim.workerId}`).length === 0,
+      60_000,
+      "the dead node's rows to be taken back",
+    );
     // The first WORKER_LOST: when recovery began (the dead judged, its rows then sent back one
     // CAS each; on a loaded database applying a dozen takes a second or more, and is not the bound).
     const [lost] = await sql<{ at: Date; actor: string }[]>`
       SELECT at, actor FROM state_transitions WHERE event = 'WORKER_LOST' AND at >= ${killedDb} ORDER BY at LIMIT 1`;
     const [last] = await sql<{ at: Date }[]>`SELECT max(at) AS at FROM state_transitions WHERE event = 'WORKER_LOST' AND at >= ${killedDb}`;
     expect(lost, 'a WORKER_LOST after the kill').toBeDefined();
-    const [judge] = await sql<{ healthy_since: Date }[]>`SELECT healthy_since FROM workers WHERE id = ${lost!.actor.replace(/^recovery:/, '')}`;
+    const [judge] = await sql<
+      { healthy_since: Date }[]
+    >`SELECT healthy_since FROM workers WHERE id = ${lost!.actor.replace(/^recovery:/, '')}`;
     const clockFrom = judge && judge.healthy_since.getTime() > killedDb.getTime() - TIMEOUT_MS ? judge.healthy_since : killedDb;
     const recoveryMs = lost!.at.getTime() - killedDb.getTime();
     const allBackMs = last!.at.getTime() - killedDb.getTime();
-    expect(lost!.at.getTime() - clockFrom.getTime(), `recovery began ${recoveryMs} ms after the kill (all back after ${allBackMs} ms); the judge healthy since ${clockFrom.toISOString()}`).toBeLessThanOrEqual(3 * TIMEOUT_MS);
+    expect(
+      lost!.at.getTime() - clockFrom.getTime(),
+      `recovery began ${recoveryMs} ms after the kill (all back after ${allBackMs} ms); the judge healthy since ${clockFrom.toISOString()}`,
+    ).toBeLessThanOrEqual(3 * TIMEOUT_MS);
 
     await Promise.all(users);
     expect(done).toBe(TOTAL);
@@ -244,7 +257,8 @@ describe('R5: a node dies in the middle of cascade deletes', () => {
     for (const id of volumes) expect((await api('DELETE', `/v3/volumes/${id}?cascade=True`)).status).toBe(202);
     // Killed while it works on the cascade: once it owns a snapshot's delete.
     await until(
-      async () => (await sql`SELECT 1 AS one FROM resource_states WHERE owner = ${victim.workerId} AND resource_type = 'snapshot'`).length > 0,
+      async () =>
+        (await sql`SELECT 1 AS one FROM resource_states WHERE owner = ${victim.workerId} AND resource_type = 'snapshot'`).length > 0,
       30_000,
       'the victim to own a snapshot delete',
     );
@@ -333,7 +347,9 @@ describe('PostgreSQL restarted under load', () => {
       ? await sql`SELECT request_id, resource_type, from_state, event, to_state FROM state_transitions WHERE request_id IN ${sql([...failed.keys()])}`
       : [];
     expect(errors).toEqual([]);
-    expect(changed.map((c) => `${failed.get(c.request_id)} but ${c.resource_type} ${c.from_state} -${c.event}-> ${c.to_state}`)).toEqual([]);
+    expect(changed.map((c) => `${failed.get(c.request_id)} but ${c.resource_type} ${c.from_state} -${c.event}-> ${c.to_state}`)).toEqual(
+      [],
+    );
     await checkHistory(sql);
     console.log(`restart: ${requests} requests, ${metOutage} met the outage, ${failed.size} answered 5xx, none of which changed state`);
   });

@@ -16,7 +16,11 @@ const as = (project: string) => ({ 'x-auth-token': `admin:${project}` });
 /** Usage as recorded, and as the live resources add it up. */
 async function usage(project: string) {
   const recorded = Object.fromEntries(
-    (await t.db.sql<{ resource: string; in_use: number }[]>`SELECT resource, sum(in_use)::int AS in_use FROM quota_usages WHERE project_id = ${project} GROUP BY resource`).map((r) => [r.resource, r.in_use]),
+    (
+      await t.db.sql<
+        { resource: string; in_use: number }[]
+      >`SELECT resource, sum(in_use)::int AS in_use FROM quota_usages WHERE project_id = ${project} GROUP BY resource`
+    ).map((r) => [r.resource, r.in_use]),
   );
   const [v] = await t.db.sql<{ n: number; gb: number }[]>`
     SELECT count(*)::int AS n, COALESCE(sum(s.size), 0)::int AS gb FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id
@@ -24,7 +28,9 @@ async function usage(project: string) {
   const [n] = await t.db.sql<{ n: number; gb: number }[]>`
     SELECT count(*)::int AS n, COALESCE(sum(s.size), 0)::int AS gb FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id
     WHERE d.project_id = ${project} AND s.state <> 'deleted'`;
-  const [r] = await t.db.sql<{ gb: number }[]>`SELECT COALESCE(sum(amount), 0)::int AS gb FROM quota_reservations WHERE project_id = ${project}`;
+  const [r] = await t.db.sql<
+    { gb: number }[]
+  >`SELECT COALESCE(sum(amount), 0)::int AS gb FROM quota_reservations WHERE project_id = ${project}`;
   return {
     recorded: { volumes: recorded.volumes ?? 0, snapshots: recorded.snapshots ?? 0, gigabytes: recorded.gigabytes ?? 0 },
     live: { volumes: v!.n, snapshots: n!.n, gigabytes: v!.gb + n!.gb + r!.gb },
@@ -41,7 +47,9 @@ describe('quotas', () => {
     for (let round = 0; round < 5; round++) {
       const p = `aaaaaaaa00000000000000000000010${round}`;
       await setQuota(p, { volumes: 10 });
-      const results = await Promise.all(Array.from({ length: 50 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
+      const results = await Promise.all(
+        Array.from({ length: 50 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))),
+      );
       const made = results.filter((r) => r.status === 202);
       expect(made, `round ${round}`).toHaveLength(10);
       for (const r of results.filter((r) => r.status !== 202)) {
@@ -57,7 +65,9 @@ describe('quotas', () => {
   it('unlimited usage spreads over slots and adds up exactly; a limit set afterwards holds under a race of 30 creates (3 rounds)', async () => {
     for (let round = 0; round < 3; round++) {
       const p = `aaaaaaaa00000000000000000000011${round}`;
-      const made = await Promise.all(Array.from({ length: 40 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))));
+      const made = await Promise.all(
+        Array.from({ length: 40 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))),
+      );
       expect(made.map((r) => r.status)).toEqual(made.map(() => 202));
       const ids = made.map((r) => r.body.volume.id as string);
       for (const id of ids) await waitStatus(t, 'volumes', id, 'available', 10_000, as(p));
@@ -67,11 +77,15 @@ describe('quotas', () => {
       expect(u.recorded).toEqual({ volumes: 25, snapshots: 0, gigabytes: 50 });
       expect(u.recorded).toEqual(u.live);
       // Concurrent transactions wrote to more than one row: no row every create of the project waits on.
-      const [spread] = await t.db.sql<{ slots: number }[]>`SELECT count(DISTINCT slot)::int AS slots FROM quota_usages WHERE project_id = ${p} AND resource = 'volumes'`;
+      const [spread] = await t.db.sql<
+        { slots: number }[]
+      >`SELECT count(DISTINCT slot)::int AS slots FROM quota_usages WHERE project_id = ${p} AND resource = 'volumes'`;
       expect(spread!.slots).toBeGreaterThan(1);
       // Now a limit: room for 5 more, whatever the slots hold.
       await setQuota(p, { volumes: 30 });
-      const more = await Promise.all(Array.from({ length: 30 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
+      const more = await Promise.all(
+        Array.from({ length: 30 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))),
+      );
       expect(more.filter((r) => r.status === 202)).toHaveLength(5);
       expect(more.filter((r) => r.status !== 202).map((r) => r.status)).toEqual(Array(25).fill(413));
       u = await usage(p);
@@ -92,7 +106,9 @@ describe('quotas', () => {
         while (racing) n += await foldUsage(t.db.sql, 2);
         return n;
       })();
-      const made = await Promise.all(Array.from({ length: 12 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))));
+      const made = await Promise.all(
+        Array.from({ length: 12 }, () => t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))),
+      );
       expect(made.map((r) => r.status)).toEqual(made.map(() => 202));
       live.push(...made.map((r) => r.body.volume.id as string));
       for (const id of live) await waitStatus(t, 'volumes', id, 'available', 10_000, as(p));
@@ -120,8 +136,13 @@ describe('quotas', () => {
       const p = `aaaaaaaa00000000000000000000020${round}`;
       const vol = (await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 2 } }, as(p))).body.volume.id as string;
       await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
-      const results = await Promise.all(Array.from({ length: 20 }, () => t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 3 } }, as(p))));
-      expect(results.filter((r) => r.status === 202), `round ${round}`).toHaveLength(1);
+      const results = await Promise.all(
+        Array.from({ length: 20 }, () => t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 3 } }, as(p))),
+      );
+      expect(
+        results.filter((r) => r.status === 202),
+        `round ${round}`,
+      ).toHaveLength(1);
       await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
       const u = await usage(p);
       expect(u.recorded).toEqual({ volumes: 1, snapshots: 0, gigabytes: 3 });
@@ -139,12 +160,17 @@ describe('quotas', () => {
     await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
     const more = await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 3 } }, as(p));
     expect(more.status).toBe(413);
-    expect(more.body.overLimit.message).toBe('Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 5G and 3G has been consumed.');
+    expect(more.body.overLimit.message).toBe(
+      'Requested volume or snapshot exceeds allowed gigabytes quota. Requested 3G, quota is 5G and 3G has been consumed.',
+    );
     // Larger than per_volume_gigabytes allows, as Cinder checks an extend too.
     const extend = await t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 6 } }, as(p));
     expect(extend.status).toBe(413);
     expect(extend.body.overLimit.message).toBe('Requested volume size 6G is larger than maximum allowed limit 4G.');
-    expect((await t.request('GET', `/v3/${p}/volumes/${vol}`, undefined, as(p))).body.volume).toMatchObject({ status: 'available', size: 3 });
+    expect((await t.request('GET', `/v3/${p}/volumes/${vol}`, undefined, as(p))).body.volume).toMatchObject({
+      status: 'available',
+      size: 3,
+    });
     const snap = await t.request('POST', `/v3/${p}/snapshots`, { snapshot: { volume_id: vol } }, as(p));
     expect(snap.status).toBe(413);
     const u = await usage(p);
@@ -170,7 +196,9 @@ describe('quotas', () => {
     await waitStatus(t, 'volumes', b, 'error_extending', 10_000, as(p));
     t.faults.failures = {};
     // A reset out of a parked extending gives nothing back (a reset reserves nothing), and a force delete ends it.
-    expect((await t.request('POST', `/v3/${p}/volumes/${c}/action`, { 'os-reset_status': { status: 'extending' } }, as(p))).status).toBe(202);
+    expect((await t.request('POST', `/v3/${p}/volumes/${c}/action`, { 'os-reset_status': { status: 'extending' } }, as(p))).status).toBe(
+      202,
+    );
     expect((await t.request('POST', `/v3/${p}/volumes/${c}/action`, { 'os-force_delete': {} }, as(p))).status).toBe(202);
     await waitStatus(t, 'volumes', c, 'gone', 10_000, as(p));
     expect((await t.request('DELETE', `/v3/${p}/snapshots/${snap}`, undefined, as(p))).status).toBe(202);
@@ -209,20 +237,35 @@ describe('quotas', () => {
     const limits = (await t.request('GET', `/v3/${p}/limits`, undefined, as(p))).body.limits;
     expect(limits).toEqual({
       rate: [],
-      absolute: { maxTotalVolumes: 3, maxTotalSnapshots: -1, maxTotalVolumeGigabytes: 10, maxTotalBackups: -1, maxTotalBackupGigabytes: -1, totalVolumesUsed: 1, totalSnapshotsUsed: 0, totalGigabytesUsed: 2, totalBackupsUsed: 0, totalBackupGigabytesUsed: 0 },
+      absolute: {
+        maxTotalVolumes: 3,
+        maxTotalSnapshots: -1,
+        maxTotalVolumeGigabytes: 10,
+        maxTotalBackups: -1,
+        maxTotalBackupGigabytes: -1,
+        totalVolumesUsed: 1,
+        totalSnapshotsUsed: 0,
+        totalGigabytesUsed: 2,
+        totalBackupsUsed: 0,
+        totalBackupGigabytesUsed: 0,
+      },
     });
     expect((await t.request('DELETE', `/v3/${p}/os-quota-sets/${p}`, undefined, as(p))).status).toBe(200);
     expect((await t.request('GET', `/v3/${p}/os-quota-sets/${p}`, undefined, as(p))).body.quota_set.volumes).toBe(-1);
     expect((await t.request('GET', `/v3/${p}/os-quota-sets/${p}/defaults`, undefined, as(p))).body.quota_set.gigabytes).toBe(-1);
     const cls = await t.request('PUT', `/v3/${p}/os-quota-class-sets/gold`, { quota_class_set: { volumes: 7 } }, as(p));
     expect(cls.body.quota_class_set).toMatchObject({ volumes: 7, gigabytes: -1 });
-    expect((await t.request('GET', `/v3/${p}/os-quota-class-sets/gold`, undefined, as(p))).body.quota_class_set).toMatchObject({ id: 'gold', volumes: 7 });
+    expect((await t.request('GET', `/v3/${p}/os-quota-class-sets/gold`, undefined, as(p))).body.quota_class_set).toMatchObject({
+      id: 'gold',
+      volumes: 7,
+    });
   });
 
   it('per-type quotas: volumes_<type>, gigabytes_<type>, snapshots_<type> are kept by type, shown by name, and move with a retype', async () => {
     const p = 'aaaaaaaa000000000000000000000006';
     const admin = as(p);
-    const mk = async (name: string) => (await t.request('POST', `/v3/${p}/types`, { volume_type: { name } }, admin)).body.volume_type.id as string;
+    const mk = async (name: string) =>
+      (await t.request('POST', `/v3/${p}/types`, { volume_type: { name } }, admin)).body.volume_type.id as string;
     const [gold, iron] = [await mk('gold'), await mk('iron')];
     await setQuota(p, { volumes_gold: 1, gigabytes_iron: 3 });
     const vol = async (type: string, size = 1) => t.request('POST', `/v3/${p}/volumes`, { volume: { size, volume_type: type } }, admin);
@@ -233,12 +276,15 @@ describe('quotas', () => {
     expect(over.status).toBe(413);
     expect(over.body.overLimit.message).toBe("Maximum number of volumes allowed (1) exceeded for quota 'volumes_gold'.");
     const big = await vol('iron', 4);
-    expect(big.body.overLimit.message).toBe('Requested volume or snapshot exceeds allowed gigabytes_iron quota. Requested 4G, quota is 3G and 0G has been consumed.');
+    expect(big.body.overLimit.message).toBe(
+      'Requested volume or snapshot exceeds allowed gigabytes_iron quota. Requested 4G, quota is 3G and 0G has been consumed.',
+    );
     const b = await vol('iron', 2);
     expect(b.status).toBe(202);
     await waitStatus(t, 'volumes', b.body.volume.id, 'available', 10_000, admin);
     // A retype into a type without room is refused and changes nothing; one with room moves the counts.
-    const retype = (id: string, to: string) => t.request('POST', `/v3/${p}/volumes/${id}/action`, { 'os-retype': { new_type: to, migration_policy: 'never' } }, admin);
+    const retype = (id: string, to: string) =>
+      t.request('POST', `/v3/${p}/volumes/${id}/action`, { 'os-retype': { new_type: to, migration_policy: 'never' } }, admin);
     expect((await retype(b.body.volume.id, 'gold')).status).toBe(413);
     expect((await retype(a.body.volume.id, 'iron')).status).toBe(413);
     await setQuota(p, { gigabytes_iron: 10 });
@@ -257,10 +303,15 @@ describe('quotas', () => {
     const cls = await t.request('PUT', `/v3/${p}/os-quota-class-sets/default`, { quota_class_set: { snapshots_gold: 5 } }, admin);
     expect(cls.body.quota_class_set.snapshots_gold).toBe(5);
     expect((await t.request('GET', `/v3/${p}/os-quota-sets/${p}/defaults`, undefined, admin)).body.quota_set.snapshots_gold).toBe(5);
-    expect((await t.request('PUT', `/v3/${p}/os-quota-class-sets/default`, { quota_class_set: { snapshots_gold: -1 } }, admin)).status).toBe(200);
+    expect(
+      (await t.request('PUT', `/v3/${p}/os-quota-class-sets/default`, { quota_class_set: { snapshots_gold: -1 } }, admin)).status,
+    ).toBe(200);
     expect((await t.request('PUT', `/v3/${p}/os-quota-sets/${p}`, { quota_set: { volumes_nosuchtype: 1 } }, admin)).status).toBe(400);
     void gold;
     const report = await checkHistory(t.db.sql, { atRest: true });
-    expect(report.violations.filter((v) => v.kind === 'quota-usage'), formatReport(report)).toEqual([]);
+    expect(
+      report.violations.filter((v) => v.kind === 'quota-usage'),
+      formatReport(report),
+    ).toEqual([]);
   });
 });

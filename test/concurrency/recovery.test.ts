@@ -34,7 +34,17 @@ afterEach(async () => {
 
 async function worker(opts: Partial<WorkerOptions> = {}) {
   const log = process.env.VOLSTATE_TEST_LOG ? (m: string, f?: Record<string, unknown>) => console.log(m, f) : undefined;
-  const w = new Worker({ sql: db.sql, enforcer, driver: new FakeDriver(), concurrency: 8, pollMs: 100, heartbeatMs: 50, timeoutMs: 300, log, ...opts });
+  const w = new Worker({
+    sql: db.sql,
+    enforcer,
+    driver: new FakeDriver(),
+    concurrency: 8,
+    pollMs: 100,
+    heartbeatMs: 50,
+    timeoutMs: 300,
+    log,
+    ...opts,
+  });
   await w.start();
   started.push(w);
   return w;
@@ -68,15 +78,24 @@ describe('recovery of a dead worker', () => {
     const id = await ownedByTheDead('extending.backend', { operation: { new_size: 4 } });
     await driver.createVolume(id, 1);
     const live = await worker({ driver });
-    const row = await eventually(async () => {
-      const r = await rowOf(id);
-      return r.state === 'available' ? r : undefined;
-    }, 5000, 'the extend to be finished');
+    const row = await eventually(
+      async () => {
+        const r = await rowOf(id);
+        return r.state === 'available' ? r : undefined;
+      },
+      5000,
+      'the extend to be finished',
+    );
     expect(row).toMatchObject({ size: 4, owner: null, operation: null });
     expect(driver.volumes.get(id)).toBe(4);
     const log = await history(db.sql, id);
     expect(log.slice(-2)).toEqual([
-      expect.objectContaining({ event: 'WORKER_LOST', from_state: 'extending.backend', to_state: 'extending.backend', actor: `recovery:${live.id}` }),
+      expect.objectContaining({
+        event: 'WORKER_LOST',
+        from_state: 'extending.backend',
+        to_state: 'extending.backend',
+        actor: `recovery:${live.id}`,
+      }),
       expect.objectContaining({ event: 'EXTENDED', to_state: 'available', actor: live.id }),
     ]);
     // The dead worker, owning nothing now, is forgotten.
@@ -86,7 +105,15 @@ describe('recovery of a dead worker', () => {
   it('waits until its own heartbeats have been sound for a whole timeout', async () => {
     await deadWorkerRow();
     const id = await ownedByTheDead('deleting.backend');
-    const w = new Worker({ sql: db.sql, enforcer, driver: new FakeDriver(), concurrency: 1, pollMs: 60_000, heartbeatMs: 10_000, timeoutMs: 10_000 });
+    const w = new Worker({
+      sql: db.sql,
+      enforcer,
+      driver: new FakeDriver(),
+      concurrency: 1,
+      pollMs: 60_000,
+      heartbeatMs: 10_000,
+      timeoutMs: 10_000,
+    });
     await w.start();
     started.push(w);
     expect(await w.recover()).toBe(0);
@@ -112,7 +139,7 @@ describe('recovery of a dead worker', () => {
         return rows.length === 30 ? rows : undefined;
       },
       20_000,
-      'the dead worker\'s rows to be taken back',
+      "the dead worker's rows to be taken back",
     );
     expect(lost).toHaveLength(30);
     expect(lost.every((r) => r.n === 1)).toBe(true);
@@ -129,7 +156,14 @@ describe('recovery of a dead worker', () => {
     const snapId = randomUUID();
     await db.sql`UPDATE resource_states SET state = 'available' WHERE resource_id = ${volumeId}`;
     await db.sql.begin(async (tx) => {
-      const taken = await enforcer.acquire(tx, { type: 'volume', id: volumeId }, { type: 'SNAPSHOT_BEGIN', force: false }, { type: 'snapshot', id: snapId }, ['reader', 'dependent'], { actor: 'test' });
+      const taken = await enforcer.acquire(
+        tx,
+        { type: 'volume', id: volumeId },
+        { type: 'SNAPSHOT_BEGIN', force: false },
+        { type: 'snapshot', id: snapId },
+        ['reader', 'dependent'],
+        { actor: 'test' },
+      );
       expect(taken.ok).toBe(true);
       await tx`INSERT INTO snapshots (id, project_id, volume_id) VALUES (${snapId}, 'p', ${volumeId})`;
       await enforcer.create(tx, { type: 'snapshot', id: snapId }, { size: 1 }, { actor: 'test' });
@@ -183,7 +217,11 @@ describe('fencing and graceful stop', () => {
     await db.sql`UPDATE resource_states SET owner = ${w.id} WHERE resource_id = ${id}`;
     await w.start();
     started.push(w);
-    await eventually(async () => ((await rowOf(id)).state === 'available' ? true : undefined), 5000, 'the stray to be handed back and done');
+    await eventually(
+      async () => ((await rowOf(id)).state === 'available' ? true : undefined),
+      5000,
+      'the stray to be handed back and done',
+    );
     expect(w.strays).toBe(1);
     expect(w.recovered).toBe(0);
     expect(driver.volumes.get(id)).toBe(1);

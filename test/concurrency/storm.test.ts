@@ -43,7 +43,7 @@ async function call(method: string, path: string, body?: unknown, version = '3.7
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
-  return { status: r.status, body: text ? (JSON.parse(text)) : null };
+  return { status: r.status, body: text ? JSON.parse(text) : null };
 }
 
 /** The id of the volume's first snapshot or attachment, if it has one now. */
@@ -56,12 +56,13 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
   it('answers no 5xx, and the state rows are consistent at rest after every round', async () => {
     const statuses = new Map<number, number>();
     const fives: string[] = [];
-    const deadlockCount = async () => (await t.db.sql<{ n: number }[]>`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`)[0]!.n;
+    const deadlockCount = async () =>
+      (await t.db.sql<{ n: number }[]>`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`)[0]!.n;
     const deadlocksBefore = await deadlockCount();
     let purged = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const volumes = await Promise.all(Array.from({ length: VOLUMES }, (_, i) => availableVolume(t, 1, { multiattach: i % 3 === 0 })));
-      const pick = <T,>(r: () => number, xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+      const pick = <T>(r: () => number, xs: T[]) => xs[Math.floor(r() * xs.length)]!;
       const client = async (c: number) => {
         const r = rng(round * 1000 + c);
         for (let i = 0; i < OPS_PER_CLIENT; i++) {
@@ -82,7 +83,9 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
               if (res.status === 202) volumes.push(res.body.volume.id);
               break;
             case 'attach':
-              res = await call('POST', '/v3/attachments', { attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: `h${c}` } } });
+              res = await call('POST', '/v3/attachments', {
+                attachment: { volume_uuid: v, instance_uuid: crypto.randomUUID(), connector: { host: `h${c}` } },
+              });
               break;
             case 'complete': {
               const a = await firstOf('attachments', v);
@@ -144,7 +147,12 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
       expect(report.violations, formatReport(report)).toEqual([]);
     }
     const deadlocks = await deadlockCount();
-    console.log(`storm: ${[...statuses].sort(([a], [b]) => a - b).map(([s, n]) => `${s}×${n}`).join(' ')}; deadlocks detected (and retried) ${deadlocks - deadlocksBefore}`);
+    console.log(
+      `storm: ${[...statuses]
+        .sort(([a], [b]) => a - b)
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ')}; deadlocks detected (and retried) ${deadlocks - deadlocksBefore}`,
+    );
     expect(statuses.get(202) ?? 0, 'the storm changed things').toBeGreaterThan(50);
     expect(purged, 'purge removed deleted resources while the storm ran').toBeGreaterThan(0);
   }, 300_000);

@@ -34,7 +34,8 @@ async function vanishDuring(request: (volumeId: string) => Promise<Reply>): Prom
     const [{ pid }] = (await blocker`SELECT pg_backend_pid() AS pid`) as unknown as [{ pid: number }];
     const answer = request(id);
     await eventually(
-      async () => ((await t.db.sql`SELECT 1 AS one FROM pg_stat_activity WHERE ${pid} = ANY(pg_blocking_pids(pid))`).length > 0 ? true : undefined),
+      async () =>
+        (await t.db.sql`SELECT 1 AS one FROM pg_stat_activity WHERE ${pid} = ANY(pg_blocking_pids(pid))`).length > 0 ? true : undefined,
       30_000,
       'the request to wait for the volume row',
     );
@@ -51,26 +52,45 @@ async function vanishDuring(request: (volumeId: string) => Promise<Reply>): Prom
 }
 
 const CASES: [string, (id: string) => Promise<Reply>][] = [
-  ['POST /attachments with a connector', (id) => t.request('POST', '/v3/attachments', { attachment: { volume_uuid: id, instance_uuid: crypto.randomUUID(), connector: { host: 'h1' } } })],
-  ['POST /attachments, a reservation', (id) => t.request('POST', '/v3/attachments', { attachment: { volume_uuid: id, instance_uuid: crypto.randomUUID() } })],
+  [
+    'POST /attachments with a connector',
+    (id) =>
+      t.request('POST', '/v3/attachments', {
+        attachment: { volume_uuid: id, instance_uuid: crypto.randomUUID(), connector: { host: 'h1' } },
+      }),
+  ],
+  [
+    'POST /attachments, a reservation',
+    (id) => t.request('POST', '/v3/attachments', { attachment: { volume_uuid: id, instance_uuid: crypto.randomUUID() } }),
+  ],
   ['os-reserve', (id) => t.request('POST', `/v3/volumes/${id}/action`, { 'os-reserve': null })],
-  ['os-attach', (id) => t.request('POST', `/v3/volumes/${id}/action`, { 'os-attach': { instance_uuid: crypto.randomUUID(), mountpoint: '/dev/vdb' } })],
+  [
+    'os-attach',
+    (id) => t.request('POST', `/v3/volumes/${id}/action`, { 'os-attach': { instance_uuid: crypto.randomUUID(), mountpoint: '/dev/vdb' } }),
+  ],
   ['a snapshot', (id) => t.request('POST', '/v3/snapshots', { snapshot: { volume_id: id } })],
   ['a clone', (id) => t.request('POST', '/v3/volumes', { volume: { source_volid: id } })],
-  ['a transfer', (id) => t.request('POST', '/v3/volume-transfers', { transfer: { volume_id: id } }, { 'openstack-api-version': 'volume 3.55' })],
+  [
+    'a transfer',
+    (id) => t.request('POST', '/v3/volume-transfers', { transfer: { volume_id: id } }, { 'openstack-api-version': 'volume 3.55' }),
+  ],
   ['os-extend', (id) => t.request('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 2 } })],
   ['delete', (id) => t.request('DELETE', `/v3/volumes/${id}`)],
 ];
 
 describe('a volume deleted and purged while a request waits for it', () => {
   it.each(CASES)('%s answers 404 and leaves nothing behind', async (_what, request) => {
-    const before = await t.db.sql<{ n: number }[]>`SELECT (SELECT count(*) FROM attachments)::int + (SELECT count(*) FROM snapshots)::int + (SELECT count(*) FROM transfers)::int AS n`;
+    const before = await t.db.sql<
+      { n: number }[]
+    >`SELECT (SELECT count(*) FROM attachments)::int + (SELECT count(*) FROM snapshots)::int + (SELECT count(*) FROM transfers)::int AS n`;
     const seen = t.serverErrors.length;
     const reply = await vanishDuring(request);
     expect(t.serverErrors.slice(seen), 'the server answered a 5xx').toEqual([]);
     expect(reply.status, JSON.stringify(reply.body)).toBe(404);
     expect(JSON.stringify(reply.body)).toMatch(/could not be found/);
-    const after = await t.db.sql<{ n: number }[]>`SELECT (SELECT count(*) FROM attachments)::int + (SELECT count(*) FROM snapshots)::int + (SELECT count(*) FROM transfers)::int AS n`;
+    const after = await t.db.sql<
+      { n: number }[]
+    >`SELECT (SELECT count(*) FROM attachments)::int + (SELECT count(*) FROM snapshots)::int + (SELECT count(*) FROM transfers)::int AS n`;
     expect(after[0]!.n, 'no attachment, snapshot or transfer was left').toBe(before[0]!.n);
   });
 });

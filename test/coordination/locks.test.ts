@@ -115,7 +115,7 @@ describe('a global lock whose session is lost (the database restarted or failed 
       // Lost with its session; nobody else wants it: taken again on the next session.
       await terminateLockSessions();
       let first: string | undefined;
-      for (const until = Date.now() + 10_000; Date.now() < until && (first === undefined || first === 'held'); ) {
+      for (const until = Date.now() + 10_000; Date.now() < until && (first === undefined || first === 'held');) {
         first = await lock.confirm();
         if (first === 'held') await new Promise((r) => setTimeout(r, 20));
       }
@@ -127,7 +127,7 @@ describe('a global lock whose session is lost (the database restarted or failed 
       await terminateLockSessions();
       const theirs = await other.lock('fence-me', { scope: 'global', timeoutMs: 5000 });
       let second: string | undefined;
-      for (const until = Date.now() + 10_000; Date.now() < until && (second === undefined || second === 'held'); ) {
+      for (const until = Date.now() + 10_000; Date.now() < until && (second === undefined || second === 'held');) {
         second = await lock.confirm();
         if (second === 'held') await new Promise((r) => setTimeout(r, 20));
       }

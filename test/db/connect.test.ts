@@ -19,8 +19,12 @@ const db = useTestDatabase();
 describe('database URLs', () => {
   it('drops the socket parameter for TCP, wherever it stands, and leaves every other URL as it is', () => {
     expect(tcpUrl('postgres://u:p@127.0.0.1:5555/db?host=%2Ftmp%2Fx')).toBe('postgres://u:p@127.0.0.1:5555/db');
-    expect(tcpUrl('postgres://u:p@127.0.0.1:5555/db?host=%2Ftmp%2Fx&sslmode=disable')).toBe('postgres://u:p@127.0.0.1:5555/db?sslmode=disable');
-    expect(tcpUrl('postgres://u:p@127.0.0.1:5555/db?sslmode=disable&host=%2Ftmp%2Fx')).toBe('postgres://u:p@127.0.0.1:5555/db?sslmode=disable');
+    expect(tcpUrl('postgres://u:p@127.0.0.1:5555/db?host=%2Ftmp%2Fx&sslmode=disable')).toBe(
+      'postgres://u:p@127.0.0.1:5555/db?sslmode=disable',
+    );
+    expect(tcpUrl('postgres://u:p@127.0.0.1:5555/db?sslmode=disable&host=%2Ftmp%2Fx')).toBe(
+      'postgres://u:p@127.0.0.1:5555/db?sslmode=disable',
+    );
     const multi = 'postgres://u@127.0.0.1:1,127.0.0.1:2/db?target_session_attrs=read-write';
     expect(tcpUrl(multi)).toBe(multi);
   });
@@ -54,7 +58,10 @@ describe('migrations on a session the server ends', () => {
         () => 'applied',
         (err: unknown) => err,
       );
-      await until(async () => (await admin`SELECT 1 FROM pg_stat_activity WHERE application_name = 'volstate-migrate' AND wait_event_type = 'Lock'`).length > 0);
+      await until(
+        async () =>
+          (await admin`SELECT 1 FROM pg_stat_activity WHERE application_name = 'volstate-migrate' AND wait_event_type = 'Lock'`).length > 0,
+      );
       await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'volstate-migrate'`;
       const outcome = await running;
       expect(isConnectionError(outcome) || sqlState(outcome) === SQLSTATE.ADMIN_SHUTDOWN, String(outcome)).toBe(true);
@@ -70,7 +77,10 @@ describe('a PostgreSQL that goes away and comes back', () => {
     const dir = mkdtempSync(join(tmpdir(), 'volstate-nosocket-'));
     const sql = sqlClient(`postgres://postgres@127.0.0.1:5432/postgres?host=${encodeURIComponent(dir)}`, { max: 1, onnotice: () => {} });
     try {
-      const err = await sql`SELECT 1`.then(() => undefined, (e: unknown) => e);
+      const err = await sql`SELECT 1`.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect((err as { code?: string }).code).toBe('ENOENT');
       expect(isConnectionError(err)).toBe(true);
     } finally {
@@ -102,10 +112,14 @@ describe('a PostgreSQL that goes away and comes back', () => {
       const up = Date.now();
       const notifier = sqlClient(url, { max: 1, onnotice: () => {} });
       try {
-        await until(async () => {
-          await notifier`SELECT pg_notify('volstate_test', 'again')`;
-          return heard.includes('again');
-        }, 60_000, 'a notification after the restart');
+        await until(
+          async () => {
+            await notifier`SELECT pg_notify('volstate_test', 'again')`;
+            return heard.includes('again');
+          },
+          60_000,
+          'a notification after the restart',
+        );
       } finally {
         await notifier.end({ timeout: 1 });
       }

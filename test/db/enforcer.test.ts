@@ -97,7 +97,9 @@ function casesOf(model: ResourceModel, event: string, r: ReturnType<typeof rng>)
 }
 
 const single = (model: ResourceModel) => (ids: string[], payloads: Record<string, unknown>[]) =>
-  Promise.all(ids.map((id, i) => enforcer.apply(db.sql, { type: model.type as never, id }, payloads[i] as never, { actor: 'test:matrix' })));
+  Promise.all(
+    ids.map((id, i) => enforcer.apply(db.sql, { type: model.type as never, id }, payloads[i] as never, { actor: 'test:matrix' })),
+  );
 
 const batched = (model: ResourceModel) => async (ids: string[], payloads: Record<string, unknown>[]) => {
   const items = ids.map((id, i) => ({ id, event: payloads[i] as never, opts: { actor: 'test:matrix' } }));
@@ -152,15 +154,30 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
 
 describe('apply() outside the matrix', () => {
   it('refuses a missing row as missing', async () => {
-    const outcome = await enforcer.apply(db.sql, { type: 'volume', id: '00000000-0000-4000-8000-000000000000' }, { type: 'DELETE' }, { actor: 't' });
+    const outcome = await enforcer.apply(
+      db.sql,
+      { type: 'volume', id: '00000000-0000-4000-8000-000000000000' },
+      { type: 'DELETE' },
+      { actor: 't' },
+    );
     expect(outcome).toMatchObject({ ok: false, kind: 'missing' });
   });
 
   it('checks If-Match against the version in the same statement', async () => {
     const id = await putRow(db.sql, MODELS.volume, 'available', quiet.volume!);
-    const stale = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTEND', new_size: 5, in_use: false }, { actor: 't', version: 7 });
+    const stale = await enforcer.apply(
+      db.sql,
+      { type: 'volume', id },
+      { type: 'EXTEND', new_size: 5, in_use: false },
+      { actor: 't', version: 7 },
+    );
     expect(stale).toMatchObject({ ok: false, kind: 'stale', state: 'available' });
-    const fresh = await enforcer.apply(db.sql, { type: 'volume', id }, { type: 'EXTEND', new_size: 5, in_use: false }, { actor: 't', version: 1 });
+    const fresh = await enforcer.apply(
+      db.sql,
+      { type: 'volume', id },
+      { type: 'EXTEND', new_size: 5, in_use: false },
+      { actor: 't', version: 1 },
+    );
     expect(fresh).toMatchObject({ ok: true, row: { state: 'extending.backend', version: 2 } });
   });
 
@@ -181,7 +198,9 @@ describe('apply() outside the matrix', () => {
       const given = 'size' in model.context ? { size: 4 } : {};
       const row = await enforcer.create(db.sql, { type: model.type as 'volume', id }, given, { actor: 'u:p', requestId: 'req-1' });
       expect(row).toMatchObject({ state: model.index.initial, version: 1, owner: null, ...given });
-      expect(await history(db.sql, id)).toEqual([{ from_state: null, event: 'CREATE', to_state: model.index.initial, version: 1, actor: 'u:p' }]);
+      expect(await history(db.sql, id)).toEqual([
+        { from_state: null, event: 'CREATE', to_state: model.index.initial, version: 1, actor: 'u:p' },
+      ]);
     });
   }
 });

@@ -51,7 +51,7 @@ describe('postgres.js on a reserved session whose backend died', () => {
 });
 
 describe('postgres.js on a connection that dies in the middle of a result', () => {
-  it("gives the next query its own rows, from the first", { timeout: 20_000 }, async () => {
+  it('gives the next query its own rows, from the first', { timeout: 20_000 }, async () => {
     const sql = connect(db.url, { max: 1, name: 'volstate-test-midresult' });
     try {
       const [row] = await sql`SELECT pg_backend_pid() AS pid`;
@@ -67,7 +67,11 @@ describe('postgres.js on a connection that dies in the middle of a result', () =
         () => 'finished',
         (e: { code?: string }) => e.code,
       );
-      await until(async () => Number((await db.sql.unsafe(`SELECT last_value, is_called FROM ${made}`))[0]!.last_value) >= 10, 15_000, 'ten rows to be made');
+      await until(
+        async () => Number((await db.sql.unsafe(`SELECT last_value, is_called FROM ${made}`))[0]!.last_value) >= 10,
+        15_000,
+        'ten rows to be made',
+      );
       await db.sql`SELECT pg_terminate_backend(${pid})`;
       expect(await long).not.toBe('finished');
       expect(await nextAnswer(sql)).toEqual([{ one: 1 }]);
@@ -147,6 +151,8 @@ describe('the start-time check of the patch', () => {
     const copy = join(mkdtempSync(join(tmpdir(), 'volstate-pg-')), 'connection.js');
     writeFileSync(copy, unpatched);
     expect(missingPostgresGuards(copy)).toBe(GUARDS.length);
-    expect(new UnpatchedPostgres(GUARDS.length).message).toMatch(new RegExp(`missing ${GUARDS.length} of the ${GUARDS.length} guards.*Run \`node scripts/patch-postgres.mjs\``));
+    expect(new UnpatchedPostgres(GUARDS.length).message).toMatch(
+      new RegExp(`missing ${GUARDS.length} of the ${GUARDS.length} guards.*Run \`node scripts/patch-postgres.mjs\``),
+    );
   });
 });

@@ -36,7 +36,8 @@ async function age(id: string, days: number) {
   await t.db.sql`UPDATE volumes SET deleted_at = ${when} WHERE id = ${id}`;
   await t.db.sql`UPDATE snapshots SET deleted_at = ${when} WHERE volume_id = ${id}`;
   // (Into last month: the default partition, as no month partition was made that far back.)
-  await t.db.sql`UPDATE state_transitions SET at = ${when} WHERE resource_id = ${id} OR resource_id IN (SELECT id FROM snapshots WHERE volume_id = ${id})`;
+  await t.db
+    .sql`UPDATE state_transitions SET at = ${when} WHERE resource_id = ${id} OR resource_id IN (SELECT id FROM snapshots WHERE volume_id = ${id})`;
 }
 
 const partitions = async () =>
@@ -57,7 +58,13 @@ describe('retention', () => {
     const [last] = await t.db.sql<{ at: Date }[]>`SELECT at FROM state_transitions WHERE resource_id = ${id} ORDER BY version DESC LIMIT 1`;
     expect(row!.deleted_at!.getTime()).toBe(last!.at.getTime());
     // A plan for a project's first page uses the partial index of live rows.
-    const plan = (await t.db.sql.unsafe(`EXPLAIN SELECT id FROM volumes WHERE project_id = 'p' AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 50`)).map((r) => Object.values(r)[0]).join('\n');
+    const plan = (
+      await t.db.sql.unsafe(
+        `EXPLAIN SELECT id FROM volumes WHERE project_id = 'p' AND deleted_at IS NULL ORDER BY created_at DESC, id DESC LIMIT 50`,
+      )
+    )
+      .map((r) => Object.values(r)[0])
+      .join('\n');
     expect(plan).toContain('volumes_live_project_created');
   });
 
@@ -85,7 +92,9 @@ describe('retention', () => {
 
   it('drops a month of history whole once it ended before the cutoff, and makes the months ahead', async () => {
     // A month long past, with a resource whose history lies in it and goes on today.
-    await t.db.sql.unsafe(`CREATE TABLE state_transitions_2025_01 PARTITION OF state_transitions FOR VALUES FROM ('2025-01-01T00:00:00Z') TO ('2025-02-01T00:00:00Z')`);
+    await t.db.sql.unsafe(
+      `CREATE TABLE state_transitions_2025_01 PARTITION OF state_transitions FOR VALUES FROM ('2025-01-01T00:00:00Z') TO ('2025-02-01T00:00:00Z')`,
+    );
     const id = await availableVolume(t);
     await t.db.sql`UPDATE state_transitions SET at = '2025-01-15T00:00:00Z' WHERE resource_id = ${id} AND version <= 2`;
     expect(await t.db.sql`SELECT 1 FROM state_transitions_2025_01 WHERE resource_id = ${id}`).toHaveLength(2);
@@ -120,10 +129,21 @@ describe('retention', () => {
     const id = await deletedVolume();
     await age(id, 2);
     // A worker that keeps one day and runs a round every 50 ms.
-    const worker = new Worker({ sql: t.db.sql, enforcer: new Enforcer(), driver: new FakeDriver(), concurrency: 1, pollMs: 60_000, retention: { keepMs: 86_400_000, everyMs: 50 } });
+    const worker = new Worker({
+      sql: t.db.sql,
+      enforcer: new Enforcer(),
+      driver: new FakeDriver(),
+      concurrency: 1,
+      pollMs: 60_000,
+      retention: { keepMs: 86_400_000, everyMs: 50 },
+    });
     await worker.start();
     try {
-      await eventually(async () => ((await t.db.sql`SELECT 1 FROM volumes WHERE id = ${id}`).length === 0 ? true : undefined), 10_000, 'the worker to purge the volume');
+      await eventually(
+        async () => ((await t.db.sql`SELECT 1 FROM volumes WHERE id = ${id}`).length === 0 ? true : undefined),
+        10_000,
+        'the worker to purge the volume',
+      );
       expect((await t.request('GET', `/v3/volumes/${id}/transitions`)).status).toBe(404);
     } finally {
       await worker.stop();
@@ -136,8 +156,11 @@ describe('retention', () => {
     const cli = await volstateArgs('purge');
     const run = (...args: string[]) =>
       new Promise<{ code: number; out: string; err: string }>((resolve) => {
-        execFile(process.execPath, [...cli, ...args], { env: { ...process.env, DATABASE_URL: t.db.url }, encoding: 'utf8' }, (err, out, errOut) =>
-          resolve({ code: err ? Number(err.code ?? 1) : 0, out, err: errOut }),
+        execFile(
+          process.execPath,
+          [...cli, ...args],
+          { env: { ...process.env, DATABASE_URL: t.db.url }, encoding: 'utf8' },
+          (err, out, errOut) => resolve({ code: err ? Number(err.code ?? 1) : 0, out, err: errOut }),
         );
       });
     const bad = await run('--before', 'soon');
@@ -145,7 +168,9 @@ describe('retention', () => {
     expect(bad.err).toContain("'soon' is not a duration");
     const done = await run('--before', '7d');
     expect(done.code, done.err).toBe(0);
-    expect(done.out).toMatch(/volstate: purged what was deleted before .* in [\d.]+ s: 0 attachments, 0 snapshots, 1 volumes, 0 messages; history:/);
+    expect(done.out).toMatch(
+      /volstate: purged what was deleted before .* in [\d.]+ s: 0 attachments, 0 snapshots, 1 volumes, 0 messages; history:/,
+    );
     expect(await t.db.sql`SELECT 1 FROM volumes WHERE id = ${id}`).toHaveLength(0);
   });
 });

@@ -25,7 +25,10 @@ const backends = new Backends([
 const t = useApp({ backends });
 
 /** The backend directory holding a volume's file. */
-const whereIs = (id: string) => Object.entries(dirs).filter(([, dir]) => existsSync(dir) && readdirSync(dir, { recursive: true }).some((f) => String(f).includes(id))).map(([name]) => name);
+const whereIs = (id: string) =>
+  Object.entries(dirs)
+    .filter(([, dir]) => existsSync(dir) && readdirSync(dir, { recursive: true }).some((f) => String(f).includes(id)))
+    .map(([name]) => name);
 
 async function typeWith(name: string, specs: Record<string, string>) {
   const res = await t.request('POST', '/v3/types', { volume_type: { name, extra_specs: specs } });
@@ -47,7 +50,9 @@ describe("Cinder's extra-spec operators", () => {
     expect(specMatches(100, '>= 50')).toBe(true);
     expect(specMatches(10, '>= 50')).toBe(false);
     expect(specMatches('gold', 'gold')).toBe(true);
-    expect(unmetSpec({ 'capabilities:storage_protocol': 'file', 'vendor:anything': 'ignored' }, { storage_protocol: 'file' })).toBeUndefined();
+    expect(
+      unmetSpec({ 'capabilities:storage_protocol': 'file', 'vendor:anything': 'ignored' }, { storage_protocol: 'file' }),
+    ).toBeUndefined();
     expect(unmetSpec({ spec1: 'val1' }, { storage_protocol: 'file' })).toBe('spec1=val1');
   });
 });
@@ -55,7 +60,9 @@ describe("Cinder's extra-spec operators", () => {
 describe('two file backends', () => {
   it('volume_backend_name and capabilities choose the backend; the rest goes to the most free', async () => {
     const onGold = await create({ volume_type: await typeWith('on-gold', { volume_backend_name: 'gold' }) });
-    const onIron = await create({ volume_type: await typeWith('on-iron', { 'capabilities:volume_backend_name': 'iron', multiattach: '<is> True' }) });
+    const onIron = await create({
+      volume_type: await typeWith('on-iron', { 'capabilities:volume_backend_name': 'iron', multiattach: '<is> True' }),
+    });
     const anywhere = await create({});
     expect(whereIs(onGold.id)).toEqual(['gold']);
     expect(whereIs(onIron.id)).toEqual(['iron']);
@@ -85,10 +92,17 @@ describe('two file backends', () => {
     const nowhere = await create({ volume_type: await typeWith('nowhere', { storage_protocol: 'iSCSI' }) }, 'error');
     expect(whereIs(nowhere.id)).toEqual([]);
     // The project is told why, in a user message (3.3), which it may delete.
-    const messages = (await t.request('GET', '/v3/messages')).body.messages as { id: string; resource_uuid: string; user_message: string; event_id: string }[];
+    const messages = (await t.request('GET', '/v3/messages')).body.messages as {
+      id: string;
+      resource_uuid: string;
+      user_message: string;
+      event_id: string;
+    }[];
     const told = messages.find((m) => m.resource_uuid === nowhere.id)!;
     expect(told).toMatchObject({ event_id: 'VOLUME_VOLUME_001_002', message_level: 'ERROR', resource_type: 'VOLUME' });
-    expect(told.user_message).toBe('schedule allocate volume:No valid backend was found: gold does not satisfy storage_protocol=iSCSI; iron does not satisfy storage_protocol=iSCSI.');
+    expect(told.user_message).toBe(
+      'schedule allocate volume:No valid backend was found: gold does not satisfy storage_protocol=iSCSI; iron does not satisfy storage_protocol=iSCSI.',
+    );
     expect((await t.request('GET', `/v3/messages/${told.id}`)).body.message.request_id).toMatch(/^req-/);
     expect((await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.2' })).status).toBe(404);
     expect((await t.request('DELETE', `/v3/messages/${told.id}`)).status).toBe(204);
@@ -96,14 +110,25 @@ describe('two file backends', () => {
     const tooBig = await create({ size: 70, volume_type: await typeWith('big-gold', { volume_backend_name: 'gold' }) }, 'error');
     expect(whereIs(tooBig.id)).toEqual([]);
     const vol = await create({ volume_type: await typeWith('plain-gold', { volume_backend_name: 'gold' }) });
-    const refused = await t.request('POST', `/v3/volumes/${vol.id}/action`, { 'os-retype': { new_type: await typeWith('to-iron', { volume_backend_name: 'iron' }) } });
+    const refused = await t.request('POST', `/v3/volumes/${vol.id}/action`, {
+      'os-retype': { new_type: await typeWith('to-iron', { volume_backend_name: 'iron' }) },
+    });
     expect(refused.status).toBe(400);
     expect(refused.body.badRequest.message).toContain('volume_backend_name=iron');
-    expect((await t.request('POST', `/v3/volumes/${vol.id}/action`, { 'os-retype': { new_type: await typeWith('also-gold', { volume_backend_name: 'gold' }) } })).status).toBe(202);
+    expect(
+      (
+        await t.request('POST', `/v3/volumes/${vol.id}/action`, {
+          'os-retype': { new_type: await typeWith('also-gold', { volume_backend_name: 'gold' }) },
+        })
+      ).status,
+    ).toBe(202);
   });
 
   it('lists a pool and a volume service per backend', async () => {
-    const pools = (await t.request('GET', '/v3/scheduler-stats/get_pools?detail=True')).body.pools as { name: string; capabilities: Record<string, unknown> }[];
+    const pools = (await t.request('GET', '/v3/scheduler-stats/get_pools?detail=True')).body.pools as {
+      name: string;
+      capabilities: Record<string, unknown>;
+    }[];
     expect(pools.map((p) => p.name.split('#')[1]).sort()).toEqual(['gold', 'iron']);
     expect(pools.find((p) => p.name.endsWith('#gold'))!.capabilities).toMatchObject({ volume_backend_name: 'gold', total_capacity_gb: 50 });
     const services = (await t.request('GET', '/v3/os-services?binary=cinder-volume')).body.services as { host: string }[];

@@ -86,7 +86,7 @@ describe('file driver', () => {
     await expect(driver.initializeConnection('nope', {})).rejects.toBeInstanceOf(DriverError);
   });
 
-  it('counts the volumes already there once, keeps its count by its own operations, and sees another node\'s at a recount', async () => {
+  it("counts the volumes already there once, keeps its count by its own operations, and sees another node's at a recount", async () => {
     const shared = mkdtempSync(join(tmpdir(), 'volstate-file-capacity-'));
     const coordination = new Coordination({ dir: join(shared, 'locks') });
     const a = new FileDriver({ dir: shared, coordination, capacityGb: 100, recountMs: 0 });

@@ -115,9 +115,9 @@ export const nastyString = fc.oneof(
 );
 
 /** JSON of any depth: built as text, since JSON.stringify of a deep value overflows the stack too. */
-const deepJson = fc
-  .tuple(fc.integer({ min: 20, max: 20_000 }), fc.constantFrom('object', 'array'))
-  .map(([depth, kind]) => ({ __raw: kind === 'object' ? `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}` : `${'['.repeat(depth)}${']'.repeat(depth)}` }));
+const deepJson = fc.tuple(fc.integer({ min: 20, max: 20_000 }), fc.constantFrom('object', 'array')).map(([depth, kind]) => ({
+  __raw: kind === 'object' ? `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}` : `${'['.repeat(depth)}${']'.repeat(depth)}`,
+}));
 
 /** A JSON value of any kind, hostile strings and deep nesting included. */
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
@@ -136,13 +136,20 @@ const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
 
 /** An object with some of `keys` (each a plausible or a hostile value) and now and then a stranger. */
 function objectOf(keys: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> {
-  const entries = Object.entries(keys).map(([k, good]) => fc.option(fc.tuple(fc.constant(k), fc.oneof({ weight: 10, arbitrary: good }, { weight: 1, arbitrary: value })), { nil: undefined, freq: 2 }));
+  const entries = Object.entries(keys).map(([k, good]) =>
+    fc.option(fc.tuple(fc.constant(k), fc.oneof({ weight: 10, arbitrary: good }, { weight: 1, arbitrary: value })), {
+      nil: undefined,
+      freq: 2,
+    }),
+  );
   return fc
     .tuple(fc.tuple(...entries), fc.option(fc.dictionary(nastyString, value, { maxKeys: 2 }), { nil: undefined, freq: 8 }))
     .map(([present, extra]) => {
       const out: Record<string, unknown> = {};
-      for (const e of present) if (e) Object.defineProperty(out, e[0], { value: e[1], enumerable: true, writable: true, configurable: true });
-      for (const [k, v] of Object.entries(extra ?? {})) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+      for (const e of present)
+        if (e) Object.defineProperty(out, e[0], { value: e[1], enumerable: true, writable: true, configurable: true });
+      for (const [k, v] of Object.entries(extra ?? {}))
+        Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
       return out;
     });
 }
@@ -151,13 +158,12 @@ function objectOf(keys: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Rec
 const text = fc.oneof({ weight: 4, arbitrary: fc.string({ maxLength: 20 }) }, { weight: 1, arbitrary: nastyString });
 
 const metadata = fc.oneof({ weight: 4, arbitrary: fc.dictionary(text, text, { maxKeys: 3 }) }, { weight: 1, arbitrary: value });
-const size = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 1, max: 3 }) }, fc.constantFrom('2', 0, -1, 2 ** 31, 1.5, '1e3', 'x', 2 ** 53));
-const bool = fc.oneof(fc.boolean(), fc.constantFrom('True', 'False', 'yes', 'maybe', 1, 0));
-const connector = fc.oneof(
-  fc.constant({}),
-  fc.record({ host: nastyString, initiator: nastyString }, { requiredKeys: [] }),
-  value,
+const size = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 1, max: 3 }) },
+  fc.constantFrom('2', 0, -1, 2 ** 31, 1.5, '1e3', 'x', 2 ** 53),
 );
+const bool = fc.oneof(fc.boolean(), fc.constantFrom('True', 'False', 'yes', 'maybe', 1, 0));
+const connector = fc.oneof(fc.constant({}), fc.record({ host: nastyString, initiator: nastyString }, { requiredKeys: [] }), value);
 
 function volumeBody(t: Targets) {
   return objectOf({
@@ -182,7 +188,12 @@ function volumeAction(t: Targets): fc.Arbitrary<Record<string, unknown>> {
     revert: objectOf({ snapshot_id: fc.oneof(fc.constantFrom(...t.snapshots), nastyString) }),
     'os-reserve': fc.constant(null),
     'os-unreserve': fc.constant({}),
-    'os-attach': objectOf({ instance_uuid: fc.oneof(fc.uuid(), nastyString), host_name: nastyString, mountpoint: nastyString, mode: fc.constantFrom('rw', 'ro', 'xx') }),
+    'os-attach': objectOf({
+      instance_uuid: fc.oneof(fc.uuid(), nastyString),
+      host_name: nastyString,
+      mountpoint: nastyString,
+      mode: fc.constantFrom('rw', 'ro', 'xx'),
+    }),
     'os-begin_detaching': fc.constant(null),
     'os-roll_detaching': fc.constant(null),
     'os-detach': objectOf({ attachment_id: fc.oneof(fc.constantFrom(...t.attachments), nastyString) }),
@@ -190,12 +201,21 @@ function volumeAction(t: Targets): fc.Arbitrary<Record<string, unknown>> {
     'os-terminate_connection': objectOf({ connector }),
     'os-set_bootable': objectOf({ bootable: bool }),
     'os-update_readonly_flag': objectOf({ readonly: bool }),
-    'os-reset_status': objectOf({ status: nastyString, attach_status: fc.constantFrom('attached', 'detached', 'x'), migration_status: fc.constantFrom('none', 'x') }),
+    'os-reset_status': objectOf({
+      status: nastyString,
+      attach_status: fc.constantFrom('attached', 'detached', 'x'),
+      migration_status: fc.constantFrom('none', 'x'),
+    }),
     'os-force_delete': fc.constant({}),
   };
   return fc.oneof(
     { weight: 6, arbitrary: fc.oneof(...Object.entries(args).map(([name, a]) => a.map((v) => ({ [name]: v })))) },
-    { weight: 1, arbitrary: fc.tuple(nastyString, value).map(([k, v]) => Object.defineProperty({}, k, { value: v, enumerable: true }) as Record<string, unknown>) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(nastyString, value)
+        .map(([k, v]) => Object.defineProperty({}, k, { value: v, enumerable: true }) as Record<string, unknown>),
+    },
     { weight: 1, arbitrary: fc.dictionary(nastyString, value, { maxKeys: 3 }) },
   );
 }
@@ -258,7 +278,10 @@ function idSegment(live: string[]): fc.Arbitrary<string> {
 
 const versions = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 0, max: 70 }).map((n) => `volume 3.${n}`) },
-  { weight: 1, arbitrary: fc.constantFrom('volume latest', 'volume 3.71', 'volume 2.0', 'compute 3.5', 'volume 3.999999999999', 'volume', '') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('volume latest', 'volume 3.71', 'volume 2.0', 'compute 3.5', 'volume 3.999999999999', 'volume', ''),
+  },
   { weight: 1, arbitrary: nastyString.map((s) => s.replace(/[^\x20-\x7e]/g, '')) },
 );
 
@@ -272,9 +295,16 @@ interface RouteDef {
 }
 
 const collection = (name: string) => (_t: Targets) => fc.constant(`/${name}`);
-const item = (name: string, live: (t: Targets) => string[], suffix = '') => (t: Targets) => idSegment(live(t)).map((id) => `/${name}/${id}${suffix}`);
+const item =
+  (name: string, live: (t: Targets) => string[], suffix = '') =>
+  (t: Targets) =>
+    idSegment(live(t)).map((id) => `/${name}/${id}${suffix}`);
 const wrap = (key: string, inner: fc.Arbitrary<unknown>) =>
-  fc.oneof({ weight: 8, arbitrary: inner.map((v) => ({ [key]: v })) }, { weight: 1, arbitrary: value }, { weight: 1, arbitrary: fc.constant(undefined) });
+  fc.oneof(
+    { weight: 8, arbitrary: inner.map((v) => ({ [key]: v })) },
+    { weight: 1, arbitrary: value },
+    { weight: 1, arbitrary: fc.constant(undefined) },
+  );
 
 /** The volume service of this machine's worker, as os-services names it (the fake driver's backend). */
 const HOST_SERVICE = `${hostname()}@fake`;
@@ -306,24 +336,57 @@ export const ROUTES: RouteDef[] = [
     name: 'create snapshot',
     method: 'POST',
     path: collection('snapshots'),
-    body: (t) => wrap('snapshot', objectOf({ volume_id: fc.oneof(fc.constantFrom(...t.volumes), nastyString), force: bool, name: text, description: text, metadata })),
+    body: (t) =>
+      wrap(
+        'snapshot',
+        objectOf({ volume_id: fc.oneof(fc.constantFrom(...t.volumes), nastyString), force: bool, name: text, description: text, metadata }),
+      ),
   },
-  { name: 'update snapshot', method: 'PUT', path: item('snapshots', S), body: () => wrap('snapshot', objectOf({ name: text, description: text, metadata })) },
+  {
+    name: 'update snapshot',
+    method: 'PUT',
+    path: item('snapshots', S),
+    body: () => wrap('snapshot', objectOf({ name: text, description: text, metadata })),
+  },
   { name: 'delete snapshot', method: 'DELETE', path: item('snapshots', S) },
   {
     name: 'snapshot action',
     method: 'POST',
     path: item('snapshots', S, '/action'),
-    body: () => fc.oneof(objectOf({ 'os-reset_status': objectOf({ status: nastyString }) }), fc.constant({ 'os-force_delete': {} }), fc.dictionary(nastyString, value, { maxKeys: 2 })),
+    body: () =>
+      fc.oneof(
+        objectOf({ 'os-reset_status': objectOf({ status: nastyString }) }),
+        fc.constant({ 'os-force_delete': {} }),
+        fc.dictionary(nastyString, value, { maxKeys: 2 }),
+      ),
   },
   {
     name: 'create attachment',
     method: 'POST',
     path: collection('attachments'),
-    body: (t) => wrap('attachment', objectOf({ volume_uuid: fc.oneof(fc.constantFrom(...t.volumes), nastyString), instance_uuid: fc.oneof(fc.uuid(), nastyString), connector, mode: fc.constantFrom('rw', 'ro', 'x') })),
+    body: (t) =>
+      wrap(
+        'attachment',
+        objectOf({
+          volume_uuid: fc.oneof(fc.constantFrom(...t.volumes), nastyString),
+          instance_uuid: fc.oneof(fc.uuid(), nastyString),
+          connector,
+          mode: fc.constantFrom('rw', 'ro', 'x'),
+        }),
+      ),
   },
-  { name: 'update attachment', method: 'PUT', path: item('attachments', A), body: () => wrap('attachment', objectOf({ connector, mode: fc.constantFrom('rw', 'ro', 'x') })) },
-  { name: 'attachment action', method: 'POST', path: item('attachments', A, '/action'), body: () => fc.oneof(fc.constant({ 'os-complete': null }), fc.dictionary(nastyString, value, { maxKeys: 2 })) },
+  {
+    name: 'update attachment',
+    method: 'PUT',
+    path: item('attachments', A),
+    body: () => wrap('attachment', objectOf({ connector, mode: fc.constantFrom('rw', 'ro', 'x') })),
+  },
+  {
+    name: 'attachment action',
+    method: 'POST',
+    path: item('attachments', A, '/action'),
+    body: () => fc.oneof(fc.constant({ 'os-complete': null }), fc.dictionary(nastyString, value, { maxKeys: 2 })),
+  },
   { name: 'delete attachment', method: 'DELETE', path: item('attachments', A) },
   ...(['volumes', 'snapshots'] as const).flatMap((c): RouteDef[] => {
     const live = c === 'volumes' ? V : S;
@@ -341,26 +404,62 @@ export const ROUTES: RouteDef[] = [
   { name: 'volume summary', method: 'GET', path: collection('volumes/summary') },
   ...((): RouteDef[] => {
     const target = (t: Targets) => fc.oneof(fc.constant(t.project), fc.constant('gold'), nastyString.map(encodeAny));
-    const limits = objectOf({ volumes: fc.oneof(fc.integer({ min: -2, max: 100 }), value), gigabytes: fc.integer({ min: -1, max: 1000 }), snapshots: fc.oneof(fc.integer({ min: -1, max: 50 }), nastyString), bogus: fc.integer() });
+    const limits = objectOf({
+      volumes: fc.oneof(fc.integer({ min: -2, max: 100 }), value),
+      gigabytes: fc.integer({ min: -1, max: 1000 }),
+      snapshots: fc.oneof(fc.integer({ min: -1, max: 50 }), nastyString),
+      bogus: fc.integer(),
+    });
     return [
       { name: 'show quotas', method: 'GET', path: (t) => target(t).map((p) => `/os-quota-sets/${p}`) },
       { name: 'quota defaults', method: 'GET', path: (t) => target(t).map((p) => `/os-quota-sets/${p}/defaults`) },
-      { name: 'update quotas', method: 'PUT', path: (t) => target(t).map((p) => `/os-quota-sets/${p}`), body: () => wrap('quota_set', limits) },
+      {
+        name: 'update quotas',
+        method: 'PUT',
+        path: (t) => target(t).map((p) => `/os-quota-sets/${p}`),
+        body: () => wrap('quota_set', limits),
+      },
       { name: 'delete quotas', method: 'DELETE', path: (t) => target(t).map((p) => `/os-quota-sets/${p}`) },
       { name: 'show quota class', method: 'GET', path: (t) => target(t).map((p) => `/os-quota-class-sets/${p}`) },
-      { name: 'update quota class', method: 'PUT', path: (t) => target(t).map((p) => `/os-quota-class-sets/${p}`), body: () => wrap('quota_class_set', limits) },
+      {
+        name: 'update quota class',
+        method: 'PUT',
+        path: (t) => target(t).map((p) => `/os-quota-class-sets/${p}`),
+        body: () => wrap('quota_class_set', limits),
+      },
       { name: 'limits', method: 'GET', path: collection('limits') },
     ];
   })(),
   ...((): RouteDef[] => {
     const qos = (suffix: string) => (t: Targets) => idSegment(t.qos).map((id) => `/qos-specs/${id}${suffix}`);
-    const typeQuery = (path: string) => (t: Targets) => fc.tuple(idSegment(t.qos), fc.oneof(idSegment(t.types), fc.constant(''))).map(([id, type]) => `/qos-specs/${id}/${path}?vol_type_id=${type}`);
+    const typeQuery = (path: string) => (t: Targets) =>
+      fc
+        .tuple(idSegment(t.qos), fc.oneof(idSegment(t.types), fc.constant('')))
+        .map(([id, type]) => `/qos-specs/${id}/${path}?vol_type_id=${type}`);
     return [
       { name: 'list qos', method: 'GET', path: collection('qos-specs') },
       { name: 'show qos', method: 'GET', path: qos('') },
-      { name: 'create qos', method: 'POST', path: collection('qos-specs'), body: () => wrap('qos_specs', objectOf({ name: text, consumer: fc.oneof(fc.constantFrom('front-end', 'back-end', 'both'), nastyString), read_iops_sec: text })) },
+      {
+        name: 'create qos',
+        method: 'POST',
+        path: collection('qos-specs'),
+        body: () =>
+          wrap(
+            'qos_specs',
+            objectOf({
+              name: text,
+              consumer: fc.oneof(fc.constantFrom('front-end', 'back-end', 'both'), nastyString),
+              read_iops_sec: text,
+            }),
+          ),
+      },
       { name: 'set qos keys', method: 'PUT', path: qos(''), body: () => wrap('qos_specs', metadata) },
-      { name: 'unset qos keys', method: 'PUT', path: qos('/delete_keys'), body: () => objectOf({ keys: fc.oneof(fc.array(text, { maxLength: 3 }), value) }) },
+      {
+        name: 'unset qos keys',
+        method: 'PUT',
+        path: qos('/delete_keys'),
+        body: () => objectOf({ keys: fc.oneof(fc.array(text, { maxLength: 3 }), value) }),
+      },
       { name: 'delete qos', method: 'DELETE', path: qos('') },
       { name: 'qos associations', method: 'GET', path: qos('/associations') },
       { name: 'associate qos', method: 'GET', path: typeQuery('associate') },
@@ -372,7 +471,13 @@ export const ROUTES: RouteDef[] = [
     const type = (t: Targets) => idSegment(t.types);
     const typed = (suffix: string) => (t: Targets) => type(t).map((id) => `/types/${id}${suffix}`);
     const specKey = fc.oneof(fc.constantFrom('multiattach', 'a', '__proto__'), nastyString.map(encodeAny));
-    const typeBody = objectOf({ name: text, description: text, 'os-volume-type-access:is_public': bool, is_public: bool, extra_specs: metadata });
+    const typeBody = objectOf({
+      name: text,
+      description: text,
+      'os-volume-type-access:is_public': bool,
+      is_public: bool,
+      extra_specs: metadata,
+    });
     return [
       { name: 'list types', method: 'GET', path: collection('types') },
       { name: 'show type', method: 'GET', path: typed('') },
@@ -382,14 +487,28 @@ export const ROUTES: RouteDef[] = [
       { name: 'type extra specs', method: 'GET', path: typed('/extra_specs') },
       { name: 'set type extra specs', method: 'POST', path: typed('/extra_specs'), body: () => wrap('extra_specs', metadata) },
       { name: 'type extra spec', method: 'GET', path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`) },
-      { name: 'set type extra spec', method: 'PUT', path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`), body: () => metadata },
-      { name: 'delete type extra spec', method: 'DELETE', path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`) },
+      {
+        name: 'set type extra spec',
+        method: 'PUT',
+        path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`),
+        body: () => metadata,
+      },
+      {
+        name: 'delete type extra spec',
+        method: 'DELETE',
+        path: (t) => fc.tuple(type(t), specKey).map(([id, k]) => `/types/${id}/extra_specs/${k}`),
+      },
       { name: 'type access', method: 'GET', path: typed('/os-volume-type-access') },
       {
         name: 'type action',
         method: 'POST',
         path: typed('/action'),
-        body: () => fc.oneof(objectOf({ addProjectAccess: objectOf({ project: text }) }), objectOf({ removeProjectAccess: objectOf({ project: text }) }), fc.dictionary(nastyString, value, { maxKeys: 2 })),
+        body: () =>
+          fc.oneof(
+            objectOf({ addProjectAccess: objectOf({ project: text }) }),
+            objectOf({ removeProjectAccess: objectOf({ project: text }) }),
+            fc.dictionary(nastyString, value, { maxKeys: 2 }),
+          ),
       },
     ];
   })(),
@@ -400,8 +519,18 @@ export const ROUTES: RouteDef[] = [
       { name: `list ${base}`, method: 'GET', path: collection(base) },
       { name: `list ${base} detail`, method: 'GET', path: collection(`${base}/detail`) },
       { name: `show ${base}`, method: 'GET', path: tr('') },
-      { name: `create ${base}`, method: 'POST', path: collection(base), body: (t) => wrap('transfer', objectOf({ volume_id: volumeId(t), name: text, no_snapshots: bool })) },
-      { name: `accept ${base}`, method: 'POST', path: tr('/accept'), body: () => wrap('accept', objectOf({ auth_key: fc.oneof(text, value) })) },
+      {
+        name: `create ${base}`,
+        method: 'POST',
+        path: collection(base),
+        body: (t) => wrap('transfer', objectOf({ volume_id: volumeId(t), name: text, no_snapshots: bool })),
+      },
+      {
+        name: `accept ${base}`,
+        method: 'POST',
+        path: tr('/accept'),
+        body: () => wrap('accept', objectOf({ auth_key: fc.oneof(text, value) })),
+      },
       { name: `delete ${base}`, method: 'DELETE', path: tr('') },
     ];
   }),
@@ -413,15 +542,32 @@ export const ROUTES: RouteDef[] = [
     name: 'update service',
     method: 'PUT',
     path: () => fc.constantFrom('enable', 'disable', 'disable-log-reason', 'freeze', 'thaw', 'bogus').map((a) => `/os-services/${a}`),
-    body: () => objectOf({ host: fc.oneof(fc.constant(HOST_SERVICE), nastyString), binary: fc.oneof(fc.constantFrom('cinder-volume', 'cinder-scheduler'), nastyString), disabled_reason: text }),
+    body: () =>
+      objectOf({
+        host: fc.oneof(fc.constant(HOST_SERVICE), nastyString),
+        binary: fc.oneof(fc.constantFrom('cinder-volume', 'cinder-scheduler'), nastyString),
+        disabled_reason: text,
+      }),
   },
   { name: 'list hosts', method: 'GET', path: collection('os-hosts') },
-  { name: 'show host', method: 'GET', path: () => fc.oneof(fc.constant(HOST_SERVICE), nastyString.map(encodeAny)).map((h) => `/os-hosts/${h}`) },
+  {
+    name: 'show host',
+    method: 'GET',
+    path: () => fc.oneof(fc.constant(HOST_SERVICE), nastyString.map(encodeAny)).map((h) => `/os-hosts/${h}`),
+  },
   { name: 'pools', method: 'GET', path: collection('scheduler-stats/get_pools') },
-  { name: 'capabilities', method: 'GET', path: () => fc.oneof(fc.constant(HOST_SERVICE), nastyString.map(encodeAny)).map((h) => `/capabilities/${h}`) },
+  {
+    name: 'capabilities',
+    method: 'GET',
+    path: () => fc.oneof(fc.constant(HOST_SERVICE), nastyString.map(encodeAny)).map((h) => `/capabilities/${h}`),
+  },
   { name: 'availability zones', method: 'GET', path: collection('os-availability-zone') },
   { name: 'extensions', method: 'GET', path: collection('extensions') },
-  { name: 'unknown path', method: 'GET', path: () => fc.array(idSegment([]), { minLength: 1, maxLength: 4 }).map((p) => `/${p.join('/')}`) },
+  {
+    name: 'unknown path',
+    method: 'GET',
+    path: () => fc.array(idSegment([]), { minLength: 1, maxLength: 4 }).map((p) => `/${p.join('/')}`),
+  },
 ];
 
 function serialise(body: unknown): string | undefined {
@@ -446,21 +592,40 @@ export function requests(t: Targets): fc.Arbitrary<FuzzRequest> {
       fc
         .record({
           path: route.path(t),
-          prefix: fc.oneof({ weight: 4, arbitrary: fc.constant('/v3') }, { weight: 3, arbitrary: fc.constant(`/v3/${t.project}`) }, { weight: 1, arbitrary: idSegment([]).map((p) => `/v3/${p}`) }),
+          prefix: fc.oneof(
+            { weight: 4, arbitrary: fc.constant('/v3') },
+            { weight: 3, arbitrary: fc.constant(`/v3/${t.project}`) },
+            { weight: 1, arbitrary: idSegment([]).map((p) => `/v3/${p}`) },
+          ),
           query: fc.option(query, { nil: undefined, freq: 2 }),
           body: route.body ? route.body(t) : fc.option(value, { nil: undefined, freq: 6 }),
           version: fc.option(versions, { nil: undefined, freq: 8 }),
-          ifMatch: fc.option(fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 12 }).map(String) }, { weight: 1, arbitrary: headerValue }), { nil: undefined, freq: 6 }),
-          contentType: fc.oneof({ weight: 10, arbitrary: fc.constant('application/json') }, { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/xml', 'application/json; charset=latin1', '') }),
+          ifMatch: fc.option(
+            fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 1, max: 12 }).map(String) }, { weight: 1, arbitrary: headerValue }),
+            { nil: undefined, freq: 6 },
+          ),
+          contentType: fc.oneof(
+            { weight: 10, arbitrary: fc.constant('application/json') },
+            { weight: 1, arbitrary: fc.constantFrom('text/plain', 'application/xml', 'application/json; charset=latin1', '') },
+          ),
           token: fc.oneof({ weight: 10, arbitrary: fc.constant(`admin:${t.project}`) }, { weight: 1, arbitrary: headerValue }),
-          method: fc.oneof({ weight: 12, arbitrary: fc.constant(route.method) }, { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS') }),
+          method: fc.oneof(
+            { weight: 12, arbitrary: fc.constant(route.method) },
+            { weight: 1, arbitrary: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS') },
+          ),
         })
         .map(({ path, prefix, query: q, body, version, ifMatch, contentType, token, method }) => {
           const headers: Record<string, string> = { 'content-type': contentType, 'x-auth-token': token };
           if (version !== undefined) headers['openstack-api-version'] = version;
           if (ifMatch !== undefined) headers['if-match'] = ifMatch;
           const text = method === 'GET' || method === 'HEAD' ? undefined : serialise(body);
-          return { route: route.name, method, url: `${prefix}${path}${q ? `?${q}` : ''}`, headers, ...(text === undefined ? {} : { body: text }) };
+          return {
+            route: route.name,
+            method,
+            url: `${prefix}${path}${q ? `?${q}` : ''}`,
+            headers,
+            ...(text === undefined ? {} : { body: text }),
+          };
         }),
     ),
   );

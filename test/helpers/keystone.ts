@@ -32,7 +32,9 @@ export function ensureDebianPackages(packages: Record<string, string>): void {
     .filter(([, file]) => !existsSync(file))
     .map(([name]) => name);
   if (missing.length === 0) return;
-  const preseed = ['configure_db', 'create-admin-tenant', 'register-endpoint', 'dbconfig-install'].map((q) => `keystone keystone/${q} boolean false`).join('\n');
+  const preseed = ['configure_db', 'create-admin-tenant', 'register-endpoint', 'dbconfig-install']
+    .map((q) => `keystone keystone/${q} boolean false`)
+    .join('\n');
   const steps = [
     ['debconf-set-selections', [], preseed],
     ['apt-get', ['update', '-qq'], undefined],
@@ -40,7 +42,8 @@ export function ensureDebianPackages(packages: Record<string, string>): void {
   ] as const;
   for (const [cmd, args, input] of steps) {
     const r = spawnSync(cmd, [...args], { input, encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    if (r.status !== 0) throw new Error(`installing ${missing.join(' ')}: ${cmd} ${args.join(' ')} failed (${r.status ?? r.error}):\n${r.stderr}`);
+    if (r.status !== 0)
+      throw new Error(`installing ${missing.join(' ')}: ${cmd} ${args.join(' ')} failed (${r.status ?? r.error}):\n${r.stderr}`);
   }
 }
 
@@ -150,8 +153,23 @@ function bootstrapped(): string {
   manage('credential_setup', '--keystone-user', 'root', '--keystone-group', 'root');
   // The endpoints' address is set for each copy (its own port).
   const placeholder = 'http://127.0.0.1:1/v3/';
-  manage('bootstrap', '--bootstrap-password', ADMIN_PASSWORD, '--bootstrap-public-url', placeholder, '--bootstrap-internal-url', placeholder, '--bootstrap-admin-url', placeholder, '--bootstrap-region-id', 'RegionOne');
-  run('/usr/bin/python3', ['-c', `import sqlite3; sqlite3.connect(${JSON.stringify(join(work, 'keystone.db'))}).execute('pragma journal_mode=wal')`]);
+  manage(
+    'bootstrap',
+    '--bootstrap-password',
+    ADMIN_PASSWORD,
+    '--bootstrap-public-url',
+    placeholder,
+    '--bootstrap-internal-url',
+    placeholder,
+    '--bootstrap-admin-url',
+    placeholder,
+    '--bootstrap-region-id',
+    'RegionOne',
+  );
+  run('/usr/bin/python3', [
+    '-c',
+    `import sqlite3; sqlite3.connect(${JSON.stringify(join(work, 'keystone.db'))}).execute('pragma journal_mode=wal')`,
+  ]);
   rmSync(conf);
   rmSync(join(work, 'keystone.log'), { force: true });
   writeFileSync(join(work, 'ready'), version);
@@ -181,7 +199,21 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
   let output = '';
   const proc: ChildProcess = spawn(
     'uwsgi_python3',
-    ['--http-socket', `127.0.0.1:${port}`, '--wsgi-file', '/usr/bin/keystone-wsgi-public', '--processes', '1', '--threads', '1', '--master', '--die-on-term', '--add-header', 'Connection: close', '--need-app'],
+    [
+      '--http-socket',
+      `127.0.0.1:${port}`,
+      '--wsgi-file',
+      '/usr/bin/keystone-wsgi-public',
+      '--processes',
+      '1',
+      '--threads',
+      '1',
+      '--master',
+      '--die-on-term',
+      '--add-header',
+      'Connection: close',
+      '--need-app',
+    ],
     { env: { ...process.env, OS_KEYSTONE_CONFIG_FILES: conf }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   proc.stdout!.on('data', (b: Buffer) => (output += b.toString()));
@@ -197,7 +229,16 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
   };
 
   // Ready when it answers; it exits (and says why) if it cannot start.
-  await until(async () => proc.exitCode !== null || (await fetch(url).then((r) => r.ok, () => false)), 110_000, "Keystone's first answer");
+  await until(
+    async () =>
+      proc.exitCode !== null ||
+      (await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      )),
+    110_000,
+    "Keystone's first answer",
+  );
   if (proc.exitCode !== null) throw new Error(`Keystone's uwsgi exited (${proc.exitCode}):\n${output.slice(-3000)}`);
 
   const token = async (user: string, password: string, projectId: string) => {
@@ -205,7 +246,10 @@ export async function startKeystone(opts: KeystoneOptions = {}): Promise<Keyston
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } }, scope: { project: { id: projectId } } },
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } },
+          scope: { project: { id: projectId } },
+        },
       }),
     });
     if (res.status !== 201) throw new Error(`token for ${user}: ${res.status} ${await res.text()}`);

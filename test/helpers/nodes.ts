@@ -19,7 +19,13 @@ export interface Reply {
 }
 
 /** One request to one node; a network error is status 0. */
-export async function call(node: VolstateNode, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
+export async function call(
+  node: VolstateNode,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   try {
     const r = await fetch(`${node.url}${path}`, {
       method,

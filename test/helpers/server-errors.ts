@@ -50,7 +50,9 @@ export function captureServerErrors(): ServerErrors {
     },
   };
   const describe = (r: LogRecord) =>
-    r.err ? `${r.msg ?? ''}: ${r.err.stack ?? `${r.err.type ?? 'Error'}: ${r.err.message ?? ''}`}${r.err.code ? ` (code ${r.err.code})` : ''}` : `${r.msg ?? ''}${r.fault ? ` — ${r.fault}` : ''}`;
+    r.err
+      ? `${r.msg ?? ''}: ${r.err.stack ?? `${r.err.type ?? 'Error'}: ${r.err.message ?? ''}`}${r.err.code ? ` (code ${r.err.code})` : ''}`
+      : `${r.msg ?? ''}${r.fault ? ` — ${r.fault}` : ''}`;
   return {
     logger: { level: shown ?? 'warn', stream },
     errors,

@@ -16,7 +16,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, ms = 10
     } catch (err) {
       last = err;
     }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${typeof last === 'string' ? last : JSON.stringify(last)}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${typeof last === 'string' ? last : JSON.stringify(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -77,7 +77,9 @@ describe('decide on the volume machine', () => {
       const parked = `${status}.parked`;
       expect(volume.index.stepStates).not.toContain(parked);
       expect(volume.index.isTransient(parked) || volume.index.holdsReaders(parked)).toBe(false);
-      const leaving = Object.keys(volume.events).filter((type) => decide(volume, { state: parked, context: quiet }, { type, status: 'error' }).ok);
+      const leaving = Object.keys(volume.events).filter(
+        (type) => decide(volume, { state: parked, context: quiet }, { type, status: 'error' }).ok,
+      );
       expect(leaving.sort()).toEqual(['FORCE_DELETE', 'FORCE_DELETE_CASCADE', 'RESET_STATUS']);
     }
   });
@@ -133,7 +135,11 @@ describe('recovery (WORKER_LOST)', () => {
   it('starts scheduling again from the queue, and forgets the losses once the operation ends', () => {
     const lost = decide(volume, { state: 'creating.scheduling', context: quiet }, { type: 'WORKER_LOST' });
     expect(lost).toMatchObject({ ok: true, to: 'creating.db', context: { operation: { lost: 1 } } });
-    const created = decide(volume, { state: 'creating.backend', context: { ...quiet, operation: { lost: 2 } } }, { type: 'BACKEND_CREATED' });
+    const created = decide(
+      volume,
+      { state: 'creating.backend', context: { ...quiet, operation: { lost: 2 } } },
+      { type: 'BACKEND_CREATED' },
+    );
     expect(created).toMatchObject({ ok: true, to: 'available', context: { operation: null } });
   });
 });
@@ -199,6 +205,8 @@ describe('defineResource', () => {
       });
     expect(() => defineResource({ ...base, machine: withStep({ step: 'work' }), states: ['a', 'b'] })).toThrow(/no WORKER_LOST/);
     expect(() => defineResource({ ...base, machine: withStep({}), states: ['a', 'b'] })).toThrow(/what moves it on/);
-    expect(defineResource({ ...base, machine: withStep({ movedOnBy: 'the client' }), states: ['a', 'b'] }).index.isTransient('b')).toBe(true);
+    expect(defineResource({ ...base, machine: withStep({ movedOnBy: 'the client' }), states: ['a', 'b'] }).index.isTransient('b')).toBe(
+      true,
+    );
   });
 });

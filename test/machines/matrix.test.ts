@@ -289,7 +289,11 @@ describe('volume machine, transfers', () => {
   checkMatrix(MODELS.volume, offered, VOLUME_TRANSFER, { partial: true });
   it('an offer ends only by the transfer that made it', () => {
     for (const event of ['TRANSFER_ACCEPT', 'TRANSFER_CANCEL']) {
-      const d = decide(MODELS.volume, { state: 'awaiting-transfer.offered', context: offered }, { type: event, transfer_id: '00000000-0000-4000-8000-000000000004' });
+      const d = decide(
+        MODELS.volume,
+        { state: 'awaiting-transfer.offered', context: offered },
+        { type: event, transfer_id: '00000000-0000-4000-8000-000000000004' },
+      );
       expect(d).toMatchObject({ ok: false, kind: 'invalid', failed: [{ guard: 'offeredBy' }] });
     }
   });

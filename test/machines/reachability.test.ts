@@ -26,7 +26,11 @@ function sampleEvents(model: ResourceModel): { type: string; [k: string]: unknow
     if ('new_size' in spec.params) return [{ type, new_size: 5 }];
     if ('status' in spec.params) return model.resettable.map((status) => ({ type, status }));
     if ('d_reserved' in spec.params) return attachmentChanges.map((d) => ({ type, ...d }));
-    if ('force' in spec.params) return [{ type, force: true }, { type, force: false }];
+    if ('force' in spec.params)
+      return [
+        { type, force: true },
+        { type, force: false },
+      ];
     if ('snapshot_id' in spec.params) return [{ type, snapshot_id: '00000000-0000-4000-8000-000000000001' }];
     return [{ type }];
   });
@@ -57,9 +61,12 @@ for (const model of Object.values(MODELS) as ResourceModel[]) {
     it('can reach the final state from every reachable state and context', () => {
       // Backwards from the final nodes: whatever has a move into a node that reaches the end reaches it too.
       const reaches = new Set(nodes.filter(([, n]) => model.index.isFinal(leafOf(n.state.value))).map(([key]) => key));
-      const moves = nodes.map(([key, n]) => ({ key, next: Object.values(n.transitions).map((t) => JSON.stringify((t as { state: unknown }).state)) }));
+      const moves = nodes.map(([key, n]) => ({
+        key,
+        next: Object.values(n.transitions).map((t) => JSON.stringify((t as { state: unknown }).state)),
+      }));
       const keyOf = new Map(nodes.map(([key, n]) => [JSON.stringify(n.state), key]));
-      for (let grew = true; grew; ) {
+      for (let grew = true; grew;) {
         grew = false;
         for (const { key, next } of moves) {
           if (!reaches.has(key) && next.some((s) => reaches.has(keyOf.get(s) ?? ''))) {

@@ -134,7 +134,11 @@ function readResults(subunit: string): Map<string, Outcome> {
 
 /** Every test id the regex selects (tags stripped). */
 function listTests(ws: string, conf: string, regex: string): string[] {
-  const r = spawnSync('tempest', ['run', '--config-file', conf, '--regex', regex, '--list-tests'], { cwd: ws, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync('tempest', ['run', '--config-file', conf, '--regex', regex, '--list-tests'], {
+    cwd: ws,
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+  });
   if (r.status !== 0) throw new Error(`tempest run --list-tests: ${r.stderr}`);
   return r.stdout
     .split('\n')
@@ -196,7 +200,11 @@ async function main(): Promise<number> {
 
     const ws = join(work, 'workspace');
     // Its own workspace registry, so nothing is added to ~/.tempest.
-    const init = spawnSync('tempest', ['init', '--name', `volstate-${process.pid}`, '--workspace-path', join(work, 'workspaces.yaml'), ws], { encoding: 'utf8' });
+    const init = spawnSync(
+      'tempest',
+      ['init', '--name', `volstate-${process.pid}`, '--workspace-path', join(work, 'workspaces.yaml'), ws],
+      { encoding: 'utf8' },
+    );
     if (init.status !== 0) throw new Error(`tempest init failed (${init.status}): ${init.stdout}${init.stderr}`);
     const conf = join(ws, 'etc', 'tempest.conf');
     writeFileSync(conf, tempestConf(keystone, join(ws, 'tempest.log')));
@@ -220,7 +228,10 @@ async function main(): Promise<number> {
     const regressed = [...expected].filter((id) => results.has(id) && !passed.has(id)).sort();
     const absent = values.regex ? [] : [...expected].filter((id) => !results.has(id)).sort();
     const fresh = [...passed].filter((id) => !expected.has(id)).sort();
-    const failed = [...results].filter(([, o]) => o !== 'success' && o !== 'skip').map(([id]) => id).sort();
+    const failed = [...results]
+      .filter(([, o]) => o !== 'success' && o !== 'skip')
+      .map(([id]) => id)
+      .sort();
 
     console.log(`\n${table(results)}\n`);
     say(`${failed.length} failing tests (expected: the features volstate does not have yet, see docs/tempest.md):`);
@@ -234,7 +245,12 @@ async function main(): Promise<number> {
       const header = readFileSync(EXPECTED, 'utf8')
         .split('\n')
         .filter((l) => l.startsWith('#'));
-      writeFileSync(EXPECTED, [...header, ...[...new Set([...expected].filter((id) => !results.has(id) || passed.has(id)).concat([...passed]))].sort(), ''].join('\n'));
+      writeFileSync(
+        EXPECTED,
+        [...header, ...[...new Set([...expected].filter((id) => !results.has(id) || passed.has(id)).concat([...passed]))].sort(), ''].join(
+          '\n',
+        ),
+      );
       say(`expected-pass.txt rewritten: ${passed.size} passes`);
     }
     say(`took ${Math.round((Date.now() - started) / 1000)} s; workspace ${values.keep ? ws : '(removed)'}`);

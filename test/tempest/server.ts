@@ -13,7 +13,6 @@ import { freePort } from '../../db/servers/embedded.ts';
 import type { Keystone } from '../helpers/keystone.ts';
 import { volstateArgs } from '../../src/launch.ts';
 
-
 export interface Server {
   readonly url: string;
   stop(): Promise<void>;
@@ -38,9 +37,13 @@ export async function startServer(keystone: Keystone, auth: 'keystone' | 'noauth
   const url = `http://127.0.0.1:${port}`;
   const env = auth === 'keystone' ? await serviceUser(keystone) : { VOLSTATE_AUTH: 'noauth' };
   for (const type of ['volumev3', 'block-storage']) {
-    const service = (await keystone.api('POST', '/services', { service: { type, name: type === 'volumev3' ? 'cinderv3' : 'block-storage' } })).service.id;
+    const service = (
+      await keystone.api('POST', '/services', { service: { type, name: type === 'volumev3' ? 'cinderv3' : 'block-storage' } })
+    ).service.id;
     for (const iface of ['public', 'internal', 'admin']) {
-      await keystone.api('POST', '/endpoints', { endpoint: { service_id: service, interface: iface, region_id: 'RegionOne', url: `${url}/v3/%(project_id)s` } });
+      await keystone.api('POST', '/endpoints', {
+        endpoint: { service_id: service, interface: iface, region_id: 'RegionOne', url: `${url}/v3/%(project_id)s` },
+      });
     }
   }
   const proc = spawn(process.execPath, await volstateArgs('serve', '--port', String(port)), {

@@ -20,7 +20,15 @@ beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }, 60_000);
 afterAll(async () => {
@@ -39,7 +47,9 @@ describe('the operator page', () => {
 
     // Changes made through the API reach the page by the event stream.
     const second = await availableVolume(t);
-    await page.waitForFunction("document.querySelector('#log')?.textContent?.includes('--BACKEND_CREATED--> available')", undefined, { timeout: 20_000 });
+    await page.waitForFunction("document.querySelector('#log')?.textContent?.includes('--BACKEND_CREATED--> available')", undefined, {
+      timeout: 20_000,
+    });
     await expect.poll(async () => available.getAttribute('data-count'), { timeout: 20_000 }).toBe('2');
     // The edge it came by carries its rate: creating.backend --BACKEND_CREATED--> available, once this minute.
     const edge = page.locator('#machine-volume g.edge', { has: page.locator('title', { hasText: /^creating_backend->available$/ }) });
