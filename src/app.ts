@@ -24,6 +24,7 @@ import { metrics } from './metrics.ts';
 import type { Worker } from './worker/worker.ts';
 import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
+import { openApiDocument, type RouteEntry } from './api/openapi/document.ts';
 import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
 import { adminRoutes } from './api/admin.ts';
 import { Backends } from './drivers/backends.ts';
@@ -83,6 +84,11 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     // A trailing slash is not ignored: `GET /volumes/` is a show with an empty id, 404 as in Cinder.
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: MAX_PARAM_LENGTH },
   });
+  // Every route as registered, for the OpenAPI document (src/api/openapi/).
+  const routes: RouteEntry[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) if (method !== 'HEAD') routes.push({ method, url: r.url, schema: r.schema });
+  });
   const enforcer = opts.enforcer ?? new Enforcer();
   const volumes = new VolumeService(opts.sql, enforcer);
   const snapshots = new SnapshotService(opts.sql, enforcer);
@@ -136,6 +142,9 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   app.get('/', async (req, reply) => reply.code(300).send(versionDocument(base(req))));
   app.get('/v3', async (req) => versionDocument(base(req)));
   app.get('/v3/', async (req) => versionDocument(base(req)));
+  app.decorate('routeTable', routes);
+  let openapi: unknown;
+  app.get('/openapi.json', async () => (openapi ??= openApiDocument(routes)));
   await app.register(healthRoutes, { status, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
   metrics(app, { sql: opts.sql, enforcer, worker: opts.worker });
   await app.register(diagramRoutes);
