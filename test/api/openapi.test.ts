@@ -1,6 +1,6 @@
 /**
- * The OpenAPI document (GET /openapi.json, src/api/openapi/): it lists
- * exactly the routes the app serves, its schemas compile, its Tempest part is
+ * The OpenAPI document (GET /openapi.json, src/api/openapi/): it is valid
+ * OpenAPI 3.1, lists exactly the routes the app serves, its schemas compile, its Tempest part is
  * the installed Tempest's, and the answers of a walk through every documented
  * route keep it — checked the way Tempest checks Cinder, by
  * test/helpers/openapi.ts, which is shown to catch a broken answer.
@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { DOCUMENTED } from '../../src/api/openapi/document.ts';
 import { availableVolume, PROJECT, useApp, waitStatus, type Reply } from '../helpers/app.ts';
@@ -36,6 +37,11 @@ describe('the OpenAPI document', () => {
 
     const { doc } = await contract();
     expect(doc.openapi).toBe('3.1.0');
+    // Valid against the OpenAPI Initiative's 3.1 schema.
+    const validator = new Validator();
+    const valid = await validator.validate(structuredClone(doc));
+    expect(valid.errors, 'the OpenAPI 3.1 schema').toBeUndefined();
+    expect([valid.valid, validator.version]).toEqual([true, '3.1']);
     const operations = Object.values(doc.paths as Record<string, object>).flatMap((p) => Object.keys(p));
     expect(operations.length).toBe(resources.length + others.length);
     const ids = Object.values(doc.paths as Record<string, Record<string, { operationId: string }>>).flatMap((p) =>
