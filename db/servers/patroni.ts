@@ -213,19 +213,8 @@ async function is(m: PatroniMember, role: 'primary' | 'sync' | 'replica'): Promi
   }
 }
 
-export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster> {
-  ensurePatroniPackages();
-  const say = opts.say ?? (() => {});
-  const owner = runAs();
-  const n = opts.members ?? 2;
-  const ttl = opts.ttl ?? 10;
-  const loopWait = opts.loopWait ?? 1;
-  const dir = opts.dir;
-  chmodSync(dir, 0o755);
-  const children = new Set<ChildProcess>();
-  const logs = new Map<string, string>();
-
-  // etcd: one member, loopback only.
+/** etcd, one member, loopback only: Patroni's distributed configuration store. Resolves once it is healthy. */
+async function startEtcd(dir: string): Promise<{ proc: ChildProcess; clientPort: number }> {
   const [clientPort, peerPort] = [await freePort(), await freePort()];
   const etcdUrl = `http://127.0.0.1:${clientPort}`;
   const etcd = spawn(
@@ -250,7 +239,6 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  children.add(etcd);
   let etcdLog = '';
   etcd.stderr.on('data', (b: Buffer) => (etcdLog = (etcdLog + b.toString()).slice(-20_000)));
   for (let until = Date.now() + 30_000; ;) {
@@ -259,16 +247,22 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       () => false,
     );
     if (ok) break;
-    if (etcd.exitCode !== null || Date.now() > until) throw new Error(`etcd did not start:\n${etcdLog}`);
+    if (etcd.exitCode !== null || Date.now() > until) {
+      etcd.kill('SIGKILL');
+      throw new Error(`etcd did not start:\n${etcdLog}`);
+    }
     await sleep(100);
   }
 
-  const members: PatroniMember[] = [];
-  for (let i = 0; i < n; i++) {
-    const name = `pg${i + 1}`;
-    const home = ownedDir(join(dir, name), owner);
-    members.push({ name, pgPort: await freePort(), apiPort: await freePort(), dataDir: join(home, 'data') });
-  }
+  return { proc: etcd, clientPort };
+}
+
+/** One member's patroni.yml (as JSON, which is YAML). */
+function patroniConfig(
+  m: PatroniMember,
+  ctx: { opts: PatroniOptions; dir: string; clientPort: number; ttl: number; loopWait: number },
+): Record<string, unknown> {
+  const { opts, dir, clientPort, ttl, loopWait } = ctx;
   const settings = {
     max_connections: 500,
     wal_log_hints: 'on', // pg_rewind: a lost primary comes back as a standby
@@ -278,7 +272,7 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
     hot_standby: 'on',
     ...opts.settings,
   };
-  const configOf = (m: PatroniMember) => ({
+  return {
     scope: 'volstate',
     name: m.name,
     log: { level: 'WARNING' },
@@ -312,7 +306,32 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       remove_data_directory_on_rewind_failure: true,
       remove_data_directory_on_diverged_timelines: true,
     },
-  });
+  };
+}
+
+export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster> {
+  ensurePatroniPackages();
+  const say = opts.say ?? (() => {});
+  const owner = runAs();
+  const n = opts.members ?? 2;
+  const ttl = opts.ttl ?? 10;
+  const loopWait = opts.loopWait ?? 1;
+  const dir = opts.dir;
+  chmodSync(dir, 0o755);
+  const children = new Set<ChildProcess>();
+  const logs = new Map<string, string>();
+
+  const etcd = await startEtcd(dir);
+  children.add(etcd.proc);
+  const clientPort = etcd.clientPort;
+
+  const members: PatroniMember[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `pg${i + 1}`;
+    const home = ownedDir(join(dir, name), owner);
+    members.push({ name, pgPort: await freePort(), apiPort: await freePort(), dataDir: join(home, 'data') });
+  }
+  const configOf = (m: PatroniMember) => patroniConfig(m, { opts, dir, clientPort, ttl, loopWait });
 
   const procs = new Map<string, ChildProcess>();
   const startMember = (m: PatroniMember) => {
@@ -415,7 +434,7 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
         const pid = postmasterPid(m.dataDir);
         if (pid) killPostgres(pid);
       }
-      etcd.kill('SIGKILL');
+      etcd.proc.kill('SIGKILL');
     },
   };
 

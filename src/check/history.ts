@@ -75,66 +75,52 @@ const line = (t: TransitionRow) =>
 
 export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<CheckReport> {
   const facts = new Map<string, MachineFacts>(RESOURCE_TYPES.map((t) => [t, factsOf(t)]));
-  const violations: Violation[] = [];
-  type Row = { state: string; version: number; readers: number; dependents: number; owner: string | null; updated_at: Date };
-  const rows = new Map<string, Row>();
-  for (const r of await sql<(Row & { resource_type: string; resource_id: string })[]>`
+  const rows = new Map<string, StateRow>();
+  for (const r of await sql<(StateRow & { resource_type: string; resource_id: string })[]>`
     SELECT resource_type, resource_id, state, version, readers, dependents, owner, updated_at FROM resource_states`) {
     rows.set(`${r.resource_type}:${r.resource_id}`, r);
   }
   // How far a purge went (db/retention.ts): before it, transitions and deleted resources may be gone.
   const [horizon] = await sql<{ history_before: Date }[]>`SELECT history_before FROM history_horizon`;
-  const purgedBefore = horizon?.history_before;
+  const ctx: Context = { sql, facts, rows, purgedBefore: horizon?.history_before, violations: [] };
 
-  // The history, one resource at a time, in version order, streamed.
+  const transitions = await checkTransitions(ctx);
+  await checkCounters(ctx);
+  if (opts.atRest) await checkAtRest(ctx);
+  await checkRelations(ctx);
+  await checkQuotaUsage(ctx);
+  if (opts.requests) await checkRequests(ctx, opts.requests);
+  return { transitions, resources: rows.size, violations: ctx.violations };
+}
+
+type StateRow = { state: string; version: number; readers: number; dependents: number; owner: string | null; updated_at: Date };
+
+/** What every step of the check reads, and where it writes what it finds. */
+interface Context {
+  sql: Exec;
+  facts: Map<string, MachineFacts>;
+  /** every state row, by `type:id` */
+  rows: Map<string, StateRow>;
+  /** the purge's cutoff, if one ran */
+  purgedBefore: Date | undefined;
+  violations: Violation[];
+}
+
+/**
+ * The history, one resource at a time in version order, streamed: each
+ * transition an edge of its machine, versions without a gap, each starting
+ * where the one before ended, and the last one the state row. Then every row
+ * has a history. Returns how many transitions were read.
+ */
+async function checkTransitions(ctx: Context): Promise<number> {
+  const { sql, rows, purgedBefore, violations } = ctx;
   let transitions = 0;
   let current: TransitionRow[] = [];
   const seen = new Set<string>();
   const finish = (history: TransitionRow[]) => {
     if (history.length === 0) return;
-    const { resource_type: type, resource_id: id } = history[0]!;
-    const key = `${type}:${id}`;
-    seen.add(key);
-    const f = facts.get(type);
-    const slice = (i: number) => history.slice(Math.max(0, i - 3), i + 2).map(line);
-    const add = (kind: ViolationKind, detail: string, at: number) => violations.push({ kind, resource: key, detail, slice: slice(at) });
-    if (!f) return add('not-an-edge', `unknown resource type ${type}`, 0);
-    // A purge may have dropped the first transitions (whole months of history): then the history
-    // starts later, and its first transition is checked as an edge, not as a creation.
-    const first = history[0]!.version;
-    if (first !== 1 && purgedBefore === undefined)
-      add('version-gap', `the history starts at version ${first}, and nothing was ever purged`, 0);
-    history.forEach((t, i) => {
-      if (t.version !== first + i) add('version-gap', `transition ${i + 1} has version ${t.version}`, i);
-      if (i === 0 && first === 1) {
-        if (t.from_state !== null || !f.edges.has(`|${t.event}|${t.to_state}`))
-          add('bad-creation', `created by ${t.event} into ${t.to_state}, not into ${f.initial}`, i);
-        return;
-      }
-      if (i === 0) {
-        if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`))
-          add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
-        return;
-      }
-      const before = history[i - 1]!;
-      if (t.from_state !== before.to_state)
-        add('broken-chain', `v${t.version} starts in ${t.from_state}, v${before.version} ended in ${before.to_state}`, i);
-      if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`))
-        add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
-    });
-    const last = history.at(-1)!;
-    const row = rows.get(key);
-    // A resource that ended before the purge's cutoff was purged with its row; its history may remain.
-    const purged = purgedBefore !== undefined && f.final.has(last.to_state) && last.at < purgedBefore;
-    if (!row) {
-      if (!purged) add('row-mismatch', 'history without a state row', history.length - 1);
-    } else if (row.state !== last.to_state || row.version !== last.version) {
-      add(
-        'row-mismatch',
-        `the row is ${row.state} at v${row.version}; its history ends in ${last.to_state} at v${last.version}`,
-        history.length - 1,
-      );
-    }
+    seen.add(`${history[0]!.resource_type}:${history[0]!.resource_id}`);
+    checkResourceHistory(ctx, history);
   };
   await sql<TransitionRow[]>`
     SELECT resource_type, resource_id::text, from_state, event, to_state, version, actor, request_id, at
@@ -155,8 +141,60 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
     if (seen.has(key) || (purgedBefore !== undefined && r.updated_at < purgedBefore)) continue;
     violations.push({ kind: 'row-mismatch', resource: key, detail: 'a state row with no history', slice: [] });
   }
+  return transitions;
+}
 
-  // Counters: never negative, equal to the leases that record them.
+/** One resource's whole history (in version order), against its machine and its state row. */
+function checkResourceHistory(ctx: Context, history: TransitionRow[]): void {
+  const { facts, rows, purgedBefore, violations } = ctx;
+  const { resource_type: type, resource_id: id } = history[0]!;
+  const key = `${type}:${id}`;
+  const f = facts.get(type);
+  const slice = (i: number) => history.slice(Math.max(0, i - 3), i + 2).map(line);
+  const add = (kind: ViolationKind, detail: string, at: number) => {
+    violations.push({ kind, resource: key, detail, slice: slice(at) });
+  };
+  if (!f) return add('not-an-edge', `unknown resource type ${type}`, 0);
+  // A purge may have dropped the first transitions (whole months of history): then the history
+  // starts later, and its first transition is checked as an edge, not as a creation.
+  const first = history[0]!.version;
+  if (first !== 1 && purgedBefore === undefined)
+    add('version-gap', `the history starts at version ${first}, and nothing was ever purged`, 0);
+  history.forEach((t, i) => {
+    if (t.version !== first + i) add('version-gap', `transition ${i + 1} has version ${t.version}`, i);
+    if (i === 0 && first === 1) {
+      if (t.from_state !== null || !f.edges.has(`|${t.event}|${t.to_state}`))
+        add('bad-creation', `created by ${t.event} into ${t.to_state}, not into ${f.initial}`, i);
+      return;
+    }
+    if (i === 0) {
+      if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`))
+        add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
+      return;
+    }
+    const before = history[i - 1]!;
+    if (t.from_state !== before.to_state)
+      add('broken-chain', `v${t.version} starts in ${t.from_state}, v${before.version} ended in ${before.to_state}`, i);
+    if (!f.edges.has(`${t.from_state}|${t.event}|${t.to_state}`))
+      add('not-an-edge', `${t.from_state} --${t.event}--> ${t.to_state} is no edge of the ${type} machine`, i);
+  });
+  const last = history.at(-1)!;
+  const row = rows.get(key);
+  // A resource that ended before the purge's cutoff was purged with its row; its history may remain.
+  const purged = purgedBefore !== undefined && f.final.has(last.to_state) && last.at < purgedBefore;
+  if (!row) {
+    if (!purged) add('row-mismatch', 'history without a state row', history.length - 1);
+  } else if (row.state !== last.to_state || row.version !== last.version) {
+    add(
+      'row-mismatch',
+      `the row is ${row.state} at v${row.version}; its history ends in ${last.to_state} at v${last.version}`,
+      history.length - 1,
+    );
+  }
+}
+
+/** Counters: never negative, equal to the leases that record them. */
+async function checkCounters({ sql, violations }: Context): Promise<void> {
   for (const r of await sql<{ key: string; readers: number; dependents: number; reader_leases: number; dependent_leases: number }[]>`
     SELECT s.resource_type || ':' || s.resource_id AS key, s.readers, s.dependents,
            count(*) FILTER (WHERE l.kind = 'reader')::int AS reader_leases,
@@ -174,31 +212,34 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
       });
     }
   }
+}
 
-  if (opts.atRest) {
-    for (const [key, r] of rows) {
-      const f = facts.get(key.split(':')[0]!);
-      if (!f) continue;
-      if (f.steps.has(r.state))
-        violations.push({ kind: 'not-at-rest', resource: key, detail: `still in the worker step ${r.state}`, slice: [] });
-      if (r.owner !== null)
-        violations.push({ kind: 'owned-at-rest', resource: key, detail: `still owned by ${r.owner} in ${r.state}`, slice: [] });
-      if (r.readers > 0) {
-        // A reader is held by an operation in flight (a snapshot being taken, a clone): at rest, none is.
-        const [type, id] = key.split(':') as [string, string];
-        const [holder] =
-          await sql`SELECT holder_type, holder_id FROM leases WHERE source_type = ${type} AND source_id = ${id} AND kind = 'reader' LIMIT 1`;
-        violations.push({
-          kind: 'reader-at-rest',
-          resource: key,
-          detail: `${r.readers} readers at rest (held by ${holder ? `${holder.holder_type} ${holder.holder_id}` : 'no lease'})`,
-          slice: [],
-        });
-      }
+/** After a run has settled: nothing in a worker step, nothing owned, no reader held. */
+async function checkAtRest({ sql, facts, rows, violations }: Context): Promise<void> {
+  for (const [key, r] of rows) {
+    const f = facts.get(key.split(':')[0]!);
+    if (!f) continue;
+    if (f.steps.has(r.state))
+      violations.push({ kind: 'not-at-rest', resource: key, detail: `still in the worker step ${r.state}`, slice: [] });
+    if (r.owner !== null)
+      violations.push({ kind: 'owned-at-rest', resource: key, detail: `still owned by ${r.owner} in ${r.state}`, slice: [] });
+    if (r.readers > 0) {
+      // A reader is held by an operation in flight (a snapshot being taken, a clone): at rest, none is.
+      const [type, id] = key.split(':') as [string, string];
+      const [holder] =
+        await sql`SELECT holder_type, holder_id FROM leases WHERE source_type = ${type} AND source_id = ${id} AND kind = 'reader' LIMIT 1`;
+      violations.push({
+        kind: 'reader-at-rest',
+        resource: key,
+        detail: `${r.readers} readers at rest (held by ${holder ? `${holder.holder_type} ${holder.holder_id}` : 'no lease'})`,
+        slice: [],
+      });
     }
   }
+}
 
-  // Relations: what outlives its volume.
+/** Relations: nothing outlives its volume, and a volume's attachment counts are its live attachments. */
+async function checkRelations({ sql, facts, violations }: Context): Promise<void> {
   const final = (type: string) => [...facts.get(type)!.final];
   const children = [
     ['snapshot', 'snapshots', 'snapshot-outlives-volume'],
@@ -226,9 +267,14 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
         slice: [],
       });
   }
+}
 
-  // Quota usage: what each project's live volumes and snapshots add up to,
-  // with what extends in flight reserve, read in one statement (one snapshot).
+/**
+ * Quota usage: what each project's live volumes and snapshots add up to,
+ * with what extends in flight reserve, read in one statement (one snapshot).
+ */
+async function checkQuotaUsage({ sql, facts, violations }: Context): Promise<void> {
+  const final = (type: string) => [...facts.get(type)!.final];
   for (const r of await sql<{ project_id: string; resource: string; expected: number; recorded: number }[]>`
     WITH live AS (
       SELECT d.project_id, 'volumes' AS resource, 1 AS n FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id WHERE s.state <> ALL(${final('volume')})
@@ -255,34 +301,33 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
       slice: [],
     });
   }
+}
 
-  if (opts.requests) {
-    const inHistory = async (ids: string[]) =>
-      new Set(
-        (await sql<{ request_id: string }[]>`SELECT DISTINCT request_id FROM state_transitions WHERE request_id = ANY(${ids})`).map(
-          (r) => r.request_id,
-        ),
-      );
-    const accepted = await inHistory(opts.requests.accepted);
-    for (const id of opts.requests.accepted)
-      if (!accepted.has(id))
-        violations.push({
-          kind: 'accepted-not-in-history',
-          resource: `request:${id}`,
-          detail: 'answered as a success, but no transition carries its id',
-          slice: [],
-        });
-    const refused = await inHistory(opts.requests.refused);
-    for (const id of refused)
+/** Every request a client was told succeeded is in the history by its id, and no refused one is. */
+async function checkRequests({ sql, violations }: Context, requests: { accepted: string[]; refused: string[] }): Promise<void> {
+  const inHistory = async (ids: string[]) =>
+    new Set(
+      (await sql<{ request_id: string }[]>`SELECT DISTINCT request_id FROM state_transitions WHERE request_id = ANY(${ids})`).map(
+        (r) => r.request_id,
+      ),
+    );
+  const accepted = await inHistory(requests.accepted);
+  for (const id of requests.accepted)
+    if (!accepted.has(id))
       violations.push({
-        kind: 'refused-but-changed',
+        kind: 'accepted-not-in-history',
         resource: `request:${id}`,
-        detail: 'answered as refused, but a transition carries its id',
+        detail: 'answered as a success, but no transition carries its id',
         slice: [],
       });
-  }
-
-  return { transitions, resources: rows.size, violations };
+  const refused = await inHistory(requests.refused);
+  for (const id of refused)
+    violations.push({
+      kind: 'refused-but-changed',
+      resource: `request:${id}`,
+      detail: 'answered as refused, but a transition carries its id',
+      slice: [],
+    });
 }
 
 /** A report as text: one line per violation, with its history slice. */

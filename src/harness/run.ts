@@ -312,99 +312,8 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     }
 
     // Faults, on timers, while the clients run.
-    const timers: NodeJS.Timeout[] = [];
-    let stopping = false;
     const admin = databaseUrl ? sqlClient(databaseUrl, { max: 1, onnotice: () => {} }) : undefined;
-    if (cluster && opts.faults.killEveryMs) {
-      // One node down at a time: a kill waits until the last one's replacement serves. On a
-      // busy machine a node can take longer to start than the kill period, and killing on
-      // regardless once took every node down (the clients then had nothing to talk to).
-      let replacing = false;
-      let skipped = 0;
-      timers.push(
-        setInterval(() => {
-          if (stopping || cluster.nodes.length === 0) return;
-          if (replacing) {
-            if (++skipped % 10 === 1) say(`kill skipped: the last killed node's replacement is still starting (${skipped} skipped so far)`);
-            return;
-          }
-          const victim = cluster.nodes[Math.floor(random() * cluster.nodes.length)]!;
-          cluster.kill(victim);
-          faults.push({ kind: 'kill', at: Date.now() - started, detail: `node ${victim.url}` });
-          replacing = true;
-          void cluster
-            .replace(victim)
-            .catch((err: unknown) => say(`could not start a node in place of ${victim.url}: ${String(err)}`))
-            .finally(() => (replacing = false));
-        }, opts.faults.killEveryMs),
-      );
-    }
-    if (admin && opts.faults.pgTerminateEveryMs) {
-      timers.push(
-        setInterval(() => {
-          if (stopping) return;
-          void admin`
-            SELECT count(pg_terminate_backend(pid))::int AS n FROM (
-              SELECT pid FROM pg_stat_activity
-              WHERE application_name LIKE 'volstate%' AND application_name <> 'volstate-check' AND pid <> pg_backend_pid()
-              ORDER BY random() LIMIT 3) x`.then(
-            ([r]) => faults.push({ kind: 'pg-terminate', at: Date.now() - started, detail: `${r?.n ?? 0} connections` }),
-            () => undefined,
-          );
-        }, opts.faults.pgTerminateEveryMs),
-      );
-    }
-    if (cluster?.restartDatabase && opts.faults.pgRestartEveryMs) {
-      let restarting = false;
-      timers.push(
-        setInterval(() => {
-          if (stopping || restarting) return;
-          restarting = true;
-          const at = Date.now() - started;
-          void cluster.restartDatabase!()
-            .then(
-              () => faults.push({ kind: 'pg-restart', at, detail: `down ${Date.now() - started - at} ms` }),
-              (err: unknown) => say(`could not restart PostgreSQL: ${String(err)}`),
-            )
-            .finally(() => (restarting = false));
-        }, opts.faults.pgRestartEveryMs),
-      );
-    }
-    let failovers: Promise<void> | undefined;
-    if (cluster?.patroni && opts.faults.pgFailoverEveryMs) {
-      const patroni = cluster.patroni;
-      const every = opts.faults.pgFailoverEveryMs;
-      failovers = (async () => {
-        for (;;) {
-          for (const until = Date.now() + every; Date.now() < until && !stopping;) await new Promise((r) => setTimeout(r, 100));
-          if (stopping) return;
-          // Only a cluster with a synchronous standby fails over: the previous failover's lost member must be back.
-          await patroni.waitHealthy(120_000);
-          if (stopping) return;
-          if (opts.faults.stallStandbyMs) {
-            await patroni.stallReplication(opts.faults.stallStandbyMs);
-            await new Promise((r) => setTimeout(r, opts.faults.stallStandbyMs! / 2));
-          }
-          const t0 = Date.now();
-          const lost = await patroni.killPrimary();
-          const fault: FaultEvent = {
-            kind: 'pg-failover',
-            at: t0 - started,
-            detail: `${lost.name} lost`,
-            nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])),
-          };
-          faults.push(fault);
-          const promoted = await patroni.waitPrimary(lost, 120_000);
-          const promotedMs = Date.now() - t0;
-          fault.detail = `${lost.name} lost, ${promoted.name} promoted after ${promotedMs} ms`;
-          say(`failover: ${fault.detail}`);
-          await patroni.restart(lost);
-          await patroni.waitHealthy(120_000);
-          fault.detail += `, ${lost.name} back as its standby after ${Date.now() - t0} ms`;
-        }
-      })();
-      failovers.catch((err: unknown) => say(`the failover fault stopped: ${String(err)}`));
-    }
+    const faulting = startFaults({ opts, cluster, admin, faults, started, random, say });
     const progress = setInterval(() => {
       const n = (f: (s: number) => boolean) => outcomes.filter((o) => f(o.status)).length;
       say(
@@ -428,43 +337,21 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
           if (!(await c.step())) budget++;
         }
         // No new faults once the run's budget or time is spent: the last operations finish in peace.
-        stopping = true;
+        faulting.stop();
       }),
     );
-    stopping = true;
-    for (const t of timers) clearInterval(t);
+    faulting.stop();
     clearInterval(progress);
     const durationMs = Date.now() - started;
     const endedBy: RunSummary['endedBy'] = budget <= 0 ? 'ops' : 'duration';
-    await failovers?.catch(() => undefined); // a failover under way ends with the cluster whole again
+    await faulting.failovers?.catch(() => undefined); // a failover under way ends with the cluster whole again
 
     // At rest, then the check.
-    let violations: number | undefined;
-    let checkText: string | undefined;
-    let acknowledged: RunSummary['acknowledged'];
-    if (databaseUrl) {
-      const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
-      try {
-        const until = Date.now() + (opts.settleMs ?? 60_000);
-        while ((await unsettled(sql)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
-        say('checking the history');
-        const ok = (s: number) => s >= 200 && s < 300;
-        const requests = {
-          accepted: outcomes.filter((o) => ok(o.status) && o.requestId).map((o) => o.requestId!),
-          refused: outcomes.filter((o) => o.status >= 400 && o.status < 500 && o.requestId).map((o) => o.requestId!),
-        };
-        const report = await checkHistory(sql, { atRest: Boolean(cluster), requests });
-        violations = report.violations.length;
-        checkText = formatReport(report);
-        acknowledged = {
-          total: requests.accepted.length,
-          missing: report.violations.filter((v) => v.kind === 'accepted-not-in-history').length,
-        };
-      } finally {
-        await sql.end({ timeout: 5 });
-        await admin?.end({ timeout: 5 });
-      }
-    } else await admin?.end({ timeout: 5 });
+    const { violations, checkText, acknowledged } = await (
+      databaseUrl
+        ? settleAndCheck(databaseUrl, outcomes, { atRest: Boolean(cluster), settleMs: opts.settleMs, say })
+        : Promise.resolve({ violations: undefined, checkText: undefined, acknowledged: undefined })
+    ).finally(() => admin?.end({ timeout: 5 }));
     const summary: RunSummary = {
       seed: opts.seed,
       scenario: scenario.name,
@@ -482,6 +369,165 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     return summary;
   } finally {
     await cluster?.stop();
+  }
+}
+
+interface FaultContext {
+  opts: HarnessOptions;
+  cluster: Cluster | undefined;
+  /** a session of its own on the database, for pg-terminate */
+  admin: ReturnType<typeof sqlClient> | undefined;
+  faults: FaultEvent[];
+  started: number;
+  random: () => number;
+  say: (line: string) => void;
+}
+
+/**
+ * The faults of --faults, each on its own timer, until stop(): kills (one
+ * node down at a time), pg-terminate, pg-restart, and Patroni failovers (a
+ * loop; `failovers` settles once a failover under way has ended).
+ */
+function startFaults(ctx: FaultContext): { stop: () => void; failovers: Promise<void> | undefined } {
+  const state = { stopping: false };
+  const timers = [startKills(ctx, state), startTerminations(ctx, state), startRestarts(ctx, state)];
+  const failovers = startFailovers(ctx, state);
+  return {
+    stop: () => {
+      state.stopping = true;
+      for (const t of timers) if (t) clearInterval(t);
+    },
+    failovers,
+  };
+}
+
+/** SIGKILL a random node every killEveryMs, one down at a time, and start its replacement. */
+function startKills(ctx: FaultContext, state: { stopping: boolean }): NodeJS.Timeout | undefined {
+  const { opts, cluster, faults, started, random, say } = ctx;
+  if (!(cluster && opts.faults.killEveryMs)) return undefined;
+  // One node down at a time: a kill waits until the last one's replacement serves. On a
+  // busy machine a node can take longer to start than the kill period, and killing on
+  // regardless once took every node down (the clients then had nothing to talk to).
+  let replacing = false;
+  let skipped = 0;
+  return setInterval(() => {
+    if (state.stopping || cluster.nodes.length === 0) return;
+    if (replacing) {
+      if (++skipped % 10 === 1) say(`kill skipped: the last killed node's replacement is still starting (${skipped} skipped so far)`);
+      return;
+    }
+    const victim = cluster.nodes[Math.floor(random() * cluster.nodes.length)]!;
+    cluster.kill(victim);
+    faults.push({ kind: 'kill', at: Date.now() - started, detail: `node ${victim.url}` });
+    replacing = true;
+    void cluster
+      .replace(victim)
+      .catch((err: unknown) => say(`could not start a node in place of ${victim.url}: ${String(err)}`))
+      .finally(() => (replacing = false));
+  }, opts.faults.killEveryMs);
+}
+
+/** pg_terminate_backend on up to three of volstate's sessions every pgTerminateEveryMs. */
+function startTerminations(ctx: FaultContext, state: { stopping: boolean }): NodeJS.Timeout | undefined {
+  const { opts, admin, faults, started } = ctx;
+  if (!(admin && opts.faults.pgTerminateEveryMs)) return undefined;
+  return setInterval(() => {
+    if (state.stopping) return;
+    void admin`
+      SELECT count(pg_terminate_backend(pid))::int AS n FROM (
+        SELECT pid FROM pg_stat_activity
+        WHERE application_name LIKE 'volstate%' AND application_name <> 'volstate-check' AND pid <> pg_backend_pid()
+        ORDER BY random() LIMIT 3) x`.then(
+      ([r]) => faults.push({ kind: 'pg-terminate', at: Date.now() - started, detail: `${r?.n ?? 0} connections` }),
+      () => undefined,
+    );
+  }, opts.faults.pgTerminateEveryMs);
+}
+
+/** Restart the embedded PostgreSQL every pgRestartEveryMs (fast shutdown), one restart at a time. */
+function startRestarts(ctx: FaultContext, state: { stopping: boolean }): NodeJS.Timeout | undefined {
+  const { opts, cluster, faults, started, say } = ctx;
+  if (!(cluster?.restartDatabase && opts.faults.pgRestartEveryMs)) return undefined;
+  let restarting = false;
+  return setInterval(() => {
+    if (state.stopping || restarting) return;
+    restarting = true;
+    const at = Date.now() - started;
+    void cluster.restartDatabase!()
+      .then(
+        () => faults.push({ kind: 'pg-restart', at, detail: `down ${Date.now() - started - at} ms` }),
+        (err: unknown) => say(`could not restart PostgreSQL: ${String(err)}`),
+      )
+      .finally(() => (restarting = false));
+  }, opts.faults.pgRestartEveryMs);
+}
+
+/** Kill Patroni's primary every pgFailoverEveryMs, once the cluster is whole (a synchronous standby back). */
+function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Promise<void> | undefined {
+  const { opts, cluster, faults, started, say } = ctx;
+  if (!cluster?.patroni || !opts.faults.pgFailoverEveryMs) return undefined;
+  const patroni = cluster.patroni;
+  const every = opts.faults.pgFailoverEveryMs;
+  const failovers = (async () => {
+    for (;;) {
+      for (const until = Date.now() + every; Date.now() < until && !state.stopping;) await new Promise((r) => setTimeout(r, 100));
+      if (state.stopping) return;
+      // Only a cluster with a synchronous standby fails over: the previous failover's lost member must be back.
+      await patroni.waitHealthy(120_000);
+      if (state.stopping) return;
+      if (opts.faults.stallStandbyMs) {
+        await patroni.stallReplication(opts.faults.stallStandbyMs);
+        await new Promise((r) => setTimeout(r, opts.faults.stallStandbyMs! / 2));
+      }
+      const t0 = Date.now();
+      const lost = await patroni.killPrimary();
+      const fault: FaultEvent = {
+        kind: 'pg-failover',
+        at: t0 - started,
+        detail: `${lost.name} lost`,
+        nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])),
+      };
+      faults.push(fault);
+      const promoted = await patroni.waitPrimary(lost, 120_000);
+      const promotedMs = Date.now() - t0;
+      fault.detail = `${lost.name} lost, ${promoted.name} promoted after ${promotedMs} ms`;
+      say(`failover: ${fault.detail}`);
+      await patroni.restart(lost);
+      await patroni.waitHealthy(120_000);
+      fault.detail += `, ${lost.name} back as its standby after ${Date.now() - t0} ms`;
+    }
+  })();
+  failovers.catch((err: unknown) => say(`the failover fault stopped: ${String(err)}`));
+  return failovers;
+}
+
+/** Wait until nothing is in flight (at most settleMs), then check the history and the answers clients were given. */
+async function settleAndCheck(
+  databaseUrl: string,
+  outcomes: Outcome[],
+  ctx: { atRest: boolean; settleMs: number | undefined; say: (line: string) => void },
+): Promise<Pick<RunSummary, 'violations' | 'checkText' | 'acknowledged'>> {
+  const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
+  try {
+    const until = Date.now() + (ctx.settleMs ?? 60_000);
+    while ((await unsettled(sql)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    ctx.say('checking the history');
+    const ok = (s: number) => s >= 200 && s < 300;
+    const requests = {
+      accepted: outcomes.filter((o) => ok(o.status) && o.requestId).map((o) => o.requestId!),
+      refused: outcomes.filter((o) => o.status >= 400 && o.status < 500 && o.requestId).map((o) => o.requestId!),
+    };
+    const report = await checkHistory(sql, { atRest: ctx.atRest, requests });
+    return {
+      violations: report.violations.length,
+      checkText: formatReport(report),
+      acknowledged: {
+        total: requests.accepted.length,
+        missing: report.violations.filter((v) => v.kind === 'accepted-not-in-history').length,
+      },
+    };
+  } finally {
+    await sql.end({ timeout: 5 });
   }
 }
 
