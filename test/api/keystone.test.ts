@@ -8,11 +8,11 @@
  * is 400 "Malformed request url", as Cinder answers it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.ts';
+import { KeystoneAuth } from '../../src/auth/keystone.ts';
 import { freePort } from '../../db/servers/embedded.ts';
 import { ApiError } from '../../src/errors.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
-import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { KEYSTONE_START_MS, SERVICE_USER, serviceAuthOptions, startKeystone, type Keystone } from '../helpers/keystone.ts';
 import { until } from '../helpers/wait.ts';
 
 /**
@@ -24,16 +24,7 @@ import { until } from '../helpers/wait.ts';
 const TOKEN_LIFETIME_S = 10; // 20 until 2026-12-05: all but two Keystone calls of this test come after it expires
 
 let keystone: Keystone;
-const options: KeystoneAuthOptions = {
-  url: '',
-  user: 'volstate',
-  password: 'volstate-secret',
-  project: 'service',
-  domain: 'default',
-  cacheSeconds: 300,
-  maxEntries: 1000,
-  timeoutMs: KEYSTONE_ANSWER_MS,
-};
+const options = serviceAuthOptions();
 const auth = new KeystoneAuth(options);
 const users: Record<'reader' | 'member' | 'admin' | 'other', { name: string; project: string }> = {} as never;
 let projectP = '';
@@ -42,8 +33,8 @@ let projectQ = '';
 beforeAll(async () => {
   keystone = await startKeystone();
   options.url = keystone.url;
-  const service = await keystone.createProject('service');
-  await keystone.createUser('volstate', 'volstate-secret', service, ['service']);
+  const service = await keystone.createProject(SERVICE_USER.project);
+  await keystone.createUser(SERVICE_USER.name, SERVICE_USER.password, service, ['service']);
   projectP = await keystone.createProject('p');
   projectQ = await keystone.createProject('q');
   for (const [role, project] of [
@@ -156,8 +147,8 @@ describe('auth mode keystone, against a real Keystone', () => {
       // A Keystone whose tokens live TOKEN_LIFETIME_S, and the app's validation pointed at it.
       const brief = await startKeystone({ tokenLifetime: TOKEN_LIFETIME_S });
       try {
-        const service = await brief.createProject('service');
-        await brief.createUser('volstate', 'volstate-secret', service, ['service']);
+        const service = await brief.createProject(SERVICE_USER.project);
+        await brief.createUser(SERVICE_USER.name, SERVICE_USER.password, service, ['service']);
         const project = await brief.createProject('p');
         await brief.createUser('user-member', 'pw', project, ['member']);
         const briefAuth = new KeystoneAuth({ ...options, url: brief.url });

@@ -9,21 +9,12 @@
  * (.ci/run installs it.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KeystoneAuth, type KeystoneAuthOptions } from '../../src/auth/keystone.ts';
+import { KeystoneAuth } from '../../src/auth/keystone.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
-import { KEYSTONE_ANSWER_MS, KEYSTONE_START_MS, startKeystone, type Keystone } from '../helpers/keystone.ts';
+import { KEYSTONE_START_MS, SERVICE_USER, serviceAuthOptions, startKeystone, type Keystone } from '../helpers/keystone.ts';
 import { ResidentCli, type CliRun as Run } from '../helpers/resident-cli.ts';
 
-const options: KeystoneAuthOptions = {
-  url: '',
-  user: 'volstate',
-  password: 'volstate-secret',
-  project: 'service',
-  domain: 'default',
-  cacheSeconds: 300,
-  maxEntries: 1000,
-  timeoutMs: KEYSTONE_ANSWER_MS,
-};
+const options = serviceAuthOptions();
 const t = useApp({ listen: true, auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) } });
 let keystone: Keystone;
 let project = '';
@@ -31,7 +22,7 @@ let project = '';
 beforeAll(async () => {
   keystone = await startKeystone();
   options.url = keystone.url;
-  await keystone.createUser('volstate', 'volstate-secret', await keystone.createProject('service'), ['service']);
+  await keystone.createUser(SERVICE_USER.name, SERVICE_USER.password, await keystone.createProject(SERVICE_USER.project), ['service']);
   project = await keystone.createProject('osc');
   await keystone.createUser('osc-member', 'pw', project, ['member']);
   await keystone.createUser('osc-admin', 'pw', project, ['admin']);

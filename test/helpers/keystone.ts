@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../db/servers/embedded.ts';
 import { until } from './wait.ts';
+import type { KeystoneAuthOptions } from '../../src/auth/keystone.ts';
 
 /** Debian packages and the command each provides. */
 export const KEYSTONE_PACKAGES: Record<string, string> = {
@@ -65,6 +66,23 @@ export const KEYSTONE_START_MS = 300_000;
  * (a closed port, 503).
  */
 export const KEYSTONE_ANSWER_MS = 30_000;
+
+/** The service user volstate validates tokens as, which each Keystone test creates in project `service`. */
+export const SERVICE_USER = { name: 'volstate', password: 'volstate-secret', project: 'service' } as const;
+
+/** volstate's Keystone settings for SERVICE_USER; `url` is set once the test's Keystone is up. */
+export function serviceAuthOptions(): KeystoneAuthOptions {
+  return {
+    url: '',
+    user: SERVICE_USER.name,
+    password: SERVICE_USER.password,
+    project: SERVICE_USER.project,
+    domain: 'default',
+    cacheSeconds: 300,
+    maxEntries: 1000,
+    timeoutMs: KEYSTONE_ANSWER_MS,
+  };
+}
 
 export interface KeystoneOptions {
   /** token lifetime in seconds (Keystone's [token] expiration); default 3600 */
