@@ -12,12 +12,12 @@
  * force deletes), would draw a thicket of edges; they are listed once in
  * a legend instead.
  */
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { instance } from '@viz-js/viz';
 import type { AnyStateNode } from 'xstate';
-import { MODELS, type ResourceModel } from '../machines/index.ts';
+import { RESOURCE_TYPES, modelOf, type ResourceModel } from '../machines/index.ts';
 import { pathOf } from '../machines/introspect.ts';
 import { MAX_STEP_ATTEMPTS, PARKED, TRANSIENT } from '../machines/model.ts';
 
@@ -152,52 +152,322 @@ export function mermaid(model: ResourceModel): string {
 
 const q = (s: string) => `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 
-export function dot(model: ResourceModel): string {
-  const { edges, summaries } = graphOf(model);
+/** A transition as the machine defines it: `from` '' is the root (every state); `to` null stays. */
+export interface Transition {
+  from: string;
+  event: string;
+  to: string | null;
+  guard?: string;
+  actions: string[];
+}
+
+const nameOf = (x: unknown) => (typeof x === 'string' ? x : (x as { type: string }).type);
+
+/** The leaf a target enters: a compound state enters its initial child, recursively. */
+function entered(node: AnyStateNode): string {
+  return node.type === 'compound' ? entered(node.initial.target[0]!) : pathOf(node);
+}
+
+export function transitionsOf(model: ResourceModel): Transition[] {
+  const out: Transition[] = [];
+  const walk = (node: AnyStateNode) => {
+    for (const [event, defs] of node.transitions) {
+      for (const t of defs) {
+        const target = t.target?.[0];
+        out.push({
+          from: pathOf(node),
+          event,
+          to: target ? entered(target) : null,
+          ...(t.guard === undefined ? {} : { guard: nameOf(t.guard) }),
+          actions: (t.actions ?? []).map(nameOf),
+        });
+      }
+    }
+    Object.values(node.states).forEach(walk);
+  };
+  walk(model.machine.root);
+  return out;
+}
+
+/** The status (top-level state) a state belongs to: Cinder's `status`. */
+export const statusOf = (path: string) => path.split('.')[0]!;
+
+/** The machine's statuses in document order, each with what the diagrams need to know of it. */
+export interface Status {
+  name: string;
+  /** an operation is in flight in it (a refusal there is 409 busy) */
+  transient: boolean;
+  final: boolean;
+  /** only its parked sub-state: set by os-reset_status, no operation runs in it */
+  parked: boolean;
+  /** its sub-states (the steps of its operation), when it has any besides `parked` */
+  steps: string[];
+  doc: string;
+}
+
+export function statusesOf(model: ResourceModel): Status[] {
+  const { index } = model;
+  return Object.values(model.machine.root.states).map((node) => {
+    const name = pathOf(node);
+    const leaves = index.leaves.filter((l) => l === name || l.startsWith(`${name}.`));
+    const working = leaves.filter((l) => !isParked(l));
+    return {
+      name,
+      transient: working.some((l) => index.isTransient(l)),
+      final: index.isFinal(name),
+      parked: working.length === 0,
+      steps: working.length > 1 || (working.length === 1 && working[0] !== name) ? leaves : [],
+      doc: working.map((l) => index.meta(l).doc).find((d) => d) ?? '',
+    };
+  });
+}
+
+/**
+ * The events drawn in a table beside the diagrams rather than as edges: an
+ * event taken from every state (the root), from many statuses (an admin's
+ * reset, a force delete), or moving among a set of statuses both ways (the
+ * volume following its attachments) would be a thicket of edges.
+ */
+const MANY_SOURCES = 6;
+const MANY_BOTH_WAYS = 3;
+
+/** The statuses an event both enters and leaves for another status (not counting staying put). */
+function movesAmong(ts: Transition[]): string[] {
+  const moves = ts.filter((t) => t.from !== '' && t.to !== null && statusOf(t.from) !== statusOf(t.to));
+  const from = new Set(moves.map((t) => statusOf(t.from)));
+  return [...new Set(moves.map((t) => statusOf(t.to!)))].filter((s) => from.has(s));
+}
+
+export interface TableRow {
+  event: string;
+  by: string;
+  request: string;
+  from: string[];
+  to: string[];
+  doc: string;
+}
+
+export function manyStateEvents(model: ResourceModel, transitions = transitionsOf(model)): TableRow[] {
+  const rows: TableRow[] = [];
+  for (const event of new Set(transitions.map((t) => t.event))) {
+    const ts = transitions.filter((t) => t.event === event);
+    const sources = new Set(ts.map((t) => (t.from === '' ? '' : statusOf(t.from))));
+    const targets = new Set(ts.map((t) => (t.to === null ? '(stays)' : statusOf(t.to))));
+    const bothWays = movesAmong(ts).length;
+    if (!sources.has('') && sources.size < MANY_SOURCES && bothWays < MANY_BOTH_WAYS) continue;
+    const spec = model.events[event];
+    const all = statusesOf(model).filter((s) => !s.final).length;
+    rows.push({
+      event,
+      by: spec?.by ?? 'worker',
+      request: spec?.request ?? '',
+      from: sources.has('') ? ['every status but the final one'] : sources.size === all ? ['every status but the final one'] : [...sources],
+      to: [...targets],
+      doc: spec?.doc ?? '',
+    });
+  }
+  return rows;
+}
+
+/** An edge of the overview: every transition between two statuses, by the events not in the table. */
+export interface OverviewEdge {
+  id: string;
+  from: string;
+  to: string;
+  events: string[];
+  /** some event of it is a client's request (drawn solid; only workers' dashed) */
+  client: boolean;
+}
+
+export function overviewOf(model: ResourceModel) {
+  const transitions = transitionsOf(model);
+  const table = manyStateEvents(model, transitions);
+  const tabled = new Set(table.map((r) => r.event));
+  const statuses = statusesOf(model);
+  const parked = new Set(statuses.filter((s) => s.parked).map((s) => s.name));
+  const edges = new Map<string, OverviewEdge>();
+  for (const t of transitions) {
+    if (tabled.has(t.event) || t.to === null || t.from === '') continue;
+    const from = statusOf(t.from);
+    const to = statusOf(t.to);
+    if (from === to || parked.has(from) || parked.has(to)) continue;
+    const id = `${from}->${to}`;
+    const edge = edges.get(id) ?? { id, from, to, events: [], client: false };
+    if (!edge.events.includes(t.event)) edge.events.push(t.event);
+    edge.client ||= model.events[t.event]?.by === 'api';
+    edges.set(id, edge);
+  }
+  // An event moving among a set of statuses both ways (the volume following its attachments)
+  // is drawn as that set, boxed, with one edge in and one out of the rest status it returns to.
+  const rest = statuses.find((s) => !s.transient && !s.final && !s.parked)?.name;
+  const groups = table
+    .map((r) => ({ event: r.event, by: r.by, among: movesAmong(transitions.filter((t) => t.event === r.event)) }))
+    .filter((g) => g.among.length >= MANY_BOTH_WAYS && g.among.length <= MANY_SOURCES)
+    .map(({ among, ...g }) => ({ ...g, statuses: among.filter((s) => s !== rest && !parked.has(s)) }));
+  return { statuses, table, edges: [...edges.values()], transitions, groups, rest };
+}
+
+const FONT = 'fontname="Helvetica"';
+const TRANSIENT_FILL = '#fff3cd';
+
+/** `a, b, c, d` in lines of at most `per` items. */
+const lines = (items: string[], per: number, sep = '\\n') => {
+  const out: string[] = [];
+  for (let i = 0; i < items.length; i += per) out.push(items.slice(i, i + per).join(', '));
+  return out.join(sep);
+};
+
+/**
+ * The overview: the statuses a client sees (Cinder's) and the requests and
+ * worker outcomes between them. An operation's steps are its own diagram
+ * (`stepsDot`), the events from many states a table (`manyStateEvents`),
+ * and the statuses only an admin's reset enters one note.
+ */
+export function overviewDot(model: ResourceModel): string {
+  const { statuses, edges, groups, rest } = overviewOf(model);
   const { index } = model;
   const out = [
     `// ${HEADER(model)}`,
-    `digraph ${model.type} {`,
-    '  rankdir=LR; compound=true; newrank=true;',
-    '  node [shape=box, style="rounded,filled", fillcolor=white, fontname="Helvetica", fontsize=11];',
-    '  edge [fontname="Helvetica", fontsize=9];',
+    `digraph ${q(model.type)} {`,
+    `  rankdir=TB; compound=true; nodesep=0.2; ranksep=0.35; ${FONT};`,
+    `  node [shape=box, style="rounded,filled", fillcolor=white, ${FONT}, fontsize=13];`,
+    `  edge [${FONT}, fontsize=12];`,
     '  __start [shape=point, label=""];',
   ];
-  const emit = (node: AnyStateNode, indent: string) => {
-    const path = pathOf(node);
-    if (node.type === 'compound' && node.path.length > 0) {
-      out.push(`${indent}subgraph cluster_${id(path)} {`);
-      out.push(`${indent}  label=${q(node.key)}; style="rounded,dashed"; color="#d39e00";`);
-      Object.values(node.states).forEach((c) => emit(c, `${indent}  `));
-      out.push(`${indent}}`);
-    } else if (node.path.length > 0) {
-      const attrs = [`label=${q(node.key)}`];
-      if (index.isFinal(path)) attrs.push('shape=doublecircle', 'fillcolor="#e9ecef"');
-      else if (index.isTransient(path)) attrs.push('fillcolor="#fff3cd"');
-      else if (isParked(path)) attrs.push('style="rounded,filled,dashed"', 'fillcolor="#f1f3f5"', 'color="#6c757d"');
-      out.push(`${indent}${id(path)} [${attrs.join(', ')}];`);
+  groups.forEach((g, i) => {
+    out.push(
+      `  subgraph cluster_${i} { label=${q(`${g.event}: follows its attachments`)}; fontsize=12; style="rounded,dashed"; color="#6c757d"; ${g.statuses.map(q).join('; ')}; }`,
+    );
+    if (rest) {
+      const dashed = g.by === 'api' ? '' : ', style=dashed, color="#555555", fontcolor="#333333"';
+      out.push(
+        `  ${q(rest)} -> ${q(g.statuses[0]!)} [lhead=cluster_${i}, label=${q(g.event)}, id=${q(`${model.type}:${rest}->${g.event}`)}${dashed}];`,
+      );
+      out.push(
+        `  ${q(g.statuses.at(-1)!)} -> ${q(rest)} [ltail=cluster_${i}, label=${q(g.event)}, id=${q(`${model.type}:${g.event}->${rest}`)}${dashed}];`,
+      );
     }
-  };
-  Object.values(model.machine.root.states).forEach((n) => emit(n, '  '));
-  out.push(`  __start -> ${id(index.initial)};`);
-  // An edge from or to a compound state is drawn from/to one of its leaves, clipped at the cluster.
-  const anchor = (path: string) => (index.isLeaf(path) ? path : index.leaves.find((l) => l.startsWith(`${path}.`))!);
-  for (const e of edges) {
-    const to = e.to ?? e.from;
-    const attrs = [`label=${q(e.label)}`];
-    if (!index.isLeaf(e.from)) attrs.push(`ltail=cluster_${id(e.from)}`);
-    if (!index.isLeaf(to)) attrs.push(`lhead=cluster_${id(to)}`);
-    out.push(`  ${id(anchor(e.from))} -> ${id(anchor(to))} [${attrs.join(', ')}];`);
+  });
+  for (const s of statuses.filter((x) => !x.parked)) {
+    const attrs = [`label=${q(s.steps.length ? `${s.name} ▸` : s.name)}`, `id=${q(`${model.type}:${s.name}`)}`];
+    if (s.doc) attrs.push(`tooltip=${q(s.doc)}`);
+    if (s.final) attrs.push('shape=doublecircle', 'fillcolor="#e9ecef"', 'fontsize=11');
+    else if (s.transient) attrs.push(`fillcolor="${TRANSIENT_FILL}"`);
+    out.push(`  ${q(s.name)} [${attrs.join(', ')}];`);
   }
-  // Title and legend as the graph's label, left-justified lines under the drawing.
-  const lines = [
-    `${model.type} machine. Yellow: transient (an operation is in flight; refusals there are 409 busy). Grey, dashed: parked (set by os-reset_status; no worker takes it; a reset or a force delete leaves it). Double circle: final.`,
-    ...legend(model, summaries),
-  ];
-  out.push(`  labelloc=b; labeljust=l; fontname="Helvetica"; fontsize=10;`);
-  out.push(`  label="${lines.map((l) => l.replaceAll('\\', '\\\\').replaceAll('"', '\\"')).join('\\l')}\\l";`);
+  out.push(`  __start -> ${q(statusOf(index.initial))};`);
+  for (const e of edges) {
+    const attrs = [`label="${lines(e.events, 1)}"`, `id=${q(`${model.type}:${e.id}`)}`];
+    if (!e.client) attrs.push('style=dashed', 'color="#555555"', 'fontcolor="#333333"');
+    out.push(`  ${q(e.from)} -> ${q(e.to)} [${attrs.join(', ')}];`);
+  }
+  const parked = statuses.filter((s) => s.parked).map((s) => s.name);
+  if (parked.length) {
+    const text = `parked: set only by os-reset_status; no worker takes them;\\la reset or a force delete leaves them:\\l${lines(parked, 4, '\\l')}\\l`;
+    out.push(
+      `  parked [shape=note, style="filled,dashed", fillcolor="#f1f3f5", color="#6c757d", fontsize=11, id=${q(`${model.type}:parked`)}, label="${text}"];`,
+    );
+  }
   out.push('}');
   return `${out.join('\n')}\n`;
+}
+
+/**
+ * The steps of one operation: the sub-states of `status`, the requests that
+ * start it and the statuses it ends in, each edge `EVENT [guard]` with its
+ * effects under it. The events of the table are left out here too.
+ */
+export function stepsDot(model: ResourceModel, status: string): string {
+  const { table, transitions, statuses } = overviewOf(model);
+  const tabled = new Set(table.map((r) => r.event));
+  const inside = (p: string | null) => p !== null && (p === status || p.startsWith(`${status}.`));
+  const own = statuses.find((s) => s.name === status)!;
+  const { index } = model;
+  const out = [
+    `// ${HEADER(model)}`,
+    `digraph ${q(`${model.type}.${status}`)} {`,
+    `  rankdir=LR; nodesep=0.3; ranksep=0.5; ${FONT};`,
+    `  node [shape=box, style="rounded,filled", fillcolor=white, ${FONT}, fontsize=13];`,
+    `  edge [${FONT}, fontsize=12];`,
+    `  subgraph cluster_steps { label=${q(`${status}: the steps of its operation`)}; fontsize=13; style="rounded,dashed"; color="#d39e00";`,
+  ];
+  for (const leaf of own.steps) {
+    const meta = index.meta(leaf);
+    const name = leaf.slice(status.length + 1);
+    const sub = meta.step ? `\\nstep: ${meta.step}` : isParked(leaf) ? '\\n(os-reset_status only)' : '';
+    const attrs = [`label="${name}${sub}"`, `id=${q(`${model.type}:${leaf}`)}`];
+    if (meta.doc) attrs.push(`tooltip=${q(meta.doc)}`);
+    if (isParked(leaf)) attrs.push('style="rounded,filled,dashed"', 'fillcolor="#f1f3f5"', 'color="#6c757d"');
+    else if (index.isTransient(leaf)) attrs.push(`fillcolor="${TRANSIENT_FILL}"`);
+    out.push(`    ${q(leaf)} [${attrs.join(', ')}];`);
+  }
+  out.push('  }');
+  const outside = new Set<string>();
+  const drawn = new Set<string>();
+  // An edge from the status itself (defined on the compound state) leaves every step: drawn from the cluster.
+  const firstStep = own.steps.find((l) => !isParked(l)) ?? own.steps[0]!;
+  for (const t of transitions) {
+    if (tabled.has(t.event) || t.from === '' || !(inside(t.from) || inside(t.to))) continue;
+    const from = inside(t.from) ? (t.from === status ? firstStep : t.from) : statusOf(t.from);
+    const to = t.to === null ? from : inside(t.to) ? t.to : statusOf(t.to);
+    for (const p of [from, to]) if (!inside(p)) outside.add(p);
+    const effects = t.actions.length ? `\\n/ ${lines(t.actions, 2, '\\n  ')}` : '';
+    const label = `${t.event}${t.guard ? ` [${t.guard}]` : ''}${effects}`;
+    const key = `${from}|${to}|${label}`;
+    if (drawn.has(key)) continue;
+    drawn.add(key);
+    const attrs = [`label="${label.replaceAll('"', '\\"')}"`];
+    if (t.from === status) attrs.push('ltail=cluster_steps');
+    if (model.events[t.event]?.by !== 'api') attrs.push('style=dashed', 'color="#555555"', 'fontcolor="#333333"');
+    out.push(`  ${q(from)} -> ${q(to)} [${attrs.join(', ')}];`);
+  }
+  for (const s of outside) out.push(`  ${q(s)} [shape=ellipse, style=filled, fillcolor="#e9ecef", color="#adb5bd"];`);
+  out.push('  compound=true;', '}');
+  return `${out.join('\n')}\n`;
+}
+
+/** What /ui and the docs read of a machine: its statuses, transitions, overview edges and table. */
+export function machineJson(model: ResourceModel): string {
+  const { statuses, table, edges, transitions, groups, rest } = overviewOf(model);
+  return `${JSON.stringify({ machine: model.type, generated: HEADER(model), rest, statuses, table, edges, groups, transitions }, null, 1)}\n`;
+}
+
+/** diagrams/<machine>.md: the overview, the table beside it, and each operation's steps. */
+export function machineMarkdown(model: ResourceModel): string {
+  const { statuses, table } = overviewOf(model);
+  const cell = (s: string) => s.replaceAll('|', '\\|');
+  const out = [
+    `# The ${model.type} machine`,
+    '',
+    `<!-- ${HEADER(model)} -->`,
+    '',
+    `Statuses as a client sees them (Cinder's), and the requests and worker outcomes between them.`,
+    "Solid edges are client requests, dashed ones a worker's; yellow: an operation is in flight (a refusal there is 409 busy);",
+    '▸: the operation has steps of its own, drawn below.',
+    '',
+    `![The ${model.type} machine](${model.type}.svg)`,
+    '',
+  ];
+  if (table.length) {
+    out.push(
+      '## Events from many states',
+      '',
+      'Drawn here rather than as an edge from each state.',
+      '',
+      '| event | sent by | request | from | to | what it does |',
+      '| --- | --- | --- | --- | --- | --- |',
+      ...table.map(
+        (r) =>
+          `| \`${r.event}\` | ${r.by === 'api' ? 'client' : r.by} | ${cell(r.request)} | ${cell(r.from.join(', '))} | ${cell(r.to.join(', '))} | ${cell(r.doc)} |`,
+      ),
+      '',
+    );
+  }
+  for (const s of statuses.filter((x) => x.steps.length)) {
+    out.push(`## ${s.name}`, '', `![${s.name}: its steps](${model.type}.${s.name}.svg)`, '');
+  }
+  out.push(`The whole machine as one Mermaid diagram, for tools: [${model.type}.mmd](${model.type}.mmd).`, '');
+  return out.join('\n');
 }
 
 export async function svg(dotSource: string): Promise<string> {
@@ -228,7 +498,7 @@ export function recoveryTable(): string {
     'node that dies leaves nothing half done.)',
     '',
   ];
-  for (const model of Object.values(MODELS) as ResourceModel[]) {
+  for (const model of RESOURCE_TYPES.map(modelOf)) {
     const { index } = model;
     lines.push(
       `## ${model.type}`,
@@ -253,11 +523,18 @@ export function recoveryTable(): string {
 /** Every diagram file: name → content. */
 export async function renderAll(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
-  for (const model of Object.values(MODELS) as ResourceModel[]) {
-    const d = dot(model);
+  for (const model of RESOURCE_TYPES.map(modelOf)) {
+    const overview = overviewDot(model);
     files.set(`${model.type}.mmd`, mermaid(model));
-    files.set(`${model.type}.dot`, d);
-    files.set(`${model.type}.svg`, await svg(d));
+    files.set(`${model.type}.dot`, overview);
+    files.set(`${model.type}.svg`, await svg(overview));
+    files.set(`${model.type}.json`, machineJson(model));
+    files.set(`${model.type}.md`, machineMarkdown(model));
+    for (const s of statusesOf(model).filter((x) => x.steps.length)) {
+      const steps = stepsDot(model, s.name);
+      files.set(`${model.type}.${s.name}.dot`, steps);
+      files.set(`${model.type}.${s.name}.svg`, await svg(steps));
+    }
   }
   files.set('recovery.md', recoveryTable());
   return files;
@@ -267,15 +544,18 @@ export async function writeDiagrams(dir = DIAGRAMS): Promise<string[]> {
   mkdirSync(dir, { recursive: true });
   const files = await renderAll();
   for (const [name, content] of files) writeFileSync(join(dir, name), content);
+  for (const name of readdirSync(dir)) if (!files.has(name)) rmSync(join(dir, name)); // an operation or a machine gone
   return [...files.keys()];
 }
 
 /** Names of diagram files that are missing or differ from what the machines generate. */
 export async function checkDiagrams(dir = DIAGRAMS): Promise<string[]> {
   const stale: string[] = [];
-  for (const [name, content] of await renderAll()) {
+  const files = await renderAll();
+  for (const [name, content] of files) {
     const file = join(dir, name);
     if (!existsSync(file) || readFileSync(file, 'utf8') !== content) stale.push(name);
   }
+  if (existsSync(dir)) for (const name of readdirSync(dir)) if (!files.has(name)) stale.push(`${name} (no longer generated)`);
   return stale;
 }

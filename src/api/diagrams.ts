@@ -5,6 +5,7 @@
  * drift-checked by a test, so what is served is what the code enforces.
  * No auth: they describe the product, not anybody's resources.
  */
+import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,25 +21,37 @@ const TYPES: Record<string, string> = {
   mmd: 'text/plain; charset=utf-8',
   dot: 'text/vnd.graphviz; charset=utf-8',
   md: 'text/markdown; charset=utf-8',
+  json: 'application/json; charset=utf-8',
 };
 
-/** The files a client may ask for: nothing else of the directory, whatever the path. */
-const FILES = new Map<string, string>([
-  ...RESOURCE_TYPES.flatMap((m) => ['svg', 'mmd', 'dot'].map((ext): [string, string] => [`${m}.${ext}`, TYPES[ext]!])),
-  ['recovery.md', TYPES.md!],
-]);
+/**
+ * The files a client may ask for: the generated files of diagrams/ as they
+ * are when the server starts (each machine's overview, its operations'
+ * steps, its table), by exact name; nothing else, whatever the path.
+ */
+const FILES = new Map<string, string>(
+  readdirSync(DIAGRAMS).flatMap((name): [string, string][] => {
+    const type = TYPES[name.slice(name.lastIndexOf('.') + 1)];
+    return type ? [[name, type]] : [];
+  }),
+);
 
 export const diagramRoutes: FastifyPluginAsync = async (app) => {
   app.get('/diagrams', async (_req, reply) => {
     const rows = RESOURCE_TYPES.map(
       (m) =>
-        `<li><a href="diagrams/${m}.svg">${m}</a> (<a href="diagrams/${m}.mmd">Mermaid</a>, <a href="diagrams/${m}.dot">Graphviz</a>)</li>`,
+        `<li><a href="diagrams/${m}.svg">${m}</a>: ${[...FILES.keys()]
+          .filter((f) => f.startsWith(`${m}.`) && f.endsWith('.svg') && f !== `${m}.svg`)
+          .map((f) => `<a href="diagrams/${f}">${f.slice(m.length + 1, -4)}</a>`)
+          .join(
+            ', ',
+          )} (<a href="diagrams/${m}.md">with the table of events from many states</a>, <a href="diagrams/${m}.json">JSON</a>, <a href="diagrams/${m}.mmd">the whole machine in Mermaid</a>)</li>`,
     ).join('\n');
     return reply
       .type('text/html; charset=utf-8')
       .send(
         `<!doctype html><html><head><meta charset="utf-8"><title>volstate: state machines</title></head><body>` +
-          `<h1>The state machines</h1><p>Generated from machines/; yellow states are transient.</p><ul>\n${rows}\n</ul>` +
+          `<h1>The state machines</h1><p>Generated from machines/: each machine's statuses and the requests between them, then the steps of each operation. Yellow: an operation is in flight.</p><ul>\n${rows}\n</ul>` +
           `<p><a href="diagrams/recovery.md">What recovery does with each transient state</a></p></body></html>`,
       );
   });
