@@ -25,6 +25,7 @@ import type { Worker } from './worker/worker.ts';
 import { BODY_LIMIT, errorHandling, frameworkError, MAX_PARAM_LENGTH } from './api/errors.ts';
 import { versionDocument } from './api/microversion.ts';
 import { openApiDocument, type RouteEntry } from './api/openapi/document.ts';
+import { openApiPage } from './api/openapi/page.ts';
 import { snapshotId, snapshotRoutes } from './api/snapshots.ts';
 import { adminRoutes } from './api/admin.ts';
 import { Backends } from './drivers/backends.ts';
@@ -143,8 +144,12 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   app.get('/v3', async (req) => versionDocument(base(req)));
   app.get('/v3/', async (req) => versionDocument(base(req)));
   app.decorate('routeTable', routes);
-  let openapi: unknown;
+  let openapi: Record<string, unknown> | undefined;
+  let page: string | undefined;
   app.get('/openapi.json', async () => (openapi ??= openApiDocument(routes)));
+  app.get('/openapi', async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send((page ??= openApiPage((openapi ??= openApiDocument(routes))))),
+  );
   await app.register(healthRoutes, { status, workerId: () => opts.worker?.()?.id, heartbeatTimeoutMs: opts.heartbeatTimeoutMs });
   metrics(app, { sql: opts.sql, enforcer, worker: opts.worker });
   await app.register(diagramRoutes);

@@ -161,4 +161,22 @@ describe('the operator page', () => {
     await page.close();
     expect(first).not.toBe(second);
   }, 90_000);
+
+  it('renders the OpenAPI document as a page: every operation of /openapi.json, each schema link leading to its schema', async () => {
+    const doc = (await (await fetch(`${t.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, { operationId: string }>> };
+    const ids = Object.values(doc.paths).flatMap((ops) => Object.values(ops).map((op) => op.operationId));
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 800 } });
+    await page.goto(`${t.url}/openapi`);
+    expect(await page.locator('section.op').count()).toBe(ids.length);
+    for (const id of ['getV3ProjectIdVolumesId', 'postV3ProjectIdVolumes']) expect(ids).toContain(id);
+    await expect
+      .poll(async () => page.locator('#getV3ProjectIdVolumesId h3').textContent())
+      .toMatch(/GET \/v3\/\{project_id\}\/volumes\/\{id\}/);
+    // Every schema link has its schema on the page.
+    const targets = await page.locator('pre a[href^="#schema-"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')!.slice(1)));
+    expect(targets.length).toBeGreaterThan(0);
+    const missing = await page.evaluate((list) => list.filter((id) => !document.getElementById(id)), [...new Set(targets)]);
+    expect(missing).toEqual([]);
+    await page.close();
+  });
 });

@@ -413,6 +413,7 @@ const OTHER_ROUTES: Record<string, RouteDoc> = {
   'GET /v3': { tag: 'Versions', summary: 'The v3 API: its microversions', answers: [t('versions.volume_api_version_details')] },
   'GET /v3/': { tag: 'Versions', summary: 'The v3 API: its microversions', answers: [t('versions.volume_api_version_details')] },
   'GET /openapi.json': { tag: 'Operations', summary: 'This document', answers: [own(200, 'OpenAPI 3.1.', ANY_OBJECT)] },
+  'GET /openapi': { tag: 'Operations', summary: 'This document as a page to read', answers: [own(200, 'HTML.', undefined, 'text/html')] },
   'GET /healthz': {
     tag: 'Operations',
     summary: 'Liveness: the process serves',
