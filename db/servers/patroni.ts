@@ -309,51 +309,92 @@ function patroniConfig(
   };
 }
 
+/**
+ * Start etcd and `members` Patroni-managed PostgreSQL servers on loopback;
+ * resolves once a primary and a standby streaming from it report healthy.
+ */
 export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster> {
   ensurePatroniPackages();
-  const say = opts.say ?? (() => {});
+  chmodSync(opts.dir, 0o755);
+  const etcd = await startEtcd(opts.dir);
   const owner = runAs();
-  const n = opts.members ?? 2;
-  const ttl = opts.ttl ?? 10;
-  const loopWait = opts.loopWait ?? 1;
-  const dir = opts.dir;
-  chmodSync(dir, 0o755);
-  const children = new Set<ChildProcess>();
-  const logs = new Map<string, string>();
-
-  const etcd = await startEtcd(dir);
-  children.add(etcd.proc);
-  const clientPort = etcd.clientPort;
-
   const members: PatroniMember[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < (opts.members ?? 2); i++) {
     const name = `pg${i + 1}`;
-    const home = ownedDir(join(dir, name), owner);
+    const home = ownedDir(join(opts.dir, name), owner);
     members.push({ name, pgPort: await freePort(), apiPort: await freePort(), dataDir: join(home, 'data') });
   }
-  const configOf = (m: PatroniMember) => patroniConfig(m, { opts, dir, clientPort, ttl, loopWait });
+  const cluster = new Cluster(opts, etcd, owner, members);
+  try {
+    await cluster.bootstrap();
+    const { primary } = await cluster.waitHealthy();
+    opts.say?.(
+      `Patroni cluster up: primary ${primary.name} on port ${primary.pgPort}, ${members.length - 1} ${(opts.synchronous ?? true) ? 'synchronous' : 'asynchronous'} standby(s)`,
+    );
+    return cluster;
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
 
-  const procs = new Map<string, ChildProcess>();
-  const startMember = (m: PatroniMember) => {
-    const file = join(dir, m.name, 'patroni.yml');
-    writeFileSync(file, JSON.stringify(configOf(m), null, 2)); // JSON is YAML
+/** The running cluster: its members' Patroni processes, their logs, and what a test or the harness does to them. */
+class Cluster implements PatroniCluster {
+  readonly url: string;
+  readonly adminUrl: string;
+  private readonly procs = new Map<string, ChildProcess>();
+  private readonly logs = new Map<string, string>();
+
+  constructor(
+    private readonly opts: PatroniOptions,
+    private readonly etcd: { proc: ChildProcess; clientPort: number },
+    private readonly owner: { uid: number; gid: number } | undefined,
+    readonly members: readonly PatroniMember[],
+  ) {
+    const hosts = members.map((m) => `127.0.0.1:${m.pgPort}`).join(',');
+    const auth = `${SUPERUSER.username}:${SUPERUSER.password}`;
+    this.url = `postgres://${auth}@${hosts}/volstate?target_session_attrs=read-write`;
+    this.adminUrl = `postgres://${auth}@${hosts}/postgres?target_session_attrs=read-write`;
+  }
+
+  /** The first member bootstraps the cluster (initdb); the others then clone it. */
+  async bootstrap(): Promise<void> {
+    const first = this.members[0]!;
+    this.startMember(first);
+    for (let until = Date.now() + 60_000; ; await sleep(200)) {
+      if ((await this.status()).some((s) => s.role === 'leader' && s.state === 'running')) break;
+      if (this.procs.get(first.name)!.exitCode !== null || Date.now() > until)
+        throw new Error(`Patroni did not bootstrap:\n${this.logs.get(first.name) ?? ''}`);
+    }
+    for (const m of this.members.slice(1)) this.startMember(m);
+  }
+
+  private startMember(m: PatroniMember): void {
+    const { opts, owner } = this;
+    const file = join(opts.dir, m.name, 'patroni.yml');
+    const config = patroniConfig(m, {
+      opts,
+      dir: opts.dir,
+      clientPort: this.etcd.clientPort,
+      ttl: opts.ttl ?? 10,
+      loopWait: opts.loopWait ?? 1,
+    });
+    writeFileSync(file, JSON.stringify(config, null, 2)); // JSON is YAML
     if (owner) chownSync(file, owner.uid, owner.gid);
     const proc = spawn('patroni', [file], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: join(dir, m.name),
+      cwd: join(opts.dir, m.name),
       ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-      env: { ...process.env, HOME: join(dir, m.name), PATH: `${PG_BIN}:${process.env.PATH ?? ''}` },
+      env: { ...process.env, HOME: join(opts.dir, m.name), PATH: `${PG_BIN}:${process.env.PATH ?? ''}` },
     });
-    const keep = (b: Buffer) => logs.set(m.name, ((logs.get(m.name) ?? '') + b.toString()).slice(-50_000));
+    const keep = (b: Buffer) => this.logs.set(m.name, ((this.logs.get(m.name) ?? '') + b.toString()).slice(-50_000));
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
-    children.add(proc);
-    proc.on('exit', () => children.delete(proc));
-    procs.set(m.name, proc);
-  };
+    this.procs.set(m.name, proc);
+  }
 
-  const status = async (): Promise<MemberStatus[]> => {
-    for (const m of members) {
+  async status(): Promise<MemberStatus[]> {
+    for (const m of this.members) {
       try {
         const r = await fetch(`http://127.0.0.1:${m.apiPort}/cluster`, { signal: AbortSignal.timeout(2000) });
         if (r.ok) return ((await r.json()) as { members: MemberStatus[] }).members;
@@ -362,99 +403,77 @@ export async function startPatroni(opts: PatroniOptions): Promise<PatroniCluster
       }
     }
     return [];
-  };
+  }
 
-  const hosts = members.map((m) => `127.0.0.1:${m.pgPort}`).join(',');
-  const auth = `${SUPERUSER.username}:${SUPERUSER.password}`;
-  const cluster: PatroniCluster = {
-    members,
-    url: `postgres://${auth}@${hosts}/volstate?target_session_attrs=read-write`,
-    adminUrl: `postgres://${auth}@${hosts}/postgres?target_session_attrs=read-write`,
-    status,
-    async waitHealthy(timeoutMs = 60_000) {
-      const until = Date.now() + timeoutMs;
-      const sync = opts.synchronous ?? true;
-      let last: MemberStatus[] = [];
-      while (Date.now() < until) {
-        // Each member's own word (the load balancers' health checks), not
-        // etcd's view, which keeps a lost leader until its key expires.
-        const primary = (await Promise.all(members.map(async (m) => ((await is(m, 'primary')) ? m : undefined)))).find(Boolean);
-        const standbys = (
-          await Promise.all(members.map(async (m) => (m !== primary && (await is(m, sync ? 'sync' : 'replica')) ? m : undefined)))
-        ).filter((m): m is PatroniMember => Boolean(m));
-        if (primary && standbys.length >= Math.min(1, n - 1)) return { primary, standbys };
-        last = await status();
-        await sleep(200);
-      }
-      const logTail = members.map((m) => `--- ${m.name}\n${(logs.get(m.name) ?? '').slice(-3000)}`).join('\n');
-      throw new Error(`the Patroni cluster did not become healthy in ${timeoutMs} ms; members: ${JSON.stringify(last)}\n${logTail}`);
-    },
-    async waitPrimary(except, timeoutMs = 60_000) {
-      for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
-        for (const m of members) if (m !== except && (await is(m, 'primary'))) return m;
-      }
-      throw new Error(`no member became the primary in ${timeoutMs} ms: ${JSON.stringify(await status())}`);
-    },
-    async stallReplication(ms) {
-      const primary = await cluster.waitPrimary(undefined, 10_000);
-      const postmaster = postmasterPid(primary.dataDir);
-      const receivers = postmaster ? childrenNamed(postmaster, 'walsender') : [];
-      if (receivers.length === 0) throw new Error(`no WAL sender found on the primary ${primary.name}`);
-      for (const pid of receivers) signal(pid, 'SIGSTOP');
-      setTimeout(() => receivers.forEach((pid) => signal(pid, 'SIGCONT')), ms).unref();
-    },
-    async killPrimary() {
-      const m = (await Promise.all(members.map(async (x) => ((await is(x, 'primary')) ? x : undefined)))).find(Boolean);
-      if (!m) throw new Error('no primary to kill: no member says it is the primary');
-      const proc = procs.get(m.name);
-      // The machine is lost: Patroni and PostgreSQL die at once, nothing shuts down cleanly.
-      if (proc?.pid) signal(proc.pid, 'SIGKILL');
-      const pid = postmasterPid(m.dataDir);
-      if (pid) killPostgres(pid);
-      if (proc && proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
-      return m;
-    },
-    async restart(m) {
-      // A postmaster of the lost member that is somehow still there would keep the port.
-      const pid = postmasterPid(m.dataDir);
-      if (pid) killPostgres(pid);
-      startMember(m);
-    },
-    async stop() {
-      for (const m of members) {
-        const proc = procs.get(m.name);
-        if (proc?.pid && proc.exitCode === null) proc.kill('SIGTERM');
-      }
-      const deadline = Date.now() + 15_000;
-      for (const proc of procs.values()) {
-        while (proc.exitCode === null && proc.signalCode === null && Date.now() < deadline) await sleep(100);
-        if (proc.exitCode === null && proc.signalCode === null && proc.pid) signal(proc.pid, 'SIGKILL');
-      }
-      for (const m of members) {
-        const pid = postmasterPid(m.dataDir);
-        if (pid) killPostgres(pid);
-      }
-      etcd.proc.kill('SIGKILL');
-    },
-  };
+  private async primary(): Promise<PatroniMember | undefined> {
+    return (await Promise.all(this.members.map(async (m) => ((await is(m, 'primary')) ? m : undefined)))).find(Boolean);
+  }
 
-  try {
-    // The first member bootstraps the cluster (initdb); the others then clone it.
-    startMember(members[0]!);
-    for (let until = Date.now() + 60_000; ;) {
-      if ((await status()).some((s) => s.role === 'leader' && s.state === 'running')) break;
-      if (procs.get(members[0]!.name)!.exitCode !== null || Date.now() > until)
-        throw new Error(`Patroni did not bootstrap:\n${logs.get(members[0]!.name) ?? ''}`);
+  async waitHealthy(timeoutMs = 60_000) {
+    const until = Date.now() + timeoutMs;
+    const role = (this.opts.synchronous ?? true) ? 'sync' : 'replica';
+    let last: MemberStatus[] = [];
+    while (Date.now() < until) {
+      // Each member's own word (the load balancers' health checks), not
+      // etcd's view, which keeps a lost leader until its key expires.
+      const primary = await this.primary();
+      const standbys = (await Promise.all(this.members.map(async (m) => (m !== primary && (await is(m, role)) ? m : undefined)))).filter(
+        (m): m is PatroniMember => Boolean(m),
+      );
+      if (primary && standbys.length >= Math.min(1, this.members.length - 1)) return { primary, standbys };
+      last = await this.status();
       await sleep(200);
     }
-    for (const m of members.slice(1)) startMember(m);
-    const { primary } = await cluster.waitHealthy();
-    say(
-      `Patroni cluster up: primary ${primary.name} on port ${primary.pgPort}, ${n - 1} ${(opts.synchronous ?? true) ? 'synchronous' : 'asynchronous'} standby(s)`,
-    );
-    return cluster;
-  } catch (err) {
-    await cluster.stop();
-    throw err;
+    const logTail = this.members.map((m) => `--- ${m.name}\n${(this.logs.get(m.name) ?? '').slice(-3000)}`).join('\n');
+    throw new Error(`the Patroni cluster did not become healthy in ${timeoutMs} ms; members: ${JSON.stringify(last)}\n${logTail}`);
+  }
+
+  async waitPrimary(except: PatroniMember | undefined, timeoutMs = 60_000) {
+    for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
+      for (const m of this.members) if (m !== except && (await is(m, 'primary'))) return m;
+    }
+    throw new Error(`no member became the primary in ${timeoutMs} ms: ${JSON.stringify(await this.status())}`);
+  }
+
+  async stallReplication(ms: number) {
+    const primary = await this.waitPrimary(undefined, 10_000);
+    const postmaster = postmasterPid(primary.dataDir);
+    const receivers = postmaster ? childrenNamed(postmaster, 'walsender') : [];
+    if (receivers.length === 0) throw new Error(`no WAL sender found on the primary ${primary.name}`);
+    for (const pid of receivers) signal(pid, 'SIGSTOP');
+    setTimeout(() => receivers.forEach((pid) => signal(pid, 'SIGCONT')), ms).unref();
+  }
+
+  async killPrimary() {
+    const m = await this.primary();
+    if (!m) throw new Error('no primary to kill: no member says it is the primary');
+    const proc = this.procs.get(m.name);
+    // The machine is lost: Patroni and PostgreSQL die at once, nothing shuts down cleanly.
+    if (proc?.pid) signal(proc.pid, 'SIGKILL');
+    const pid = postmasterPid(m.dataDir);
+    if (pid) killPostgres(pid);
+    if (proc && proc.exitCode === null) await new Promise((r) => proc.once('exit', r));
+    return m;
+  }
+
+  async restart(m: PatroniMember) {
+    // A postmaster of the lost member that is somehow still there would keep the port.
+    const pid = postmasterPid(m.dataDir);
+    if (pid) killPostgres(pid);
+    this.startMember(m);
+  }
+
+  async stop() {
+    for (const proc of this.procs.values()) if (proc.pid && proc.exitCode === null) proc.kill('SIGTERM');
+    const deadline = Date.now() + 15_000;
+    for (const proc of this.procs.values()) {
+      while (proc.exitCode === null && proc.signalCode === null && Date.now() < deadline) await sleep(100);
+      if (proc.exitCode === null && proc.signalCode === null && proc.pid) signal(proc.pid, 'SIGKILL');
+    }
+    for (const m of this.members) {
+      const pid = postmasterPid(m.dataDir);
+      if (pid) killPostgres(pid);
+    }
+    this.etcd.proc.kill('SIGKILL');
   }
 }
