@@ -195,16 +195,41 @@ describe('fencing and graceful stop', () => {
   });
 
   it('hands back what it owns when it stops, and another worker finishes it', async () => {
-    const slow = new FaultyDriver(new FakeDriver(), { latencyMs: 700 });
+    // The first worker's step is held in its backend call until the test lets it go: the
+    // order is the test's, not a latency's (a 700 ms driver once lost the race under load,
+    // finishing the row itself before the second worker's recovery came).
+    let entered!: () => void;
+    const inCall = new Promise<void>((r) => (entered = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held = new (class extends FakeDriver {
+      override async createVolume(id: string, sizeGb: number) {
+        entered();
+        await gate;
+        return super.createVolume(id, sizeGb);
+      }
+    })();
+    let refused!: (fields: Record<string, unknown> | undefined) => void;
+    const refusal = new Promise<Record<string, unknown> | undefined>((r) => (refused = r));
     const id = await newVolume();
-    const first = await worker({ driver: slow, drainMs: 0 });
-    await eventually(async () => ((await rowOf(id)).owner === first.id ? true : undefined), 3000, 'the first worker to claim');
+    const first = await worker({
+      driver: held,
+      drainMs: 0,
+      log: (msg, fields) => {
+        if (msg === 'step event refused') refused(fields);
+      },
+    });
+    await inCall; // its step is in the backend call
     await first.stop(); // deregistered with the step in flight
     started.splice(started.indexOf(first), 1);
     const second = await worker({ driver: new FakeDriver(), timeoutMs: 300 });
-    await eventually(async () => ((await rowOf(id)).state === 'available' ? true : undefined), 5000, 'the second worker to finish');
+    await eventually(async () => ((await rowOf(id)).state === 'available' ? true : undefined), 10_000, 'the second worker to finish');
+    // Now the abandoned step comes back from the backend: its event is refused (the row is no longer its own).
+    release();
+    expect(await refusal).toMatchObject({ id, event: 'BACKEND_CREATED' });
     const log = await history(db.sql, id);
     expect(log.some((h) => h.event === 'WORKER_LOST' && h.actor === `recovery:${second.id}`)).toBe(true);
+    expect(log.filter((h) => h.event === 'BACKEND_CREATED').map((h) => h.actor)).toEqual([second.id]);
   });
 
   it('hands back its own strays: a row it owns but runs no step for', async () => {
