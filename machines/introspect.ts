@@ -41,7 +41,7 @@ function nameOf(ref: unknown, what: string, at: string): string {
 }
 
 /** The leaf a target enters: a compound state enters its initial child, recursively. */
-function enteredLeaf(node: AnyStateNode): AnyStateNode {
+export function enteredLeaf(node: AnyStateNode): AnyStateNode {
   if (node.type === 'atomic' || node.type === 'final') return node;
   if (node.type !== 'compound') throw new Error(`${pathOf(node)}: ${node.type} states are not supported`);
   const initial = node.initial.target[0];

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { instance } from '@viz-js/viz';
 import type { AnyStateNode } from 'xstate';
 import { RESOURCE_TYPES, modelOf, type ResourceModel } from '../machines/index.ts';
-import { pathOf } from '../machines/introspect.ts';
+import { enteredLeaf, pathOf } from '../machines/introspect.ts';
 import { MAX_STEP_ATTEMPTS, PARKED, TRANSIENT } from '../machines/model.ts';
 
 export const DIAGRAMS = fileURLToPath(new URL('../diagrams', import.meta.url));
@@ -163,11 +163,6 @@ export interface Transition {
 
 const nameOf = (x: unknown) => (typeof x === 'string' ? x : (x as { type: string }).type);
 
-/** The leaf a target enters: a compound state enters its initial child, recursively. */
-function entered(node: AnyStateNode): string {
-  return node.type === 'compound' ? entered(node.initial.target[0]!) : pathOf(node);
-}
-
 export function transitionsOf(model: ResourceModel): Transition[] {
   const out: Transition[] = [];
   const walk = (node: AnyStateNode) => {
@@ -177,7 +172,7 @@ export function transitionsOf(model: ResourceModel): Transition[] {
         out.push({
           from: pathOf(node),
           event,
-          to: target ? entered(target) : null,
+          to: target ? pathOf(enteredLeaf(target)) : null,
           ...(t.guard === undefined ? {} : { guard: nameOf(t.guard) }),
           actions: (t.actions ?? []).map(nameOf),
         });
@@ -188,9 +183,6 @@ export function transitionsOf(model: ResourceModel): Transition[] {
   walk(model.machine.root);
   return out;
 }
-
-/** The status (top-level state) a state belongs to: Cinder's `status`. */
-export const statusOf = (path: string) => path.split('.')[0]!;
 
 /** The machine's statuses in document order, each with what the diagrams need to know of it. */
 export interface Status {
@@ -232,7 +224,8 @@ const MANY_SOURCES = 6;
 const MANY_BOTH_WAYS = 3;
 
 /** The statuses an event both enters and leaves for another status (not counting staying put). */
-function movesAmong(ts: Transition[]): string[] {
+function movesAmong(model: ResourceModel, ts: Transition[]): string[] {
+  const statusOf = (p: string) => model.index.statusOf(p);
   const moves = ts.filter((t) => t.from !== '' && t.to !== null && statusOf(t.from) !== statusOf(t.to));
   const from = new Set(moves.map((t) => statusOf(t.from)));
   return [...new Set(moves.map((t) => statusOf(t.to!)))].filter((s) => from.has(s));
@@ -248,12 +241,13 @@ export interface TableRow {
 }
 
 export function manyStateEvents(model: ResourceModel, transitions = transitionsOf(model)): TableRow[] {
+  const statusOf = (p: string) => model.index.statusOf(p);
   const rows: TableRow[] = [];
   for (const event of new Set(transitions.map((t) => t.event))) {
     const ts = transitions.filter((t) => t.event === event);
     const sources = new Set(ts.map((t) => (t.from === '' ? '' : statusOf(t.from))));
     const targets = new Set(ts.map((t) => (t.to === null ? '(stays)' : statusOf(t.to))));
-    const bothWays = movesAmong(ts).length;
+    const bothWays = movesAmong(model, ts).length;
     if (!sources.has('') && sources.size < MANY_SOURCES && bothWays < MANY_BOTH_WAYS) continue;
     const spec = model.events[event];
     const all = statusesOf(model).filter((s) => !s.final).length;
@@ -280,6 +274,7 @@ export interface OverviewEdge {
 }
 
 export function overviewOf(model: ResourceModel) {
+  const statusOf = (p: string) => model.index.statusOf(p);
   const transitions = transitionsOf(model);
   const table = manyStateEvents(model, transitions);
   const tabled = new Set(table.map((r) => r.event));
@@ -301,7 +296,14 @@ export function overviewOf(model: ResourceModel) {
   // is drawn as that set, boxed, with one edge in and one out of the rest status it returns to.
   const rest = statuses.find((s) => !s.transient && !s.final && !s.parked)?.name;
   const groups = table
-    .map((r) => ({ event: r.event, by: r.by, among: movesAmong(transitions.filter((t) => t.event === r.event)) }))
+    .map((r) => ({
+      event: r.event,
+      by: r.by,
+      among: movesAmong(
+        model,
+        transitions.filter((t) => t.event === r.event),
+      ),
+    }))
     .filter((g) => g.among.length >= MANY_BOTH_WAYS && g.among.length <= MANY_SOURCES)
     .map(({ among, ...g }) => ({ ...g, statuses: among.filter((s) => s !== rest && !parked.has(s)) }));
   return { statuses, table, edges: [...edges.values()], transitions, groups, rest };
@@ -324,6 +326,7 @@ const lines = (items: string[], per: number, sep = '\\n') => {
  * and the statuses only an admin's reset enters one note.
  */
 export function overviewDot(model: ResourceModel): string {
+  const statusOf = (p: string) => model.index.statusOf(p);
   const { statuses, edges, groups, rest } = overviewOf(model);
   const { index } = model;
   const out = [
@@ -378,6 +381,7 @@ export function overviewDot(model: ResourceModel): string {
  * effects under it. The events of the table are left out here too.
  */
 export function stepsDot(model: ResourceModel, status: string): string {
+  const statusOf = (p: string) => model.index.statusOf(p);
   const { table, transitions, statuses } = overviewOf(model);
   const tabled = new Set(table.map((r) => r.event));
   const inside = (p: string | null) => p !== null && (p === status || p.startsWith(`${status}.`));
