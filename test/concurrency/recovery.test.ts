@@ -16,7 +16,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { heartbeat, rowsOfDeadOwners } from '../../db/workers.ts';
 import { Coordination } from '../../src/coordination/locks.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
-import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
 import { eventually } from '../helpers/wait.ts';
