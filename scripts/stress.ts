@@ -13,7 +13,7 @@
  *   npm run test:stress -- --runs 5 test/concurrency/storm.test.ts
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -92,7 +92,14 @@ try {
         failed.push(`${name}: ${tests.length ? tests.join('; ') : (file.message ?? 'failed to run').split('\n')[0]}`);
       }
     }
-    if (failed.length) failedRuns++;
+    if (failed.length) {
+      failedRuns++;
+      // The whole output of a failed run: what the tests printed (a 5xx's server error with its
+      // stack, test/helpers/app.ts) is in it, and a flake that names itself once must not be lost.
+      const log = join(dir, `run${run}.log`);
+      writeFileSync(log, `${r.stdout}\n${r.stderr}`);
+      failed.push(`(its whole output: ${log})`);
+    }
     console.log(
       `run ${run}/${runs} (${((Date.now() - t0) / 1000).toFixed(0)} s): ${failed.length ? `FAILED\n  ${failed.join('\n  ')}` : 'passed'}`,
     );

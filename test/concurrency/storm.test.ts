@@ -124,7 +124,8 @@ describe(`a mixed storm: ${CLIENTS} clients, ${VOLUMES} volumes, ${ROUNDS} round
       await Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
       storming = false;
       await purging;
-      expect(fives, `round ${round}: 5xx answers`).toEqual([]);
+      // The answers and what the server logged for them, in the failure itself (a report keeps only the message).
+      expect(fives, `round ${round}: 5xx answers:\n${fives.join('\n')}\nthe server said:\n${t.serverErrors.join('\n')}`).toEqual([]);
 
       // At rest: no row owned or in a worker step (the slow backend has finished).
       await t.worker!.idle();
