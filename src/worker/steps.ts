@@ -37,11 +37,19 @@ function accepts(model: ResourceModel, state: string, event: string): boolean {
   return model.index.candidates(state, event).length > 0;
 }
 
-async function send<T extends ResourceType>(ctx: StepContext, type: T, id: string, event: EventMap[T], keep = false): Promise<Outcome> {
+async function send<T extends ResourceType>(
+  ctx: StepContext,
+  type: T,
+  id: string,
+  event: EventMap[T],
+  keep = false,
+  holdsNoLeases = false,
+): Promise<Outcome> {
   const outcome = await ctx.enforcer.apply(ctx.sql, { type, id }, event, {
     actor: ctx.workerId,
     owner: ctx.workerId,
     nextOwner: keep ? ctx.workerId : null,
+    holdsNoLeases,
   });
   if (!outcome.ok) ctx.log('step event refused', { type, id, event: event.type, kind: outcome.kind, state: outcome.state });
   return outcome;
@@ -55,6 +63,7 @@ async function backend<T extends ResourceType>(
   call: () => Promise<void>,
   success: EventMap[T],
   failure: EventMap[T],
+  holdsNoLeases = false,
 ): Promise<void> {
   await ctx.fenced?.();
   try {
@@ -62,10 +71,10 @@ async function backend<T extends ResourceType>(
   } catch (err) {
     if (!(err instanceof DriverError)) throw err;
     ctx.log('backend failed', { type, id, error: err.message });
-    await send(ctx, type, id, failure);
+    await send(ctx, type, id, failure, false, holdsNoLeases);
     return;
   }
-  await send(ctx, type, id, success);
+  await send(ctx, type, id, success, false, holdsNoLeases);
 }
 
 const volume = modelOf('volume');
@@ -89,7 +98,9 @@ const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateDat
     : data.source_volid
       ? () => driver.cloneVolume(id, data.source_volid!, row.size)
       : () => driver.createVolume(id, row.size);
-  await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' });
+  // A volume from nothing holds no lease (only a clone or a volume from a snapshot reads a source).
+  const fromNothing = !data.snapshot_id && !data.source_volid;
+  await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' }, fromNothing);
 };
 
 /** A clone or a volume from a snapshot: on its source's backend, if that has room. */
