@@ -37,19 +37,25 @@ function accepts(model: ResourceModel, state: string, event: string): boolean {
   return model.index.candidates(state, event).length > 0;
 }
 
+interface SendOptions {
+  /** the worker keeps the row for its next step (step chaining) */
+  keep?: boolean;
+  /** the resource holds no lease (ApplyOptions.holdsNoLeases) */
+  holdsNoLeases?: boolean;
+}
+
 async function send<T extends ResourceType>(
   ctx: StepContext,
   type: T,
   id: string,
   event: EventMap[T],
-  keep = false,
-  holdsNoLeases = false,
+  opts: SendOptions = {},
 ): Promise<Outcome> {
   const outcome = await ctx.enforcer.apply(ctx.sql, { type, id }, event, {
     actor: ctx.workerId,
     owner: ctx.workerId,
-    nextOwner: keep ? ctx.workerId : null,
-    holdsNoLeases,
+    nextOwner: opts.keep ? ctx.workerId : null,
+    holdsNoLeases: opts.holdsNoLeases,
   });
   if (!outcome.ok) ctx.log('step event refused', { type, id, event: event.type, kind: outcome.kind, state: outcome.state });
   return outcome;
@@ -63,7 +69,7 @@ async function backend<T extends ResourceType>(
   call: () => Promise<void>,
   success: EventMap[T],
   failure: EventMap[T],
-  holdsNoLeases = false,
+  opts: Pick<SendOptions, 'holdsNoLeases'> = {},
 ): Promise<void> {
   await ctx.fenced?.();
   try {
@@ -71,10 +77,10 @@ async function backend<T extends ResourceType>(
   } catch (err) {
     if (!(err instanceof DriverError)) throw err;
     ctx.log('backend failed', { type, id, error: err.message });
-    await send(ctx, type, id, failure, false, holdsNoLeases);
+    await send(ctx, type, id, failure, opts);
     return;
   }
-  await send(ctx, type, id, success, false, holdsNoLeases);
+  await send(ctx, type, id, success, opts);
 }
 
 const volume = modelOf('volume');
@@ -100,7 +106,7 @@ const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateDat
       : () => driver.createVolume(id, row.size);
   // A volume from nothing holds no lease (only a clone or a volume from a snapshot reads a source).
   const fromNothing = !data.snapshot_id && !data.source_volid;
-  await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' }, fromNothing);
+  await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' }, { holdsNoLeases: fromNothing });
 };
 
 /** A clone or a volume from a snapshot: on its source's backend, if that has room. */
@@ -119,7 +125,7 @@ async function besideSource(b: Backend, sizeGb: number): Promise<{ backend: Back
 const scheduleVolume: Step = async (ctx, row) => {
   const id = row.resource_id;
   if (accepts(volume, row.state, 'SCHEDULE')) {
-    const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, true);
+    const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, { keep: true });
     if (!took.ok) return;
   }
   const data = await schedulingData(ctx.sql, id);
@@ -147,7 +153,7 @@ const scheduleVolume: Step = async (ctx, row) => {
   // that dies between them leaves a choice the next scheduling overwrites.
   if (!(await recordBackend(ctx.sql, id, chosen.backend.name, ctx.workerId)))
     return ctx.log('the row left this worker while it scheduled', { id });
-  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, true);
+  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, { keep: true });
   if (scheduled.ok)
     await createVolume(
       ctx,
