@@ -104,3 +104,14 @@ export async function pendingCount(sql: Exec): Promise<number> {
   const [row] = await sql.unsafe(`SELECT count(*)::int AS n FROM resource_states WHERE ${PENDING}`);
   return row!.n as number;
 }
+
+/**
+ * Rows handed back to wait out a backoff (`not_before` still ahead): work
+ * that no claim takes yet, but that is queued all the same. A worker's
+ * idle() is not idle while one waits (the storm test once checked its rows
+ * at rest while a handed-back delete was waiting out its 2 s).
+ */
+export async function backingOff(sql: Exec): Promise<boolean> {
+  const [row] = await sql.unsafe(`SELECT EXISTS (SELECT 1 FROM resource_states WHERE ${PENDING} AND not_before > now()) AS waiting`);
+  return row!.waiting as boolean;
+}

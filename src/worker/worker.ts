@@ -35,7 +35,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
-import { claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
+import { backingOff, claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
 import { foldUsage } from '../../db/quotas.ts';
 import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
 import { deregisterWorker, heartbeat, stillOwns, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
@@ -276,8 +276,9 @@ export class Worker {
 
   /**
    * Resolves once a claim round that started after this call found
-   * nothing, with nothing in flight: everything queued before the call is
-   * done (tests, and the CLI's one-shot runs).
+   * nothing, with nothing in flight and no row waiting out a backoff:
+   * everything queued before the call is done (tests, and the CLI's
+   * one-shot runs).
    */
   idle(): Promise<void> {
     const after = this.round;
@@ -305,7 +306,12 @@ export class Worker {
         } catch (err) {
           this.ctx.log('claim failed', { error: String(err) });
         }
-        if (rows.length === 0 && this.inflight.size === 0) this.notifyIdle(round);
+        // Idle: nothing claimed, nothing in flight, and (asked only when someone waits for it) no row
+        // handed back that waits out its backoff, which the next rounds will claim.
+        if (rows.length === 0 && this.inflight.size === 0 && this.idleWaiters.length > 0) {
+          const waiting = await backingOff(this.opts.sql).catch(() => true);
+          if (!waiting) this.notifyIdle(round);
+        }
         if (rows.length === free) continue; // there may be more
       }
       await this.signal.wait(this.opts.pollMs);

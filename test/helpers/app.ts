@@ -79,7 +79,18 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
     });
     captured.watch(app);
     if (opts.worker !== false) {
-      worker = new Worker({ sql: db.sql, enforcer, driver: opts.backends ?? driver, concurrency: opts.concurrency ?? 8, pollMs: 200 });
+      worker = new Worker({
+        sql: db.sql,
+        enforcer,
+        driver: opts.backends ?? driver,
+        concurrency: opts.concurrency ?? 8,
+        pollMs: 200,
+        // A step that fails (a bug or an outage, not a backend failure) hands its row back to wait out a
+        // backoff: say why, so a test that meets one names it.
+        log: (msg, fields) => {
+          if (msg.startsWith('step failed')) console.error(`[worker] ${msg} ${JSON.stringify(fields)}`);
+        },
+      });
       await worker.start();
     }
     if (opts.listen) url = await app.listen({ host: '127.0.0.1', port: 0 });
