@@ -170,6 +170,9 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
   }
 }
 
+/** How long a node gets to exit after SIGTERM when the run is over, before SIGKILL (its drain is 10 s by default). */
+const NODE_STOP_MS = 30_000;
+
 async function startNodes(
   opts: HarnessOptions,
   say: (s: string) => void,
@@ -257,10 +260,17 @@ async function startNodes(
       stopped = true;
       // A successor still starting would otherwise outlive the run (and write into its storage).
       await Promise.allSettled([...pending]);
+      say(`stopping ${nodes.length} nodes and the database`);
       await Promise.all(
         nodes.map(async (n) => {
           n.proc.kill('SIGTERM');
+          // A node finishes its in-flight steps on SIGTERM (drainMs); one that has not exited well past that is killed, and says so.
+          const timer = setTimeout(() => {
+            say(`node ${n.url} did not exit ${NODE_STOP_MS} ms after SIGTERM: killing it`);
+            n.proc.kill('SIGKILL');
+          }, NODE_STOP_MS);
           await n.exited;
+          clearTimeout(timer);
         }),
       );
       await embedded?.stop();
@@ -344,6 +354,7 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     clearInterval(progress);
     const durationMs = Date.now() - started;
     const endedBy: RunSummary['endedBy'] = budget <= 0 ? 'ops' : 'duration';
+    if (faulting.failovers) say('the clients are done; waiting for a failover under way to end');
     await faulting.failovers?.catch(() => undefined); // a failover under way ends with the cluster whole again
 
     // At rest, then the check.
@@ -475,6 +486,7 @@ function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Promis
       // Only a cluster with a synchronous standby fails over: the previous failover's lost member must be back.
       await patroni.waitHealthy(120_000);
       if (state.stopping) return;
+      say('failover: the cluster is whole; killing the primary');
       if (opts.faults.stallStandbyMs) {
         await patroni.stallReplication(opts.faults.stallStandbyMs);
         await new Promise((r) => setTimeout(r, opts.faults.stallStandbyMs! / 2));
@@ -491,10 +503,11 @@ function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Promis
       const promoted = await patroni.waitPrimary(lost, 120_000);
       const promotedMs = Date.now() - t0;
       fault.detail = `${lost.name} lost, ${promoted.name} promoted after ${promotedMs} ms`;
-      say(`failover: ${fault.detail}`);
+      say(`failover: ${fault.detail}; bringing ${lost.name} back as a standby`);
       await patroni.restart(lost);
       await patroni.waitHealthy(120_000);
       fault.detail += `, ${lost.name} back as its standby after ${Date.now() - t0} ms`;
+      say(`failover: ${lost.name} back as a standby after ${Date.now() - t0} ms`);
     }
   })();
   failovers.catch((err: unknown) => say(`the failover fault stopped: ${String(err)}`));

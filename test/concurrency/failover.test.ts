@@ -18,7 +18,7 @@
  * `.ci/run` runs on its own; `npm run test:failover:long` runs a failover
  * every 30 s for four minutes.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFailed } from 'vitest';
 import { failoverWindows } from '../../src/harness/report.ts';
 import { runHarness, type HarnessOptions } from '../../src/harness/run.ts';
 
@@ -38,15 +38,34 @@ const run = (opts: Partial<HarnessOptions>) =>
     patroniTtl: TTL_S,
     durationMs: LONG ? 240_000 : 35_000,
     faults: { pgFailoverEveryMs: LONG ? 30_000 : 8_000, stallStandbyMs: 1000 },
-    progress: process.env.VOLSTATE_TEST_LOG ? (l) => console.log(l) : undefined,
+    progress: say,
     ...opts,
   });
+
+/**
+ * The harness's progress lines, each with the seconds since the test began: printed as they
+ * come with VOLSTATE_TEST_LOG, and all of them when a test fails (a timeout included), so a
+ * failure in CI names the step it stopped at.
+ */
+let lines: string[] = [];
+let began = Date.now();
+function say(line: string) {
+  const stamped = `[+${((Date.now() - began) / 1000).toFixed(1)} s] ${line}`;
+  lines.push(stamped);
+  if (process.env.VOLSTATE_TEST_LOG) console.log(stamped);
+}
+function logOnFailure() {
+  lines = [];
+  began = Date.now();
+  onTestFailed(() => console.log(`the harness's progress until the failure:\n${lines.join('\n')}`));
+}
 
 describe('PostgreSQL failover under load (Patroni + etcd)', () => {
   it(
     'loses nothing acknowledged with a synchronous standby, and every node writes again within the bound',
     { timeout: LONG ? 900_000 : 240_000 },
     async () => {
+      logOnFailure();
       const s = await run({ db: 'patroni' });
       const failovers = s.faults.filter((f) => f.kind === 'pg-failover');
       const { first, everyNode } = failoverWindows(s.faults);
@@ -72,6 +91,7 @@ describe('PostgreSQL failover under load (Patroni + etcd)', () => {
   );
 
   it('shows what an asynchronous standby loses: the check finds the acknowledged changes missing', { timeout: 240_000 }, async () => {
+    logOnFailure();
     const s = await run({ db: 'patroni-async', durationMs: 20_000, faults: { pgFailoverEveryMs: 6_000, stallStandbyMs: 1000 } });
     console.log(`asynchronous: acknowledged ${s.acknowledged?.total}, missing ${s.acknowledged?.missing}; ${s.violations} violations`);
     expect(s.faults.filter((f) => f.kind === 'pg-failover').length).toBeGreaterThanOrEqual(1);
