@@ -344,6 +344,8 @@ class Cluster implements PatroniCluster {
   readonly adminUrl: string;
   private readonly procs = new Map<string, ChildProcess>();
   private readonly logs = new Map<string, string>();
+  /** set by stop(): a wait under way ends at once rather than poll a cluster that is gone */
+  private stopped = false;
 
   constructor(
     private readonly opts: PatroniOptions,
@@ -414,6 +416,7 @@ class Cluster implements PatroniCluster {
     const role = (this.opts.synchronous ?? true) ? 'sync' : 'replica';
     let last: MemberStatus[] = [];
     while (Date.now() < until) {
+      this.throwIfStopped();
       // Each member's own word (the load balancers' health checks), not
       // etcd's view, which keeps a lost leader until its key expires.
       const primary = await this.primary();
@@ -430,6 +433,7 @@ class Cluster implements PatroniCluster {
 
   async waitPrimary(except: PatroniMember | undefined, timeoutMs = 60_000) {
     for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(100)) {
+      this.throwIfStopped();
       for (const m of this.members) if (m !== except && (await is(m, 'primary'))) return m;
     }
     throw new Error(`no member became the primary in ${timeoutMs} ms: ${JSON.stringify(await this.status())}`);
@@ -456,7 +460,12 @@ class Cluster implements PatroniCluster {
     return m;
   }
 
+  private throwIfStopped() {
+    if (this.stopped) throw new Error('the Patroni cluster was stopped');
+  }
+
   async restart(m: PatroniMember) {
+    this.throwIfStopped();
     // A postmaster of the lost member that is somehow still there would keep the port.
     const pid = postmasterPid(m.dataDir);
     if (pid) killPostgres(pid);
@@ -464,6 +473,7 @@ class Cluster implements PatroniCluster {
   }
 
   async stop() {
+    this.stopped = true;
     for (const proc of this.procs.values()) if (proc.pid && proc.exitCode === null) proc.kill('SIGTERM');
     const deadline = Date.now() + 15_000;
     for (const proc of this.procs.values()) {

@@ -354,8 +354,12 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     clearInterval(progress);
     const durationMs = Date.now() - started;
     const endedBy: RunSummary['endedBy'] = budget <= 0 ? 'ops' : 'duration';
-    if (faulting.failovers) say('the clients are done; waiting for a failover under way to end');
-    await faulting.failovers?.catch(() => undefined); // a failover under way ends with the cluster whole again
+    if (faulting.failovers) {
+      // A failover under way: the check needs its new primary, not the lost member back as a
+      // standby (that can take a minute under load; the cluster's stop ends the wait for it).
+      say('the clients are done; waiting for a failover under way to promote a primary');
+      await faulting.failovers.promoted().catch(() => undefined);
+    }
 
     // At rest, then the check.
     const { violations, checkText, acknowledged } = await (
@@ -397,9 +401,9 @@ interface FaultContext {
 /**
  * The faults of --faults, each on its own timer, until stop(): kills (one
  * node down at a time), pg-terminate, pg-restart, and Patroni failovers (a
- * loop; `failovers` settles once a failover under way has ended).
+ * loop; `failovers.promoted()` settles once no primary is being killed or promoted).
  */
-function startFaults(ctx: FaultContext): { stop: () => void; failovers: Promise<void> | undefined } {
+function startFaults(ctx: FaultContext): { stop: () => void; failovers: Failovers | undefined } {
   const state = { stopping: false };
   const timers = [startKills(ctx, state), startTerminations(ctx, state), startRestarts(ctx, state)];
   const failovers = startFailovers(ctx, state);
@@ -473,13 +477,22 @@ function startRestarts(ctx: FaultContext, state: { stopping: boolean }): NodeJS.
   }, opts.faults.pgRestartEveryMs);
 }
 
+interface Failovers {
+  /** the loop, until the run stops it (or a wait in it gives up) */
+  loop: Promise<void>;
+  /** settles once no failover is between stalling the primary and a standby's promotion */
+  promoted(): Promise<void>;
+}
+
 /** Kill Patroni's primary every pgFailoverEveryMs, once the cluster is whole (a synchronous standby back). */
-function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Promise<void> | undefined {
+function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Failovers | undefined {
   const { opts, cluster, faults, started, say } = ctx;
   if (!cluster?.patroni || !opts.faults.pgFailoverEveryMs) return undefined;
   const patroni = cluster.patroni;
   const every = opts.faults.pgFailoverEveryMs;
-  const failovers = (async () => {
+  /** the failover under way, from the stall to the promotion */
+  let promoting: Promise<unknown> = Promise.resolve();
+  const loop = (async () => {
     for (;;) {
       for (const until = Date.now() + every; Date.now() < until && !state.stopping;) await new Promise((r) => setTimeout(r, 100));
       if (state.stopping) return;
@@ -487,20 +500,24 @@ function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Promis
       await patroni.waitHealthy(120_000);
       if (state.stopping) return;
       say('failover: the cluster is whole; killing the primary');
-      if (opts.faults.stallStandbyMs) {
-        await patroni.stallReplication(opts.faults.stallStandbyMs);
-        await new Promise((r) => setTimeout(r, opts.faults.stallStandbyMs! / 2));
-      }
-      const t0 = Date.now();
-      const lost = await patroni.killPrimary();
-      const fault: FaultEvent = {
-        kind: 'pg-failover',
-        at: t0 - started,
-        detail: `${lost.name} lost`,
-        nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])),
-      };
-      faults.push(fault);
-      const promoted = await patroni.waitPrimary(lost, 120_000);
+      let t0 = 0;
+      const failover = (async () => {
+        if (opts.faults.stallStandbyMs) {
+          await patroni.stallReplication(opts.faults.stallStandbyMs);
+          await new Promise((r) => setTimeout(r, opts.faults.stallStandbyMs! / 2));
+        }
+        t0 = Date.now();
+        const lost = await patroni.killPrimary();
+        faults.push({
+          kind: 'pg-failover',
+          at: t0 - started,
+          detail: `${lost.name} lost`,
+          nodes: Object.fromEntries(cluster.nodes.map((n) => [n.url, undefined])),
+        });
+        return { lost, fault: faults.at(-1)!, promoted: await patroni.waitPrimary(lost, 120_000) };
+      })();
+      promoting = failover.catch(() => undefined);
+      const { lost, fault, promoted } = await failover;
       const promotedMs = Date.now() - t0;
       fault.detail = `${lost.name} lost, ${promoted.name} promoted after ${promotedMs} ms`;
       say(`failover: ${fault.detail}; bringing ${lost.name} back as a standby`);
@@ -510,8 +527,10 @@ function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Promis
       say(`failover: ${lost.name} back as a standby after ${Date.now() - t0} ms`);
     }
   })();
-  failovers.catch((err: unknown) => say(`the failover fault stopped: ${String(err)}`));
-  return failovers;
+  loop.catch((err: unknown) => {
+    if (!state.stopping) say(`the failover fault stopped: ${String(err)}`);
+  });
+  return { loop, promoted: () => promoting.then(() => undefined) };
 }
 
 /** Wait until nothing is in flight (at most settleMs), then check the history and the answers clients were given. */
