@@ -69,6 +69,13 @@ export interface WorkerOptions {
   retention?: { keepMs: number | undefined; everyMs: number };
 }
 
+/** Another session held a step's fence for the whole wait: it stopped before touching the backend. */
+class FencedOut extends Error {
+  constructor(key: string) {
+    super(`resource ${key} is fenced by another worker`);
+  }
+}
+
 /** A step's fence was lost (see Worker.stillFenced): it stopped before touching the backend. */
 export class FenceLost extends Error {
   constructor(lock: string, why: string) {
@@ -346,30 +353,37 @@ export class Worker {
     // Whether the loop must look for work when this step ends (see the finally below).
     let handedBack = false;
     const task = (async () => {
-      // Wait a little for the fence (a previous owner may be finishing), then give up.
-      const fence = this.opts.coordination
-        ? await this.opts.coordination.lock(`resource-${key}`, { scope: 'global', timeoutMs: 1000 }).catch(() => null)
+      // The fence is taken beside the step's first statements, not before them: those only
+      // move the row (each checks owner = this worker), and the fence guards the backend, so
+      // the step waits for it at its first backend call (ctx.fenced). A create's fence round
+      // trip then overlaps its SCHEDULE instead of adding to it. Waiting a little (a previous
+      // owner may be finishing) and then giving up: FencedOut, and the row is handed back.
+      const fencing = this.opts.coordination
+        ? this.opts.coordination.lock(`resource-${key}`, { scope: 'global', timeoutMs: 1000 }).catch(() => null)
         : undefined;
+      const fenced = async () => {
+        const fence = await fencing;
+        if (fence === null) throw new FencedOut(key);
+        if (fence) await this.stillFenced(fence, row);
+      };
       try {
-        if (fence === null) {
+        if (!step) throw new Error(`no step for ${row.resource_type} in ${row.state}`);
+        await step(fencing ? { ...this.ctx, fenced } : this.ctx, row);
+        this.completed++;
+      } catch (err) {
+        if (err instanceof FencedOut) {
           // A previous owner (judged dead, but alive and frozen) is still at
           // it: leave the row for later rather than touch the backend too.
           this.ctx.log('resource fenced by another worker; handing the row back', { key });
-          await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id);
-          handedBack = true;
           this.fenced++;
-          return;
+        } else {
+          // A bug or an outage, not a backend failure: give the row back to be tried again.
+          this.ctx.log('step failed; handing the row back', { key, state: row.state, error: String(err) });
         }
-        if (!step) throw new Error(`no step for ${row.resource_type} in ${row.state}`);
-        await step(fence ? { ...this.ctx, fenced: () => this.stillFenced(fence, row) } : this.ctx, row);
-        this.completed++;
-      } catch (err) {
-        // A bug or an outage, not a backend failure: give the row back to be tried again.
-        this.ctx.log('step failed; handing the row back', { key, state: row.state, error: String(err) });
         await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id).catch(() => {});
         handedBack = true;
       } finally {
-        await fence?.release().catch(() => {});
+        await (await fencing)?.release().catch(() => {});
         // A claim round now only when it may find something: the worker was full (a NOTIFY that
         // came meanwhile found no free slot), the row was handed back (an unclaim notifies
         // nobody), or idle() waits for a round with nothing in flight. Otherwise every row left
