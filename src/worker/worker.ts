@@ -16,11 +16,13 @@
  *   session with it): before each backend call the step confirms it,
  *   taking it again if it is free and the row still ours, and stops
  *   otherwise (stillFenced).
- * - Each step runs under a global lock on its resource (a PostgreSQL
- *   advisory lock on a session of its own): the state CAS already keeps
- *   two workers from moving one row, and this fence also keeps a worker
- *   that froze (and was judged dead) from touching the backend object
- *   while its successor does. Its lock dies with its connection.
+ * - A step's backend calls run under a global lock on its resource (a
+ *   PostgreSQL advisory lock on a session of its own): the state CAS
+ *   already keeps two workers from moving one row, and this fence also
+ *   keeps a worker that froze (and was judged dead) from touching the
+ *   backend object while its successor does. Its lock dies with its
+ *   connection. It is taken beside the step's first statements (which
+ *   only move the row) and awaited before the first backend call.
  * - Stops gracefully: no new claims; in-flight steps get `drainMs` to
  *   finish; then it deregisters, and whatever it still owns is recovered
  *   by the others at once.
