@@ -124,11 +124,15 @@ async function besideSource(b: Backend, sizeGb: number): Promise<{ backend: Back
  */
 const scheduleVolume: Step = async (ctx, row) => {
   const id = row.resource_id;
+  // What scheduling reads (the type's specs, the source's backend) is the data row's, which
+  // SCHEDULE does not change: read beside it, not after it (one round trip less).
+  const reading = schedulingData(ctx.sql, id);
+  reading.catch(() => {}); // awaited below; unobserved if SCHEDULE throws first
   if (accepts(volume, row.state, 'SCHEDULE')) {
     const took = await send(ctx, 'volume', id, { type: 'SCHEDULE' }, { keep: true });
     if (!took.ok) return;
   }
-  const data = await schedulingData(ctx.sql, id);
+  const data = await reading;
   if (!data) throw new Error(`volume ${id} has a state row but no data row`);
   const chosen = data.from_source
     ? await besideSource(ctx.backends.get(data.source_backend), row.size)
