@@ -58,6 +58,11 @@ export class ResourceService<T extends ResourceType, Row extends { id: string },
    */
   async send(caller: Caller, id: string, event: EventMap[T], ifMatch?: number): Promise<Applied> {
     if (!caller.isAdmin) await this.get(caller, id);
+    return this.sendSeen(caller, id, event, ifMatch);
+  }
+
+  /** `send` to a resource the caller has just been shown it may see (its scoped read done). */
+  protected async sendSeen(caller: Caller, id: string, event: EventMap[T], ifMatch?: number): Promise<Applied> {
     const outcome = await this.enforcer.apply(this.sql, { type: this.type, id }, event, {
       actor: actorOf(caller),
       requestId: caller.requestId,

@@ -138,10 +138,15 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
    * growth within the gigabytes quotas.
    */
   async extend(caller: Caller, id: string, to: { newSize: number; inUse: boolean }, ifMatch?: number): Promise<Applied> {
-    const volume = await this.get(caller, id);
-    const perVolume = await perVolumeLimit(this.sql, volume.project_id);
+    // The scoped read (another project's volume is 404) beside the caller's limit; an admin may
+    // extend any project's volume, whose own project's limit is read after.
+    const [volume, ownLimit] = await Promise.all([
+      this.get(caller, id),
+      caller.isAdmin ? undefined : perVolumeLimit(this.sql, caller.projectId),
+    ]);
+    const perVolume = ownLimit ?? (await perVolumeLimit(this.sql, volume.project_id));
     if (perVolume >= 0 && to.newSize > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size: to.newSize, limit: perVolume });
-    return this.send(caller, id, { type: 'EXTEND', new_size: to.newSize, in_use: to.inUse }, ifMatch);
+    return this.sendSeen(caller, id, { type: 'EXTEND', new_size: to.newSize, in_use: to.inUse }, ifMatch);
   }
 
   /** A volume type the caller may use, by id or name (an admin may use any). */
