@@ -383,8 +383,11 @@ export class Enforcer {
     const leaving = reservingIn(model.type, from);
     if (leaving) {
       const kept = event === leaving.keptBy;
-      await settle(tx, ref, kept);
-      if (kept && leaving.onKept) await consume(tx, data.project_id, leaving.onKept(row, data.volume_type_id));
+      // Sent together (pipelined, run in order).
+      await Promise.all([
+        settle(tx, ref, kept),
+        kept && leaving.onKept ? consume(tx, data.project_id, leaving.onKept(row, data.volume_type_id)) : undefined,
+      ]);
     }
     const entering = reservingIn(model.type, to);
     if (entering) {
