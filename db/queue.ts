@@ -65,8 +65,15 @@ export interface ClaimedRow {
   backend: string | null;
 }
 
-/** Claim up to `limit` pending rows for `worker`, oldest first. */
+/**
+ * Claim up to `limit` pending rows for `worker`, oldest first. The limit is
+ * written into the text, not bound: with `LIMIT $2` PostgreSQL planned the
+ * statement afresh at every execution (a custom plan, 0.36 ms of each
+ * claim's 0.6, three claims a volume lifecycle); with a literal it keeps one
+ * generic plan per limit (at most the worker's concurrency of them).
+ */
 export async function claim(sql: Exec, worker: string, limit: number): Promise<ClaimedRow[]> {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`claim: limit must be a positive integer, not ${limit}`);
   return sql.unsafe<ClaimedRow[]>(
     `UPDATE resource_states r SET owner = $1
        FROM (SELECT q.resource_type, q.resource_id,
@@ -77,11 +84,11 @@ export async function claim(sql: Exec, worker: string, limit: number): Promise<C
                FROM resource_states q
               WHERE ${PENDING} AND (not_before IS NULL OR not_before <= now())
               ORDER BY updated_at
-              LIMIT $2
+              LIMIT ${limit}
               FOR UPDATE SKIP LOCKED) d
       WHERE r.resource_type = d.resource_type AND r.resource_id = d.resource_id
       RETURNING r.*, d.volume_id AS data_volume_id, (SELECT v.backend FROM volumes v WHERE v.id = d.volume_id) AS backend`,
-    [worker, limit],
+    [worker],
     { prepare: true },
   );
 }
