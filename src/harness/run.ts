@@ -478,8 +478,6 @@ function startRestarts(ctx: FaultContext, state: { stopping: boolean }): NodeJS.
 }
 
 interface Failovers {
-  /** the loop, until the run stops it (or a wait in it gives up) */
-  loop: Promise<void>;
   /** settles once no failover is between stalling the primary and a standby's promotion */
   promoted(): Promise<void>;
 }
@@ -530,7 +528,7 @@ function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Failov
   loop.catch((err: unknown) => {
     if (!state.stopping) say(`the failover fault stopped: ${String(err)}`);
   });
-  return { loop, promoted: () => promoting.then(() => undefined) };
+  return { promoted: () => promoting.then(() => undefined) };
 }
 
 /** Wait until nothing is in flight (at most settleMs), then check the history and the answers clients were given. */
