@@ -33,15 +33,32 @@ import { parseArgs } from 'node:util';
 import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
 import { freePort, startEmbedded } from '../db/servers/embedded.ts';
 
-const { values } = parseArgs({
-  options: {
-    compare: { type: 'string' },
-    seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '8' },
-    only: { type: 'string' },
-    // where the time went: statements per lifecycle (pg_stat_statements) and what the backends waited on
-    why: { type: 'boolean', default: false },
-  },
-});
+const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--seconds N (8)] [--only <sitting name prefix>] [--why]
+  --compare  run the same sittings against another commit's server, side by side, and print the ratios
+  --seconds  length of each sitting (BENCH_SECONDS)
+  --only     the sittings whose name starts so: '1 client', '16 clients, 1 project', '16 clients, 16 projects'
+  --why      where the time went: statements per lifecycle, the wait before each transition, what backends waited on`;
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      compare: { type: 'string' },
+      seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '8' },
+      only: { type: 'string' },
+      // where the time went: statements per lifecycle (pg_stat_statements) and what the backends waited on
+      why: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+} catch (err) {
+  console.error(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (parsed.values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const { values } = parsed;
 const SECONDS = Number(values.seconds);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 5);
 const ROOT = resolve(import.meta.dirname, '..');
