@@ -51,7 +51,14 @@ const PG_TYPE: Record<ColumnType, string> = { int: 'int', bool: 'boolean', text:
  * (the `retired` CTE): live rows are those with none, and the partial
  * indexes of the lists hold live rows only (docs/retention.md).
  */
-export const DATA_TABLES: Readonly<Record<string, string>> = { volume: 'volumes', snapshot: 'snapshots', attachment: 'attachments' };
+export const DATA_TABLES: Readonly<Record<string, string>> = {
+  volume: 'volumes',
+  snapshot: 'snapshots',
+  attachment: 'attachments',
+  backup: 'backups',
+};
+/** The data tables whose rows count against a volume type's quota (backups count project-wide only). */
+const TYPED_TABLES: ReadonlySet<string> = new Set(['volumes', 'snapshots']);
 
 /** Parameters every transition statement takes first, in placeholder order ($1…$6). */
 export const FIXED_PARAMS = ['resource_type', 'resource_id', 'actor', 'request_id', 'expect_owner', 'expect_version'] as const;
@@ -239,7 +246,9 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
     ...(owned
       ? [
           `(SELECT d.project_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_project_id`,
-          `(SELECT d.volume_type_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_volume_type_id`,
+          TYPED_TABLES.has(table)
+            ? `(SELECT d.volume_type_id FROM ${table} d WHERE d.id = moved.resource_id) AS data_volume_type_id`
+            : 'NULL::uuid AS data_volume_type_id',
         ]
       : []),
   ];

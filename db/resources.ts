@@ -10,7 +10,16 @@
 import type postgres from 'postgres';
 import type { ResourceType } from '../machines/index.ts';
 import { countRows, listPage, type SortSpec } from './listing.ts';
-import type { AttachmentRow, NewAttachmentRow, NewSnapshotRow, NewVolumeRow, SnapshotRow, VolumeRow } from './schema.ts';
+import type {
+  AttachmentRow,
+  BackupRow,
+  NewAttachmentRow,
+  NewBackupRow,
+  NewSnapshotRow,
+  NewVolumeRow,
+  SnapshotRow,
+  VolumeRow,
+} from './schema.ts';
 import type { Executor as Exec } from './connect.ts';
 
 type Fragment = postgres.PendingQuery<postgres.Row[]>;
@@ -22,6 +31,8 @@ export interface StateView {
   size: number;
   readers: number;
   dependents: number;
+  /** backups of it being made (a volume or snapshot shows `backing-up` meanwhile) */
+  backups: number;
   /** facts of the operation in flight (e.g. a reported snapshot progress); null at rest */
   operation: Record<string, unknown> | null;
   state_updated_at: Date;
@@ -99,7 +110,7 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
   }
 
   private columns(sql: Exec): Fragment {
-    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
+    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.backups, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
   }
 
   /** Live: no `deleted_at`, set by the CAS into the final state (db/cas.ts); the lists' partial indexes hold these rows only. */
@@ -250,6 +261,7 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
 export type VolumeRecord = WithState<VolumeRow>;
 export type SnapshotRecord = WithState<SnapshotRow>;
 export type AttachmentRecord = WithState<AttachmentRow>;
+export type BackupRecord = WithState<BackupRow>;
 
 export const volumeTable = new ResourceTable<VolumeRow, NewVolumeRow>({
   type: 'volume',
@@ -261,6 +273,13 @@ export const volumeTable = new ResourceTable<VolumeRow, NewVolumeRow>({
 export const snapshotTable = new ResourceTable<SnapshotRow, NewSnapshotRow>({
   type: 'snapshot',
   table: 'snapshots',
+  filters: ['volume_id'],
+  sortable: { ...NAMED_SORT, volume_id: 'd.volume_id' },
+});
+
+export const backupTable = new ResourceTable<BackupRow, NewBackupRow>({
+  type: 'backup',
+  table: 'backups',
   filters: ['volume_id'],
   sortable: { ...NAMED_SORT, volume_id: 'd.volume_id' },
 });

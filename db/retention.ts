@@ -60,7 +60,7 @@ export async function ensureHistoryPartitions(sql: Exec, now = new Date(), ahead
 
 export interface PurgeReport {
   /** data rows removed (with their state rows), by table */
-  rows: Record<'attachments' | 'snapshots' | 'volumes' | 'messages', number>;
+  rows: Record<'attachments' | 'snapshots' | 'volumes' | 'backups' | 'messages', number>;
   /** monthly history partitions dropped */
   partitions: string[];
   /** history rows deleted from the default partition */
@@ -74,13 +74,18 @@ const KEEP_PARENTS = `
 
 const TABLES = [
   { table: 'attachments', type: 'attachment' },
+  { table: 'backups', type: 'backup' },
   { table: 'snapshots', type: 'snapshot' },
   { table: 'volumes', type: 'volume' },
 ] as const;
 
 /** Remove what was deleted before `before`, `batch` rows per transaction. */
 export async function purge(sql: Exec, before: Date, batch = 1000): Promise<PurgeReport> {
-  const report: PurgeReport = { rows: { attachments: 0, snapshots: 0, volumes: 0, messages: 0 }, partitions: [], historyRows: 0 };
+  const report: PurgeReport = {
+    rows: { attachments: 0, snapshots: 0, volumes: 0, backups: 0, messages: 0 },
+    partitions: [],
+    historyRows: 0,
+  };
   // First: from now on, what predates the cutoff may be missing (the history checker reads this).
   await sql`
     INSERT INTO history_horizon (id, history_before) VALUES (true, ${before})

@@ -123,6 +123,8 @@ export const volumes = pgTable(
     bootable: boolean('bootable').notNull().default(false),
     /** may be attached to several servers at once; copied into the state row, where the attach guard reads it */
     multiattach: boolean('multiattach').notNull().default(false),
+    /** the backup it was created from (3.47), or restored from when made by a restore; it reads it while it is created */
+    backup_id: uuid('backup_id'),
     /** os-update_readonly_flag: new attachments are read-only; null until the flag is first set (Cinder shows it in metadata from then on) */
     readonly: boolean('readonly'),
     created_at: createdAt(),
@@ -182,6 +184,58 @@ export const snapshots = pgTable(
       .where(sql`deleted_at IS NOT NULL`),
     index('snapshots_volume').on(t.volume_id),
     index('snapshots_type').on(t.volume_type_id),
+  ],
+);
+
+/**
+ * Backups (Cinder's): what a client named and asked for, and what the
+ * backup driver wrote (db/backups.ts, src/backup/). Size and status live in
+ * `resource_states`. `volume_id` is not a foreign key: a volume may be
+ * deleted while its backups live on (as in Cinder), and an imported backup
+ * names the zero uuid.
+ */
+export const backups = pgTable(
+  'backups',
+  {
+    id: uuid('id').primaryKey(),
+    project_id: text('project_id').notNull(),
+    user_id: text('user_id'),
+    volume_id: uuid('volume_id').notNull(),
+    snapshot_id: uuid('snapshot_id'),
+    /** the backup this one is an increment of (it holds a dependent lease on it) */
+    parent_id: uuid('parent_id'),
+    name: text('name'),
+    description: text('description'),
+    metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    /** where its objects are, under the backup store's root (Cinder's container) */
+    container: text('container'),
+    availability_zone: text('availability_zone'),
+    /** the name prefix of its objects in the container (Cinder's service_metadata) */
+    service_metadata: text('service_metadata'),
+    object_count: integer('object_count').notNull().default(0),
+    /** percent of the source read, while it is being made (the worker step writes it) */
+    progress: smallint('progress').notNull().default(0),
+    fail_reason: text('fail_reason'),
+    /** when the data it holds was taken: the snapshot's creation, else the backup's */
+    data_timestamp: timestamp('data_timestamp', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+    deleted_at: deletedAt(),
+  },
+  (t) => [
+    index('backups_live_project_created')
+      .on(t.project_id, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('backups_live_created')
+      .on(t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    // The incremental parent: the newest live backup of a volume in a project.
+    index('backups_live_volume')
+      .on(t.volume_id, t.project_id, t.data_timestamp)
+      .where(sql`deleted_at IS NULL`),
+    index('backups_deleted')
+      .on(t.deleted_at)
+      .where(sql`deleted_at IS NOT NULL`),
   ],
 );
 
@@ -284,6 +338,8 @@ export const resourceStates = pgTable(
     version: integer('version').notNull().default(1),
     readers: integer('readers').notNull().default(0),
     dependents: integer('dependents').notNull().default(0),
+    /** backups of this volume or snapshot being made (machines/backup.ts) */
+    backups: integer('backups').notNull().default(0),
     size: integer('size').notNull().default(0),
     operation: jsonb('operation').$type<Record<string, unknown>>(),
     multiattach: boolean('multiattach').notNull().default(false),
@@ -304,7 +360,7 @@ export const resourceStates = pgTable(
     check('resource_states_valid_state', validState),
     check(
       'resource_states_counts',
-      sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.size} >= 0 AND ${t.att_reserved} >= 0 AND ${t.att_attaching} >= 0 AND ${t.att_attached} >= 0 AND ${t.att_detaching} >= 0 AND ${t.att_error} >= 0`,
+      sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.backups} >= 0 AND ${t.size} >= 0 AND ${t.att_reserved} >= 0 AND ${t.att_attaching} >= 0 AND ${t.att_attached} >= 0 AND ${t.att_detaching} >= 0 AND ${t.att_error} >= 0`,
     ),
     // Small partial index over the work queue (unowned rows in a state with
     // a worker step), in claim order.
@@ -502,6 +558,8 @@ export type NewVolumeRow = typeof volumes.$inferInsert;
 export type SnapshotRow = typeof snapshots.$inferSelect;
 export type NewSnapshotRow = typeof snapshots.$inferInsert;
 export type AttachmentRow = typeof attachments.$inferSelect;
+export type BackupRow = typeof backups.$inferSelect;
+export type NewBackupRow = typeof backups.$inferInsert;
 export type TransferRow = typeof transfers.$inferSelect;
 export type MessageRow = typeof messages.$inferSelect;
 export type NewAttachmentRow = typeof attachments.$inferInsert;

@@ -2,15 +2,16 @@
  * The resource models, by `resource_states.resource_type`. Pure.
  */
 import { attachmentModel } from './attachment.ts';
+import { backupModel } from './backup.ts';
 import { snapshotModel } from './snapshot.ts';
 import { volumeModel } from './volume.ts';
 import type { ResourceModel } from './resource.ts';
 
-export const MODELS = { volume: volumeModel, snapshot: snapshotModel, attachment: attachmentModel } as const;
+export const MODELS = { volume: volumeModel, snapshot: snapshotModel, attachment: attachmentModel, backup: backupModel } as const;
 export type ResourceType = keyof typeof MODELS;
 export const RESOURCE_TYPES = Object.keys(MODELS) as ResourceType[];
 
-export { volumeModel, snapshotModel, attachmentModel };
+export { volumeModel, snapshotModel, attachmentModel, backupModel };
 export type { ResourceModel };
 
 /**
@@ -36,6 +37,7 @@ export function isResourceType(type: string): type is ResourceType {
 }
 
 import type { AttachmentContext, AttachmentEvent } from './attachment.ts';
+import type { BackupContext, BackupEvent } from './backup.ts';
 import type { SnapshotContext, SnapshotEvent } from './snapshot.ts';
 import type { VolumeContext, VolumeEvent } from './volume.ts';
 
@@ -44,9 +46,11 @@ export interface EventMap {
   volume: VolumeEvent;
   snapshot: SnapshotEvent;
   attachment: AttachmentEvent;
+  backup: BackupEvent;
 }
 export interface ContextMap {
   volume: VolumeContext;
   snapshot: SnapshotContext;
   attachment: AttachmentContext;
+  backup: BackupContext;
 }

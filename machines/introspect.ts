@@ -10,6 +10,7 @@
  * initial child. A transition without a target keeps the state and only
  * runs its actions (effects).
  */
+import type { LeaseKind } from './resource.ts';
 import type { AnyStateMachine, AnyStateNode, StateValue } from 'xstate';
 import { TRANSIENT, type StateMeta } from './model.ts';
 
@@ -139,6 +140,12 @@ export class MachineIndex {
   /** The resource reads its sources while in this state (see StateMeta.holdsReaders). */
   holdsReaders(state: string): boolean {
     return this.meta(state).holdsReaders === true;
+  }
+
+  /** The lease kinds the resource holds on its sources while in this state (holdsReaders and holds). */
+  held(state: string): LeaseKind[] {
+    const meta = this.meta(state);
+    return [...(meta.holdsReaders ? (['reader'] as const) : []), ...(meta.holds ?? [])];
   }
 
   meta(state: string): StateMeta {

@@ -21,6 +21,7 @@
  * placeholders of one prepared statement per event.
  */
 
+import type { LeaseKind } from './resource.ts';
 import { assign, type EventObject, type MachineContext } from 'xstate';
 
 /** SQL types a context column or an event parameter may have. */
@@ -138,6 +139,12 @@ export interface StateMeta {
    * states that hold them, whatever the event (worker, admin, recovery).
    */
   readonly holdsReaders?: boolean;
+  /**
+   * Other lease kinds the resource holds on its sources while in this
+   * state, given back the same way (a backup being made holds a `backup`
+   * lease on its volume or snapshot).
+   */
+  readonly holds?: readonly LeaseKind[];
   /**
    * A guard (no parameters) that must hold before the step may start: the
    * row is pending work only then (a cascade-deleted volume waits for its

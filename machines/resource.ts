@@ -33,9 +33,13 @@ export interface ResourceModel<C = Record<string, unknown>, E = { type: string }
   readonly releases: Readonly<Partial<Record<LeaseKind, string>>>;
 }
 
-/** What a holder holds on a source: a read in flight, or (snapshots) its existence. */
-export type LeaseKind = 'reader' | 'dependent';
-export const LEASE_KINDS: readonly LeaseKind[] = ['reader', 'dependent'];
+/**
+ * What a holder holds on a source: a read in flight (`reader`), its
+ * existence (`dependent`: a snapshot of a volume, an incremental backup of
+ * its parent), or a backup being made of it (`backup`).
+ */
+export type LeaseKind = 'reader' | 'dependent' | 'backup';
+export const LEASE_KINDS: readonly LeaseKind[] = ['reader', 'dependent', 'backup'];
 
 /** `:name`, but not the second colon of a `::type` cast. */
 const PARAM = /(?<!:):([a-z_][a-z0-9_]*)/g;

@@ -62,6 +62,8 @@ const SNAPSHOT_PARKED = ['creating', 'deleting', ...PARKED_ONLY] as const;
 export const snapshotContext = {
   /** in-flight operations reading this snapshot (volumes being created from it) */
   readers: 'int',
+  /** backups of this snapshot being made (machines/backup.ts): the snapshot shows `backing-up` meanwhile */
+  backups: 'int',
   /** GiB, the volume's size when the snapshot was taken */
   size: 'int',
   /** the step's lost attempts while one is in flight (see model.ts, recovery) */
@@ -109,6 +111,14 @@ export const snapshotEvents = {
     doc: 'a volume is being reverted to this snapshot',
   },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this snapshot ended' },
+  BACKUP_BEGIN: {
+    by: 'link',
+    verb: 'back up',
+    request: 'backup create with snapshot_id',
+    params: {},
+    doc: 'a backup of this snapshot is being made: one more backup',
+  },
+  BACKUP_END: { by: 'link', params: {}, doc: 'a backup of this snapshot ended, whichever way' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
   DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the snapshot' },
@@ -125,8 +135,10 @@ export const snapshotGuards = guardTable<C, E>()({
   unowned: unownedGuard<C, E>(),
   ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
-  canDelete: allOf('noReaders'),
-  canForceDelete: allOf('unowned', 'noReaders'),
+  noBackups: { unmet: 'a backup of it is being made', refusal: 'busy', js: (c) => c.backups === 0, sql: 'backups = 0' },
+  hasBackups: { unmet: 'no backup of it is being made', refusal: 'invalid', js: (c) => c.backups > 0, sql: 'backups > 0' },
+  canDelete: allOf('noReaders', 'noBackups'),
+  canForceDelete: allOf('unowned', 'noReaders', 'noBackups'),
   reportsAvailable: {
     unmet: "the reported status must be 'available' or 'error'",
     refusal: 'invalid',
@@ -146,6 +158,8 @@ export const snapshotGuards = guardTable<C, E>()({
 export const snapshotEffects = effectTable<C, E>()({
   ...readerEffects<C, E>(),
   ...recoveryEffects<C, E>(),
+  addBackup: { js: (c) => ({ backups: c.backups + 1 }), sql: { backups: 'backups + 1' } },
+  removeBackup: { js: (c) => ({ backups: c.backups - 1 }), sql: { backups: 'backups - 1' } },
   recordProgress: {
     js: (_c, e) => ({ operation: { progress: 'progress' in e ? e.progress : null } }),
     sql: { operation: "jsonb_build_object('progress', :progress)" },
@@ -185,8 +199,11 @@ export const snapshotMachine = setup({
 }).createMachine({
   id: 'snapshot',
   initial: 'creating',
-  context: { readers: 0, size: 1, operation: null, owner: null },
-  on: { READ_END: { guard: 'hasReaders', actions: 'releaseReader' } },
+  context: { readers: 0, backups: 0, size: 1, operation: null, owner: null },
+  on: {
+    READ_END: { guard: 'hasReaders', actions: 'releaseReader' },
+    BACKUP_END: { guard: 'hasBackups', actions: 'removeBackup' },
+  },
   states: {
     creating: {
       initial: 'backend',
@@ -216,6 +233,7 @@ export const snapshotMachine = setup({
         FORCE_DELETE: forceDelete,
         RESET_STATUS: resetStatus,
         READ_BEGIN: { actions: 'acquireReader' },
+        BACKUP_BEGIN: { actions: 'addBackup' },
         RESTORE_BEGIN: { guard: 'noReaders', target: 'restoring', actions: 'acquireReader' },
       },
     },
@@ -269,5 +287,5 @@ export const snapshotModel = defineResource<C, E>({
   events: snapshotEvents,
   guards: snapshotGuards,
   effects: snapshotEffects,
-  releases: { reader: 'READ_END' },
+  releases: { reader: 'READ_END', backup: 'BACKUP_END' },
 });

@@ -51,17 +51,7 @@ import { defineResource } from './resource.ts';
  * with os-reset_status (they are Cinder's): each is a status whose only
  * sub-state is `parked` (see model.ts, parkedState).
  */
-const PARKED_ONLY = [
-  'maintenance',
-  'managing',
-  'error_managing',
-  'restoring-backup',
-  'error_restoring',
-  'backing-up',
-  'error_backing-up',
-  'downloading',
-  'uploading',
-] as const;
+const PARKED_ONLY = ['maintenance', 'managing', 'error_managing', 'backing-up', 'error_backing-up', 'downloading', 'uploading'] as const;
 
 /** Every leaf state, as stored in `resource_states.state`. */
 export const VOLUME_STATES = [
@@ -87,6 +77,9 @@ export const VOLUME_STATES = [
   'retyping.parked',
   'awaiting-transfer.offered',
   'awaiting-transfer.parked',
+  'restoring-backup.backend',
+  'restoring-backup.parked',
+  'error_restoring',
   ...PARKED_ONLY.map((s) => `${s}.parked` as const),
   'deleted',
 ] as const;
@@ -118,9 +111,20 @@ export const VOLUME_RESETTABLE = [
   'deleting',
   'retyping',
   'awaiting-transfer',
+  'restoring-backup',
+  'error_restoring',
   ...PARKED_ONLY,
 ] as const;
-const VOLUME_PARKED = ['creating', 'extending', 'reverting', 'deleting', 'retyping', 'awaiting-transfer', ...PARKED_ONLY] as const;
+const VOLUME_PARKED = [
+  'creating',
+  'extending',
+  'reverting',
+  'deleting',
+  'retyping',
+  'awaiting-transfer',
+  'restoring-backup',
+  ...PARKED_ONLY,
+] as const;
 
 /** Row columns the machine reads and writes. */
 export const volumeContext = {
@@ -128,6 +132,8 @@ export const volumeContext = {
   readers: 'int',
   /** live snapshots of this volume */
   dependents: 'int',
+  /** backups of this volume being made (machines/backup.ts): the volume shows `backing-up` meanwhile */
+  backups: 'int',
   /** GiB */
   size: 'int',
   /** arguments of the operation in flight, e.g. {"new_size": 3} while extending */
@@ -222,6 +228,21 @@ export const volumeEvents = {
     doc: 'a volume is being cloned from this one: one more reader',
   },
   READ_END: { by: 'link', params: {}, doc: 'an operation that read this volume ended' },
+  BACKUP_BEGIN: {
+    by: 'link',
+    verb: 'back up',
+    request: 'backup create',
+    params: { force: 'bool' },
+    doc: 'a backup of this volume is being made: one more backup (it reads a consistent copy, so the volume stays usable)',
+  },
+  BACKUP_END: { by: 'link', params: {}, doc: 'a backup of this volume ended, whichever way' },
+  RESTORE_BACKUP: {
+    by: 'link',
+    verb: 'restore a backup onto',
+    request: 'backup restore with volume_id',
+    params: { backup_id: 'text', backup_size: 'int' },
+    doc: 'a backup is being restored onto this volume (POST /backups/{id}/restore): its data is overwritten',
+  },
   SNAPSHOT_GONE: { by: 'link', params: {}, doc: 'a snapshot of this volume was deleted' },
   ATTACHMENTS_CHANGED: {
     by: 'link',
@@ -238,6 +259,7 @@ export const volumeEvents = {
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
   EXTENDED: { by: 'worker', params: {}, doc: 'the backend grew the volume' },
   REVERTED: { by: 'worker', params: {}, doc: 'the backend reverted the volume to the snapshot' },
+  RESTORED: { by: 'worker', params: {}, doc: "the backup's data is written onto the volume" },
   DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the volume' },
   WORKER_LOST: { by: 'worker', params: {}, doc: 'the worker running the step died; sent by any live worker (see model.ts, recovery)' },
 } as const satisfies EventSpecs;
@@ -251,6 +273,20 @@ export const volumeGuards = guardTable<C, E>()({
   ...readerGuards<C, E>('a snapshot or a clone of it'),
   ...attachmentGuards<C, E>(),
   noSnapshots: { unmet: 'it has snapshots', refusal: 'invalid', js: (c) => c.dependents === 0, sql: 'dependents = 0' },
+  noBackups: { unmet: 'a backup of it is being made', refusal: 'busy', js: (c) => c.backups === 0, sql: 'backups = 0' },
+  hasBackups: { unmet: 'no backup of it is being made', refusal: 'invalid', js: (c) => c.backups > 0, sql: 'backups > 0' },
+  fitsBackup: {
+    unmet: 'it is smaller than the backup',
+    refusal: 'invalid',
+    js: (c, e) => 'backup_size' in e && e.backup_size <= c.size,
+    sql: ':backup_size <= size',
+  },
+  backupForced: {
+    unmet: 'it is in-use: backing up an in-use volume must use the force flag',
+    refusal: 'invalid',
+    js: (_c, e) => 'force' in e && e.force === true,
+    sql: ':force',
+  },
   hasSnapshots: { unmet: 'it has no snapshots', refusal: 'invalid', js: (c) => c.dependents > 0, sql: 'dependents > 0' },
   grows: {
     unmet: 'the new size must be larger than the current size',
@@ -285,10 +321,12 @@ export const volumeGuards = guardTable<C, E>()({
   unowned: unownedGuard<C, E>(),
   ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof VOLUME_RESETTABLE>(VOLUME_RESETTABLE, { available: 'noAttachments', 'in-use': 'hasAttached' }),
-  canDelete: allOf('noReaders', 'noSnapshots', 'noAttachments'),
-  canDeleteCascade: allOf('noReaders', 'noAttachments'),
-  canForceDelete: allOf('unowned', 'noReaders', 'noSnapshots', 'noAttachments'),
-  canForceDeleteCascade: allOf('unowned', 'noReaders', 'noAttachments'),
+  canDelete: allOf('noReaders', 'noBackups', 'noSnapshots', 'noAttachments'),
+  canDeleteCascade: allOf('noReaders', 'noBackups', 'noAttachments'),
+  canForceDelete: allOf('unowned', 'noReaders', 'noBackups', 'noSnapshots', 'noAttachments'),
+  canForceDeleteCascade: allOf('unowned', 'noReaders', 'noBackups', 'noAttachments'),
+  // Nothing may read the volume while a backup is written over it, and no backup of it may be in flight.
+  canRestoreBackup: allOf('noReaders', 'noBackups', 'fitsBackup'),
   canExtend: allOf('noReaders', 'grows'),
   canExtendInUse: allOf('inUseExtendAllowed', 'noReaders', 'grows'),
   extendedInUse: allOf('extendRecorded', 'hasAttached'),
@@ -298,6 +336,12 @@ export const volumeEffects = effectTable<C, E>()({
   ...readerEffects<C, E>(),
   ...attachmentEffects<C, E>(),
   addDependent: { js: (c) => ({ dependents: c.dependents + 1 }), sql: { dependents: 'dependents + 1' } },
+  addBackup: { js: (c) => ({ backups: c.backups + 1 }), sql: { backups: 'backups + 1' } },
+  removeBackup: { js: (c) => ({ backups: c.backups - 1 }), sql: { backups: 'backups - 1' } },
+  recordRestore: {
+    js: (_c, e) => ({ operation: { backup_id: 'backup_id' in e ? e.backup_id : null } }),
+    sql: { operation: "jsonb_build_object('backup_id', :backup_id)" },
+  },
   removeDependent: { js: (c) => ({ dependents: c.dependents - 1 }), sql: { dependents: 'dependents - 1' } },
   recordExtend: {
     js: (_c, e) => ({ operation: { new_size: 'new_size' in e ? e.new_size : null } }),
@@ -359,6 +403,7 @@ export const volumeMachine = setup({
   context: {
     readers: 0,
     dependents: 0,
+    backups: 0,
     size: 1,
     operation: null,
     owner: null,
@@ -374,6 +419,7 @@ export const volumeMachine = setup({
   on: {
     READ_END: { guard: 'hasReaders', actions: 'releaseReader' },
     SNAPSHOT_GONE: { guard: 'hasSnapshots', actions: 'removeDependent' },
+    BACKUP_END: { guard: 'hasBackups', actions: 'removeBackup' },
   },
   states: {
     creating: {
@@ -418,6 +464,8 @@ export const volumeMachine = setup({
         TRANSFER_OFFER: { guard: 'noReaders', target: 'awaiting-transfer', actions: 'recordTransfer' },
         SNAPSHOT_BEGIN: { actions: ['acquireReader', 'addDependent'] },
         READ_BEGIN: { actions: 'acquireReader' },
+        BACKUP_BEGIN: { actions: 'addBackup' },
+        RESTORE_BACKUP: { guard: 'canRestoreBackup', target: 'restoring-backup', actions: 'recordRestore' },
         ATTACHMENTS_CHANGED: followAttachments('volume'),
       },
     },
@@ -430,6 +478,7 @@ export const volumeMachine = setup({
         SNAPSHOT_BEGIN: { guard: 'forced', actions: ['acquireReader', 'addDependent'] },
         RETYPE: { guard: 'noReaders', target: 'retyping', actions: 'recordRetype' },
         READ_BEGIN: { actions: 'acquireReader' },
+        BACKUP_BEGIN: { guard: 'backupForced', actions: 'addBackup' },
       },
     },
     detaching: { on: attachmentCycle },
@@ -529,7 +578,29 @@ export const volumeMachine = setup({
         parked: parkedState,
       },
     },
+    'restoring-backup': {
+      initial: 'backend',
+      on: { RESET_STATUS: resetStatus, ...force },
+      states: {
+        backend: {
+          tags: [TRANSIENT],
+          meta: {
+            step: 'restore',
+            holdsReaders: true,
+            doc: "the backup's data is being written onto the volume (the backup held as a reader)",
+          },
+          on: {
+            RESTORED: { target: '#volume.available', actions: 'clearOperation' },
+            BACKEND_FAILED: { target: '#volume.error_restoring', actions: 'clearOperation' },
+            // Writing the backup's data again gives the same volume: redo it.
+            WORKER_LOST: workerLost('volume', 'restoring-backup.backend', 'error_restoring'),
+          },
+        },
+        parked: parkedState,
+      },
+    },
     error: { on: { ...deletable, ...detachOnly } },
+    error_restoring: { on: { ...deletable, ...detachOnly } },
     error_extending: { on: { ...deletable, ...detachOnly } },
     error_deleting: { on: { ...force, RESET_STATUS: resetStatus, ...detachOnly } },
     ...parkedOnly,
@@ -548,5 +619,5 @@ export const volumeModel = defineResource<C, E>({
   events: volumeEvents,
   guards: volumeGuards,
   effects: volumeEffects,
-  releases: { reader: 'READ_END', dependent: 'SNAPSHOT_GONE' },
+  releases: { reader: 'READ_END', dependent: 'SNAPSHOT_GONE', backup: 'BACKUP_END' },
 });

@@ -33,6 +33,13 @@ export interface Config {
    * Nodes of one deployment share it (it is their backend).
    */
   fileDir: string;
+  /**
+   * VOLSTATE_BACKUP_DIR: the posix backup store's root (src/backup/posix.ts),
+   * default `<data dir>/backups`; nodes of one deployment share it (an NFS
+   * mount in production). VOLSTATE_BACKUP_CHUNK_MB: bytes read and written
+   * per step (default 32 MiB); VOLSTATE_BACKUP_COMPRESSION: zlib (default) or none.
+   */
+  backup: { dir: string; chunkMb: number; compression: 'zlib' | 'none' };
   /** VOLSTATE_FILE_CAPACITY_GB: capacity the file driver reports (thin); default the filesystem's size */
   fileCapacityGb: number | undefined;
   /**
@@ -136,6 +143,14 @@ function rates(env: NodeJS.ProcessEnv, name: string): Record<string, number> {
  * The tokens file: `{"tokens": [{"token": "...", "user": "alice", "project": "p1", "roles": ["member"]}]}`;
  * role `admin` makes a caller admin.
  */
+/** VOLSTATE_BACKUP_COMPRESSION: zlib (Cinder's default), or none (off, no: Cinder's spellings). */
+function compressionOf(value: string | undefined): 'zlib' | 'none' {
+  const v = (value ?? 'zlib').toLowerCase();
+  if (v === 'zlib' || v === 'gzip') return 'zlib';
+  if (v === 'none' || v === 'off' || v === 'no') return 'none';
+  throw new ConfigError(`VOLSTATE_BACKUP_COMPRESSION=${value} is not one of zlib, none`);
+}
+
 export function loadTokens(path: string): Map<string, TokenInfo> {
   let parsed: unknown;
   try {
@@ -257,6 +272,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       journal: env.VOLSTATE_DRIVER_JOURNAL || undefined,
     },
     fileDir: resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage')),
+    backup: {
+      dir: resolve(env.VOLSTATE_BACKUP_DIR || join(dataDir, 'backups')),
+      chunkMb: int(env, 'VOLSTATE_BACKUP_CHUNK_MB', 32, 1, 4096),
+      compression: compressionOf(env.VOLSTATE_BACKUP_COMPRESSION),
+    },
     fileCapacityGb: env.VOLSTATE_FILE_CAPACITY_GB ? int(env, 'VOLSTATE_FILE_CAPACITY_GB', 0, 1) : undefined,
     backends: backendsOf(env.VOLSTATE_BACKENDS, driver, resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage'))),
     worker: {

@@ -170,8 +170,11 @@ export function manyStateEvents(model: ResourceModel, transitions = transitionsO
     const sources = new Set(ts.map((t) => (t.from === '' ? '' : statusOf(t.from))));
     const targets = new Set(ts.map((t) => (t.to === null ? '(stays)' : statusOf(t.to))));
     const bothWays = movesAmong(model, ts).length;
-    if (!sources.has('') && sources.size < MANY_SOURCES && bothWays < MANY_BOTH_WAYS) continue;
     const spec = model.events[event];
+    // A worker's outcome (BACKEND_FAILED, WORKER_LOST) stays an edge from each operation, however many
+    // there are: each goes its own way, and the edges hold the error statuses under their operations.
+    const many = sources.size >= MANY_SOURCES && spec?.by !== 'worker';
+    if (!sources.has('') && !many && bothWays < MANY_BOTH_WAYS) continue;
     const all = statusesOf(model).filter((s) => !s.final).length;
     rows.push({
       event,
@@ -254,7 +257,7 @@ export function overviewDot(model: ResourceModel): string {
   const out = [
     `// ${HEADER(model)}`,
     `digraph ${q(model.type)} {`,
-    `  rankdir=TB; compound=true; nodesep=0.2; ranksep=0.35; ${FONT};`,
+    `  rankdir=TB; compound=true; nodesep=0.08; ranksep=0.35; ${FONT};`,
     `  node [shape=box, style="rounded,filled", fillcolor=white, ${FONT}, fontsize=13];`,
     `  edge [${FONT}, fontsize=12];`,
     '  __start [shape=point, label=""];',
@@ -284,6 +287,9 @@ export function overviewDot(model: ResourceModel): string {
   for (const e of edges) {
     const attrs = [`label="${lines(e.events, 1)}"`, `id=${q(`${model.type}:${e.id}`)}`];
     if (!e.client) attrs.push('style=dashed', 'color="#555555"', 'fontcolor="#333333"');
+    // An operation another resource's request starts (a restore onto the volume) hangs a rank lower:
+    // the rest status's row of operations stays as wide as a 1280 px screen can read.
+    if (e.from === rest && e.events.every((ev) => model.events[ev]?.by === 'link')) attrs.unshift('minlen=2');
     out.push(`  ${q(e.from)} -> ${q(e.to)} [${attrs.join(', ')}];`);
   }
   const parked = statuses.filter((s) => s.parked).map((s) => s.name);

@@ -41,7 +41,7 @@ import {
   type ResourceType,
 } from '../machines/index.ts';
 import type { AnyEvent } from '../machines/model.ts';
-import type { LeaseKind } from '../machines/resource.ts';
+import { LEASE_KINDS, type LeaseKind } from '../machines/resource.ts';
 
 /** A `resource_states` row as the statements return it. */
 export type StateRow = ResourceStateRow;
@@ -127,6 +127,9 @@ export function quotaError(e: Exceeded): ApiError {
   if (base === 'gigabytes')
     return new ApiError('VolumeSizeExceedsAvailableQuota', { name: e.name, requested: e.requested, quota: e.limit, consumed: e.inUse });
   if (base === 'snapshots') return new ApiError('SnapshotLimitExceeded', { allowed: e.limit });
+  if (base === 'backups') return new ApiError('BackupLimitExceeded', { allowed: e.limit });
+  if (base === 'backup_gigabytes')
+    return new ApiError('VolumeBackupSizeExceedsAvailableQuota', { requested: e.requested, quota: e.limit, consumed: e.inUse });
   return new ApiError('VolumeLimitExceeded', { allowed: e.limit, name: e.name });
 }
 
@@ -138,9 +141,9 @@ function usageChanges(model: ResourceModel, from: string, to: string): boolean {
 
 /** Which lease kinds a transition from → to of a holder gives back. */
 function releasedBy(model: ResourceModel, from: string, to: string): LeaseKind[] {
-  if (model.index.isFinal(to)) return ['reader', 'dependent'];
-  if (model.index.holdsReaders(from) && !model.index.holdsReaders(to)) return ['reader'];
-  return [];
+  if (model.index.isFinal(to)) return [...LEASE_KINDS];
+  const kept = model.index.held(to);
+  return model.index.held(from).filter((k) => !kept.includes(k));
 }
 
 /** What a transition attempt came to, for metrics: applied, or refused and why. */

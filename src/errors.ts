@@ -16,6 +16,7 @@ export const ERRORS = {
   InvalidField: { status: 400, message: 'Invalid input for field/attribute {field}. Value: {value}. {reason}' },
   InvalidVolume: { status: 400, message: 'Invalid volume: {reason}' },
   InvalidSnapshot: { status: 400, message: 'Invalid snapshot: {reason}' },
+  InvalidBackup: { status: 400, message: 'Invalid backup: {reason}' },
   InvalidVolumeType: { status: 400, message: 'Invalid volume type: {reason}.' },
   QosSpecsInUse: { status: 400, message: 'QoS Specs {id} is still associated with entities: dissociate them, or delete with ?force=True.' },
   VolumeTypeInUse: { status: 400, message: 'Volume Type {id} deletion is not allowed with volumes present with the type.' },
@@ -37,6 +38,7 @@ export const ERRORS = {
   Forbidden: { status: 403, message: "Policy doesn't allow {action} to be performed." },
   VolumeNotFound: { status: 404, message: 'Volume {id} could not be found.' },
   SnapshotNotFound: { status: 404, message: 'Snapshot {id} could not be found.' },
+  BackupNotFound: { status: 404, message: 'Backup {id} could not be found.' },
   AttachmentNotFound: { status: 404, message: 'Volume attachment could not be found with filter: attachment_id = {id}.' },
   MessageNotFound: { status: 404, message: 'Message {id} could not be found.' },
   TransferNotFound: { status: 404, message: 'Transfer {id} could not be found.' },
@@ -57,6 +59,7 @@ export const ERRORS = {
   },
   VolumeIsBusy: { status: 409, message: 'VolumeIsBusy: {reason}' },
   SnapshotIsBusy: { status: 409, message: 'SnapshotIsBusy: {reason}' },
+  BackupIsBusy: { status: 409, message: 'BackupIsBusy: {reason}' },
   QosSpecsExists: { status: 409, message: 'QoS Specs {name} already exists.' },
   VolumeTypeExists: { status: 409, message: 'Volume Type {name} already exists.' },
   VolumeTypeAccessExists: { status: 409, message: 'Volume type access for {id} / {project} combination already exists.' },
@@ -67,6 +70,12 @@ export const ERRORS = {
   },
   VolumeLimitExceeded: { status: 413, message: "Maximum number of volumes allowed ({allowed}) exceeded for quota '{name}'." },
   SnapshotLimitExceeded: { status: 413, message: 'Maximum number of snapshots allowed ({allowed}) exceeded.' },
+  BackupLimitExceeded: { status: 413, message: 'Maximum number of backups allowed ({allowed}) exceeded' },
+  VolumeBackupSizeExceedsAvailableQuota: {
+    status: 413,
+    message:
+      'Requested backup exceeds allowed Backup gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed.',
+  },
   VolumeSizeExceedsAvailableQuota: {
     status: 413,
     message:

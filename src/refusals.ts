@@ -25,6 +25,7 @@ const NAMES = {
   snapshot: { notFound: 'SnapshotNotFound', busy: 'SnapshotIsBusy', invalid: 'InvalidSnapshot' },
   // Cinder answers attachment conflicts (duplicate connectors) with ResourceConflict, 409.
   attachment: { notFound: 'AttachmentNotFound', busy: 'ResourceConflict', invalid: 'InvalidAttachment' },
+  backup: { notFound: 'BackupNotFound', busy: 'BackupIsBusy', invalid: 'InvalidBackup' },
 } as const satisfies Record<ResourceType, unknown>;
 
 function verbOf(model: ResourceModel, event: string): string {

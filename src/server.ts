@@ -4,6 +4,7 @@
  * graceful shutdown on SIGTERM/SIGINT (stop accepting, let in-flight
  * requests and steps finish, close the pool, stop the embedded server).
  */
+import { PosixBackupStore } from './backup/posix.ts';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -160,6 +161,11 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
         heartbeatMs: config.worker.heartbeatMs,
         timeoutMs: config.worker.timeoutMs,
         drainMs: config.worker.drainMs,
+        backupStore: new PosixBackupStore({
+          root: config.backup.dir,
+          chunkBytes: config.backup.chunkMb * 1024 * 1024,
+          compression: config.backup.compression,
+        }),
         retention: config.retention,
         host: config.serviceHost,
         log: (msg, fields) => (log ? log.info(fields ?? {}, msg) : console.error(JSON.stringify({ msg, ...fields }))),

@@ -25,6 +25,33 @@ export interface ConnectionInfo {
   data: Record<string, unknown>;
 }
 
+/**
+ * A consistent image of a volume or snapshot, read by a backup
+ * (src/backup/). Reads past the end are an error; `null` says the range
+ * holds only zeros (a hole), which the reader need not look at.
+ */
+export interface BlockSource {
+  /** bytes */
+  readonly size: number;
+  read(offset: number, length: number): Promise<Buffer | null>;
+  close(): Promise<void>;
+}
+
+/** A volume being written by a restore. */
+export interface BlockTarget {
+  /** bytes */
+  readonly size: number;
+  /** make every byte zero (cheaply: a restore then writes only what is not) */
+  zero(): Promise<void>;
+  write(offset: number, data: Buffer): Promise<void>;
+  /** durable on return */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** What a backup reads: a volume (through an image the driver keeps still), or a snapshot. */
+export type BackupSourceRef = { volumeId: string } | { snapshotId: string };
+
 export interface Driver {
   readonly name: string;
   createVolume(id: string, sizeGb: number): Promise<void>;
@@ -41,6 +68,17 @@ export interface Driver {
   initializeConnection(volumeId: string, connector: Connector): Promise<ConnectionInfo>;
   terminateConnection(volumeId: string, connector: Connector | null): Promise<void>;
   capacity(): Promise<Capacity>;
+  /**
+   * The data a backup reads. A volume is read through a still image the
+   * driver makes (a temporary snapshot, as Cinder's backup_use_temp_snapshot),
+   * named by `key`: opened again with the same key (a backup resumed after
+   * a crash), the same image is read, so chunks already written stay true.
+   * The volume itself may be attached, written or extended meanwhile.
+   */
+  openBackupSource(source: BackupSourceRef, key: string): Promise<BlockSource>;
+  /** Drop the image `key` made (idempotent). */
+  releaseBackupSource(key: string): Promise<void>;
+  openRestoreTarget(volumeId: string): Promise<BlockTarget>;
   close?(): Promise<void>;
 }
 

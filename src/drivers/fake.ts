@@ -4,7 +4,19 @@
  * down and failed by FaultyDriver (faults.ts). Its backend is not shared,
  * so nodes of one deployment use the file driver on shared storage.
  */
-import { connectorText, DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
+import {
+  connectorText,
+  DriverError,
+  type BackupSourceRef,
+  type BlockSource,
+  type BlockTarget,
+  type Capacity,
+  type ConnectionInfo,
+  type Connector,
+  type Driver,
+} from './driver.ts';
+
+const GiB = 1024 ** 3;
 
 export interface FakeDriverOptions {
   capacityGb?: number;
@@ -110,5 +122,47 @@ export class FakeDriver implements Driver {
 
   async capacity(): Promise<Capacity> {
     return { totalGb: this.capacityGb, freeGb: this.capacityGb - this.volumes.total };
+  }
+
+  /** backup images made and not yet released: key → what they image */
+  readonly backupImages = new Map<string, string>();
+  /** restores written: volume id → times its target was opened */
+  readonly restores = new Map<string, number>();
+
+  /** The fake holds no data: every volume reads as zeros (a hole), as a new thin volume does. */
+  async openBackupSource(source: BackupSourceRef, key: string): Promise<BlockSource> {
+    const sizeGb = 'volumeId' in source ? this.volumes.get(source.volumeId) : this.snapshots.get(source.snapshotId)?.sizeGb;
+    const name = 'volumeId' in source ? `volume ${source.volumeId}` : `snapshot ${source.snapshotId}`;
+    if (sizeGb === undefined) throw new DriverError('backup', `no ${name}`);
+    if ('volumeId' in source) this.backupImages.set(key, name);
+    const size = sizeGb * GiB;
+    return {
+      size,
+      read: async (offset, length) => {
+        if (offset + length > size) throw new DriverError('backup', `read past the end of ${name}`);
+        return null;
+      },
+      close: async () => {},
+    };
+  }
+
+  async releaseBackupSource(key: string): Promise<void> {
+    this.backupImages.delete(key);
+  }
+
+  async openRestoreTarget(volumeId: string): Promise<BlockTarget> {
+    const sizeGb = this.volumes.get(volumeId);
+    if (sizeGb === undefined) throw new DriverError('restore', `no volume ${volumeId}`);
+    this.restores.set(volumeId, (this.restores.get(volumeId) ?? 0) + 1);
+    const size = sizeGb * GiB;
+    return {
+      size,
+      zero: async () => {},
+      write: async (offset, data) => {
+        if (offset + data.length > size) throw new DriverError('restore', `write past the end of volume ${volumeId}`);
+      },
+      flush: async () => {},
+      close: async () => {},
+    };
   }
 }

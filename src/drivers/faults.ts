@@ -7,7 +7,16 @@
  * on the fake driver in one process or on the file driver shared by many.
  */
 import { appendFileSync } from 'node:fs';
-import { DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
+import {
+  DriverError,
+  type BackupSourceRef,
+  type BlockSource,
+  type BlockTarget,
+  type Capacity,
+  type ConnectionInfo,
+  type Connector,
+  type Driver,
+} from './driver.ts';
 
 export interface FaultOptions {
   latencyMs?: number;
@@ -96,6 +105,18 @@ export class FaultyDriver<D extends Driver = Driver> implements Driver {
   capacity(): Promise<Capacity> {
     return this.inner.capacity();
   }
+  openBackupSource(source: BackupSourceRef, key: string): Promise<BlockSource> {
+    return this.run('backup', key, () => this.inner.openBackupSource(source, key));
+  }
+
+  releaseBackupSource(key: string): Promise<void> {
+    return this.inner.releaseBackupSource(key);
+  }
+
+  openRestoreTarget(volumeId: string): Promise<BlockTarget> {
+    return this.run('restore', volumeId, () => this.inner.openRestoreTarget(volumeId));
+  }
+
   async close(): Promise<void> {
     await this.inner.close?.();
   }

@@ -31,7 +31,17 @@ import { mkdirSync } from 'node:fs';
 import { open, opendir, rename, rm, stat, statfs, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Coordination } from '../coordination/locks.ts';
-import { connectorText, DriverError, type Capacity, type ConnectionInfo, type Connector, type Driver } from './driver.ts';
+import {
+  connectorText,
+  DriverError,
+  type BackupSourceRef,
+  type BlockSource,
+  type BlockTarget,
+  type Capacity,
+  type ConnectionInfo,
+  type Connector,
+  type Driver,
+} from './driver.ts';
 
 const GiB = 1024 ** 3;
 
@@ -63,6 +73,8 @@ export class FileDriver implements Driver {
   readonly name = 'file';
   private readonly volumes: string;
   private readonly snapshots: string;
+  /** still images of volumes being backed up (openBackupSource) */
+  private readonly images: string;
   /** logical bytes of the volume files: counted once, then kept current (see the top of the file) */
   private allocated = 0;
   private readonly counted: Promise<void>;
@@ -71,6 +83,8 @@ export class FileDriver implements Driver {
   constructor(private readonly opts: FileDriverOptions) {
     this.volumes = join(opts.dir, 'volumes');
     this.snapshots = join(opts.dir, 'snapshots');
+    this.images = join(opts.dir, 'backup-images');
+    mkdirSync(this.images, { recursive: true });
     mkdirSync(this.volumes, { recursive: true });
     mkdirSync(this.snapshots, { recursive: true });
     this.counted = this.recount();
@@ -255,6 +269,74 @@ export class FileDriver implements Driver {
       totalGb = Math.floor((fs.blocks * fs.bsize) / GiB);
     }
     return { totalGb, freeGb: totalGb - Math.ceil(this.allocated / GiB) };
+  }
+
+  imagePath(key: string): string {
+    return join(this.images, `${key}.img`);
+  }
+
+  /**
+   * A snapshot is read as it is (it never changes). A volume is read
+   * through an image: a reflink copy where the filesystem can (instant),
+   * else a sparse kernel-side copy, made under the volume's lock, published
+   * by rename, and kept until released: a resumed backup reads the same one.
+   */
+  async openBackupSource(source: BackupSourceRef, key: string): Promise<BlockSource> {
+    let path: string;
+    if ('snapshotId' in source) {
+      path = this.snapshotPath(source.snapshotId);
+    } else {
+      path = this.imagePath(key);
+      if (!(await exists(path))) {
+        const from = this.volumePath(source.volumeId);
+        await this.lock(source.volumeId, async () => {
+          await this.sizeOf(from, 'backup');
+          await this.publish(path, (tmp) => cp(from, tmp));
+        });
+      }
+    }
+    const size = await this.sizeOf(path, 'backup');
+    const f = await open(path, 'r');
+    return {
+      size,
+      read: async (offset, length) => {
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await f.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) throw new DriverError('backup', `${path} ends before ${offset + length}`);
+          got += bytesRead;
+        }
+        return buf;
+      },
+      close: () => f.close(),
+    };
+  }
+
+  async releaseBackupSource(key: string): Promise<void> {
+    await rm(this.imagePath(key), { force: true });
+  }
+
+  /** Written in place, under the volume's lock only while it opens: the volume is `restoring-backup`, nothing else touches it. */
+  async openRestoreTarget(volumeId: string): Promise<BlockTarget> {
+    const path = this.volumePath(volumeId);
+    const size = await this.sizeOf(path, 'restore');
+    const f = await open(path, 'r+');
+    return {
+      size,
+      // Dropping every block and growing back: all holes, no byte written.
+      zero: async () => {
+        await f.truncate(0);
+        await f.truncate(size);
+      },
+      write: async (offset, data) => {
+        if (offset + data.length > size) throw new DriverError('restore', `write past the end of ${path}`);
+        let put = 0;
+        while (put < data.length) put += (await f.write(data, put, data.length - put, offset + put)).bytesWritten;
+      },
+      flush: () => f.sync(),
+      close: () => f.close(),
+    };
   }
 
   async close(): Promise<void> {

@@ -15,6 +15,8 @@ import { recordVolumeMessage } from '../../db/messages.ts';
 import { transaction } from '../../db/tx.ts';
 import { createData, recordBackend, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
 import { typeForCreate } from '../../db/volume-types.ts';
+import { backupData, recordBackedUp, recordFailure, recordProgress, restoreChain } from '../../db/backups.ts';
+import type { PosixBackupStore } from '../backup/posix.ts';
 
 export interface StepContext {
   sql: Sql;
@@ -28,6 +30,8 @@ export interface StepContext {
    * it; see Worker.run). Absent: no fence (tests of one worker).
    */
   fenced?: () => Promise<void>;
+  /** where backups are written (src/backup/posix.ts); absent: backup steps fail, saying so */
+  backupStore?: PosixBackupStore;
 }
 
 export type Step = (ctx: StepContext, row: ClaimedRow) => Promise<void>;
@@ -249,6 +253,102 @@ const deleteSnapshot: Step = async (ctx, row) => {
   await backend(ctx, 'snapshot', id, () => driver.deleteSnapshot(id), { type: 'DELETED' }, { type: 'BACKEND_FAILED' });
 };
 
+/** The store, or the failure that says there is none. */
+function storeOf(ctx: StepContext): PosixBackupStore {
+  if (!ctx.backupStore) throw new DriverError('backup', 'no backup store is configured on this node (VOLSTATE_BACKUP_DIR)');
+  return ctx.backupStore;
+}
+
+/** The image a backup reads is named after it: a resumed step reads the same one. */
+const imageKey = (backupId: string) => `backup-${backupId}`;
+
+/**
+ * Make a backup: read a still image of the source (the driver's, named
+ * after the backup, so a resumed step reads the same one and keeps the
+ * chunks its journal holds), write chunks, then BACKED_UP. The source's
+ * backup lease is given back by the enforcer when the backup leaves
+ * `creating`, whichever way.
+ */
+const createBackup: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const data = await backupData(ctx.sql, id);
+  if (!data) throw new Error(`backup ${id} has a state row but no data row`);
+  const driver = ctx.backends.driver(data.backend);
+  const parent = data.identity.parentId ? (await backupData(ctx.sql, data.identity.parentId))?.identity : undefined;
+  await ctx.fenced?.();
+  let objects: number;
+  try {
+    const store = storeOf(ctx);
+    const source = await driver.openBackupSource(
+      data.snapshotId ? { snapshotId: data.snapshotId } : { volumeId: data.identity.volumeId },
+      imageKey(id),
+    );
+    try {
+      const result = await store.backup(data.identity, source, parent, {
+        check: ctx.fenced,
+        onProgress: (p) => recordProgress(ctx.sql, id, p.percent, ctx.workerId),
+      });
+      objects = result.objectCount;
+    } finally {
+      await source.close();
+    }
+  } catch (err) {
+    if (!(err instanceof DriverError)) throw err;
+    ctx.log('backup failed', { id, error: err.message });
+    await driver.releaseBackupSource(imageKey(id));
+    await recordFailure(ctx.sql, id, err.message, ctx.workerId);
+    await send(ctx, 'backup', id, { type: 'BACKEND_FAILED' });
+    return;
+  }
+  if (!(await recordBackedUp(ctx.sql, id, data.identity, objects, ctx.workerId)))
+    return ctx.log('the row left this worker while it backed up', { id });
+  const done = await send(ctx, 'backup', id, { type: 'BACKED_UP' });
+  if (done.ok) await driver.releaseBackupSource(imageKey(id));
+};
+
+const deleteBackup: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const data = await backupData(ctx.sql, id);
+  if (!data) throw new Error(`backup ${id} has a state row but no data row`);
+  await backend(
+    ctx,
+    'backup',
+    id,
+    async () => {
+      await storeOf(ctx).delete(data.identity);
+      await ctx.backends.driver(data.backend).releaseBackupSource(imageKey(id));
+    },
+    { type: 'DELETED' },
+    { type: 'BACKEND_FAILED' },
+  );
+};
+
+/** Write a backup (its whole chain) onto the volume; the backup is held as a reader until this ends. */
+const restoreVolume: Step = async (ctx, row) => {
+  const backupId = row.operation?.backup_id;
+  if (typeof backupId !== 'string') {
+    await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
+    return;
+  }
+  const { driver } = driverOf(ctx, row);
+  const chain = await restoreChain(ctx.sql, backupId);
+  await backend(
+    ctx,
+    'volume',
+    row.resource_id,
+    async () => {
+      const target = await driver.openRestoreTarget(row.resource_id);
+      try {
+        await storeOf(ctx).restore(chain, target, { check: ctx.fenced });
+      } finally {
+        await target.close();
+      }
+    },
+    { type: 'RESTORED' },
+    { type: 'BACKEND_FAILED' },
+  );
+};
+
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {
   volume: {
@@ -258,9 +358,12 @@ export const STEPS: Record<ResourceType, Record<string, Step>> = {
     revert: revertVolume,
     retype: retypeVolume,
     delete: deleteVolume,
+    restore: restoreVolume,
   },
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
   attachment: {},
+  // Not reachable yet from the API (issue 21: its routes come next); driven by the tests of the steps.
+  backup: { create: createBackup, delete: deleteBackup },
 };
 
 export function stepFor(type: string, state: string): Step | undefined {

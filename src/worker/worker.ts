@@ -45,6 +45,7 @@ import type { Coordination, Lock } from '../coordination/locks.ts';
 import { Backends } from '../drivers/backends.ts';
 import type { Driver } from '../drivers/driver.ts';
 import type { Enforcer } from '../enforcer.ts';
+import type { PosixBackupStore } from '../backup/posix.ts';
 import { recoverDeadOwners } from './recovery.ts';
 import { stepFor, type StepContext } from './steps.ts';
 
@@ -67,6 +68,8 @@ export interface WorkerOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
   /** the host it is listed under in os-services (VOLSTATE_HOST); default the machine's host name */
   host?: string;
+  /** where backups are written (the backup steps) */
+  backupStore?: PosixBackupStore;
   /** retention rounds (db/retention.ts): every `everyMs`, make the history's partitions ahead and, with `keepMs`, purge what is older */
   retention?: { keepMs: number | undefined; everyMs: number };
 }
@@ -115,7 +118,7 @@ class Signal {
 
 export class Worker {
   readonly id: string;
-  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention'>> &
+  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention' | 'backupStore'>> &
     Pick<WorkerOptions, 'coordination' | 'retention'>;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
@@ -157,6 +160,7 @@ export class Worker {
       backends: opts.driver instanceof Backends ? opts.driver : Backends.single(opts.driver),
       workerId: this.id,
       log: opts.log ?? (() => {}),
+      backupStore: opts.backupStore,
     };
   }
 

@@ -22,11 +22,13 @@ const quiet: Record<string, Record<string, unknown>> = {
   volume: { ...initial('volume'), size: 2, operation: { new_size: 3 } },
   snapshot: { ...initial('snapshot'), size: 2 },
   attachment: initial('attachment'),
+  backup: { ...initial('backup'), size: 2 },
 };
 const held: Record<string, Record<string, unknown>> = {
-  volume: { ...quiet.volume, readers: 1, dependents: 1, att_attached: 1 },
-  snapshot: { ...quiet.snapshot, readers: 1 },
+  volume: { ...quiet.volume, readers: 1, dependents: 1, backups: 1, att_attached: 1 },
+  snapshot: { ...quiet.snapshot, readers: 1, backups: 1 },
   attachment: initial('attachment'),
+  backup: { ...quiet.backup, readers: 1, dependents: 1 },
 };
 
 function contextOfRow(model: ResourceModel, row: StateRow) {

@@ -46,6 +46,8 @@ const PARAMS: Record<string, Record<string, unknown>> = {
   TRANSFER_ACCEPT: { transfer_id: OFFER },
   TRANSFER_CANCEL: { transfer_id: OFFER },
   SNAPSHOT_BEGIN: { force: false },
+  BACKUP_BEGIN: { force: false },
+  RESTORE_BACKUP: { backup_id: '00000000-0000-4000-8000-000000000005', backup_size: 1 },
   ATTACHMENTS_CHANGED: { d_reserved: 1, d_attaching: 0, d_attached: 0, d_detaching: 0, d_error: 0 },
 };
 
@@ -75,186 +77,190 @@ function checkMatrix(model: ResourceModel, context: Record<string, unknown>, tab
 // the tables stay readable. ATTACHMENTS_CHANGED is sent with a new
 // reservation (d_reserved +1).
 const VOLUME_QUIET = `
-state                    | DELETE           DELETE_CASCADE   FORCE_DELETE     FORCE_DELETE_CASCADE EXTEND            RESET_STATUS REVERT            RETYPE           SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
-creating.db              | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
-creating.scheduling      | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
-creating.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
-creating.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-available                | deleting.backend deleting.backend deleting.backend deleting.backend     extending.backend error        reverting.backend retyping.backend =              =          invalid  invalid       reserved
-reserved                 | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
-attaching                | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
-in-use                   | invalid          invalid          deleting.backend deleting.backend     extending.backend error        invalid           retyping.backend invalid        =          invalid  invalid       reserved
-detaching                | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
-extending.backend        | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
-extending.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-reverting.backend        | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
-reverting.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-deleting.backend         | busy             busy             busy             busy                 busy              busy         busy              busy             busy           busy       invalid  invalid       busy
-deleting.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-error                    | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-error_extending          | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-error_deleting           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-retyping.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
-retyping.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-maintenance.parked       | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-managing.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-error_managing.parked    | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-restoring-backup.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-error_restoring.parked   | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+state                     | DELETE           DELETE_CASCADE   FORCE_DELETE     FORCE_DELETE_CASCADE EXTEND            RESET_STATUS REVERT            RETYPE           SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
+creating.db               | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+creating.scheduling       | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+creating.backend          | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+creating.parked           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+available                 | deleting.backend deleting.backend deleting.backend deleting.backend     extending.backend error        reverting.backend retyping.backend =              =          invalid  invalid       reserved
+reserved                  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
+attaching                 | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
+in-use                    | invalid          invalid          deleting.backend deleting.backend     extending.backend error        invalid           retyping.backend invalid        =          invalid  invalid       reserved
+detaching                 | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       reserved
+extending.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+extending.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+reverting.backend         | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+reverting.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+deleting.backend          | busy             busy             busy             busy                 busy              busy         busy              busy             busy           busy       invalid  invalid       busy
+deleting.parked           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error                     | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_extending           | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_deleting            | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+retyping.backend          | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+retyping.parked           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
 awaiting-transfer.offered | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-awaiting-transfer.parked | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-backing-up.parked        | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-error_backing-up.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-downloading.parked       | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-uploading.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
-deleted                  | gone             gone             gone             gone                 gone              gone         gone              gone             gone           gone       gone     gone          gone
+awaiting-transfer.parked  | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+restoring-backup.backend  | busy             busy             deleting.backend deleting.backend     busy              error        busy              busy             busy           busy       invalid  invalid       busy
+restoring-backup.parked   | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_restoring           | deleting.backend deleting.backend deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+maintenance.parked        | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+managing.parked           | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_managing.parked     | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+backing-up.parked         | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+error_backing-up.parked   | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+downloading.parked        | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+uploading.parked          | invalid          invalid          deleting.backend deleting.backend     invalid           error        invalid           invalid          invalid        invalid    invalid  invalid       invalid
+deleted                   | gone             gone             gone             gone                 gone              gone         gone              gone             gone           gone       gone     gone          gone
 `;
 
 const VOLUME_HELD = `
-state                    | DELETE  DELETE_CASCADE FORCE_DELETE FORCE_DELETE_CASCADE EXTEND  RESET_STATUS REVERT  RETYPE  SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
-creating.db              | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
-creating.scheduling      | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
-creating.backend         | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
-creating.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-available                | invalid busy           invalid      busy                 busy    error        busy    busy    =              =          =        =             reserved
-reserved                 | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
-attaching                | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
-in-use                   | invalid invalid        invalid      busy                 busy    error        invalid busy    invalid        =          =        =             reserved
-detaching                | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
-extending.backend        | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
-extending.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-reverting.backend        | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
-reverting.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-deleting.backend         | busy    busy           busy         busy                 busy    busy         busy    busy    busy           busy       =        =             busy
-deleting.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-error                    | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-error_extending          | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-error_deleting           | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-retyping.backend         | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
-retyping.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-maintenance.parked       | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-managing.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-error_managing.parked    | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-restoring-backup.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-error_restoring.parked   | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+state                     | DELETE  DELETE_CASCADE FORCE_DELETE FORCE_DELETE_CASCADE EXTEND  RESET_STATUS REVERT  RETYPE  SNAPSHOT_BEGIN READ_BEGIN READ_END SNAPSHOT_GONE ATTACHMENTS_CHANGED
+creating.db               | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+creating.scheduling       | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+creating.backend          | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+creating.parked           | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+available                 | invalid busy           invalid      busy                 busy    error        busy    busy    =              =          =        =             reserved
+reserved                  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
+attaching                 | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
+in-use                    | invalid invalid        invalid      busy                 busy    error        invalid busy    invalid        =          =        =             reserved
+detaching                 | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             reserved
+extending.backend         | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+extending.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+reverting.backend         | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+reverting.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+deleting.backend          | busy    busy           busy         busy                 busy    busy         busy    busy    busy           busy       =        =             busy
+deleting.parked           | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error                     | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_extending           | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_deleting            | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+retyping.backend          | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+retyping.parked           | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
 awaiting-transfer.offered | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-awaiting-transfer.parked | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-backing-up.parked        | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-error_backing-up.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-downloading.parked       | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-uploading.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
-deleted                  | gone    gone           gone         gone                 gone    gone         gone    gone    gone           gone       gone     gone          gone
+awaiting-transfer.parked  | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+restoring-backup.backend  | busy    busy           invalid      busy                 busy    error        busy    busy    busy           busy       =        =             busy
+restoring-backup.parked   | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_restoring           | invalid busy           invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+maintenance.parked        | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+managing.parked           | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_managing.parked     | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+backing-up.parked         | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+error_backing-up.parked   | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+downloading.parked        | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+uploading.parked          | invalid invalid        invalid      busy                 invalid error        invalid invalid invalid        invalid    =        =             invalid
+deleted                   | gone    gone           gone         gone                 gone    gone         gone    gone    gone           gone       gone     gone          gone
 `;
 
 const VOLUME_WORKER_QUIET = `
-state                    | SCHEDULE            SCHEDULED        SCHEDULE_FAILED BACKEND_CREATED BACKEND_FAILED  EXTENDED  REVERTED  RETYPED   DELETED WORKER_LOST
-creating.db              | creating.scheduling busy             busy            busy            busy            busy      busy      busy      busy    creating.db
-creating.scheduling      | busy                creating.backend error           busy            busy            busy      busy      busy      busy    creating.db
-creating.backend         | busy                busy             busy            available       error           busy      busy      busy      busy    creating.backend
-creating.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-available                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-reserved                 | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-attaching                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-in-use                   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-detaching                | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-extending.backend        | busy                busy             busy            busy            error_extending available busy      busy      busy    extending.backend
-extending.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-reverting.backend        | busy                busy             busy            busy            error           busy      available busy      busy    reverting.backend
-reverting.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend
-deleting.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-error                    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-error_extending          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-error_deleting           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-retyping.backend         | busy                busy             busy            busy            available       busy      busy      available busy    retyping.backend
-retyping.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-maintenance.parked       | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-managing.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-error_managing.parked    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-restoring-backup.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-error_restoring.parked   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+state                     | SCHEDULE            SCHEDULED        SCHEDULE_FAILED BACKEND_CREATED BACKEND_FAILED  EXTENDED  REVERTED  RETYPED   DELETED WORKER_LOST
+creating.db               | creating.scheduling busy             busy            busy            busy            busy      busy      busy      busy    creating.db
+creating.scheduling       | busy                creating.backend error           busy            busy            busy      busy      busy      busy    creating.db
+creating.backend          | busy                busy             busy            available       error           busy      busy      busy      busy    creating.backend
+creating.parked           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+available                 | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+reserved                  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+attaching                 | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+in-use                    | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+detaching                 | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+extending.backend         | busy                busy             busy            busy            error_extending available busy      busy      busy    extending.backend
+extending.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+reverting.backend         | busy                busy             busy            busy            error           busy      available busy      busy    reverting.backend
+reverting.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+deleting.backend          | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend
+deleting.parked           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error                     | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_extending           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_deleting            | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+retyping.backend          | busy                busy             busy            busy            available       busy      busy      available busy    retyping.backend
+retyping.parked           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
 awaiting-transfer.offered | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-awaiting-transfer.parked | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-backing-up.parked        | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-error_backing-up.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-downloading.parked       | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-uploading.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
-deleted                  | gone                gone             gone            gone            gone            gone      gone      gone      gone    gone
+awaiting-transfer.parked  | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+restoring-backup.backend  | busy                busy             busy            busy            error_restoring busy      busy      busy      busy    restoring-backup.backend
+restoring-backup.parked   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_restoring           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+maintenance.parked        | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+managing.parked           | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_managing.parked     | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+backing-up.parked         | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+error_backing-up.parked   | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+downloading.parked        | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+uploading.parked          | invalid             invalid          invalid         invalid         invalid         invalid   invalid   invalid   invalid invalid
+deleted                   | gone                gone             gone            gone            gone            gone      gone      gone      gone    gone
 `;
 
 // Held: the same, except that a volume whose snapshots are not gone is not deleted.
 const VOLUME_WORKER_HELD = VOLUME_WORKER_QUIET.replace(
-  'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend',
-  'deleting.backend         | busy                busy             busy            busy            error_deleting  busy      busy      busy      invalid deleting.backend',
+  'deleting.backend          | busy                busy             busy            busy            error_deleting  busy      busy      busy      deleted deleting.backend',
+  'deleting.backend          | busy                busy             busy            busy            error_deleting  busy      busy      busy      invalid deleting.backend',
 );
 
 // Transfers, from a row offered by OFFER where it is offered at all.
 const VOLUME_TRANSFER = `
-state                    | TRANSFER_OFFER             TRANSFER_ACCEPT            TRANSFER_CANCEL
-creating.db              | busy                       busy                       busy
-creating.scheduling      | busy                       busy                       busy
-creating.backend         | busy                       busy                       busy
-creating.parked          | invalid                    invalid                    invalid
-available                | awaiting-transfer.offered  invalid                    invalid
-reserved                 | invalid                    invalid                    invalid
-attaching                | invalid                    invalid                    invalid
-in-use                   | invalid                    invalid                    invalid
-detaching                | invalid                    invalid                    invalid
-extending.backend        | busy                       busy                       busy
-extending.parked         | invalid                    invalid                    invalid
-reverting.backend        | busy                       busy                       busy
-reverting.parked         | invalid                    invalid                    invalid
-deleting.backend         | busy                       busy                       busy
-deleting.parked          | invalid                    invalid                    invalid
-error                    | invalid                    invalid                    invalid
-error_extending          | invalid                    invalid                    invalid
-error_deleting           | invalid                    invalid                    invalid
-retyping.backend         | busy                       busy                       busy
-retyping.parked          | invalid                    invalid                    invalid
-awaiting-transfer.offered| invalid                    available                  available
-awaiting-transfer.parked | invalid                    invalid                    invalid
-maintenance.parked       | invalid                    invalid                    invalid
-managing.parked          | invalid                    invalid                    invalid
-error_managing.parked    | invalid                    invalid                    invalid
-restoring-backup.parked  | invalid                    invalid                    invalid
-error_restoring.parked   | invalid                    invalid                    invalid
-backing-up.parked        | invalid                    invalid                    invalid
-error_backing-up.parked  | invalid                    invalid                    invalid
-downloading.parked       | invalid                    invalid                    invalid
-uploading.parked         | invalid                    invalid                    invalid
-deleted                  | gone                       gone                       gone
+state                     | TRANSFER_OFFER            TRANSFER_ACCEPT TRANSFER_CANCEL
+creating.db               | busy                      busy            busy
+creating.scheduling       | busy                      busy            busy
+creating.backend          | busy                      busy            busy
+creating.parked           | invalid                   invalid         invalid
+available                 | awaiting-transfer.offered invalid         invalid
+reserved                  | invalid                   invalid         invalid
+attaching                 | invalid                   invalid         invalid
+in-use                    | invalid                   invalid         invalid
+detaching                 | invalid                   invalid         invalid
+extending.backend         | busy                      busy            busy
+extending.parked          | invalid                   invalid         invalid
+reverting.backend         | busy                      busy            busy
+reverting.parked          | invalid                   invalid         invalid
+deleting.backend          | busy                      busy            busy
+deleting.parked           | invalid                   invalid         invalid
+error                     | invalid                   invalid         invalid
+error_extending           | invalid                   invalid         invalid
+error_deleting            | invalid                   invalid         invalid
+retyping.backend          | busy                      busy            busy
+retyping.parked           | invalid                   invalid         invalid
+awaiting-transfer.offered | invalid                   available       available
+awaiting-transfer.parked  | invalid                   invalid         invalid
+restoring-backup.backend  | busy                      busy            busy
+restoring-backup.parked   | invalid                   invalid         invalid
+error_restoring           | invalid                   invalid         invalid
+maintenance.parked        | invalid                   invalid         invalid
+managing.parked           | invalid                   invalid         invalid
+error_managing.parked     | invalid                   invalid         invalid
+backing-up.parked         | invalid                   invalid         invalid
+error_backing-up.parked   | invalid                   invalid         invalid
+downloading.parked        | invalid                   invalid         invalid
+uploading.parked          | invalid                   invalid         invalid
+deleted                   | gone                      gone            gone
 `;
 
 const SNAPSHOT_QUIET = `
-state             | DELETE           FORCE_DELETE     RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST
-creating.backend  | busy             deleting.backend error        busy          busy       busy          invalid  available       error          busy    creating.backend
-creating.parked   | invalid          deleting.backend error        error         invalid    invalid       invalid  invalid         invalid        invalid invalid
-available         | deleting.backend deleting.backend error        invalid       =          restoring     invalid  invalid         invalid        invalid invalid
-restoring         | busy             deleting.backend error        busy          busy       busy          invalid  busy            busy           busy    busy
-deleting.backend  | busy             busy             busy         busy          busy       busy          invalid  busy            error_deleting deleted deleting.backend
-deleting.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid
-error             | deleting.backend deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid
-error_deleting    | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid
-updating.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid
-unmanaging.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid
-backing-up.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid
-deleted           | gone             gone             gone         gone          gone       gone          gone     gone            gone           gone    gone
+state             | DELETE           FORCE_DELETE     RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST      BACKUP_BEGIN BACKUP_END
+creating.backend  | busy             deleting.backend error        busy          busy       busy          invalid  available       error          busy    creating.backend busy         invalid
+creating.parked   | invalid          deleting.backend error        error         invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+available         | deleting.backend deleting.backend error        invalid       =          restoring     invalid  invalid         invalid        invalid invalid          =            invalid
+restoring         | busy             deleting.backend error        busy          busy       busy          invalid  busy            busy           busy    busy             busy         invalid
+deleting.backend  | busy             busy             busy         busy          busy       busy          invalid  busy            error_deleting deleted deleting.backend busy         invalid
+deleting.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+error             | deleting.backend deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+error_deleting    | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+updating.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+unmanaging.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+backing-up.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
+deleted           | gone             gone             gone         gone          gone       gone          gone     gone            gone           gone    gone             gone         gone
 `;
 
 const SNAPSHOT_HELD = `
-state             | DELETE  FORCE_DELETE RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END  BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST
-creating.backend  | busy    busy         error        busy          busy       busy          =         available       error          busy    creating.backend
-creating.parked   | invalid busy         error        error         invalid    invalid       =         invalid         invalid        invalid invalid
-available         | busy    busy         error        invalid       =          busy          =         invalid         invalid        invalid invalid
-restoring         | busy    busy         error        busy          busy       busy          available busy            busy           busy    busy
-deleting.backend  | busy    busy         busy         busy          busy       busy          =         busy            error_deleting deleted deleting.backend
-deleting.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid
-error             | busy    busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid
-error_deleting    | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid
-updating.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid
-unmanaging.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid
-backing-up.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid
-deleted           | gone    gone         gone         gone          gone       gone          gone      gone            gone           gone    gone
+state             | DELETE  FORCE_DELETE RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END  BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST      BACKUP_BEGIN BACKUP_END
+creating.backend  | busy    busy         error        busy          busy       busy          =         available       error          busy    creating.backend busy         invalid
+creating.parked   | invalid busy         error        error         invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+available         | busy    busy         error        invalid       =          busy          =         invalid         invalid        invalid invalid          =            invalid
+restoring         | busy    busy         error        busy          busy       busy          available busy            busy           busy    busy             busy         invalid
+deleting.backend  | busy    busy         busy         busy          busy       busy          =         busy            error_deleting deleted deleting.backend busy         invalid
+deleting.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+error             | busy    busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+error_deleting    | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+updating.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+unmanaging.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+backing-up.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
+deleted           | gone    gone         gone         gone          gone       gone          gone      gone            gone           gone    gone             gone         gone
 `;
 
 const ATTACHMENT = `
@@ -266,6 +272,121 @@ detaching       | busy      busy            busy     busy         attached    de
 error_attaching | invalid   invalid         invalid  invalid      invalid     detached invalid
 error_detaching | invalid   invalid         invalid  invalid      invalid     detached invalid
 detached        | gone      gone            gone     gone         gone        gone     gone
+`;
+
+// Backups of the volume (machines/backup.ts), from a quiet row, and from one with a backup being made.
+const VOLUME_BACKUP = `
+state                     | BACKUP_BEGIN BACKUP_END RESTORE_BACKUP           RESTORED
+creating.db               | busy         invalid    busy                     busy
+creating.scheduling       | busy         invalid    busy                     busy
+creating.backend          | busy         invalid    busy                     busy
+creating.parked           | invalid      invalid    invalid                  invalid
+available                 | =            invalid    restoring-backup.backend invalid
+reserved                  | invalid      invalid    invalid                  invalid
+attaching                 | invalid      invalid    invalid                  invalid
+in-use                    | invalid      invalid    invalid                  invalid
+detaching                 | invalid      invalid    invalid                  invalid
+extending.backend         | busy         invalid    busy                     busy
+extending.parked          | invalid      invalid    invalid                  invalid
+reverting.backend         | busy         invalid    busy                     busy
+reverting.parked          | invalid      invalid    invalid                  invalid
+deleting.backend          | busy         invalid    busy                     busy
+deleting.parked           | invalid      invalid    invalid                  invalid
+error                     | invalid      invalid    invalid                  invalid
+error_extending           | invalid      invalid    invalid                  invalid
+error_deleting            | invalid      invalid    invalid                  invalid
+retyping.backend          | busy         invalid    busy                     busy
+retyping.parked           | invalid      invalid    invalid                  invalid
+awaiting-transfer.offered | invalid      invalid    invalid                  invalid
+awaiting-transfer.parked  | invalid      invalid    invalid                  invalid
+restoring-backup.backend  | busy         invalid    busy                     available
+restoring-backup.parked   | invalid      invalid    invalid                  invalid
+error_restoring           | invalid      invalid    invalid                  invalid
+maintenance.parked        | invalid      invalid    invalid                  invalid
+managing.parked           | invalid      invalid    invalid                  invalid
+error_managing.parked     | invalid      invalid    invalid                  invalid
+backing-up.parked         | invalid      invalid    invalid                  invalid
+error_backing-up.parked   | invalid      invalid    invalid                  invalid
+downloading.parked        | invalid      invalid    invalid                  invalid
+uploading.parked          | invalid      invalid    invalid                  invalid
+deleted                   | gone         gone       gone                     gone
+`;
+
+const VOLUME_BACKING_UP = `
+state                     | BACKUP_BEGIN BACKUP_END RESTORE_BACKUP RESTORED
+creating.db               | busy         =          busy           busy
+creating.scheduling       | busy         =          busy           busy
+creating.backend          | busy         =          busy           busy
+creating.parked           | invalid      =          invalid        invalid
+available                 | =            =          busy           invalid
+reserved                  | invalid      =          invalid        invalid
+attaching                 | invalid      =          invalid        invalid
+in-use                    | invalid      =          invalid        invalid
+detaching                 | invalid      =          invalid        invalid
+extending.backend         | busy         =          busy           busy
+extending.parked          | invalid      =          invalid        invalid
+reverting.backend         | busy         =          busy           busy
+reverting.parked          | invalid      =          invalid        invalid
+deleting.backend          | busy         =          busy           busy
+deleting.parked           | invalid      =          invalid        invalid
+error                     | invalid      =          invalid        invalid
+error_extending           | invalid      =          invalid        invalid
+error_deleting            | invalid      =          invalid        invalid
+retyping.backend          | busy         =          busy           busy
+retyping.parked           | invalid      =          invalid        invalid
+awaiting-transfer.offered | invalid      =          invalid        invalid
+awaiting-transfer.parked  | invalid      =          invalid        invalid
+restoring-backup.backend  | busy         =          busy           available
+restoring-backup.parked   | invalid      =          invalid        invalid
+error_restoring           | invalid      =          invalid        invalid
+maintenance.parked        | invalid      =          invalid        invalid
+managing.parked           | invalid      =          invalid        invalid
+error_managing.parked     | invalid      =          invalid        invalid
+backing-up.parked         | invalid      =          invalid        invalid
+error_backing-up.parked   | invalid      =          invalid        invalid
+downloading.parked        | invalid      =          invalid        invalid
+uploading.parked          | invalid      =          invalid        invalid
+deleted                   | gone         gone       gone           gone
+`;
+
+const BACKUP_QUIET = `
+state            | DELETE           FORCE_DELETE     RESET_STATUS RESTORE_BEGIN READ_END CHILD_BEGIN CHILD_GONE BACKED_UP BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy             deleting.backend error        busy          invalid  busy        invalid    available error          busy    creating.backend
+available        | deleting.backend deleting.backend error        restoring     invalid  =           invalid    invalid   invalid        invalid invalid
+restoring        | busy             busy             error        =             invalid  =           invalid    busy      busy           busy    busy
+deleting.backend | busy             busy             busy         busy          invalid  busy        invalid    busy      error          deleted deleting.backend
+error            | deleting.backend deleting.backend error        invalid       invalid  invalid     invalid    invalid   invalid        invalid invalid
+error_deleting   | invalid          deleting.backend error        invalid       invalid  invalid     invalid    invalid   invalid        invalid invalid
+deleted          | gone             gone             gone         gone          gone     gone        gone       gone      gone           gone    gone
+`;
+
+// One restore reading it, one incremental child.
+const BACKUP_HELD = `
+state            | DELETE  FORCE_DELETE RESET_STATUS RESTORE_BEGIN READ_END  CHILD_BEGIN CHILD_GONE BACKED_UP BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy    invalid      error        busy          =         busy        =          available error          busy    creating.backend
+available        | invalid invalid      error        restoring     =         =           =          invalid   invalid        invalid invalid
+restoring        | busy    busy         error        =             available =           =          busy      busy           busy    busy
+deleting.backend | busy    busy         busy         busy          =         busy        =          busy      error          deleted deleting.backend
+error            | invalid invalid      error        invalid       =         invalid     =          invalid   invalid        invalid invalid
+error_deleting   | invalid invalid      error        invalid       =         invalid     =          invalid   invalid        invalid invalid
+deleted          | gone    gone         gone         gone          gone      gone        gone       gone      gone           gone    gone
+`;
+
+// A snapshot with a backup being made of it: not deleted meanwhile.
+const SNAPSHOT_BACKING_UP = `
+state             | DELETE  FORCE_DELETE BACKUP_BEGIN BACKUP_END
+creating.backend  | busy    busy         busy         =
+creating.parked   | invalid busy         invalid      =
+available         | busy    busy         =            =
+restoring         | busy    busy         busy         =
+deleting.backend  | busy    busy         busy         =
+deleting.parked   | invalid busy         invalid      =
+error             | busy    busy         invalid      =
+error_deleting    | invalid busy         invalid      =
+updating.parked   | invalid busy         invalid      =
+unmanaging.parked | invalid busy         invalid      =
+backing-up.parked | invalid busy         invalid      =
+deleted           | gone    gone         gone         gone
 `;
 
 const volumeDefault = MODELS.volume.machine.config.context as Record<string, unknown>;
@@ -302,17 +423,45 @@ describe('volume machine, transfers', () => {
     expect(d.ok).toBe(false);
   });
 });
+describe('volume machine, backups', () => {
+  checkMatrix(MODELS.volume, quietVolume, VOLUME_BACKUP, { partial: true });
+});
+describe('volume machine, a backup of it being made', () => {
+  checkMatrix(MODELS.volume, { ...quietVolume, backups: 1 }, VOLUME_BACKING_UP, { partial: true });
+  it('a backup being made blocks deleting the volume, and nothing a client does with it', () => {
+    const backingUp = { ...quietVolume, backups: 1 };
+    expect(decide(MODELS.volume, { state: 'available', context: backingUp }, { type: 'DELETE' })).toMatchObject({
+      ok: false,
+      kind: 'busy',
+    });
+    for (const event of [
+      { type: 'EXTEND', new_size: 2, in_use: false },
+      { type: 'SNAPSHOT_BEGIN', force: false },
+    ]) {
+      expect(decide(MODELS.volume, { state: 'available', context: backingUp }, event).ok).toBe(true);
+    }
+  });
+});
 describe('volume machine tables', () => {
   it('cover every event between them', () => {
-    const events = [VOLUME_QUIET, VOLUME_WORKER_QUIET, VOLUME_TRANSFER].flatMap((t) => parse(t).events);
+    const events = [VOLUME_QUIET, VOLUME_WORKER_QUIET, VOLUME_TRANSFER, VOLUME_BACKUP].flatMap((t) => parse(t).events);
     expect(events.sort()).toEqual(Object.keys(MODELS.volume.events).sort());
   });
 });
 describe('snapshot machine, quiet row', () => {
-  checkMatrix(MODELS.snapshot, { readers: 0, size: 1, owner: null }, SNAPSHOT_QUIET);
+  checkMatrix(MODELS.snapshot, { readers: 0, backups: 0, size: 1, owner: null }, SNAPSHOT_QUIET);
 });
 describe('snapshot machine, row with a reader', () => {
-  checkMatrix(MODELS.snapshot, { readers: 1, size: 1, owner: null }, SNAPSHOT_HELD);
+  checkMatrix(MODELS.snapshot, { readers: 1, backups: 0, size: 1, owner: null }, SNAPSHOT_HELD);
+});
+describe('snapshot machine, a backup of it being made', () => {
+  checkMatrix(MODELS.snapshot, { readers: 0, size: 1, owner: null, backups: 1 }, SNAPSHOT_BACKING_UP, { partial: true });
+});
+describe('backup machine, quiet row', () => {
+  checkMatrix(MODELS.backup, { readers: 0, dependents: 0, size: 1, operation: null, owner: null }, BACKUP_QUIET);
+});
+describe('backup machine, a restore reading it and an incremental child', () => {
+  checkMatrix(MODELS.backup, { readers: 1, dependents: 1, size: 1, operation: null, owner: null }, BACKUP_HELD);
 });
 describe('attachment machine', () => {
   checkMatrix(MODELS.attachment, { owner: null }, ATTACHMENT);

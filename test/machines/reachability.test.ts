@@ -32,6 +32,7 @@ function sampleEvents(model: ResourceModel): { type: string; [k: string]: unknow
         { type, force: false },
       ];
     if ('snapshot_id' in spec.params) return [{ type, snapshot_id: '00000000-0000-4000-8000-000000000001' }];
+    if ('backup_size' in spec.params) return [{ type, backup_id: '00000000-0000-4000-8000-000000000005', backup_size: 1 }];
     return [{ type }];
   });
 }
