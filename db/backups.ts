@@ -67,12 +67,13 @@ export async function restoreChain(sql: Exec, id: string): Promise<BackupLocatio
   }));
 }
 
-const owned = (type: string, owner: string, sql: Exec) =>
-  sql`EXISTS (SELECT 1 FROM resource_states s WHERE s.resource_type = ${type} AND s.resource_id = backups.id AND s.owner = ${owner})`;
+/** The backup's state row is `owner`'s (the step writing is still the one running). */
+const owned = (owner: string, sql: Exec) =>
+  sql`EXISTS (SELECT 1 FROM resource_states s WHERE s.resource_type = 'backup' AND s.resource_id = backups.id AND s.owner = ${owner})`;
 
 /** How far the backup's step has read its source (percent), while `owner` owns it. */
 export async function recordProgress(sql: Exec, id: string, percent: number, owner: string): Promise<void> {
-  await sql`UPDATE backups SET progress = ${percent}, updated_at = now() WHERE id = ${id} AND ${owned('backup', owner, sql)}`;
+  await sql`UPDATE backups SET progress = ${percent}, updated_at = now() WHERE id = ${id} AND ${owned(owner, sql)}`;
 }
 
 /** What the finished backup holds, while `owner` owns it; false if the row left it. */
@@ -80,11 +81,11 @@ export async function recordBackedUp(sql: Exec, id: string, where: BackupLocatio
   const rows = await sql`
     UPDATE backups SET object_count = ${objectCount}, progress = 100, fail_reason = NULL,
            container = ${where.container}, service_metadata = ${where.prefix}, updated_at = now()
-    WHERE id = ${id} AND ${owned('backup', owner, sql)} RETURNING id`;
+    WHERE id = ${id} AND ${owned(owner, sql)} RETURNING id`;
   return rows.length > 0;
 }
 
 /** Why the backup failed (Cinder's fail_reason, cut to 255), while `owner` owns it. */
 export async function recordFailure(sql: Exec, id: string, reason: string, owner: string): Promise<void> {
-  await sql`UPDATE backups SET fail_reason = ${reason.slice(0, 255)}, updated_at = now() WHERE id = ${id} AND ${owned('backup', owner, sql)}`;
+  await sql`UPDATE backups SET fail_reason = ${reason.slice(0, 255)}, updated_at = now() WHERE id = ${id} AND ${owned(owner, sql)}`;
 }

@@ -21,6 +21,7 @@
 import { setup } from 'xstate';
 import {
   allOf,
+  dependentEffects,
   effectTable,
   guardTable,
   jsEffects,
@@ -134,8 +135,7 @@ export const backupGuards = guardTable<C, E>()({
 export const backupEffects = effectTable<C, E>()({
   ...readerEffects<C, E>(),
   ...recoveryEffects<C, E>(),
-  addDependent: { js: (c) => ({ dependents: c.dependents + 1 }), sql: { dependents: 'dependents + 1' } },
-  removeDependent: { js: (c) => ({ dependents: c.dependents - 1 }), sql: { dependents: 'dependents - 1' } },
+  ...dependentEffects<C, E>(),
 });
 
 const resetStatus = resetTransitions('backup', BACKUP_RESETTABLE, 'clearOperation' as const);

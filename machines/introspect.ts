@@ -137,15 +137,13 @@ export class MachineIndex {
     return this.leaves.filter((s) => this.meta(s).step !== undefined);
   }
 
-  /** The resource reads its sources while in this state (see StateMeta.holdsReaders). */
-  holdsReaders(state: string): boolean {
-    return this.meta(state).holdsReaders === true;
-  }
+  private readonly heldIn = new Map<string, readonly LeaseKind[]>();
 
-  /** The lease kinds the resource holds on its sources while in this state (holdsReaders and holds). */
-  held(state: string): LeaseKind[] {
-    const meta = this.meta(state);
-    return [...(meta.holdsReaders ? (['reader'] as const) : []), ...(meta.holds ?? [])];
+  /** The lease kinds the resource holds on its sources while in this state (StateMeta.holds); read on every applied transition, so kept. */
+  held(state: string): readonly LeaseKind[] {
+    let kinds = this.heldIn.get(state);
+    if (!kinds) this.heldIn.set(state, (kinds = this.meta(state).holds ?? []));
+    return kinds;
   }
 
   meta(state: string): StateMeta {

@@ -133,16 +133,11 @@ export interface StateMeta {
   /** The worker step that moves this state on; absent for states a client moves on. */
   readonly step?: string;
   /**
-   * While in this state the resource reads its sources (a snapshot being
-   * taken reads its volume): the reader leases it took are released, by
-   * the enforcer in the same transaction, on any transition out of the
-   * states that hold them, whatever the event (worker, admin, recovery).
-   */
-  readonly holdsReaders?: boolean;
-  /**
-   * Other lease kinds the resource holds on its sources while in this
-   * state, given back the same way (a backup being made holds a `backup`
-   * lease on its volume or snapshot).
+   * The leases the resource holds on its sources while in this state: a
+   * `reader` while it reads them (a snapshot being taken reads its volume),
+   * a `backup` while a backup of them is made. The enforcer gives them
+   * back, in the same transaction, on any transition out of the states that
+   * hold them, whatever the event (worker, admin, recovery).
    */
   readonly holds?: readonly LeaseKind[];
   /**
@@ -261,6 +256,36 @@ export function readerEffects<C extends { readers: number }, E>() {
   return {
     acquireReader: { js: (c: C) => ({ readers: c.readers + 1 }) as Partial<C>, sql: { readers: 'readers + 1' } as EffectSql<C> },
     releaseReader: { js: (c: C) => ({ readers: c.readers - 1 }) as Partial<C>, sql: { readers: 'readers - 1' } as EffectSql<C> },
+  } satisfies EffectTable<C, E>;
+}
+
+/**
+ * The `backup` lease a volume or snapshot grants (machines/backup.ts): a
+ * backup of it being made blocks its deletion (busy: it ends by itself),
+ * and BACKUP_END needs one to end.
+ */
+export function backupLeaseGuards<C extends { backups: number }, E>() {
+  return {
+    noBackups: { unmet: 'a backup of it is being made', refusal: 'busy', js: (c: C) => c.backups === 0, sql: 'backups = 0' },
+    hasBackups: { unmet: 'no backup of it is being made', refusal: 'invalid', js: (c: C) => c.backups > 0, sql: 'backups > 0' },
+  } satisfies GuardTable<C, E>;
+}
+
+export function backupLeaseEffects<C extends { backups: number }, E>() {
+  return {
+    addBackup: { js: (c: C) => ({ backups: c.backups + 1 }) as Partial<C>, sql: { backups: 'backups + 1' } as EffectSql<C> },
+    removeBackup: { js: (c: C) => ({ backups: c.backups - 1 }) as Partial<C>, sql: { backups: 'backups - 1' } as EffectSql<C> },
+  } satisfies EffectTable<C, E>;
+}
+
+/** The `dependent` lease: a live snapshot of a volume, an incremental backup of its parent. */
+export function dependentEffects<C extends { dependents: number }, E>() {
+  return {
+    addDependent: { js: (c: C) => ({ dependents: c.dependents + 1 }) as Partial<C>, sql: { dependents: 'dependents + 1' } as EffectSql<C> },
+    removeDependent: {
+      js: (c: C) => ({ dependents: c.dependents - 1 }) as Partial<C>,
+      sql: { dependents: 'dependents - 1' } as EffectSql<C>,
+    },
   } satisfies EffectTable<C, E>;
 }
 

@@ -9,6 +9,8 @@
 import { setup } from 'xstate';
 import {
   allOf,
+  backupLeaseEffects,
+  backupLeaseGuards,
   effectTable,
   guardTable,
   jsEffects,
@@ -135,8 +137,7 @@ export const snapshotGuards = guardTable<C, E>()({
   unowned: unownedGuard<C, E>(),
   ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof SNAPSHOT_RESETTABLE>(SNAPSHOT_RESETTABLE),
-  noBackups: { unmet: 'a backup of it is being made', refusal: 'busy', js: (c) => c.backups === 0, sql: 'backups = 0' },
-  hasBackups: { unmet: 'no backup of it is being made', refusal: 'invalid', js: (c) => c.backups > 0, sql: 'backups > 0' },
+  ...backupLeaseGuards<C, E>(),
   canDelete: allOf('noReaders', 'noBackups'),
   canForceDelete: allOf('unowned', 'noReaders', 'noBackups'),
   reportsAvailable: {
@@ -158,8 +159,7 @@ export const snapshotGuards = guardTable<C, E>()({
 export const snapshotEffects = effectTable<C, E>()({
   ...readerEffects<C, E>(),
   ...recoveryEffects<C, E>(),
-  addBackup: { js: (c) => ({ backups: c.backups + 1 }), sql: { backups: 'backups + 1' } },
-  removeBackup: { js: (c) => ({ backups: c.backups - 1 }), sql: { backups: 'backups - 1' } },
+  ...backupLeaseEffects<C, E>(),
   recordProgress: {
     js: (_c, e) => ({ operation: { progress: 'progress' in e ? e.progress : null } }),
     sql: { operation: "jsonb_build_object('progress', :progress)" },
@@ -211,7 +211,7 @@ export const snapshotMachine = setup({
       states: {
         backend: {
           tags: [TRANSIENT],
-          meta: { step: 'create', holdsReaders: true, doc: 'the backend is taking the snapshot (the volume is held as a reader)' },
+          meta: { step: 'create', holds: ['reader'], doc: 'the backend is taking the snapshot (the volume is held as a reader)' },
           on: {
             BACKEND_CREATED: { target: '#snapshot.available', actions: 'clearOperation' },
             BACKEND_FAILED: { target: '#snapshot.error', actions: 'clearOperation' },

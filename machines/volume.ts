@@ -23,6 +23,9 @@ import {
 } from './attachment-counts.ts';
 import {
   allOf,
+  backupLeaseEffects,
+  backupLeaseGuards,
+  dependentEffects,
   effectTable,
   guardTable,
   jsEffects,
@@ -273,8 +276,7 @@ export const volumeGuards = guardTable<C, E>()({
   ...readerGuards<C, E>('a snapshot or a clone of it'),
   ...attachmentGuards<C, E>(),
   noSnapshots: { unmet: 'it has snapshots', refusal: 'invalid', js: (c) => c.dependents === 0, sql: 'dependents = 0' },
-  noBackups: { unmet: 'a backup of it is being made', refusal: 'busy', js: (c) => c.backups === 0, sql: 'backups = 0' },
-  hasBackups: { unmet: 'no backup of it is being made', refusal: 'invalid', js: (c) => c.backups > 0, sql: 'backups > 0' },
+  ...backupLeaseGuards<C, E>(),
   fitsBackup: {
     unmet: 'it is smaller than the backup',
     refusal: 'invalid',
@@ -335,14 +337,12 @@ export const volumeGuards = guardTable<C, E>()({
 export const volumeEffects = effectTable<C, E>()({
   ...readerEffects<C, E>(),
   ...attachmentEffects<C, E>(),
-  addDependent: { js: (c) => ({ dependents: c.dependents + 1 }), sql: { dependents: 'dependents + 1' } },
-  addBackup: { js: (c) => ({ backups: c.backups + 1 }), sql: { backups: 'backups + 1' } },
-  removeBackup: { js: (c) => ({ backups: c.backups - 1 }), sql: { backups: 'backups - 1' } },
+  ...dependentEffects<C, E>(),
+  ...backupLeaseEffects<C, E>(),
   recordRestore: {
     js: (_c, e) => ({ operation: { backup_id: 'backup_id' in e ? e.backup_id : null } }),
     sql: { operation: "jsonb_build_object('backup_id', :backup_id)" },
   },
-  removeDependent: { js: (c) => ({ dependents: c.dependents - 1 }), sql: { dependents: 'dependents - 1' } },
   recordExtend: {
     js: (_c, e) => ({ operation: { new_size: 'new_size' in e ? e.new_size : null } }),
     sql: { operation: "jsonb_build_object('new_size', :new_size)" },
@@ -431,12 +431,12 @@ export const volumeMachine = setup({
       states: {
         db: {
           tags: [TRANSIENT],
-          meta: { step: 'schedule', holdsReaders: true, doc: 'recorded; waiting for a scheduler' },
+          meta: { step: 'schedule', holds: ['reader'], doc: 'recorded; waiting for a scheduler' },
           on: { SCHEDULE: 'scheduling', WORKER_LOST: workerLost('volume', 'creating.db', 'error') },
         },
         scheduling: {
           tags: [TRANSIENT],
-          meta: { step: 'schedule', holdsReaders: true, doc: 'a scheduler is choosing a backend' },
+          meta: { step: 'schedule', holds: ['reader'], doc: 'a scheduler is choosing a backend' },
           on: {
             SCHEDULED: 'backend',
             SCHEDULE_FAILED: { target: '#volume.error', actions: 'clearOperation' },
@@ -445,7 +445,7 @@ export const volumeMachine = setup({
         },
         backend: {
           tags: [TRANSIENT],
-          meta: { step: 'create', holdsReaders: true, doc: 'the backend is creating the volume' },
+          meta: { step: 'create', holds: ['reader'], doc: 'the backend is creating the volume' },
           on: {
             BACKEND_CREATED: { target: '#volume.available', actions: 'clearOperation' },
             BACKEND_FAILED: { target: '#volume.error', actions: 'clearOperation' },
@@ -508,7 +508,7 @@ export const volumeMachine = setup({
       states: {
         backend: {
           tags: [TRANSIENT],
-          meta: { step: 'revert', holdsReaders: true, doc: 'the backend is reverting the volume to a snapshot (held as a reader)' },
+          meta: { step: 'revert', holds: ['reader'], doc: 'the backend is reverting the volume to a snapshot (held as a reader)' },
           on: {
             REVERTED: { target: '#volume.available', actions: 'clearOperation' },
             BACKEND_FAILED: { target: '#volume.error', actions: 'clearOperation' },
@@ -586,7 +586,7 @@ export const volumeMachine = setup({
           tags: [TRANSIENT],
           meta: {
             step: 'restore',
-            holdsReaders: true,
+            holds: ['reader'],
             doc: "the backup's data is being written onto the volume (the backup held as a reader)",
           },
           on: {

@@ -435,7 +435,7 @@ export function recoveryTable(): string {
     lines.push(
       `## ${model.type}`,
       '',
-      `| state | what is in flight | moved on by | worker lost: resumed at | after ${MAX_STEP_ATTEMPTS} losses | holds readers |`,
+      `| state | what is in flight | moved on by | worker lost: resumed at | after ${MAX_STEP_ATTEMPTS} losses | holds leases |`,
       '| --- | --- | --- | --- | --- | --- |',
     );
     for (const state of index.leaves.filter((s) => index.isTransient(s))) {
@@ -445,7 +445,9 @@ export function recoveryTable(): string {
       const fail = lost.find((c) => c.guard === undefined)?.target ?? null;
       const by = meta.step ? `worker step \`${meta.step}\`${meta.ready ? ` (once \`${meta.ready}\`)` : ''}` : (meta.movedOnBy ?? '?');
       const cell = (target: string | null) => (lost.length === 0 ? 'no owner' : target === null ? '(stays)' : `\`${target}\``);
-      lines.push(`| \`${state}\` | ${meta.doc ?? ''} | ${by} | ${cell(resume)} | ${cell(fail)} | ${meta.holdsReaders ? 'yes' : 'no'} |`);
+      lines.push(
+        `| \`${state}\` | ${meta.doc ?? ''} | ${by} | ${cell(resume)} | ${cell(fail)} | ${meta.holds?.length ? meta.holds.join(', ') : 'no'} |`,
+      );
     }
     lines.push('');
   }

@@ -140,10 +140,12 @@ function usageChanges(model: ResourceModel, from: string, to: string): boolean {
 }
 
 /** Which lease kinds a transition from → to of a holder gives back. */
-function releasedBy(model: ResourceModel, from: string, to: string): LeaseKind[] {
-  if (model.index.isFinal(to)) return [...LEASE_KINDS];
+function releasedBy(model: ResourceModel, from: string, to: string): readonly LeaseKind[] {
+  if (model.index.isFinal(to)) return LEASE_KINDS;
+  const held = model.index.held(from);
+  if (held.length === 0) return held; // most states hold nothing: no allocation on the CAS's path
   const kept = model.index.held(to);
-  return model.index.held(from).filter((k) => !kept.includes(k));
+  return held.filter((k) => !kept.includes(k));
 }
 
 /** What a transition attempt came to, for metrics: applied, or refused and why. */
@@ -418,7 +420,7 @@ export class Enforcer {
     if (exceeded) throw quotaError(exceeded);
   }
 
-  private async release(tx: Executor, holder: Ref, kinds: LeaseKind[], opts: ApplyOptions): Promise<void> {
+  private async release(tx: Executor, holder: Ref, kinds: readonly LeaseKind[], opts: ApplyOptions): Promise<void> {
     for (const lease of await takeLeases(tx, holder, kinds)) {
       if (!isResourceType(lease.source_type))
         throw new InvariantError(`a lease on ${lease.source_type} ${lease.source_id}, which is no machine`);

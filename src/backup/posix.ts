@@ -27,7 +27,7 @@
  * then applies the full backup and each increment after it, oldest first.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { deflate, inflate } from 'node:zlib';
@@ -193,10 +193,11 @@ export class PosixBackupStore {
   }
 
   /** Whether an object holds what its entry says (read back and hashed). */
-  private async intact(loc: BackupLocation, entry: ObjectEntry): Promise<boolean> {
-    if (entry.name === null) return true;
+  /** The bytes an object takes if it holds what its entry says (read back and hashed), else undefined; 0 for a zero range. */
+  private async intact(loc: BackupLocation, entry: ObjectEntry): Promise<number | undefined> {
+    if (entry.name === null) return 0;
     const data = await readFile(this.path(loc, `-${entry.name}`)).catch(() => undefined);
-    return data !== undefined && sha256(data) === entry.sha256;
+    return data !== undefined && sha256(data) === entry.sha256 ? data.length : undefined;
   }
 
   /**
@@ -222,9 +223,12 @@ export class PosixBackupStore {
     }
     const chunks = Math.ceil(source.size / this.chunkBytes);
     const done: JournalLine[] = [];
+    let storedBytes = 0;
     for (const line of await this.journal(backup)) {
       if (line.chunk !== done.length) break;
-      if (!(await Promise.all(line.objects.map((o) => this.intact(backup, o)))).every(Boolean)) break;
+      const sizes = await Promise.all(line.objects.map((o) => this.intact(backup, o)));
+      if (sizes.some((n) => n === undefined)) break;
+      for (const n of sizes) storedBytes += n!;
       done.push(line);
     }
     const resumedChunks = done.length;
@@ -276,6 +280,7 @@ export class PosixBackupStore {
             }
             const name = String(++objectNo).padStart(5, '0');
             await this.publish(this.path(backup, `-${name}`), stored);
+            storedBytes += stored.length;
             objects.push({ name, offset: offset + start, length: end - start, compression, sha256: sha256(stored) });
           }
           b = e;
@@ -314,8 +319,6 @@ export class PosixBackupStore {
     };
     await this.publish(this.path(backup, '_metadata'), JSON.stringify(metadata, null, 2));
     await rm(this.path(backup, '_journal'), { force: true });
-    let storedBytes = 0;
-    for (const o of objects) if (o.name !== null) storedBytes += (await stat(this.path(backup, `-${o.name}`))).size;
     return { objectCount: objects.filter((o) => o.name !== null).length, storedBytes, resumedChunks };
   }
 

@@ -124,17 +124,11 @@ export class FakeDriver implements Driver {
     return { totalGb: this.capacityGb, freeGb: this.capacityGb - this.volumes.total };
   }
 
-  /** backup images made and not yet released: key → what they image */
-  readonly backupImages = new Map<string, string>();
-  /** restores written: volume id → times its target was opened */
-  readonly restores = new Map<string, number>();
-
   /** The fake holds no data: every volume reads as zeros (a hole), as a new thin volume does. */
-  async openBackupSource(source: BackupSourceRef, key: string): Promise<BlockSource> {
+  async openBackupSource(source: BackupSourceRef): Promise<BlockSource> {
     const sizeGb = 'volumeId' in source ? this.volumes.get(source.volumeId) : this.snapshots.get(source.snapshotId)?.sizeGb;
     const name = 'volumeId' in source ? `volume ${source.volumeId}` : `snapshot ${source.snapshotId}`;
     if (sizeGb === undefined) throw new DriverError('backup', `no ${name}`);
-    if ('volumeId' in source) this.backupImages.set(key, name);
     const size = sizeGb * GiB;
     return {
       size,
@@ -146,14 +140,13 @@ export class FakeDriver implements Driver {
     };
   }
 
-  async releaseBackupSource(key: string): Promise<void> {
-    this.backupImages.delete(key);
+  async releaseBackupSource(): Promise<void> {
+    // No image was made: the fake holds no data to keep still.
   }
 
   async openRestoreTarget(volumeId: string): Promise<BlockTarget> {
     const sizeGb = this.volumes.get(volumeId);
     if (sizeGb === undefined) throw new DriverError('restore', `no volume ${volumeId}`);
-    this.restores.set(volumeId, (this.restores.get(volumeId) ?? 0) + 1);
     const size = sizeGb * GiB;
     return {
       size,

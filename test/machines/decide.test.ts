@@ -76,7 +76,7 @@ describe('decide on the volume machine', () => {
       expect(d).toMatchObject({ ok: true, to: `${status}.parked` });
       const parked = `${status}.parked`;
       expect(volume.index.stepStates).not.toContain(parked);
-      expect(volume.index.isTransient(parked) || volume.index.holdsReaders(parked)).toBe(false);
+      expect(volume.index.isTransient(parked) || volume.index.held(parked).length > 0).toBe(false);
       const leaving = Object.keys(volume.events).filter(
         (type) => decide(volume, { state: parked, context: quiet }, { type, status: 'error' }).ok,
       );
