@@ -19,6 +19,7 @@ import { startEmbedded, type EmbeddedServer } from '../../db/servers/embedded.ts
 import { migrate } from '../../db/migrate.ts';
 import { startPatroni, type PatroniCluster } from '../../db/servers/patroni.ts';
 import { RESOURCE_TYPES } from '../../machines/index.ts';
+import { isConnectionError } from '../../db/sqlstate.ts';
 import { checkHistory, formatReport } from '../check/history.ts';
 import { factsOf } from '../check/edges.ts';
 import { Client, Pool, rng, type Outcome } from './client.ts';
@@ -531,6 +532,24 @@ function startFailovers(ctx: FaultContext, state: { stopping: boolean }): Failov
   return { promoted: () => promoting.then(() => undefined) };
 }
 
+/**
+ * Run a read, again while the database cannot be reached (until `until`).
+ * After a failover the lost member comes back as a standby: while it starts
+ * it answers 57P03 ("the database system is starting up"), and postgres.js,
+ * given every member's address, reports that instead of moving on to the
+ * next one; its next connect tries the next address. Seen in CI on 61ca840.
+ */
+async function reachable<T>(read: () => Promise<T>, until: number): Promise<T> {
+  for (;;) {
+    try {
+      return await read();
+    } catch (err) {
+      if (!isConnectionError(err) || Date.now() >= until) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 /** Wait until nothing is in flight (at most settleMs), then check the history and the answers clients were given. */
 async function settleAndCheck(
   databaseUrl: string,
@@ -540,14 +559,14 @@ async function settleAndCheck(
   const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
   try {
     const until = Date.now() + (ctx.settleMs ?? 60_000);
-    while ((await unsettled(sql)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    while ((await reachable(() => unsettled(sql), until)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
     ctx.say('checking the history');
     const ok = (s: number) => s >= 200 && s < 300;
     const requests = {
       accepted: outcomes.filter((o) => ok(o.status) && o.requestId).map((o) => o.requestId!),
       refused: outcomes.filter((o) => o.status >= 400 && o.status < 500 && o.requestId).map((o) => o.requestId!),
     };
-    const report = await checkHistory(sql, { atRest: ctx.atRest, requests });
+    const report = await reachable(() => checkHistory(sql, { atRest: ctx.atRest, requests }), Date.now() + 60_000);
     return {
       violations: report.violations.length,
       checkText: formatReport(report),
