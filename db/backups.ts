@@ -89,3 +89,42 @@ export async function recordBackedUp(sql: Exec, id: string, where: BackupLocatio
 export async function recordFailure(sql: Exec, id: string, reason: string, owner: string): Promise<void> {
   await sql`UPDATE backups SET fail_reason = ${reason.slice(0, 255)}, updated_at = now() WHERE id = ${id} AND ${owned(owner, sql)}`;
 }
+
+/**
+ * After a restore wrote the backup's data: the volume takes the metadata
+ * its source had when the backup was taken (replacing its own, as Cinder's
+ * restore does), and `src_backup_id` when it is not the backup's own
+ * volume; while `owner` owns the volume's row.
+ */
+export async function recordRestored(sql: Exec, volumeId: string, backupId: string, owner: string): Promise<void> {
+  await sql`
+    UPDATE volumes v SET updated_at = now(),
+      metadata = b.volume_metadata || CASE WHEN b.volume_id = v.id THEN '{}'::jsonb ELSE jsonb_build_object('src_backup_id', b.id::text) END
+    FROM backups b
+    WHERE v.id = ${volumeId} AND b.id = ${backupId}
+      AND EXISTS (SELECT 1 FROM resource_states s WHERE s.resource_type = 'volume' AND s.resource_id = v.id AND s.owner = ${owner})`;
+}
+
+/** A volume's metadata (undefined: no such volume), as a backup keeps it for its restores. */
+export async function volumeMetadataOf(sql: Exec, volumeId: string): Promise<Record<string, string> | undefined> {
+  const [row] = await sql<{ metadata: Record<string, string> }[]>`SELECT metadata FROM volumes WHERE id = ${volumeId}`;
+  return row?.metadata;
+}
+
+/** What an incremental backup may take as its parent: a finished backup (one being restored from is finished too). */
+const PARENT_STATES = ['available', 'restoring'];
+
+/**
+ * The parent of an incremental backup, as Cinder picks it: the newest
+ * finished backup of the volume in the project (by the time its data was
+ * taken); from a snapshot, only one older than the snapshot (`before`).
+ * Undefined: there is none. One index range (backups_live_volume).
+ */
+export async function incrementalParent(sql: Exec, volumeId: string, projectId: string, before?: Date): Promise<string | undefined> {
+  const [row] = await sql<{ id: string }[]>`
+    SELECT b.id FROM backups b JOIN resource_states s ON s.resource_type = 'backup' AND s.resource_id = b.id
+    WHERE b.volume_id = ${volumeId} AND b.project_id = ${projectId} AND b.deleted_at IS NULL
+      AND s.state = ANY(${PARENT_STATES}) ${before ? sql`AND b.data_timestamp < ${before}` : sql``}
+    ORDER BY b.data_timestamp DESC, b.created_at DESC, b.id DESC LIMIT 1`;
+  return row?.id;
+}

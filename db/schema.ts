@@ -207,6 +207,8 @@ export const backups = pgTable(
     name: text('name'),
     description: text('description'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    /** its volume's metadata when it was taken: a restore gives it to the target (Cinder's volume_meta) */
+    volume_metadata: jsonb('volume_metadata').$type<Record<string, string>>().notNull().default({}),
     /** where its objects are, under the backup store's root (Cinder's container) */
     container: text('container'),
     availability_zone: text('availability_zone'),

@@ -8,6 +8,8 @@ import type { Executor as Exec } from './connect.ts';
 export interface CreateData {
   snapshot_id: string | null;
   source_volid: string | null;
+  /** restored into the new volume once it is created */
+  backup_id: string | null;
   backend: string | null;
 }
 
@@ -20,11 +22,13 @@ export interface SchedulingData {
   from_source: boolean;
   snapshot_id: string | null;
   source_volid: string | null;
+  /** a volume from a backup goes wherever its type fits (the backup is in the store, not on a backend) */
+  backup_id: string | null;
 }
 
 /** Where a volume's data comes from and the backend it is on; undefined if it has no data row. */
 export async function createData(sql: Exec, id: string): Promise<CreateData | undefined> {
-  const [data] = await sql<CreateData[]>`SELECT snapshot_id, source_volid, backend FROM volumes WHERE id = ${id}`;
+  const [data] = await sql<CreateData[]>`SELECT snapshot_id, source_volid, backup_id, backend FROM volumes WHERE id = ${id}`;
   return data;
 }
 
@@ -33,7 +37,7 @@ export async function schedulingData(sql: Exec, id: string): Promise<SchedulingD
   const [data] = await sql<SchedulingData[]>`
     SELECT t.extra_specs AS specs,
       COALESCE(src.backend, snapvol.backend) AS source_backend,
-      (v.source_volid IS NOT NULL OR v.snapshot_id IS NOT NULL) AS from_source, v.snapshot_id, v.source_volid
+      (v.source_volid IS NOT NULL OR v.snapshot_id IS NOT NULL) AS from_source, v.snapshot_id, v.source_volid, v.backup_id
     FROM volumes v
     LEFT JOIN volume_types t ON t.id = v.volume_type_id
     LEFT JOIN volumes src ON src.id = v.source_volid

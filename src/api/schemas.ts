@@ -53,3 +53,27 @@ export const SnapshotCreateBody = wrapped('snapshot', {
 });
 
 export const SnapshotUpdateBody = wrapped('snapshot', described);
+
+export const BackupCreateBody = wrapped('backup', {
+  volume_id: Type.Optional(Type.Unknown()),
+  container: Type.Optional(Type.Unknown()),
+  name: Type.Optional(Type.Unknown()),
+  description: Type.Optional(Type.Unknown()),
+  incremental: Type.Optional(Type.Unknown()),
+  force: Type.Optional(Type.Unknown()),
+  snapshot_id: Type.Optional(Type.Unknown()),
+  metadata: Type.Optional(Type.Unknown()),
+  availability_zone: Type.Optional(Type.Unknown()),
+});
+
+export const BackupUpdateBody = wrapped('backup', {
+  name: Type.Optional(Type.Unknown()),
+  description: Type.Optional(Type.Unknown()),
+  metadata: Type.Optional(Type.Unknown()),
+});
+
+/** `{"restore": {...}}`; `{"restore": null}` too (a restore into a new volume, all defaults). */
+export const BackupRestoreBody = Type.Object(
+  { restore: Type.Optional(Type.Union([Type.Null(), Type.Object({}, { additionalProperties: true })])) },
+  { additionalProperties: true },
+);

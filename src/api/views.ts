@@ -10,6 +10,7 @@
  * single resource's answer, and the `/transitions` resources.
  */
 import type { AttachmentRecord } from '../services/attachments.ts';
+import type { BackupRecord } from '../services/backups.ts';
 import type { TransitionRecord } from '../services/resources.ts';
 import type { SnapshotRecord } from '../services/snapshots.ts';
 import type { VolumeRecord } from '../services/volumes.ts';
@@ -35,6 +36,17 @@ function links(ctx: ViewContext, collection: string, id: string) {
     { rel: 'self', href: `${ctx.base}/v3${p}/${collection}/${id}` },
     { rel: 'bookmark', href: `${ctx.base}${p}/${collection}/${id}` },
   ];
+}
+
+/**
+ * The status a client is shown: Cinder's `backing-up` while a backup of an
+ * available or in-use volume (or of a snapshot) is being made. The machine
+ * state stays what it is — the backup holds a lease, not the status — so
+ * the volume can still be attached, detached or extended meanwhile
+ * (docs/backups.md); `Volstate-State` tells the machine state.
+ */
+function shownStatus(status: string, backups: number): string {
+  return backups > 0 && (status === 'available' || status === 'in-use') ? 'backing-up' : status;
 }
 
 /** null until the resource changed after its creation, then the latest change. */
@@ -76,7 +88,7 @@ function volumeAttachment(a: AttachmentRecord) {
  * the `os-vol-*` attributes a POST response lacks.
  */
 export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: AttachmentRecord[] = [], get = true) {
-  const status = MODELS.volume.index.statusOf(v.state);
+  const status = shownStatus(MODELS.volume.index.statusOf(v.state), v.backups);
   const view: Record<string, unknown> = {
     id: v.id,
     status,
@@ -120,7 +132,7 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
 }
 
 export function snapshotDetail(n: SnapshotRecord, ctx: ViewContext, get = true) {
-  const status = MODELS.snapshot.index.statusOf(n.state);
+  const status = shownStatus(MODELS.snapshot.index.statusOf(n.state), n.backups);
   const view: Record<string, unknown> = {
     id: n.id,
     created_at: timestamp(n.created_at),
@@ -186,4 +198,38 @@ export function nextLink(ctx: ViewContext, collection: string, path: string, que
   for (const [k, v] of Object.entries(query)) if (typeof v === 'string' && k !== 'marker') params.set(k, v);
   params.set('marker', lastId);
   return { [`${collection}_links`]: [{ rel: 'next', href: `${ctx.base}/v3${p}/${path}?${params.toString()}` }] };
+}
+
+/**
+ * Backup detail (Tempest's common_show_backup, which allows nothing else):
+ * the step's progress travels in the `Volstate-Progress` header instead.
+ */
+export function backupDetail(b: BackupRecord, ctx: ViewContext) {
+  const view: Record<string, unknown> = {
+    id: b.id,
+    status: MODELS.backup.index.statusOf(b.state),
+    size: b.size,
+    object_count: b.object_count,
+    availability_zone: b.availability_zone,
+    container: b.container,
+    created_at: timestamp(b.created_at),
+    updated_at: updatedAt(b),
+    name: b.name,
+    description: b.description,
+    fail_reason: b.fail_reason,
+    volume_id: b.volume_id,
+    links: links(ctx, 'backups', b.id),
+    is_incremental: b.parent_id !== null,
+    has_dependent_backups: b.dependents > 0,
+    snapshot_id: b.snapshot_id,
+    data_timestamp: timestamp(b.data_timestamp),
+  };
+  if (ctx.mv >= 18 && ctx.isAdmin) view['os-backup-project-attr:project_id'] = b.project_id;
+  if (ctx.mv >= 43) view.metadata = b.metadata;
+  if (ctx.mv >= 56 && ctx.isAdmin) view.user_id = b.user_id;
+  return view;
+}
+
+export function backupSummary(b: BackupRecord, ctx: ViewContext) {
+  return { id: b.id, name: b.name, links: links(ctx, 'backups', b.id) };
 }

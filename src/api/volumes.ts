@@ -62,7 +62,7 @@ function unsupported(body: Record<string, unknown>, key: string, what: string) {
 }
 
 /** A source id from the body: a non-UUID names nothing (404, as for any missing source). */
-function sourceId(value: unknown, field: string, notFound: 'SnapshotNotFound' | 'VolumeNotFound'): string | null {
+function sourceId(value: unknown, field: string, notFound: 'SnapshotNotFound' | 'VolumeNotFound' | 'BackupNotFound'): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new ApiError('InvalidField', { field, value: JSON.stringify(value), reason: 'It must be an id.' });
   if (!isUuid(value)) throw new ApiError(notFound, { id: value });
@@ -98,7 +98,6 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     const body = unwrap(req.body, 'volume');
     if (req.mv >= 53) rejectUnknown(body, 'volume', CREATE_KEYS);
     unsupported(body, 'imageRef', 'Creating a volume from an image');
-    unsupported(body, 'backup_id', 'Creating a volume from a backup');
     unsupported(body, 'consistencygroup_id', 'Consistency groups');
     unsupported(body, 'group_id', 'Groups');
     if (body.volume_type != null && typeof body.volume_type !== 'string')
@@ -110,9 +109,12 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     }
     const snapshotId = sourceId(body.snapshot_id, 'snapshot_id', 'SnapshotNotFound');
     const sourceVolid = sourceId(body.source_volid, 'source_volid', 'VolumeNotFound');
-    if (snapshotId && sourceVolid) throw new ApiError('InvalidInput', { reason: 'give snapshot_id or source_volid, not both.' });
+    // From a backup: 3.47 (below it, as in Cinder, the key is not read).
+    const backupId = req.mv >= 47 ? sourceId(body.backup_id, 'backup_id', 'BackupNotFound') : null;
+    if ([snapshotId, sourceVolid, backupId].filter(Boolean).length > 1)
+      throw new ApiError('InvalidInput', { reason: 'give one of snapshot_id, source_volid and backup_id, not several.' });
     const noSize = body.size === undefined || body.size === null;
-    if (noSize && !snapshotId && !sourceVolid)
+    if (noSize && !snapshotId && !sourceVolid && !backupId)
       throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
     const input = {
       size: noSize ? null : parseSize(body.size),
@@ -122,6 +124,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       multiattach: body.multiattach === undefined || body.multiattach === null ? false : parseBool(body.multiattach, 'multiattach'),
       snapshotId,
       sourceVolid,
+      backupId,
       volumeType: body.volume_type || null,
     };
     const volume = await changeState(

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
-import { snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
+import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
 import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/volume-types.ts';
@@ -34,7 +34,11 @@ export interface NewVolumeInput {
   snapshotId?: string | null;
   /** clone this volume */
   sourceVolid?: string | null;
+  /** restore this backup into the new volume (3.47; a restore with no volume_id) */
+  backupId?: string | null;
 }
+
+const NOT_FOUND = { snapshot: 'SnapshotNotFound', volume: 'VolumeNotFound', backup: 'BackupNotFound' } as const;
 
 export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolumeRow> {
   constructor(sql: Sql, enforcer: Enforcer) {
@@ -55,7 +59,9 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       ? { type: 'snapshot', id: input.snapshotId }
       : input.sourceVolid
         ? { type: 'volume', id: input.sourceVolid }
-        : undefined;
+        : input.backupId
+          ? { type: 'backup', id: input.backupId }
+          : undefined;
     // Read back in the transaction: once it commits, another request may delete the volume before a later read.
     return transaction(this.sql, { rows: sourceRef ? [sourceRef] : [] }, async (tx) => {
       let size = input.size;
@@ -73,13 +79,21 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
               noun: 'source volume',
               found: await volumeTable.find(tx, input.sourceVolid, scopeOf(caller)),
             }
-          : undefined;
+          : input.backupId
+            ? {
+                type: 'backup' as const,
+                id: input.backupId,
+                noun: 'backup',
+                found: await backupTable.find(tx, input.backupId, scopeOf(caller)),
+              }
+            : undefined;
       if (source) {
-        if (!source.found) throw new ApiError(source.type === 'snapshot' ? 'SnapshotNotFound' : 'VolumeNotFound', { id: source.id });
+        if (!source.found) throw new ApiError(NOT_FOUND[source.type], { id: source.id });
+        // A backup is read by a restore (several at once, each a reader); a volume or snapshot by a clone.
         const taken = await this.enforcer.acquire(
           tx,
           { type: source.type, id: source.id },
-          { type: 'READ_BEGIN' },
+          { type: source.type === 'backup' ? 'RESTORE_BEGIN' : 'READ_BEGIN' },
           { type: 'volume', id },
           ['reader'],
           opts,
@@ -116,6 +130,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         metadata: input.metadata,
         snapshot_id: input.snapshotId ?? null,
         source_volid: input.sourceVolid ?? null,
+        backup_id: input.backupId ?? null,
         multiattach,
         volume_type: type.name,
         volume_type_id: type.id,

@@ -15,7 +15,7 @@ import { recordVolumeMessage } from '../../db/messages.ts';
 import { transaction } from '../../db/tx.ts';
 import { createData, recordBackend, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
 import { typeForCreate } from '../../db/volume-types.ts';
-import { backupData, recordBackedUp, recordFailure, recordProgress, restoreChain } from '../../db/backups.ts';
+import { backupData, recordBackedUp, recordFailure, recordProgress, recordRestored, restoreChain } from '../../db/backups.ts';
 import type { PosixBackupStore } from '../backup/posix.ts';
 
 export interface StepContext {
@@ -96,7 +96,11 @@ function driverOf(ctx: StepContext, row: ClaimedRow): { driver: Driver; volumeId
   return { driver: ctx.backends.driver(row.backend), volumeId: row.data_volume_id };
 }
 
-/** Create on the backend the scheduler chose: empty, or from the source the volume holds as a reader. */
+/**
+ * Create on the backend the scheduler chose: empty, or from the source the
+ * volume holds as a reader (a snapshot, a volume, or a backup, whose chain
+ * is written onto the new volume before it is created).
+ */
 const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateData): Promise<void> => {
   const id = row.resource_id;
   // Right after scheduling, the scheduling step already read it.
@@ -107,9 +111,14 @@ const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateDat
     ? () => driver.createVolumeFromSnapshot(id, data.snapshot_id!, row.size)
     : data.source_volid
       ? () => driver.cloneVolume(id, data.source_volid!, row.size)
-      : () => driver.createVolume(id, row.size);
-  // A volume from nothing holds no lease (only a clone or a volume from a snapshot reads a source).
-  const fromNothing = !data.snapshot_id && !data.source_volid;
+      : data.backup_id
+        ? async () => {
+            await driver.createVolume(id, row.size);
+            await restoreOnto(ctx, driver, id, data.backup_id!);
+          }
+        : () => driver.createVolume(id, row.size);
+  // A volume from nothing holds no lease (only a clone or a volume from a snapshot or backup reads a source).
+  const fromNothing = !data.snapshot_id && !data.source_volid && !data.backup_id;
   await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' }, { holdsNoLeases: fromNothing });
 };
 
@@ -166,7 +175,7 @@ const scheduleVolume: Step = async (ctx, row) => {
     await createVolume(
       ctx,
       { ...row, ...scheduled.row, owner: ctx.workerId },
-      { snapshot_id: data.snapshot_id, source_volid: data.source_volid, backend: chosen.backend.name },
+      { snapshot_id: data.snapshot_id, source_volid: data.source_volid, backup_id: data.backup_id, backend: chosen.backend.name },
     );
 };
 
@@ -323,6 +332,22 @@ const deleteBackup: Step = async (ctx, row) => {
   );
 };
 
+/**
+ * Write a backup's whole chain onto a volume, then give the volume the
+ * metadata its source had when the backup was taken (as Cinder's restore
+ * does), while this worker still owns the volume's row.
+ */
+async function restoreOnto(ctx: StepContext, driver: Driver, volumeId: string, backupId: string): Promise<void> {
+  const chain = await restoreChain(ctx.sql, backupId);
+  const target = await driver.openRestoreTarget(volumeId);
+  try {
+    await storeOf(ctx).restore(chain, target, { check: ctx.fenced });
+  } finally {
+    await target.close();
+  }
+  await recordRestored(ctx.sql, volumeId, backupId, ctx.workerId);
+}
+
 /** Write a backup (its whole chain) onto the volume; the backup is held as a reader until this ends. */
 const restoreVolume: Step = async (ctx, row) => {
   const backupId = row.operation?.backup_id;
@@ -331,19 +356,11 @@ const restoreVolume: Step = async (ctx, row) => {
     return;
   }
   const { driver } = driverOf(ctx, row);
-  const chain = await restoreChain(ctx.sql, backupId);
   await backend(
     ctx,
     'volume',
     row.resource_id,
-    async () => {
-      const target = await driver.openRestoreTarget(row.resource_id);
-      try {
-        await storeOf(ctx).restore(chain, target, { check: ctx.fenced });
-      } finally {
-        await target.close();
-      }
-    },
+    () => restoreOnto(ctx, driver, row.resource_id, backupId),
     { type: 'RESTORED' },
     { type: 'BACKEND_FAILED' },
   );
@@ -362,7 +379,6 @@ export const STEPS: Record<ResourceType, Record<string, Step>> = {
   },
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
   attachment: {},
-  // Not reachable yet from the API (issue 21: its routes come next); driven by the tests of the steps.
   backup: { create: createBackup, delete: deleteBackup },
 };
 

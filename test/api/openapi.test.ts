@@ -6,15 +6,17 @@
  * test/helpers/openapi.ts, which is shown to catch a broken answer.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { describe, expect, it } from 'vitest';
 import { DOCUMENTED } from '../../src/api/openapi/document.ts';
+import { PosixBackupStore } from '../../src/backup/posix.ts';
 import { availableVolume, PROJECT, useApp, waitStatus, type Reply } from '../helpers/app.ts';
 import { ContractCheck } from '../helpers/openapi.ts';
 
-const t = useApp();
+const t = useApp({ backupStore: new PosixBackupStore({ root: mkdtempSync(join(tmpdir(), 'volstate-openapi-backups-')) }) });
 const ROOT = join(import.meta.dirname, '..', '..');
 const OTHER = 'fedcba9876543210fedcba9876543210';
 const SERVER = '11111111-2222-4333-8444-555555555555';
@@ -173,6 +175,21 @@ describe('the OpenAPI document', () => {
     await call('POST', `/v3/snapshots/${snap.id}/action`, { 'os-reset_status': { status: 'available' } });
     await call('DELETE', `/v3/snapshots/${snap.id}`);
     await waitStatus(t, 'snapshots', snap.id, 'gone');
+
+    // Backups.
+    const backup = ok(await call('POST', '/v3/backups', { backup: { volume_id: id, name: 'b', metadata: { x: 'y' } } }), 'backup').backup;
+    await waitStatus(t, 'backups', backup.id, 'available');
+    await call('GET', `/v3/backups/${backup.id}`);
+    await call('GET', '/v3/backups');
+    await call('GET', '/v3/backups/detail');
+    await call('PUT', `/v3/backups/${backup.id}`, { backup: { name: 'b2', metadata: { r: 's' } } });
+    await call('GET', `/v3/backups/${backup.id}/transitions`);
+    await call('POST', `/v3/backups/${backup.id}/restore`, { restore: { volume_id: id } });
+    await waitStatus(t, 'volumes', id, 'available');
+    await waitStatus(t, 'backups', backup.id, 'available');
+    await call('POST', `/v3/backups/${backup.id}/action`, { 'os-reset_status': { status: 'available' } });
+    await call('DELETE', `/v3/backups/${backup.id}`);
+    await waitStatus(t, 'backups', backup.id, 'gone');
 
     // Attachments (3.27, 3.44).
     const attachment = ok(

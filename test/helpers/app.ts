@@ -8,6 +8,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { AuthOptions } from '../../src/api/context.ts';
 import { build } from '../../src/app.ts';
 import type { Backends } from '../../src/drivers/backends.ts';
+import type { PosixBackupStore } from '../../src/backup/posix.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
@@ -56,6 +57,8 @@ export interface TestAppOptions {
   auth?: AuthOptions;
   /** serve these backends instead of the fake one (`backend` and `faults` then name an unused fake) */
   backends?: Backends;
+  /** where the worker writes backups (absent: backup steps fail, saying so) */
+  backupStore?: PosixBackupStore;
 }
 
 export function useApp(opts: TestAppOptions = {}): TestApp {
@@ -85,6 +88,7 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
         driver: opts.backends ?? driver,
         concurrency: opts.concurrency ?? 8,
         pollMs: 200,
+        backupStore: opts.backupStore,
         // A step that fails (a bug or an outage, not a backend failure) hands its row back to wait out a
         // backoff: say why, so a test that meets one names it.
         log: (msg, fields) => {
@@ -147,7 +151,7 @@ export async function availableVolume(t: TestApp, size = 1, extra: Record<string
 /** Wait until GET shows `status` (or 404 when status is 'gone'); returns the resource as shown. */
 export async function waitStatus(
   t: TestApp,
-  collection: 'volumes' | 'snapshots',
+  collection: 'volumes' | 'snapshots' | 'backups',
   id: string,
   status: string,
   ms = 10_000,

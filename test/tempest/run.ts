@@ -99,7 +99,7 @@ storage_protocol = fake
 vendor_name = volstate
 
 [volume-feature-enabled]
-backup = false
+backup = true
 snapshot = true
 clone = true
 manage_volume = false

@@ -238,6 +238,39 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     summary: "A snapshot's history (volstate)",
     answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
   },
+  'GET /backups': { tag: 'Backups', summary: 'List backups', answers: [t('v3_64.backups.list_backups_no_detail')] },
+  'GET /backups/detail': { tag: 'Backups', summary: 'List backups with details', answers: [t('v3_64.backups.list_backups_with_detail')] },
+  'POST /backups': {
+    tag: 'Backups',
+    summary: 'Back up a volume or one of its snapshots (full, or incremental on the newest backup)',
+    answers: [t('v3_64.backups.create_backup')],
+  },
+  'GET /backups/:id': {
+    tag: 'Backups',
+    summary: 'Show a backup (how far one being made has read: the Volstate-Progress header)',
+    answers: [t('v3_64.backups.show_backup')],
+  },
+  'PUT /backups/:id': {
+    tag: 'Backups',
+    summary: 'Rename or describe a backup, or replace its metadata (3.9, 3.43)',
+    answers: [t('v3_64.backups.update_backup')],
+  },
+  'DELETE /backups/:id': { tag: 'Backups', summary: 'Delete a backup', answers: [t('v3_64.backups.delete_backup')] },
+  'POST /backups/:id/restore': {
+    tag: 'Backups',
+    summary: 'Restore a backup onto a volume, or into a new one',
+    answers: [t('v3_64.backups.restore_backup')],
+  },
+  'POST /backups/:id/action': {
+    tag: 'Backups',
+    summary: 'os-reset_status, os-force_delete (admin)',
+    answers: [t('v3_64.backups.reset_backup_status')],
+  },
+  'GET /backups/:id/transitions': {
+    tag: 'Backups',
+    summary: "A backup's history (volstate)",
+    answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
+  },
   'GET /attachments': {
     tag: 'Attachments',
     summary: 'List attachments (3.27)',

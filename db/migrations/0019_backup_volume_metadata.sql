@@ -1,0 +1,1 @@
+ALTER TABLE "backups" ADD COLUMN "volume_metadata" jsonb DEFAULT '{}'::jsonb NOT NULL;
