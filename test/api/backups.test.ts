@@ -192,11 +192,12 @@ describe('backups', () => {
 });
 
 describe('a backup in flight (no worker)', () => {
-  it('holds its volume against deletion only: the volume shows backing-up, extends, and is 409 to delete until the backup ends', async () => {
+  it('holds its volume against deletion only: the volume shows backing-up, attaches, detaches and extends, and is 409 to delete until the backup ends', async () => {
     const res = await still.request('POST', '/v3/volumes', { volume: { size: 1 } });
     const volumeId = res.body.volume.id as string;
     // No worker: make it available by hand (the state row is the only truth).
     await still.db.sql`UPDATE resource_states SET state = 'available' WHERE resource_id = ${volumeId}`;
+    await still.backend.createVolume(volumeId, 1);
     const backupId = await backupOf(still, volumeId);
     const shown = await still.request('GET', `/v3/volumes/${volumeId}`);
     expect(shown.body.volume.status).toBe('backing-up');
@@ -204,6 +205,18 @@ describe('a backup in flight (no worker)', () => {
     const busy = await still.request('DELETE', `/v3/volumes/${volumeId}`);
     expect(busy.status).toBe(409);
     expect(busy.body.conflictingRequest.message).toMatch(/a backup of it is being made/);
+    // Attach and detach go on while the backup runs (the worker reads a still image, not the volume).
+    const attached = await still.request('POST', '/v3/attachments', {
+      attachment: { volume_uuid: volumeId, instance_uuid: crypto.randomUUID(), connector: { host: 'h', initiator: 'iqn.h' } },
+    });
+    expect(attached.status, JSON.stringify(attached.body)).toBe(200);
+    expect((await still.request('POST', `/v3/attachments/${attached.body.attachment.id}/action`, { 'os-complete': null })).status).toBe(
+      204,
+    );
+    const inUse = await still.request('GET', `/v3/volumes/${volumeId}`);
+    expect([inUse.body.volume.status, inUse.headers['volstate-state']]).toEqual(['backing-up', 'in-use']);
+    expect((await still.request('DELETE', `/v3/attachments/${attached.body.attachment.id}`)).status).toBe(200);
+    expect((await still.request('GET', `/v3/volumes/${volumeId}`)).headers['volstate-state']).toBe('available');
     const extend = await still.request('POST', `/v3/volumes/${volumeId}/action`, { 'os-extend': { new_size: 2 } });
     expect(extend.status).toBe(202);
     // The backup's size is the volume's as it was backed up.

@@ -12,10 +12,15 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PosixBackupStore } from '../../src/backup/posix.ts';
 import { eventually, PROJECT, useApp, waitStatus } from '../helpers/app.ts';
 import { ResidentCli, type CliRun as Run } from '../helpers/resident-cli.ts';
 
-const t = useApp({ listen: true, latencyMs: 2 });
+const t = useApp({
+  listen: true,
+  latencyMs: 2,
+  backupStore: new PosixBackupStore({ root: mkdtempSync(join(tmpdir(), 'volstate-cli-backups-')) }),
+});
 const SERVER = '4e4b9c1a-8c8e-4a69-9c3f-0e7f2c7a1d10';
 const cache = mkdtempSync(join(tmpdir(), 'volstate-cinderclient-'));
 
@@ -176,6 +181,35 @@ describe('the cinder CLI against volstate', () => {
     await waitStatus(t, 'snapshots', snap.id!, 'gone');
     ok(await cinder('delete', vol));
     await waitStatus(t, 'volumes', vol, 'gone');
+  });
+
+  cliTest('backs up (full, then incremental), lists, shows, restores into a new volume and onto the source, deletes backups', async () => {
+    const vol = properties(ok(await cinder('create', '--name', 'backed-up', '1')).out).id!;
+    await waitStatus(t, 'volumes', vol, 'available');
+    const full = properties(ok(await cinder('backup-create', '--name', 'cli-full', vol)).out);
+    expect(full).toMatchObject({ name: 'cli-full', volume_id: vol });
+    await waitStatus(t, 'backups', full.id!, 'available');
+    const incr = properties(ok(await cinder('backup-create', '--incremental', '--name', 'cli-incr', vol)).out);
+    await waitStatus(t, 'backups', incr.id!, 'available');
+    expect(properties(ok(await cinder('backup-show', incr.id!)).out)).toMatchObject({ is_incremental: 'True', status: 'available' });
+    expect(properties(ok(await cinder('backup-show', 'cli-full')).out).has_dependent_backups).toBe('True');
+    const listed = rows(ok(await cinder('backup-list', '--volume-id', vol)).out);
+    expect(listed.map((r) => r.ID).sort()).toEqual([full.id, incr.id].sort());
+
+    const refused = await cinder('backup-delete', full.id!);
+    expect(refused.code).toBe(1);
+    expect(refused.out + refused.err).toMatch(/incremental backups exist for this backup.*\(HTTP 400\)/);
+
+    const restored = properties(ok(await cinder('backup-restore', '--name', 'cli-restored', incr.id!)).out);
+    expect(restored).toMatchObject({ backup_id: incr.id, volume_name: 'cli-restored' });
+    await waitStatus(t, 'volumes', restored.volume_id!, 'available');
+    ok(await cinder('backup-restore', '--volume', vol, full.id!));
+    await waitStatus(t, 'volumes', vol, 'available');
+
+    ok(await cinder('backup-delete', incr.id!));
+    await waitStatus(t, 'backups', incr.id!, 'gone');
+    ok(await cinder('backup-delete', full.id!));
+    await waitStatus(t, 'backups', full.id!, 'gone');
   });
 
   cliTest('drives the attachment flow: create, update with a connector, complete, list, show, delete', async () => {
