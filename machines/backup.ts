@@ -46,6 +46,7 @@ import { defineResource } from './resource.ts';
 
 export const BACKUP_STATES = [
   'creating.backend',
+  'creating.import',
   'available',
   'restoring',
   'deleting.backend',
@@ -88,6 +89,13 @@ export const backupEvents = {
     request: 'os-reset_status',
     params: { status: 'text' },
     doc: "admin: set 'available' or 'error' (os-reset_status)",
+  },
+  IMPORT: {
+    by: 'api',
+    verb: 'import',
+    request: 'import_record',
+    params: {},
+    doc: 'admin: the new backup is an imported record (POST /backups/import_record): its objects are checked, not written',
   },
   RESTORE_BEGIN: {
     by: 'link',
@@ -173,6 +181,17 @@ export const backupMachine = setup({
             BACKEND_FAILED: { target: '#backup.error', actions: 'clearOperation' },
             // Chunks already written and recorded in the backup's journal are kept: the step resumes after them.
             WORKER_LOST: workerLost('backup', 'creating.backend', 'error'),
+            // Sent only in the transaction that inserts an imported backup, before any worker can see it.
+            IMPORT: { guard: 'unowned', target: 'import' },
+          },
+        },
+        import: {
+          tags: [TRANSIENT],
+          meta: { step: 'import', doc: "the worker checks that the imported record's objects are in the store, whole" },
+          on: {
+            BACKED_UP: { target: '#backup.available', actions: 'clearOperation' },
+            BACKEND_FAILED: { target: '#backup.error', actions: 'clearOperation' },
+            WORKER_LOST: workerLost('backup', 'creating.import', 'error'),
           },
         },
       },

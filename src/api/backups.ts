@@ -6,7 +6,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { BACKUP_RESETTABLE, BACKUP_STATUSES } from '../../machines/backup.ts';
 import { ApiError } from '../errors.ts';
-import type { BackupRecord, BackupService } from '../services/backups.ts';
+import { BACKUP_SERVICE, type BackupRecord, type BackupService, type ImportedRecord } from '../services/backups.ts';
+import { validContainer } from '../backup/posix.ts';
 import { requireAdmin, viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
 import { changeState, createdBy } from './changes.ts';
@@ -91,12 +92,8 @@ export const backupRoutes: FastifyPluginAsync<{ backups: BackupService }> = asyn
       availabilityZone: null,
     };
     // The container is a directory under the store's root: never out of it.
-    const { container } = input;
-    if (
-      container !== null &&
-      (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(container) || container.split('/').some((p) => p === '..' || p === '.'))
-    ) {
-      throw invalid('container', container, 'a container is a relative path of letters, digits, _, . and - (no ..).');
+    if (input.container !== null && !validContainer(input.container)) {
+      throw invalid('container', input.container, 'a container is a relative path of letters, digits, _, . and - (no . or .. parts).');
     }
     const backup = await changeState(
       req,
@@ -185,8 +182,87 @@ export const backupRoutes: FastifyPluginAsync<{ backups: BackupService }> = asyn
     return reply.code(202).send();
   });
 
+  r.get('/backups/:id/export_record', { schema: { params: IdParams } }, async (req) => {
+    requireAdmin(req, 'backup:export-import');
+    return { 'backup-record': await backups.exportRecord(req.caller, backupId(req.params.id)) };
+  });
+
+  r.post('/backups/import_record', { schema: { params: ProjectParams, body: ActionBody } }, async (req, reply) => {
+    requireAdmin(req, 'backup:backup-import');
+    const body = unwrap(req.body, 'backup-record');
+    const { backup_service: service, backup_url: url } = body;
+    if (typeof service !== 'string' || service !== BACKUP_SERVICE)
+      throw invalid('backup_service', service ?? 'None', `volstate imports records of ${BACKUP_SERVICE} only.`);
+    const record = decodeRecord(url);
+    const backup = await changeState(
+      req,
+      reply,
+      () => backups.importRecord(req.caller, record),
+      () => backups.get(req.caller, record.id),
+    );
+    shown(reply.code(201), backup);
+    return { backup: backupSummary(backup, viewContext(req)) };
+  });
+
   r.get('/backups/:id/transitions', { schema: { params: IdParams } }, async (req) => {
     const rows = await backups.history(req.caller, backupId(req.params.id));
     return { transitions: rows.map(transitionView) };
   });
 };
+
+/** A record as export_record encodes it (Cinder's base64 JSON); what is wrong with it is a 400 naming the field. */
+function decodeRecord(url: unknown): ImportedRecord {
+  if (typeof url !== 'string' || url === '') throw invalid('backup_url', url ?? 'None', 'give the backup_url export_record answered.');
+  let fields: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(url, 'base64').toString('utf8'));
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    fields = parsed as Record<string, unknown>;
+  } catch {
+    throw new ApiError('InvalidBackup', { reason: "Can't parse backup record: backup_url is not base64 of a JSON object." });
+  }
+  const text = (key: string, required: boolean): string | null => {
+    const v = fields[key];
+    if (v === undefined || v === null) {
+      if (required) throw new ApiError('InvalidBackup', { reason: `the backup record has no ${key}.` });
+      return null;
+    }
+    if (typeof v !== 'string' || v.length > 255)
+      throw new ApiError('InvalidBackup', { reason: `the backup record's ${key} is not a text of at most 255 characters.` });
+    return v;
+  };
+  const id = text('id', true)!;
+  if (!isUuid(id)) throw new ApiError('InvalidBackup', { reason: `the backup record's id ${JSON.stringify(id)} is not a UUID.` });
+  const size = fields.size;
+  if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > 2 ** 31 - 1)
+    throw new ApiError('InvalidBackup', { reason: 'the backup record has no size (GiB, a positive integer).' });
+  const objectCount = fields.object_count ?? 0;
+  if (typeof objectCount !== 'number' || !Number.isInteger(objectCount) || objectCount < 0 || objectCount > 2 ** 31 - 1)
+    throw new ApiError('InvalidBackup', { reason: "the backup record's object_count is not a count." });
+  const container = text('container', true)!;
+  if (!validContainer(container))
+    throw new ApiError('InvalidBackup', {
+      reason: `the backup record's container ${JSON.stringify(container)} is not a path in the store.`,
+    });
+  const serviceMetadata = text('service_metadata', true)!;
+  if (!/^[A-Za-z0-9_.-]+$/.test(serviceMetadata))
+    throw new ApiError('InvalidBackup', { reason: "the backup record's service_metadata is not an object prefix." });
+  const parentId = text('parent_id', false);
+  if (parentId !== null && !isUuid(parentId))
+    throw new ApiError('InvalidBackup', { reason: "the backup record's parent_id is not a UUID." });
+  const stamp = text('data_timestamp', false);
+  const dataTimestamp = stamp === null ? null : new Date(stamp);
+  if (dataTimestamp !== null && Number.isNaN(dataTimestamp.getTime()))
+    throw new ApiError('InvalidBackup', { reason: "the backup record's data_timestamp is not a time." });
+  return {
+    id: id.toLowerCase(),
+    size,
+    name: text('display_name', false),
+    description: text('display_description', false),
+    container,
+    serviceMetadata,
+    objectCount,
+    parentId: parentId?.toLowerCase() ?? null,
+    dataTimestamp,
+  };
+}

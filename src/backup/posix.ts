@@ -371,6 +371,21 @@ export class PosixBackupStore {
     await target.flush();
   }
 
+  /**
+   * Import: check that a backup's files are in the store and whole (its
+   * metadata readable, every object it names present with its SHA-256);
+   * the size and object count its metadata records. A DriverError names
+   * what is missing or corrupt.
+   */
+  async verify(loc: BackupLocation): Promise<{ size: number; objectCount: number }> {
+    const meta = await this.metadataOf(loc);
+    for (const o of meta.objects) {
+      if ((await this.intact(loc, o)) === undefined)
+        throw new DriverError('import', `object ${o.name} of backup ${meta.backup_id} is missing or corrupt`);
+    }
+    return { size: meta.size, objectCount: meta.objects.filter((o) => o.name !== null).length };
+  }
+
   /** Delete every object of a backup (idempotent: what is gone already is fine). */
   async delete(loc: BackupLocation): Promise<void> {
     const dir = this.dir(loc);

@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
 import { backupTable, snapshotTable, volumeTable, type BackupRecord } from '../../db/resources.ts';
 import { transaction } from '../../db/tx.ts';
+import { SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 import type { BackupRow, NewBackupRow } from '../../db/schema.ts';
 import { incrementalParent, volumeMetadataOf } from '../../db/backups.ts';
 import type { Enforcer } from '../enforcer.ts';
@@ -26,6 +27,7 @@ import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
 import { actorOf, scopeOf, type Caller } from './caller.ts';
 import { ResourceService } from './resources.ts';
+import { MODELS } from '../../machines/index.ts';
 import type { VolumeRecord, VolumeService } from './volumes.ts';
 
 export type { BackupRecord };
@@ -42,6 +44,25 @@ export interface NewBackupInput {
   container: string | null;
   availabilityZone: string | null;
 }
+
+/** What import_record reads from a record (src/api/backups.ts decodes and checks it). */
+export interface ImportedRecord {
+  id: string;
+  size: number;
+  name: string | null;
+  description: string | null;
+  container: string;
+  serviceMetadata: string;
+  objectCount: number;
+  parentId: string | null;
+  dataTimestamp: Date | null;
+}
+
+/** The volume of an imported backup, as Cinder records it. */
+const NO_VOLUME = '00000000-0000-0000-0000-000000000000';
+
+/** What export_record names as the record's service: the layout is Cinder's posix driver's. */
+export const BACKUP_SERVICE = 'cinder.backup.drivers.posix.PosixBackupDriver';
 
 export interface RestoreInput {
   /** null: restore into a new volume */
@@ -121,6 +142,97 @@ export class BackupService extends ResourceService<'backup', BackupRow, NewBacku
       // Last: the project's usage rows stay locked until the commit (as in VolumeService.create).
       await this.enforcer.admit(tx, 'backup', caller.projectId, { size: taken.row.size }, null);
       return created;
+    });
+  }
+
+  /**
+   * export_record (admin): the backup's row as Cinder encodes it (a
+   * base64 JSON of its fields, Cinder's names), enough for import_record
+   * to bring it back into another volstate on the same store after the
+   * loss of this database.
+   */
+  async exportRecord(caller: Caller, id: string): Promise<{ backup_service: string; backup_url: string }> {
+    const b = await this.get(caller, id);
+    const status = MODELS.backup.index.statusOf(b.state);
+    if (status !== 'available') throw new ApiError('InvalidBackup', { reason: `Backup status must be available, not ${status}.` });
+    const record = {
+      id: b.id,
+      display_name: b.name,
+      display_description: b.description,
+      container: b.container,
+      service_metadata: b.service_metadata,
+      service: BACKUP_SERVICE,
+      size: b.size,
+      object_count: b.object_count,
+      volume_id: b.volume_id,
+      snapshot_id: b.snapshot_id,
+      parent_id: b.parent_id,
+      availability_zone: b.availability_zone,
+      metadata: b.metadata,
+      data_timestamp: b.data_timestamp.toISOString(),
+      created_at: b.created_at.toISOString(),
+    };
+    return { backup_service: BACKUP_SERVICE, backup_url: Buffer.from(JSON.stringify(record)).toString('base64') };
+  }
+
+  /**
+   * import_record (admin): a backup row for objects already in the store,
+   * in the caller's project, `creating.import` until a worker has checked
+   * every object (then `available`, or `error` naming what is missing). An
+   * incremental record's parent must be here and live: it is held by a
+   * dependent lease, as any incremental's.
+   */
+  async importRecord(caller: Caller, record: ImportedRecord): Promise<BackupRecord> {
+    if (await backupTable.existed(this.sql, record.id)) {
+      throw new ApiError('InvalidBackup', {
+        reason: `Backup already exists in database (a backup with id ${record.id} exists, or existed and is not purged yet).`,
+      });
+    }
+    const opts = { actor: actorOf(caller), requestId: caller.requestId };
+    const rows = record.parentId ? [{ type: 'backup', id: record.parentId }] : [];
+    const exists = () =>
+      new ApiError('InvalidBackup', {
+        reason: `Backup already exists in database (a backup with id ${record.id} exists, or existed and is not purged yet).`,
+      });
+    if (await backupTable.existed(this.sql, record.id)) throw exists();
+    return transaction(this.sql, { rows }, async (tx) => {
+      if (record.parentId) {
+        const child = await this.enforcer.acquire(
+          tx,
+          { type: 'backup', id: record.parentId },
+          { type: 'CHILD_BEGIN' },
+          { type: 'backup', id: record.id },
+          ['dependent'],
+          opts,
+        );
+        if (!child.ok)
+          throw new ApiError('InvalidBackup', { reason: `the record's parent backup ${record.parentId} is not here: import it first.` });
+      }
+      await backupTable.insert(tx, {
+        id: record.id,
+        project_id: caller.projectId,
+        user_id: caller.userId,
+        // As Cinder imports: no volume of this database is its source (so no incremental of a volume takes it as parent).
+        volume_id: NO_VOLUME,
+        snapshot_id: null,
+        parent_id: record.parentId,
+        name: record.name,
+        description: record.description,
+        container: record.container,
+        service_metadata: record.serviceMetadata,
+        object_count: record.objectCount,
+        metadata: {},
+        ...(record.dataTimestamp ? { data_timestamp: record.dataTimestamp } : {}),
+      });
+      await this.enforcer.create(tx, { type: 'backup', id: record.id }, { readers: 0, dependents: 0, size: record.size }, opts);
+      const importing = await this.enforcer.apply(tx, { type: 'backup', id: record.id }, { type: 'IMPORT' }, opts);
+      if (!importing.ok) throw refusalError(importing);
+      const created = (await backupTable.find(tx, record.id))!;
+      await this.enforcer.admit(tx, 'backup', caller.projectId, { size: record.size }, null);
+      return created;
+    }).catch((err: unknown) => {
+      // Two imports of one record at once: the second's insert meets the first's row.
+      throw sqlState(err) === SQLSTATE.UNIQUE_VIOLATION ? exists() : err;
     });
   }
 

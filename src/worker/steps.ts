@@ -315,6 +315,26 @@ const createBackup: Step = async (ctx, row) => {
   if (done.ok) await driver.releaseBackupSource(imageKey(id));
 };
 
+/** An imported record: its objects must be in the store, whole, and no bigger than the size it claims. */
+const importBackup: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const data = await backupData(ctx.sql, id);
+  if (!data) throw new Error(`backup ${id} has a state row but no data row`);
+  await ctx.fenced?.();
+  try {
+    const found = await storeOf(ctx).verify(data.identity);
+    if (found.size > row.size * 1024 ** 3)
+      throw new DriverError('import', `the record says ${row.size} GiB, but its metadata holds ${found.size} bytes`);
+  } catch (err) {
+    if (!(err instanceof DriverError)) throw err;
+    ctx.log('import failed', { id, error: err.message });
+    await recordFailure(ctx.sql, id, err.message, ctx.workerId);
+    await send(ctx, 'backup', id, { type: 'BACKEND_FAILED' });
+    return;
+  }
+  await send(ctx, 'backup', id, { type: 'BACKED_UP' });
+};
+
 const deleteBackup: Step = async (ctx, row) => {
   const id = row.resource_id;
   const data = await backupData(ctx.sql, id);
@@ -379,7 +399,7 @@ export const STEPS: Record<ResourceType, Record<string, Step>> = {
   },
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
   attachment: {},
-  backup: { create: createBackup, delete: deleteBackup },
+  backup: { create: createBackup, import: importBackup, delete: deleteBackup },
 };
 
 export function stepFor(type: string, state: string): Step | undefined {

@@ -135,6 +135,50 @@ describe('backups', () => {
     expect(readdirSync(join(store.root, container))).toEqual([]);
   });
 
+  it('exports a record and imports it (a new id on the same objects, as Tempest does): available once its objects are checked; a record whose objects are gone ends in error saying so', async () => {
+    const volumeId = await availableVolume(t);
+    await write(volumeId, 300 * MiB, 'exported');
+    const id = await backupOf(t, volumeId, { name: 'exported' });
+    await waitStatus(t, 'backups', id, 'available');
+    const exported = await t.request('GET', `/v3/backups/${id}/export_record`);
+    expect(exported.status).toBe(200);
+    expect(exported.body['backup-record'].backup_service).toMatch(/^cinder\.backup\.drivers\./);
+    const fields = JSON.parse(Buffer.from(exported.body['backup-record'].backup_url, 'base64').toString());
+    expect(fields).toMatchObject({ id, display_name: 'exported', size: 1 });
+
+    const again = await t.request('POST', '/v3/backups/import_record', { 'backup-record': exported.body['backup-record'] });
+    expect(again.status).toBe(400);
+    expect(again.body.badRequest.message).toMatch(/Backup already exists in database/);
+
+    const newId = crypto.randomUUID();
+    const record = (f: Record<string, unknown>) => ({
+      'backup-record': { ...exported.body['backup-record'], backup_url: Buffer.from(JSON.stringify(f)).toString('base64') },
+    });
+    const imported = await t.request('POST', '/v3/backups/import_record', record({ ...fields, id: newId }));
+    expect(imported.status, JSON.stringify(imported.body)).toBe(201);
+    expect(imported.body.backup).toMatchObject({ id: newId, name: 'exported' });
+    await waitStatus(t, 'backups', newId, 'available');
+    const restored = await t.request('POST', `/v3/backups/${newId}/restore`, { restore: {} });
+    await waitStatus(t, 'volumes', restored.body.restore.volume_id, 'available');
+    expect(await read(restored.body.restore.volume_id, 300 * MiB, 8)).toBe('exported');
+
+    const lost = crypto.randomUUID();
+    const missing = await t.request(
+      'POST',
+      '/v3/backups/import_record',
+      record({ ...fields, id: lost, service_metadata: 'volume_gone_backup_gone' }),
+    );
+    expect(missing.status).toBe(201);
+    const failed = await waitStatus(t, 'backups', lost, 'error');
+    expect(failed.fail_reason).toMatch(/has no metadata/);
+
+    const garbage = await t.request('POST', '/v3/backups/import_record', {
+      'backup-record': { ...exported.body['backup-record'], backup_url: 'not base64 json' },
+    });
+    expect(garbage.status).toBe(400);
+    expect(garbage.body.badRequest.message).toMatch(/Can't parse backup record/);
+  });
+
   it('takes the newest backup of the volume in the caller project as the parent, and without one refuses an incremental', async () => {
     const volumeId = await availableVolume(t);
     const none = await t.request('POST', '/v3/backups', { backup: { volume_id: volumeId, incremental: true } });

@@ -188,6 +188,14 @@ describe('the OpenAPI document', () => {
     await waitStatus(t, 'volumes', id, 'available');
     await waitStatus(t, 'backups', backup.id, 'available');
     await call('POST', `/v3/backups/${backup.id}/action`, { 'os-reset_status': { status: 'available' } });
+    const record = ok(await call('GET', `/v3/backups/${backup.id}/export_record`), 'backup-record')['backup-record'];
+    const fields = JSON.parse(Buffer.from(record.backup_url, 'base64').toString());
+    const url = Buffer.from(JSON.stringify({ ...fields, id: crypto.randomUUID() })).toString('base64');
+    const imported = ok(
+      await call('POST', '/v3/backups/import_record', { 'backup-record': { ...record, backup_url: url } }),
+      'backup',
+    ).backup;
+    await waitStatus(t, 'backups', imported.id, 'available');
     await call('DELETE', `/v3/backups/${backup.id}`);
     await waitStatus(t, 'backups', backup.id, 'gone');
 

@@ -206,6 +206,23 @@ describe('the cinder CLI against volstate', () => {
     ok(await cinder('backup-restore', '--volume', vol, full.id!));
     await waitStatus(t, 'volumes', vol, 'available');
 
+    // Export, then import the record as another backup after deleting the row (the database lost it).
+    const exported = properties(ok(await cinder('backup-export', incr.id!)).out);
+    expect(exported.backup_service).toMatch(/^cinder\.backup\.drivers\.posix/);
+    ok(await cinder('backup-reset-state', '--state', 'error', incr.id!));
+    expect(properties(ok(await cinder('backup-show', incr.id!)).out).status).toBe('error');
+    ok(await cinder('backup-reset-state', '--state', 'available', incr.id!));
+
+    ok(await cinder('backup-delete', incr.id!));
+    await waitStatus(t, 'backups', incr.id!, 'gone');
+    // Gone from this database (purged): the record brings it back, on the objects still in the store.
+    await t.db.sql`DELETE FROM backups WHERE id = ${incr.id!}`;
+    await t.db.sql`DELETE FROM resource_states WHERE resource_id = ${incr.id!}`;
+    const imported = properties(ok(await cinder('backup-import', exported.backup_service!, exported.backup_url!)).out);
+    expect(imported.id).toBe(incr.id);
+    const failed = await waitStatus(t, 'backups', incr.id!, 'error');
+    // Its delete removed its objects: the import says what is missing rather than claiming a backup.
+    expect(failed.fail_reason).toMatch(/no metadata/);
     ok(await cinder('backup-delete', incr.id!));
     await waitStatus(t, 'backups', incr.id!, 'gone');
     ok(await cinder('backup-delete', full.id!));

@@ -350,26 +350,28 @@ deleted                   | gone         gone       gone           gone
 `;
 
 const BACKUP_QUIET = `
-state            | DELETE           FORCE_DELETE     RESET_STATUS RESTORE_BEGIN READ_END CHILD_BEGIN CHILD_GONE BACKED_UP BACKEND_FAILED DELETED WORKER_LOST
-creating.backend | busy             deleting.backend error        busy          invalid  busy        invalid    available error          busy    creating.backend
-available        | deleting.backend deleting.backend error        restoring     invalid  =           invalid    invalid   invalid        invalid invalid
-restoring        | busy             busy             error        =             invalid  =           invalid    busy      busy           busy    busy
-deleting.backend | busy             busy             busy         busy          invalid  busy        invalid    busy      error          deleted deleting.backend
-error            | deleting.backend deleting.backend error        invalid       invalid  invalid     invalid    invalid   invalid        invalid invalid
-error_deleting   | invalid          deleting.backend error        invalid       invalid  invalid     invalid    invalid   invalid        invalid invalid
-deleted          | gone             gone             gone         gone          gone     gone        gone       gone      gone           gone    gone
+state            | DELETE           FORCE_DELETE     RESET_STATUS IMPORT          RESTORE_BEGIN READ_END CHILD_BEGIN CHILD_GONE BACKED_UP BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy             deleting.backend error        creating.import busy          invalid  busy        invalid    available error          busy    creating.backend
+creating.import  | busy             deleting.backend error        busy            busy          invalid  busy        invalid    available error          busy    creating.import
+available        | deleting.backend deleting.backend error        invalid         restoring     invalid  =           invalid    invalid   invalid        invalid invalid
+restoring        | busy             busy             error        busy            =             invalid  =           invalid    busy      busy           busy    busy
+deleting.backend | busy             busy             busy         busy            busy          invalid  busy        invalid    busy      error          deleted deleting.backend
+error            | deleting.backend deleting.backend error        invalid         invalid       invalid  invalid     invalid    invalid   invalid        invalid invalid
+error_deleting   | invalid          deleting.backend error        invalid         invalid       invalid  invalid     invalid    invalid   invalid        invalid invalid
+deleted          | gone             gone             gone         gone            gone          gone     gone        gone       gone      gone           gone    gone
 `;
 
 // One restore reading it, one incremental child.
 const BACKUP_HELD = `
-state            | DELETE  FORCE_DELETE RESET_STATUS RESTORE_BEGIN READ_END  CHILD_BEGIN CHILD_GONE BACKED_UP BACKEND_FAILED DELETED WORKER_LOST
-creating.backend | busy    invalid      error        busy          =         busy        =          available error          busy    creating.backend
-available        | invalid invalid      error        restoring     =         =           =          invalid   invalid        invalid invalid
-restoring        | busy    busy         error        =             available =           =          busy      busy           busy    busy
-deleting.backend | busy    busy         busy         busy          =         busy        =          busy      error          deleted deleting.backend
-error            | invalid invalid      error        invalid       =         invalid     =          invalid   invalid        invalid invalid
-error_deleting   | invalid invalid      error        invalid       =         invalid     =          invalid   invalid        invalid invalid
-deleted          | gone    gone         gone         gone          gone      gone        gone       gone      gone           gone    gone
+state            | DELETE  FORCE_DELETE RESET_STATUS IMPORT          RESTORE_BEGIN READ_END  CHILD_BEGIN CHILD_GONE BACKED_UP BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy    invalid      error        creating.import busy          =         busy        =          available error          busy    creating.backend
+creating.import  | busy    invalid      error        busy            busy          =         busy        =          available error          busy    creating.import
+available        | invalid invalid      error        invalid         restoring     =         =           =          invalid   invalid        invalid invalid
+restoring        | busy    busy         error        busy            =             available =           =          busy      busy           busy    busy
+deleting.backend | busy    busy         busy         busy            busy          =         busy        =          busy      error          deleted deleting.backend
+error            | invalid invalid      error        invalid         invalid       =         invalid     =          invalid   invalid        invalid invalid
+error_deleting   | invalid invalid      error        invalid         invalid       =         invalid     =          invalid   invalid        invalid invalid
+deleted          | gone    gone         gone         gone            gone          gone      gone        gone       gone      gone           gone    gone
 `;
 
 // A snapshot with a backup being made of it: not deleted meanwhile.

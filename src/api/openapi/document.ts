@@ -266,6 +266,16 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     summary: 'os-reset_status, os-force_delete (admin)',
     answers: [t('v3_64.backups.reset_backup_status')],
   },
+  'GET /backups/:id/export_record': {
+    tag: 'Backups',
+    summary: "Export a backup's record, to import it after the loss of the database (admin)",
+    answers: [t('v3_64.backups.export_backup')],
+  },
+  'POST /backups/import_record': {
+    tag: 'Backups',
+    summary: 'Import a backup record whose objects are in the store (admin)',
+    answers: [t('v3_64.backups.import_backup')],
+  },
   'GET /backups/:id/transitions': {
     tag: 'Backups',
     summary: "A backup's history (volstate)",
