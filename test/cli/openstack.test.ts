@@ -10,12 +10,20 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeystoneAuth } from '../../src/auth/keystone.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PosixBackupStore } from '../../src/backup/posix.ts';
 import { useApp, waitStatus } from '../helpers/app.ts';
 import { KEYSTONE_START_MS, SERVICE_USER, serviceAuthOptions, startKeystone, type Keystone } from '../helpers/keystone.ts';
 import { ResidentCli, type CliRun as Run } from '../helpers/resident-cli.ts';
 
 const options = serviceAuthOptions();
-const t = useApp({ listen: true, auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) } });
+const t = useApp({
+  listen: true,
+  auth: { mode: 'keystone', defaultProject: 'admin', keystone: new KeystoneAuth(options) },
+  backupStore: new PosixBackupStore({ root: mkdtempSync(join(tmpdir(), 'volstate-osc-backups-')) }),
+});
 let keystone: Keystone;
 let project = '';
 
@@ -115,6 +123,38 @@ describe('the OpenStack client, through Keystone', () => {
     await ok('osc-member', 'volume', 'delete', 'osc-vol');
     await waitStatus(t, 'volumes', created.id, 'gone', 20_000, await headersOf());
   });
+
+  oscTest(
+    'backs up a volume as a member, shows, lists and restores the backup, and deletes it; resetting its state is an admin action',
+    async () => {
+      const headers = await headersOf();
+      const res = await t.request('POST', `/v3/${project}/volumes`, { volume: { size: 1, name: 'osc-backed' } }, headers);
+      const volume = res.body.volume.id as string;
+      await waitStatus(t, 'volumes', volume, 'available', 20_000, headers);
+      const backup = await json('osc-member', 'volume', 'backup', 'create', '--name', 'osc-bk', 'osc-backed');
+      await waitStatus(t, 'backups', backup.id, 'available', 20_000, await headersOf());
+      expect(await json('osc-member', 'volume', 'backup', 'show', 'osc-bk')).toMatchObject({
+        id: backup.id,
+        volume_id: volume,
+        status: 'available',
+      });
+      expect((await json('osc-member', 'volume', 'backup', 'list')).map((b: any) => b.ID)).toEqual([backup.id]);
+      const refused = await openstack('osc-member', 'volume', 'backup', 'set', '--state', 'error', 'osc-bk');
+      expect(refused.code).not.toBe(0);
+      expect(refused.err).toMatch(/HTTP 403/);
+      // OSC 6 restores onto an existing volume only with --force (without it, it stops before asking).
+      const restore = await openstack('osc-member', 'volume', 'backup', 'restore', '--force', 'osc-bk', 'osc-backed');
+      // OSC 6.0 makes the restore, then fails to print Cinder's answer (its ShowOne returns the
+      // resource, not columns and data; fixed in later OSC): the restore was made all the same.
+      expect([restore.code, restore.err.trim()]).toEqual([1, 'cannot unpack non-iterable VolumeBackupsRestore object']);
+      const history = await t.request('GET', `/v3/${project}/volumes/${volume}/transitions`, undefined, await headersOf());
+      expect(history.body.transitions.map((x: { event: string }) => x.event)).toContain('RESTORE_BACKUP');
+      await waitStatus(t, 'volumes', volume, 'available', 20_000, await headersOf());
+      await waitStatus(t, 'backups', backup.id, 'available', 20_000, await headersOf());
+      await ok('osc-member', 'volume', 'backup', 'delete', 'osc-bk');
+      await waitStatus(t, 'backups', backup.id, 'gone', 20_000, await headersOf());
+    },
+  );
 
   oscTest('lists volume services and zones as an admin; a member is refused the services', async () => {
     const services = await json('osc-admin', 'volume', 'service', 'list');
