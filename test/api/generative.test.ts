@@ -14,6 +14,10 @@
  * with the shrunk counterexample; `FUZZ_SEED=<n>` replays a run. The size
  * here fits `npm test`; `npm run test:fuzz` runs it long (FUZZ_RUNS).
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PosixBackupStore } from '../../src/backup/posix.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ERRORS, faultName } from '../../src/errors.ts';
@@ -54,7 +58,7 @@ function survey(r: FuzzRequest, status: number, body: string, changed: boolean) 
 const DOCUMENTED = new Set<number>([200, 202, 204, 300, ...Object.values(ERRORS).map((e) => e.status)]);
 
 describe('every route, any input', () => {
-  const t = useApp();
+  const t = useApp({ backupStore: new PosixBackupStore({ root: mkdtempSync(join(tmpdir(), 'volstate-fuzz-backups-')) }) });
 
   /** Everything a request could change, as one string. */
   async function fingerprint(): Promise<string> {
@@ -64,6 +68,7 @@ describe('every route, any input', () => {
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.id), '')) FROM volumes v),
         (SELECT md5(coalesce(string_agg(n::text, ',' ORDER BY n.id), '')) FROM snapshots n),
         (SELECT md5(coalesce(string_agg(a::text, ',' ORDER BY a.id), '')) FROM attachments a),
+        (SELECT md5(coalesce(string_agg(b::text, ',' ORDER BY b.id), '')) FROM backups b),
         (SELECT count(*) FROM state_transitions),
         (SELECT count(*) FROM leases),
         (SELECT md5(coalesce(string_agg(v::text, ',' ORDER BY v.host, v."binary"), '')) FROM services v),
@@ -94,6 +99,9 @@ describe('every route, any input', () => {
     const snap = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: volumes[2] } });
     expect(snap.status).toBe(202);
     await waitStatus(t, 'snapshots', snap.body.snapshot.id, 'available');
+    const backup = await t.request('POST', '/v3/backups', { backup: { volume_id: volumes[0] } });
+    expect(backup.status).toBe(202);
+    await waitStatus(t, 'backups', backup.body.backup.id, 'available');
     // A volume on offer, and a user message (a type no backend satisfies).
     const offered = await availableVolume(t);
     const transfer = await t.request('POST', '/v3/volume-transfers', { transfer: { volume_id: offered } });
@@ -126,6 +134,7 @@ describe('every route, any input', () => {
       volumes,
       snapshots: [snap.body.snapshot.id],
       attachments: [att.body.attachment.id],
+      backups: [backup.body.backup.id],
       types,
       qos: [qos],
       transfers: [transfer.body.transfer.id],

@@ -19,6 +19,8 @@ export interface Targets {
   volumes: string[];
   snapshots: string[];
   attachments: string[];
+  /** a backup (available) of one of the volumes */
+  backups: string[];
   /** volume types: the default, a public and a private one */
   types: string[];
   /** QoS specs: one, associated with a type */
@@ -312,6 +314,7 @@ const HOST_SERVICE = `${hostname()}@fake`;
 const V = (t: Targets) => t.volumes;
 const S = (t: Targets) => t.snapshots;
 const A = (t: Targets) => t.attachments;
+const B = (t: Targets) => t.backups;
 
 /** The four reads every resource has: list, list detail, show, transitions. */
 const reads = (collectionName: string, live: (t: Targets) => string[]): RouteDef[] => {
@@ -328,6 +331,81 @@ export const ROUTES: RouteDef[] = [
   ...reads('volumes', V),
   ...reads('snapshots', S),
   ...reads('attachments', A),
+  ...reads('backups', B),
+  {
+    name: 'create backup',
+    method: 'POST',
+    path: collection('backups'),
+    body: (t) =>
+      wrap(
+        'backup',
+        objectOf({
+          volume_id: fc.oneof(fc.constantFrom(...t.volumes), nastyString),
+          snapshot_id: fc.oneof(fc.constantFrom(...t.snapshots), nastyString),
+          incremental: bool,
+          force: bool,
+          container: fc.oneof(fc.constantFrom('c', 'a/b', '../x', '/abs', 'a//b', '.'), nastyString),
+          name: text,
+          description: text,
+          metadata,
+          availability_zone: fc.oneof(fc.constant('nova'), nastyString),
+        }),
+      ),
+  },
+  {
+    name: 'update backup',
+    method: 'PUT',
+    path: item('backups', B),
+    body: () => wrap('backup', objectOf({ name: text, description: text, metadata })),
+  },
+  { name: 'delete backup', method: 'DELETE', path: item('backups', B) },
+  {
+    name: 'restore backup',
+    method: 'POST',
+    path: item('backups', B, '/restore'),
+    body: (t) => wrap('restore', objectOf({ volume_id: fc.oneof(fc.constantFrom(...t.volumes), nastyString), name: text })),
+  },
+  {
+    name: 'backup action',
+    method: 'POST',
+    path: item('backups', B, '/action'),
+    body: () =>
+      fc.oneof(
+        objectOf({ 'os-reset_status': objectOf({ status: fc.oneof(fc.constantFrom('available', 'ERROR', 'creating'), nastyString) }) }),
+        fc.constant({ 'os-force_delete': {} }),
+        fc.dictionary(nastyString, value, { maxKeys: 2 }),
+      ),
+  },
+  { name: 'export backup', method: 'GET', path: item('backups', B, '/export_record') },
+  {
+    name: 'import backup',
+    method: 'POST',
+    path: collection('backups/import_record'),
+    body: () =>
+      wrap(
+        'backup-record',
+        objectOf({
+          backup_service: fc.oneof(fc.constant('cinder.backup.drivers.posix.PosixBackupDriver'), nastyString),
+          backup_url: fc.oneof(
+            value.map((v) => Buffer.from(JSON.stringify(v) ?? 'null').toString('base64')),
+            fc
+              .record(
+                {
+                  id: fc.oneof(fc.uuid(), nastyString),
+                  size: fc.oneof(fc.integer({ min: -1, max: 3 }), nastyString),
+                  container: fc.oneof(fc.constant('c'), nastyString),
+                  service_metadata: fc.oneof(fc.constant('p'), nastyString),
+                  object_count: fc.oneof(fc.integer({ min: -1, max: 3 }), nastyString),
+                  parent_id: fc.oneof(fc.constant(null), nastyString),
+                },
+                { requiredKeys: [] },
+              )
+              .map((r) => Buffer.from(JSON.stringify(r)).toString('base64')),
+            nastyString,
+          ),
+        }),
+      ),
+  },
   { name: 'create volume', method: 'POST', path: collection('volumes'), body: (t) => wrap('volume', volumeBody(t)) },
   { name: 'update volume', method: 'PUT', path: item('volumes', V), body: (t) => wrap('volume', volumeBody(t)) },
   { name: 'delete volume', method: 'DELETE', path: item('volumes', V) },
