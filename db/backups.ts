@@ -105,12 +105,6 @@ export async function recordRestored(sql: Exec, volumeId: string, backupId: stri
       AND EXISTS (SELECT 1 FROM resource_states s WHERE s.resource_type = 'volume' AND s.resource_id = v.id AND s.owner = ${owner})`;
 }
 
-/** A volume's metadata (undefined: no such volume), as a backup keeps it for its restores. */
-export async function volumeMetadataOf(sql: Exec, volumeId: string): Promise<Record<string, string> | undefined> {
-  const [row] = await sql<{ metadata: Record<string, string> }[]>`SELECT metadata FROM volumes WHERE id = ${volumeId}`;
-  return row?.metadata;
-}
-
 /** What an incremental backup may take as its parent: a finished backup (one being restored from is finished too). */
 const PARENT_STATES = ['available', 'restoring'];
 

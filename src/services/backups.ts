@@ -21,7 +21,7 @@ import { backupTable, snapshotTable, volumeTable, type BackupRecord } from '../.
 import { transaction } from '../../db/tx.ts';
 import { SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 import type { BackupRow, NewBackupRow } from '../../db/schema.ts';
-import { incrementalParent, volumeMetadataOf } from '../../db/backups.ts';
+import { incrementalParent } from '../../db/backups.ts';
 import type { Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
 import { refusalError } from '../refusals.ts';
@@ -118,8 +118,6 @@ export class BackupService extends ResourceService<'backup', BackupRow, NewBacku
         // The parent chosen was deleted or reset meanwhile: as if there were none.
         if (!child.ok) throw noParent();
       }
-      // The volume's metadata as of its CAS, for a restore to give back.
-      const volumeMetadata = (await volumeMetadataOf(tx, volume.id)) ?? {};
       await backupTable.insert(tx, {
         id,
         project_id: caller.projectId,
@@ -130,7 +128,8 @@ export class BackupService extends ResourceService<'backup', BackupRow, NewBacku
         name: input.name,
         description: input.description,
         metadata: input.metadata,
-        volume_metadata: volumeMetadata,
+        // Its volume's metadata as read above, for a restore to give back (metadata is data: no CAS orders it).
+        volume_metadata: volume.metadata,
         container: input.container,
         availability_zone: input.availabilityZone ?? volume.availability_zone,
         ...(dataTimestamp ? { data_timestamp: dataTimestamp } : {}),

@@ -97,6 +97,29 @@ function driverOf(ctx: StepContext, row: ClaimedRow): { driver: Driver; volumeId
 }
 
 /**
+ * A volume step on what its event recorded in the operation (`key`, a
+ * `kind`): the driver call, then `success`; BACKEND_FAILED when the call
+ * fails, or when the operation lacks what the step needs.
+ */
+function operationStep<K extends 'number' | 'string'>(
+  key: string,
+  kind: K,
+  call: (driver: Driver, id: string, value: K extends 'number' ? number : string, ctx: StepContext) => Promise<void>,
+  success: 'EXTENDED' | 'REVERTED' | 'RESTORED',
+): Step {
+  return async (ctx, row) => {
+    const value = row.operation?.[key];
+    if (typeof value !== kind) {
+      await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
+      return;
+    }
+    const { driver } = driverOf(ctx, row);
+    const id = row.resource_id;
+    await backend(ctx, 'volume', id, () => call(driver, id, value as never, ctx), { type: success }, { type: 'BACKEND_FAILED' });
+  };
+}
+
+/**
  * Create on the backend the scheduler chose: empty, or from the source the
  * volume holds as a reader (a snapshot, a volume, or a backup, whose chain
  * is written onto the new volume before it is created).
@@ -179,40 +202,15 @@ const scheduleVolume: Step = async (ctx, row) => {
     );
 };
 
-const extendVolume: Step = async (ctx, row) => {
-  const newSize = row.operation?.new_size;
-  if (typeof newSize !== 'number') {
-    await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
-    return;
-  }
-  const { driver } = driverOf(ctx, row);
-  await backend(
-    ctx,
-    'volume',
-    row.resource_id,
-    () => driver.extendVolume(row.resource_id, newSize),
-    { type: 'EXTENDED' },
-    { type: 'BACKEND_FAILED' },
-  );
-};
+const extendVolume = operationStep('new_size', 'number', (driver, id, newSize) => driver.extendVolume(id, newSize), 'EXTENDED');
 
 /** Revert to the snapshot recorded by REVERT; the snapshot is held as a reader until this ends. */
-const revertVolume: Step = async (ctx, row) => {
-  const snapshotId = row.operation?.snapshot_id;
-  if (typeof snapshotId !== 'string') {
-    await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
-    return;
-  }
-  const { driver } = driverOf(ctx, row);
-  await backend(
-    ctx,
-    'volume',
-    row.resource_id,
-    () => driver.revertToSnapshot(row.resource_id, snapshotId),
-    { type: 'REVERTED' },
-    { type: 'BACKEND_FAILED' },
-  );
-};
+const revertVolume = operationStep(
+  'snapshot_id',
+  'string',
+  (driver, id, snapshotId) => driver.revertToSnapshot(id, snapshotId),
+  'REVERTED',
+);
 
 /**
  * Retype on the one backend: the volume's data stays; what changes is its
@@ -303,17 +301,21 @@ const createBackup: Step = async (ctx, row) => {
     }
   } catch (err) {
     if (!(err instanceof DriverError)) throw err;
-    ctx.log('backup failed', { id, error: err.message });
     await driver.releaseBackupSource(imageKey(id));
-    await recordFailure(ctx.sql, id, err.message, ctx.workerId);
-    await send(ctx, 'backup', id, { type: 'BACKEND_FAILED' });
-    return;
+    return backupFailed(ctx, id, err);
   }
   if (!(await recordBackedUp(ctx.sql, id, data.identity, objects, ctx.workerId)))
     return ctx.log('the row left this worker while it backed up', { id });
   const done = await send(ctx, 'backup', id, { type: 'BACKED_UP' });
   if (done.ok) await driver.releaseBackupSource(imageKey(id));
 };
+
+/** A backup step failed in the store or the driver: why, in fail_reason, then BACKEND_FAILED (its error state). */
+async function backupFailed(ctx: StepContext, id: string, err: DriverError): Promise<void> {
+  ctx.log('backup step failed', { id, error: err.message });
+  await recordFailure(ctx.sql, id, err.message, ctx.workerId);
+  await send(ctx, 'backup', id, { type: 'BACKEND_FAILED' });
+}
 
 /** An imported record: its objects must be in the store, whole, and no bigger than the size it claims. */
 const importBackup: Step = async (ctx, row) => {
@@ -327,10 +329,7 @@ const importBackup: Step = async (ctx, row) => {
       throw new DriverError('import', `the record says ${row.size} GiB, but its metadata holds ${found.size} bytes`);
   } catch (err) {
     if (!(err instanceof DriverError)) throw err;
-    ctx.log('import failed', { id, error: err.message });
-    await recordFailure(ctx.sql, id, err.message, ctx.workerId);
-    await send(ctx, 'backup', id, { type: 'BACKEND_FAILED' });
-    return;
+    return backupFailed(ctx, id, err);
   }
   await send(ctx, 'backup', id, { type: 'BACKED_UP' });
 };
@@ -369,22 +368,12 @@ async function restoreOnto(ctx: StepContext, driver: Driver, volumeId: string, b
 }
 
 /** Write a backup (its whole chain) onto the volume; the backup is held as a reader until this ends. */
-const restoreVolume: Step = async (ctx, row) => {
-  const backupId = row.operation?.backup_id;
-  if (typeof backupId !== 'string') {
-    await send(ctx, 'volume', row.resource_id, { type: 'BACKEND_FAILED' });
-    return;
-  }
-  const { driver } = driverOf(ctx, row);
-  await backend(
-    ctx,
-    'volume',
-    row.resource_id,
-    () => restoreOnto(ctx, driver, row.resource_id, backupId),
-    { type: 'RESTORED' },
-    { type: 'BACKEND_FAILED' },
-  );
-};
+const restoreVolume = operationStep(
+  'backup_id',
+  'string',
+  (driver, id, backupId, ctx) => restoreOnto(ctx, driver, id, backupId),
+  'RESTORED',
+);
 
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {
