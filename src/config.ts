@@ -37,9 +37,9 @@ export interface Config {
    * VOLSTATE_BACKUP_DIR: the posix backup store's root (src/backup/posix.ts),
    * default `<data dir>/backups`; nodes of one deployment share it (an NFS
    * mount in production). VOLSTATE_BACKUP_CHUNK_MB: bytes read and written
-   * per step (default 32 MiB); VOLSTATE_BACKUP_COMPRESSION: zlib (default) or none.
+   * per step (default 32 MiB); VOLSTATE_BACKUP_COMPRESSION: zstd (default), zlib or none.
    */
-  backup: { dir: string; chunkMb: number; compression: 'zlib' | 'none' };
+  backup: { dir: string; chunkMb: number; compression: 'zstd' | 'zlib' | 'none' };
   /** VOLSTATE_FILE_CAPACITY_GB: capacity the file driver reports (thin); default the filesystem's size */
   fileCapacityGb: number | undefined;
   /**
@@ -140,16 +140,22 @@ function rates(env: NodeJS.ProcessEnv, name: string): Record<string, number> {
 }
 
 /**
+ * VOLSTATE_BACKUP_COMPRESSION, Cinder's backup_compression_algorithm: zstd
+ * (our default: level 1 keeps up with the disk, docs/backups.md), zlib
+ * (Cinder's default), or none (off, no: Cinder's spellings).
+ */
+function compressionOf(value: string | undefined): 'zstd' | 'zlib' | 'none' {
+  const v = (value || 'zstd').toLowerCase();
+  if (v === 'zstd') return 'zstd';
+  if (v === 'zlib' || v === 'gzip') return 'zlib';
+  if (v === 'none' || v === 'off' || v === 'no') return 'none';
+  throw new ConfigError(`VOLSTATE_BACKUP_COMPRESSION=${value} is not one of zstd, zlib, none`);
+}
+
+/**
  * The tokens file: `{"tokens": [{"token": "...", "user": "alice", "project": "p1", "roles": ["member"]}]}`;
  * role `admin` makes a caller admin.
  */
-/** VOLSTATE_BACKUP_COMPRESSION: zlib (Cinder's default), or none (off, no: Cinder's spellings). */
-function compressionOf(value: string | undefined): 'zlib' | 'none' {
-  const v = (value ?? 'zlib').toLowerCase();
-  if (v === 'zlib' || v === 'gzip') return 'zlib';
-  if (v === 'none' || v === 'off' || v === 'no') return 'none';
-  throw new ConfigError(`VOLSTATE_BACKUP_COMPRESSION=${value} is not one of zlib, none`);
-}
 
 export function loadTokens(path: string): Map<string, TokenInfo> {
   let parsed: unknown;

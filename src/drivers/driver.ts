@@ -33,7 +33,12 @@ export interface ConnectionInfo {
 export interface BlockSource {
   /** bytes */
   readonly size: number;
-  read(offset: number, length: number): Promise<Buffer | null>;
+  /**
+   * `length` bytes at `offset`, into `into` when given (a buffer of at
+   * least `length` the caller reuses: a fresh 32 MiB buffer per read costs
+   * more than the read); null: a hole, all zeros.
+   */
+  read(offset: number, length: number, into?: Buffer): Promise<Buffer | null>;
   close(): Promise<void>;
 }
 

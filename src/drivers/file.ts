@@ -299,8 +299,8 @@ export class FileDriver implements Driver {
     const f = await open(path, 'r');
     return {
       size,
-      read: async (offset, length) => {
-        const buf = Buffer.allocUnsafe(length);
+      read: async (offset, length, into) => {
+        const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {
           const { bytesRead } = await f.read(buf, got, length - got, offset + got);

@@ -17,8 +17,6 @@ const MiB = 1024 * KiB;
 const root = mkdtempSync(join(tmpdir(), 'volstate-backup-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-const store = new PosixBackupStore({ root, chunkBytes: 1 * MiB, blockBytes: 32 * KiB, compression: 'zlib' });
-
 function sourceOf(data: Buffer): BlockSource {
   return {
     size: data.length,
@@ -68,7 +66,9 @@ function volumeData(): Buffer {
 
 const objectFiles = (b: BackupIdentity) => readdirSync(join(root, b.container)).filter((f) => f.startsWith(b.prefix) && /-\d{5}$/.test(f));
 
-describe('the posix backup store', () => {
+// Pieces of 256 KiB: a chunk's object holds several.
+describe.for(['zstd', 'zlib'] as const)('the posix backup store (%s)', (compression) => {
+  const store = new PosixBackupStore({ root, chunkBytes: 1 * MiB, blockBytes: 32 * KiB, pieceBytes: 256 * KiB, compression });
   const v1 = volumeData();
   const full = identity();
   const v2 = Buffer.from(v1);
@@ -80,6 +80,8 @@ describe('the posix backup store', () => {
     // Data lies in under 800 KiB of the 8 MiB, compressible text included: the store holds less.
     expect(result.storedBytes).toBeLessThan(800 * KiB);
     expect(result.objectCount).toBe(objectFiles(full).length);
+    // One object per chunk with data: chunks 0, 2 and 5 of 1 MiB.
+    expect(objectFiles(full).map((f) => f.slice(-5))).toEqual(['00001', '00003', '00006']);
     const target = targetOf(v1.length);
     await store.restore([full], target);
     expect(target.data.equals(v1)).toBe(true);
