@@ -43,6 +43,42 @@ export function stepStatesPredicate(): string {
 
 const PENDING = `owner IS NULL AND (${stepStatesPredicate()})`;
 
+/** The step states of each type in the backup lane (meta.backupLane), with the guard that must hold, if any. */
+function backupLaneStates(): { model: ResourceModel; state: string; guard: string | undefined }[] {
+  return (Object.values(MODELS) as ResourceModel[]).flatMap((m) =>
+    m.index.stepStates.flatMap((s) => {
+      const lane = m.index.meta(s).backupLane;
+      return lane === undefined ? [] : [{ model: m, state: s, guard: lane === true ? undefined : lane }];
+    }),
+  );
+}
+
+/** Rows whose step is the backup lane's (see StateMeta.backupLane): what a worker whose lane is full does not claim. */
+export function backupLanePredicate(): string {
+  return backupLaneStates()
+    .map(({ model, state, guard }) => {
+      const atoms = guard
+        ? guardAtoms(model.guards, guard)
+            .map((a) => ` AND (${a.guard.sql})`)
+            .join('')
+        : '';
+      return `(resource_type = '${model.type}' AND state = '${state}'${atoms})`;
+    })
+    .join(' OR ');
+}
+
+const NOT_BACKUP_LANE = `NOT (${backupLanePredicate()})`;
+
+/** Whether a claimed row's step is the backup lane's (the same rule as backupLanePredicate, on the row). */
+export function inBackupLane(row: ClaimedRow): boolean {
+  return backupLaneStates().some(
+    ({ model, state, guard }) =>
+      model.type === row.resource_type &&
+      state === row.state &&
+      (!guard || guardAtoms(model.guards, guard).every((a) => a.guard.js({ ...row }, { type: '' }))),
+  );
+}
+
 export interface ClaimedRow {
   resource_type: string;
   resource_id: string;
@@ -71,8 +107,9 @@ export interface ClaimedRow {
  * statement afresh at every execution (a custom plan, 0.36 ms of each
  * claim's 0.6, three claims a volume lifecycle); with a literal it keeps one
  * generic plan per limit (at most the worker's concurrency of them).
+ * `backupLane: false`: none of the backup lane's rows (the worker's lane is full).
  */
-export async function claim(sql: Exec, worker: string, limit: number): Promise<ClaimedRow[]> {
+export async function claim(sql: Exec, worker: string, limit: number, opts: { backupLane?: boolean } = {}): Promise<ClaimedRow[]> {
   if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`claim: limit must be a positive integer, not ${limit}`);
   return sql.unsafe<ClaimedRow[]>(
     `UPDATE resource_states r SET owner = $1
@@ -82,7 +119,7 @@ export async function claim(sql: Exec, worker: string, limit: number): Promise<C
                       WHEN 'snapshot' THEN (SELECT n.volume_id FROM snapshots n WHERE n.id = q.resource_id)
                     END AS volume_id
                FROM resource_states q
-              WHERE ${PENDING} AND (not_before IS NULL OR not_before <= now())
+              WHERE ${PENDING} AND (not_before IS NULL OR not_before <= now())${opts.backupLane === false ? ` AND ${NOT_BACKUP_LANE}` : ''}
               ORDER BY updated_at
               LIMIT ${limit}
               FOR UPDATE SKIP LOCKED) d

@@ -174,6 +174,7 @@ export const backupMachine = setup({
           meta: {
             step: 'create',
             holds: ['backup'],
+            backupLane: true,
             doc: 'the worker is reading the source and writing chunks (the source is held by a backup lease)',
           },
           on: {
@@ -187,7 +188,7 @@ export const backupMachine = setup({
         },
         import: {
           tags: [TRANSIENT],
-          meta: { step: 'import', doc: "the worker checks that the imported record's objects are in the store, whole" },
+          meta: { step: 'import', backupLane: true, doc: "the worker checks that the imported record's objects are in the store, whole" },
           on: {
             BACKED_UP: { target: '#backup.available', actions: 'clearOperation' },
             BACKEND_FAILED: { target: '#backup.error', actions: 'clearOperation' },

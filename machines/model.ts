@@ -147,6 +147,14 @@ export interface StateMeta {
    */
   readonly ready?: string;
   /**
+   * The step streams a volume's worth of data (a backup, a restore): it
+   * runs in the worker's backup lane, a concurrency limit of its own
+   * (VOLSTATE_BACKUP_CONCURRENCY per worker), so such steps never take
+   * every slot from the volume operations. A guard name (no parameters):
+   * only rows for which it holds (a volume being created from a backup).
+   */
+  readonly backupLane?: true | string;
+  /**
    * For a transient state with no step: what moves it on (there is no
    * owner to lose; see diagrams/recovery.md).
    */

@@ -276,6 +276,13 @@ export const volumeGuards = guardTable<C, E>()({
   ...readerGuards<C, E>('a snapshot or a clone of it'),
   ...attachmentGuards<C, E>(),
   noSnapshots: { unmet: 'it has snapshots', refusal: 'invalid', js: (c) => c.dependents === 0, sql: 'dependents = 0' },
+  /** a create that restores a backup (its operation names it from the start): the backup lane's */
+  fromBackup: {
+    unmet: 'it is not being created from a backup',
+    refusal: 'invalid',
+    js: (c) => c.operation !== null && typeof c.operation.backup_id === 'string',
+    sql: "(operation ->> 'backup_id') IS NOT NULL",
+  },
   ...backupLeaseGuards<C, E>(),
   fitsBackup: {
     unmet: 'it is smaller than the backup',
@@ -445,7 +452,12 @@ export const volumeMachine = setup({
         },
         backend: {
           tags: [TRANSIENT],
-          meta: { step: 'create', holds: ['reader'], doc: 'the backend is creating the volume' },
+          meta: {
+            step: 'create',
+            holds: ['reader'],
+            backupLane: 'fromBackup',
+            doc: 'the backend is creating the volume (from a backup: and restoring it onto the volume)',
+          },
           on: {
             BACKEND_CREATED: { target: '#volume.available', actions: 'clearOperation' },
             BACKEND_FAILED: { target: '#volume.error', actions: 'clearOperation' },
@@ -587,6 +599,7 @@ export const volumeMachine = setup({
           meta: {
             step: 'restore',
             holds: ['reader'],
+            backupLane: true,
             doc: "the backup's data is being written onto the volume (the backup held as a reader)",
           },
           on: {

@@ -55,6 +55,13 @@ export interface Config {
   worker: {
     /** steps run at once by one worker */
     concurrency: number;
+    /**
+     * VOLSTATE_BACKUP_CONCURRENCY (default 2): of those, steps that stream a
+     * volume's data (backups, restores, imports) at once: the backup lane
+     * (machines' meta.backupLane), so they never take every slot from volume
+     * operations. Cinder's backup_max_operations, per worker.
+     */
+    backupConcurrency: number;
     /** safety-net poll when no NOTIFY arrives */
     pollMs: number;
     heartbeatMs: number;
@@ -287,6 +294,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backends: backendsOf(env.VOLSTATE_BACKENDS, driver, resolve(env.VOLSTATE_FILE_DIR || join(dataDir, 'storage'))),
     worker: {
       concurrency,
+      backupConcurrency: int(env, 'VOLSTATE_BACKUP_CONCURRENCY', Math.min(2, concurrency), 1, concurrency),
       pollMs: int(env, 'VOLSTATE_WORKER_POLL_MS', 2000, 50),
       heartbeatMs,
       timeoutMs,

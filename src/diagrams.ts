@@ -443,7 +443,10 @@ export function recoveryTable(): string {
       const lost = index.candidates(state, 'WORKER_LOST');
       const resume = lost.find((c) => c.guard === 'canRetry')?.target ?? null;
       const fail = lost.find((c) => c.guard === undefined)?.target ?? null;
-      const by = meta.step ? `worker step \`${meta.step}\`${meta.ready ? ` (once \`${meta.ready}\`)` : ''}` : (meta.movedOnBy ?? '?');
+      const lane = meta.backupLane === true ? ', backup lane' : meta.backupLane ? `, backup lane when \`${meta.backupLane}\`` : '';
+      const by = meta.step
+        ? `worker step \`${meta.step}\`${meta.ready ? ` (once \`${meta.ready}\`)` : ''}${lane}`
+        : (meta.movedOnBy ?? '?');
       const cell = (target: string | null) => (lost.length === 0 ? 'no owner' : target === null ? '(stays)' : `\`${target}\``);
       lines.push(
         `| \`${state}\` | ${meta.doc ?? ''} | ${by} | ${cell(resume)} | ${cell(fail)} | ${meta.holds?.length ? meta.holds.join(', ') : 'no'} |`,

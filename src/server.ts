@@ -157,6 +157,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
         driver,
         coordination,
         concurrency: config.worker.concurrency,
+        backupConcurrency: config.worker.backupConcurrency,
         pollMs: config.worker.pollMs,
         heartbeatMs: config.worker.heartbeatMs,
         timeoutMs: config.worker.timeoutMs,

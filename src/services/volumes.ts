@@ -137,7 +137,13 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       });
       const [, , created] = await Promise.all([
         inserted,
-        this.enforcer.create(tx, { type: 'volume', id }, { size, multiattach }, opts),
+        // A create that restores a backup says so from the start: its step is the backup lane's (machines/volume.ts fromBackup).
+        this.enforcer.create(
+          tx,
+          { type: 'volume', id },
+          { size, multiattach, operation: input.backupId ? { backup_id: input.backupId } : null },
+          opts,
+        ),
         volumeTable.find(tx, id),
         // Last: the project's usage rows stay locked from here to the commit, which every
         // create, extend and delete of the project waits for in turn.

@@ -37,7 +37,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
-import { backingOff, claim, unclaim, type ClaimedRow } from '../../db/queue.ts';
+import { backingOff, claim, inBackupLane, unclaim, type ClaimedRow } from '../../db/queue.ts';
 import { foldUsage } from '../../db/quotas.ts';
 import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
 import { deregisterWorker, heartbeat, stillOwns, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
@@ -58,6 +58,8 @@ export interface WorkerOptions {
   coordination?: Coordination;
   /** steps run at once */
   concurrency: number;
+  /** of those, steps of the backup lane (StateMeta.backupLane) at once; default min(2, concurrency) */
+  backupConcurrency?: number;
   /** poll interval when no notification comes */
   pollMs: number;
   heartbeatMs?: number;
@@ -122,6 +124,8 @@ export class Worker {
     Pick<WorkerOptions, 'coordination' | 'retention'>;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
+  /** the keys of the in-flight steps that are the backup lane's */
+  private readonly lane = new Set<string>();
   private readonly signal = new Signal();
   private stopping = false;
   private loopDone: Promise<void> | undefined;
@@ -141,6 +145,12 @@ export class Worker {
   get stepsInFlight(): number {
     return this.inflight.size;
   }
+  /** of those, the backup lane's (metrics, tests) */
+  get backupStepsInFlight(): number {
+    return this.lane.size;
+  }
+  /** lane rows a claim took beyond the lane's room, handed straight back (tests, logs) */
+  laneOverflow = 0;
   recovered = 0;
   strays = 0;
   /** rows handed back because another session held their fence (tests, logs) */
@@ -151,7 +161,13 @@ export class Worker {
   private disabled = false;
 
   constructor(opts: WorkerOptions) {
-    this.opts = { heartbeatMs: 1000, timeoutMs: 5000, drainMs: 10_000, ...opts };
+    this.opts = {
+      heartbeatMs: 1000,
+      timeoutMs: 5000,
+      drainMs: 10_000,
+      ...opts,
+      backupConcurrency: opts.backupConcurrency ?? Math.min(2, opts.concurrency),
+    };
     this.host = opts.host ?? hostname();
     this.id = `worker:${this.host}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.ctx = {
@@ -312,8 +328,19 @@ export class Worker {
         let rows: ClaimedRow[] = [];
         try {
           rows = await this.exclusive(async () => {
-            const claimed = await claim(this.opts.sql, this.id, free);
-            for (const row of claimed) this.run(row); // in flight before the turn ends
+            // The backup lane: with no room in it, its rows are not claimed; with some, a claim
+            // may still take more of them than there is room for (one statement picks the oldest
+            // rows of any kind): those go straight back, for the others or for later.
+            let laneRoom = this.opts.backupConcurrency - this.lane.size;
+            const claimed = await claim(this.opts.sql, this.id, free, { backupLane: laneRoom > 0 });
+            for (const row of claimed) {
+              if (inBackupLane(row) && laneRoom-- <= 0) {
+                this.laneOverflow++;
+                await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id, 0).catch(() => {});
+                continue;
+              }
+              this.run(row); // in flight before the turn ends
+            }
             return claimed;
           });
         } catch (err) {
@@ -356,6 +383,7 @@ export class Worker {
   private run(row: ClaimedRow): void {
     const key = `${row.resource_type}:${row.resource_id}`;
     const step = stepFor(row.resource_type, row.state);
+    if (inBackupLane(row)) this.lane.add(key);
     // Whether the loop must look for work when this step ends (see the finally below).
     let handedBack = false;
     const task = (async () => {
@@ -395,8 +423,9 @@ export class Worker {
         // nobody), or idle() waits for a round with nothing in flight. Otherwise every row left
         // for a worker has notified already (db/cas.ts), and an empty claim per step was 2 of a
         // volume lifecycle's 6 claims (bench:control --why).
-        const full = this.inflight.size >= this.opts.concurrency;
+        const full = this.inflight.size >= this.opts.concurrency || (this.lane.has(key) && this.lane.size >= this.opts.backupConcurrency);
         this.inflight.delete(key);
+        this.lane.delete(key);
         if (full || handedBack || this.idleWaiters.length > 0) this.signal.fire();
       }
     })();

@@ -54,6 +54,8 @@ export interface TestAppOptions {
   worker?: boolean;
   listen?: boolean;
   concurrency?: number;
+  /** the worker's backup lane (default min(2, concurrency)) */
+  backupConcurrency?: number;
   auth?: AuthOptions;
   /** serve these backends instead of the fake one (`backend` and `faults` then name an unused fake) */
   backends?: Backends;
@@ -87,6 +89,7 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
         enforcer,
         driver: opts.backends ?? driver,
         concurrency: opts.concurrency ?? 8,
+        backupConcurrency: opts.backupConcurrency,
         pollMs: 200,
         backupStore: opts.backupStore,
         // A step that fails (a bug or an outage, not a backend failure) hands its row back to wait out a

@@ -1,0 +1,119 @@
+/**
+ * The backup lane: a worker runs at most `backupConcurrency` steps that
+ * stream a volume's data (backups, restores, volumes from backups) at
+ * once, so a queue of backups never takes every slot from volume
+ * operations.
+ *
+ * The worker has 2 slots and a lane of 1. Three backups are queued; the
+ * driver holds each backup's read open until the test lets it go. While
+ * one is held: it is the only backup step in flight, the two others wait
+ * unclaimed, and volume creates and an extend still run to the end in the
+ * other slot (without the lane, two held backups would take both slots and
+ * they would wait for the backups). Then each backup is let go in turn, and
+ * never two run at once.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { backupLanePredicate, inBackupLane, type ClaimedRow } from '../../db/queue.ts';
+import { PosixBackupStore } from '../../src/backup/posix.ts';
+import { Backends } from '../../src/drivers/backends.ts';
+import type { BackupSourceRef, BlockSource } from '../../src/drivers/driver.ts';
+import { FakeDriver } from '../../src/drivers/fake.ts';
+import { availableVolume, useApp, waitStatus } from '../helpers/app.ts';
+
+/** A fake whose backup reads wait for the test: each one entered is a gate the test opens. */
+class GatedDriver extends FakeDriver {
+  running = 0;
+  maxRunning = 0;
+  readonly gates: (() => void)[] = [];
+  private entered: (() => void)[] = [];
+
+  /** Resolves once `n` backup reads have been entered in all. */
+  async enteredCount(n: number): Promise<void> {
+    while (this.gates.length + this.released < n) await new Promise<void>((r) => this.entered.push(r));
+  }
+
+  private released = 0;
+
+  release(): void {
+    const open = this.gates.shift();
+    if (!open) throw new Error('no backup is waiting');
+    this.released++;
+    open();
+  }
+
+  override async openBackupSource(source: BackupSourceRef): Promise<BlockSource> {
+    const inner = await super.openBackupSource(source);
+    this.running++;
+    this.maxRunning = Math.max(this.maxRunning, this.running);
+    await new Promise<void>((r) => {
+      this.gates.push(r);
+      const waiters = this.entered;
+      this.entered = [];
+      waiters.forEach((w) => w());
+    });
+    return {
+      ...inner,
+      close: async () => {
+        this.running--;
+        await inner.close();
+      },
+    };
+  }
+}
+
+const driver = new GatedDriver();
+const t = useApp({
+  backends: Backends.single(driver),
+  backupStore: new PosixBackupStore({ root: mkdtempSync(join(tmpdir(), 'volstate-lane-')) }),
+  concurrency: 2,
+  backupConcurrency: 1,
+});
+
+describe('the backup lane', () => {
+  it('runs one backup at a time while volume operations go on in the other slot', async () => {
+    const sources = [await availableVolume(t), await availableVolume(t), await availableVolume(t)];
+    const backups: string[] = [];
+    for (const volume_id of sources) {
+      const res = await t.request('POST', '/v3/backups', { backup: { volume_id } });
+      expect(res.status, JSON.stringify(res.body)).toBe(202);
+      backups.push(res.body.backup.id as string);
+    }
+    await driver.enteredCount(1);
+    expect(t.worker!.backupStepsInFlight).toBe(1);
+    // The two others are pending and unowned: the lane is full.
+    const waiting = await t.db.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM resource_states
+      WHERE resource_type = 'backup' AND state = 'creating.backend' AND owner IS NULL AND resource_id = ANY(${backups})`;
+    expect(waiting[0]!.n).toBe(2);
+
+    // Volume operations are not starved meanwhile.
+    const created = await Promise.all([availableVolume(t), availableVolume(t), availableVolume(t)]);
+    const extend = await t.request('POST', `/v3/volumes/${created[0]}/action`, { 'os-extend': { new_size: 2 } });
+    expect(extend.status).toBe(202);
+    await waitStatus(t, 'volumes', created[0], 'available');
+    expect(driver.running).toBe(1);
+
+    for (let i = 1; i <= 3; i++) {
+      await driver.enteredCount(i);
+      driver.release();
+    }
+    for (const id of backups) await waitStatus(t, 'backups', id, 'available', 30_000);
+    expect(driver.maxRunning).toBe(1);
+  });
+
+  it('a volume being created from a backup is the lane’s; one from nothing or a snapshot is not', () => {
+    const row = (state: string, operation: Record<string, unknown> | null, type = 'volume') =>
+      ({ resource_type: type, state, operation }) as ClaimedRow;
+    expect(inBackupLane(row('creating.backend', { backup_id: 'b' }))).toBe(true);
+    expect(inBackupLane(row('creating.backend', null))).toBe(false);
+    expect(inBackupLane(row('restoring-backup.backend', { backup_id: 'b' }))).toBe(true);
+    expect(inBackupLane(row('extending.backend', { new_size: 2 }))).toBe(false);
+    expect(inBackupLane(row('creating.backend', null, 'backup'))).toBe(true);
+    expect(inBackupLane(row('creating.import', null, 'backup'))).toBe(true);
+    expect(inBackupLane(row('deleting.backend', null, 'backup'))).toBe(false);
+    expect(backupLanePredicate()).toContain("(operation ->> 'backup_id') IS NOT NULL");
+  });
+});
