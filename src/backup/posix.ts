@@ -349,7 +349,9 @@ export class PosixBackupStore {
           if (packed.pieces.length) await this.publish(this.path(backup, `-${objectName(chunk)}`), packed.pieces);
           const line: JournalLine = { chunk, objects: packed.entries, sha256s: packed.hashes };
           await journal.write(`${JSON.stringify(line)}\n`);
-          await journal.sync();
+          // Synced when it records an object: a line lost with a crash only costs the resume that
+          // chunk's work again, and a chunk with no object (all zeros, or unchanged) is cheap to redo.
+          if (packed.pieces.length) await journal.sync();
           done.push(line);
           await run.onProgress?.({ percent: Math.floor(((chunk + 1) * 100) / chunks) });
         })();

@@ -17,6 +17,9 @@
  * - at the end, no resource is in a worker step, and none is owned;
  * - no live snapshot of a deleted volume; no live attachment of a deleted
  *   volume; a volume's attachment counts equal its live attachments;
+ * - backups: a volume's or snapshot's `backups` counter equals the backup
+ *   leases on it; no live incremental backup of a deleted parent; quota
+ *   usage counts live backups and their gigabytes;
  * - optionally, every request a client was told succeeded is in the
  *   history by its request id, and no refused one is.
  *
@@ -43,6 +46,7 @@ export type ViolationKind =
   | 'snapshot-outlives-volume'
   | 'attachment-on-deleted-volume'
   | 'attachment-counts'
+  | 'incremental-outlives-parent'
   | 'quota-usage'
   | 'accepted-not-in-history'
   | 'refused-but-changed';
@@ -195,19 +199,35 @@ function checkResourceHistory(ctx: Context, history: TransitionRow[]): void {
 
 /** Counters: never negative, equal to the leases that record them. */
 async function checkCounters({ sql, violations }: Context): Promise<void> {
-  for (const r of await sql<{ key: string; readers: number; dependents: number; reader_leases: number; dependent_leases: number }[]>`
-    SELECT s.resource_type || ':' || s.resource_id AS key, s.readers, s.dependents,
+  for (const r of await sql<
+    {
+      key: string;
+      readers: number;
+      dependents: number;
+      backups: number;
+      reader_leases: number;
+      dependent_leases: number;
+      backup_leases: number;
+    }[]
+  >`
+    SELECT s.resource_type || ':' || s.resource_id AS key, s.readers, s.dependents, s.backups,
            count(*) FILTER (WHERE l.kind = 'reader')::int AS reader_leases,
-           count(*) FILTER (WHERE l.kind = 'dependent')::int AS dependent_leases
+           count(*) FILTER (WHERE l.kind = 'dependent')::int AS dependent_leases,
+           count(*) FILTER (WHERE l.kind = 'backup')::int AS backup_leases
     FROM resource_states s LEFT JOIN leases l ON l.source_type = s.resource_type AND l.source_id = s.resource_id
-    GROUP BY s.resource_type, s.resource_id, s.readers, s.dependents`) {
-    if (r.readers < 0 || r.dependents < 0)
-      violations.push({ kind: 'negative-counter', resource: r.key, detail: `readers ${r.readers}, dependents ${r.dependents}`, slice: [] });
-    if (r.readers !== r.reader_leases || r.dependents !== r.dependent_leases) {
+    GROUP BY s.resource_type, s.resource_id, s.readers, s.dependents, s.backups`) {
+    if (r.readers < 0 || r.dependents < 0 || r.backups < 0)
+      violations.push({
+        kind: 'negative-counter',
+        resource: r.key,
+        detail: `readers ${r.readers}, dependents ${r.dependents}, backups ${r.backups}`,
+        slice: [],
+      });
+    if (r.readers !== r.reader_leases || r.dependents !== r.dependent_leases || r.backups !== r.backup_leases) {
       violations.push({
         kind: 'counter-lease-mismatch',
         resource: r.key,
-        detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases`,
+        detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases, backups ${r.backups} for ${r.backup_leases} backup leases`,
         slice: [],
       });
     }
@@ -254,6 +274,19 @@ async function checkRelations({ sql, facts, violations }: Context): Promise<void
       violations.push({ kind, resource: `${type}:${r.id}`, detail: `${r.state}, but volume ${r.volume_id} is deleted`, slice: [] });
     }
   }
+  // An incremental needs its parent to restore: the parent's delete is refused while it lives (its dependent lease).
+  for (const r of await sql<{ id: string; parent_id: string; state: string; parent_state: string }[]>`
+    SELECT b.id, b.parent_id, s.state, p.state AS parent_state FROM backups b
+    JOIN resource_states s ON s.resource_type = 'backup' AND s.resource_id = b.id
+    JOIN resource_states p ON p.resource_type = 'backup' AND p.resource_id = b.parent_id
+    WHERE s.state <> ALL(${final('backup')}) AND p.state = ANY(${final('backup')})`) {
+    violations.push({
+      kind: 'incremental-outlives-parent',
+      resource: `backup:${r.id}`,
+      detail: `${r.state}, but its parent ${r.parent_id} is ${r.parent_state}`,
+      slice: [],
+    });
+  }
   for (const r of await sql<{ id: string; counted: number; live: number }[]>`
     SELECT v.resource_id AS id, v.att_reserved + v.att_attaching + v.att_attached + v.att_detaching + v.att_error AS counted,
            (SELECT count(*)::int FROM attachments a JOIN resource_states x ON x.resource_type = 'attachment' AND x.resource_id = a.id
@@ -270,7 +303,7 @@ async function checkRelations({ sql, facts, violations }: Context): Promise<void
 }
 
 /**
- * Quota usage: what each project's live volumes and snapshots add up to,
+ * Quota usage: what each project's live volumes, snapshots and backups add up to,
  * with what extends in flight reserve, read in one statement (one snapshot).
  */
 async function checkQuotaUsage({ sql, facts, violations }: Context): Promise<void> {
@@ -281,6 +314,8 @@ async function checkQuotaUsage({ sql, facts, violations }: Context): Promise<voi
       UNION ALL SELECT d.project_id, 'gigabytes', s.size FROM volumes d JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = d.id WHERE s.state <> ALL(${final('volume')})
       UNION ALL SELECT d.project_id, 'snapshots', 1 FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')})
       UNION ALL SELECT d.project_id, 'gigabytes', s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')})
+      UNION ALL SELECT d.project_id, 'backups', 1 FROM backups d JOIN resource_states s ON s.resource_type = 'backup' AND s.resource_id = d.id WHERE s.state <> ALL(${final('backup')})
+      UNION ALL SELECT d.project_id, 'backup_gigabytes', s.size FROM backups d JOIN resource_states s ON s.resource_type = 'backup' AND s.resource_id = d.id WHERE s.state <> ALL(${final('backup')})
       UNION ALL SELECT project_id, resource, amount FROM quota_reservations
     ), typed AS (
       -- per-type quotas: the same again under <resource>@<volume type id>
@@ -289,7 +324,7 @@ async function checkQuotaUsage({ sql, facts, violations }: Context): Promise<voi
       UNION ALL SELECT d.project_id, 'snapshots@' || d.volume_type_id, 1 FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
       UNION ALL SELECT d.project_id, 'gigabytes@' || d.volume_type_id, s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
     ), expected AS (SELECT project_id, resource, sum(n)::int AS n FROM (SELECT * FROM live UNION ALL SELECT * FROM typed) AS x GROUP BY project_id, resource),
-    recorded AS (SELECT project_id, resource, sum(in_use)::int AS in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots') OR resource LIKE '%@%' GROUP BY project_id, resource)
+    recorded AS (SELECT project_id, resource, sum(in_use)::int AS in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots', 'backups', 'backup_gigabytes') OR resource LIKE '%@%' GROUP BY project_id, resource)
     SELECT COALESCE(e.project_id, u.project_id) AS project_id, COALESCE(e.resource, u.resource) AS resource,
            COALESCE(e.n, 0) AS expected, COALESCE(u.in_use, 0) AS recorded
     FROM expected e FULL JOIN recorded u ON u.project_id = e.project_id AND u.resource = e.resource

@@ -297,9 +297,13 @@ export class FileDriver implements Driver {
     }
     const size = await this.sizeOf(path, 'backup');
     const f = await open(path, 'r');
+    // A file with no block allocated is all holes: nothing to read (a volume never written, as
+    // thin volumes start). Node cannot seek to data (SEEK_DATA) to skip the holes of the others.
+    const empty = (await f.stat()).blocks === 0;
     return {
       size,
       read: async (offset, length, into) => {
+        if (empty) return null;
         const buf = into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
         let got = 0;
         while (got < length) {

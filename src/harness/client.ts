@@ -138,6 +138,13 @@ export class Client {
     return Array.isArray(list) ? (list[0] as { id?: string } | undefined)?.id : undefined;
   }
 
+  /** Any one of a volume's backups (the newest is often still being made). */
+  private async anyBackupOf(volumeId: string): Promise<string | undefined> {
+    const r = await this.request('GET', `/v3/backups?volume_id=${volumeId}`);
+    const list = r.body?.backups;
+    return Array.isArray(list) ? (this.pick(list) as { id?: string } | undefined)?.id : undefined;
+  }
+
   /** One operation: draw it, send it, record its answer. False when there was nothing to act on (no operation was made). */
   async step(): Promise<boolean> {
     const op = this.drawOp();
@@ -188,6 +195,28 @@ export class Client {
       case 'detach': {
         const a = v && (await this.firstOf('attachments', v));
         if (a) r = await this.request('DELETE', `/v3/attachments/${a}`);
+        break;
+      }
+      case 'backup':
+      case 'backup-incremental':
+        // force: an in-use volume too (a backup reads it through a still image).
+        if (v)
+          r = await this.request('POST', '/v3/backups', {
+            backup: { volume_id: v, force: true, incremental: op === 'backup-incremental' },
+          });
+        break;
+      case 'backup-delete': {
+        const b = v && (await this.anyBackupOf(v));
+        if (b) r = await this.request('DELETE', `/v3/backups/${b}`);
+        break;
+      }
+      case 'restore': {
+        // Onto the volume it came from, or (half the time) into a new volume, which joins the pool.
+        const b = v && (await this.anyBackupOf(v));
+        const into = this.random() < 0.5 ? { volume_id: v } : {};
+        if (b) r = await this.request('POST', `/v3/backups/${b}/restore`, { restore: into });
+        const made = (r?.body?.restore as { volume_id?: unknown } | undefined)?.volume_id;
+        if (r?.status === 202 && !('volume_id' in into) && typeof made === 'string') pool.add(made);
         break;
       }
       case 'extend':

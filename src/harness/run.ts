@@ -196,7 +196,8 @@ async function startNodes(
     storage: join(dir, 'storage'),
     latencyMs: opts.faults.driverLatencyMs ?? 0,
     timeoutMs,
-    env: { ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}), ...opts.nodeEnv },
+    // One backup store for every node, as their storage is one: a backup one node began, another resumes or restores.
+    env: { VOLSTATE_BACKUP_DIR: join(dir, 'backups'), ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}), ...opts.nodeEnv },
     logFile: opts.nodeLogs ? join(mkdirAt(opts.nodeLogs), `node${i}.log`) : undefined,
   });
   let next = 0;

@@ -21,6 +21,10 @@ export const OPERATIONS = [
   'detach',
   'extend',
   'revert',
+  'backup',
+  'backup-incremental',
+  'backup-delete',
+  'restore',
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 

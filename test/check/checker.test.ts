@@ -5,12 +5,16 @@
  * on the resource it was planted on.
  */
 import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { PosixBackupStore } from '../../src/backup/posix.ts';
 import { checkHistory, formatReport, type ViolationKind } from '../../src/check/history.ts';
 import { factsOf } from '../../src/check/edges.ts';
 import { availableVolume, useApp, waitStatus } from '../helpers/app.ts';
 
-const t = useApp();
+const t = useApp({ backupStore: new PosixBackupStore({ root: mkdtempSync(join(tmpdir(), 'volstate-check-backups-')) }) });
 
 /** `volstate check` on this file's database, as a process: its exit code and report. */
 function volstateCheck(): Promise<{ code: number; out: string }> {
@@ -47,6 +51,11 @@ describe('the history checker', () => {
     const att2 = await t.request('POST', '/v3/attachments', { attachment: { volume_uuid: e } });
     expect((await t.request('DELETE', `/v3/attachments/${att2.body.attachment.id}`)).status).toBe(200);
     expect((await t.request('DELETE', `/v3/volumes/${e}`)).status).toBe(202);
+    // A full backup and an incremental over it (the incremental holds its parent).
+    const full = await t.request('POST', '/v3/backups', { backup: { volume_id: c } });
+    await waitStatus(t, 'backups', full.body.backup.id, 'available');
+    const incr = await t.request('POST', '/v3/backups', { backup: { volume_id: c, incremental: true } });
+    await waitStatus(t, 'backups', incr.body.backup.id, 'available');
     await waitStatus(t, 'volumes', a, 'available');
     await waitStatus(t, 'volumes', e, 'gone');
     await t.worker!.idle();
@@ -88,6 +97,14 @@ describe('the history checker', () => {
     const v4 = await fresh();
     await sql`UPDATE resource_states SET dependents = 1 WHERE resource_id = ${v4}`;
     await caught('counter-lease-mismatch', `volume:${v4}`);
+
+    const v9 = await fresh();
+    await sql`UPDATE resource_states SET backups = 1 WHERE resource_id = ${v9}`;
+    const backupCounter = await caught('counter-lease-mismatch', `volume:${v9}`);
+    expect(backupCounter.detail).toContain('backups 1 for 0 backup leases');
+
+    await sql`UPDATE resource_states SET state = 'deleted' WHERE resource_id = ${full.body.backup.id}`;
+    await caught('incremental-outlives-parent', `backup:${incr.body.backup.id}`);
 
     const v5 = await fresh();
     await sql`INSERT INTO leases (source_type, source_id, holder_type, holder_id, kind) VALUES ('volume', ${v5}, 'volume', ${crypto.randomUUID()}, 'reader')`;
