@@ -85,9 +85,9 @@ export async function recordBackedUp(sql: Exec, id: string, where: BackupLocatio
   return rows.length > 0;
 }
 
-/** Why the backup failed (Cinder's fail_reason, cut to 255), while `owner` owns it. */
-export async function recordFailure(sql: Exec, id: string, reason: string, owner: string): Promise<void> {
-  await sql`UPDATE backups SET fail_reason = ${reason.slice(0, 255)}, updated_at = now() WHERE id = ${id} AND ${owned(owner, sql)}`;
+/** Why a backup failed (Cinder's fail_reason, cut to 255): in the transaction of its BACKEND_FAILED, which only its owner's step applies. */
+export async function recordFailure(tx: Exec, id: string, reason: string): Promise<void> {
+  await tx`UPDATE backups SET fail_reason = ${reason.slice(0, 255)}, updated_at = now() WHERE id = ${id}`;
 }
 
 /**

@@ -1,17 +1,18 @@
 /**
  * Cinder's services view of volstate's workers. Every node that runs a
- * worker is, in Cinder's words, a `cinder-scheduler` on its host and a
- * `cinder-volume` on `host@backend` (a volstate worker schedules and runs
- * backend steps alike). Nodes that share a host name (VOLSTATE_HOST) are
+ * worker is, in Cinder's words, a `cinder-scheduler` on its host, a
+ * `cinder-volume` on `host@backend` and a `cinder-backup` on its host (a
+ * volstate worker schedules, runs backend steps and backup steps alike). Nodes that share a host name (VOLSTATE_HOST) are
  * one service, as Cinder's services are keyed by host and binary. A service
  * is up while one of its workers heartbeats; `updated_at` is the latest
- * heartbeat. Disabling either binary of a host makes its workers claim no
- * new work (in-flight steps finish; recovery goes on), which is how an
- * operator drains a node.
+ * heartbeat. Disabling the scheduler or the volume service of a host makes
+ * its workers claim no new work (in-flight steps finish; recovery goes on),
+ * which is how an operator drains a node; disabling its backup service,
+ * no new backup-lane work (backups, restores: machines' meta.backupLane).
  */
 import type { Executor as Exec } from './connect.ts';
 
-export const BINARIES = ['cinder-scheduler', 'cinder-volume'] as const;
+export const BINARIES = ['cinder-backup', 'cinder-scheduler', 'cinder-volume'] as const;
 export type Binary = (typeof BINARIES)[number];
 
 export interface ServiceRow {

@@ -15,22 +15,30 @@ export async function registerWorker(sql: Exec, id: string, host: string, pid: n
 
 /**
  * Beat; `gone` when our row is gone (we were judged dead and purged):
- * register again. `disabled`: an operator disabled a service of our host
- * (db/services.ts): claim no new work.
+ * register again. `disabled`: an operator disabled the scheduler or the
+ * volume service of our host (db/services.ts): claim no new work;
+ * `backupDisabled`: its backup service: claim no backup-lane work.
  *
  * A beat that comes more than `timeoutMs / 2` after the previous one (the
  * database was away: restarted, failed over; or this process froze)
  * starts `healthy_since` again, on the database's clock. Whatever delayed
  * it delayed the others' beats too.
  */
-export async function heartbeat(sql: Exec, id: string, timeoutMs: number): Promise<{ gone: boolean; disabled: boolean }> {
-  const [row] = await sql<{ disabled: boolean }[]>`
+export async function heartbeat(
+  sql: Exec,
+  id: string,
+  timeoutMs: number,
+): Promise<{ gone: boolean; disabled: boolean; backupDisabled: boolean }> {
+  const [row] = await sql<{ disabled: boolean; backup_disabled: boolean }[]>`
     UPDATE workers w SET
       healthy_since = CASE WHEN w.heartbeat_at > now() - make_interval(secs => ${timeoutMs / 2000}) THEN w.healthy_since ELSE now() END,
       heartbeat_at = now()
     WHERE w.id = ${id}
-    RETURNING EXISTS (SELECT 1 FROM services s WHERE s.host = w.host AND s.disabled) AS disabled`;
-  return row ? { gone: false, disabled: row.disabled } : { gone: true, disabled: false };
+    RETURNING EXISTS (SELECT 1 FROM services s WHERE s.host = w.host AND s.disabled AND s."binary" <> 'cinder-backup') AS disabled,
+              EXISTS (SELECT 1 FROM services s WHERE s.host = w.host AND s.disabled AND s."binary" = 'cinder-backup') AS backup_disabled`;
+  return row
+    ? { gone: false, disabled: row.disabled, backupDisabled: row.backup_disabled }
+    : { gone: true, disabled: false, backupDisabled: false };
 }
 
 export async function deregisterWorker(sql: Exec, id: string): Promise<void> {

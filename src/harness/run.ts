@@ -551,7 +551,13 @@ async function reachable<T>(read: () => Promise<T>, until: number): Promise<T> {
   }
 }
 
-/** Wait until nothing is in flight (at most settleMs), then check the history and the answers clients were given. */
+/**
+ * Wait until nothing is in flight, then check the history and the answers
+ * clients were given. The wait ends when nothing is in flight, or when the
+ * work in flight stopped shrinking for settleMs (60 s): a backlog the
+ * clients left (backups queue behind their lane) drains at its own pace,
+ * and only a system that stopped making progress is judged unsettled.
+ */
 async function settleAndCheck(
   databaseUrl: string,
   outcomes: Outcome[],
@@ -559,9 +565,21 @@ async function settleAndCheck(
 ): Promise<Pick<RunSummary, 'violations' | 'checkText' | 'acknowledged'>> {
   const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
   try {
-    const until = Date.now() + (ctx.settleMs ?? 60_000);
-    while ((await reachable(() => unsettled(sql), until)) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
-    ctx.say('checking the history');
+    const patience = ctx.settleMs ?? 60_000;
+    const started = Date.now();
+    let until = Date.now() + patience;
+    let fewest = Infinity;
+    for (;;) {
+      const left = await reachable(() => unsettled(sql), until);
+      if (left === 0 || Date.now() >= until) break;
+      if (left < fewest) {
+        if (fewest !== Infinity && Date.now() - started > 5000) ctx.say(`settling: ${left} resources still in flight`);
+        fewest = left;
+        until = Date.now() + patience;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    ctx.say(`settled in ${((Date.now() - started) / 1000).toFixed(1)} s; checking the history`);
     const ok = (s: number) => s >= 200 && s < 300;
     const requests = {
       accepted: outcomes.filter((o) => ok(o.status) && o.requestId).map((o) => o.requestId!),

@@ -11,7 +11,8 @@ import { isResourceType, modelOf, type EventMap, type ResourceModel, type Resour
 import type { Backend, Backends } from '../drivers/backends.ts';
 import { DriverError, type Driver } from '../drivers/driver.ts';
 import type { Enforcer, Outcome } from '../enforcer.ts';
-import { recordVolumeMessage } from '../../db/messages.ts';
+import { recordBackupMessage, recordVolumeMessage } from '../../db/messages.ts';
+import type { Executor } from '../../db/connect.ts';
 import { transaction } from '../../db/tx.ts';
 import { createData, recordBackend, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
 import { typeForCreate } from '../../db/volume-types.ts';
@@ -46,6 +47,12 @@ interface SendOptions {
   keep?: boolean;
   /** the resource holds no lease (ApplyOptions.holdsNoLeases) */
   holdsNoLeases?: boolean;
+  /**
+   * Written in the event's transaction when it applies (a user message that
+   * says why, the backup's fail_reason): the failure and what tells the
+   * project about it are one change.
+   */
+  beside?: (tx: Executor) => Promise<void>;
 }
 
 async function send<T extends ResourceType>(
@@ -55,12 +62,21 @@ async function send<T extends ResourceType>(
   event: EventMap[T],
   opts: SendOptions = {},
 ): Promise<Outcome> {
-  const outcome = await ctx.enforcer.apply(ctx.sql, { type, id }, event, {
-    actor: ctx.workerId,
-    owner: ctx.workerId,
-    nextOwner: opts.keep ? ctx.workerId : null,
-    holdsNoLeases: opts.holdsNoLeases,
-  });
+  const apply = (exec: Executor) =>
+    ctx.enforcer.apply(exec, { type, id }, event, {
+      actor: ctx.workerId,
+      owner: ctx.workerId,
+      nextOwner: opts.keep ? ctx.workerId : null,
+      holdsNoLeases: opts.holdsNoLeases,
+    });
+  const beside = opts.beside;
+  const outcome = beside
+    ? await transaction(ctx.sql, { rows: [{ type, id }] }, async (tx) => {
+        const applied = await apply(tx);
+        if (applied.ok) await beside(tx);
+        return applied;
+      })
+    : await apply(ctx.sql);
   if (!outcome.ok) ctx.log('step event refused', { type, id, event: event.type, kind: outcome.kind, state: outcome.state });
   return outcome;
 }
@@ -73,7 +89,7 @@ async function backend<T extends ResourceType>(
   call: () => Promise<void>,
   success: EventMap[T],
   failure: EventMap[T],
-  opts: Pick<SendOptions, 'holdsNoLeases'> = {},
+  opts: Pick<SendOptions, 'holdsNoLeases'> & { onFailure?: (tx: Executor, err: DriverError) => Promise<void> } = {},
 ): Promise<void> {
   await ctx.fenced?.();
   try {
@@ -81,10 +97,11 @@ async function backend<T extends ResourceType>(
   } catch (err) {
     if (!(err instanceof DriverError)) throw err;
     ctx.log('backend failed', { type, id, error: err.message });
-    await send(ctx, type, id, failure, opts);
+    const onFailure = opts.onFailure;
+    await send(ctx, type, id, failure, { holdsNoLeases: opts.holdsNoLeases, beside: onFailure && ((tx) => onFailure(tx, err)) });
     return;
   }
-  await send(ctx, type, id, success, opts);
+  await send(ctx, type, id, success, { holdsNoLeases: opts.holdsNoLeases });
 }
 
 const volume = modelOf('volume');
@@ -106,6 +123,7 @@ function operationStep<K extends 'number' | 'string'>(
   kind: K,
   call: (driver: Driver, id: string, value: K extends 'number' ? number : string, ctx: StepContext) => Promise<void>,
   success: 'EXTENDED' | 'REVERTED' | 'RESTORED',
+  onFailure?: (tx: Executor, id: string, value: K extends 'number' ? number : string) => Promise<void>,
 ): Step {
   return async (ctx, row) => {
     const value = row.operation?.[key];
@@ -115,7 +133,17 @@ function operationStep<K extends 'number' | 'string'>(
     }
     const { driver } = driverOf(ctx, row);
     const id = row.resource_id;
-    await backend(ctx, 'volume', id, () => call(driver, id, value as never, ctx), { type: success }, { type: 'BACKEND_FAILED' });
+    await backend(
+      ctx,
+      'volume',
+      id,
+      () => call(driver, id, value as never, ctx),
+      { type: success },
+      { type: 'BACKEND_FAILED' },
+      {
+        onFailure: onFailure && ((tx) => onFailure(tx, id, value as never)),
+      },
+    );
   };
 }
 
@@ -142,7 +170,19 @@ const createVolume = async (ctx: StepContext, row: ClaimedRow, known?: CreateDat
         : () => driver.createVolume(id, row.size);
   // A volume from nothing holds no lease (only a clone or a volume from a snapshot or backup reads a source).
   const fromNothing = !data.snapshot_id && !data.source_volid && !data.backup_id;
-  await backend(ctx, 'volume', id, call, { type: 'BACKEND_CREATED' }, { type: 'BACKEND_FAILED' }, { holdsNoLeases: fromNothing });
+  await backend(
+    ctx,
+    'volume',
+    id,
+    call,
+    { type: 'BACKEND_CREATED' },
+    { type: 'BACKEND_FAILED' },
+    {
+      holdsNoLeases: fromNothing,
+      // A volume from a backup that could not be made: the backup's project is told, as for a restore.
+      onFailure: data.backup_id ? (tx) => recordBackupMessage(tx, data.backup_id!, 'restoreFailed', id) : undefined,
+    },
+  );
 };
 
 /** A clone or a volume from a snapshot: on its source's backend, if that has room. */
@@ -284,6 +324,7 @@ const createBackup: Step = async (ctx, row) => {
   const parent = data.identity.parentId ? (await backupData(ctx.sql, data.identity.parentId))?.identity : undefined;
   await ctx.fenced?.();
   let objects: number;
+  let shown = 0;
   try {
     const store = storeOf(ctx);
     const source = await driver.openBackupSource(
@@ -293,7 +334,9 @@ const createBackup: Step = async (ctx, row) => {
     try {
       const result = await store.backup(data.identity, source, parent, {
         check: ctx.fenced,
-        onProgress: (p) => recordProgress(ctx.sql, id, p.percent, ctx.workerId),
+        // A write per step of 10% at most: a backup's 32 chunks a GiB were as many UPDATEs.
+        onProgress: (p) =>
+          p.percent >= shown + 10 && p.percent < 100 ? recordProgress(ctx.sql, id, (shown = p.percent), ctx.workerId) : undefined,
       });
       objects = result.objectCount;
     } finally {
@@ -310,11 +353,25 @@ const createBackup: Step = async (ctx, row) => {
   if (done.ok) await driver.releaseBackupSource(imageKey(id));
 };
 
-/** A backup step failed in the store or the driver: why, in fail_reason, then BACKEND_FAILED (its error state). */
+/**
+ * A backup step failed in the store or the driver: BACKEND_FAILED (its
+ * error state) and, in the same transaction, why (fail_reason) and the
+ * project's message.
+ */
 async function backupFailed(ctx: StepContext, id: string, err: DriverError): Promise<void> {
   ctx.log('backup step failed', { id, error: err.message });
-  await recordFailure(ctx.sql, id, err.message, ctx.workerId);
-  await send(ctx, 'backup', id, { type: 'BACKEND_FAILED' });
+  await send(
+    ctx,
+    'backup',
+    id,
+    { type: 'BACKEND_FAILED' },
+    {
+      beside: async (tx) => {
+        await recordFailure(tx, id, err.message);
+        await recordBackupMessage(tx, id, 'createFailed');
+      },
+    },
+  );
 }
 
 /** An imported record: its objects must be in the store, whole, and no bigger than the size it claims. */
@@ -348,6 +405,7 @@ const deleteBackup: Step = async (ctx, row) => {
     },
     { type: 'DELETED' },
     { type: 'BACKEND_FAILED' },
+    { onFailure: (tx) => recordBackupMessage(tx, id, 'deleteFailed') },
   );
 };
 
@@ -373,6 +431,7 @@ const restoreVolume = operationStep(
   'string',
   (driver, id, backupId, ctx) => restoreOnto(ctx, driver, id, backupId),
   'RESTORED',
+  (tx, id, backupId) => recordBackupMessage(tx, backupId, 'restoreFailed', id),
 );
 
 /** Step implementations by resource type and the step name the machine gives. */

@@ -159,6 +159,12 @@ export class Worker {
   readonly host: string;
   /** a service of our host is disabled: claim nothing new */
   private disabled = false;
+  /** the backup service of our host is disabled: claim no backup-lane work */
+  private backupDisabled = false;
+  /** whether the worker has seen its host's backup service disabled (tests) */
+  get backupsDisabled(): boolean {
+    return this.backupDisabled;
+  }
 
   constructor(opts: WorkerOptions) {
     this.opts = {
@@ -232,6 +238,16 @@ export class Worker {
           host: this.host,
         });
         this.disabled = beat.disabled;
+        this.signal.fire();
+      }
+      if (this.backupDisabled !== beat.backupDisabled) {
+        this.ctx.log(
+          beat.backupDisabled ? 'the backup service of this host was disabled: claiming no backup work' : 'backups enabled again',
+          {
+            host: this.host,
+          },
+        );
+        this.backupDisabled = beat.backupDisabled;
         this.signal.fire();
       }
       if (beat.gone) {
@@ -331,7 +347,7 @@ export class Worker {
             // The backup lane: with no room in it, its rows are not claimed; with some, a claim
             // may still take more of them than there is room for (one statement picks the oldest
             // rows of any kind): those go straight back, for the others or for later.
-            let laneRoom = this.opts.backupConcurrency - this.lane.size;
+            let laneRoom = this.backupDisabled ? 0 : this.opts.backupConcurrency - this.lane.size;
             const claimed = await claim(this.opts.sql, this.id, free, { backupLane: laneRoom > 0 });
             for (const row of claimed) {
               if (inBackupLane(row) && laneRoom-- <= 0) {

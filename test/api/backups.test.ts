@@ -171,12 +171,53 @@ describe('backups', () => {
     expect(missing.status).toBe(201);
     const failed = await waitStatus(t, 'backups', lost, 'error');
     expect(failed.fail_reason).toMatch(/has no metadata/);
+    // The project is told, in Cinder's words, in the transaction of the failure.
+    const messages = (await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.70' })).body.messages as {
+      resource_uuid: string;
+      event_id: string;
+      user_message: string;
+      resource_type: string;
+    }[];
+    expect(messages.find((m) => m.resource_uuid === lost)).toMatchObject({
+      event_id: 'VOLUME_VOLUME_BACKUP_013_020',
+      resource_type: 'VOLUME_BACKUP',
+      user_message: 'create backup:Backup driver failed to create backup.',
+    });
 
     const garbage = await t.request('POST', '/v3/backups/import_record', {
       'backup-record': { ...exported.body['backup-record'], backup_url: 'not base64 json' },
     });
     expect(garbage.status).toBe(400);
     expect(garbage.body.badRequest.message).toMatch(/Can't parse backup record/);
+  });
+
+  it('a restore that meets a corrupted object ends in error_restoring, the backup available, and a message for the project', async () => {
+    const source = await availableVolume(t);
+    await write(source, 0, 'precious');
+    const backupId = await backupOf(t, source);
+    await waitStatus(t, 'backups', backupId, 'available');
+    const { container } = (await t.request('GET', `/v3/backups/${backupId}`)).body.backup as { container: string };
+    const dir = join(root, 'backups', container);
+    const object = readdirSync(dir).find((f) => f.includes(backupId) && /-\d{5}$/.test(f))!;
+    const f = await open(join(dir, object), 'r+');
+    await f.write(Buffer.from([0xff, 0x00, 0xff]), 0, 3, 0);
+    await f.close();
+    const target = await availableVolume(t);
+    const restore = await t.request('POST', `/v3/backups/${backupId}/restore`, { restore: { volume_id: target } });
+    expect(restore.status).toBe(202);
+    await waitStatus(t, 'volumes', target, 'error_restoring');
+    await waitStatus(t, 'backups', backupId, 'available');
+    const messages = (await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.70' })).body.messages as {
+      resource_uuid: string;
+      event_id: string;
+      user_message: string;
+      request_id: string;
+    }[];
+    expect(messages.find((m) => m.resource_uuid === backupId)).toMatchObject({
+      event_id: 'VOLUME_VOLUME_BACKUP_015_026',
+      user_message: 'restore backup:Backup driver failed to restore backup.',
+      request_id: restore.headers['x-openstack-request-id'],
+    });
   });
 
   it('takes the newest backup of the volume in the caller project as the parent, and without one refuses an incremental', async () => {

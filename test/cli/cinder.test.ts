@@ -386,7 +386,7 @@ describe('the cinder CLI against volstate', () => {
     const services = rows(ok(await cinder('service-list')).out);
     const volume = services.find((r) => r.Binary === 'cinder-volume')!;
     expect(volume).toMatchObject({ Zone: 'nova', Status: 'enabled', State: 'up' });
-    expect(services.map((r) => r.Binary).sort()).toEqual(['cinder-scheduler', 'cinder-volume']);
+    expect(services.map((r) => r.Binary).sort()).toEqual(['cinder-backup', 'cinder-scheduler', 'cinder-volume']);
     const pools = rows(ok(await cinder('get-pools')).out);
     expect(pools.map((r) => r.Property)).toContain('name');
     expect(ok(await cinder('get-pools', '--detail')).out).toMatch(/total_capacity_gb/);

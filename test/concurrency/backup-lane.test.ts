@@ -22,6 +22,7 @@ import { Backends } from '../../src/drivers/backends.ts';
 import type { BackupSourceRef, BlockSource } from '../../src/drivers/driver.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { availableVolume, useApp, waitStatus } from '../helpers/app.ts';
+import { until } from '../helpers/wait.ts';
 
 /** A fake whose backup reads wait for the test: each one entered is a gate the test opens. */
 class GatedDriver extends FakeDriver {
@@ -102,6 +103,26 @@ describe('the backup lane', () => {
     }
     for (const id of backups) await waitStatus(t, 'backups', id, 'available', 30_000);
     expect(driver.maxRunning).toBe(1);
+  });
+
+  it('a disabled cinder-backup service takes no backup work; volume work goes on; enabled, the backup runs', async () => {
+    const services = (await t.request('GET', '/v3/os-services')).body.services as { host: string; binary: string; status: string }[];
+    expect(services.map((s) => s.binary).sort()).toEqual(['cinder-backup', 'cinder-scheduler', 'cinder-volume']);
+    const host = services.find((s) => s.binary === 'cinder-backup')!.host;
+    expect((await t.request('PUT', '/v3/os-services/disable', { host, binary: 'cinder-backup' })).status).toBe(200);
+    await until(() => t.worker!.backupsDisabled, 10_000, 'the worker to see its backup service disabled');
+    const volume_id = await availableVolume(t);
+    const res = await t.request('POST', '/v3/backups', { backup: { volume_id } });
+    expect(res.status).toBe(202);
+    // A volume create claimed and finished after the backup was queued: the claim passed the backup over.
+    await availableVolume(t);
+    const [row] = await t.db.sql<{ state: string; owner: string | null }[]>`
+      SELECT state, owner FROM resource_states WHERE resource_type = 'backup' AND resource_id = ${res.body.backup.id}`;
+    expect(row).toEqual({ state: 'creating.backend', owner: null });
+    expect((await t.request('PUT', '/v3/os-services/enable', { host, binary: 'cinder-backup' })).status).toBe(200);
+    await driver.enteredCount(4);
+    driver.release();
+    await waitStatus(t, 'backups', res.body.backup.id, 'available', 30_000);
   });
 
   it('a volume being created from a backup is the lane’s; one from nothing or a snapshot is not', () => {
