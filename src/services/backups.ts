@@ -263,6 +263,17 @@ export class BackupService extends ResourceService<'backup', BackupRow, NewBacku
       { type: 'volume', id: volumeId },
     ];
     await transaction(this.sql, { rows }, async (tx) => {
+      // The volume's CAS first: a volume that is not available may already hold this backup as a
+      // reader (a volume being created from it), and the lease below would then be its second,
+      // which the leases' key refuses with an error, not a refusal (a 500 the harness met). The
+      // backup's size never changes, so the one read above is the one the guard needs.
+      const restoring = await this.enforcer.apply(
+        tx,
+        { type: 'volume', id: volumeId },
+        { type: 'RESTORE_BACKUP', backup_id: id, backup_size: backup.size },
+        opts,
+      );
+      if (!restoring.ok) throw refusalError(restoring);
       const reading = await this.enforcer.acquire(
         tx,
         { type: 'backup', id },
@@ -272,13 +283,6 @@ export class BackupService extends ResourceService<'backup', BackupRow, NewBacku
         opts,
       );
       if (!reading.ok) throw refusalError(reading);
-      const restoring = await this.enforcer.apply(
-        tx,
-        { type: 'volume', id: volumeId },
-        { type: 'RESTORE_BACKUP', backup_id: id, backup_size: reading.row.size },
-        opts,
-      );
-      if (!restoring.ok) throw refusalError(restoring);
     });
     return { backup, volume };
   }

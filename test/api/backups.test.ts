@@ -311,4 +311,28 @@ describe('a backup in flight (no worker)', () => {
     const [row] = await still.db.sql<{ backups: number }[]>`SELECT backups FROM resource_states WHERE resource_id = ${volumeId}`;
     expect(row!.backups).toBe(0);
   });
+
+  it('a restore onto a volume still being created from that backup is 409, not a second lease (the harness met it as a 500)', async () => {
+    const res = await still.request('POST', '/v3/volumes', { volume: { size: 1 } });
+    const volumeId = res.body.volume.id as string;
+    await still.db.sql`UPDATE resource_states SET state = 'available' WHERE resource_id = ${volumeId}`;
+    const backupId = await backupOf(still, volumeId);
+    expect((await still.request('POST', `/v3/backups/${backupId}/action`, { 'os-reset_status': { status: 'available' } })).status).toBe(
+      202,
+    );
+    // A volume made from the backup: creating (no worker), holding the backup as a reader.
+    const made = await still.request(
+      'POST',
+      '/v3/volumes',
+      { volume: { backup_id: backupId } },
+      { 'openstack-api-version': 'volume 3.47' },
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(202);
+    const onto = await still.request('POST', `/v3/backups/${backupId}/restore`, { restore: { volume_id: made.body.volume.id } });
+    expect(onto.status, JSON.stringify(onto.body)).toBe(409);
+    expect(onto.body.conflictingRequest.message).toMatch(/it is 'creating'/);
+    const [lease] = await still.db.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM leases WHERE source_id = ${backupId} AND holder_id = ${made.body.volume.id}`;
+    expect(lease!.n).toBe(1);
+  });
 });
