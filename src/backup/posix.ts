@@ -34,7 +34,7 @@ import { promisify } from 'node:util';
 import { inflate } from 'node:zlib';
 import { decompress as zstdDecompress } from 'zstd-napi';
 import { DriverError, type BlockSource, type BlockTarget } from '../drivers/driver.ts';
-import { sha256, type Compression, type ObjectEntry, type Packed } from './pack.ts';
+import { pack, sha256, type Compression, type ObjectEntry, type Packed } from './pack.ts';
 import { PackPool } from './pool.ts';
 
 const inflateAsync = promisify(inflate);
@@ -317,7 +317,7 @@ export class PosixBackupStore {
         const data = await source.read(chunk * this.chunkBytes, lengthOf(chunk), into);
         // A source that gave a buffer of its own: copied into shared memory for the pool.
         if (data && data.buffer !== into.buffer) data.copy(into);
-        return this.pool.pack({
+        const job = {
           name: objectName(chunk),
           offset: chunk * this.chunkBytes,
           length: lengthOf(chunk),
@@ -328,7 +328,9 @@ export class PosixBackupStore {
           blockBytes: this.blockBytes,
           pieceBytes: this.pieceBytes,
           compression: this.compression,
-        });
+        };
+        // A hole has nothing to hash or compress: packed here, without waking (or starting) a thread.
+        return data ? this.pool.pack(job) : pack(job);
       })();
       p.catch(() => {}); // awaited in its turn; not unhandled if an earlier turn throws first
       packs.set(chunk, p);

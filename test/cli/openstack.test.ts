@@ -158,7 +158,7 @@ describe('the OpenStack client, through Keystone', () => {
 
   oscTest('lists volume services and zones as an admin; a member is refused the services', async () => {
     const services = await json('osc-admin', 'volume', 'service', 'list');
-    expect(services.map((s: any) => s.Binary).sort()).toEqual(['cinder-scheduler', 'cinder-volume']);
+    expect(services.map((s: any) => s.Binary).sort()).toEqual(['cinder-backup', 'cinder-scheduler', 'cinder-volume']);
     expect(services.every((s: any) => s.State === 'up' && s.Status === 'enabled')).toBe(true);
     expect(await json('osc-member', 'availability', 'zone', 'list', '--volume')).toEqual([
       { 'Zone Name': 'nova', 'Zone Status': 'available' },
