@@ -55,23 +55,22 @@ function backupLaneStates(): { model: ResourceModel; state: string; guard: strin
 
 /** Rows whose step is the backup lane's (see StateMeta.backupLane): what a worker whose lane is full does not claim. */
 export function backupLanePredicate(): string {
-  return backupLaneStates()
-    .map(({ model, state, guard }) => {
-      const atoms = guard
-        ? guardAtoms(model.guards, guard)
-            .map((a) => ` AND (${a.guard.sql})`)
-            .join('')
-        : '';
-      return `(resource_type = '${model.type}' AND state = '${state}'${atoms})`;
-    })
-    .join(' OR ');
+  return LANE_STATES.map(({ model, state, guard }) => {
+    const atoms = guard
+      ? guardAtoms(model.guards, guard)
+          .map((a) => ` AND (${a.guard.sql})`)
+          .join('')
+      : '';
+    return `(resource_type = '${model.type}' AND state = '${state}'${atoms})`;
+  }).join(' OR ');
 }
 
+const LANE_STATES = backupLaneStates();
 const NOT_BACKUP_LANE = `NOT (${backupLanePredicate()})`;
 
 /** Whether a claimed row's step is the backup lane's (the same rule as backupLanePredicate, on the row). */
 export function inBackupLane(row: ClaimedRow): boolean {
-  return backupLaneStates().some(
+  return LANE_STATES.some(
     ({ model, state, guard }) =>
       model.type === row.resource_type &&
       state === row.state &&

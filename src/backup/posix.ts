@@ -169,8 +169,6 @@ export class PosixBackupStore {
   readonly compression: Compression;
   readonly pieceBytes: number;
   private readonly pool: PackPool;
-  private readonly zeroBlock: Buffer;
-  private readonly zeroHash: string;
 
   constructor(opts: PosixStoreOptions) {
     this.root = opts.root;
@@ -183,8 +181,6 @@ export class PosixBackupStore {
       throw new Error(`chunkBytes ${this.chunkBytes} is not a multiple of blockBytes ${this.blockBytes}`);
     if (this.pieceBytes % this.blockBytes !== 0)
       throw new Error(`pieceBytes ${this.pieceBytes} is not a multiple of blockBytes ${this.blockBytes}`);
-    this.zeroBlock = Buffer.alloc(this.blockBytes);
-    this.zeroHash = sha256(this.zeroBlock);
   }
 
   private dir(loc: BackupLocation): string {
@@ -269,10 +265,10 @@ export class PosixBackupStore {
    * over it). Idempotent: run again after a crash, it keeps the chunks its
    * journal names whose objects are intact and goes on from there.
    *
-   * A pipeline of three: the next chunk is read while this one is hashed
-   * and compressed, and the one before is written and synced meanwhile;
-   * the work on one chunk yields to the event loop between pieces, so the
-   * node's requests are not kept waiting behind a backup.
+   * A pipeline: the next chunk is read while as many as the pack pool has
+   * threads are hashed and compressed there (src/backup/pool.ts), and the
+   * one before is written and synced meanwhile; the event loop only moves
+   * buffers, so the node's requests are not kept waiting behind a backup.
    */
   async backup(
     backup: BackupIdentity,
