@@ -84,11 +84,18 @@ describe('the backup lane', () => {
     }
     await driver.enteredCount(1);
     expect(t.worker!.backupStepsInFlight).toBe(1);
-    // The two others are pending and unowned: the lane is full.
-    const waiting = await t.db.sql<{ n: number }[]>`
-      SELECT count(*)::int AS n FROM resource_states
-      WHERE resource_type = 'backup' AND state = 'creating.backend' AND owner IS NULL AND resource_id = ANY(${backups})`;
-    expect(waiting[0]!.n).toBe(2);
+    // The two others are pending and unowned: the lane is full. (A claim that took them with the
+    // first hands them back in the same round, which may end just after the first step began.)
+    await until(
+      async () => {
+        const [row] = await t.db.sql<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM resource_states
+        WHERE resource_type = 'backup' AND state = 'creating.backend' AND owner IS NULL AND resource_id = ANY(${backups})`;
+        return row!.n === 2;
+      },
+      10_000,
+      'the two other backups to wait unowned',
+    );
 
     // Volume operations are not starved meanwhile.
     const created = await Promise.all([availableVolume(t), availableVolume(t), availableVolume(t)]);
