@@ -13,12 +13,17 @@ export interface Lease {
   kind: LeaseKind;
 }
 
+/**
+ * Insert the holder's leases on the source; false when the holder already
+ * held one of them (nothing is inserted then, and the transaction stays
+ * usable: the caller refuses and rolls back the source's CAS with it).
+ */
 export async function insertLeases(
   tx: Exec,
   source: { type: string; id: string },
   holder: { type: string; id: string },
   kinds: readonly LeaseKind[],
-): Promise<void> {
+): Promise<boolean> {
   const rows = kinds.map((kind) => ({
     source_type: source.type,
     source_id: source.id,
@@ -26,7 +31,8 @@ export async function insertLeases(
     holder_id: holder.id,
     kind,
   }));
-  await tx`INSERT INTO leases ${tx(rows)}`;
+  const inserted = await tx`INSERT INTO leases ${tx(rows)} ON CONFLICT DO NOTHING RETURNING kind`;
+  return inserted.length === rows.length;
 }
 
 /** Take away the holder's leases of these kinds; returns them, sources in a fixed order. */

@@ -359,7 +359,12 @@ export class Enforcer {
     opts: ApplyOptions,
   ): Promise<Outcome> {
     const outcome = await this.applyIn(tx, source, event, opts);
-    if (outcome.ok) await insertLeases(tx, source, holder, kinds);
+    // A holder takes a lease once: a second (a volume being created from a backup, restored from it
+    // again) is a conflict the caller's transaction rolls back with the source's CAS, not a key error.
+    if (outcome.ok && !(await insertLeases(tx, source, holder, kinds)))
+      throw new ApiError('ResourceConflict', {
+        reason: `${holder.type} ${holder.id} already holds ${source.type} ${source.id} (${kinds.join(', ')}); retry when that operation ends.`,
+      });
     return outcome;
   }
 

@@ -132,17 +132,12 @@ export class Client {
     return r.status === 202 ? idIn(r.body, 'volume') : undefined;
   }
 
-  private async firstOf(collection: 'snapshots' | 'attachments', volumeId: string): Promise<string | undefined> {
+  /** The first of a volume's snapshots, attachments or backups; `any`: one of them at random. */
+  private async firstOf(collection: 'snapshots' | 'attachments' | 'backups', volumeId: string, any = false): Promise<string | undefined> {
     const r = await this.request('GET', `/v3/${collection}?volume_id=${volumeId}`);
     const list = r.body?.[collection];
-    return Array.isArray(list) ? (list[0] as { id?: string } | undefined)?.id : undefined;
-  }
-
-  /** Any one of a volume's backups (the newest is often still being made). */
-  private async anyBackupOf(volumeId: string): Promise<string | undefined> {
-    const r = await this.request('GET', `/v3/backups?volume_id=${volumeId}`);
-    const list = r.body?.backups;
-    return Array.isArray(list) ? (this.pick(list) as { id?: string } | undefined)?.id : undefined;
+    if (!Array.isArray(list)) return undefined;
+    return ((any ? this.pick(list) : list[0]) as { id?: string } | undefined)?.id;
   }
 
   /** One operation: draw it, send it, record its answer. False when there was nothing to act on (no operation was made). */
@@ -206,13 +201,13 @@ export class Client {
           });
         break;
       case 'backup-delete': {
-        const b = v && (await this.anyBackupOf(v));
+        const b = v && (await this.firstOf('backups', v, true)); // any: the newest is often still being made
         if (b) r = await this.request('DELETE', `/v3/backups/${b}`);
         break;
       }
       case 'restore': {
         // Onto the volume it came from, or (half the time) into a new volume, which joins the pool.
-        const b = v && (await this.anyBackupOf(v));
+        const b = v && (await this.firstOf('backups', v, true)); // any: the newest is often still being made
         const into = this.random() < 0.5 ? { volume_id: v } : {};
         if (b) r = await this.request('POST', `/v3/backups/${b}/restore`, { restore: into });
         const made = (r?.body?.restore as { volume_id?: unknown } | undefined)?.volume_id;

@@ -216,16 +216,13 @@ const scheduleVolume: Step = async (ctx, row) => {
   if ('reason' in chosen) {
     ctx.log('no backend for the volume', { id, size: row.size, reason: chosen.reason });
     // The failure and the message that tells the project why: one transaction.
-    await transaction(ctx.sql, { rows: [{ type: 'volume', id }] }, async (tx) => {
-      const failed = await ctx.enforcer.apply(
-        tx,
-        { type: 'volume', id },
-        { type: 'SCHEDULE_FAILED' },
-        { actor: ctx.workerId, owner: ctx.workerId, nextOwner: null },
-      );
-      if (failed.ok) await recordVolumeMessage(tx, id, 'scheduleFailed', chosen.reason);
-      else ctx.log('step event refused', { type: 'volume', id, event: 'SCHEDULE_FAILED', kind: failed.kind, state: failed.state });
-    });
+    await send(
+      ctx,
+      'volume',
+      id,
+      { type: 'SCHEDULE_FAILED' },
+      { beside: (tx) => recordVolumeMessage(tx, id, 'scheduleFailed', chosen.reason) },
+    );
     return;
   }
   // The choice is written while this worker owns the row in its scheduling state (the statement

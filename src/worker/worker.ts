@@ -149,8 +149,6 @@ export class Worker {
   get backupStepsInFlight(): number {
     return this.lane.size;
   }
-  /** lane rows a claim took beyond the lane's room, handed straight back (tests, logs) */
-  laneOverflow = 0;
   recovered = 0;
   strays = 0;
   /** rows handed back because another session held their fence (tests, logs) */
@@ -351,7 +349,6 @@ export class Worker {
             const claimed = await claim(this.opts.sql, this.id, free, { backupLane: laneRoom > 0 });
             for (const row of claimed) {
               if (inBackupLane(row) && laneRoom-- <= 0) {
-                this.laneOverflow++;
                 await unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id, 0).catch(() => {});
                 continue;
               }

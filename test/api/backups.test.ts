@@ -52,6 +52,12 @@ async function backupOf(app: TestApp, volumeId: string, extra: Record<string, un
   return res.body.backup.id as string;
 }
 
+/** The project's user message about a resource (GET /messages). */
+async function messageAbout(id: string): Promise<Record<string, unknown> | undefined> {
+  const res = await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.70' });
+  return (res.body.messages as { resource_uuid: string }[]).find((m) => m.resource_uuid === id);
+}
+
 /** Tempest's common_show_backup: these keys and no others (3.70, admin). */
 const DETAIL_KEYS = [
   'availability_zone',
@@ -172,13 +178,7 @@ describe('backups', () => {
     const failed = await waitStatus(t, 'backups', lost, 'error');
     expect(failed.fail_reason).toMatch(/has no metadata/);
     // The project is told, in Cinder's words, in the transaction of the failure.
-    const messages = (await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.70' })).body.messages as {
-      resource_uuid: string;
-      event_id: string;
-      user_message: string;
-      resource_type: string;
-    }[];
-    expect(messages.find((m) => m.resource_uuid === lost)).toMatchObject({
+    expect(await messageAbout(lost)).toMatchObject({
       event_id: 'VOLUME_VOLUME_BACKUP_013_020',
       resource_type: 'VOLUME_BACKUP',
       user_message: 'create backup:Backup driver failed to create backup.',
@@ -207,13 +207,7 @@ describe('backups', () => {
     expect(restore.status).toBe(202);
     await waitStatus(t, 'volumes', target, 'error_restoring');
     await waitStatus(t, 'backups', backupId, 'available');
-    const messages = (await t.request('GET', '/v3/messages', undefined, { 'openstack-api-version': 'volume 3.70' })).body.messages as {
-      resource_uuid: string;
-      event_id: string;
-      user_message: string;
-      request_id: string;
-    }[];
-    expect(messages.find((m) => m.resource_uuid === backupId)).toMatchObject({
+    expect(await messageAbout(backupId)).toMatchObject({
       event_id: 'VOLUME_VOLUME_BACKUP_015_026',
       user_message: 'restore backup:Backup driver failed to restore backup.',
       request_id: restore.headers['x-openstack-request-id'],

@@ -206,3 +206,20 @@ describe('apply() outside the matrix', () => {
     });
   }
 });
+
+describe('a lease is taken once', () => {
+  it('a second lease of the holder on the same source is a 409 conflict that rolls the source back, never a key error', async () => {
+    const backup = await putRow(db.sql, MODELS.backup, 'available', { ...initial('backup') });
+    const holder = { type: 'volume' as const, id: randomUUID() };
+    const take = () =>
+      db.sql.begin((tx) =>
+        enforcer.acquire(tx, { type: 'backup', id: backup }, { type: 'RESTORE_BEGIN' }, holder, ['reader'], { actor: 'test' }),
+      );
+    expect(await take()).toMatchObject({ ok: true, row: { state: 'restoring', readers: 1 } });
+    // Taken again (the harness met it: a restore onto a volume being created from that backup).
+    await expect(take()).rejects.toMatchObject({ code: 'ResourceConflict', status: 409 });
+    expect(await getRow(db.sql, 'backup', backup)).toMatchObject({ state: 'restoring', readers: 1 });
+    const [leases] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM leases WHERE source_id = ${backup}`;
+    expect(leases!.n).toBe(1);
+  });
+});
