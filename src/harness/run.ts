@@ -53,6 +53,12 @@ export interface HarnessOptions {
   clients: number;
   ops?: number | undefined;
   durationMs?: number | undefined;
+  /**
+   * go on past --ops until this many faults were injected: a test that asserts a run rides out
+   * its faults waits on them, not on how many operations a machine makes before the first timer
+   * fires (300 operations took under 2 s on a fast machine, and no restart came)
+   */
+  minFaults?: number | undefined;
   seed: number;
   faults: Faults;
   /** the database: the nodes' (default: an embedded one the harness starts), or the endpoint's, for the check */
@@ -344,7 +350,8 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     );
     await Promise.all(
       clients.map(async (c) => {
-        while (budget > 0 && Date.now() < deadline) {
+        const minFaults = opts.minFaults ?? 0;
+        while ((budget > 0 || faults.length < minFaults) && Date.now() < deadline) {
           budget--;
           if (!(await c.step())) budget++;
         }
