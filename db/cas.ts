@@ -56,6 +56,8 @@ export const DATA_TABLES: Readonly<Record<string, string>> = {
   snapshot: 'snapshots',
   attachment: 'attachments',
   backup: 'backups',
+  group: 'groups',
+  group_snapshot: 'group_snapshots',
 };
 /** The data tables whose rows count against a volume type's quota (backups count project-wide only). */
 const TYPED_TABLES: ReadonlySet<string> = new Set(['volumes', 'snapshots']);

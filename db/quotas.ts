@@ -27,7 +27,7 @@ import type postgres from 'postgres';
 import type { Executor as Exec } from './connect.ts';
 
 /** The resources volstate counts, and those it reports as Cinder does (always 0 in use). */
-export const COUNTED = ['volumes', 'gigabytes', 'snapshots', 'backups', 'backup_gigabytes'] as const;
+export const COUNTED = ['volumes', 'gigabytes', 'snapshots', 'backups', 'backup_gigabytes', 'groups'] as const;
 export const QUOTA_RESOURCES = [
   'volumes',
   'snapshots',

@@ -33,6 +33,8 @@ export interface StateView {
   dependents: number;
   /** backups of it being made (a volume or snapshot shows `backing-up` meanwhile) */
   backups: number;
+  /** a group's member volumes, a group snapshot's member snapshots */
+  members: number;
   /** facts of the operation in flight (e.g. a reported snapshot progress); null at rest */
   operation: Record<string, unknown> | null;
   state_updated_at: Date;
@@ -110,7 +112,7 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
   }
 
   private columns(sql: Exec): Fragment {
-    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.backups, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
+    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.backups, s.members, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
   }
 
   /** Live: no `deleted_at`, set by the CAS into the final state (db/cas.ts); the lists' partial indexes hold these rows only. */
@@ -266,7 +268,7 @@ export type BackupRecord = WithState<BackupRow>;
 export const volumeTable = new ResourceTable<VolumeRow, NewVolumeRow>({
   type: 'volume',
   table: 'volumes',
-  filters: [],
+  filters: ['group_id'],
   sortable: { ...NAMED_SORT, availability_zone: 'd.availability_zone', bootable: 'd.bootable' },
 });
 

@@ -60,29 +60,35 @@ export async function ensureHistoryPartitions(sql: Exec, now = new Date(), ahead
 
 export interface PurgeReport {
   /** data rows removed (with their state rows), by table */
-  rows: Record<'attachments' | 'snapshots' | 'volumes' | 'backups' | 'messages', number>;
+  rows: Record<'attachments' | 'snapshots' | 'volumes' | 'backups' | 'group_snapshots' | 'groups' | 'messages', number>;
   /** monthly history partitions dropped */
   partitions: string[];
   /** history rows deleted from the default partition */
   historyRows: number;
 }
 
-/** A volume some row still refers to waits for the next round (a child skipped as locked this one). */
-const KEEP_PARENTS = `
+/** A volume or group some row still refers to waits for the next round (a child skipped as locked this one). */
+const KEEP_PARENTS: Partial<Record<string, string>> = {
+  volumes: `
              AND NOT EXISTS (SELECT 1 FROM snapshots c WHERE c.volume_id = volumes.id)
-             AND NOT EXISTS (SELECT 1 FROM attachments c WHERE c.volume_id = volumes.id)`;
+             AND NOT EXISTS (SELECT 1 FROM attachments c WHERE c.volume_id = volumes.id)`,
+  groups: `
+             AND NOT EXISTS (SELECT 1 FROM group_snapshots c WHERE c.group_id = groups.id)`,
+};
 
 const TABLES = [
   { table: 'attachments', type: 'attachment' },
   { table: 'backups', type: 'backup' },
   { table: 'snapshots', type: 'snapshot' },
   { table: 'volumes', type: 'volume' },
+  { table: 'group_snapshots', type: 'group_snapshot' },
+  { table: 'groups', type: 'group' },
 ] as const;
 
 /** Remove what was deleted before `before`, `batch` rows per transaction. */
 export async function purge(sql: Exec, before: Date, batch = 1000): Promise<PurgeReport> {
   const report: PurgeReport = {
-    rows: { attachments: 0, snapshots: 0, volumes: 0, backups: 0, messages: 0 },
+    rows: { attachments: 0, snapshots: 0, volumes: 0, backups: 0, group_snapshots: 0, groups: 0, messages: 0 },
     partitions: [],
     historyRows: 0,
   };
@@ -100,7 +106,7 @@ export async function purge(sql: Exec, before: Date, batch = 1000): Promise<Purg
       try {
         rows = await sql.unsafe(
           `WITH candidates AS (
-             SELECT id FROM ${table} WHERE deleted_at < $1${table === 'volumes' ? KEEP_PARENTS : ''} ORDER BY deleted_at LIMIT $2
+             SELECT id FROM ${table} WHERE deleted_at < $1${KEEP_PARENTS[table] ?? ''} ORDER BY deleted_at LIMIT $2
            ), locked AS (
              SELECT s.resource_id AS id FROM resource_states s JOIN candidates c ON s.resource_type = $3 AND s.resource_id = c.id
              FOR UPDATE OF s SKIP LOCKED

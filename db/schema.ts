@@ -102,6 +102,127 @@ export const volumeTypeAccess = pgTable(
   (t) => [primaryKey({ columns: [t.volume_type_id, t.project_id] })],
 );
 
+/**
+ * Group types (Cinder's, 3.11): a name and group specs, as volume types have
+ * extra specs; a group is made of one. `default_cgsnapshot_type` is made by the
+ * migration, as Cinder makes it: the type of every consistency group (the
+ * legacy consistencygroups API, src/api/groups.ts). A type a live group uses
+ * cannot be deleted (db/group-types.ts).
+ */
+export const groupTypes = pgTable(
+  'group_types',
+  {
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    description: text('description'),
+    is_public: boolean('is_public').notNull().default(true),
+    group_specs: jsonb('group_specs').$type<Record<string, string>>().notNull().default({}),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  (t) => [uniqueIndex('group_types_name').on(t.name)],
+);
+
+/**
+ * A volume type's encryption (Cinder's volume type encryption, data only:
+ * volstate's backends store what they are given). At most one per type (the
+ * key; Cinder's table has no such constraint, only a comment asking for it).
+ * Created, changed or removed only while no live volume has the type
+ * (db/volume-types.ts); a volume of an encrypted type shows `encrypted: true`.
+ */
+export const volumeTypeEncryption = pgTable(
+  'volume_type_encryption',
+  {
+    volume_type_id: uuid('volume_type_id')
+      .primaryKey()
+      .references(() => volumeTypes.id, { onDelete: 'cascade' }),
+    encryption_id: uuid('encryption_id').notNull(),
+    provider: text('provider').notNull(),
+    cipher: text('cipher'),
+    key_size: integer('key_size'),
+    control_location: text('control_location').notNull(),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+  },
+  (t) => [check('volume_type_encryption_control_location', sql`${t.control_location} IN ('front-end', 'back-end')`)],
+);
+
+/**
+ * Groups (Cinder's generic volume groups, 3.13; consistency groups are
+ * groups of `default_cgsnapshot_type`): what a client named and asked for.
+ * Status lives in `resource_states` (machines/group.ts); membership is the
+ * volumes' `group_id`, changed only in the transaction of the group's own
+ * CAS (src/services/groups.ts). `group_snapshot_id` / `source_group_id`:
+ * what it was created from (3.14).
+ */
+export const groups = pgTable(
+  'groups',
+  {
+    id: uuid('id').primaryKey(),
+    project_id: text('project_id').notNull(),
+    user_id: text('user_id'),
+    name: text('name'),
+    description: text('description'),
+    /** no foreign key: a deleted group keeps its type's id after the type is gone (a live group's type cannot be deleted: db/group-types.ts) */
+    group_type_id: uuid('group_type_id').notNull(),
+    /** the volume types its volumes may have (ids, at least one), in the order given */
+    volume_type_ids: uuid('volume_type_ids').array().notNull(),
+    availability_zone: text('availability_zone').notNull().default('nova'),
+    group_snapshot_id: uuid('group_snapshot_id'),
+    source_group_id: uuid('source_group_id'),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+    deleted_at: deletedAt(),
+  },
+  (t) => [
+    index('groups_live_project_created')
+      .on(t.project_id, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('groups_live_created')
+      .on(t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('groups_deleted')
+      .on(t.deleted_at)
+      .where(sql`deleted_at IS NOT NULL`),
+    index('groups_type').on(t.group_type_id),
+  ],
+);
+
+/**
+ * Group snapshots (3.14): a point-in-time snapshot of every member of a
+ * group, taken as one operation (machines/group-snapshot.ts); its member
+ * snapshots are rows of `snapshots` with `group_snapshot_id` set.
+ */
+export const groupSnapshots = pgTable(
+  'group_snapshots',
+  {
+    id: uuid('id').primaryKey(),
+    project_id: text('project_id').notNull(),
+    user_id: text('user_id'),
+    group_id: uuid('group_id')
+      .notNull()
+      .references(() => groups.id),
+    group_type_id: uuid('group_type_id').notNull(),
+    name: text('name'),
+    description: text('description'),
+    created_at: createdAt(),
+    updated_at: updatedAt(),
+    deleted_at: deletedAt(),
+  },
+  (t) => [
+    index('group_snapshots_live_project_created')
+      .on(t.project_id, t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('group_snapshots_live_created')
+      .on(t.created_at, t.id)
+      .where(sql`deleted_at IS NULL`),
+    index('group_snapshots_deleted')
+      .on(t.deleted_at)
+      .where(sql`deleted_at IS NOT NULL`),
+    index('group_snapshots_group').on(t.group_id),
+  ],
+);
+
 export const volumes = pgTable(
   'volumes',
   {
@@ -127,6 +248,8 @@ export const volumes = pgTable(
     backup_id: uuid('backup_id'),
     /** os-update_readonly_flag: new attachments are read-only; null until the flag is first set (Cinder shows it in metadata from then on) */
     readonly: boolean('readonly'),
+    /** the group it is a member of (3.13): set and cleared only in the transaction of the group's CAS that admits or lets it go */
+    group_id: uuid('group_id'),
     created_at: createdAt(),
     updated_at: updatedAt(),
     deleted_at: deletedAt(),
@@ -151,6 +274,9 @@ export const volumes = pgTable(
       .on(t.deleted_at)
       .where(sql`deleted_at IS NOT NULL`),
     index('volumes_type').on(t.volume_type_id),
+    index('volumes_group')
+      .on(t.group_id)
+      .where(sql`group_id IS NOT NULL`),
   ],
 );
 
@@ -168,6 +294,8 @@ export const snapshots = pgTable(
     name: text('name'),
     description: text('description'),
     metadata: jsonb('metadata').$type<Record<string, string>>().notNull().default({}),
+    /** the group snapshot it is a member of (3.14); such a snapshot is deleted with its group snapshot only */
+    group_snapshot_id: uuid('group_snapshot_id'),
     created_at: createdAt(),
     updated_at: updatedAt(),
     deleted_at: deletedAt(),
@@ -184,6 +312,9 @@ export const snapshots = pgTable(
       .where(sql`deleted_at IS NOT NULL`),
     index('snapshots_volume').on(t.volume_id),
     index('snapshots_type').on(t.volume_type_id),
+    index('snapshots_group_snapshot')
+      .on(t.group_snapshot_id)
+      .where(sql`group_snapshot_id IS NOT NULL`),
   ],
 );
 
@@ -342,6 +473,8 @@ export const resourceStates = pgTable(
     dependents: integer('dependents').notNull().default(0),
     /** backups of this volume or snapshot being made (machines/backup.ts) */
     backups: integer('backups').notNull().default(0),
+    /** a group's member volumes, a group snapshot's member snapshots (the `member` leases they hold) */
+    members: integer('members').notNull().default(0),
     size: integer('size').notNull().default(0),
     operation: jsonb('operation').$type<Record<string, unknown>>(),
     multiattach: boolean('multiattach').notNull().default(false),
@@ -362,7 +495,7 @@ export const resourceStates = pgTable(
     check('resource_states_valid_state', validState),
     check(
       'resource_states_counts',
-      sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.backups} >= 0 AND ${t.size} >= 0 AND ${t.att_reserved} >= 0 AND ${t.att_attaching} >= 0 AND ${t.att_attached} >= 0 AND ${t.att_detaching} >= 0 AND ${t.att_error} >= 0`,
+      sql`${t.readers} >= 0 AND ${t.dependents} >= 0 AND ${t.backups} >= 0 AND ${t.members} >= 0 AND ${t.size} >= 0 AND ${t.att_reserved} >= 0 AND ${t.att_attaching} >= 0 AND ${t.att_attached} >= 0 AND ${t.att_detaching} >= 0 AND ${t.att_error} >= 0`,
     ),
     // Small partial index over the work queue (unowned rows in a state with
     // a worker step), in claim order.
@@ -567,3 +700,7 @@ export type MessageRow = typeof messages.$inferSelect;
 export type NewAttachmentRow = typeof attachments.$inferInsert;
 export type ResourceStateRow = typeof resourceStates.$inferSelect;
 export type StateTransitionRow = typeof stateTransitions.$inferSelect;
+export type GroupRow = typeof groups.$inferSelect;
+export type NewGroupRow = typeof groups.$inferInsert;
+export type GroupSnapshotRow = typeof groupSnapshots.$inferSelect;
+export type NewGroupSnapshotRow = typeof groupSnapshots.$inferInsert;

@@ -43,6 +43,8 @@ export interface LockSet {
   attachmentsOf?: readonly string[];
   /** the sources these holders hold leases on (a transition of the holder may give them back) */
   leaseSourcesOf?: readonly RowRef[];
+  /** the live member volumes of these groups */
+  membersOf?: readonly string[];
 }
 
 /** Lock the rows of `set` in (resource_type, resource_id) order. */
@@ -50,7 +52,7 @@ export async function lockInOrder(tx: postgres.TransactionSql, set: LockSet): Pr
   const rows = set.rows ?? [];
   const holders = set.leaseSourcesOf ?? [];
   // Nothing existing to lock (a create that inserts only new rows): no statement.
-  if (rows.length === 0 && holders.length === 0 && !set.snapshotsOf?.length && !set.attachmentsOf?.length) return;
+  if (rows.length === 0 && holders.length === 0 && !set.snapshotsOf?.length && !set.attachmentsOf?.length && !set.membersOf?.length) return;
   // The sort feeds the lock: PostgreSQL locks the rows as the ORDER BY emits them.
   await tx`
     SELECT 1 FROM resource_states s
@@ -60,6 +62,8 @@ export async function lockInOrder(tx: postgres.TransactionSql, set: LockSet): Pr
       SELECT 'snapshot', n.id FROM snapshots n WHERE n.volume_id = ANY(${set.snapshotsOf ?? []}::uuid[])
       UNION ALL
       SELECT 'attachment', a.id FROM attachments a WHERE a.volume_id = ANY(${set.attachmentsOf ?? []}::uuid[])
+      UNION ALL
+      SELECT 'volume', v.id FROM volumes v WHERE v.group_id = ANY(${set.membersOf ?? []}::uuid[]) AND v.deleted_at IS NULL
       UNION ALL
       SELECT l.source_type, l.source_id FROM leases l
       WHERE (l.holder_type, l.holder_id) IN (SELECT * FROM unnest(${holders.map((h) => h.type)}::text[], ${holders.map((h) => h.id)}::uuid[])))

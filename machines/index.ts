@@ -3,15 +3,24 @@
  */
 import { attachmentModel } from './attachment.ts';
 import { backupModel } from './backup.ts';
+import { groupModel } from './group.ts';
+import { groupSnapshotModel } from './group-snapshot.ts';
 import { snapshotModel } from './snapshot.ts';
 import { volumeModel } from './volume.ts';
 import type { ResourceModel } from './resource.ts';
 
-export const MODELS = { volume: volumeModel, snapshot: snapshotModel, attachment: attachmentModel, backup: backupModel } as const;
+export const MODELS = {
+  volume: volumeModel,
+  snapshot: snapshotModel,
+  attachment: attachmentModel,
+  backup: backupModel,
+  group: groupModel,
+  group_snapshot: groupSnapshotModel,
+} as const;
 export type ResourceType = keyof typeof MODELS;
 export const RESOURCE_TYPES = Object.keys(MODELS) as ResourceType[];
 
-export { volumeModel, snapshotModel, attachmentModel, backupModel };
+export { volumeModel, snapshotModel, attachmentModel, backupModel, groupModel, groupSnapshotModel };
 export type { ResourceModel };
 
 /**
@@ -38,6 +47,8 @@ export function isResourceType(type: string): type is ResourceType {
 
 import type { AttachmentContext, AttachmentEvent } from './attachment.ts';
 import type { BackupContext, BackupEvent } from './backup.ts';
+import type { GroupContext, GroupEvent } from './group.ts';
+import type { GroupSnapshotContext, GroupSnapshotEvent } from './group-snapshot.ts';
 import type { SnapshotContext, SnapshotEvent } from './snapshot.ts';
 import type { VolumeContext, VolumeEvent } from './volume.ts';
 
@@ -47,10 +58,14 @@ export interface EventMap {
   snapshot: SnapshotEvent;
   attachment: AttachmentEvent;
   backup: BackupEvent;
+  group: GroupEvent;
+  group_snapshot: GroupSnapshotEvent;
 }
 export interface ContextMap {
   volume: VolumeContext;
   snapshot: SnapshotContext;
   attachment: AttachmentContext;
   backup: BackupContext;
+  group: GroupContext;
+  group_snapshot: GroupSnapshotContext;
 }

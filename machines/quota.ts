@@ -95,6 +95,8 @@ export const QUOTA: Record<string, QuotaSpec> = {
   snapshot: { counts: { snapshots: 1, gigabytes: 'size' }, perType: ['snapshots', 'gigabytes'], reserving: [] },
   // Project-wide, as Cinder's; a backup in error keeps counting until it is deleted.
   backup: { counts: { backups: 1, backup_gigabytes: 'size' }, perType: [], reserving: [] },
+  // Cinder's GroupQuotaEngine: `groups` per project; a group's volumes count as volumes.
+  group: { counts: { groups: 1 }, perType: [], reserving: [] },
 };
 
 /** What a live row of `type` counts, with its per-type twins. */

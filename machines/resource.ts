@@ -36,10 +36,12 @@ export interface ResourceModel<C = Record<string, unknown>, E = { type: string }
 /**
  * What a holder holds on a source: a read in flight (`reader`), its
  * existence (`dependent`: a snapshot of a volume, an incremental backup of
- * its parent), or a backup being made of it (`backup`).
+ * its parent, a group snapshot of its group), a backup being made of it
+ * (`backup`), or membership (`member`: a volume in its group, a snapshot in
+ * its group snapshot).
  */
-export type LeaseKind = 'reader' | 'dependent' | 'backup';
-export const LEASE_KINDS: readonly LeaseKind[] = ['reader', 'dependent', 'backup'];
+export type LeaseKind = 'reader' | 'dependent' | 'backup' | 'member';
+export const LEASE_KINDS: readonly LeaseKind[] = ['reader', 'dependent', 'backup', 'member'];
 
 /** `:name`, but not the second colon of a `::type` cast. */
 const PARAM = /(?<!:):([a-z_][a-z0-9_]*)/g;

@@ -39,6 +39,7 @@ const PARKED_ONLY = ['updating', 'unmanaging', 'backing-up'] as const;
 
 export const SNAPSHOT_STATES = [
   'creating.backend',
+  'creating.group',
   'creating.parked',
   'available',
   'restoring',
@@ -121,6 +122,13 @@ export const snapshotEvents = {
     doc: 'a backup of this snapshot is being made: one more backup',
   },
   BACKUP_END: { by: 'link', params: {}, doc: 'a backup of this snapshot ended, whichever way' },
+  GROUPED: {
+    by: 'link',
+    params: {},
+    doc: "a member of a group snapshot: sent in the group snapshot's create, it leaves the copy to the group snapshot's step",
+  },
+  GROUP_CREATED: { by: 'worker', params: {}, doc: "its group snapshot's step took every member's copy" },
+  GROUP_FAILED: { by: 'worker', params: {}, doc: "its group snapshot's step failed a copy" },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend took the snapshot' },
   BACKEND_FAILED: { by: 'worker', params: {}, doc: 'the backend failed the operation' },
   DELETED: { by: 'worker', params: {}, doc: 'the backend deleted the snapshot' },
@@ -217,6 +225,22 @@ export const snapshotMachine = setup({
             BACKEND_FAILED: { target: '#snapshot.error', actions: 'clearOperation' },
             // Taking the snapshot again overwrites the partial copy: redo it.
             WORKER_LOST: workerLost('snapshot', 'creating.backend', 'error'),
+            // Only in its group snapshot's create, before any worker can see it.
+            GROUPED: { guard: 'unowned', target: 'group' },
+          },
+        },
+        group: {
+          tags: [TRANSIENT],
+          meta: {
+            holds: ['reader'],
+            doc: "a member of a group snapshot: its group snapshot's step takes the copy (the volume is held as a reader)",
+            movedOnBy:
+              "its group snapshot's step, with every other member in one transaction (GROUP_CREATED, GROUP_FAILED); the group snapshot's own recovery covers a lost step, and its delete deletes a member it left here",
+          },
+          on: {
+            GROUP_CREATED: { target: '#snapshot.available', actions: 'clearOperation' },
+            GROUP_FAILED: { target: '#snapshot.error', actions: 'clearOperation' },
+            DELETE: { guard: 'canDelete', target: '#snapshot.deleting' },
           },
         },
         parked: {

@@ -39,6 +39,7 @@ import { quotaRoutes } from './api/quotas.ts';
 import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
 import { volumeId, volumeRoutes } from './api/volumes.ts';
+import { groupRoutes } from './api/groups.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
 import { ApiError } from './errors.ts';
@@ -49,6 +50,8 @@ import { SnapshotService } from './services/snapshots.ts';
 import { BackupService } from './services/backups.ts';
 import { VolumeService } from './services/volumes.ts';
 import { VolumeTypeService } from './services/volume-types.ts';
+import { GroupService, GroupSnapshotService } from './services/groups.ts';
+import { GroupTypeService } from './services/group-types.ts';
 import { QosService } from './services/qos.ts';
 import { QuotaService } from './services/quotas.ts';
 import { MessageService } from './services/messages.ts';
@@ -70,6 +73,8 @@ export interface AppOptions {
   heartbeatTimeoutMs?: number;
   /** the host this node's services are listed under (VOLSTATE_HOST); a volume's `os-vol-host-attr:host` is `<it>@<backend>#<backend>` */
   serviceHost?: string;
+  /** VOLSTATE_DEFAULT_GROUP_TYPE: the group type GET /group_types/default names (Cinder's default_group_type); unset: 404 */
+  defaultGroupType?: string | undefined;
 }
 
 export async function build(opts: AppOptions): Promise<FastifyInstance> {
@@ -169,6 +174,11 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(adminRoutes, { hosts: new HostService(opts.sql, opts.heartbeatTimeoutMs ?? 5000), backends });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
+    await scope.register(groupRoutes, {
+      groupTypes: new GroupTypeService(opts.sql, opts.defaultGroupType),
+      groups: new GroupService(opts.sql, enforcer),
+      groupSnapshots: new GroupSnapshotService(opts.sql, enforcer),
+    });
     await scope.register(backupRoutes, { backups });
     await scope.register(transferRoutes, { transfers });
     await scope.register(messageRoutes, { messages: new MessageService(opts.sql) });

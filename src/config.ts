@@ -52,6 +52,8 @@ export interface Config {
   backends: { name: string; driver: DriverName; dir: string }[];
   /** VOLSTATE_HOST: the host this node's services are listed under (os-services, volumes' host); default the machine's host name */
   serviceHost: string;
+  /** VOLSTATE_DEFAULT_GROUP_TYPE: the name of the group type GET /group_types/default answers (Cinder's default_group_type); unset: none, 404 */
+  defaultGroupType: string | undefined;
   worker: {
     /** steps run at once by one worker */
     concurrency: number;
@@ -276,6 +278,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: int(env, 'PORT', 8776, 0, 65535),
     databaseUrl: env.DATABASE_URL || undefined,
     serviceHost: serviceHostOf(env),
+    defaultGroupType: env.VOLSTATE_DEFAULT_GROUP_TYPE || undefined,
     dataDir,
     auth: authOf(env),
     driver,

@@ -26,6 +26,8 @@ const NAMES = {
   // Cinder answers attachment conflicts (duplicate connectors) with ResourceConflict, 409.
   attachment: { notFound: 'AttachmentNotFound', busy: 'ResourceConflict', invalid: 'InvalidAttachment' },
   backup: { notFound: 'BackupNotFound', busy: 'BackupIsBusy', invalid: 'InvalidBackup' },
+  group: { notFound: 'GroupNotFound', busy: 'GroupIsBusy', invalid: 'InvalidGroup' },
+  group_snapshot: { notFound: 'GroupSnapshotNotFound', busy: 'GroupSnapshotIsBusy', invalid: 'InvalidGroupSnapshot' },
 } as const satisfies Record<ResourceType, unknown>;
 
 function verbOf(model: ResourceModel, event: string): string {

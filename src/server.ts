@@ -145,6 +145,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
         worker: () => node.worker,
         heartbeatTimeoutMs: config.worker.timeoutMs,
         serviceHost: config.serviceHost,
+        defaultGroupType: config.defaultGroupType,
         inDoubtMs: config.inDoubtMs,
       })
     : undefined;

@@ -103,6 +103,13 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
   r.delete('/snapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
     const id = snapshotId(req.params.id);
     const ifMatch = parseIfMatch(req.headers['if-match']);
+    // A member of a group snapshot goes with it (as in Cinder): the group snapshot is deleted whole or not at all.
+    const member = (await snapshots.get(req.caller, id)).group_snapshot_id;
+    if (member) {
+      throw new ApiError('InvalidSnapshot', {
+        reason: `snapshot ${id} is part of group snapshot ${member}: delete the group snapshot (DELETE /group_snapshots/${member}).`,
+      });
+    }
     await changeState(req, reply, () => snapshots.send(req.caller, id, { type: 'DELETE' }, ifMatch));
     return reply.code(202).send();
   });

@@ -112,7 +112,7 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     attachments: attached.map(volumeAttachment),
     migration_status: null,
   };
-  if (ctx.mv >= 13) view.group_id = null;
+  if (ctx.mv >= 13) view.group_id = v.group_id;
   if (ctx.mv >= 21 && ctx.isAdmin) view.provider_id = null;
   if (ctx.mv >= 48) {
     view.shared_targets = ctx.mv >= 69 ? null : true;
@@ -144,7 +144,7 @@ export function snapshotDetail(n: SnapshotRecord, ctx: ViewContext, get = true) 
     size: n.size,
     metadata: n.metadata,
   };
-  if (ctx.mv >= 14) view.group_snapshot_id = null;
+  if (ctx.mv >= 14) view.group_snapshot_id = n.group_snapshot_id;
   if (ctx.mv >= 41) view.user_id = n.user_id;
   if (ctx.mv >= 65) view.consumes_quota = true;
   if (get) {

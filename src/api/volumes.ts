@@ -62,7 +62,11 @@ function unsupported(body: Record<string, unknown>, key: string, what: string) {
 }
 
 /** A source id from the body: a non-UUID names nothing (404, as for any missing source). */
-function sourceId(value: unknown, field: string, notFound: 'SnapshotNotFound' | 'VolumeNotFound' | 'BackupNotFound'): string | null {
+function sourceId(
+  value: unknown,
+  field: string,
+  notFound: 'SnapshotNotFound' | 'VolumeNotFound' | 'BackupNotFound' | 'GroupNotFound',
+): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value !== 'string') throw new ApiError('InvalidField', { field, value: JSON.stringify(value), reason: 'It must be an id.' });
   if (!isUuid(value)) throw new ApiError(notFound, { id: value });
@@ -79,6 +83,11 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     collection: 'volumes',
     statuses: VOLUME_STATUSES,
     sortKeys: volumes.sortKeys,
+    // 3.10: the volumes of a group.
+    filters: (q): Record<string, string> | null => {
+      if (q.group_id === undefined) return {};
+      return isUuid(q.group_id) ? { group_id: q.group_id.toLowerCase() } : null;
+    },
     list: (q) => volumes.list(q),
     load: attachedTo,
     detail: (v, ctx, attached) => volumeDetail(v, ctx, attached.get(v.id)),
@@ -98,8 +107,12 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
     const body = unwrap(req.body, 'volume');
     if (req.mv >= 53) rejectUnknown(body, 'volume', CREATE_KEYS);
     unsupported(body, 'imageRef', 'Creating a volume from an image');
-    unsupported(body, 'consistencygroup_id', 'Consistency groups');
-    unsupported(body, 'group_id', 'Groups');
+    // The group to create it in (3.13; a consistency group is a group, as Cinder reads consistencygroup_id).
+    const groupId = sourceId(
+      req.mv >= 13 ? (body.group_id ?? body.consistencygroup_id) : body.consistencygroup_id,
+      'group_id',
+      'GroupNotFound',
+    );
     if (body.volume_type != null && typeof body.volume_type !== 'string')
       throw new ApiError('VolumeTypeNotFound', { id: JSON.stringify(body.volume_type) });
     if (body.availability_zone != null && body.availability_zone !== 'nova') {
@@ -126,6 +139,7 @@ export const volumeRoutes: FastifyPluginAsync<VolumeRoutesOptions> = async (app,
       sourceVolid,
       backupId,
       volumeType: body.volume_type || null,
+      groupId,
     };
     const volume = await changeState(
       req,

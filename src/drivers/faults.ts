@@ -58,10 +58,32 @@ export class FaultyDriver<D extends Driver = Driver> implements Driver {
     if (this.journal) appendFileSync(this.journal, `${Date.now()} ${what} ${operation} ${resource} ${process.pid}\n`);
   }
 
+  private readonly holds = new Map<string, { arrived: () => void; released: Promise<void> }>();
+
+  /**
+   * For tests: the next call of `operation` (as `failures` names it: extend,
+   * snapshot, …) waits, once it began, until `release()`; `reached` resolves
+   * when it began. A test holds a step in flight on an event, not a latency.
+   */
+  hold(operation: string): { reached: Promise<void>; release: () => void } {
+    let arrived!: () => void;
+    let release!: () => void;
+    const reached = new Promise<void>((r) => (arrived = r));
+    const released = new Promise<void>((r) => (release = r));
+    this.holds.set(operation, { arrived, released });
+    return { reached, release };
+  }
+
   /** The operation, slowed down, perhaps failed, journaled from start to end. */
   private async run<T>(operation: string, resource: string, body: () => Promise<T>): Promise<T> {
     this.note('start', operation, resource);
     try {
+      const held = this.holds.get(operation);
+      if (held) {
+        this.holds.delete(operation);
+        held.arrived();
+        await held.released;
+      }
       if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
       const rate = this.failures[operation] ?? 0;
       if (rate > 0 && this.random() < rate) throw new DriverError(operation, 'injected failure');

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
 import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
+import { groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
 import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/volume-types.ts';
@@ -36,6 +37,8 @@ export interface NewVolumeInput {
   sourceVolid?: string | null;
   /** restore this backup into the new volume (3.47; a restore with no volume_id) */
   backupId?: string | null;
+  /** create it in this group (3.13): it joins as a member in this transaction (the group's MEMBER_ADD) */
+  groupId?: string | null;
 }
 
 const NOT_FOUND = { snapshot: 'SnapshotNotFound', volume: 'VolumeNotFound', backup: 'BackupNotFound' } as const;
@@ -63,8 +66,13 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
           ? { type: 'backup', id: input.backupId }
           : undefined;
     // Read back in the transaction: once it commits, another request may delete the volume before a later read.
-    return transaction(this.sql, { rows: sourceRef ? [sourceRef] : [] }, async (tx) => {
+    const groupRef = input.groupId ? { type: 'group', id: input.groupId } : undefined;
+    const lockRows = [sourceRef, groupRef].filter((r): r is { type: string; id: string } => r !== undefined);
+    return transaction(this.sql, { rows: lockRows }, async (tx) => {
       let size = input.size;
+      // The group first: a volume joins it only while it is creating or available (its MEMBER_ADD), of one of its types.
+      const group = input.groupId ? await groupTable.find(tx, input.groupId, scopeOf(caller)) : undefined;
+      if (input.groupId && !group) throw new ApiError('GroupNotFound', { id: input.groupId });
       const source = input.snapshotId
         ? {
             type: 'snapshot' as const,
@@ -119,6 +127,22 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       ]);
       if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
+      if (group) {
+        if (!group.volume_type_ids.includes(type.id)) {
+          throw new ApiError('InvalidInput', {
+            reason: `volume type ${type.name} is not one of group ${group.id}'s volume types; create the volume with one of ${group.volume_type_ids.join(', ')}.`,
+          });
+        }
+        const joined = await this.enforcer.acquire(
+          tx,
+          { type: 'group', id: group.id },
+          { type: 'MEMBER_ADD' },
+          { type: 'volume', id },
+          ['member'],
+          opts,
+        );
+        if (!joined.ok) throw refusalError(joined);
+      }
       // Cinder makes multiattach volumes from a type whose extra spec says so.
       const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
       const inserted = volumeTable.insert(tx, {
@@ -134,6 +158,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         multiattach,
         volume_type: type.name,
         volume_type_id: type.id,
+        group_id: group?.id ?? null,
       });
       const [, , created] = await Promise.all([
         inserted,

@@ -16,6 +16,7 @@ import type { Executor } from '../../db/connect.ts';
 import { transaction } from '../../db/tx.ts';
 import { createData, recordBackend, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
 import { typeForCreate } from '../../db/volume-types.ts';
+import { groupSnapshotMembers } from '../../db/groups.ts';
 import { backupData, recordBackedUp, recordFailure, recordProgress, recordRestored, restoreChain } from '../../db/backups.ts';
 import type { PosixBackupStore } from '../backup/posix.ts';
 
@@ -431,6 +432,68 @@ const restoreVolume = operationStep(
   (tx, id, backupId) => recordBackupMessage(tx, backupId, 'restoreFailed', id),
 );
 
+/**
+ * A group is made and deleted with nothing on the backend: the file and
+ * fake drivers keep no group of their own (Cinder's generic group path).
+ * Its delete runs once its last member volume is gone (the state's ready guard).
+ */
+const createGroup: Step = async (ctx, row) => {
+  await ctx.fenced?.();
+  await send(ctx, 'group', row.resource_id, { type: 'CREATED' });
+};
+const deleteGroup: Step = async (ctx, row) => {
+  await ctx.fenced?.();
+  await send(ctx, 'group', row.resource_id, { type: 'DELETED' });
+};
+
+/**
+ * A group snapshot: every member's copy, then every member and the group
+ * snapshot moved on in ONE transaction — all available, or all error (the
+ * copies taken of a failed one are deleted with its members). Each copy
+ * is idempotent (a lost worker's successor takes them all again).
+ */
+const createGroupSnapshot: Step = async (ctx, row) => {
+  const id = row.resource_id;
+  const members = await groupSnapshotMembers(ctx.sql, id);
+  let failed: DriverError | undefined;
+  for (const m of members) {
+    await ctx.fenced?.();
+    try {
+      await ctx.backends.driver(m.backend).createSnapshot(m.id, m.volume_id);
+    } catch (err) {
+      if (!(err instanceof DriverError)) throw err;
+      ctx.log('backend failed', { type: 'snapshot', id: m.id, group_snapshot: id, error: err.message });
+      failed = err;
+      break;
+    }
+  }
+  const each = failed ? 'GROUP_FAILED' : 'GROUP_CREATED';
+  const rows = [{ type: 'group_snapshot', id }, ...members.map((m) => ({ type: 'snapshot', id: m.id }))];
+  const outcome = await transaction(ctx.sql, { rows, leaseSourcesOf: rows.slice(1) }, async (tx) => {
+    const done = await ctx.enforcer.apply(
+      tx,
+      { type: 'group_snapshot', id },
+      { type: failed ? 'BACKEND_FAILED' : 'CREATED' },
+      {
+        actor: ctx.workerId,
+        owner: ctx.workerId,
+        nextOwner: null,
+      },
+    );
+    if (!done.ok) return done;
+    for (const m of members) {
+      // A member an admin moved meanwhile (a reset) stays where it was put.
+      await ctx.enforcer.apply(tx, { type: 'snapshot', id: m.id }, { type: each }, { actor: ctx.workerId });
+    }
+    return done;
+  });
+  if (!outcome.ok) ctx.log('step event refused', { type: 'group_snapshot', id, kind: outcome.kind, state: outcome.state });
+};
+const deleteGroupSnapshot: Step = async (ctx, row) => {
+  await ctx.fenced?.();
+  await send(ctx, 'group_snapshot', row.resource_id, { type: 'DELETED' });
+};
+
 /** Step implementations by resource type and the step name the machine gives. */
 export const STEPS: Record<ResourceType, Record<string, Step>> = {
   volume: {
@@ -445,6 +508,8 @@ export const STEPS: Record<ResourceType, Record<string, Step>> = {
   snapshot: { create: createSnapshot, delete: deleteSnapshot },
   attachment: {},
   backup: { create: createBackup, import: importBackup, delete: deleteBackup },
+  group: { create: createGroup, delete: deleteGroup },
+  group_snapshot: { create: createGroupSnapshot, delete: deleteGroupSnapshot },
 };
 
 export function stepFor(type: string, state: string): Step | undefined {

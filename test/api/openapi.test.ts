@@ -281,6 +281,49 @@ describe('the OpenAPI document', () => {
     await call('POST', '/v3/volumes', { volume: { size: -1 } });
     await call('POST', `/v3/volumes/${id}/action`, { 'os-extend': { new_size: 1 } });
 
+    // Group types, a group with a volume, a group snapshot (3.11–3.20).
+    const gt = ok(
+      await call('POST', '/v3/group_types', { group_type: { name: 'walk', group_specs: { a: 'b' } } }),
+      'group type',
+    ).group_type;
+    await call('GET', '/v3/group_types');
+    await call('GET', '/v3/group_types/default');
+    await call('GET', `/v3/group_types/${gt.id}`);
+    await call('PUT', `/v3/group_types/${gt.id}`, { group_type: { description: 'walked' } });
+    await call('GET', `/v3/group_types/${gt.id}/group_specs`);
+    await call('POST', `/v3/group_types/${gt.id}/group_specs`, { group_specs: { c: 'd' } });
+    await call('GET', `/v3/group_types/${gt.id}/group_specs/c`);
+    await call('PUT', `/v3/group_types/${gt.id}/group_specs/c`, { c: 'e' });
+    await call('DELETE', `/v3/group_types/${gt.id}/group_specs/c`);
+    const group = ok(
+      await call('POST', '/v3/groups', { group: { name: 'walk', group_type: gt.id, volume_types: [type.id] } }),
+      'group',
+    ).group;
+    await waitStatus(t, 'groups', group.id, 'available');
+    const member = await availableVolume(t, 1, { volume_type: type.id, group_id: group.id });
+    await call('GET', '/v3/groups');
+    await call('GET', '/v3/groups/detail?list_volume=True');
+    await call('GET', `/v3/groups/${group.id}`);
+    await call('PUT', `/v3/groups/${group.id}`, { group: { description: 'walked' } });
+    await call('GET', `/v3/groups/${group.id}/transitions`);
+    const gs = ok(
+      await call('POST', '/v3/group_snapshots', { group_snapshot: { group_id: group.id, name: 'walk' } }),
+      'group snapshot',
+    ).group_snapshot;
+    await waitStatus(t, 'group_snapshots', gs.id, 'available');
+    await call('GET', '/v3/group_snapshots');
+    await call('GET', '/v3/group_snapshots/detail');
+    await call('GET', `/v3/group_snapshots/${gs.id}`);
+    await call('GET', `/v3/group_snapshots/${gs.id}/transitions`);
+    await call('POST', `/v3/group_snapshots/${gs.id}/action`, { reset_status: { status: 'available' } });
+    await call('DELETE', `/v3/group_snapshots/${gs.id}`);
+    await waitStatus(t, 'group_snapshots', gs.id, 'gone');
+    await call('POST', `/v3/groups/${group.id}/action`, { reset_status: { status: 'available' } });
+    await call('POST', `/v3/groups/${group.id}/action`, { delete: { 'delete-volumes': true } });
+    await waitStatus(t, 'volumes', member, 'gone');
+    await waitStatus(t, 'groups', group.id, 'gone');
+    await call('DELETE', `/v3/group_types/${gt.id}`);
+
     // And the rest: a delete, types and all.
     await call('DELETE', `/v3/volumes/${id}`, undefined, { 'x-auth-token': `admin:${OTHER}` });
     await call('DELETE', `/v3/types/${type.id}`);

@@ -23,12 +23,16 @@ const quiet: Record<string, Record<string, unknown>> = {
   snapshot: { ...initial('snapshot'), size: 2 },
   attachment: initial('attachment'),
   backup: { ...initial('backup'), size: 2 },
+  group: initial('group'),
+  group_snapshot: initial('group_snapshot'),
 };
 const held: Record<string, Record<string, unknown>> = {
   volume: { ...quiet.volume, readers: 1, dependents: 1, backups: 1, att_attached: 1 },
   snapshot: { ...quiet.snapshot, readers: 1, backups: 1 },
   attachment: initial('attachment'),
   backup: { ...quiet.backup, readers: 1, dependents: 1 },
+  group: { ...quiet.group, members: 1, dependents: 1 },
+  group_snapshot: { ...quiet.group_snapshot, members: 1 },
 };
 
 function contextOfRow(model: ResourceModel, row: StateRow) {

@@ -169,7 +169,7 @@ describe('retention', () => {
     const done = await run('--before', '7d');
     expect(done.code, done.err).toBe(0);
     expect(done.out).toMatch(
-      /volstate: purged what was deleted before .* in [\d.]+ s: 0 attachments, 0 snapshots, 1 volumes, 0 backups, 0 messages; history:/,
+      /volstate: purged what was deleted before .* in [\d.]+ s: 0 attachments, 0 snapshots, 1 volumes, 0 backups, 0 group_snapshots, 0 groups, 0 messages; history:/,
     );
     expect(await t.db.sql`SELECT 1 FROM volumes WHERE id = ${id}`).toHaveLength(0);
   });

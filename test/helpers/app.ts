@@ -154,7 +154,7 @@ export async function availableVolume(t: TestApp, size = 1, extra: Record<string
 /** Wait until GET shows `status` (or 404 when status is 'gone'); returns the resource as shown. */
 export async function waitStatus(
   t: TestApp,
-  collection: 'volumes' | 'snapshots' | 'backups',
+  collection: 'volumes' | 'snapshots' | 'backups' | 'groups' | 'group_snapshots',
   id: string,
   status: string,
   ms = 10_000,

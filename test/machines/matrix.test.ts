@@ -232,35 +232,37 @@ deleted                   | gone                      gone            gone
 `;
 
 const SNAPSHOT_QUIET = `
-state             | DELETE           FORCE_DELETE     RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST      BACKUP_BEGIN BACKUP_END
-creating.backend  | busy             deleting.backend error        busy          busy       busy          invalid  available       error          busy    creating.backend busy         invalid
-creating.parked   | invalid          deleting.backend error        error         invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-available         | deleting.backend deleting.backend error        invalid       =          restoring     invalid  invalid         invalid        invalid invalid          =            invalid
-restoring         | busy             deleting.backend error        busy          busy       busy          invalid  busy            busy           busy    busy             busy         invalid
-deleting.backend  | busy             busy             busy         busy          busy       busy          invalid  busy            error_deleting deleted deleting.backend busy         invalid
-deleting.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-error             | deleting.backend deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-error_deleting    | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-updating.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-unmanaging.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-backing-up.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid
-deleted           | gone             gone             gone         gone          gone       gone          gone     gone            gone           gone    gone             gone         gone
+state             | DELETE           FORCE_DELETE     RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST      BACKUP_BEGIN BACKUP_END GROUPED        GROUP_CREATED GROUP_FAILED
+creating.backend  | busy             deleting.backend error        busy          busy       busy          invalid  available       error          busy    creating.backend busy         invalid    creating.group busy          busy
+creating.group    | deleting.backend deleting.backend error        busy          busy       busy          invalid  busy            busy           busy    busy             busy         invalid    busy           available     error
+creating.parked   | invalid          deleting.backend error        error         invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+available         | deleting.backend deleting.backend error        invalid       =          restoring     invalid  invalid         invalid        invalid invalid          =            invalid    invalid        invalid       invalid
+restoring         | busy             deleting.backend error        busy          busy       busy          invalid  busy            busy           busy    busy             busy         invalid    busy           busy          busy
+deleting.backend  | busy             busy             busy         busy          busy       busy          invalid  busy            error_deleting deleted deleting.backend busy         invalid    busy           busy          busy
+deleting.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+error             | deleting.backend deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+error_deleting    | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+updating.parked   | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+unmanaging.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+backing-up.parked | invalid          deleting.backend error        invalid       invalid    invalid       invalid  invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+deleted           | gone             gone             gone         gone          gone       gone          gone     gone            gone           gone    gone             gone         gone       gone           gone          gone
 `;
 
 const SNAPSHOT_HELD = `
-state             | DELETE  FORCE_DELETE RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END  BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST      BACKUP_BEGIN BACKUP_END
-creating.backend  | busy    busy         error        busy          busy       busy          =         available       error          busy    creating.backend busy         invalid
-creating.parked   | invalid busy         error        error         invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-available         | busy    busy         error        invalid       =          busy          =         invalid         invalid        invalid invalid          =            invalid
-restoring         | busy    busy         error        busy          busy       busy          available busy            busy           busy    busy             busy         invalid
-deleting.backend  | busy    busy         busy         busy          busy       busy          =         busy            error_deleting deleted deleting.backend busy         invalid
-deleting.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-error             | busy    busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-error_deleting    | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-updating.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-unmanaging.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-backing-up.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid
-deleted           | gone    gone         gone         gone          gone       gone          gone      gone            gone           gone    gone             gone         gone
+state             | DELETE  FORCE_DELETE RESET_STATUS UPDATE_STATUS READ_BEGIN RESTORE_BEGIN READ_END  BACKEND_CREATED BACKEND_FAILED DELETED WORKER_LOST      BACKUP_BEGIN BACKUP_END GROUPED        GROUP_CREATED GROUP_FAILED
+creating.backend  | busy    busy         error        busy          busy       busy          =         available       error          busy    creating.backend busy         invalid    creating.group busy          busy
+creating.group    | busy    busy         error        busy          busy       busy          =         busy            busy           busy    busy             busy         invalid    busy           available     error
+creating.parked   | invalid busy         error        error         invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+available         | busy    busy         error        invalid       =          busy          =         invalid         invalid        invalid invalid          =            invalid    invalid        invalid       invalid
+restoring         | busy    busy         error        busy          busy       busy          available busy            busy           busy    busy             busy         invalid    busy           busy          busy
+deleting.backend  | busy    busy         busy         busy          busy       busy          =         busy            error_deleting deleted deleting.backend busy         invalid    busy           busy          busy
+deleting.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+error             | busy    busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+error_deleting    | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+updating.parked   | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+unmanaging.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+backing-up.parked | invalid busy         error        invalid       invalid    invalid       =         invalid         invalid        invalid invalid          invalid      invalid    invalid        invalid       invalid
+deleted           | gone    gone         gone         gone          gone       gone          gone      gone            gone           gone    gone             gone         gone       gone           gone          gone
 `;
 
 const ATTACHMENT = `
@@ -378,6 +380,7 @@ deleted          | gone    gone         gone         gone            gone       
 const SNAPSHOT_BACKING_UP = `
 state             | DELETE  FORCE_DELETE BACKUP_BEGIN BACKUP_END
 creating.backend  | busy    busy         busy         =
+creating.group    | busy    busy         busy         =
 creating.parked   | invalid busy         invalid      =
 available         | busy    busy         =            =
 restoring         | busy    busy         busy         =
@@ -389,6 +392,60 @@ updating.parked   | invalid busy         invalid      =
 unmanaging.parked | invalid busy         invalid      =
 backing-up.parked | invalid busy         invalid      =
 deleted           | gone    gone         gone         gone
+`;
+
+const GROUP_QUIET = `
+state            | DELETE           DELETE_WITH_VOLUMES UPDATE  RESET_STATUS MEMBER_ADD MEMBER_GONE SNAPSHOT_BEGIN SNAPSHOT_GONE CREATED   BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy             busy                busy    error        =          invalid     busy           invalid       available error          busy    creating.backend
+creating.parked  | deleting.backend deleting.backend    invalid error        invalid    invalid     invalid        invalid       invalid   invalid        invalid invalid
+available        | deleting.backend deleting.backend    =       error        =          invalid     =              invalid       invalid   invalid        invalid invalid
+updating.parked  | deleting.backend deleting.backend    invalid error        invalid    invalid     invalid        invalid       invalid   invalid        invalid invalid
+deleting.backend | busy             busy                busy    error        busy       invalid     busy           invalid       busy      error_deleting deleted deleting.backend
+deleting.parked  | deleting.backend deleting.backend    invalid error        invalid    invalid     invalid        invalid       invalid   invalid        invalid invalid
+error            | deleting.backend deleting.backend    invalid error        invalid    invalid     invalid        invalid       invalid   invalid        invalid invalid
+error_deleting   | deleting.backend deleting.backend    invalid error        invalid    invalid     invalid        invalid       invalid   invalid        invalid invalid
+deleted          | gone             gone                gone    gone         gone       gone        gone           gone          gone      gone           gone    gone
+`;
+
+// One member volume, one group snapshot.
+const GROUP_HELD = `
+state            | DELETE  DELETE_WITH_VOLUMES UPDATE  RESET_STATUS MEMBER_ADD MEMBER_GONE SNAPSHOT_BEGIN SNAPSHOT_GONE CREATED   BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy    busy                busy    error        =          =           busy           =             available error          busy    creating.backend
+creating.parked  | invalid invalid             invalid error        invalid    =           invalid        =             invalid   invalid        invalid invalid
+available        | invalid invalid             =       error        =          =           =              =             invalid   invalid        invalid invalid
+updating.parked  | invalid invalid             invalid error        invalid    =           invalid        =             invalid   invalid        invalid invalid
+deleting.backend | busy    busy                busy    error        busy       =           busy           =             busy      error_deleting invalid deleting.backend
+deleting.parked  | invalid invalid             invalid error        invalid    =           invalid        =             invalid   invalid        invalid invalid
+error            | invalid invalid             invalid error        invalid    =           invalid        =             invalid   invalid        invalid invalid
+error_deleting   | invalid invalid             invalid error        invalid    =           invalid        =             invalid   invalid        invalid invalid
+deleted          | gone    gone                gone    gone         gone       gone        gone           gone          gone      gone           gone    gone
+`;
+
+const GROUP_SNAPSHOT_QUIET = `
+state            | DELETE           RESET_STATUS MEMBER_ADD MEMBER_GONE CREATED   BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy             error        =          invalid     available error          busy    creating.backend
+creating.parked  | deleting.backend error        invalid    invalid     invalid   invalid        invalid invalid
+available        | deleting.backend error        invalid    invalid     invalid   invalid        invalid invalid
+updating.parked  | deleting.backend error        invalid    invalid     invalid   invalid        invalid invalid
+deleting.backend | busy             error        busy       invalid     busy      busy           deleted deleting.backend
+deleting.parked  | deleting.backend error        invalid    invalid     invalid   invalid        invalid invalid
+error            | deleting.backend error        invalid    invalid     invalid   invalid        invalid invalid
+error_deleting   | deleting.backend error        invalid    invalid     invalid   invalid        invalid invalid
+deleted          | gone             gone         gone       gone        gone      gone           gone    gone
+`;
+
+// One member snapshot.
+const GROUP_SNAPSHOT_HELD = `
+state            | DELETE           RESET_STATUS MEMBER_ADD MEMBER_GONE CREATED   BACKEND_FAILED DELETED WORKER_LOST
+creating.backend | busy             error        =          =           available error          busy    creating.backend
+creating.parked  | deleting.backend error        invalid    =           invalid   invalid        invalid invalid
+available        | deleting.backend error        invalid    =           invalid   invalid        invalid invalid
+updating.parked  | deleting.backend error        invalid    =           invalid   invalid        invalid invalid
+deleting.backend | busy             error        busy       =           busy      busy           busy    deleting.backend
+deleting.parked  | deleting.backend error        invalid    =           invalid   invalid        invalid invalid
+error            | deleting.backend error        invalid    =           invalid   invalid        invalid invalid
+error_deleting   | deleting.backend error        invalid    =           invalid   invalid        invalid invalid
+deleted          | gone             gone         gone       gone        gone      gone           gone    gone
 `;
 
 const volumeDefault = MODELS.volume.machine.config.context as Record<string, unknown>;
@@ -464,6 +521,18 @@ describe('backup machine, quiet row', () => {
 });
 describe('backup machine, a restore reading it and an incremental child', () => {
   checkMatrix(MODELS.backup, { readers: 1, dependents: 1, size: 1, operation: null, owner: null }, BACKUP_HELD);
+});
+describe('group machine, quiet row', () => {
+  checkMatrix(MODELS.group, { members: 0, dependents: 0, operation: null, owner: null }, GROUP_QUIET);
+});
+describe('group machine, a member volume and a group snapshot', () => {
+  checkMatrix(MODELS.group, { members: 1, dependents: 1, operation: null, owner: null }, GROUP_HELD);
+});
+describe('group snapshot machine, quiet row', () => {
+  checkMatrix(MODELS.group_snapshot, { members: 0, operation: null, owner: null }, GROUP_SNAPSHOT_QUIET);
+});
+describe('group snapshot machine, a member snapshot', () => {
+  checkMatrix(MODELS.group_snapshot, { members: 1, operation: null, owner: null }, GROUP_SNAPSHOT_HELD);
 });
 describe('attachment machine', () => {
   checkMatrix(MODELS.attachment, { owner: null }, ATTACHMENT);

@@ -238,6 +238,107 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     summary: "A snapshot's history (volstate)",
     answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
   },
+  'GET /group_types': { tag: 'Group types', summary: 'List group types (3.11)', answers: [t('group_types.list_group_types')] },
+  'GET /group_types/default': {
+    tag: 'Group types',
+    summary: 'The default group type (VOLSTATE_DEFAULT_GROUP_TYPE; 404 when unset)',
+    answers: [t('group_types.show_default_group_type')],
+  },
+  'GET /group_types/:id': { tag: 'Group types', summary: 'Show a group type', answers: [t('group_types.show_group_type')] },
+  'POST /group_types': { tag: 'Group types', summary: 'Create a group type (admin)', answers: [t('group_types.create_group_type')] },
+  'PUT /group_types/:id': { tag: 'Group types', summary: 'Update a group type (admin)', answers: [t('group_types.update_group_type')] },
+  'DELETE /group_types/:id': {
+    tag: 'Group types',
+    summary: 'Delete a group type no group uses (admin)',
+    answers: [t('group_types.delete_group_type')],
+  },
+  'GET /group_types/:id/group_specs': {
+    tag: 'Group types',
+    summary: "A group type's group specs (admin)",
+    answers: [t('group_types.list_group_type_specs')],
+  },
+  'POST /group_types/:id/group_specs': {
+    tag: 'Group types',
+    summary: 'Set group specs, merged in (admin)',
+    answers: [t('group_types.create_or_update_group_type_specs')],
+  },
+  'GET /group_types/:id/group_specs/:key': {
+    tag: 'Group types',
+    summary: 'One group spec (admin)',
+    answers: [t('group_types.show_group_type_specs_item')],
+  },
+  'PUT /group_types/:id/group_specs/:key': {
+    tag: 'Group types',
+    summary: 'Set one group spec (admin)',
+    answers: [t('group_types.update_group_type_specs_item')],
+  },
+  'DELETE /group_types/:id/group_specs/:key': {
+    tag: 'Group types',
+    summary: 'Remove one group spec (admin)',
+    answers: [t('group_types.delete_group_type_specs_item')],
+  },
+  'GET /groups': { tag: 'Groups', summary: 'List groups (3.13)', answers: [t('groups.list_groups_no_detail')] },
+  'GET /groups/detail': {
+    tag: 'Groups',
+    summary: 'List groups with details (their volumes with list_volume=True, 3.25)',
+    answers: [t('groups.list_groups_with_detail')],
+  },
+  'GET /groups/:id': { tag: 'Groups', summary: 'Show a group', answers: [t('groups.show_group')] },
+  'POST /groups': {
+    tag: 'Groups',
+    summary: 'Create a group of a group type and volume types',
+    answers: [t('groups.create_group')],
+  },
+  'PUT /groups/:id': {
+    tag: 'Groups',
+    summary: 'Rename a group, add and remove volumes (one transaction with every volume named)',
+    answers: [t('groups.update_group')],
+  },
+  'POST /groups/:id/action': {
+    tag: 'Groups',
+    summary: 'A group action: delete (with delete-volumes: every member in the same transaction), reset_status (admin, 3.20)',
+    answers: [t('groups.delete_group'), t('groups.reset_group_status')],
+  },
+  'GET /groups/:id/transitions': {
+    tag: 'Groups',
+    summary: "A group's history (volstate)",
+    answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
+  },
+  'GET /group_snapshots': {
+    tag: 'Group snapshots',
+    summary: 'List group snapshots (3.14)',
+    answers: [t('group_snapshots.list_group_snapshots_no_detail')],
+  },
+  'GET /group_snapshots/detail': {
+    tag: 'Group snapshots',
+    summary: 'List group snapshots with details',
+    answers: [t('group_snapshots.list_group_snapshots_with_detail')],
+  },
+  'GET /group_snapshots/:id': {
+    tag: 'Group snapshots',
+    summary: 'Show a group snapshot',
+    answers: [t('group_snapshots.show_group_snapshot')],
+  },
+  'POST /group_snapshots': {
+    tag: 'Group snapshots',
+    summary: 'Snapshot every volume of a group at once (one transaction; a busy member refuses the whole request)',
+    answers: [t('group_snapshots.create_group_snapshot')],
+  },
+  'DELETE /group_snapshots/:id': {
+    tag: 'Group snapshots',
+    summary: 'Delete a group snapshot and its member snapshots',
+    answers: [t('group_snapshots.delete_group_snapshot')],
+  },
+  'POST /group_snapshots/:id/action': {
+    tag: 'Group snapshots',
+    summary: 'reset_status (admin, 3.19)',
+    answers: [t('group_snapshots.reset_group_snapshot_status')],
+  },
+  'GET /group_snapshots/:id/transitions': {
+    tag: 'Group snapshots',
+    summary: "A group snapshot's history (volstate)",
+    answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
+  },
   'GET /backups': { tag: 'Backups', summary: 'List backups', answers: [t('v3_64.backups.list_backups_no_detail')] },
   'GET /backups/detail': { tag: 'Backups', summary: 'List backups with details', answers: [t('v3_64.backups.list_backups_with_detail')] },
   'POST /backups': {
