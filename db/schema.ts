@@ -248,6 +248,8 @@ export const volumes = pgTable(
     backup_id: uuid('backup_id'),
     /** os-update_readonly_flag: new attachments are read-only; null until the flag is first set (Cinder shows it in metadata from then on) */
     readonly: boolean('readonly'),
+    /** its type had an encryption when it was made (or retyped): a type's encryption changes only while no live volume has the type */
+    encrypted: boolean('encrypted').notNull().default(false),
     /** the group it is a member of (3.13): set and cleared only in the transaction of the group's CAS that admits or lets it go */
     group_id: uuid('group_id'),
     created_at: createdAt(),

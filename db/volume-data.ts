@@ -60,6 +60,6 @@ export async function recordBackend(sql: Exec, id: string, backend: string, owne
 }
 
 /** The volume's type after a retype. */
-export async function setVolumeType(tx: Exec, id: string, type: { id: string; name: string }): Promise<void> {
-  await tx`UPDATE volumes SET volume_type_id = ${type.id}, volume_type = ${type.name}, updated_at = now() WHERE id = ${id}`;
+export async function setVolumeType(tx: Exec, id: string, type: { id: string; name: string; encrypted: boolean }): Promise<void> {
+  await tx`UPDATE volumes SET volume_type_id = ${type.id}, volume_type = ${type.name}, encrypted = ${type.encrypted}, updated_at = now() WHERE id = ${id}`;
 }

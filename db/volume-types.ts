@@ -20,7 +20,23 @@ export interface VolumeTypeRow {
   is_public: boolean;
   extra_specs: Record<string, string>;
   qos_specs_id: string | null;
+  /** it has an encryption (volume_type_encryption): its volumes show `encrypted: true` */
+  encrypted: boolean;
 }
+
+/** A type's encryption, as Cinder shows it (data only: volstate's backends store what they are given). */
+export interface EncryptionRow {
+  volume_type_id: string;
+  encryption_id: string;
+  provider: string;
+  cipher: string | null;
+  key_size: number | null;
+  control_location: 'front-end' | 'back-end';
+  created_at: Date;
+  updated_at: Date | null;
+}
+
+export type EncryptionFields = Pick<EncryptionRow, 'provider' | 'cipher' | 'key_size' | 'control_location'>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -35,7 +51,8 @@ function visibleTo(sql: Exec, projectId: string | undefined) {
   return sql`(t.is_public OR EXISTS (SELECT 1 FROM volume_type_access a WHERE a.volume_type_id = t.id AND a.project_id = ${projectId}))`;
 }
 
-const COLUMNS = 't.id, t.name, t.description, t.is_public, t.extra_specs, t.qos_specs_id';
+const COLUMNS =
+  't.id, t.name, t.description, t.is_public, t.extra_specs, t.qos_specs_id, EXISTS (SELECT 1 FROM volume_type_encryption e WHERE e.volume_type_id = t.id) AS encrypted';
 
 export async function listTypes(sql: Exec, projectId: string | undefined, isPublic: boolean | undefined): Promise<VolumeTypeRow[]> {
   const pub = isPublic === undefined ? sql`` : sql`AND t.is_public = ${isPublic}`;
@@ -135,4 +152,46 @@ export async function setTypeAccess(sql: Exec, id: string, projectId: string, gr
     ? await sql`INSERT INTO volume_type_access (volume_type_id, project_id) VALUES (${id}, ${projectId}) ON CONFLICT DO NOTHING RETURNING project_id`
     : await sql`DELETE FROM volume_type_access WHERE volume_type_id = ${id} AND project_id = ${projectId} RETURNING project_id`;
   return rows.length > 0;
+}
+
+/** The type's encryption, if it has one. */
+export async function encryptionOf(sql: Exec, typeId: string): Promise<EncryptionRow | undefined> {
+  const [row] = await sql<EncryptionRow[]>`
+    SELECT volume_type_id, encryption_id, provider, cipher, key_size, control_location, created_at, updated_at
+    FROM volume_type_encryption WHERE volume_type_id = ${typeId}`;
+  return row;
+}
+
+/**
+ * Change a type's encryption: only while no live volume has the type, judged
+ * with the type's row locked (a volume create holds it FOR KEY SHARE until
+ * it commits, so the two wait for each other). Cinder checks with separate
+ * reads and has no unique key on the type: two creates can both insert.
+ */
+export async function changeEncryption(
+  tx: Exec,
+  typeId: string,
+  change: { create: EncryptionFields & { encryption_id: string } } | { update: Partial<EncryptionFields> } | { delete: true },
+): Promise<EncryptionRow | 'missing-type' | 'in-use' | 'exists' | 'none' | 'deleted'> {
+  const [locked] = await tx`SELECT id FROM volume_types WHERE id = ${typeId} FOR UPDATE`;
+  if (!locked) return 'missing-type';
+  const [used] = await tx`SELECT 1 AS one FROM volumes v WHERE v.volume_type_id = ${typeId} AND v.deleted_at IS NULL LIMIT 1`;
+  if (used) return 'in-use';
+  if ('create' in change) {
+    const [row] = await tx<EncryptionRow[]>`
+      INSERT INTO volume_type_encryption ${tx({ volume_type_id: typeId, ...change.create })}
+      ON CONFLICT (volume_type_id) DO NOTHING
+      RETURNING volume_type_id, encryption_id, provider, cipher, key_size, control_location, created_at, updated_at`;
+    return row ?? 'exists';
+  }
+  if ('update' in change) {
+    const set = { ...Object.fromEntries(Object.entries(change.update).filter(([, v]) => v !== undefined)), updated_at: new Date() };
+    const [row] = await tx<EncryptionRow[]>`
+      UPDATE volume_type_encryption SET ${tx(set)}
+      WHERE volume_type_id = ${typeId}
+      RETURNING volume_type_id, encryption_id, provider, cipher, key_size, control_location, created_at, updated_at`;
+    return row ?? 'none';
+  }
+  const gone = await tx`DELETE FROM volume_type_encryption WHERE volume_type_id = ${typeId} RETURNING volume_type_id`;
+  return gone.length ? 'deleted' : 'none';
 }

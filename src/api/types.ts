@@ -13,13 +13,17 @@
  *   DELETE /types/{id}/extra_specs/{key}           202
  *   GET    /types/{id}/os-volume-type-access       private types only
  *   POST   /types/{id}/action                      addProjectAccess / removeProjectAccess {"project": P}
- *   GET    /types/{id}/encryption                  {} (volstate encrypts nothing; the rest of the encryption API is 404)
+ *   GET    /types/{id}/encryption[/{key}]          the type's encryption ({} when none)
+ *   POST   /types/{id}/encryption                  {"encryption": {provider, control_location, cipher, key_size}} (admin)
+ *   PUT    /types/{id}/encryption/{encryption_id}  (admin)
+ *   DELETE /types/{id}/encryption/{encryption_id}  202 (admin); all three refused while a live volume has the type
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ApiError } from '../errors.ts';
-import type { TypePatch, VolumeTypeRow, VolumeTypeService } from '../services/volume-types.ts';
+import type { EncryptionFields, EncryptionRow, TypePatch, VolumeTypeRow, VolumeTypeService } from '../services/volume-types.ts';
+import { timestamp } from './views.ts';
 import { requireAdmin } from './context.ts';
 import { invalid, isUuid, parseBool, parseMetadata, parseText, unwrap } from './parse.ts';
 import { ActionBody, ProjectParams, Query } from './schemas.ts';
@@ -174,9 +178,91 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { t
     return reply.code(202).send();
   });
 
-  // volstate encrypts no volume: every type's encryption is none.
+  // Encryption (Cinder's volume type encryption, data only). Changing it is an admin's and refused
+  // while a live volume has the type; anyone who sees the type may read it.
   r.get('/types/:id/encryption', { schema: { params: Params } }, async (req) => {
-    await visible(req, req.params.id);
-    return {};
+    const type = await visible(req, req.params.id);
+    const e = await types.encryption(type.id);
+    return e ? encryptionView(e) : {};
   });
+
+  r.get('/types/:id/encryption/:key', { schema: { params: Params } }, async (req) => {
+    const type = await visible(req, req.params.id);
+    const e = await types.encryption(type.id);
+    const key = req.params.key!;
+    const view = e ? (encryptionView(e) as Record<string, unknown>) : {};
+    if (!e || !Object.hasOwn(view, key)) throw new ApiError('EncryptionSpecNotFound', { id: type.id, key });
+    return { [key]: view[key] };
+  });
+
+  r.post('/types/:id/encryption', { schema: { params: Params, body: ActionBody } }, async (req) => {
+    requireAdmin(req, 'volume_extension:volume_type_encryption:create');
+    const body = unwrap(req.body, 'encryption');
+    const fields = encryptionFields(body, true) as EncryptionFields;
+    const row = (await types.changeEncryption(await typeIdForChange(req.params.id), { create: fields }))!;
+    // Cinder echoes the request (key_size as a number) with the ids it added.
+    return { encryption: { ...body, ...fields, volume_type_id: row.volume_type_id, encryption_id: row.encryption_id } };
+  });
+
+  r.put('/types/:id/encryption/:key', { schema: { params: Params, body: ActionBody } }, async (req) => {
+    requireAdmin(req, 'volume_extension:volume_type_encryption:update');
+    const body = unwrap(req.body, 'encryption');
+    const fields = encryptionFields(body, false);
+    await types.changeEncryption(await typeIdForChange(req.params.id), { update: fields });
+    return { encryption: { ...body, ...fields } };
+  });
+
+  r.delete('/types/:id/encryption/:key', { schema: { params: Params } }, async (req, reply) => {
+    requireAdmin(req, 'volume_extension:volume_type_encryption:delete');
+    await types.changeEncryption(await typeIdForChange(req.params.id), { delete: true });
+    return reply.code(202).send();
+  });
+
+  /** The type an admin changes the encryption of: by id, else 404. */
+  async function typeIdForChange(id: string): Promise<string> {
+    return (await byId(id)).id;
+  }
 };
+
+/** A type's encryption as GET shows it: Cinder's row, never deleted (volstate deletes the row). */
+function encryptionView(e: EncryptionRow) {
+  return {
+    volume_type_id: e.volume_type_id,
+    encryption_id: e.encryption_id,
+    provider: e.provider,
+    cipher: e.cipher,
+    key_size: e.key_size,
+    control_location: e.control_location,
+    created_at: timestamp(e.created_at),
+    updated_at: timestamp(e.updated_at),
+    deleted_at: null,
+    deleted: false,
+  };
+}
+
+/** Cinder's encryption schema: provider and control_location required to create; cipher a string or null; key_size a non-negative integer or null. */
+function encryptionFields(body: Record<string, unknown>, create: boolean): Partial<EncryptionFields> {
+  const out: Partial<EncryptionFields> = {};
+  if (body.provider !== undefined || create) {
+    if (typeof body.provider !== 'string' || body.provider === '' || body.provider.length > 255)
+      throw invalid('provider', body.provider ?? 'None', 'name the encryption provider (e.g. luks), 1 to 255 characters.');
+    out.provider = body.provider;
+  }
+  if (body.control_location !== undefined || create) {
+    if (body.control_location !== 'front-end' && body.control_location !== 'back-end')
+      throw invalid('control_location', body.control_location ?? 'None', "control_location is 'front-end' or 'back-end'.");
+    out.control_location = body.control_location;
+  }
+  if (body.cipher !== undefined) {
+    if (body.cipher !== null && (typeof body.cipher !== 'string' || body.cipher.length > 255))
+      throw invalid('cipher', body.cipher, 'cipher is a string of up to 255 characters, or null.');
+    out.cipher = body.cipher;
+  }
+  if (body.key_size !== undefined) {
+    const n = typeof body.key_size === 'string' && /^\d+$/.test(body.key_size) ? Number(body.key_size) : body.key_size;
+    if (n !== null && (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > 2 ** 31 - 1))
+      throw invalid('key_size', body.key_size, 'key_size is a non-negative whole number of bits, or null.');
+    out.key_size = n;
+  }
+  return out;
+}

@@ -105,7 +105,7 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     links: links(ctx, 'volumes', v.id),
     user_id: v.user_id,
     bootable: String(v.bootable),
-    encrypted: false,
+    encrypted: v.encrypted,
     replication_status: null,
     consistencygroup_id: null,
     multiattach: v.multiattach,

@@ -124,6 +124,12 @@ export const VOLUME_ACTIONS: Record<string, Action> = {
       if (!type) throw new ApiError('VolumeTypeNotFound', { id: newType });
       if (type.id === volume.volume_type_id)
         throw new ApiError('InvalidInput', { reason: `volume ${ctx.id} is already of type ${type.name}.` });
+      // Encrypted and unencrypted data are not the same bytes: Cinder migrates for that, which volstate does not do.
+      if (type.encrypted !== volume.encrypted) {
+        throw new ApiError('InvalidInput', {
+          reason: `type ${type.name} is ${type.encrypted ? '' : 'not '}encrypted and volume ${ctx.id} is ${volume.encrypted ? '' : 'not '}: that retype needs a migration, which volstate does not implement.`,
+        });
+      }
       // The volume stays where it is: a type its backend does not satisfy would need a migration, which volstate does not do.
       const here = ctx.req.site.backends.get(volume.backend);
       const unmet = unmetSpec(type.extra_specs, capabilitiesOf(here, await here.driver.capacity(), 0));

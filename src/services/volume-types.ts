@@ -9,8 +9,12 @@ import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
 import { transaction } from '../../db/tx.ts';
 import {
+  changeEncryption,
   changeExtraSpecs,
   DEFAULT_TYPE,
+  encryptionOf,
+  type EncryptionFields,
+  type EncryptionRow,
   deleteType,
   findType,
   insertType,
@@ -22,7 +26,7 @@ import {
 } from '../../db/volume-types.ts';
 import { ApiError } from '../errors.ts';
 
-export { DEFAULT_TYPE, type VolumeTypeRow };
+export { DEFAULT_TYPE, type EncryptionFields, type EncryptionRow, type VolumeTypeRow };
 
 export interface TypePatch {
   name?: string;
@@ -56,8 +60,8 @@ export class VolumeTypeService {
   }
 
   /** VolumeTypeExists if the name is taken. */
-  async create(input: Omit<VolumeTypeRow, 'id' | 'qos_specs_id'>): Promise<VolumeTypeRow> {
-    const row: VolumeTypeRow = { id: randomUUID(), ...input, qos_specs_id: null };
+  async create(input: Omit<VolumeTypeRow, 'id' | 'qos_specs_id' | 'encrypted'>): Promise<VolumeTypeRow> {
+    const row: VolumeTypeRow = { id: randomUUID(), ...input, qos_specs_id: null, encrypted: false };
     if (!(await insertType(this.sql, row))) throw new ApiError('VolumeTypeExists', { name: row.name });
     return row;
   }
@@ -103,5 +107,29 @@ export class VolumeTypeService {
     const changed = await setTypeAccess(this.sql, type.id, project, grant);
     if (!changed && grant) throw new ApiError('VolumeTypeAccessExists', { id: type.id, project });
     if (!changed) throw new ApiError('VolumeTypeAccessNotFound', { id: type.id, project });
+  }
+
+  /** The type's encryption, if any. */
+  encryption(id: string): Promise<EncryptionRow | undefined> {
+    return encryptionOf(this.sql, id);
+  }
+
+  /**
+   * Create, change or remove a type's encryption: refused while a live
+   * volume has the type (in any project), as Cinder refuses it, but judged
+   * in one transaction with the type locked.
+   */
+  async changeEncryption(
+    id: string,
+    change: { create: EncryptionFields } | { update: Partial<EncryptionFields> } | { delete: true },
+  ): Promise<EncryptionRow | undefined> {
+    const verb = 'create' in change ? 'create' : 'update' in change ? 'update' : 'delete';
+    const what = 'create' in change ? { create: { ...change.create, encryption_id: randomUUID() } } : change;
+    const out = await transaction(this.sql, { rows: [] }, (tx) => changeEncryption(tx, id, what));
+    if (out === 'missing-type') throw new ApiError('VolumeTypeNotFound', { id });
+    if (out === 'in-use') throw new ApiError('VolumeTypeEncryptionInUse', { verb, id });
+    if (out === 'exists') throw new ApiError('VolumeTypeEncryptionExists', { id });
+    if (out === 'none') throw new ApiError('VolumeTypeEncryptionNotFound', { id });
+    return out === 'deleted' ? undefined : out;
   }
 }

@@ -159,6 +159,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         volume_type: type.name,
         volume_type_id: type.id,
         group_id: group?.id ?? null,
+        encrypted: type.encrypted,
       });
       const [, , created] = await Promise.all([
         inserted,

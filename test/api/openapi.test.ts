@@ -106,6 +106,18 @@ describe('the OpenAPI document', () => {
     await call('PUT', `/v3/types/${type.id}/extra_specs/a`, { a: 'c' });
     await call('DELETE', `/v3/types/${type.id}/extra_specs/a`);
     await call('GET', `/v3/types/${type.id}/encryption`);
+    const secret = ok(await call('POST', '/v3/types', { volume_type: { name: 'secret' } }), 'type').volume_type;
+    const enc = ok(
+      await call('POST', `/v3/types/${secret.id}/encryption`, {
+        encryption: { provider: 'luks', control_location: 'front-end', cipher: 'aes-xts-plain64', key_size: 256 },
+      }),
+      'encryption',
+    ).encryption;
+    await call('GET', `/v3/types/${secret.id}/encryption`);
+    await call('GET', `/v3/types/${secret.id}/encryption/cipher`);
+    await call('PUT', `/v3/types/${secret.id}/encryption/${enc.encryption_id}`, { encryption: { key_size: 128 } });
+    await call('DELETE', `/v3/types/${secret.id}/encryption/${enc.encryption_id}`);
+    await call('DELETE', `/v3/types/${secret.id}`);
     const hidden = ok(
       await call('POST', '/v3/types', { volume_type: { name: 'private', 'os-volume-type-access:is_public': false } }),
       'private',

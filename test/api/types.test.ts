@@ -154,3 +154,63 @@ describe('os-retype', () => {
     expect((await t.request('DELETE', `/v3/types/${to.id}`, undefined, admin)).status).toBe(400);
   });
 });
+
+describe('volume type encryption', () => {
+  it("is created, shown, changed and deleted by an admin in Cinder's shapes, and a volume of the type is encrypted", async () => {
+    const type = await createType({ name: 'secret' });
+    const spec = { provider: 'luks', key_size: 256, cipher: 'aes-xts-plain64', control_location: 'front-end' };
+    const created = await t.request('POST', `/v3/types/${type.id}/encryption`, { encryption: spec }, admin);
+    expect(created.status, JSON.stringify(created.body)).toBe(200);
+    expect(created.body.encryption).toEqual({ ...spec, volume_type_id: type.id, encryption_id: expect.any(String) });
+    const encryptionId = created.body.encryption.encryption_id as string;
+    expect((await t.request('POST', `/v3/types/${type.id}/encryption`, { encryption: spec }, admin)).status).toBe(400);
+    expect((await t.request('POST', `/v3/types/${type.id}/encryption`, { encryption: spec }, as('alice-token'))).status).toBe(403);
+    const bad = await t.request(
+      'POST',
+      `/v3/types/${type.id}/encryption`,
+      { encryption: { provider: 'luks', control_location: 'middle' } },
+      admin,
+    );
+    expect(bad.status).toBe(400);
+    expect(bad.body.badRequest.message).toMatch(/control_location/);
+
+    const shown = (await t.request('GET', `/v3/types/${type.id}/encryption`, undefined, admin)).body;
+    expect(shown).toMatchObject({ ...spec, volume_type_id: type.id, encryption_id: encryptionId, deleted: false, deleted_at: null });
+    const changed = await t.request(
+      'PUT',
+      `/v3/types/${type.id}/encryption/${encryptionId}`,
+      { encryption: { key_size: 128, control_location: 'back-end' } },
+      admin,
+    );
+    expect(changed.body).toEqual({ encryption: { key_size: 128, control_location: 'back-end' } });
+    expect((await t.request('GET', `/v3/types/${type.id}/encryption/key_size`, undefined, admin)).body).toEqual({ key_size: 128 });
+    expect((await t.request('GET', `/v3/types/${type.id}/encryption/nothing`, undefined, admin)).status).toBe(404);
+
+    // A volume of the type is encrypted; while it lives, the encryption does not change.
+    const made = await t.request('POST', '/v3/volumes', { volume: { size: 1, volume_type: type.id } }, admin);
+    expect(made.body.volume.encrypted).toBe(true);
+    await waitStatus(t, 'volumes', made.body.volume.id, 'available', 10_000, admin);
+    for (const [method, path, body] of [
+      ['PUT', `/v3/types/${type.id}/encryption/${encryptionId}`, { encryption: { key_size: 512 } }],
+      ['DELETE', `/v3/types/${type.id}/encryption/${encryptionId}`, undefined],
+    ] as const) {
+      const refused = await t.request(method, path, body, admin);
+      expect(refused.status).toBe(400);
+      expect(refused.body.badRequest.message).toMatch(/in use/);
+    }
+    // Nor does a retype cross between encrypted and plain data.
+    const plain = await createType({ name: 'plain-for-retype' });
+    const retype = await t.request('POST', `/v3/volumes/${made.body.volume.id}/action`, { 'os-retype': { new_type: plain.id } }, admin);
+    expect(retype.status).toBe(400);
+    expect(retype.body.badRequest.message).toMatch(/migration/);
+    expect((await t.request('DELETE', `/v3/volumes/${made.body.volume.id}`, undefined, admin)).status).toBe(202);
+    await waitStatus(t, 'volumes', made.body.volume.id, 'gone', 10_000, admin);
+
+    expect((await t.request('DELETE', `/v3/types/${type.id}/encryption/${encryptionId}`, undefined, admin)).status).toBe(202);
+    expect((await t.request('GET', `/v3/types/${type.id}/encryption`, undefined, admin)).body).toEqual({});
+    expect((await t.request('DELETE', `/v3/types/${type.id}/encryption/${encryptionId}`, undefined, admin)).status).toBe(404);
+    expect((await t.request('POST', '/v3/types/00000000-0000-4000-8000-00000000abcd/encryption', { encryption: spec }, admin)).status).toBe(
+      404,
+    );
+  });
+});

@@ -466,8 +466,28 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
   },
   'GET /types/:id/encryption': {
     tag: 'Volume types',
-    summary: "A type's encryption (volstate has none: always {})",
+    summary: "A type's encryption ({} when it has none)",
     answers: [t('encryption_types.show_encryption_type')],
+  },
+  'GET /types/:id/encryption/:key': {
+    tag: 'Volume types',
+    summary: "One field of a type's encryption",
+    answers: [t('encryption_types.show_encryption_specs_item')],
+  },
+  'POST /types/:id/encryption': {
+    tag: 'Volume types',
+    summary: 'Give a type an encryption (admin; refused while a live volume has the type)',
+    answers: [t('encryption_types.create_encryption_type')],
+  },
+  'PUT /types/:id/encryption/:key': {
+    tag: 'Volume types',
+    summary: "Change a type's encryption (admin; refused while a live volume has the type)",
+    answers: [t('encryption_types.update_encryption_type')],
+  },
+  'DELETE /types/:id/encryption/:key': {
+    tag: 'Volume types',
+    summary: "Remove a type's encryption (admin; refused while a live volume has the type)",
+    answers: [t('encryption_types.delete_encryption_type')],
   },
   'POST /qos-specs': { tag: 'QoS specs', summary: 'Create QoS specs (admin)', answers: [t('qos.show_qos')] },
   'GET /qos-specs': { tag: 'QoS specs', summary: 'List QoS specs (admin)', answers: [t('qos.list_qos')] },

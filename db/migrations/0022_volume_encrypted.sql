@@ -1,0 +1,1 @@
+ALTER TABLE "volumes" ADD COLUMN "encrypted" boolean DEFAULT false NOT NULL;
