@@ -175,6 +175,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
     await scope.register(groupRoutes, {
+      volumes,
       groupTypes: new GroupTypeService(opts.sql, opts.defaultGroupType),
       groups: new GroupService(opts.sql, enforcer),
       groupSnapshots: new GroupSnapshotService(opts.sql, enforcer),

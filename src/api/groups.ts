@@ -16,6 +16,7 @@
  *   POST   /groups                             202 {"group": {name, description, group_type, volume_types, availability_zone}}
  *   PUT    /groups/{id}                        202 {"group": {name, description, add_volumes, remove_volumes}}
  *   POST   /groups/{id}/action                 delete {"delete-volumes"}, reset_status (admin, 3.20)
+ *   POST   /groups/action                      202 {"create-from-src": {group_snapshot_id | source_group_id, name, description}} (3.14)
  *   GET    /group_snapshots, /group_snapshots/detail, /group_snapshots/{id}
  *   POST   /group_snapshots                    202 {"group_snapshot": {group_id, name, description}}
  *   DELETE /group_snapshots/{id}               202
@@ -30,6 +31,7 @@ import { MODELS } from '../../machines/index.ts';
 import { ApiError } from '../errors.ts';
 import type { GroupRecord, GroupService, GroupSnapshotRecord, GroupSnapshotService } from '../services/groups.ts';
 import type { GroupTypeRow, GroupTypeService } from '../services/group-types.ts';
+import type { VolumeService } from '../services/volumes.ts';
 import { changeState, createdBy } from './changes.ts';
 import { requireAdmin, viewContext, type ViewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
@@ -149,12 +151,14 @@ function oneAction(body: Record<string, unknown>): string {
 }
 
 export interface GroupRoutesOptions {
+  /** a group from a source creates its volumes as volume creates do */
+  volumes: VolumeService;
   groupTypes: GroupTypeService;
   groups: GroupService;
   groupSnapshots: GroupSnapshotService;
 }
 
-export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (app, { groupTypes, groups, groupSnapshots }) => {
+export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (app, { volumes, groupTypes, groups, groupSnapshots }) => {
   const r = app.withTypeProvider<TypeBoxTypeProvider>();
   const byId = (id: string) => {
     if (!isUuid(id)) throw new ApiError('GroupTypeNotFound', { id });
@@ -328,6 +332,34 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (app, {
       req,
       reply,
       () => groups.create(req.caller, input),
+      (changes) => groups.get(req.caller, createdBy(changes, 'group')),
+    );
+    stateHeaders(reply.code(202), group);
+    return { group: { id: group.id, name: group.name } };
+  });
+
+  // create-from-src (3.14): a route of its own in Cinder's router, POST /groups/action.
+  r.post('/groups/action', { schema: { params: ProjectParams, body: ActionBody } }, async (req, reply) => {
+    since(req, 14);
+    const name = oneAction(req.body);
+    if (name !== 'create-from-src') throw new ApiError('NoSuchAction', { action: name });
+    const body = unwrap(req.body, 'create-from-src');
+    const snapshotRef = body.group_snapshot_id ?? undefined;
+    const groupRef = body.source_group_id ?? undefined;
+    if ((snapshotRef === undefined) === (groupRef === undefined)) {
+      throw new ApiError('InvalidInput', { reason: 'give exactly one of group_snapshot_id and source_group_id.' });
+    }
+    const input = {
+      name: parseText(body.name, 'name'),
+      description: parseText(body.description, 'description'),
+      ...(snapshotRef !== undefined
+        ? { groupSnapshotId: groupSnapshotId(String(snapshotRef)) }
+        : { sourceGroupId: groupId(String(groupRef)) }),
+    };
+    const group = await changeState(
+      req,
+      reply,
+      () => groups.createFromSource(req.caller, volumes, input),
       (changes) => groups.get(req.caller, createdBy(changes, 'group')),
     );
     stateHeaders(reply.code(202), group);

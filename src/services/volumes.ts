@@ -5,7 +5,7 @@
  * refusal leaves nothing behind.
  */
 import { randomUUID } from 'node:crypto';
-import type { Sql } from '../../db/connect.ts';
+import type { Executor, Sql } from '../../db/connect.ts';
 import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
 import { groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
@@ -56,8 +56,6 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
    * are all allowed, and the source cannot be deleted under them.
    */
   async create(caller: Caller, input: NewVolumeInput): Promise<VolumeRecord> {
-    const id = randomUUID();
-    const opts = { actor: actorOf(caller), requestId: caller.requestId };
     const sourceRef = input.snapshotId
       ? { type: 'snapshot', id: input.snapshotId }
       : input.sourceVolid
@@ -65,118 +63,127 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         : input.backupId
           ? { type: 'backup', id: input.backupId }
           : undefined;
-    // Read back in the transaction: once it commits, another request may delete the volume before a later read.
     const groupRef = input.groupId ? { type: 'group', id: input.groupId } : undefined;
     const lockRows = [sourceRef, groupRef].filter((r): r is { type: string; id: string } => r !== undefined);
-    return transaction(this.sql, { rows: lockRows }, async (tx) => {
-      let size = input.size;
-      // The group first: a volume joins it only while it is creating or available (its MEMBER_ADD), of one of its types.
-      const group = input.groupId ? await groupTable.find(tx, input.groupId, scopeOf(caller)) : undefined;
-      if (input.groupId && !group) throw new ApiError('GroupNotFound', { id: input.groupId });
-      const source = input.snapshotId
+    // Read back in the transaction: once it commits, another request may delete the volume before a later read.
+    return transaction(this.sql, { rows: lockRows }, (tx) => this.createIn(tx, caller, input));
+  }
+
+  /**
+   * The create's work inside a transaction the caller runs, which has locked
+   * the source's and the group's rows (a group created from a source makes
+   * all its volumes in one: src/services/groups.ts).
+   */
+  async createIn(tx: Executor, caller: Caller, input: NewVolumeInput): Promise<VolumeRecord> {
+    const id = randomUUID();
+    const opts = { actor: actorOf(caller), requestId: caller.requestId };
+    let size = input.size;
+    // The group first: a volume joins it only while it is creating or available (its MEMBER_ADD), of one of its types.
+    const group = input.groupId ? await groupTable.find(tx, input.groupId, scopeOf(caller)) : undefined;
+    if (input.groupId && !group) throw new ApiError('GroupNotFound', { id: input.groupId });
+    const source = input.snapshotId
+      ? {
+          type: 'snapshot' as const,
+          id: input.snapshotId,
+          noun: 'snapshot',
+          found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)),
+        }
+      : input.sourceVolid
         ? {
-            type: 'snapshot' as const,
-            id: input.snapshotId,
-            noun: 'snapshot',
-            found: await snapshotTable.find(tx, input.snapshotId, scopeOf(caller)),
+            type: 'volume' as const,
+            id: input.sourceVolid,
+            noun: 'source volume',
+            found: await volumeTable.find(tx, input.sourceVolid, scopeOf(caller)),
           }
-        : input.sourceVolid
+        : input.backupId
           ? {
-              type: 'volume' as const,
-              id: input.sourceVolid,
-              noun: 'source volume',
-              found: await volumeTable.find(tx, input.sourceVolid, scopeOf(caller)),
+              type: 'backup' as const,
+              id: input.backupId,
+              noun: 'backup',
+              found: await backupTable.find(tx, input.backupId, scopeOf(caller)),
             }
-          : input.backupId
-            ? {
-                type: 'backup' as const,
-                id: input.backupId,
-                noun: 'backup',
-                found: await backupTable.find(tx, input.backupId, scopeOf(caller)),
-              }
-            : undefined;
-      if (source) {
-        if (!source.found) throw new ApiError(NOT_FOUND[source.type], { id: source.id });
-        // A backup is read by a restore (several at once, each a reader); a volume or snapshot by a clone.
-        const taken = await this.enforcer.acquire(
-          tx,
-          { type: source.type, id: source.id },
-          { type: source.type === 'backup' ? 'RESTORE_BEGIN' : 'READ_BEGIN' },
-          { type: 'volume', id },
-          ['reader'],
-          opts,
-        );
-        if (!taken.ok) throw refusalError(taken);
-        // The source's size as its CAS saw it: it cannot change while read.
-        size ??= taken.row.size;
-        if (size < taken.row.size) {
-          throw new ApiError('InvalidInput', {
-            reason: `Volume size '${size}'GB cannot be smaller than the ${source.noun} size ${taken.row.size}GB. They must be >= original ${source.noun} size.`,
-          });
-        }
+          : undefined;
+    if (source) {
+      if (!source.found) throw new ApiError(NOT_FOUND[source.type], { id: source.id });
+      // A backup is read by a restore (several at once, each a reader); a volume or snapshot by a clone.
+      const taken = await this.enforcer.acquire(
+        tx,
+        { type: source.type, id: source.id },
+        { type: source.type === 'backup' ? 'RESTORE_BEGIN' : 'READ_BEGIN' },
+        { type: 'volume', id },
+        ['reader'],
+        opts,
+      );
+      if (!taken.ok) throw refusalError(taken);
+      // The source's size as its CAS saw it: it cannot change while read.
+      size ??= taken.row.size;
+      if (size < taken.row.size) {
+        throw new ApiError('InvalidInput', {
+          reason: `Volume size '${size}'GB cannot be smaller than the ${source.noun} size ${taken.row.size}GB. They must be >= original ${source.noun} size.`,
+        });
       }
-      if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
-      // The statements of a transaction are sent without waiting for the one before where no
-      // statement needs an answer before it (postgres.js pipelines them on the transaction's
-      // connection; PostgreSQL runs them in order, and after a failure refuses the rest, whose
-      // promises Promise.all has observed). A create is then four round trips, not eight.
-      const [perVolume, type] = await Promise.all([
-        perVolumeLimit(tx, caller.projectId),
-        // Locked against its deletion until this create commits (db/volume-types.ts).
-        typeForCreate(tx, input.volumeType ?? DEFAULT_TYPE, scopeOf(caller)),
-      ]);
-      if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
-      if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
-      if (group) {
-        if (!group.volume_type_ids.includes(type.id)) {
-          throw new ApiError('InvalidInput', {
-            reason: `volume type ${type.name} is not one of group ${group.id}'s volume types; create the volume with one of ${group.volume_type_ids.join(', ')}.`,
-          });
-        }
-        const joined = await this.enforcer.acquire(
-          tx,
-          { type: 'group', id: group.id },
-          { type: 'MEMBER_ADD' },
-          { type: 'volume', id },
-          ['member'],
-          opts,
-        );
-        if (!joined.ok) throw refusalError(joined);
+    }
+    if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
+    // The statements of a transaction are sent without waiting for the one before where no
+    // statement needs an answer before it (postgres.js pipelines them on the transaction's
+    // connection; PostgreSQL runs them in order, and after a failure refuses the rest, whose
+    // promises Promise.all has observed). A create is then four round trips, not eight.
+    const [perVolume, type] = await Promise.all([
+      perVolumeLimit(tx, caller.projectId),
+      // Locked against its deletion until this create commits (db/volume-types.ts).
+      typeForCreate(tx, input.volumeType ?? DEFAULT_TYPE, scopeOf(caller)),
+    ]);
+    if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
+    if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
+    if (group) {
+      if (!group.volume_type_ids.includes(type.id)) {
+        throw new ApiError('InvalidInput', {
+          reason: `volume type ${type.name} is not one of group ${group.id}'s volume types; create the volume with one of ${group.volume_type_ids.join(', ')}.`,
+        });
       }
-      // Cinder makes multiattach volumes from a type whose extra spec says so.
-      const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
-      const inserted = volumeTable.insert(tx, {
-        id,
-        project_id: caller.projectId,
-        user_id: caller.userId,
-        name: input.name,
-        description: input.description,
-        metadata: input.metadata,
-        snapshot_id: input.snapshotId ?? null,
-        source_volid: input.sourceVolid ?? null,
-        backup_id: input.backupId ?? null,
-        multiattach,
-        volume_type: type.name,
-        volume_type_id: type.id,
-        group_id: group?.id ?? null,
-        encrypted: type.encrypted,
-      });
-      const [, , created] = await Promise.all([
-        inserted,
-        // A create that restores a backup says so from the start: its step is the backup lane's (machines/volume.ts fromBackup).
-        this.enforcer.create(
-          tx,
-          { type: 'volume', id },
-          { size, multiattach, operation: input.backupId ? { backup_id: input.backupId } : null },
-          opts,
-        ),
-        volumeTable.find(tx, id),
-        // Last: the project's usage rows stay locked from here to the commit, which every
-        // create, extend and delete of the project waits for in turn.
-        this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id),
-      ]);
-      return created!;
+      const joined = await this.enforcer.acquire(
+        tx,
+        { type: 'group', id: group.id },
+        { type: 'MEMBER_ADD' },
+        { type: 'volume', id },
+        ['member'],
+        opts,
+      );
+      if (!joined.ok) throw refusalError(joined);
+    }
+    // Cinder makes multiattach volumes from a type whose extra spec says so.
+    const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
+    const inserted = volumeTable.insert(tx, {
+      id,
+      project_id: caller.projectId,
+      user_id: caller.userId,
+      name: input.name,
+      description: input.description,
+      metadata: input.metadata,
+      snapshot_id: input.snapshotId ?? null,
+      source_volid: input.sourceVolid ?? null,
+      backup_id: input.backupId ?? null,
+      multiattach,
+      volume_type: type.name,
+      volume_type_id: type.id,
+      group_id: group?.id ?? null,
+      encrypted: type.encrypted,
     });
+    const [, , created] = await Promise.all([
+      inserted,
+      // A create that restores a backup says so from the start: its step is the backup lane's (machines/volume.ts fromBackup).
+      this.enforcer.create(
+        tx,
+        { type: 'volume', id },
+        { size, multiattach, operation: input.backupId ? { backup_id: input.backupId } : null },
+        opts,
+      ),
+      volumeTable.find(tx, id),
+      // Last: the project's usage rows stay locked from here to the commit, which every
+      // create, extend and delete of the project waits for in turn.
+      this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id),
+    ]);
+    return created!;
   }
 
   /**

@@ -211,4 +211,49 @@ describe('group snapshots', () => {
     expect((await t.request('GET', `/v3/volumes/${calm}`)).body.volume.status).toBe('available');
     await waitStatus(t, 'volumes', busy, 'available');
   });
+
+  it('make a group from a group snapshot or a source group: a volume per member, every one or none', async () => {
+    const gt = await groupType('gt-src');
+    const vt = await volumeType('vt-src');
+    const g = await availableGroup(gt.id, [vt.id]);
+    const v1 = await availableVolume(t, 1, { volume_type: vt.id, group_id: g });
+    const v2 = await availableVolume(t, 2, { volume_type: vt.id, group_id: g });
+    const gs = (await t.request('POST', '/v3/group_snapshots', { group_snapshot: { group_id: g, name: 'src' } })).body.group_snapshot
+      .id as string;
+    await waitStatus(t, 'group_snapshots', gs, 'available');
+
+    const fromSnapshot = await t.request('POST', '/v3/groups/action', { 'create-from-src': { group_snapshot_id: gs, name: 'copy' } });
+    expect(fromSnapshot.status, JSON.stringify(fromSnapshot.body)).toBe(202);
+    const copy = fromSnapshot.body.group.id as string;
+    await waitStatus(t, 'groups', copy, 'available');
+    const copied = await groupVolumes(copy);
+    expect(copied).toHaveLength(2);
+    for (const v of copied) await waitStatus(t, 'volumes', v, 'available');
+    const sizes = await Promise.all(copied.map(async (v) => (await t.request('GET', `/v3/volumes/${v}`)).body.volume.size as number));
+    expect(sizes.sort()).toEqual([1, 2]);
+    expect((await t.request('GET', `/v3/groups/${copy}`)).body.group).toMatchObject({ group_snapshot_id: gs, source_group_id: null });
+
+    const fromGroup = await t.request('POST', '/v3/groups/action', { 'create-from-src': { source_group_id: g, name: 'clone' } });
+    expect(fromGroup.status, JSON.stringify(fromGroup.body)).toBe(202);
+    const clone = fromGroup.body.group.id as string;
+    await waitStatus(t, 'groups', clone, 'available');
+    expect(await groupVolumes(clone)).toHaveLength(2);
+
+    // Both keys, or neither: refused.
+    expect(
+      (await t.request('POST', '/v3/groups/action', { 'create-from-src': { group_snapshot_id: gs, source_group_id: g } })).status,
+    ).toBe(400);
+    // A member that cannot be read refuses the whole request: nothing is made.
+    const before = (await t.request('GET', '/v3/groups')).body.groups.length as number;
+    const gate = t.faults.hold('extend');
+    expect((await t.request('POST', `/v3/volumes/${v2}/action`, { 'os-extend': { new_size: 3 } })).status).toBe(202);
+    await gate.reached;
+    const refused = await t.request('POST', '/v3/groups/action', { 'create-from-src': { source_group_id: g, name: 'no' } });
+    gate.release();
+    expect(refused.status).toBe(409);
+    expect(JSON.stringify(refused.body)).toContain(v2);
+    expect((await t.request('GET', '/v3/groups')).body.groups.length).toBe(before);
+    await waitStatus(t, 'volumes', v2, 'available');
+    expect(v1).toBeTruthy();
+  });
 });

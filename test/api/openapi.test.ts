@@ -328,6 +328,16 @@ describe('the OpenAPI document', () => {
     await call('GET', `/v3/group_snapshots/${gs.id}`);
     await call('GET', `/v3/group_snapshots/${gs.id}/transitions`);
     await call('POST', `/v3/group_snapshots/${gs.id}/action`, { reset_status: { status: 'available' } });
+    const copy = ok(
+      await call('POST', '/v3/groups/action', { 'create-from-src': { group_snapshot_id: gs.id, name: 'copy' } }),
+      'copy',
+    ).group;
+    await waitStatus(t, 'groups', copy.id, 'available');
+    const copied = ok(await call('GET', `/v3/volumes/detail?group_id=${copy.id}`), 'copied').volumes as { id: string }[];
+    for (const v of copied) await waitStatus(t, 'volumes', v.id, 'available');
+    await call('POST', `/v3/groups/${copy.id}/action`, { delete: { 'delete-volumes': true } });
+    for (const v of copied) await waitStatus(t, 'volumes', v.id, 'gone');
+    await waitStatus(t, 'groups', copy.id, 'gone');
     await call('DELETE', `/v3/group_snapshots/${gs.id}`);
     await waitStatus(t, 'group_snapshots', gs.id, 'gone');
     await call('POST', `/v3/groups/${group.id}/action`, { reset_status: { status: 'available' } });

@@ -289,6 +289,11 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     summary: 'Create a group of a group type and volume types',
     answers: [t('groups.create_group')],
   },
+  'POST /groups/action': {
+    tag: 'Groups',
+    summary: 'create-from-src (3.14): a group with a volume from each member of a group snapshot or a source group, every volume or none',
+    answers: [t('groups.create_group_from_source')],
+  },
   'PUT /groups/:id': {
     tag: 'Groups',
     summary: 'Rename a group, add and remove volumes (one transaction with every volume named)',
