@@ -9,6 +9,7 @@
  * row reads a membership nobody can change before it commits.
  */
 import type { Executor as Exec } from './connect.ts';
+import { CG_TYPE } from './group-types.ts';
 import { ResourceTable, type WithState } from './resources.ts';
 import type { GroupRow, GroupSnapshotRow, NewGroupRow, NewGroupSnapshotRow } from './schema.ts';
 
@@ -58,8 +59,18 @@ export async function groupSnapshotMembers(
      ORDER BY n.id`;
 }
 
-/** Set or clear the group of volumes (in the transaction of the group's CAS). */
+/** Set or clear the group of volumes (in the transaction of the group's CAS); `consistencygroup_id` too when the group is a consistency group. */
 export async function setGroupOf(tx: Exec, volumeIds: readonly string[], groupId: string | null): Promise<void> {
   if (volumeIds.length === 0) return;
-  await tx`UPDATE volumes SET group_id = ${groupId}, updated_at = now() WHERE id = ANY(${volumeIds as string[]}::uuid[])`;
+  await tx`
+    UPDATE volumes SET group_id = ${groupId},
+      consistencygroup_id = (SELECT g.id FROM groups g JOIN group_types t ON t.id = g.group_type_id WHERE g.id = ${groupId} AND t.name = ${CG_TYPE}),
+      updated_at = now()
+    WHERE id = ANY(${volumeIds as string[]}::uuid[])`;
+}
+
+/** The id of the consistency groups' type (default_cgsnapshot_type, made by the migration). */
+export async function consistencyGroupTypeId(sql: Exec): Promise<string | undefined> {
+  const [row] = await sql<{ id: string }[]>`SELECT id FROM group_types WHERE name = ${CG_TYPE}`;
+  return row?.id;
 }

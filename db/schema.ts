@@ -252,6 +252,8 @@ export const volumes = pgTable(
     encrypted: boolean('encrypted').notNull().default(false),
     /** the group it is a member of (3.13): set and cleared only in the transaction of the group's CAS that admits or lets it go */
     group_id: uuid('group_id'),
+    /** group_id again when that group is a consistency group (of default_cgsnapshot_type), as Cinder shows it; set with group_id */
+    consistencygroup_id: uuid('consistencygroup_id'),
     created_at: createdAt(),
     updated_at: updatedAt(),
     deleted_at: deletedAt(),

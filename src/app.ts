@@ -40,6 +40,7 @@ import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
 import { volumeId, volumeRoutes } from './api/volumes.ts';
 import { groupRoutes } from './api/groups.ts';
+import { consistencyGroupRoutes } from './api/consistency-groups.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
 import { ApiError } from './errors.ts';
@@ -102,6 +103,9 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
   const snapshots = new SnapshotService(opts.sql, enforcer);
   const transfers = new TransferService(opts.sql, enforcer);
   const backups = new BackupService(opts.sql, enforcer, volumes);
+  const groupTypes = new GroupTypeService(opts.sql, opts.defaultGroupType);
+  const groups = new GroupService(opts.sql, enforcer);
+  const groupSnapshots = new GroupSnapshotService(opts.sql, enforcer);
   const backends = opts.driver instanceof Backends ? opts.driver : Backends.single(opts.driver);
   const attachments = new AttachmentService(opts.sql, enforcer, backends);
   const waits = new Waits(opts.sql);
@@ -174,12 +178,8 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(adminRoutes, { hosts: new HostService(opts.sql, opts.heartbeatTimeoutMs ?? 5000), backends });
     await scope.register(volumeActionRoutes, { volumes, attachments });
     await scope.register(snapshotRoutes, { snapshots });
-    await scope.register(groupRoutes, {
-      volumes,
-      groupTypes: new GroupTypeService(opts.sql, opts.defaultGroupType),
-      groups: new GroupService(opts.sql, enforcer),
-      groupSnapshots: new GroupSnapshotService(opts.sql, enforcer),
-    });
+    await scope.register(groupRoutes, { volumes, groupTypes, groups, groupSnapshots });
+    await scope.register(consistencyGroupRoutes, { volumes, groups, groupSnapshots });
     await scope.register(backupRoutes, { backups });
     await scope.register(transferRoutes, { transfers });
     await scope.register(messageRoutes, { messages: new MessageService(opts.sql) });

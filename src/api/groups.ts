@@ -35,7 +35,7 @@ import type { VolumeService } from '../services/volumes.ts';
 import { changeState, createdBy } from './changes.ts';
 import { requireAdmin, viewContext, type ViewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
-import { invalid, isUuid, parseBool, parseText, unwrap } from './parse.ts';
+import { invalid, isUuid, textId, parseBool, parseText, unwrap } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
 import { stateHeaders, timestamp, transitionView } from './views.ts';
 
@@ -353,8 +353,8 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (app, {
       name: parseText(body.name, 'name'),
       description: parseText(body.description, 'description'),
       ...(snapshotRef !== undefined
-        ? { groupSnapshotId: groupSnapshotId(String(snapshotRef)) }
-        : { sourceGroupId: groupId(String(groupRef)) }),
+        ? { groupSnapshotId: groupSnapshotId(textId(snapshotRef, 'group_snapshot_id')) }
+        : { sourceGroupId: groupId(textId(groupRef, 'source_group_id')) }),
     };
     const group = await changeState(
       req,

@@ -218,3 +218,9 @@ export function describedPatch(body: Record<string, unknown>): {
     metadata: has('metadata') ? parseMetadata(body.metadata) : undefined,
   };
 }
+
+/** An id given in a body: a string (whether it names anything is the lookup's to say). */
+export function textId(value: unknown, field: string): string {
+  if (typeof value !== 'string') throw invalid(field, value, 'it must be an id.');
+  return value;
+}

@@ -107,7 +107,7 @@ export function volumeDetail(v: VolumeRecord, ctx: ViewContext, attached: Attach
     bootable: String(v.bootable),
     encrypted: v.encrypted,
     replication_status: null,
-    consistencygroup_id: null,
+    consistencygroup_id: v.consistencygroup_id,
     multiattach: v.multiattach,
     attachments: attached.map(volumeAttachment),
     migration_status: null,

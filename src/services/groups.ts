@@ -22,7 +22,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Sql } from '../../db/connect.ts';
-import { findGroupType, type GroupTypeRow } from '../../db/group-types.ts';
+import { CG_TYPE, findGroupType, type GroupTypeRow } from '../../db/group-types.ts';
 import {
   groupMembers,
   groupSnapshotMembers,
@@ -46,7 +46,7 @@ import { actorOf, scopeOf, type Caller } from './caller.ts';
 import { ResourceService } from './resources.ts';
 import type { VolumeService } from './volumes.ts';
 
-export type { GroupRecord, GroupSnapshotRecord };
+export { CG_TYPE, type GroupRecord, type GroupSnapshotRecord };
 
 export interface NewGroupInput {
   name: string | null;

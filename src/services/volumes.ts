@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Executor, Sql } from '../../db/connect.ts';
 import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../../db/resources.ts';
-import { groupTable } from '../../db/groups.ts';
+import { consistencyGroupTypeId, groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
 import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/volume-types.ts';
@@ -151,6 +151,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       );
       if (!joined.ok) throw refusalError(joined);
     }
+    // A consistency group's members show it as consistencygroup_id too (Cinder's view).
+    const cgType = group ? await consistencyGroupTypeId(tx) : undefined;
     // Cinder makes multiattach volumes from a type whose extra spec says so.
     const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
     const inserted = volumeTable.insert(tx, {
@@ -167,6 +169,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       volume_type: type.name,
       volume_type_id: type.id,
       group_id: group?.id ?? null,
+      consistencygroup_id: group && group.group_type_id === cgType ? group.id : null,
       encrypted: type.encrypted,
     });
     const [, , created] = await Promise.all([

@@ -257,3 +257,71 @@ describe('group snapshots', () => {
     expect(v1).toBeTruthy();
   });
 });
+
+describe('consistency groups (the legacy API, served from groups)', () => {
+  it('create, take volumes by consistencygroup_id, snapshot, copy and delete, as cinder-tempest-plugin drives them', async () => {
+    const vt = await volumeType('vt-cg');
+    const made = await t.request(
+      'POST',
+      '/v3/consistencygroups',
+      { consistencygroup: { name: 'cg', volume_types: vt.id } },
+      { 'openstack-api-version': 'volume 3.0' },
+    );
+    expect(made.status, JSON.stringify(made.body)).toBe(202);
+    const cg = made.body.consistencygroup.id as string;
+    await waitStatus(t, 'groups', cg, 'available');
+    const shown = (await t.request('GET', `/v3/consistencygroups/${cg}`)).body.consistencygroup;
+    expect(shown).toMatchObject({ id: cg, name: 'cg', status: 'available', volume_types: [vt.id] });
+    // A consistency group is a group of default_cgsnapshot_type.
+    const types = (await t.request('GET', '/v3/group_types?is_public=None')).body.group_types as { id: string; name: string }[];
+    expect((await t.request('GET', `/v3/groups/${cg}`)).body.group.group_type).toBe(
+      types.find((x) => x.name === 'default_cgsnapshot_type')!.id,
+    );
+
+    const v = await t.request(
+      'POST',
+      '/v3/volumes',
+      { volume: { size: 1, volume_type: vt.id, consistencygroup_id: cg } },
+      { 'openstack-api-version': 'volume 3.0' },
+    );
+    expect(v.status, JSON.stringify(v.body)).toBe(202);
+    await waitStatus(t, 'volumes', v.body.volume.id, 'available');
+    expect((await t.request('GET', `/v3/volumes/${v.body.volume.id}`)).body.volume).toMatchObject({
+      consistencygroup_id: cg,
+      group_id: cg,
+    });
+
+    const snap = await t.request('POST', '/v3/cgsnapshots', { cgsnapshot: { consistencygroup_id: cg, name: 'cgs' } });
+    expect(snap.status, JSON.stringify(snap.body)).toBe(202);
+    const cgs = snap.body.cgsnapshot.id as string;
+    await waitStatus(t, 'group_snapshots', cgs, 'available');
+    expect((await t.request('GET', `/v3/cgsnapshots/${cgs}`)).body.cgsnapshot).toMatchObject({
+      id: cgs,
+      consistencygroup_id: cg,
+      status: 'available',
+    });
+    const listed = (await t.request('GET', '/v3/cgsnapshots/detail')).body.cgsnapshots as { id: string }[];
+    expect(listed.map((x) => x.id)).toContain(cgs);
+
+    const copy = await t.request('POST', '/v3/consistencygroups/create_from_src', {
+      'consistencygroup-from-src': { cgsnapshot_id: cgs, name: 'copy' },
+    });
+    expect(copy.status, JSON.stringify(copy.body)).toBe(202);
+    await waitStatus(t, 'groups', copy.body.consistencygroup.id, 'available');
+    const copies = (
+      (await t.request('GET', '/v3/volumes/detail')).body.volumes as { id: string; consistencygroup_id: string | null }[]
+    ).filter((x) => x.consistencygroup_id === copy.body.consistencygroup.id);
+    expect(copies).toHaveLength(1);
+    await waitStatus(t, 'volumes', copies[0]!.id, 'available');
+
+    const deleteCg = async (id: string) => {
+      expect((await t.request('POST', `/v3/consistencygroups/${id}/delete`, { consistencygroup: { force: true } })).status).toBe(202);
+      await waitStatus(t, 'groups', id, 'gone');
+    };
+    await deleteCg(copy.body.consistencygroup.id);
+    expect((await t.request('DELETE', `/v3/cgsnapshots/${cgs}`)).status).toBe(202);
+    await waitStatus(t, 'group_snapshots', cgs, 'gone');
+    await deleteCg(cg);
+    await waitStatus(t, 'volumes', v.body.volume.id, 'gone');
+  });
+});

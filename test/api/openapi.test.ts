@@ -346,6 +346,38 @@ describe('the OpenAPI document', () => {
     await waitStatus(t, 'groups', group.id, 'gone');
     await call('DELETE', `/v3/group_types/${gt.id}`);
 
+    // The consistency group API, served from groups.
+    const cg = ok(
+      await call('POST', '/v3/consistencygroups', { consistencygroup: { name: 'cg', volume_types: type.id } }),
+      'cg',
+    ).consistencygroup;
+    await waitStatus(t, 'groups', cg.id, 'available');
+    const cgVolume = await availableVolume(t, 1, { volume_type: type.id, consistencygroup_id: cg.id });
+    await call('GET', '/v3/consistencygroups');
+    await call('GET', '/v3/consistencygroups/detail');
+    await call('GET', `/v3/consistencygroups/${cg.id}`);
+    await call('PUT', `/v3/consistencygroups/${cg.id}/update`, { consistencygroup: { description: 'walked' } });
+    const cgs = ok(await call('POST', '/v3/cgsnapshots', { cgsnapshot: { consistencygroup_id: cg.id, name: 'cgs' } }), 'cgs').cgsnapshot;
+    await waitStatus(t, 'group_snapshots', cgs.id, 'available');
+    await call('GET', '/v3/cgsnapshots');
+    await call('GET', '/v3/cgsnapshots/detail');
+    await call('GET', `/v3/cgsnapshots/${cgs.id}`);
+    const cgCopy = ok(
+      await call('POST', '/v3/consistencygroups/create_from_src', { 'consistencygroup-from-src': { source_cgid: cg.id, name: 'copy' } }),
+      'cg copy',
+    ).consistencygroup;
+    await waitStatus(t, 'groups', cgCopy.id, 'available');
+    const cgCopies = ok(await call('GET', `/v3/volumes/detail?group_id=${cgCopy.id}`), 'cg copies').volumes as { id: string }[];
+    for (const v of cgCopies) await waitStatus(t, 'volumes', v.id, 'available');
+    await call('POST', `/v3/consistencygroups/${cgCopy.id}/delete`, { consistencygroup: { force: true } });
+    await call('DELETE', `/v3/cgsnapshots/${cgs.id}`);
+    await waitStatus(t, 'group_snapshots', cgs.id, 'gone');
+    await call('POST', `/v3/consistencygroups/${cg.id}/delete`, { consistencygroup: { force: true } });
+    await waitStatus(t, 'volumes', cgVolume, 'gone');
+    for (const v of cgCopies) await waitStatus(t, 'volumes', v.id, 'gone');
+    await waitStatus(t, 'groups', cg.id, 'gone');
+    await waitStatus(t, 'groups', cgCopy.id, 'gone');
+
     // And the rest: a delete, types and all.
     await call('DELETE', `/v3/volumes/${id}`, undefined, { 'x-auth-token': `admin:${OTHER}` });
     await call('DELETE', `/v3/types/${type.id}`);

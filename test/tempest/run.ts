@@ -106,7 +106,7 @@ manage_volume = false
 manage_snapshot = false
 multi_backend = false
 extend_attached_volume = false
-consistency_group = false
+consistency_group = true
 volume_revert = true
 api_extensions = all
 `;

@@ -110,6 +110,23 @@ const AVAILABILITY_ZONES = obj({
   availabilityZoneInfo: { type: 'array', items: obj({ zoneName: str, zoneState: obj({ available: { type: 'boolean' } }) }) },
 });
 const ANY_OBJECT = { type: 'object' };
+const CG_DETAIL = obj({
+  id: uuid,
+  status: str,
+  availability_zone: str,
+  created_at: str,
+  name: nullableStr,
+  description: nullableStr,
+  volume_types: { type: 'array', items: uuid },
+});
+const CGSNAPSHOT_DETAIL = obj({
+  id: uuid,
+  consistencygroup_id: uuid,
+  status: str,
+  created_at: str,
+  name: nullableStr,
+  description: nullableStr,
+});
 const noContent = (what = 'Done.') => own(204, what);
 
 /** What every path answers on refusal: Cinder's fault body, `{"<faultName>": {"code", "message"}}`. */
@@ -343,6 +360,78 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     tag: 'Group snapshots',
     summary: "A group snapshot's history (volstate)",
     answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
+  },
+  'GET /consistencygroups': {
+    tag: 'Consistency groups',
+    summary: 'List consistency groups (the legacy API, served from groups)',
+    answers: [
+      own(
+        200,
+        'The groups, as consistency groups.',
+        obj({ consistencygroups: { type: 'array', items: obj({ id: uuid, name: nullableStr }) } }),
+      ),
+    ],
+  },
+  'GET /consistencygroups/detail': {
+    tag: 'Consistency groups',
+    summary: 'List consistency groups with details',
+    answers: [own(200, 'The groups, as consistency groups.', obj({ consistencygroups: { type: 'array', items: CG_DETAIL } }))],
+  },
+  'GET /consistencygroups/:id': {
+    tag: 'Consistency groups',
+    summary: 'Show a consistency group',
+    answers: [own(200, 'The group, as a consistency group.', obj({ consistencygroup: CG_DETAIL }))],
+  },
+  'POST /consistencygroups': {
+    tag: 'Consistency groups',
+    summary: 'Create a consistency group (a group of default_cgsnapshot_type)',
+    answers: [own(202, 'Accepted: it is being created.', obj({ consistencygroup: obj({ id: uuid, name: nullableStr }) }))],
+  },
+  'POST /consistencygroups/create_from_src': {
+    tag: 'Consistency groups',
+    summary: 'A consistency group from a cgsnapshot or another consistency group',
+    answers: [own(202, 'Accepted: it is being created.', obj({ consistencygroup: obj({ id: uuid, name: nullableStr }) }))],
+  },
+  'POST /consistencygroups/:id/delete': {
+    tag: 'Consistency groups',
+    summary: 'Delete a consistency group (force: with its volumes)',
+    answers: [own(202, 'Accepted: it is being deleted.')],
+  },
+  'PUT /consistencygroups/:id/update': {
+    tag: 'Consistency groups',
+    summary: 'Rename a consistency group, add and remove volumes',
+    answers: [own(202, 'Accepted.')],
+  },
+  'GET /cgsnapshots': {
+    tag: 'Consistency groups',
+    summary: 'List cgsnapshots (group snapshots)',
+    answers: [
+      own(
+        200,
+        'The group snapshots, as cgsnapshots.',
+        obj({ cgsnapshots: { type: 'array', items: obj({ id: uuid, name: nullableStr }) } }),
+      ),
+    ],
+  },
+  'GET /cgsnapshots/detail': {
+    tag: 'Consistency groups',
+    summary: 'List cgsnapshots with details',
+    answers: [own(200, 'The group snapshots, as cgsnapshots.', obj({ cgsnapshots: { type: 'array', items: CGSNAPSHOT_DETAIL } }))],
+  },
+  'GET /cgsnapshots/:id': {
+    tag: 'Consistency groups',
+    summary: 'Show a cgsnapshot',
+    answers: [own(200, 'The group snapshot, as a cgsnapshot.', obj({ cgsnapshot: CGSNAPSHOT_DETAIL }))],
+  },
+  'POST /cgsnapshots': {
+    tag: 'Consistency groups',
+    summary: 'Snapshot a consistency group (a group snapshot: every member or none)',
+    answers: [own(202, 'Accepted: it is being taken.', obj({ cgsnapshot: obj({ id: uuid, name: nullableStr }) }))],
+  },
+  'DELETE /cgsnapshots/:id': {
+    tag: 'Consistency groups',
+    summary: 'Delete a cgsnapshot and its member snapshots',
+    answers: [own(202, 'Accepted: it is being deleted.')],
   },
   'GET /backups': { tag: 'Backups', summary: 'List backups', answers: [t('v3_64.backups.list_backups_no_detail')] },
   'GET /backups/detail': { tag: 'Backups', summary: 'List backups with details', answers: [t('v3_64.backups.list_backups_with_detail')] },

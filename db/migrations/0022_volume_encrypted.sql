@@ -1,1 +1,0 @@
-ALTER TABLE "volumes" ADD COLUMN "encrypted" boolean DEFAULT false NOT NULL;
