@@ -91,6 +91,21 @@ export const qosSpecs = pgTable(
   (t) => [uniqueIndex('qos_specs_name').on(t.name), check('qos_specs_consumer', sql`consumer IN ('front-end', 'back-end', 'both')`)],
 );
 
+/**
+ * A project's default volume type (3.62, Cinder's default_volume_types): a
+ * volume the project creates without a type gets it, and GET /types/default
+ * names it. A type that is some project's default is not deleted
+ * (db/volume-types.ts deleteType).
+ */
+export const defaultVolumeTypes = pgTable('default_volume_types', {
+  project_id: text('project_id').primaryKey(),
+  volume_type_id: uuid('volume_type_id')
+    .notNull()
+    .references(() => volumeTypes.id),
+  created_at: createdAt(),
+  updated_at: updatedAt(),
+});
+
 export const volumeTypeAccess = pgTable(
   'volume_type_access',
   {

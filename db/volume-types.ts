@@ -75,6 +75,49 @@ export async function typeForCreate(tx: Exec, ref: string, projectId: string | u
   return row;
 }
 
+/** The type a project's volume gets when the create names none: the project's default (3.62), else __DEFAULT__; in the same one statement, locked as typeForCreate. */
+export async function defaultTypeForCreate(tx: Exec, projectId: string): Promise<VolumeTypeRow | undefined> {
+  const [row] = await tx<VolumeTypeRow[]>`
+    SELECT ${tx.unsafe(COLUMNS)} FROM volume_types t
+    WHERE t.id = COALESCE((SELECT d.volume_type_id FROM default_volume_types d WHERE d.project_id = ${projectId}),
+                          (SELECT x.id FROM volume_types x WHERE x.name = ${DEFAULT_TYPE}))
+    FOR KEY SHARE OF t`;
+  return row;
+}
+
+/** A project's default type (3.62), if one is set. */
+export async function projectDefaultType(sql: Exec, projectId: string): Promise<VolumeTypeRow | undefined> {
+  const [row] = await sql<VolumeTypeRow[]>`
+    SELECT ${sql.unsafe(COLUMNS)} FROM default_volume_types d JOIN volume_types t ON t.id = d.volume_type_id WHERE d.project_id = ${projectId}`;
+  return row;
+}
+
+export interface ProjectDefault {
+  project_id: string;
+  volume_type_id: string;
+}
+
+/** The project defaults (one project's, or all). */
+export async function listProjectDefaults(sql: Exec, projectId?: string): Promise<ProjectDefault[]> {
+  return sql<ProjectDefault[]>`
+    SELECT project_id, volume_type_id FROM default_volume_types ${projectId === undefined ? sql`` : sql`WHERE project_id = ${projectId}`}
+    ORDER BY project_id`;
+}
+
+/** Set a project's default type (the type is locked by the foreign key's check against its deletion). */
+export async function setProjectDefault(sql: Exec, projectId: string, typeId: string): Promise<ProjectDefault> {
+  const [row] = await sql<ProjectDefault[]>`
+    INSERT INTO default_volume_types (project_id, volume_type_id) VALUES (${projectId}, ${typeId})
+    ON CONFLICT (project_id) DO UPDATE SET volume_type_id = EXCLUDED.volume_type_id, updated_at = now()
+    RETURNING project_id, volume_type_id`;
+  return row!;
+}
+
+/** false: the project had no default. */
+export async function unsetProjectDefault(sql: Exec, projectId: string): Promise<boolean> {
+  return (await sql`DELETE FROM default_volume_types WHERE project_id = ${projectId} RETURNING project_id`).length > 0;
+}
+
 /** false: the name is taken. */
 export async function insertType(sql: Exec, row: VolumeTypeRow): Promise<boolean> {
   const rows = await sql`
@@ -106,13 +149,17 @@ export async function updateType(
   }
 }
 
-/** Delete a type no live volume uses: 'missing', 'in-use' or 'deleted'. */
-export async function deleteType(tx: Exec, id: string): Promise<'missing' | 'in-use' | 'deleted'> {
+/** Delete a type no live volume uses and no project has as its default: 'missing', 'in-use', 'default' or 'deleted'. */
+export async function deleteType(tx: Exec, id: string): Promise<'missing' | 'in-use' | 'default' | 'deleted'> {
   const [locked] = await tx`SELECT id FROM volume_types WHERE id = ${id} FOR UPDATE`;
   if (!locked) return 'missing';
+  const [isDefault] = await tx`SELECT 1 AS one FROM default_volume_types WHERE volume_type_id = ${id} LIMIT 1`;
+  if (isDefault) return 'default';
   // A live snapshot taken of the type counts against its per-type quota: it holds the type too.
   const [used] = await tx`
     SELECT 1 AS one FROM volumes v WHERE v.volume_type_id = ${id} AND v.deleted_at IS NULL
+    UNION ALL
+    SELECT 1 FROM groups g WHERE ${id} = ANY(g.volume_type_ids) AND g.deleted_at IS NULL
     UNION ALL
     SELECT 1 FROM snapshots n WHERE n.volume_type_id = ${id} AND n.deleted_at IS NULL
     LIMIT 1`;

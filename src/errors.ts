@@ -59,6 +59,10 @@ export const ERRORS = {
     message: 'Default group type can not be found: set VOLSTATE_DEFAULT_GROUP_TYPE to the name of a group type.',
   },
   GroupTypeSpecsNotFound: { status: 404, message: 'Group Type {id} has no specs with key {key}.' },
+  VolumeTypeProjectDefaultNotFound: {
+    status: 404,
+    message: 'Default type for project {project} not found: set one with PUT /default-types/{project}.',
+  },
   VolumeTypeEncryptionNotFound: { status: 404, message: 'Volume type encryption for type {id} does not exist.' },
   EncryptionSpecNotFound: { status: 404, message: 'Volume type {id} has no encryption spec {key}.' },
   AttachmentNotFound: { status: 404, message: 'Volume attachment could not be found with filter: attachment_id = {id}.' },

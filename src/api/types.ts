@@ -17,6 +17,9 @@
  *   POST   /types/{id}/encryption                  {"encryption": {provider, control_location, cipher, key_size}} (admin)
  *   PUT    /types/{id}/encryption/{encryption_id}  (admin)
  *   DELETE /types/{id}/encryption/{encryption_id}  202 (admin); all three refused while a live volume has the type
+ *   GET    /default-types[/{project}]              a project's default type (3.62, admin)
+ *   PUT    /default-types/{project}                {"default_type": {"volume_type": id or name}} (admin)
+ *   DELETE /default-types/{project}                204 (admin)
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -216,6 +219,43 @@ export const typeRoutes: FastifyPluginAsync<TypeRoutesOptions> = async (app, { t
     requireAdmin(req, 'volume_extension:volume_type_encryption:delete');
     await types.changeEncryption(await typeIdForChange(req.params.id), { delete: true });
     return reply.code(202).send();
+  });
+
+  // Project default types (3.62): an admin's; a project's volume created without a type gets its default.
+  const DefaultParams = Type.Object({ project: Type.String(), project_id: Type.Optional(Type.String()) });
+  const defaultsSince = (req: FastifyRequest, action: string) => {
+    if (req.mv < 62) throw new ApiError('NotFound');
+    requireAdmin(req, `volume_extension:default_${action}`);
+  };
+  const defaultView = (d: { project_id: string; volume_type_id: string }) => ({
+    project_id: d.project_id,
+    volume_type_id: d.volume_type_id,
+  });
+
+  r.get('/default-types', { schema: { params: ProjectParams } }, async (req) => {
+    defaultsSince(req, 'get_all');
+    return { default_types: (await types.defaults()).map(defaultView) };
+  });
+
+  r.get('/default-types/:project', { schema: { params: DefaultParams } }, async (req) => {
+    defaultsSince(req, 'get');
+    const [found] = await types.defaults(req.params.project);
+    if (!found) throw new ApiError('VolumeTypeProjectDefaultNotFound', { project: req.params.project });
+    return { default_type: defaultView(found) };
+  });
+
+  r.put('/default-types/:project', { schema: { params: DefaultParams, body: ActionBody } }, async (req) => {
+    defaultsSince(req, 'set_or_update');
+    const body = unwrap(req.body, 'default_type');
+    if (typeof body.volume_type !== 'string' || body.volume_type === '')
+      throw invalid('volume_type', body.volume_type ?? 'None', 'name the volume type (id or name) to make the default.');
+    return { default_type: defaultView(await types.setDefault(req.params.project, body.volume_type)) };
+  });
+
+  r.delete('/default-types/:project', { schema: { params: DefaultParams } }, async (req, reply) => {
+    defaultsSince(req, 'unset');
+    await types.unsetDefault(req.params.project);
+    return reply.code(204).send();
   });
 
   /** The type an admin changes the encryption of: by id, else 404. */

@@ -37,7 +37,7 @@ import { takeLeases } from '../../db/leases.ts';
 import { snapshotTable, volumeTable } from '../../db/resources.ts';
 import type { GroupRow, GroupSnapshotRow, NewGroupRow, NewGroupSnapshotRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
-import { findType } from '../../db/volume-types.ts';
+import { typeForCreate } from '../../db/volume-types.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
@@ -96,7 +96,8 @@ export class GroupService extends ResourceService<'group', GroupRow, NewGroupRow
       if (!type) throw new ApiError('GroupTypeNotFound', { id: input.groupType });
       const typeIds: string[] = [];
       for (const ref of input.volumeTypes) {
-        const vt = await findType(tx, ref, scopeOf(caller));
+        // Locked against its deletion until this create commits, as a volume create locks its type.
+        const vt = await typeForCreate(tx, ref, scopeOf(caller));
         if (!vt) throw new ApiError('VolumeTypeNotFound', { id: ref });
         if (!typeIds.includes(vt.id)) typeIds.push(vt.id);
       }

@@ -13,6 +13,11 @@ import {
   changeExtraSpecs,
   DEFAULT_TYPE,
   encryptionOf,
+  listProjectDefaults,
+  projectDefaultType,
+  setProjectDefault,
+  unsetProjectDefault,
+  type ProjectDefault,
   type EncryptionFields,
   type EncryptionRow,
   deleteType,
@@ -26,7 +31,7 @@ import {
 } from '../../db/volume-types.ts';
 import { ApiError } from '../errors.ts';
 
-export { DEFAULT_TYPE, type EncryptionFields, type EncryptionRow, type VolumeTypeRow };
+export { DEFAULT_TYPE, type ProjectDefault, type EncryptionFields, type EncryptionRow, type VolumeTypeRow };
 
 export interface TypePatch {
   name?: string;
@@ -47,7 +52,12 @@ export class VolumeTypeService {
 
   /** A type `projectId` may see, by id or name (`default`: the default type), else VolumeTypeNotFound. */
   async visible(ref: string, projectId: string | undefined): Promise<VolumeTypeRow> {
-    const found = ref === 'default' ? await findType(this.sql, DEFAULT_TYPE, undefined) : await findType(this.sql, ref, projectId);
+    // `default`: the project's own default (3.62), else __DEFAULT__.
+    const found =
+      ref === 'default'
+        ? ((projectId === undefined ? undefined : await projectDefaultType(this.sql, projectId)) ??
+          (await findType(this.sql, DEFAULT_TYPE, undefined)))
+        : await findType(this.sql, ref, projectId);
     if (!found) throw new ApiError('VolumeTypeNotFound', { id: ref });
     return found;
   }
@@ -82,6 +92,10 @@ export class VolumeTypeService {
     const outcome = await transaction(this.sql, { rows: [] }, (tx) => deleteType(tx, current.id));
     if (outcome === 'missing') throw new ApiError('VolumeTypeNotFound', { id: current.id });
     if (outcome === 'in-use') throw new ApiError('VolumeTypeInUse', { id: current.id });
+    if (outcome === 'default')
+      throw new ApiError('InvalidVolumeType', {
+        reason: `type ${current.id} is a project's default type: unset that default (default-types) first`,
+      });
   }
 
   async setExtraSpecs(id: string, specs: Record<string, string>): Promise<void> {
@@ -131,5 +145,27 @@ export class VolumeTypeService {
     if (out === 'exists') throw new ApiError('VolumeTypeEncryptionExists', { id });
     if (out === 'none') throw new ApiError('VolumeTypeEncryptionNotFound', { id });
     return out === 'deleted' ? undefined : out;
+  }
+
+  /** Project default types (3.62): one project's, or every project's. */
+  defaults(projectId?: string): Promise<ProjectDefault[]> {
+    return listProjectDefaults(this.sql, projectId);
+  }
+
+  /** Make a type (by id or name, any an admin sees) a project's default. */
+  async setDefault(projectId: string, ref: string): Promise<ProjectDefault> {
+    const type = await findType(this.sql, ref, undefined);
+    if (!type) throw new ApiError('VolumeTypeNotFound', { id: ref });
+    try {
+      return await setProjectDefault(this.sql, projectId, type.id);
+    } catch (err) {
+      // The type was deleted between the lookup and the insert (its foreign key).
+      if ((err as { code?: string }).code === '23503') throw new ApiError('VolumeTypeNotFound', { id: ref });
+      throw err;
+    }
+  }
+
+  async unsetDefault(projectId: string): Promise<void> {
+    if (!(await unsetProjectDefault(this.sql, projectId))) throw new ApiError('VolumeTypeProjectDefaultNotFound', { project: projectId });
   }
 }

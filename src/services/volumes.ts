@@ -10,7 +10,7 @@ import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../.
 import { consistencyGroupTypeId, groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
-import { DEFAULT_TYPE, findType, typeForCreate } from '../../db/volume-types.ts';
+import { DEFAULT_TYPE, defaultTypeForCreate, findType, typeForCreate } from '../../db/volume-types.ts';
 import { perVolumeLimit } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
@@ -131,7 +131,8 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     const [perVolume, type] = await Promise.all([
       perVolumeLimit(tx, caller.projectId),
       // Locked against its deletion until this create commits (db/volume-types.ts).
-      typeForCreate(tx, input.volumeType ?? DEFAULT_TYPE, scopeOf(caller)),
+      // No type named: the project's default (3.62), else __DEFAULT__.
+      input.volumeType ? typeForCreate(tx, input.volumeType, scopeOf(caller)) : defaultTypeForCreate(tx, caller.projectId),
     ]);
     if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
     if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });

@@ -106,6 +106,10 @@ describe('the OpenAPI document', () => {
     await call('PUT', `/v3/types/${type.id}/extra_specs/a`, { a: 'c' });
     await call('DELETE', `/v3/types/${type.id}/extra_specs/a`);
     await call('GET', `/v3/types/${type.id}/encryption`);
+    await call('PUT', `/v3/default-types/${OTHER}`, { default_type: { volume_type: type.id } });
+    await call('GET', `/v3/default-types/${OTHER}`);
+    await call('GET', '/v3/default-types');
+    await call('DELETE', `/v3/default-types/${OTHER}`);
     const secret = ok(await call('POST', '/v3/types', { volume_type: { name: 'secret' } }), 'type').volume_type;
     const enc = ok(
       await call('POST', `/v3/types/${secret.id}/encryption`, {

@@ -214,3 +214,40 @@ describe('volume type encryption', () => {
     );
   });
 });
+
+describe('project default types (3.62)', () => {
+  it("give a project's typeless volumes its default, name it at GET /types/default, and keep the type from deletion", async () => {
+    const mv = { 'openstack-api-version': 'volume 3.62' };
+    const type = await createType({ name: 'alice-default' });
+    const set = await t.request('PUT', '/v3/default-types/aaaa', { default_type: { volume_type: 'alice-default' } }, { ...admin, ...mv });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect(set.body).toEqual({ default_type: { project_id: 'aaaa', volume_type_id: type.id } });
+    expect((await t.request('GET', '/v3/default-types/aaaa', undefined, { ...admin, ...mv })).body.default_type.volume_type_id).toBe(
+      type.id,
+    );
+    expect((await t.request('GET', '/v3/default-types', undefined, { ...admin, ...mv })).body.default_types).toContainEqual({
+      project_id: 'aaaa',
+      volume_type_id: type.id,
+    });
+    expect((await t.request('GET', '/v3/default-types', undefined, { ...as('alice-token'), ...mv })).status).toBe(403);
+    expect((await t.request('GET', '/v3/default-types', undefined, { ...admin, 'openstack-api-version': 'volume 3.61' })).status).toBe(404);
+
+    // Alice's typeless volume is of her default; Bob's of __DEFAULT__.
+    const alices = await t.request('POST', '/v3/volumes', { volume: { size: 1 } }, as('alice-token'));
+    expect(alices.body.volume.volume_type).toBe('alice-default');
+    const bobs = await t.request('POST', '/v3/volumes', { volume: { size: 1 } }, as('bob-token'));
+    expect(bobs.body.volume.volume_type).toBe('__DEFAULT__');
+    expect((await t.request('GET', '/v3/types/default', undefined, as('alice-token'))).body.volume_type.name).toBe('alice-default');
+    expect((await t.request('GET', '/v3/types/default', undefined, as('bob-token'))).body.volume_type.name).toBe('__DEFAULT__');
+
+    await waitStatus(t, 'volumes', alices.body.volume.id, 'available', 10_000, as('alice-token'));
+    expect((await t.request('DELETE', `/v3/volumes/${alices.body.volume.id}`, undefined, as('alice-token'))).status).toBe(202);
+    await waitStatus(t, 'volumes', alices.body.volume.id, 'gone', 10_000, as('alice-token'));
+    const refused = await t.request('DELETE', `/v3/types/${type.id}`, undefined, admin);
+    expect(refused.status).toBe(400);
+    expect(refused.body.badRequest.message).toMatch(/default type/);
+    expect((await t.request('DELETE', '/v3/default-types/aaaa', undefined, { ...admin, ...mv })).status).toBe(204);
+    expect((await t.request('DELETE', '/v3/default-types/aaaa', undefined, { ...admin, ...mv })).status).toBe(404);
+    expect((await t.request('DELETE', `/v3/types/${type.id}`, undefined, admin)).status).toBe(202);
+  });
+});

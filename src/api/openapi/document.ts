@@ -110,6 +110,7 @@ const AVAILABILITY_ZONES = obj({
   availabilityZoneInfo: { type: 'array', items: obj({ zoneName: str, zoneState: obj({ available: { type: 'boolean' } }) }) },
 });
 const ANY_OBJECT = { type: 'object' };
+const DEFAULT_TYPE = obj({ project_id: str, volume_type_id: uuid });
 const CG_DETAIL = obj({
   id: uuid,
   status: str,
@@ -254,6 +255,26 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     tag: 'Snapshots',
     summary: "A snapshot's history (volstate)",
     answers: [own(200, 'The transitions, oldest first.', TRANSITIONS)],
+  },
+  'GET /default-types': {
+    tag: 'Volume types',
+    summary: "Every project's default volume type (3.62, admin)",
+    answers: [own(200, 'The defaults.', obj({ default_types: { type: 'array', items: DEFAULT_TYPE } }))],
+  },
+  'GET /default-types/:project': {
+    tag: 'Volume types',
+    summary: "A project's default volume type (3.62, admin)",
+    answers: [own(200, 'The default.', obj({ default_type: DEFAULT_TYPE }))],
+  },
+  'PUT /default-types/:project': {
+    tag: 'Volume types',
+    summary: "Set a project's default volume type (3.62, admin)",
+    answers: [own(200, 'The default.', obj({ default_type: DEFAULT_TYPE }))],
+  },
+  'DELETE /default-types/:project': {
+    tag: 'Volume types',
+    summary: "Unset a project's default volume type (3.62, admin)",
+    answers: [noContent('Unset: its volumes get __DEFAULT__ again.')],
   },
   'GET /group_types': { tag: 'Group types', summary: 'List group types (3.11)', answers: [t('group_types.list_group_types')] },
   'GET /group_types/default': {
