@@ -436,4 +436,88 @@ describe('the cinder CLI against volstate', () => {
     const refused = await cinder('create', '--volume-type', 'cli-capped', '1');
     expect(refused.err).toMatch(/exceeded for quota 'volumes_cli-capped'\. \(HTTP 413\)/);
   });
+
+  cliTest(
+    'runs groups as an operator would: group-type-*, group-create, create --group-id, group-update, group-snapshot-*, group-create-from-src, group-delete --delete-volumes',
+    async () => {
+      ok(await cinder('type-create', 'cli-group-vt'));
+      expect(rows(ok(await cinder('group-type-create', 'cli-gt')).out)[0]).toMatchObject({ Name: 'cli-gt' });
+      ok(await cinder('group-type-key', 'cli-gt', 'set', 'consistent_group_snapshot_enabled=<is> True'));
+      expect(rows(ok(await cinder('group-type-list')).out).map((r) => r.Name)).toContain('cli-gt');
+      const made = properties(ok(await cinder('group-create', '--name', 'cli-group', 'cli-gt', 'cli-group-vt')).out);
+      const g = made.id!;
+      await eventually(
+        async () => properties(ok(await cinder('group-show', g)).out).status === 'available' || undefined,
+        10_000,
+        'the group',
+      );
+      const v1 = properties(
+        ok(await cinder('create', '--volume-type', 'cli-group-vt', '--group-id', g, '--name', 'cli-member', '--poll', '1')).out,
+      );
+      expect(v1.group_id).toBe(g);
+      const v2 = properties(ok(await cinder('create', '--volume-type', 'cli-group-vt', '--name', 'cli-joiner', '--poll', '1')).out);
+      ok(await cinder('group-update', '--add-volumes', v2.id!, g));
+      expect(properties(ok(await cinder('show', v2.id!)).out).group_id).toBe(g);
+      expect(rows(ok(await cinder('group-list')).out).map((r) => r.ID)).toContain(g);
+
+      const gs = properties(ok(await cinder('group-snapshot-create', '--name', 'cli-gs', g)).out);
+      await eventually(
+        async () => properties(ok(await cinder('group-snapshot-show', gs.id!)).out).status === 'available' || undefined,
+        10_000,
+        'the group snapshot',
+      );
+      expect(rows(ok(await cinder('group-snapshot-list')).out).map((r) => r.ID)).toContain(gs.id);
+      // Its member snapshots go with it only.
+      const member = rows(ok(await cinder('snapshot-list', '--volume-id', v1.id!)).out)[0]!;
+      const refused = await cinder('snapshot-delete', member.ID!);
+      expect(refused.code).toBe(1);
+      expect(`${refused.out}${refused.err}`).toMatch(/part of group snapshot/);
+
+      const copy = properties(ok(await cinder('group-create-from-src', '--group-snapshot', gs.id!, '--name', 'cli-copy')).out);
+      await eventually(
+        async () => properties(ok(await cinder('group-show', copy.id!)).out).status === 'available' || undefined,
+        10_000,
+        'the copy',
+      );
+      ok(await cinder('group-delete', '--delete-volumes', copy.id!));
+      await eventually(async () => ((await cinder('group-show', copy.id!)).code === 1 ? true : undefined), 10_000, 'the copy gone');
+      ok(await cinder('group-snapshot-delete', gs.id!));
+      await eventually(
+        async () => ((await cinder('group-snapshot-show', gs.id!)).code === 1 ? true : undefined),
+        10_000,
+        'the snapshot gone',
+      );
+      ok(await cinder('group-delete', '--delete-volumes', g));
+      await eventually(async () => ((await cinder('group-show', g)).code === 1 ? true : undefined), 10_000, 'the group gone');
+      expect((await cinder('show', v1.id!)).code).toBe(1);
+    },
+  );
+
+  cliTest('sets, shows and unsets a project default type (default-type-*), and makes an encryption type', async () => {
+    ok(await cinder('type-create', 'cli-default'));
+    ok(await cinder('default-type-set', 'cli-default', PROJECT));
+    expect(rows(ok(await cinder('default-type-list')).out).map((r) => r['Project ID'])).toContain(PROJECT);
+    const vol = properties(ok(await cinder('create', '--name', 'typeless', '1')).out);
+    expect(vol.volume_type).toBe('cli-default');
+    ok(await cinder('default-type-unset', PROJECT));
+    expect(properties(ok(await cinder('create', '--name', 'typeless-again', '1')).out).volume_type).toBe('__DEFAULT__');
+
+    ok(await cinder('type-create', 'cli-secret'));
+    ok(
+      await cinder(
+        'encryption-type-create',
+        '--cipher',
+        'aes-xts-plain64',
+        '--key-size',
+        '256',
+        '--control-location',
+        'front-end',
+        'cli-secret',
+        'luks',
+      ),
+    );
+    expect(ok(await cinder('encryption-type-show', 'cli-secret')).out).toMatch(/aes-xts-plain64/);
+    const secret = properties(ok(await cinder('create', '--volume-type', 'cli-secret', '--name', 'sealed', '1')).out);
+    expect(secret.encrypted).toBe('True');
+  });
 });
