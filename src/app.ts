@@ -40,6 +40,7 @@ import { metadataRoutes } from './api/metadata.ts';
 import { volumeActionRoutes } from './api/volume-actions.ts';
 import { volumeId, volumeRoutes } from './api/volumes.ts';
 import { groupRoutes } from './api/groups.ts';
+import { notImplementedRoutes } from './api/not-implemented.ts';
 import { consistencyGroupRoutes } from './api/consistency-groups.ts';
 import type { Driver } from './drivers/driver.ts';
 import { Enforcer } from './enforcer.ts';
@@ -185,6 +186,7 @@ export async function build(opts: AppOptions): Promise<FastifyInstance> {
     await scope.register(messageRoutes, { messages: new MessageService(opts.sql) });
     await scope.register(attachmentRoutes, { attachments });
     await scope.register(eventRoutes, { tail });
+    await scope.register(notImplementedRoutes);
   };
   await app.register(resources, { prefix: '/v3' });
   await app.register(resources, { prefix: '/v3/:project_id' });

@@ -18,6 +18,7 @@ export const ERRORS = {
   InvalidSnapshot: { status: 400, message: 'Invalid snapshot: {reason}' },
   InvalidBackup: { status: 400, message: 'Invalid backup: {reason}' },
   InvalidGroup: { status: 400, message: 'Invalid group: {reason}' },
+  ActionNotImplemented: { status: 400, message: 'volstate does not implement {what} ({action}): see "Not implemented" in docs/api.md.' },
   InvalidGroupSnapshot: { status: 400, message: 'Invalid group snapshot: {reason}' },
   InvalidGroupType: { status: 400, message: 'Invalid group type: {reason}' },
   GroupTypeInUse: { status: 400, message: 'Target group type {id} is still in use: delete the groups of this type first.' },
@@ -79,6 +80,7 @@ export const ERRORS = {
   ServiceNotFound: { status: 404, message: 'Service {binary} on host {host} could not be found.' },
   HostNotFound: { status: 404, message: 'Host {host} could not be found: list the hosts with GET /os-hosts.' },
   NotFound: { status: 404, message: 'The resource could not be found.' },
+  FeatureNotImplemented: { status: 404, message: 'volstate does not implement {what}: see "Not implemented" in docs/api.md.' },
   VersionNotSupported: {
     status: 406,
     message: 'Version {version} is not supported by the API. Minimum is {min} and maximum is {max}.',

@@ -29,6 +29,7 @@ import { GROUP_STATUSES } from '../../machines/group.ts';
 import { GROUP_SNAPSHOT_STATUSES } from '../../machines/group-snapshot.ts';
 import { MODELS } from '../../machines/index.ts';
 import { ApiError } from '../errors.ts';
+import { actionNotImplemented, GROUP_ACTIONS_NOT_IMPLEMENTED } from './not-implemented.ts';
 import type { GroupRecord, GroupService, GroupSnapshotRecord, GroupSnapshotService } from '../services/groups.ts';
 import type { GroupTypeRow, GroupTypeService } from '../services/group-types.ts';
 import type { VolumeService } from '../services/volumes.ts';
@@ -401,7 +402,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (app, {
       await changeState(req, reply, () => groups.send(req.caller, id, { type: 'RESET_STATUS', status }));
       return reply.code(202).send();
     }
-    throw new ApiError('NoSuchAction', { action: name });
+    throw actionNotImplemented(GROUP_ACTIONS_NOT_IMPLEMENTED, name) ?? new ApiError('NoSuchAction', { action: name });
   });
 
   r.get('/groups/:id/transitions', { schema: { params: IdParams } }, async (req) => {

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { SNAPSHOT_STATUSES } from '../../machines/snapshot.ts';
 import { ApiError } from '../errors.ts';
+import { actionNotImplemented, SNAPSHOT_ACTIONS_NOT_IMPLEMENTED } from './not-implemented.ts';
 import type { SnapshotRecord, SnapshotService } from '../services/snapshots.ts';
 import { viewContext } from './context.ts';
 import { listHandler, type ListRoute } from './lists.ts';
@@ -123,7 +124,7 @@ export const snapshotRoutes: FastifyPluginAsync<{ snapshots: SnapshotService }> 
     }
     const name = keys[0]!;
     if (name !== 'os-reset_status' && name !== 'os-force_delete' && name !== 'os-update_snapshot_status')
-      throw new ApiError('NoSuchAction', { action: name });
+      throw actionNotImplemented(SNAPSHOT_ACTIONS_NOT_IMPLEMENTED, name) ?? new ApiError('NoSuchAction', { action: name });
     const id = snapshotId(req.params.id);
     const ifMatch = parseIfMatch(req.headers['if-match']);
     if (name === 'os-update_snapshot_status') {

@@ -8,6 +8,7 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { capabilitiesOf, unmetSpec } from '../drivers/backends.ts';
 import { ApiError } from '../errors.ts';
+import { actionNotImplemented, VOLUME_ACTIONS_NOT_IMPLEMENTED } from './not-implemented.ts';
 import { changeState } from './changes.ts';
 import type { AttachmentService } from '../services/attachments.ts';
 import type { VolumeService } from '../services/volumes.ts';
@@ -283,7 +284,7 @@ export const volumeActionRoutes: FastifyPluginAsync<{ volumes: VolumeService; at
       const name = keys[0]!;
       // Own keys only: `constructor` or `__proto__` name no action.
       const action = Object.hasOwn(VOLUME_ACTIONS, name) ? VOLUME_ACTIONS[name] : undefined;
-      if (!action) throw new ApiError('NoSuchAction', { action: name });
+      if (!action) throw actionNotImplemented(VOLUME_ACTIONS_NOT_IMPLEMENTED, name) ?? new ApiError('NoSuchAction', { action: name });
       const id = volumeId(req.params.id);
       const ctx = { req, id, args: args(req.body[name], name), volumes, attachments, ifMatch: parseIfMatch(req.headers['if-match']) };
       // Only stateless actions answer a body (os-initialize_connection), so a

@@ -27,6 +27,7 @@
  */
 import { createRequire } from 'node:module';
 import { MAX_VERSION, MIN_VERSION } from '../microversion.ts';
+import { ROUTES_NOT_IMPLEMENTED } from '../not-implemented.ts';
 
 export interface RouteEntry {
   method: string;
@@ -454,6 +455,12 @@ const RESOURCE_ROUTES: Record<string, RouteDoc> = {
     summary: 'Delete a cgsnapshot and its member snapshots',
     answers: [own(202, 'Accepted: it is being deleted.')],
   },
+  ...Object.fromEntries(
+    Object.entries(ROUTES_NOT_IMPLEMENTED).map(([route, what]) => [
+      route,
+      { tag: 'Not implemented', summary: `Not implemented: ${what}`, answers: [own(404, `volstate does not implement ${what}.`, FAULT)] },
+    ]),
+  ),
   'GET /backups': { tag: 'Backups', summary: 'List backups', answers: [t('v3_64.backups.list_backups_no_detail')] },
   'GET /backups/detail': { tag: 'Backups', summary: 'List backups with details', answers: [t('v3_64.backups.list_backups_with_detail')] },
   'POST /backups': {
