@@ -49,7 +49,7 @@ export interface Config {
    * backend named after VOLSTATE_DRIVER, storing in VOLSTATE_FILE_DIR. Every
    * node of a deployment must have the same list (src/drivers/backends.ts).
    */
-  backends: { name: string; driver: DriverName; dir: string }[];
+  backends: { name: string; driver: DriverName; dir: string; vendor?: string; protocol?: string }[];
   /** VOLSTATE_HOST: the host this node's services are listed under (os-services, volumes' host); default the machine's host name */
   serviceHost: string;
   /** VOLSTATE_DEFAULT_GROUP_TYPE: the name of the group type GET /group_types/default answers (Cinder's default_group_type); unset: none, 404 */
@@ -251,13 +251,22 @@ function backendsOf(value: string | undefined, driver: DriverName, fileDir: stri
     .split(',')
     .map((p) => p.trim())
     .filter(Boolean)) {
-    const [name = '', kind = '', ...rest] = part.split(':');
+    // Options after the location, `;`-separated: `gold:file:/srv/gold;vendor=Acme;protocol=iSCSI`.
+    const [location = '', ...options] = part.split(';');
+    const [name = '', kind = '', ...rest] = location.split(':');
+    const extra: { vendor?: string; protocol?: string } = {};
+    for (const option of options) {
+      const m = /^(vendor|protocol)=(.{1,255})$/.exec(option.trim());
+      if (!m)
+        throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": an option is vendor=<name> or protocol=<name> (after ;), not "${option}"`);
+      extra[m[1] as 'vendor' | 'protocol'] = m[2]!;
+    }
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(name))
       throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": a backend name is 1 to 64 letters, digits, _ . -`);
     if (kind !== 'file' && kind !== 'fake')
       throw new ConfigError(`VOLSTATE_BACKENDS: "${part}": the driver is file or fake (name:driver[:dir])`);
     if (out.some((b) => b.name === name)) throw new ConfigError(`VOLSTATE_BACKENDS: backend ${name} is named twice`);
-    out.push({ name, driver: kind, dir: rest.length > 0 ? resolve(rest.join(':')) : join(fileDir, name) });
+    out.push({ name, driver: kind, dir: rest.length > 0 ? resolve(rest.join(':')) : join(fileDir, name), ...extra });
   }
   if (out.length === 0) throw new ConfigError('VOLSTATE_BACKENDS is empty: name at least one backend (name:driver[:dir])');
   return out;

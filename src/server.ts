@@ -66,7 +66,7 @@ export function makeBackends(config: Config, coordination: Coordination): Backen
     config.backends.map((b) => {
       const driver: Driver =
         b.driver === 'fake' ? new FakeDriver() : new FileDriver({ dir: b.dir, coordination, capacityGb: config.fileCapacityGb });
-      return { name: b.name, driver: injecting ? new FaultyDriver(driver, config.faults) : driver };
+      return { name: b.name, driver: injecting ? new FaultyDriver(driver, config.faults) : driver, vendor: b.vendor, protocol: b.protocol };
     }),
   );
 }

@@ -19,7 +19,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { capabilitiesOf, DRIVER_VERSION, type Backend, type Backends } from '../drivers/backends.ts';
+import { capabilitiesOf, DRIVER_VERSION, protocolOf, vendorOf, type Backend, type Backends } from '../drivers/backends.ts';
 import { ApiError } from '../errors.ts';
 import { BINARIES, type Binary, type HostService, type ServiceRow } from '../services/hosts.ts';
 import { requireAdmin } from './context.ts';
@@ -200,11 +200,11 @@ export const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, {
       const b = found.backend!;
       return {
         namespace: `OS::Storage::Capabilities::${req.params.host}`,
-        vendor_name: 'volstate',
+        vendor_name: vendorOf(b),
         volume_backend_name: b.name,
         pool_name: null,
         driver_version: DRIVER_VERSION,
-        storage_protocol: b.driver.name,
+        storage_protocol: protocolOf(b),
         display_name: null,
         description: null,
         visibility: null,

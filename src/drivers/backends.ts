@@ -16,7 +16,15 @@ export const DRIVER_VERSION = '1.0.0';
 export interface Backend {
   readonly name: string;
   readonly driver: Driver;
+  /** what it reports as vendor_name (VOLSTATE_BACKENDS `vendor=`; default volstate) */
+  readonly vendor?: string;
+  /** what it reports as storage_protocol (VOLSTATE_BACKENDS `protocol=`; default the driver's name) */
+  readonly protocol?: string;
 }
+
+/** The vendor and protocol a backend reports (types may ask for them in extra specs, Tempest does). */
+export const vendorOf = (b: Backend) => b.vendor ?? 'volstate';
+export const protocolOf = (b: Backend) => b.protocol ?? b.driver.name;
 
 export type Capabilities = Record<string, string | number | boolean | null>;
 
@@ -25,9 +33,9 @@ export function capabilitiesOf(b: Backend, capacity: Capacity, allocatedGb: numb
   return {
     pool_name: b.name,
     volume_backend_name: b.name,
-    vendor_name: 'volstate',
+    vendor_name: vendorOf(b),
     driver_version: DRIVER_VERSION,
-    storage_protocol: b.driver.name,
+    storage_protocol: protocolOf(b),
     total_capacity_gb: capacity.totalGb,
     free_capacity_gb: capacity.freeGb,
     allocated_capacity_gb: allocatedGb,
