@@ -20,6 +20,10 @@
  * - backups: a volume's or snapshot's `backups` counter equals the backup
  *   leases on it; no live incremental backup of a deleted parent; quota
  *   usage counts live backups and their gigabytes;
+ * - groups: a group's `members` counter equals the live volumes that name
+ *   it; a group snapshot is never partial (no member left in
+ *   `creating.group` once it ended, every member of an available one
+ *   available); quota usage counts live groups;
  * - optionally, every request a client was told succeeded is in the
  *   history by its request id, and no refused one is.
  *
@@ -47,6 +51,8 @@ export type ViolationKind =
   | 'attachment-on-deleted-volume'
   | 'attachment-counts'
   | 'incremental-outlives-parent'
+  | 'group-membership'
+  | 'group-snapshot-partial'
   | 'quota-usage'
   | 'accepted-not-in-history'
   | 'refused-but-changed';
@@ -205,29 +211,37 @@ async function checkCounters({ sql, violations }: Context): Promise<void> {
       readers: number;
       dependents: number;
       backups: number;
+      members: number;
       reader_leases: number;
       dependent_leases: number;
       backup_leases: number;
+      member_leases: number;
     }[]
   >`
-    SELECT s.resource_type || ':' || s.resource_id AS key, s.readers, s.dependents, s.backups,
+    SELECT s.resource_type || ':' || s.resource_id AS key, s.readers, s.dependents, s.backups, s.members,
            count(*) FILTER (WHERE l.kind = 'reader')::int AS reader_leases,
            count(*) FILTER (WHERE l.kind = 'dependent')::int AS dependent_leases,
-           count(*) FILTER (WHERE l.kind = 'backup')::int AS backup_leases
+           count(*) FILTER (WHERE l.kind = 'backup')::int AS backup_leases,
+           count(*) FILTER (WHERE l.kind = 'member')::int AS member_leases
     FROM resource_states s LEFT JOIN leases l ON l.source_type = s.resource_type AND l.source_id = s.resource_id
-    GROUP BY s.resource_type, s.resource_id, s.readers, s.dependents, s.backups`) {
-    if (r.readers < 0 || r.dependents < 0 || r.backups < 0)
+    GROUP BY s.resource_type, s.resource_id, s.readers, s.dependents, s.backups, s.members`) {
+    if (r.readers < 0 || r.dependents < 0 || r.backups < 0 || r.members < 0)
       violations.push({
         kind: 'negative-counter',
         resource: r.key,
-        detail: `readers ${r.readers}, dependents ${r.dependents}, backups ${r.backups}`,
+        detail: `readers ${r.readers}, dependents ${r.dependents}, backups ${r.backups}, members ${r.members}`,
         slice: [],
       });
-    if (r.readers !== r.reader_leases || r.dependents !== r.dependent_leases || r.backups !== r.backup_leases) {
+    if (
+      r.readers !== r.reader_leases ||
+      r.dependents !== r.dependent_leases ||
+      r.backups !== r.backup_leases ||
+      r.members !== r.member_leases
+    ) {
       violations.push({
         kind: 'counter-lease-mismatch',
         resource: r.key,
-        detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases, backups ${r.backups} for ${r.backup_leases} backup leases`,
+        detail: `readers ${r.readers} for ${r.reader_leases} reader leases, dependents ${r.dependents} for ${r.dependent_leases} dependent leases, backups ${r.backups} for ${r.backup_leases} backup leases, members ${r.members} for ${r.member_leases} member leases`,
         slice: [],
       });
     }
@@ -287,6 +301,37 @@ async function checkRelations({ sql, facts, violations }: Context): Promise<void
       slice: [],
     });
   }
+  // A group counts exactly the live volumes that name it (membership changes in the group's CAS's transaction).
+  for (const r of await sql<{ id: string; members: number; named: number }[]>`
+    SELECT g.resource_id AS id, g.members,
+           (SELECT count(*)::int FROM volumes v JOIN resource_states x ON x.resource_type = 'volume' AND x.resource_id = v.id
+            WHERE v.group_id = g.resource_id AND x.state <> ALL(${final('volume')})) AS named
+    FROM resource_states g WHERE g.resource_type = 'group' AND g.state <> ALL(${final('group')})`) {
+    if (r.members !== r.named)
+      violations.push({
+        kind: 'group-membership',
+        resource: `group:${r.id}`,
+        detail: `counts ${r.members} members, ${r.named} live volumes name it`,
+        slice: [],
+      });
+  }
+  // A group snapshot is never partial: its step moves every member with it, so no member is left
+  // waiting once it ended, and an available one has every member available.
+  for (const r of await sql<{ id: string; state: string; member: string; member_state: string }[]>`
+    SELECT gs.resource_id AS id, gs.state, n.id AS member, m.state AS member_state
+    FROM resource_states gs
+    JOIN snapshots n ON n.group_snapshot_id = gs.resource_id
+    JOIN resource_states m ON m.resource_type = 'snapshot' AND m.resource_id = n.id
+    WHERE gs.resource_type = 'group_snapshot'
+      AND ((gs.state = 'available' AND split_part(m.state, '.', 1) NOT IN ('available', 'deleting', 'restoring', 'deleted'))
+        OR (gs.state NOT IN ('creating.backend', 'creating.parked') AND m.state = 'creating.group'))`) {
+    violations.push({
+      kind: 'group-snapshot-partial',
+      resource: `group_snapshot:${r.id}`,
+      detail: `${r.state}, but its member snapshot ${r.member} is ${r.member_state}`,
+      slice: [],
+    });
+  }
   for (const r of await sql<{ id: string; counted: number; live: number }[]>`
     SELECT v.resource_id AS id, v.att_reserved + v.att_attaching + v.att_attached + v.att_detaching + v.att_error AS counted,
            (SELECT count(*)::int FROM attachments a JOIN resource_states x ON x.resource_type = 'attachment' AND x.resource_id = a.id
@@ -316,6 +361,7 @@ async function checkQuotaUsage({ sql, facts, violations }: Context): Promise<voi
       UNION ALL SELECT d.project_id, 'gigabytes', s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')})
       UNION ALL SELECT d.project_id, 'backups', 1 FROM backups d JOIN resource_states s ON s.resource_type = 'backup' AND s.resource_id = d.id WHERE s.state <> ALL(${final('backup')})
       UNION ALL SELECT d.project_id, 'backup_gigabytes', s.size FROM backups d JOIN resource_states s ON s.resource_type = 'backup' AND s.resource_id = d.id WHERE s.state <> ALL(${final('backup')})
+      UNION ALL SELECT d.project_id, 'groups', 1 FROM groups d JOIN resource_states s ON s.resource_type = 'group' AND s.resource_id = d.id WHERE s.state <> ALL(${final('group')})
       UNION ALL SELECT project_id, resource, amount FROM quota_reservations
     ), typed AS (
       -- per-type quotas: the same again under <resource>@<volume type id>
@@ -324,7 +370,7 @@ async function checkQuotaUsage({ sql, facts, violations }: Context): Promise<voi
       UNION ALL SELECT d.project_id, 'snapshots@' || d.volume_type_id, 1 FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
       UNION ALL SELECT d.project_id, 'gigabytes@' || d.volume_type_id, s.size FROM snapshots d JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = d.id WHERE s.state <> ALL(${final('snapshot')}) AND d.volume_type_id IS NOT NULL
     ), expected AS (SELECT project_id, resource, sum(n)::int AS n FROM (SELECT * FROM live UNION ALL SELECT * FROM typed) AS x GROUP BY project_id, resource),
-    recorded AS (SELECT project_id, resource, sum(in_use)::int AS in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots', 'backups', 'backup_gigabytes') OR resource LIKE '%@%' GROUP BY project_id, resource)
+    recorded AS (SELECT project_id, resource, sum(in_use)::int AS in_use FROM quota_usages WHERE resource IN ('volumes', 'gigabytes', 'snapshots', 'backups', 'backup_gigabytes', 'groups') OR resource LIKE '%@%' GROUP BY project_id, resource)
     SELECT COALESCE(e.project_id, u.project_id) AS project_id, COALESCE(e.resource, u.resource) AS resource,
            COALESCE(e.n, 0) AS expected, COALESCE(u.in_use, 0) AS recorded
     FROM expected e FULL JOIN recorded u ON u.project_id = e.project_id AND u.resource = e.resource

@@ -56,6 +56,19 @@ describe('the history checker', () => {
     await waitStatus(t, 'backups', full.body.backup.id, 'available');
     const incr = await t.request('POST', '/v3/backups', { backup: { volume_id: c, incremental: true } });
     await waitStatus(t, 'backups', incr.body.backup.id, 'available');
+    // A group of two volumes and a group snapshot of it.
+    const vt = (await t.request('POST', '/v3/types', { volume_type: { name: 'checked' } })).body.volume_type.id as string;
+    const gt = (await t.request('POST', '/v3/group_types', { group_type: { name: 'checked' } })).body.group_type.id as string;
+    const group = (await t.request('POST', '/v3/groups', { group: { name: 'g', group_type: gt, volume_types: [vt] } })).body.group
+      .id as string;
+    await waitStatus(t, 'groups', group, 'available');
+    const [m1, m2] = [
+      await availableVolume(t, 1, { volume_type: vt, group_id: group }),
+      await availableVolume(t, 1, { volume_type: vt, group_id: group }),
+    ];
+    const gs = (await t.request('POST', '/v3/group_snapshots', { group_snapshot: { group_id: group, name: 'gs' } })).body.group_snapshot
+      .id as string;
+    await waitStatus(t, 'group_snapshots', gs, 'available');
     await waitStatus(t, 'volumes', a, 'available');
     await waitStatus(t, 'volumes', e, 'gone');
     await t.worker!.idle();
@@ -129,6 +142,14 @@ describe('the history checker', () => {
 
     await sql`UPDATE resource_states SET att_attached = att_attached + 1 WHERE resource_id = ${c}`;
     await caught('attachment-counts', `volume:${c}`);
+
+    // A member that no longer names its group; a member snapshot left behind by its group snapshot's step.
+    await sql`UPDATE volumes SET group_id = NULL WHERE id = ${m1}`;
+    await caught('group-membership', `group:${group}`);
+    const [member] = await sql<{ id: string }[]>`SELECT id FROM snapshots WHERE group_snapshot_id = ${gs} AND volume_id = ${m2}`;
+    await sql`UPDATE resource_states SET state = 'creating.group' WHERE resource_type = 'snapshot' AND resource_id = ${member!.id}`;
+    const partial = await caught('group-snapshot-partial', `group_snapshot:${gs}`);
+    expect(partial.detail).toContain(member!.id);
 
     const v8 = await fresh();
     await sql`ALTER TABLE resource_states DROP CONSTRAINT resource_states_counts`;
