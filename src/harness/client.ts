@@ -34,6 +34,10 @@ export function rng(seed: number): () => number {
 /** The volumes the clients share: they grow with creates and clones and shrink with deletes. */
 export class Pool {
   readonly volumes: string[] = [];
+  /** the groups the clients made (their volumes are of __DEFAULT__, as the pool's) */
+  readonly groups: string[] = [];
+  /** the group type the clients' groups are of, made by the first group-create */
+  groupType: Promise<string | undefined> | undefined;
   add(id: string) {
     this.volumes.push(id);
   }
@@ -132,6 +136,14 @@ export class Client {
     return r.status === 202 ? idIn(r.body, 'volume') : undefined;
   }
 
+  /** The group type for the clients' groups: made, or (made by another run) found by its name. */
+  private async makeGroupType(): Promise<string | undefined> {
+    const made = await this.request('POST', '/v3/group_types', { group_type: { name: 'harness' } });
+    if (made.status === 202) return idIn(made.body, 'group_type');
+    const found = await this.request('GET', '/v3/group_types/harness');
+    return found.status === 200 ? idIn(found.body, 'group_type') : undefined;
+  }
+
   /** The first of a volume's snapshots, attachments or backups; `any`: one of them at random. */
   private async firstOf(collection: 'snapshots' | 'attachments' | 'backups', volumeId: string, any = false): Promise<string | undefined> {
     const r = await this.request('GET', `/v3/${collection}?volume_id=${volumeId}`);
@@ -217,6 +229,39 @@ export class Client {
       case 'extend':
         if (v) r = await this.request('POST', `/v3/volumes/${v}/action`, { 'os-extend': { new_size: 2 + Math.floor(this.random() * 4) } });
         break;
+      case 'group-create': {
+        const type = await (pool.groupType ??= this.makeGroupType());
+        if (type)
+          r = await this.request('POST', '/v3/groups', { group: { name: 'harness', group_type: type, volume_types: ['__DEFAULT__'] } });
+        if (r?.status === 202) pool.groups.push(idIn(r.body, 'group')!);
+        break;
+      }
+      case 'group-join':
+      case 'group-leave': {
+        // A volume in another group, or not in this one, is refused (400): a legal outcome too.
+        const g = this.pick(pool.groups);
+        const key = op === 'group-join' ? 'add_volumes' : 'remove_volumes';
+        if (g && v) r = await this.request('PUT', `/v3/groups/${g}`, { group: { [key]: v } });
+        break;
+      }
+      case 'group-snapshot': {
+        const g = this.pick(pool.groups);
+        if (g) r = await this.request('POST', '/v3/group_snapshots', { group_snapshot: { group_id: g, name: 'harness' } });
+        break;
+      }
+      case 'group-snapshot-delete': {
+        const g = this.pick(pool.groups);
+        const list = g ? (await this.request('GET', `/v3/group_snapshots?group_id=${g}`)).body?.group_snapshots : undefined;
+        const gs = Array.isArray(list) ? (this.pick(list) as { id?: string } | undefined)?.id : undefined;
+        if (gs) r = await this.request('DELETE', `/v3/group_snapshots/${gs}`);
+        break;
+      }
+      case 'group-delete': {
+        const g = this.pick(pool.groups);
+        if (g) r = await this.request('POST', `/v3/groups/${g}/action`, { delete: { 'delete-volumes': true } });
+        if (g && (r?.status === 202 || r?.status === 404)) pool.groups.splice(pool.groups.indexOf(g), 1);
+        break;
+      }
     }
     if (!r) return false; // nothing to act on (an empty pool, no snapshot): not an operation
     this.opts.record({

@@ -25,6 +25,12 @@ export const OPERATIONS = [
   'backup-incremental',
   'backup-delete',
   'restore',
+  'group-create',
+  'group-join',
+  'group-leave',
+  'group-snapshot',
+  'group-snapshot-delete',
+  'group-delete',
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
