@@ -237,7 +237,10 @@ describe('group snapshots', () => {
     expect(fromGroup.status, JSON.stringify(fromGroup.body)).toBe(202);
     const clone = fromGroup.body.group.id as string;
     await waitStatus(t, 'groups', clone, 'available');
-    expect(await groupVolumes(clone)).toHaveLength(2);
+    const clones = await groupVolumes(clone);
+    expect(clones).toHaveLength(2);
+    // Each clone reads its source until its copy is made: the sources are free once the clones are available.
+    for (const v of clones) await waitStatus(t, 'volumes', v, 'available');
 
     // Both keys, or neither: refused.
     expect(
