@@ -26,6 +26,8 @@ import {
   guardTable,
   jsEffects,
   jsGuards,
+  memberEffects,
+  memberGuards,
   parkedState,
   recoveryEffects,
   recoveryGuards,
@@ -102,14 +104,12 @@ export const groupSnapshotGuards = guardTable<C, E>()({
   unowned: unownedGuard<C, E>(),
   ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof GROUP_SNAPSHOT_RESETTABLE>(GROUP_SNAPSHOT_RESETTABLE),
-  noMembers: { unmet: 'member snapshots remain', refusal: 'busy', js: (c) => c.members === 0, sql: 'members = 0' },
-  hasMembers: { unmet: 'it has no member snapshots', refusal: 'invalid', js: (c) => c.members > 0, sql: 'members > 0' },
+  ...memberGuards<C, E>('member snapshots', 'busy'),
 });
 
 export const groupSnapshotEffects = effectTable<C, E>()({
   ...recoveryEffects<C, E>(),
-  addMember: { js: (c) => ({ members: c.members + 1 }), sql: { members: 'members + 1' } },
-  removeMember: { js: (c) => ({ members: c.members - 1 }), sql: { members: 'members - 1' } },
+  ...memberEffects<C, E>(),
 });
 
 const resetStatus = resetTransitions('group_snapshot', GROUP_SNAPSHOT_RESETTABLE, 'clearOperation' as const, PARKED);

@@ -24,6 +24,8 @@ import {
   guardTable,
   jsEffects,
   jsGuards,
+  memberEffects,
+  memberGuards,
   parkedState,
   recoveryEffects,
   recoveryGuards,
@@ -134,13 +136,7 @@ export const groupGuards = guardTable<C, E>()({
   unowned: unownedGuard<C, E>(),
   ...recoveryGuards<C, E>(),
   ...resetGuards<C, E, typeof GROUP_RESETTABLE>(GROUP_RESETTABLE),
-  noMembers: {
-    unmet: 'it has volumes (delete them with it: delete-volumes)',
-    refusal: 'invalid',
-    js: (c) => c.members === 0,
-    sql: 'members = 0',
-  },
-  hasMembers: { unmet: 'it has no volumes', refusal: 'invalid', js: (c) => c.members > 0, sql: 'members > 0' },
+  ...memberGuards<C, E>('volumes (delete them with it: delete-volumes)', 'invalid'),
   noSnapshots: {
     unmet: 'it has group snapshots (delete them first)',
     refusal: 'invalid',
@@ -154,8 +150,7 @@ export const groupGuards = guardTable<C, E>()({
 export const groupEffects = effectTable<C, E>()({
   ...recoveryEffects<C, E>(),
   ...dependentEffects<C, E>(),
-  addMember: { js: (c) => ({ members: c.members + 1 }), sql: { members: 'members + 1' } },
-  removeMember: { js: (c) => ({ members: c.members - 1 }), sql: { members: 'members - 1' } },
+  ...memberEffects<C, E>(),
 });
 
 const resetStatus = resetTransitions('group', GROUP_RESETTABLE, 'clearOperation' as const, GROUP_PARKED);

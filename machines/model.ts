@@ -297,6 +297,25 @@ export function dependentEffects<C extends { dependents: number }, E>() {
   } satisfies EffectTable<C, E>;
 }
 
+/**
+ * The `member` lease: a volume in its group, a snapshot in its group
+ * snapshot. `noMembers` says what is left (and how a refusal reads:
+ * `refusal`), `hasMembers` is what MEMBER_GONE needs.
+ */
+export function memberGuards<C extends { members: number }, E>(what: string, refusal: 'busy' | 'invalid') {
+  return {
+    noMembers: { unmet: `it has ${what}`, refusal, js: (c: C) => c.members === 0, sql: 'members = 0' },
+    hasMembers: { unmet: `it has no ${what}`, refusal: 'invalid', js: (c: C) => c.members > 0, sql: 'members > 0' },
+  } satisfies GuardTable<C, E>;
+}
+
+export function memberEffects<C extends { members: number }, E>() {
+  return {
+    addMember: { js: (c: C) => ({ members: c.members + 1 }) as Partial<C>, sql: { members: 'members + 1' } as EffectSql<C> },
+    removeMember: { js: (c: C) => ({ members: c.members - 1 }) as Partial<C>, sql: { members: 'members - 1' } as EffectSql<C> },
+  } satisfies EffectTable<C, E>;
+}
+
 /** The sub-state an admin's os-reset_status parks a row in when it names a status of work (see resetTransitions). */
 export const PARKED = 'parked';
 

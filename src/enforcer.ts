@@ -425,7 +425,13 @@ export class Enforcer {
     if (exceeded) throw quotaError(exceeded);
   }
 
-  private async release(tx: Executor, holder: Ref, kinds: readonly LeaseKind[], opts: ApplyOptions): Promise<void> {
+  /**
+   * Give back a holder's leases of these kinds, each by its source's release
+   * event, in the caller's transaction (which has locked the sources). The
+   * enforcer calls it when a holder's transition ends what it held; a
+   * volume leaving its group (GroupService) calls it for its `member` lease.
+   */
+  async release(tx: Executor, holder: Ref, kinds: readonly LeaseKind[], opts: ApplyOptions): Promise<void> {
     for (const lease of await takeLeases(tx, holder, kinds)) {
       if (!isResourceType(lease.source_type))
         throw new InvariantError(`a lease on ${lease.source_type} ${lease.source_id}, which is no machine`);

@@ -23,20 +23,11 @@ import { ApiError } from '../errors.ts';
 import { CG_TYPE, type GroupRecord, type GroupService, type GroupSnapshotRecord, type GroupSnapshotService } from '../services/groups.ts';
 import type { VolumeService } from '../services/volumes.ts';
 import { changeState, createdBy } from './changes.ts';
+import { fromSourceInput, groupId, groupSnapshotId } from './groups.ts';
 import { listHandler, type ListRoute } from './lists.ts';
-import { invalid, isUuid, textId, parseBool, parseText } from './parse.ts';
+import { invalid, parseBool, parseText } from './parse.ts';
 import { ActionBody, IdParams, ProjectParams, Query } from './schemas.ts';
 import { stateHeaders, timestamp } from './views.ts';
-
-function cgId(id: string): string {
-  if (!isUuid(id)) throw new ApiError('GroupNotFound', { id });
-  return id.toLowerCase();
-}
-
-function cgsnapshotId(id: string): string {
-  if (!isUuid(id)) throw new ApiError('GroupSnapshotNotFound', { id });
-  return id.toLowerCase();
-}
 
 function cgDetail(g: GroupRecord) {
   return {
@@ -104,7 +95,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
   r.get('/consistencygroups/detail', { schema: { params: ProjectParams, querystring: Query } }, listHandler(list, true));
 
   r.get('/consistencygroups/:id', { schema: { params: IdParams } }, async (req, reply) => {
-    const group = await groups.get(req.caller, cgId(req.params.id));
+    const group = await groups.get(req.caller, groupId(req.params.id));
     stateHeaders(reply, group);
     return { consistencygroup: cgDetail(group) };
   });
@@ -132,18 +123,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
 
   r.post('/consistencygroups/create_from_src', { schema: { params: ProjectParams, body: ActionBody } }, async (req, reply) => {
     const body = section(req.body, 'consistencygroup-from-src');
-    const snapshotRef = body.cgsnapshot_id ?? undefined;
-    const groupRef = body.source_cgid ?? undefined;
-    if ((snapshotRef === undefined) === (groupRef === undefined)) {
-      throw new ApiError('InvalidInput', { reason: 'give exactly one of cgsnapshot_id and source_cgid.' });
-    }
-    const input = {
-      name: parseText(body.name, 'name'),
-      description: parseText(body.description, 'description'),
-      ...(snapshotRef !== undefined
-        ? { groupSnapshotId: cgsnapshotId(textId(snapshotRef, 'cgsnapshot_id')) }
-        : { sourceGroupId: cgId(textId(groupRef, 'source_cgid')) }),
-    };
+    const input = fromSourceInput(body, 'cgsnapshot_id', 'source_cgid');
     const group = await changeState(
       req,
       reply,
@@ -155,7 +135,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
   });
 
   r.post('/consistencygroups/:id/delete', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
-    const id = cgId(req.params.id);
+    const id = groupId(req.params.id);
     const force = section(req.body ?? {}, 'consistencygroup').force;
     const deleteVolumes = force === undefined || force === null ? false : parseBool(force, 'force');
     await changeState(req, reply, () => groups.remove(req.caller, id, deleteVolumes));
@@ -163,7 +143,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
   });
 
   r.put('/consistencygroups/:id/update', { schema: { params: IdParams, body: ActionBody } }, async (req, reply) => {
-    const id = cgId(req.params.id);
+    const id = groupId(req.params.id);
     const body = section(req.body, 'consistencygroup');
     if (body.name === undefined && body.description === undefined && body.add_volumes === undefined && body.remove_volumes === undefined) {
       throw new ApiError('InvalidInput', { reason: 'give at least one of name, description, add_volumes, remove_volumes.' });
@@ -191,7 +171,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
   r.get('/cgsnapshots/detail', { schema: { params: ProjectParams, querystring: Query } }, listHandler(snapshots, true));
 
   r.get('/cgsnapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
-    const snapshot = await groupSnapshots.get(req.caller, cgsnapshotId(req.params.id));
+    const snapshot = await groupSnapshots.get(req.caller, groupSnapshotId(req.params.id));
     stateHeaders(reply, snapshot);
     return { cgsnapshot: cgsnapshotDetail(snapshot) };
   });
@@ -201,7 +181,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
     if (typeof body.consistencygroup_id !== 'string')
       throw invalid('consistencygroup_id', body.consistencygroup_id ?? 'None', 'name the consistency group to snapshot.');
     const input = {
-      groupId: cgId(body.consistencygroup_id),
+      groupId: groupId(body.consistencygroup_id),
       name: parseText(body.name, 'name'),
       description: parseText(body.description, 'description'),
     };
@@ -216,7 +196,7 @@ export const consistencyGroupRoutes: FastifyPluginAsync<ConsistencyGroupRoutesOp
   });
 
   r.delete('/cgsnapshots/:id', { schema: { params: IdParams } }, async (req, reply) => {
-    const id = cgsnapshotId(req.params.id);
+    const id = groupSnapshotId(req.params.id);
     await changeState(req, reply, () => groupSnapshots.remove(req.caller, id));
     return reply.code(202).send();
   });

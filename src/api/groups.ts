@@ -50,12 +50,12 @@ function since(req: FastifyRequest, mv: number): void {
   if (req.mv < mv) throw new ApiError('NotFound');
 }
 
-function groupId(id: string): string {
+export function groupId(id: string): string {
   if (!isUuid(id)) throw new ApiError('GroupNotFound', { id });
   return id.toLowerCase();
 }
 
-function groupSnapshotId(id: string): string {
+export function groupSnapshotId(id: string): string {
   if (!isUuid(id)) throw new ApiError('GroupSnapshotNotFound', { id });
   return id.toLowerCase();
 }
@@ -95,6 +95,22 @@ function volumeList(value: unknown, field: string): string[] {
     .filter(Boolean);
   for (const id of ids) if (!isUuid(id)) throw new ApiError('VolumeNotFound', { id });
   return [...new Set(ids.map((id) => id.toLowerCase()))];
+}
+
+/** A group-from-source body (create-from-src, or the consistency group API's): exactly one source, by id. */
+export function fromSourceInput(body: Record<string, unknown>, snapshotKey: string, groupKey: string) {
+  const snapshotRef = body[snapshotKey] ?? undefined;
+  const groupRef = body[groupKey] ?? undefined;
+  if ((snapshotRef === undefined) === (groupRef === undefined)) {
+    throw new ApiError('InvalidInput', { reason: `give exactly one of ${snapshotKey} and ${groupKey}.` });
+  }
+  return {
+    name: parseText(body.name, 'name'),
+    description: parseText(body.description, 'description'),
+    ...(snapshotRef !== undefined
+      ? { groupSnapshotId: groupSnapshotId(textId(snapshotRef, snapshotKey)) }
+      : { sourceGroupId: groupId(textId(groupRef, groupKey)) }),
+  };
 }
 
 export function groupDetail(g: GroupRecord, ctx: ViewContext, volumes?: string[]) {
@@ -345,18 +361,7 @@ export const groupRoutes: FastifyPluginAsync<GroupRoutesOptions> = async (app, {
     const name = oneAction(req.body);
     if (name !== 'create-from-src') throw new ApiError('NoSuchAction', { action: name });
     const body = unwrap(req.body, 'create-from-src');
-    const snapshotRef = body.group_snapshot_id ?? undefined;
-    const groupRef = body.source_group_id ?? undefined;
-    if ((snapshotRef === undefined) === (groupRef === undefined)) {
-      throw new ApiError('InvalidInput', { reason: 'give exactly one of group_snapshot_id and source_group_id.' });
-    }
-    const input = {
-      name: parseText(body.name, 'name'),
-      description: parseText(body.description, 'description'),
-      ...(snapshotRef !== undefined
-        ? { groupSnapshotId: groupSnapshotId(textId(snapshotRef, 'group_snapshot_id')) }
-        : { sourceGroupId: groupId(textId(groupRef, 'source_group_id')) }),
-    };
+    const input = fromSourceInput(body, 'group_snapshot_id', 'source_group_id');
     const group = await changeState(
       req,
       reply,

@@ -33,7 +33,6 @@ import {
   type GroupRecord,
   type GroupSnapshotRecord,
 } from '../../db/groups.ts';
-import { takeLeases } from '../../db/leases.ts';
 import { snapshotTable, volumeTable } from '../../db/resources.ts';
 import type { GroupRow, GroupSnapshotRow, NewGroupRow, NewGroupSnapshotRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
@@ -173,20 +172,13 @@ export class GroupService extends ResourceService<'group', GroupRow, NewGroupRow
             reason: `cannot remove volume ${volumeId} from group ${id}: it is '${statusOf(v.state)}', and must be available, in-use, error or error_deleting.`,
           });
         }
-        await this.leave(tx, volumeId, opts);
+        // Its membership given back: the `member` lease, by the group's MEMBER_GONE.
+        await this.enforcer.release(tx, { type: 'volume', id: volumeId }, ['member'], opts);
       }
       await setGroupOf(tx, update.add, id);
       await setGroupOf(tx, update.remove, null);
       if (Object.keys(patch).length) await groupTable.update(tx, id, patch);
     });
-  }
-
-  /** Give back a volume's membership: its `member` lease, the group's MEMBER_GONE. */
-  private async leave(tx: Parameters<Parameters<typeof transaction>[2]>[0], volumeId: string, opts: { actor: string; requestId?: string }) {
-    for (const lease of await takeLeases(tx, { type: 'volume', id: volumeId }, ['member'])) {
-      const gone = await this.enforcer.apply(tx, { type: 'group', id: lease.source_id }, { type: 'MEMBER_GONE' }, opts);
-      if (!gone.ok) throw refusalError(gone);
-    }
   }
 
   /**

@@ -257,7 +257,8 @@ describe('group snapshots', () => {
     expect(JSON.stringify(refused.body)).toContain(v2);
     expect((await t.request('GET', '/v3/groups')).body.groups.length).toBe(before);
     await waitStatus(t, 'volumes', v2, 'available');
-    expect(v1).toBeTruthy();
+    // The refused request left the other member as it was.
+    expect((await t.request('GET', `/v3/volumes/${v1}`)).body.volume.status).toBe('available');
   });
 });
 
