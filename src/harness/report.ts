@@ -76,7 +76,13 @@ export interface OpRow {
 
 export function opRows(outcomes: Outcome[]): OpRow[] {
   const byOp = new Map<string, Outcome[]>();
-  for (const o of outcomes) byOp.set(o.op, [...(byOp.get(o.op) ?? []), o]);
+  // One push per outcome: a copy per outcome (spreading the list so far) made this quadratic, and a
+  // million-operation run's report never came (16 minutes in V8's array growth, issue 18).
+  for (const o of outcomes) {
+    const list = byOp.get(o.op);
+    if (list) list.push(o);
+    else byOp.set(o.op, [o]);
+  }
   const rows = [...byOp].map(([op, os]) => {
     const ms = os.map((o) => o.ms).sort((a, b) => a - b);
     const n = (f: (s: number) => boolean) => os.filter((o) => f(o.status)).length;

@@ -243,7 +243,9 @@ export class AttachmentService extends ResourceService<'attachment', AttachmentR
     const out = new Map<string, AttachmentRecord[]>();
     if (volumeIds.length === 0) return out;
     for (const a of await attachmentTable.inStates(this.sql, 'volume_id', volumeIds, ATTACHED_STATES)) {
-      out.set(a.volume_id, [...(out.get(a.volume_id) ?? []), a]);
+      const list = out.get(a.volume_id);
+      if (list) list.push(a);
+      else out.set(a.volume_id, [a]);
     }
     return out;
   }

@@ -63,7 +63,9 @@ export function openApiPage(doc: Json): string {
   for (const [path, ops] of Object.entries(paths))
     for (const [method, op] of Object.entries(ops)) {
       const tag = ((op.tags as string[] | undefined) ?? ['Other'])[0]!;
-      byTag.set(tag, [...(byTag.get(tag) ?? []), [method, path, op]]);
+      const list = byTag.get(tag);
+      if (list) list.push([method, path, op]);
+      else byTag.set(tag, [[method, path, op]]);
     }
   const tags = [...byTag.keys()].sort();
   const schemas = ((doc.components as Json | undefined)?.schemas ?? {}) as Record<string, unknown>;
