@@ -264,8 +264,8 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
     AND ($6::int IS NULL OR version = $6::int)
   RETURNING *
 ), logged AS (
-  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
-  SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, $3::text, $4::text FROM moved
+  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
+  SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, $3::text, $4::text, size FROM moved
 ), current AS (
   SELECT * FROM resource_states
   WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
@@ -331,8 +331,8 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
     AND (b.b_version IS NULL OR version = b.b_version)
   RETURNING resource_states.*, b.b_actor, b.b_request_id
 ), logged AS (
-  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
-  SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, b_actor, b_request_id FROM moved
+  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
+  SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, b_actor, b_request_id, size FROM moved
 )${after.ctes}
 SELECT true AS applied, moved.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''}, (SELECT count(*) FROM woken) AS woken FROM moved
 UNION ALL
@@ -361,8 +361,8 @@ export function compileCreate(model: ResourceModel): CompiledStatement {
   VALUES (${['$1::text', '$2::uuid', lit(initial), ...values].join(', ')})
   RETURNING *
 ), logged AS (
-  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id)
-  SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text FROM created
+  INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
+  SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text, size FROM created
 )${notify ? `, ${notifyCte(model, 'created')}` : ''}
 SELECT true AS applied, created.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''} FROM created`;
   return { type: model.type, event: CREATE_EVENT, text, params: cols };

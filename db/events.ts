@@ -27,3 +27,62 @@ export async function lastTransitionId(sql: postgres.Sql): Promise<number> {
   const [row] = await sql<{ id: number }[]>`SELECT coalesce(max(id), 0)::float8 AS id FROM state_transitions`;
   return row!.id;
 }
+
+/**
+ * Where a reader of the history may pass the ids it has not seen. Ids are
+ * handed out as rows are inserted and transactions commit in another order,
+ * so id 100 may be missing while 101 is visible: 100's transaction may still
+ * commit, or it rolled back and 100 never comes. A time limit guesses; this
+ * knows. Every statement that writes the history (db/cas.ts) writes its
+ * resource row first and takes the history row's id after, so the
+ * transaction holding a missing id below a visible one had its transaction
+ * id (xid) before the snapshot that saw the gap was taken: below that
+ * snapshot's xmax. Once a later snapshot's xmin (the oldest transaction
+ * still running) is at or past that xmax, the transaction has ended; if the
+ * id is still missing then, it never comes.
+ */
+export class HistoryGaps {
+  /** missing id → the xmax of the snapshot that first saw it missing */
+  private readonly seen = new Map<number, bigint>();
+
+  /**
+   * The transitions after `after`, oldest first, up to the first id that
+   * may still commit: every id up to the last one returned is either among
+   * them or will never commit. At most `limit`.
+   */
+  async after(sql: postgres.Sql, after: number, limit = 500): Promise<StateTransitionRow[]> {
+    const rows = await sql<(StateTransitionRow & { xmin: string; xmax: string })[]>`
+      WITH snap AS (SELECT pg_current_snapshot() AS s)
+      SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
+             t.request_id, t.at, t.size, pg_snapshot_xmin(snap.s)::text AS xmin, pg_snapshot_xmax(snap.s)::text AS xmax
+      FROM snap LEFT JOIN LATERAL (
+        SELECT * FROM state_transitions WHERE id > ${after} ORDER BY id LIMIT ${limit}
+      ) t ON true`;
+    const xmin = BigInt(rows[0]!.xmin);
+    const xmax = BigInt(rows[0]!.xmax);
+    const out: StateTransitionRow[] = [];
+    let expected = after + 1;
+    for (const { xmin: _n, xmax: _x, ...row } of rows) {
+      if (row.id === null) break; // no transition after `after`: the snapshot's row alone
+      if (expected < row.id) {
+        // Ids expected … row.id - 1 are missing: each may be passed once the snapshot that first saw it missing is behind.
+        let passable = true;
+        for (let id = expected; id < row.id; id++) {
+          const since = this.seen.get(id);
+          if (since === undefined) this.seen.set(id, xmax);
+          if (since === undefined || xmin < since) passable = false;
+        }
+        if (!passable) return out; // a transaction that holds one of them may still commit
+        for (let id = expected; id < row.id; id++) this.seen.delete(id); // ended without committing them
+      }
+      out.push(row);
+      expected = row.id + 1;
+    }
+    return out;
+  }
+
+  /** Ids at or below `position` are behind every reader: forget them. */
+  forget(position: number): void {
+    for (const id of this.seen.keys()) if (id <= position) this.seen.delete(id);
+  }
+}

@@ -552,6 +552,12 @@ export const stateTransitions = pgTable(
     actor: text('actor').notNull(),
     request_id: text('request_id'),
     at: timestamp('at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
+    /**
+     * The resource's size after the transition (GiB), written by the same statement: a notification
+     * sent later (src/notify/) carries the size the change made, not the size at sending time.
+     * NULL in history written before it was recorded.
+     */
+    size: integer('size'),
   },
   (t) => [
     primaryKey({ columns: [t.id, t.at] }),
@@ -574,6 +580,21 @@ export const stateTransitions = pgTable(
 export const historyHorizon = pgTable('history_horizon', {
   id: boolean('id').primaryKey().default(true),
   history_before: timestamp('history_before', { withTimezone: true, mode: 'date' }).notNull(),
+});
+
+/**
+ * Where each outbox relay (src/notify/relay.ts) has got to in the history:
+ * every transition with an id up to `position` is confirmed by the broker.
+ * One row per relay (`notifications`); the node publishing is `holder`
+ * until `lease_until`, renewed each round, taken over by any node once it
+ * lapses. The position moves only in a statement that checks the holder.
+ */
+export const notificationRelay = pgTable('notification_relay', {
+  name: text('name').primaryKey(),
+  position: bigint('position', { mode: 'number' }).notNull(),
+  holder: text('holder'),
+  lease_until: timestamp('lease_until', { withTimezone: true, mode: 'date' }),
+  updated_at: timestamp('updated_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 });
 
 /**

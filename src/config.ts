@@ -3,6 +3,7 @@
  * stops the process with a message naming the variable, never a default
  * silently taken instead.
  */
+import { transportUrls, type NotifyConfig } from './notify/config.ts';
 import { KeystoneAuth, type KeystoneAuthOptions } from './auth/keystone.ts';
 import { defaultLogFormat, type LogFormat } from './logging.ts';
 import { readFileSync } from 'node:fs';
@@ -108,6 +109,17 @@ export interface Config {
    * fails, as oslo.db's max_retries × retry_interval has a Cinder service wait.
    */
   startWaitMs: number;
+  /**
+   * Cinder's notifications on RabbitMQ (src/notify/), off unless
+   * VOLSTATE_NOTIFY_URL is set, as oslo's transport_url:
+   * `rabbit://user:password@host:5672/` (several hosts comma-separated).
+   * VOLSTATE_NOTIFY_EXCHANGE (control_exchange, default `cinder`),
+   * VOLSTATE_NOTIFY_TOPICS (notification topics, default `notifications`),
+   * VOLSTATE_NOTIFY_DURABLE (amqp_durable_queues, default false as oslo's:
+   * set it, and the consumers' amqp_durable_queues, for notifications that
+   * outlive a broker restart while queued).
+   */
+  notify: NotifyConfig | undefined;
   logLevel: string;
   /** VOLSTATE_LOG_FORMAT: json or pretty; default pretty on a terminal, json otherwise */
   logFormat: LogFormat;
@@ -217,6 +229,24 @@ function keystoneOf(env: NodeJS.ProcessEnv): KeystoneAuthOptions {
   };
 }
 
+function notifyOf(env: NodeJS.ProcessEnv): NotifyConfig | undefined {
+  if (!env.VOLSTATE_NOTIFY_URL) return undefined;
+  let urls: string[];
+  try {
+    urls = transportUrls(env.VOLSTATE_NOTIFY_URL);
+  } catch (err) {
+    throw new ConfigError(`VOLSTATE_NOTIFY_URL: ${(err as Error).message}`);
+  }
+  const name = /^[A-Za-z0-9_.-]{1,255}$/;
+  const exchange = env.VOLSTATE_NOTIFY_EXCHANGE || 'cinder';
+  if (!name.test(exchange)) throw new ConfigError(`VOLSTATE_NOTIFY_EXCHANGE=${exchange}: expected letters, digits, _ . -`);
+  const topics = (env.VOLSTATE_NOTIFY_TOPICS || 'notifications').split(',').map((t) => t.trim());
+  for (const t of topics) if (!name.test(t)) throw new ConfigError(`VOLSTATE_NOTIFY_TOPICS: "${t}": expected letters, digits, _ . -`);
+  const durable = env.VOLSTATE_NOTIFY_DURABLE ?? 'false';
+  if (durable !== 'true' && durable !== 'false') throw new ConfigError(`VOLSTATE_NOTIFY_DURABLE=${durable}: expected true or false`);
+  return { urls, exchange, topics, durable: durable === 'true', host: serviceHostOf(env) };
+}
+
 function serviceHostOf(env: NodeJS.ProcessEnv): string {
   const host = env.VOLSTATE_HOST || hostname();
   if (!/^[A-Za-z0-9._-]{1,200}$/.test(host))
@@ -324,6 +354,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     inDoubtMs: int(env, 'VOLSTATE_IN_DOUBT_MS', 45_000, 0, 600_000),
     startWaitMs: int(env, 'VOLSTATE_DB_START_WAIT_MS', 60_000, 0, 3_600_000),
+    notify: notifyOf(env),
     retention: {
       keepMs: env.VOLSTATE_RETENTION ? duration(env, 'VOLSTATE_RETENTION') : undefined,
       everyMs: env.VOLSTATE_RETENTION_INTERVAL ? duration(env, 'VOLSTATE_RETENTION_INTERVAL') : 600_000,

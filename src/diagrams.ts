@@ -17,9 +17,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { instance } from '@viz-js/viz';
 import type { AnyStateNode } from 'xstate';
-import { RESOURCE_TYPES, modelOf, type ResourceModel } from '../machines/index.ts';
+import { RESOURCE_TYPES, modelOf, type ResourceModel, type ResourceType } from '../machines/index.ts';
+import { NOTIFICATIONS, notificationRule } from '../machines/notifications.ts';
 import { enteredLeaf, pathOf } from '../machines/introspect.ts';
-import { MAX_STEP_ATTEMPTS, PARKED } from '../machines/model.ts';
+import { CREATE_EVENT, MAX_STEP_ATTEMPTS, PARKED } from '../machines/model.ts';
 
 export const DIAGRAMS = fileURLToPath(new URL('../diagrams', import.meta.url));
 
@@ -457,6 +458,48 @@ export function recoveryTable(): string {
   return lines.join('\n');
 }
 
+/**
+ * Which transition sends which of Cinder's notifications (machines/notifications.ts
+ * applied to every edge of every machine, by status): the table src/notify/ sends by.
+ */
+export function notificationsTable(): string {
+  const lines = [
+    "# Which transition sends which of Cinder's notifications",
+    '',
+    '<!-- generated from machines/ by `npm run diagrams`; do not edit -->',
+    '',
+    'With `VOLSTATE_NOTIFY_URL` set, the relay on the workers reads the history and sends,',
+    'for each transition, the oslo.messaging notifications below (docs/notifications.md).',
+    'A transition between the sub-states of one status, a reader taken or given back, and',
+    "an administrator's reset of the status send nothing.",
+    '',
+  ];
+  for (const model of RESOURCE_TYPES.map(modelOf)) {
+    const { index } = model;
+    const rows = new Map<string, string>();
+    const add = (from: string | null, event: string, to: string) => {
+      const toStatus = index.statusOf(to);
+      const fromStatus = from === null ? null : index.statusOf(from);
+      const rule = notificationRule(model.type as ResourceType, { fromStatus, toStatus, event });
+      if (!rule) return;
+      const key = `| ${fromStatus ?? '(created)'} | \`${event}\` | ${toStatus} |`;
+      rows.set(key, `${key} ${rule.sends.map((t) => `\`${t}\``).join(', ')} | ${rule.priority ?? 'INFO'} |`);
+    };
+    add(null, CREATE_EVENT, index.initial);
+    for (const from of index.leaves)
+      for (const event of index.events) for (const c of index.candidates(from, event)) if (c.target !== null) add(from, event, c.target);
+    lines.push(
+      `## ${model.type} (publisher \`${NOTIFICATIONS[model.type as ResourceType].publisher}.<host>\`)`,
+      '',
+      '| from | event | to | sends | priority |',
+      '| --- | --- | --- | --- | --- |',
+      ...rows.values(),
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
 /** Every diagram file: name → content. */
 export async function renderAll(): Promise<Map<string, string>> {
   const files = new Map<string, string>();
@@ -474,6 +517,7 @@ export async function renderAll(): Promise<Map<string, string>> {
     }
   }
   files.set('recovery.md', recoveryTable());
+  files.set('notifications.md', notificationsTable());
   return files;
 }
 

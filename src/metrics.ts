@@ -10,6 +10,8 @@
  * - volstate_waiters: requests waiting (`Prefer: wait`), all nodes
  * - volstate_worker_heartbeat_age_seconds, volstate_worker_steps_in_flight,
  *   volstate_worker_steps_completed_total, volstate_worker_recoveries_total: this node's worker
+ * - volstate_notify_lag_transitions, volstate_notify_leading, volstate_notify_published_total,
+ *   volstate_notify_errors_total: the notification relay (src/notify/relay.ts)
  * - volstate_http_requests_total{route,method,status}
  * - the process's own (CPU, memory, event loop lag), prom-client's defaults
  *
@@ -24,6 +26,7 @@ import { liveStateCounts } from '../db/overview.ts';
 import { waiterCount } from '../db/waiters.ts';
 import type { Enforcer, Observation } from './enforcer.ts';
 import type { Worker } from './worker/worker.ts';
+import { relayLag } from '../db/notify.ts';
 
 export interface MetricsOptions {
   sql: Sql;
@@ -123,6 +126,39 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
       this.inc(worker()?.recovered ?? 0);
     },
   });
+  // Notifications (src/notify/relay.ts), on a node whose worker relays them (VOLSTATE_NOTIFY_URL).
+  const relay = () => worker()?.relay;
+  new Gauge({
+    name: 'volstate_notify_lag_transitions',
+    help: 'Transitions of the history not yet confirmed by the notification broker (the whole deployment)',
+    registers: [registry],
+    async collect() {
+      const lag = relay() ? await relayLag(sql) : undefined;
+      if (lag) this.set(lag.lag);
+    },
+  });
+  new Gauge({
+    name: 'volstate_notify_leading',
+    help: "1 while this node's worker holds the notification relay's lease",
+    registers: [registry],
+    collect() {
+      this.set(relay()?.leading ? 1 : 0);
+    },
+  });
+  for (const [key, help] of [
+    ['published', 'Notifications this node published and the broker confirmed'],
+    ['errors', "Rounds of this node's relay that failed (broker unreachable, a channel closed, the database gone)"],
+  ] as const) {
+    new Counter({
+      name: `volstate_notify_${key}_total`,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(relay()?.[key] ?? 0);
+      },
+    });
+  }
   // Group commit (src/group-commit.ts): rows ÷ statements is how many transitions a round trip carried.
   for (const [key, help] of [
     ['statements', 'Grouped transition statements this node sent (one event, several rows)'],

@@ -169,6 +169,7 @@ async function start(config: Config, opts: ServeOptions, say: (msg: string) => v
           compression: config.backup.compression,
         }),
         retention: config.retention,
+        notify: config.notify,
         host: config.serviceHost,
         log: (msg, fields) => (log ? log.info(fields ?? {}, msg) : console.error(JSON.stringify({ msg, ...fields }))),
       })

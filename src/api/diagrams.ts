@@ -52,7 +52,8 @@ export const diagramRoutes: FastifyPluginAsync = async (app) => {
       .send(
         `<!doctype html><html><head><meta charset="utf-8"><title>volstate: state machines</title></head><body>` +
           `<h1>The state machines</h1><p>Generated from machines/: each machine's statuses and the requests between them, then the steps of each operation. Yellow: an operation is in flight.</p><ul>\n${rows}\n</ul>` +
-          `<p><a href="diagrams/recovery.md">What recovery does with each transient state</a></p></body></html>`,
+          `<p><a href="diagrams/recovery.md">What recovery does with each transient state</a></p>` +
+          `<p><a href="diagrams/notifications.md">Which transition sends which of Cinder's notifications</a></p></body></html>`,
       );
   });
   app.get<{ Params: { file: string } }>('/diagrams/:file', async (req, reply) => {

@@ -33,6 +33,8 @@
  *   step for. Claims and this sweep take turns (`exclusive`), so a row
  *   just claimed is always in flight before the sweep can look at it.
  */
+import type { NotifyConfig } from '../notify/config.ts';
+import { NotificationRelay } from '../notify/relay.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
@@ -74,6 +76,8 @@ export interface WorkerOptions {
   backupStore?: PosixBackupStore;
   /** retention rounds (db/retention.ts): every `everyMs`, make the history's partitions ahead and, with `keepMs`, purge what is older */
   retention?: { keepMs: number | undefined; everyMs: number };
+  /** Cinder's notifications on RabbitMQ, from the history (src/notify/relay.ts): relayed by one worker at a time */
+  notify?: NotifyConfig | undefined;
 }
 
 /** Another session held a step's fence for the whole wait: it stopped before touching the backend. */
@@ -120,8 +124,10 @@ class Signal {
 
 export class Worker {
   readonly id: string;
-  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention' | 'backupStore'>> &
+  private readonly opts: Required<Omit<WorkerOptions, 'coordination' | 'log' | 'host' | 'retention' | 'backupStore' | 'notify'>> &
     Pick<WorkerOptions, 'coordination' | 'retention'>;
+  /** the notification relay, when VOLSTATE_NOTIFY_URL is set (metrics read it) */
+  readonly relay: NotificationRelay | undefined;
   private readonly ctx: StepContext;
   private readonly inflight = new Map<string, Promise<void>>();
   /** the keys of the in-flight steps that are the backup lane's */
@@ -182,6 +188,9 @@ export class Worker {
       log: opts.log ?? (() => {}),
       backupStore: opts.backupStore,
     };
+    this.relay = opts.notify
+      ? new NotificationRelay({ sql: opts.sql, config: opts.notify, holder: this.id, log: this.ctx.log })
+      : undefined;
   }
 
   async start(): Promise<void> {
@@ -198,6 +207,7 @@ export class Worker {
     );
     this.unlisten = () => listener.unlisten();
     this.loopDone = this.loop();
+    this.relay?.start();
   }
 
   /**
@@ -309,6 +319,7 @@ export class Worker {
     this.stopping = true;
     this.signal.fire();
     await this.loopDone;
+    await this.relay?.stop();
     const drained = Promise.allSettled(this.inflight.values());
     await Promise.race([drained, new Promise((r) => setTimeout(r, this.opts.drainMs).unref())]);
     if (this.inflight.size) this.ctx.log('stopping with steps still running; they will be recovered', { steps: this.inflight.size });

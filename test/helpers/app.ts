@@ -13,6 +13,7 @@ import { FakeDriver } from '../../src/drivers/fake.ts';
 import { FaultyDriver } from '../../src/drivers/faults.ts';
 import { Enforcer } from '../../src/enforcer.ts';
 import { Worker } from '../../src/worker/worker.ts';
+import type { NotifyConfig } from '../../src/notify/config.ts';
 import { useTestDatabase, type TestDatabase } from './db.ts';
 import { captureServerErrors } from './server-errors.ts';
 import { eventually } from './wait.ts';
@@ -61,6 +62,8 @@ export interface TestAppOptions {
   backends?: Backends;
   /** where the worker writes backups (absent: backup steps fail, saying so) */
   backupStore?: PosixBackupStore;
+  /** the worker relays notifications here (read when the app starts: a broker started by an earlier beforeAll) */
+  notify?: () => NotifyConfig;
 }
 
 export function useApp(opts: TestAppOptions = {}): TestApp {
@@ -92,10 +95,12 @@ export function useApp(opts: TestAppOptions = {}): TestApp {
         backupConcurrency: opts.backupConcurrency,
         pollMs: 200,
         backupStore: opts.backupStore,
+        notify: opts.notify?.(),
         // A step that fails (a bug or an outage, not a backend failure) hands its row back to wait out a
         // backoff: say why, so a test that meets one names it.
         log: (msg, fields) => {
-          if (msg.startsWith('step failed')) console.error(`[worker] ${msg} ${JSON.stringify(fields)}`);
+          if (msg.startsWith('step failed') || msg.startsWith('notifications: a round failed'))
+            console.error(`[worker] ${msg} ${JSON.stringify(fields)}`);
         },
       });
       await worker.start();

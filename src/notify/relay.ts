@@ -1,0 +1,244 @@
+/**
+ * The history is the outbox (DESIGN.md, decision 14): a relay on the
+ * workers reads the transitions after its stored position, publishes
+ * Cinder's notifications for them to RabbitMQ on a confirm channel, and
+ * moves the position only after the broker confirmed every message of the
+ * batch. So nothing acknowledged to a client is missing downstream; a
+ * node's or the broker's crash delays notifications and loses none; what a
+ * crash between the confirm and the position's move sends twice carries the
+ * same `message_id` (src/notify/message.ts).
+ *
+ * One relay publishes at a time: the one holding the lease in
+ * `notification_relay` (db/notify.ts), renewed every round and taken over
+ * by any node once it lapses (its holder dead or cut off). A holder that
+ * was cut off and comes back may publish a batch the new holder also
+ * publishes: both send the same transitions in the same order, so a
+ * consumer that drops repeated message ids sees each resource's
+ * notifications once and in order.
+ *
+ * The relay is off the request path: the API never waits for it, and a
+ * broker that is down only grows the lag (`volstate_notify_lag`).
+ */
+import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from 'amqplib';
+import type { Sql } from '../../db/connect.ts';
+import { STATE_CHANNEL, WORK_CHANNEL } from '../../db/cas.ts';
+import { HistoryGaps } from '../../db/events.ts';
+import {
+  advance,
+  attachmentUsageRows,
+  backupUsageRows,
+  groupSnapshotUsageRows,
+  groupUsageRows,
+  releaseLease,
+  snapshotUsageRows,
+  takeLease,
+  volumeUsageRows,
+} from '../../db/notify.ts';
+import type { NotifyConfig } from './config.ts';
+import { neededRows, notificationsFor, osloBody, type Notification, type UsageRows } from './message.ts';
+
+export interface RelayOptions {
+  sql: Sql;
+  config: NotifyConfig;
+  /** who holds the lease: the worker's id */
+  holder: string;
+  leaseMs?: number;
+  batch?: number;
+  pollMs?: number;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export class NotificationRelay {
+  /** notifications the broker confirmed (this node) */
+  published = 0;
+  /** failed rounds: broker unreachable, a channel closed under a batch, the database gone (this node) */
+  errors = 0;
+  /** whether this node holds the lease now */
+  leading = false;
+  private readonly gaps = new HistoryGaps();
+  private connection: ChannelModel | undefined;
+  private channel: ConfirmChannel | undefined;
+  private readonly declared = new Set<string>();
+  private urlIndex = 0;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private unlisten: (() => Promise<void>)[] = [];
+  private readonly leaseMs: number;
+  private readonly batch: number;
+  private readonly pollMs: number;
+
+  constructor(private readonly opts: RelayOptions) {
+    this.leaseMs = opts.leaseMs ?? 10_000;
+    this.batch = opts.batch ?? 500;
+    this.pollMs = opts.pollMs ?? 250;
+  }
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.running;
+    for (const u of this.unlisten) await u().catch(() => undefined);
+    if (this.leading) await releaseLease(this.opts.sql, this.opts.holder).catch(() => undefined);
+    await this.disconnect();
+  }
+
+  private log(msg: string, fields?: Record<string, unknown>) {
+    this.opts.log?.(msg, fields);
+  }
+
+  private async run(): Promise<void> {
+    for (const channel of [WORK_CHANNEL, STATE_CHANNEL]) {
+      const l = await this.opts.sql.listen(channel, () => this.wake?.()).catch(() => undefined);
+      if (l) this.unlisten.push(() => l.unlisten());
+    }
+    let failures = 0;
+    while (!this.stopped) {
+      let pause = this.pollMs;
+      try {
+        const more = await this.round();
+        failures = 0;
+        if (more === 'more') continue;
+        if (more === 'follower') pause = this.leaseMs / 2;
+      } catch (err) {
+        this.errors++;
+        failures++;
+        this.log('notifications: a round failed; trying again', { err: String(err), failures });
+        await this.disconnect();
+        pause = Math.min(5000, 250 * 2 ** Math.min(failures, 5));
+      }
+      await this.sleep(pause);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (this.stopped) return resolve();
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** One round: keep the lease, publish the next batch, move the position. */
+  private async round(): Promise<'more' | 'idle' | 'follower'> {
+    const { sql, holder } = this.opts;
+    const lease = await takeLease(sql, holder, this.leaseMs);
+    if (!lease) {
+      if (this.leading) this.log('notifications: another node relays now');
+      this.leading = false;
+      return 'follower';
+    }
+    if (!this.leading) this.log('notifications: this node relays', { position: lease.position });
+    this.leading = true;
+    const transitions = await this.gaps.after(sql, lease.position, this.batch);
+    if (transitions.length === 0) return 'idle';
+    const messages = notificationsFor(transitions, await this.usageRows(transitions), this.opts.config.host);
+    if (messages.length) await this.publish(messages);
+    const last = transitions.at(-1)!.id;
+    if (!(await advance(sql, holder, last, this.leaseMs))) {
+      this.leading = false;
+      this.log('notifications: the lease lapsed under a batch; another node relays now');
+      return 'follower';
+    }
+    this.gaps.forget(last);
+    this.published += messages.length;
+    return transitions.length === this.batch ? 'more' : 'idle';
+  }
+
+  private async usageRows(transitions: Parameters<typeof neededRows>[0]): Promise<UsageRows> {
+    const { sql } = this.opts;
+    const need = neededRows(transitions);
+    const [snapshots, attachments, backups, groups, groupSnapshots] = await Promise.all([
+      snapshotUsageRows(sql, need.snapshot),
+      attachmentUsageRows(sql, need.attachment),
+      backupUsageRows(sql, need.backup),
+      groupUsageRows(sql, need.group),
+      groupSnapshotUsageRows(sql, need.group_snapshot),
+    ]);
+    const volumeIds = new Set([...need.volume, ...attachments.map((a) => a.volume_id)]);
+    const volumes = await volumeUsageRows(sql, [...volumeIds]);
+    const byId = <T extends { id: string }>(rows: T[]) => new Map(rows.map((r) => [r.id, r]));
+    return {
+      volumes: byId(volumes),
+      snapshots: byId(snapshots),
+      attachments: byId(attachments),
+      backups: byId(backups),
+      groups: byId(groups),
+      groupSnapshots: byId(groupSnapshots),
+    };
+  }
+
+  /** Publish every message and wait for the broker to confirm them all (a nack or a closed channel throws). */
+  private async publish(messages: Notification[]): Promise<void> {
+    const channel = await this.connected();
+    const { exchange, topics, durable } = this.opts.config;
+    for (const n of messages) {
+      for (const topic of topics) {
+        const key = `${topic}.${n.priority.toLowerCase()}`;
+        if (!this.declared.has(key)) {
+          // As oslo's notifier does: the queue named after the routing key exists before the first message,
+          // so what is sent before any consumer listens waits for it.
+          await channel.assertQueue(key, { durable, autoDelete: false });
+          await channel.bindQueue(key, exchange, key);
+          this.declared.add(key);
+        }
+        const ok = channel.publish(exchange, key, osloBody(n), {
+          contentType: 'application/json',
+          contentEncoding: 'utf-8',
+          messageId: n.message_id,
+          persistent: durable,
+        });
+        if (!ok)
+          await new Promise<void>((resolve, reject) => {
+            channel.once('drain', resolve);
+            channel.once('close', () => reject(new Error('the channel closed while its buffer was full')));
+          });
+      }
+    }
+    await channel.waitForConfirms();
+  }
+
+  private async connected(): Promise<ConfirmChannel> {
+    if (this.channel) return this.channel;
+    const { urls, exchange, durable } = this.opts.config;
+    let lastError: unknown;
+    for (let i = 0; i < urls.length; i++) {
+      const url = urls[(this.urlIndex + i) % urls.length]!;
+      try {
+        const connection = await amqpConnect(url, { timeout: 5000 });
+        connection.on('error', () => undefined); // a close follows; the next round reconnects
+        connection.on('close', () => {
+          if (this.connection === connection) {
+            this.connection = undefined;
+            this.channel = undefined;
+          }
+        });
+        const channel = await connection.createConfirmChannel();
+        channel.on('error', () => undefined);
+        await channel.assertExchange(exchange, 'topic', { durable, autoDelete: false });
+        this.urlIndex = (this.urlIndex + i) % urls.length;
+        this.connection = connection;
+        this.channel = channel;
+        this.declared.clear();
+        return channel;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError;
+  }
+
+  private async disconnect(): Promise<void> {
+    const connection = this.connection;
+    this.connection = undefined;
+    this.channel = undefined;
+    await connection?.close().catch(() => undefined);
+  }
+}
