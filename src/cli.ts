@@ -56,6 +56,10 @@ commands:
                                    patroni, etcd-server, postgresql-15; installed when missing, as root);
                                    patroni-async: an asynchronous standby (with stall-standby:1s before each
                                    pg-failover, the check finds the acknowledged changes it loses)
+               rabbit-restart:every=20s (implies --notify: stop the broker and start it again)
+      --notify                     start a RabbitMQ (Debian's rabbitmq-server); the nodes send Cinder's
+                                   notifications to it; the check compares what a consumer received
+                                   with the history (every transition's, in order per resource)
       --report FILE.html --database-url URL (with --endpoint: the database to check)
       --node-logs DIR              each node's log to DIR/node<i>.log (level: NODE_LOG_LEVEL, default error)
   help, -h, --help              this text
@@ -125,6 +129,7 @@ async function main(argv: string[]): Promise<void> {
         'database-url': { type: 'string' },
         db: { type: 'string' },
         'node-logs': { type: 'string' },
+        notify: { type: 'boolean' },
         token: { type: 'string' },
         before: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -276,6 +281,7 @@ async function main(argv: string[]): Promise<void> {
         faults: parseFaults(values.faults as string | undefined),
         db: dbOf(values.db),
         nodeLogs: values['node-logs'] as string | undefined,
+        notify: values.notify === true,
         // --db patroni starts its own: DATABASE_URL from the environment is not the one to use then.
         databaseUrl:
           (values['database-url'] as string | undefined) ??

@@ -25,7 +25,9 @@
  *   `creating.group` once it ended, every member of an available one
  *   available); quota usage counts live groups;
  * - optionally, every request a client was told succeeded is in the
- *   history by its request id, and no refused one is.
+ *   history by its request id, and no refused one is;
+ * - optionally, a consumer of the notifications received every
+ *   transition's, each resource's in order (src/check/notifications.ts).
  *
  * Each violation names the resource and carries its history slice.
  */
@@ -33,6 +35,7 @@ import type postgres from 'postgres';
 import type { StateTransitionRow } from '../../db/schema.ts';
 import { RESOURCE_TYPES } from '../../machines/index.ts';
 import { factsOf, type MachineFacts } from './edges.ts';
+import { checkNotifications, type ReceivedNotification } from './notifications.ts';
 
 type Exec = postgres.Sql;
 
@@ -55,7 +58,10 @@ export type ViolationKind =
   | 'group-snapshot-partial'
   | 'quota-usage'
   | 'accepted-not-in-history'
-  | 'refused-but-changed';
+  | 'refused-but-changed'
+  | 'notification-missing'
+  | 'notification-order'
+  | 'notification-unexpected';
 
 export interface Violation {
   kind: ViolationKind;
@@ -72,6 +78,8 @@ export interface CheckOptions {
   atRest?: boolean;
   /** request ids clients were told succeeded (2xx), and those refused (4xx) */
   requests?: { accepted: string[]; refused: string[] };
+  /** notifications a consumer received (src/check/notifications.ts): every transition's, in order per resource */
+  notifications?: ReceivedNotification[];
 }
 
 export interface CheckReport {
@@ -100,6 +108,7 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
   await checkRelations(ctx);
   await checkQuotaUsage(ctx);
   if (opts.requests) await checkRequests(ctx, opts.requests);
+  if (opts.notifications) ctx.violations.push(...(await checkNotifications(sql, opts.notifications)).violations);
   return { transitions, resources: rows.size, violations: ctx.violations };
 }
 

@@ -10,6 +10,11 @@
  * Every run prints its seed first; the same seed draws the same operations
  * (their interleaving across clients is the machine's).
  */
+import { startRabbit, type Rabbit } from '../../db/servers/rabbitmq.ts';
+import { relayLag } from '../../db/notify.ts';
+import { checkNotifications } from '../check/notifications.ts';
+import { NotificationConsumer } from './consumer.ts';
+import { transportUrls } from '../notify/config.ts';
 import { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +48,8 @@ export interface Faults {
   driverFail?: number | undefined;
   /** time added to each backend operation */
   driverLatencyMs?: number | undefined;
+  /** stop the RabbitMQ the harness started (`--notify`) and start it again, every so many ms */
+  rabbitRestartEveryMs?: number | undefined;
 }
 
 export interface HarnessOptions {
@@ -59,6 +66,8 @@ export interface HarnessOptions {
    * fires (300 operations took under 2 s on a fast machine, and no restart came)
    */
   minFaults?: number | undefined;
+  /** the same, per kind of fault (`{ 'rabbit-restart': 1 }`) */
+  minFaultsOf?: Record<string, number> | undefined;
   seed: number;
   faults: Faults;
   /** the database: the nodes' (default: an embedded one the harness starts), or the endpoint's, for the check */
@@ -81,6 +90,11 @@ export interface HarnessOptions {
   nodeLogs?: string | undefined;
   /** how long the run may take to come to rest after the clients stop */
   settleMs?: number | undefined;
+  /**
+   * start a RabbitMQ, have the nodes send Cinder's notifications to it (durable), consume them,
+   * and check that every transition's arrived, in order per resource (implied by rabbit-restart)
+   */
+  notify?: boolean | undefined;
   /** worker timeout of the nodes (recovery after a kill) */
   timeoutMs?: number | undefined;
   progress?: ((line: string) => void) | undefined;
@@ -108,9 +122,10 @@ export function parseFaults(spec: string | undefined): Faults {
       if (!(p >= 0 && p <= 1)) throw new Error(`--faults ${part}: the failure rate is a number from 0 to 1`);
       faults.driverFail = p;
     } else if (kind === 'driver-latency') faults.driverLatencyMs = parseDuration(arg, `--faults ${part}`);
+    else if (kind === 'rabbit-restart') faults.rabbitRestartEveryMs = every();
     else
       throw new Error(
-        `--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, pg-failover, stall-standby, driver-fail, driver-latency`,
+        `--faults ${part}: unknown fault ${kind}; faults are kill, pg-terminate, pg-restart, pg-failover, stall-standby, driver-fail, driver-latency, rabbit-restart`,
       );
   }
   return faults;
@@ -126,6 +141,8 @@ interface Cluster {
   restartDatabase: (() => Promise<void>) | undefined;
   /** the replicated database the harness started (`--db patroni`) */
   patroni: PatroniCluster | undefined;
+  /** the RabbitMQ the nodes send notifications to (`--notify`) */
+  rabbit: Rabbit | undefined;
   stop(): Promise<void>;
 }
 
@@ -167,10 +184,16 @@ async function startCluster(opts: HarnessOptions, say: (s: string) => void): Pro
     await ensureDatabase(embedded.adminUrl, APP_DATABASE);
     databaseUrl = embedded.urlFor(APP_DATABASE);
   }
+  let rabbit: Rabbit | undefined;
   try {
-    return await startNodes(opts, say, dir, databaseUrl, embedded, patroni);
+    if (opts.notify || opts.faults.rabbitRestartEveryMs) {
+      say(`starting RabbitMQ under ${dir}/rabbit`);
+      rabbit = await startRabbit({ dir: join(dir, 'rabbit') });
+    }
+    return await startNodes(opts, say, dir, databaseUrl, embedded, patroni, rabbit);
   } catch (err) {
-    // Nothing of a database the harness started may outlive a failed start.
+    // Nothing of a database or broker the harness started may outlive a failed start.
+    await rabbit?.stop();
     await patroni?.stop();
     await embedded?.stop();
     throw err;
@@ -187,6 +210,7 @@ async function startNodes(
   databaseUrl: string,
   startedEmbedded: EmbeddedServer | undefined,
   patroni: PatroniCluster | undefined,
+  rabbit: Rabbit | undefined,
 ): Promise<Cluster> {
   let embedded = startedEmbedded;
   await migrate(databaseUrl);
@@ -203,7 +227,13 @@ async function startNodes(
     latencyMs: opts.faults.driverLatencyMs ?? 0,
     timeoutMs,
     // One backup store for every node, as their storage is one: a backup one node began, another resumes or restores.
-    env: { VOLSTATE_BACKUP_DIR: join(dir, 'backups'), ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}), ...opts.nodeEnv },
+    env: {
+      VOLSTATE_BACKUP_DIR: join(dir, 'backups'),
+      ...(failures ? { VOLSTATE_DRIVER_FAILURES: failures } : {}),
+      // Durable, so what the broker confirmed outlives its restarts (the consumer declares the same).
+      ...(rabbit ? { VOLSTATE_NOTIFY_URL: rabbit.url, VOLSTATE_NOTIFY_DURABLE: 'true' } : {}),
+      ...opts.nodeEnv,
+    },
     logFile: opts.nodeLogs ? join(mkdirAt(opts.nodeLogs), `node${i}.log`) : undefined,
   });
   let next = 0;
@@ -234,6 +264,7 @@ async function startNodes(
     },
     databaseUrl,
     patroni,
+    rabbit,
     restartDatabase: embedded
       ? async () => {
           const port = embedded!.port;
@@ -283,6 +314,7 @@ async function startNodes(
       );
       await embedded?.stop();
       await patroni?.stop();
+      await rabbit?.stop();
       rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
@@ -327,7 +359,11 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
       if (!f.nodes || Object.values(f.nodes).every((ms) => ms !== undefined)) waiting.delete(f);
     }
   };
+  const consumer = cluster?.rabbit
+    ? new NotificationConsumer(transportUrls(cluster.rabbit.url)[0]!, { exchange: 'cinder', topic: 'notifications', say })
+    : undefined;
   try {
+    if (consumer) await consumer.start();
     // The starting pool.
     const maker = new Client({ endpoints, token: opts.token, scenario, pool, seed: opts.seed, started, record: () => {} });
     for (let i = 0; i < scenario.volumes; i++) {
@@ -357,7 +393,10 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     await Promise.all(
       clients.map(async (c) => {
         const minFaults = opts.minFaults ?? 0;
-        while ((budget > 0 || faults.length < minFaults) && Date.now() < deadline) {
+        const fewFaults = () =>
+          faults.length < minFaults ||
+          Object.entries(opts.minFaultsOf ?? {}).some(([kind, n]) => faults.filter((f) => f.kind === kind).length < n);
+        while ((budget > 0 || fewFaults()) && Date.now() < deadline) {
           budget--;
           if (!(await c.step())) budget++;
         }
@@ -377,10 +416,10 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
     }
 
     // At rest, then the check.
-    const { violations, checkText, acknowledged } = await (
+    const { violations, checkText, acknowledged, notifications } = await (
       databaseUrl
-        ? settleAndCheck(databaseUrl, outcomes, { atRest: Boolean(cluster), settleMs: opts.settleMs, say })
-        : Promise.resolve({ violations: undefined, checkText: undefined, acknowledged: undefined })
+        ? settleAndCheck(databaseUrl, outcomes, { atRest: Boolean(cluster), settleMs: opts.settleMs, say, consumer })
+        : Promise.resolve({ violations: undefined, checkText: undefined, acknowledged: undefined, notifications: undefined })
     ).finally(() => admin?.end({ timeout: 5 }));
     const summary: RunSummary = {
       seed: opts.seed,
@@ -394,10 +433,12 @@ export async function runHarness(opts: HarnessOptions): Promise<RunSummary> {
       violations,
       checkText,
       acknowledged,
+      notifications,
     };
     if (opts.reportFile) writeFileSync(opts.reportFile, htmlReport(summary));
     return summary;
   } finally {
+    await consumer?.stop();
     await cluster?.stop();
   }
 }
@@ -420,7 +461,7 @@ interface FaultContext {
  */
 function startFaults(ctx: FaultContext): { stop: () => void; failovers: Failovers | undefined } {
   const state = { stopping: false };
-  const timers = [startKills(ctx, state), startTerminations(ctx, state), startRestarts(ctx, state)];
+  const timers = [startKills(ctx, state), startTerminations(ctx, state), startRestarts(ctx, state), startRabbitRestarts(ctx, state)];
   const failovers = startFailovers(ctx, state);
   return {
     stop: () => {
@@ -490,6 +531,26 @@ function startRestarts(ctx: FaultContext, state: { stopping: boolean }): NodeJS.
       )
       .finally(() => (restarting = false));
   }, opts.faults.pgRestartEveryMs);
+}
+
+/** Stop the harness's RabbitMQ and start it again every rabbitRestartEveryMs, one restart at a time. */
+function startRabbitRestarts(ctx: FaultContext, state: { stopping: boolean }): NodeJS.Timeout | undefined {
+  const { opts, cluster, faults, started, say } = ctx;
+  if (!(cluster?.rabbit && opts.faults.rabbitRestartEveryMs)) return undefined;
+  const rabbit = cluster.rabbit;
+  let restarting = false;
+  return setInterval(() => {
+    if (restarting || state.stopping) return;
+    restarting = true;
+    const at = Date.now() - started;
+    void rabbit
+      .restart()
+      .then(
+        () => faults.push({ kind: 'rabbit-restart', at, detail: `down ${Date.now() - started - at} ms` }),
+        (err: unknown) => say(`could not restart RabbitMQ: ${String(err)}`),
+      )
+      .finally(() => (restarting = false));
+  }, opts.faults.rabbitRestartEveryMs);
 }
 
 interface Failovers {
@@ -574,8 +635,8 @@ async function reachable<T>(read: () => Promise<T>, until: number): Promise<T> {
 async function settleAndCheck(
   databaseUrl: string,
   outcomes: Outcome[],
-  ctx: { atRest: boolean; settleMs: number | undefined; say: (line: string) => void },
-): Promise<Pick<RunSummary, 'violations' | 'checkText' | 'acknowledged'>> {
+  ctx: { atRest: boolean; settleMs: number | undefined; say: (line: string) => void; consumer: NotificationConsumer | undefined },
+): Promise<Pick<RunSummary, 'violations' | 'checkText' | 'acknowledged' | 'notifications'>> {
   const sql = connect(databaseUrl, { max: 2, name: 'volstate-check' });
   try {
     const patience = ctx.settleMs ?? 60_000;
@@ -592,6 +653,7 @@ async function settleAndCheck(
       }
       await new Promise((r) => setTimeout(r, 1000));
     }
+    if (ctx.consumer) await notificationsDrained(sql, ctx.consumer, patience, ctx.say);
     ctx.say(`settled in ${((Date.now() - started) / 1000).toFixed(1)} s; checking the history`);
     const ok = (s: number) => s >= 200 && s < 300;
     const requests = {
@@ -599,7 +661,16 @@ async function settleAndCheck(
       refused: outcomes.filter((o) => o.status >= 400 && o.status < 500 && o.requestId).map((o) => o.requestId!),
     };
     const report = await reachable(() => checkHistory(sql, { atRest: ctx.atRest, requests }), Date.now() + 60_000);
+    const notified = ctx.consumer && (await checkNotifications(sql, ctx.consumer.received));
+    if (notified) report.violations.push(...notified.violations);
     return {
+      notifications: notified && {
+        expected: notified.expected,
+        received: notified.received,
+        duplicates: notified.duplicates,
+        missing: notified.violations.filter((v) => v.kind === 'notification-missing').length,
+        reconnects: ctx.consumer!.reconnects,
+      },
       violations: report.violations.length,
       checkText: formatReport(report),
       acknowledged: {
@@ -609,6 +680,28 @@ async function settleAndCheck(
     };
   } finally {
     await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * The relay has confirmed every transition (its position at the newest) and the consumer has
+ * had nothing new for a second: what was sent has arrived. Gives up after `patience` without progress.
+ */
+async function notificationsDrained(sql: postgres.Sql, consumer: NotificationConsumer, patience: number, say: (line: string) => void) {
+  let until = Date.now() + patience;
+  let fewest = Infinity;
+  for (;;) {
+    const lag = (await reachable(() => relayLag(sql), until))?.lag ?? Infinity;
+    if (lag === 0 && Date.now() - consumer.lastAt > 1000) return;
+    if (lag < fewest) {
+      fewest = lag;
+      until = Date.now() + patience;
+    }
+    if (Date.now() >= until) {
+      say(`notifications: the relay is ${lag} transitions behind and made no progress for ${patience} ms; checking what arrived`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
