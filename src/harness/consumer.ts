@@ -30,8 +30,9 @@ const ID_FIELDS: [field: string, type: string][] = [
 function resourceOf(publisher: string, payload: Record<string, unknown>): string | undefined {
   const kind = publisher.split('.')[0];
   const own = ID_FIELDS.find(([, type]) => type === kind);
-  if (payload.attachment_id) return `attachment:${String(payload.attachment_id)}`;
-  if (own && payload[own[0]]) return `${own[1]}:${String(payload[own[0]])}`;
+  const id = (field: string) => (typeof payload[field] === 'string' ? payload[field] : undefined);
+  if (id('attachment_id')) return `attachment:${id('attachment_id')}`;
+  if (own && id(own[0])) return `${own[1]}:${id(own[0])}`;
   return undefined;
 }
 
