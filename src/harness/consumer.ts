@@ -15,6 +15,10 @@ export interface ReceivedNotification {
   event_type: string;
   /** `<type>:<id>`, from the payload's id field */
   resource: string | undefined;
+  /** the notification's timestamp (when the transition happened), ms since the epoch */
+  happenedAt?: number | undefined;
+  /** when it arrived here, ms since the epoch */
+  receivedAt?: number | undefined;
 }
 
 const ID_FIELDS: [field: string, type: string][] = [
@@ -101,8 +105,15 @@ export class NotificationConsumer {
                 event_type: string;
                 publisher_id: string;
                 payload: Record<string, unknown>;
+                timestamp: string;
               };
-              this.received.push({ message_id: m.message_id, event_type: m.event_type, resource: resourceOf(m.publisher_id, m.payload) });
+              this.received.push({
+                message_id: m.message_id,
+                event_type: m.event_type,
+                resource: resourceOf(m.publisher_id, m.payload),
+                happenedAt: Date.parse(`${m.timestamp.replace(' ', 'T').slice(0, 23)}Z`),
+                receivedAt: Date.now(),
+              });
               this.lastAt = Date.now();
             } catch {
               this.received.push({ message_id: `unparsable:${msg.properties.messageId ?? '?'}`, event_type: '?', resource: undefined });
