@@ -173,3 +173,42 @@ export async function groupSnapshotUsageRows(sql: postgres.Sql, ids: string[]): 
     SELECT s.id, s.project_id, s.user_id, s.name, g.availability_zone, s.group_type_id, s.group_id, s.created_at
     FROM group_snapshots s LEFT JOIN groups g ON g.id = s.group_id WHERE s.id = ANY(${ids}::uuid[])`;
 }
+
+/** A volume or snapshot that existed in an audit period, with its state now (`volstate audit`). */
+export type ExistingVolumeRow = VolumeUsageRow & { state: string; deleted_at: Date | null };
+export type ExistingSnapshotRow = SnapshotUsageRow & { state: string; size: number; deleted_at: Date | null };
+
+/** Volumes created before `end` and not deleted before `begin`, by id after `after`, at most `limit`. */
+export async function volumesExisting(
+  sql: postgres.Sql,
+  begin: Date,
+  end: Date,
+  after: string,
+  limit: number,
+): Promise<ExistingVolumeRow[]> {
+  return sql<ExistingVolumeRow[]>`
+    SELECT v.id, v.project_id, v.user_id, v.name, v.availability_zone, v.backend, v.volume_type_id, v.snapshot_id,
+           v.source_volid, v.created_at, v.metadata, v.deleted_at, s.state, s.size,
+           (SELECT t.at FROM state_transitions t
+            WHERE t.resource_type = 'volume' AND t.resource_id = v.id AND t.from_state LIKE 'creating%' AND t.to_state = 'available'
+            ORDER BY t.version LIMIT 1) AS launched_at
+    FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
+    WHERE v.id > ${after}::uuid AND v.created_at < ${end} AND (v.deleted_at IS NULL OR v.deleted_at >= ${begin})
+    ORDER BY v.id LIMIT ${limit}`;
+}
+
+/** Snapshots created before `end` and not deleted before `begin`, by id after `after`, at most `limit`. */
+export async function snapshotsExisting(
+  sql: postgres.Sql,
+  begin: Date,
+  end: Date,
+  after: string,
+  limit: number,
+): Promise<ExistingSnapshotRow[]> {
+  return sql<ExistingSnapshotRow[]>`
+    SELECT n.id, n.project_id, n.user_id, n.volume_id, n.name, v.availability_zone, n.created_at, n.metadata, n.deleted_at, s.state, s.size
+    FROM snapshots n JOIN resource_states s ON s.resource_type = 'snapshot' AND s.resource_id = n.id
+    LEFT JOIN volumes v ON v.id = n.volume_id
+    WHERE n.id > ${after}::uuid AND n.created_at < ${end} AND (n.deleted_at IS NULL OR n.deleted_at >= ${begin})
+    ORDER BY n.id LIMIT ${limit}`;
+}

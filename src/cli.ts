@@ -14,6 +14,7 @@
  * Configuration comes from the environment (see docs/configuration.md);
  * flags override HOST and PORT.
  */
+import { auditUsage, lastMonth } from './notify/audit.ts';
 import { parseArgs } from 'node:util';
 import { join } from 'node:path';
 import { APP_DATABASE, connect, ensureDatabase, locateDatabase } from '../db/connect.ts';
@@ -41,6 +42,8 @@ commands:
   purge --before 30d            remove deleted resources and history older than that (also a date,
                                 2026-11-01), in small batches; workers do it themselves with
                                 VOLSTATE_RETENTION
+  audit [--start D --end D]     Cinder's usage audit: volume.exists and snapshot.exists for what existed
+                                in the period (default the last whole month), to VOLSTATE_NOTIFY_URL
   check [--in-flight]           check the history in the database against the machines and the
                                 invariants (exit 1 on any violation); --in-flight: the system is
                                 still running, skip the end-state checks
@@ -132,6 +135,8 @@ async function main(argv: string[]): Promise<void> {
         notify: { type: 'boolean' },
         token: { type: 'string' },
         before: { type: 'string' },
+        start: { type: 'string' },
+        end: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -234,6 +239,33 @@ async function main(argv: string[]): Promise<void> {
           .join(', ');
         console.log(
           `volstate: purged what was deleted before ${before.toISOString()} in ${seconds.toFixed(1)} s: ${rows}; history: ${report.partitions.length} monthly partitions dropped (${report.partitions.join(', ') || 'none'}), ${report.historyRows} rows from the default partition`,
+        );
+      } finally {
+        await sql.end({ timeout: 5 });
+        await location.embedded?.stop();
+      }
+      return;
+    }
+    case 'audit': {
+      // Cinder's cinder-volume-usage-audit: volume.exists and snapshot.exists for a period (default the last whole month).
+      if (!config.notify) fail('audit sends notifications: set VOLSTATE_NOTIFY_URL (rabbit://user:password@host:5672/)');
+      const date = (flag: string, v: unknown) => {
+        if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(new Date(v).getTime()))
+          fail(`--${flag} ${String(v)}: a date, e.g. 2026-11-01`);
+        return new Date(v);
+      };
+      const period =
+        values.start === undefined && values.end === undefined
+          ? lastMonth()
+          : { begin: date('start', values.start), end: date('end', values.end) };
+      if (period.begin >= period.end) fail(`--start must be before --end`);
+      const location = await locateDatabase({ url: config.databaseUrl, dataDir: config.dataDir, share: true });
+      const sql = connect(location.url, { max: 2, name: 'volstate-audit' });
+      try {
+        await migrate(location.url);
+        const counts = await auditUsage(sql, config.notify, period);
+        console.log(
+          `volstate: usage audit ${period.begin.toISOString()} to ${period.end.toISOString()}: ${counts.volumes} volume.exists, ${counts.snapshots} snapshot.exists, confirmed by the broker`,
         );
       } finally {
         await sql.end({ timeout: 5 });

@@ -142,24 +142,7 @@ function payloadOf(
     }
     case 'snapshot': {
       const n = rows.snapshots.get(id);
-      return (
-        n && {
-          publisher: 'snapshot',
-          payload: {
-            tenant_id: n.project_id,
-            user_id: n.user_id,
-            availability_zone: n.availability_zone,
-            volume_id: n.volume_id,
-            volume_size: t.size ?? 0,
-            snapshot_id: n.id,
-            display_name: n.name ?? '',
-            created_at: iso(n.created_at),
-            status,
-            deleted: status === 'deleted' ? 'True' : '',
-            metadata: n.metadata && Object.keys(n.metadata).length ? JSON.stringify(n.metadata) : '',
-          },
-        }
-      );
+      return n && { publisher: 'snapshot', payload: snapshotPayload(n, status, t.size ?? 0) };
     }
     case 'backup': {
       const b = rows.backups.get(id);
@@ -228,7 +211,7 @@ function payloadOf(
   }
 }
 
-function volumePayload(v: VolumeUsageRow, status: string, size: number): Record<string, unknown> {
+export function volumePayload(v: VolumeUsageRow, status: string, size: number): Record<string, unknown> {
   return {
     tenant_id: v.project_id,
     host: v.backend,
@@ -246,6 +229,22 @@ function volumePayload(v: VolumeUsageRow, status: string, size: number): Record<
     replication_extended_status: null,
     replication_driver_data: null,
     metadata: v.metadata ?? {},
+  };
+}
+
+export function snapshotPayload(n: SnapshotUsageRow, status: string, volumeSize: number): Record<string, unknown> {
+  return {
+    tenant_id: n.project_id,
+    user_id: n.user_id,
+    availability_zone: n.availability_zone,
+    volume_id: n.volume_id,
+    volume_size: volumeSize,
+    snapshot_id: n.id,
+    display_name: n.name ?? '',
+    created_at: iso(n.created_at),
+    status,
+    deleted: status === 'deleted' ? 'True' : '',
+    metadata: n.metadata && Object.keys(n.metadata).length ? JSON.stringify(n.metadata) : '',
   };
 }
 

@@ -19,7 +19,6 @@
  * The relay is off the request path: the API never waits for it, and a
  * broker that is down only grows the lag (`volstate_notify_lag`).
  */
-import { connect as amqpConnect, type ChannelModel, type ConfirmChannel } from 'amqplib';
 import type { Sql } from '../../db/connect.ts';
 import { STATE_CHANNEL, WORK_CHANNEL } from '../../db/cas.ts';
 import { HistoryGaps } from '../../db/events.ts';
@@ -35,7 +34,8 @@ import {
   volumeUsageRows,
 } from '../../db/notify.ts';
 import type { NotifyConfig } from './config.ts';
-import { neededRows, notificationsFor, osloBody, type Notification, type UsageRows } from './message.ts';
+import { neededRows, notificationsFor, type UsageRows } from './message.ts';
+import { AmqpPublisher } from './publisher.ts';
 
 export interface RelayOptions {
   sql: Sql;
@@ -56,10 +56,7 @@ export class NotificationRelay {
   /** whether this node holds the lease now */
   leading = false;
   private readonly gaps = new HistoryGaps();
-  private connection: ChannelModel | undefined;
-  private channel: ConfirmChannel | undefined;
-  private readonly declared = new Set<string>();
-  private urlIndex = 0;
+  private readonly publisher: AmqpPublisher;
   private stopped = false;
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
@@ -72,6 +69,7 @@ export class NotificationRelay {
     this.leaseMs = opts.leaseMs ?? 10_000;
     this.batch = opts.batch ?? 500;
     this.pollMs = opts.pollMs ?? 250;
+    this.publisher = new AmqpPublisher(opts.config);
   }
 
   start(): void {
@@ -84,7 +82,7 @@ export class NotificationRelay {
     await this.running;
     for (const u of this.unlisten) await u().catch(() => undefined);
     if (this.leading) await releaseLease(this.opts.sql, this.opts.holder).catch(() => undefined);
-    await this.disconnect();
+    await this.publisher.disconnect();
   }
 
   private log(msg: string, fields?: Record<string, unknown>) {
@@ -108,7 +106,7 @@ export class NotificationRelay {
         this.errors++;
         failures++;
         this.log('notifications: a round failed; trying again', { err: String(err), failures });
-        await this.disconnect();
+        await this.publisher.disconnect();
         pause = Math.min(5000, 250 * 2 ** Math.min(failures, 5));
       }
       await this.sleep(pause);
@@ -140,7 +138,7 @@ export class NotificationRelay {
     const transitions = await this.gaps.after(sql, lease.position, this.batch);
     if (transitions.length === 0) return 'idle';
     const messages = notificationsFor(transitions, await this.usageRows(transitions), this.opts.config.host);
-    if (messages.length) await this.publish(messages);
+    if (messages.length) await this.publisher.publish(messages);
     const last = transitions.at(-1)!.id;
     if (!(await advance(sql, holder, last, this.leaseMs))) {
       this.leading = false;
@@ -173,72 +171,5 @@ export class NotificationRelay {
       groups: byId(groups),
       groupSnapshots: byId(groupSnapshots),
     };
-  }
-
-  /** Publish every message and wait for the broker to confirm them all (a nack or a closed channel throws). */
-  private async publish(messages: Notification[]): Promise<void> {
-    const channel = await this.connected();
-    const { exchange, topics, durable } = this.opts.config;
-    for (const n of messages) {
-      for (const topic of topics) {
-        const key = `${topic}.${n.priority.toLowerCase()}`;
-        if (!this.declared.has(key)) {
-          // As oslo's notifier does: the queue named after the routing key exists before the first message,
-          // so what is sent before any consumer listens waits for it.
-          await channel.assertQueue(key, { durable, autoDelete: false });
-          await channel.bindQueue(key, exchange, key);
-          this.declared.add(key);
-        }
-        const ok = channel.publish(exchange, key, osloBody(n), {
-          contentType: 'application/json',
-          contentEncoding: 'utf-8',
-          messageId: n.message_id,
-          persistent: durable,
-        });
-        if (!ok)
-          await new Promise<void>((resolve, reject) => {
-            channel.once('drain', resolve);
-            channel.once('close', () => reject(new Error('the channel closed while its buffer was full')));
-          });
-      }
-    }
-    await channel.waitForConfirms();
-  }
-
-  private async connected(): Promise<ConfirmChannel> {
-    if (this.channel) return this.channel;
-    const { urls, exchange, durable } = this.opts.config;
-    let lastError: unknown;
-    for (let i = 0; i < urls.length; i++) {
-      const url = urls[(this.urlIndex + i) % urls.length]!;
-      try {
-        const connection = await amqpConnect(url, { timeout: 5000 });
-        connection.on('error', () => undefined); // a close follows; the next round reconnects
-        connection.on('close', () => {
-          if (this.connection === connection) {
-            this.connection = undefined;
-            this.channel = undefined;
-          }
-        });
-        const channel = await connection.createConfirmChannel();
-        channel.on('error', () => undefined);
-        await channel.assertExchange(exchange, 'topic', { durable, autoDelete: false });
-        this.urlIndex = (this.urlIndex + i) % urls.length;
-        this.connection = connection;
-        this.channel = channel;
-        this.declared.clear();
-        return channel;
-      } catch (err) {
-        lastError = err;
-      }
-    }
-    throw lastError;
-  }
-
-  private async disconnect(): Promise<void> {
-    const connection = this.connection;
-    this.connection = undefined;
-    this.channel = undefined;
-    await connection?.close().catch(() => undefined);
   }
 }

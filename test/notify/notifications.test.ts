@@ -11,6 +11,7 @@ import { HEADERS, useApp } from '../helpers/app.ts';
 import { RABBIT_START_MS, startOsloListener, startRabbit, type Listener, type Rabbit, type Received } from '../helpers/rabbit.ts';
 import { until } from '../helpers/wait.ts';
 import { transportUrls } from '../../src/notify/config.ts';
+import { auditUsage } from '../../src/notify/audit.ts';
 import { notificationsOf, stableUuid } from '../../src/notify/message.ts';
 import type { StateTransitionRow } from '../../db/schema.ts';
 
@@ -189,4 +190,44 @@ describe('notifications on RabbitMQ', () => {
     },
     RABBIT_START_MS + 60_000,
   );
+
+  it('the usage audit sends volume.exists and snapshot.exists for what existed in the period, again under the same ids', async () => {
+    const kept = await t.request('POST', '/v3/volumes', { volume: { size: 4, name: 'kept' } });
+    const keptId = kept.body.volume.id as string;
+    await settled(keptId, 'available');
+    const snap = await t.request('POST', '/v3/snapshots', { snapshot: { volume_id: keptId, name: 'audited' } });
+    const snapId = snap.body.snapshot.id as string;
+    await settled(snapId, 'available', 'snapshots');
+    const [{ now }] = [...(await t.db.sql<{ now: Date }[]>`SELECT now() AS now`)] as [{ now: Date }];
+    const period = { begin: new Date(now.getTime() - 3_600_000), end: new Date(now.getTime() + 1000) };
+    const config = {
+      urls: transportUrls(rabbit.url),
+      exchange: 'cinder',
+      topics: ['notifications'],
+      durable: false,
+      host: 'volstate-test',
+    };
+    const first = await auditUsage(t.db.sql, config, period);
+    // Every volume the earlier tests made existed in the hour: the deleted ones too (deleted after it began).
+    const [{ n }] = [...(await t.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM volumes`)] as [{ n: number }];
+    expect(first.volumes).toBe(n);
+    expect(first.snapshots).toBeGreaterThanOrEqual(2);
+    const exists = () => listener.received.filter((r) => r.event_type === 'volume.exists' && r.payload.volume_id === keptId);
+    await until(() => exists().length === 1, 20_000, 'volume.exists');
+    expect(exists()[0]).toMatchObject({
+      publisher_id: 'volume.volstate-test',
+      priority: 'INFO',
+      payload: { volume_id: keptId, size: 4, status: 'available', display_name: 'kept' },
+    });
+    expect(exists()[0]!.payload.audit_period_beginning).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    await until(
+      () => listener.received.some((r) => r.event_type === 'snapshot.exists' && r.payload.snapshot_id === snapId),
+      20_000,
+      'snapshot.exists',
+    );
+    // The same period again: the same message ids (oslo's listener drops the repeats it still remembers).
+    await auditUsage(t.db.sql, config, period);
+    const ids = new Set(listener.received.filter((r) => r.event_type.endsWith('.exists')).map((r) => r.message_id));
+    expect(ids.size).toBe(first.volumes + first.snapshots);
+  });
 });
