@@ -83,10 +83,10 @@ describe('group snapshot races', () => {
     expect(outcomes.snapshot + outcomes.extend + outcomes.both).toBe(ROUNDS);
   }, 120_000);
 
-  it(`against a member's delete: the whole group or nothing, and no delete under a member snapshot, ${ROUNDS} rounds`, async () => {
+  it(`against a member's delete: the whole group or nothing, no delete under a member snapshot, ${ROUNDS} rounds`, async () => {
     const { group: g, type } = await group('race-delete');
     const keeper = await availableVolume(t, 1, { volume_type: type, group_id: g });
-    const outcomes = { snapshot: 0, delete: 0 };
+    const outcomes = { snapshot: 0, delete: 0, deletedFirst: 0 };
     for (let round = 0; round < ROUNDS; round++) {
       const victim = await availableVolume(t, 1, { volume_type: type, group_id: g });
       const [gs, del] = await Promise.all([
@@ -94,7 +94,19 @@ describe('group snapshot races', () => {
         t.request('DELETE', `/v3/volumes/${victim}`),
       ]);
       const snaps = await snapshotsOf([keeper, victim]);
-      if (gs.status === 202) {
+      if (gs.status === 202 && del.status === 202) {
+        // The delete ran to its end (the volume gone, out of the group) before the group snapshot
+        // began: the group then had one member, and its snapshot is of that member alone. Seen on a
+        // busy machine, where the fake driver's delete finishes before the other request is served.
+        outcomes.deletedFirst++;
+        expect(snaps.map((s) => s.volume_id)).toEqual([keeper]);
+        const [order] = await t.db.sql<{ deleted: number; snapshotted: number }[]>`
+          SELECT (SELECT id FROM state_transitions WHERE resource_id = ${victim} AND event = 'DELETED')::float8 AS deleted,
+                 (SELECT id FROM state_transitions WHERE resource_id = ${gs.body.group_snapshot.id} AND from_state IS NULL)::float8 AS snapshotted`;
+        expect(order!.deleted).toBeLessThan(order!.snapshotted);
+        await waitStatus(t, 'group_snapshots', gs.body.group_snapshot.id, 'available');
+        await deleteGroupSnapshot(gs.body.group_snapshot.id);
+      } else if (gs.status === 202) {
         outcomes.snapshot++;
         expect(del.status, JSON.stringify(del.body)).not.toBe(202);
         expect(snaps.map((s) => s.volume_id).sort()).toEqual([keeper, victim].sort());
@@ -110,7 +122,7 @@ describe('group snapshot races', () => {
       await waitStatus(t, 'volumes', victim, 'gone');
     }
     console.log(`group snapshot vs delete: ${JSON.stringify(outcomes)}`);
-    expect(outcomes.snapshot + outcomes.delete).toBe(ROUNDS);
+    expect(outcomes.snapshot + outcomes.delete + outcomes.deletedFirst).toBe(ROUNDS);
     // The group counts exactly its one remaining member.
     const [row] = await t.db.sql<
       { members: number }[]
