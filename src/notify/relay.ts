@@ -61,6 +61,9 @@ export class NotificationRelay {
   private running: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private unlisten: (() => Promise<void>)[] = [];
+  /** where this node's relay has got to, while it leads; and when it renews its lease next (ms, this clock) */
+  private position = 0;
+  private renewAt = 0;
   private readonly leaseMs: number;
   private readonly batch: number;
   private readonly pollMs: number;
@@ -91,7 +94,8 @@ export class NotificationRelay {
 
   private async run(): Promise<void> {
     for (const channel of [WORK_CHANNEL, STATE_CHANNEL]) {
-      const l = await this.opts.sql.listen(channel, () => this.wake?.()).catch(() => undefined);
+      // New transitions wake the relay that leads; the others only try for the lease now and then.
+      const l = await this.opts.sql.listen(channel, () => (this.leading ? this.wake?.() : undefined)).catch(() => undefined);
       if (l) this.unlisten.push(() => l.unlisten());
     }
     let failures = 0;
@@ -127,15 +131,21 @@ export class NotificationRelay {
   /** One round: keep the lease, publish the next batch, move the position. */
   private async round(): Promise<'more' | 'idle' | 'follower'> {
     const { sql, holder } = this.opts;
-    const lease = await takeLease(sql, holder, this.leaseMs);
-    if (!lease) {
-      if (this.leading) this.log('notifications: another node relays now');
-      this.leading = false;
-      return 'follower';
+    // The lease is renewed a third of the way through (each advance renews it too), not every round:
+    // an idle relay writes its row every few seconds, not four times a second.
+    if (!this.leading || Date.now() >= this.renewAt) {
+      const lease = await takeLease(sql, holder, this.leaseMs);
+      if (!lease) {
+        if (this.leading) this.log('notifications: another node relays now');
+        this.leading = false;
+        return 'follower';
+      }
+      if (!this.leading) this.log('notifications: this node relays', { position: lease.position });
+      this.leading = true;
+      this.position = lease.position;
+      this.renewAt = Date.now() + this.leaseMs / 3;
     }
-    if (!this.leading) this.log('notifications: this node relays', { position: lease.position });
-    this.leading = true;
-    const transitions = await this.gaps.after(sql, lease.position, this.batch);
+    const transitions = await this.gaps.after(sql, this.position, this.batch);
     if (transitions.length === 0) return 'idle';
     const messages = notificationsFor(transitions, await this.usageRows(transitions), this.opts.config.host);
     if (messages.length) await this.publisher.publish(messages);
@@ -145,6 +155,8 @@ export class NotificationRelay {
       this.log('notifications: the lease lapsed under a batch; another node relays now');
       return 'follower';
     }
+    this.position = last;
+    this.renewAt = Date.now() + this.leaseMs / 3;
     this.gaps.forget(last);
     this.published += messages.length;
     return transitions.length === this.batch ? 'more' : 'idle';
