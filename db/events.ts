@@ -1,26 +1,13 @@
 /**
- * The history as a stream: transitions after a given id, in id order, with
- * the project of the resource (for scoping), for `GET /v3/events`.
+ * The history as a stream: transitions after a given id, in id order (with
+ * the project of the resource, for `GET /v3/events`'s scoping), never
+ * passing an id that may still commit (HistoryGaps).
  */
 import type postgres from 'postgres';
 import type { StateTransitionRow } from './schema.ts';
 
 /** A history row, with the project of its resource. */
 export type TransitionEvent = StateTransitionRow & { project_id: string | null };
-
-/** Transitions with an id above `after`, oldest first, at most `limit`. */
-export async function transitionsAfter(sql: postgres.Sql, after: number, limit = 500): Promise<TransitionEvent[]> {
-  return sql<TransitionEvent[]>`
-    SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor, t.request_id, t.at,
-           coalesce(v.project_id, n.project_id, a.project_id) AS project_id
-    FROM state_transitions t
-    LEFT JOIN volumes v ON t.resource_type = 'volume' AND v.id = t.resource_id
-    LEFT JOIN snapshots n ON t.resource_type = 'snapshot' AND n.id = t.resource_id
-    LEFT JOIN attachments a ON t.resource_type = 'attachment' AND a.id = t.resource_id
-    WHERE t.id > ${after}
-    ORDER BY t.id
-    LIMIT ${limit}`;
-}
 
 /** The newest transition id (0 when there is none): where a stream with no Last-Event-ID starts. */
 export async function lastTransitionId(sql: postgres.Sql): Promise<number> {
@@ -51,18 +38,44 @@ export class HistoryGaps {
    * them or will never commit. At most `limit`.
    */
   async after(sql: postgres.Sql, after: number, limit = 500): Promise<StateTransitionRow[]> {
-    const rows = await sql<(StateTransitionRow & { xmin: string; xmax: string })[]>`
-      WITH snap AS (SELECT pg_current_snapshot() AS s)
-      SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
-             t.request_id, t.at, t.size, pg_snapshot_xmin(snap.s)::text AS xmin, pg_snapshot_xmax(snap.s)::text AS xmax
-      FROM snap LEFT JOIN LATERAL (
-        SELECT * FROM state_transitions WHERE id > ${after} ORDER BY id LIMIT ${limit}
-      ) t ON true`;
+    return this.pass(
+      after,
+      await sql<(StateTransitionRow & { xmin: string; xmax: string })[]>`
+        WITH snap AS (SELECT pg_current_snapshot() AS s)
+        SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
+               t.request_id, t.at, t.size, pg_snapshot_xmin(snap.s)::text AS xmin, pg_snapshot_xmax(snap.s)::text AS xmax
+        FROM snap LEFT JOIN LATERAL (
+          SELECT * FROM state_transitions WHERE id > ${after} ORDER BY id LIMIT ${limit}
+        ) t ON true`,
+    );
+  }
+
+  /** The same, each with the project of its resource (for `GET /v3/events`). */
+  async afterWithProject(sql: postgres.Sql, after: number, limit = 500): Promise<TransitionEvent[]> {
+    return this.pass(
+      after,
+      await sql<(TransitionEvent & { xmin: string; xmax: string })[]>`
+        WITH snap AS (SELECT pg_current_snapshot() AS s)
+        SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
+               t.request_id, t.at, t.size, t.project_id, pg_snapshot_xmin(snap.s)::text AS xmin, pg_snapshot_xmax(snap.s)::text AS xmax
+        FROM snap LEFT JOIN LATERAL (
+          SELECT t.*, coalesce(v.project_id, n.project_id, a.project_id) AS project_id
+          FROM state_transitions t
+          LEFT JOIN volumes v ON t.resource_type = 'volume' AND v.id = t.resource_id
+          LEFT JOIN snapshots n ON t.resource_type = 'snapshot' AND n.id = t.resource_id
+          LEFT JOIN attachments a ON t.resource_type = 'attachment' AND a.id = t.resource_id
+          WHERE t.id > ${after} ORDER BY t.id LIMIT ${limit}
+        ) t ON true`,
+    );
+  }
+
+  private pass<R extends StateTransitionRow>(after: number, rows: (R & { xmin: string; xmax: string })[]): R[] {
     const xmin = BigInt(rows[0]!.xmin);
     const xmax = BigInt(rows[0]!.xmax);
-    const out: StateTransitionRow[] = [];
+    const out: R[] = [];
     let expected = after + 1;
-    for (const { xmin: _n, xmax: _x, ...row } of rows) {
+    for (const { xmin: _n, xmax: _x, ...rest } of rows) {
+      const row = rest as unknown as R;
       if (row.id === null) break; // no transition after `after`: the snapshot's row alone
       if (expected < row.id) {
         // Ids expected … row.id - 1 are missing: each may be passed once the snapshot that first saw it missing is behind.

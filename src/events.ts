@@ -13,12 +13,14 @@
  *
  * Ids are handed out at insert, and transactions commit in another order:
  * id 100 may commit after 101 was read. So the tail stops at a gap in the
- * ids, and passes it only once it is `gapMs` old (then it is a rolled-back
- * transaction's id, which never comes). A subscriber may resume from any
- * id it was given (Last-Event-ID): the history is the replay.
+ * ids, and passes it only once the transaction that could hold the missing
+ * id has surely ended (db/events.ts, HistoryGaps, as the notification relay
+ * does): a slow transaction's transition comes late, never lost. A
+ * subscriber may resume from any id it was given (Last-Event-ID): the
+ * history is the replay.
  */
 import type { Sql } from '../db/connect.ts';
-import { lastTransitionId, transitionsAfter, type TransitionEvent } from '../db/events.ts';
+import { HistoryGaps, lastTransitionId, type TransitionEvent } from '../db/events.ts';
 import { STATE_CHANNEL, WORK_CHANNEL } from '../db/cas.ts';
 
 export interface Subscriber {
@@ -37,7 +39,7 @@ export class TransitionTail {
 
   constructor(
     private readonly sql: Sql,
-    private readonly opts: { pollMs: number; gapMs: number } = { pollMs: 250, gapMs: 2000 },
+    private readonly opts: { pollMs: number } = { pollMs: 250 },
   ) {}
 
   /** The id a stream with no Last-Event-ID starts after: the newest now. */
@@ -68,32 +70,22 @@ export class TransitionTail {
       const l = await this.sql.listen(channel, () => this.poke()).catch(() => undefined);
       if (l) this.unlisten.push(() => l.unlisten());
     }
-    /** id → when the gap before it was first seen */
-    const gapSince = new Map<number, number>();
+    const gaps = new HistoryGaps();
     while (!this.stopped) {
       if (this.subscribers.size > 0) {
         try {
           // One read for every subscriber, from the oldest position among them.
           const from = Math.min(...[...this.subscribers].map((s) => s.after));
-          const rows = await transitionsAfter(this.sql, from);
-          let expected = from + 1;
+          // Up to the first id that may still commit: every id up to the last row is delivered or never comes.
+          const rows = await gaps.afterWithProject(this.sql, from);
           for (const e of rows) {
-            if (e.id !== expected) {
-              const since = gapSince.get(e.id) ?? Date.now();
-              gapSince.set(e.id, since);
-              if (Date.now() - since < this.opts.gapMs) break; // an id before it may still commit
-            }
-            gapSince.delete(e.id);
             for (const s of this.subscribers) {
               if (e.id <= s.after) continue;
               s.after = e.id;
               if (s.accept(e)) s.send(e);
             }
-            expected = e.id + 1;
           }
-          // Subscribers with nothing new still move to where the read got.
-          if (rows.length === 0 || expected > from + 1)
-            for (const s of this.subscribers) if (s.after < expected - 1) s.after = expected - 1;
+          if (rows.length) gaps.forget(Math.min(...[...this.subscribers].map((s) => s.after)));
           if (rows.length === 500) continue;
         } catch {
           // The database went away: try again after the pause.
