@@ -79,12 +79,13 @@ export class NotificationRelay {
     this.running ??= this.run();
   }
 
-  async stop(): Promise<void> {
+  /** Stop relaying; hand the lease over at once unless `release` is false (what a node that dies leaves: a lease to lapse). */
+  async stop({ release = true }: { release?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.wake?.();
     await this.running;
     for (const u of this.unlisten) await u().catch(() => undefined);
-    if (this.leading) await releaseLease(this.opts.sql, this.opts.holder).catch(() => undefined);
+    if (this.leading && release) await releaseLease(this.opts.sql, this.opts.holder).catch(() => undefined);
     await this.publisher.disconnect();
   }
 

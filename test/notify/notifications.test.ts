@@ -12,6 +12,7 @@ import { RABBIT_START_MS, startOsloListener, startRabbit, type Listener, type Ra
 import { until } from '../helpers/wait.ts';
 import { transportUrls } from '../../src/notify/config.ts';
 import { auditUsage } from '../../src/notify/audit.ts';
+import { NotificationRelay } from '../../src/notify/relay.ts';
 import { notificationsOf, stableUuid } from '../../src/notify/message.ts';
 import type { StateTransitionRow } from '../../db/schema.ts';
 
@@ -179,6 +180,8 @@ describe('notifications on RabbitMQ', () => {
       for (const id of ids) await settled(id, 'available');
       expect((await t.request('DELETE', `/v3/volumes/${ids[0]}`)).status).toBe(202);
       await until(async () => (await t.request('GET', `/v3/volumes/${ids[0]}`)).status === 404, 20_000, 'volume gone');
+      // The node stays ready: the broker is not on the request path.
+      expect((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
       // Nothing could be confirmed: the transitions wait in the history, and the relay says it cannot reach the broker.
       expect(await metric('volstate_notify_lag_transitions')).toBeGreaterThanOrEqual(5 * 4);
       await until(async () => (await metric('volstate_notify_errors_total')) > errorsBefore, 20_000, 'a failed round counted');
@@ -229,5 +232,36 @@ describe('notifications on RabbitMQ', () => {
     await auditUsage(t.db.sql, config, period);
     const ids = new Set(listener.received.filter((r) => r.event_type.endsWith('.exists')).map((r) => r.message_id));
     expect(ids.size).toBe(first.volumes + first.snapshots);
+  });
+
+  it("a relay that dies holding the lease: another node's relay takes over once it lapses, and nothing is missing", async () => {
+    const config = {
+      urls: transportUrls(rabbit.url),
+      exchange: 'cinder',
+      topics: ['notifications'],
+      durable: false,
+      host: 'volstate-test',
+    };
+    // The app's own relay steps aside (hands its lease over); two more, with a short lease, take turns.
+    await t.worker!.relay!.stop();
+    const a = new NotificationRelay({ sql: t.db.sql, config, holder: 'relay-a', leaseMs: 1000, pollMs: 50 });
+    const b = new NotificationRelay({ sql: t.db.sql, config, holder: 'relay-b', leaseMs: 1000, pollMs: 50 });
+    a.start();
+    await until(() => a.leading, 20_000, 'relay a leads');
+    b.start();
+    const made = await t.request('POST', '/v3/volumes', { volume: { size: 1, name: 'before-the-death' } });
+    await settled(made.body.volume.id as string, 'available');
+    await allDelivered();
+    expect(b.leading).toBe(false);
+    await a.stop({ release: false }); // dies: its lease is left to lapse
+    const after = await t.request('POST', '/v3/volumes', { volume: { size: 1, name: 'after-the-death' } });
+    await settled(after.body.volume.id as string, 'available');
+    await until(() => b.leading, 20_000, 'relay b takes over');
+    const got = await allDelivered();
+    expect(got.filter((r) => r.payload.volume_id === after.body.volume.id).map((r) => r.event_type)).toEqual([
+      'volume.create.start',
+      'volume.create.end',
+    ]);
+    await b.stop();
   });
 });
