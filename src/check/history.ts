@@ -25,9 +25,10 @@
  *   `creating.group` once it ended, every member of an available one
  *   available); quota usage counts live groups;
  * - optionally, every request a client was told succeeded is in the
- *   history by its request id, and no refused one is;
- * - optionally, a consumer of the notifications received every
- *   transition's, each resource's in order (src/check/notifications.ts).
+ *   history by its request id, and no refused one is.
+ *
+ * What a consumer of the notifications received is checked against the
+ * same history by src/check/notifications.ts (the harness's `--notify`).
  *
  * Each violation names the resource and carries its history slice.
  */
@@ -35,7 +36,6 @@ import type postgres from 'postgres';
 import type { StateTransitionRow } from '../../db/schema.ts';
 import { RESOURCE_TYPES } from '../../machines/index.ts';
 import { factsOf, type MachineFacts } from './edges.ts';
-import { checkNotifications, type ReceivedNotification } from './notifications.ts';
 
 type Exec = postgres.Sql;
 
@@ -78,8 +78,6 @@ export interface CheckOptions {
   atRest?: boolean;
   /** request ids clients were told succeeded (2xx), and those refused (4xx) */
   requests?: { accepted: string[]; refused: string[] };
-  /** notifications a consumer received (src/check/notifications.ts): every transition's, in order per resource */
-  notifications?: ReceivedNotification[];
 }
 
 export interface CheckReport {
@@ -108,7 +106,6 @@ export async function checkHistory(sql: Exec, opts: CheckOptions = {}): Promise<
   await checkRelations(ctx);
   await checkQuotaUsage(ctx);
   if (opts.requests) await checkRequests(ctx, opts.requests);
-  if (opts.notifications) ctx.violations.push(...(await checkNotifications(sql, opts.notifications)).violations);
   return { transitions, resources: rows.size, violations: ctx.violations };
 }
 
