@@ -33,7 +33,8 @@ export interface RunSummary {
   /** changes clients were told succeeded (2xx with a request id), and how many of them the history lacks (checked runs) */
   acknowledged?: { total: number; missing: number } | undefined;
   /** `--notify`: notifications the history says were due, received (copies), duplicates, missing; the consumer's reconnections */
-  notifications?: { expected: number; received: number; duplicates: number; missing: number; reconnects: number } | undefined;
+  notifications?:
+    { expected: number; received: number; duplicates: number; missing: number; reconnects: number; lagMs?: [number, number] } | undefined;
 }
 
 /**
@@ -215,7 +216,10 @@ export function textReport(s: RunSummary): string {
   if (s.acknowledged) lines.push(`acknowledged changes: ${s.acknowledged.total}, missing from the history: ${s.acknowledged.missing}`);
   if (s.notifications)
     lines.push(
-      `notifications: ${s.notifications.expected} due from the history, ${s.notifications.received} received (${s.notifications.duplicates} repeated, same message id), ${s.notifications.missing} missing; the consumer reconnected ${s.notifications.reconnects} times`,
+      `notifications: ${s.notifications.expected} due from the history, ${s.notifications.received} received (${s.notifications.duplicates} repeated, same message id), ${s.notifications.missing} missing; the consumer reconnected ${s.notifications.reconnects} times` +
+        (s.notifications.lagMs
+          ? `; from a transition to its notification p50 ${s.notifications.lagMs[0]} ms, p99 ${s.notifications.lagMs[1]} ms`
+          : ''),
     );
   lines.push(s.violations === undefined ? 'history not checked (no database to read: give --database-url)' : `${s.violations} violations`);
   return lines.join('\n');

@@ -13,7 +13,7 @@
 import { startRabbit, type Rabbit } from '../../db/servers/rabbitmq.ts';
 import { relayLag } from '../../db/notify.ts';
 import { checkNotifications } from '../check/notifications.ts';
-import { NotificationConsumer } from './consumer.ts';
+import { NotificationConsumer, type ReceivedNotification } from './consumer.ts';
 import { transportUrls } from '../notify/config.ts';
 import { mkdirSync, mkdtempSync, chmodSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -670,6 +670,7 @@ async function settleAndCheck(
         duplicates: notified.duplicates,
         missing: notified.violations.filter((v) => v.kind === 'notification-missing').length,
         reconnects: ctx.consumer!.reconnects,
+        lagMs: lagPercentiles(ctx.consumer!.received),
       },
       violations: report.violations.length,
       checkText: formatReport(report),
@@ -681,6 +682,20 @@ async function settleAndCheck(
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** From each transition to its notification's first arrival at the consumer: p50, p99 (ms). */
+function lagPercentiles(received: ReceivedNotification[]): [number, number] {
+  const seen = new Set<string>();
+  const lags: number[] = [];
+  for (const r of received) {
+    if (seen.has(r.message_id) || r.happenedAt === undefined || r.receivedAt === undefined) continue;
+    seen.add(r.message_id);
+    lags.push(r.receivedAt - r.happenedAt);
+  }
+  lags.sort((a, b) => a - b);
+  const at = (p: number) => (lags.length ? lags[Math.min(lags.length - 1, Math.floor(p * lags.length))]! : 0);
+  return [at(0.5), at(0.99)];
 }
 
 /**
