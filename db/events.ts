@@ -10,6 +10,15 @@ import type { StateTransitionRow } from './schema.ts';
 export type TransitionEvent = StateTransitionRow & { project_id: string | null };
 
 /** The newest transition id (0 when there is none): where a stream with no Last-Event-ID starts. */
+/** The snapshot of a read (as text) and this database's running transactions, beside its rows. */
+interface SnapshotColumns {
+  snapshot: string;
+  running: string[];
+}
+
+/** A full transaction id (xid8, as text) as `pg_stat_activity` shows it: its low 32 bits. */
+const low32 = (xid8: string) => Number(BigInt(xid8) & 0xffffffffn);
+
 export async function lastTransitionId(sql: postgres.Sql): Promise<number> {
   const [row] = await sql<{ id: number }[]>`SELECT coalesce(max(id), 0)::float8 AS id FROM state_transitions`;
   return row!.id;
@@ -20,17 +29,25 @@ export async function lastTransitionId(sql: postgres.Sql): Promise<number> {
  * handed out as rows are inserted and transactions commit in another order,
  * so id 100 may be missing while 101 is visible: 100's transaction may still
  * commit, or it rolled back and 100 never comes. A time limit guesses; this
- * knows. Every statement that writes the history (db/cas.ts) writes its
- * resource row first and takes the history row's id after, so the
- * transaction holding a missing id below a visible one had its transaction
- * id (xid) before the snapshot that saw the gap was taken: below that
- * snapshot's xmax. Once a later snapshot's xmin (the oldest transaction
- * still running) is at or past that xmax, the transaction has ended; if the
- * id is still missing then, it never comes.
+ * knows.
+ *
+ * Every statement that writes the history (db/cas.ts) writes its resource
+ * row first and takes the history row's id after, so the transaction that
+ * holds a missing id already had its transaction id (xid), and was running,
+ * when the snapshot that first saw the gap (S1) was taken. The reader then
+ * notes the transactions running in this database (`pg_stat_activity`'s
+ * `backend_xid`, read just after S1): the holder is among them, or ended
+ * before they were read. A later read whose snapshot has none of them in
+ * progress passes the gap: the holder has ended before that snapshot, so
+ * its row, had it committed, would be visible in it; missing, it never
+ * comes. Transactions of other databases of the cluster, and those begun
+ * after the gap was seen, are not waited for; a transaction of this
+ * database left open (a client gone mid-transaction, until PostgreSQL ends
+ * it) holds every later gap back, and loses nothing.
  */
 export class HistoryGaps {
-  /** missing id → the xmax of the snapshot that first saw it missing */
-  private readonly seen = new Map<number, bigint>();
+  /** missing id → the xids (low 32 bits) of this database's transactions running when it was first seen missing */
+  private readonly seen = new Map<number, Set<number>>();
 
   /**
    * The transitions after `after`, oldest first, up to the first id that
@@ -40,10 +57,12 @@ export class HistoryGaps {
   async after(sql: postgres.Sql, after: number, limit = 500): Promise<StateTransitionRow[]> {
     return this.pass(
       after,
-      await sql<(StateTransitionRow & { xmin: string; xmax: string })[]>`
-        WITH snap AS (SELECT pg_current_snapshot() AS s)
+      await sql<(StateTransitionRow & SnapshotColumns)[]>`
+        -- The snapshot, and this database's transactions that have an xid (backend_xid: the low 32 bits of the xid8)
+        WITH snap AS (SELECT pg_current_snapshot()::text AS snapshot, coalesce((SELECT array_agg(backend_xid::text) FROM pg_stat_activity
+                                   WHERE datname = current_database() AND backend_xid IS NOT NULL), '{}') AS running)
         SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
-               t.request_id, t.at, t.size, pg_snapshot_xmin(snap.s)::text AS xmin, pg_snapshot_xmax(snap.s)::text AS xmax
+               t.request_id, t.at, t.size, snap.snapshot, snap.running
         FROM snap LEFT JOIN LATERAL (
           SELECT * FROM state_transitions WHERE id > ${after} ORDER BY id LIMIT ${limit}
         ) t ON true`,
@@ -54,10 +73,12 @@ export class HistoryGaps {
   async afterWithProject(sql: postgres.Sql, after: number, limit = 500): Promise<TransitionEvent[]> {
     return this.pass(
       after,
-      await sql<(TransitionEvent & { xmin: string; xmax: string })[]>`
-        WITH snap AS (SELECT pg_current_snapshot() AS s)
+      await sql<(TransitionEvent & SnapshotColumns)[]>`
+        -- The snapshot, and this database's transactions that have an xid (backend_xid: the low 32 bits of the xid8)
+        WITH snap AS (SELECT pg_current_snapshot()::text AS snapshot, coalesce((SELECT array_agg(backend_xid::text) FROM pg_stat_activity
+                                   WHERE datname = current_database() AND backend_xid IS NOT NULL), '{}') AS running)
         SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
-               t.request_id, t.at, t.size, t.project_id, pg_snapshot_xmin(snap.s)::text AS xmin, pg_snapshot_xmax(snap.s)::text AS xmax
+               t.request_id, t.at, t.size, t.project_id, snap.snapshot, snap.running
         FROM snap LEFT JOIN LATERAL (
           SELECT t.*, coalesce(v.project_id, n.project_id, a.project_id) AS project_id
           FROM state_transitions t
@@ -69,23 +90,27 @@ export class HistoryGaps {
     );
   }
 
-  private pass<R extends StateTransitionRow>(after: number, rows: (R & { xmin: string; xmax: string })[]): R[] {
-    const xmin = BigInt(rows[0]!.xmin);
-    const xmax = BigInt(rows[0]!.xmax);
+  private pass<R extends StateTransitionRow>(after: number, rows: (R & SnapshotColumns)[]): R[] {
+    // `xmin:xmax:xip,…` — the transactions in progress at this read's snapshot, every database's.
+    const inProgress = new Set((rows[0]!.snapshot.split(':')[2] ?? '').split(',').filter(Boolean).map(low32));
+    const running = rows[0]!.running;
     const out: R[] = [];
     let expected = after + 1;
-    for (const { xmin: _n, xmax: _x, ...rest } of rows) {
+    for (const { snapshot: _s, running: _r, ...rest } of rows) {
       const row = rest as unknown as R;
       if (row.id === null) break; // no transition after `after`: the snapshot's row alone
       if (expected < row.id) {
-        // Ids expected … row.id - 1 are missing: each may be passed once the snapshot that first saw it missing is behind.
+        // Ids expected … row.id - 1 are missing: each may be passed once the transactions that were running when it
+        // was first seen missing are all over.
         let passable = true;
         for (let id = expected; id < row.id; id++) {
-          const since = this.seen.get(id);
-          if (since === undefined) this.seen.set(id, xmax);
-          if (since === undefined || xmin < since) passable = false;
+          const waitFor = this.seen.get(id);
+          if (waitFor === undefined) {
+            this.seen.set(id, new Set(running.map(Number)));
+            passable = false;
+          } else if ([...waitFor].some((x) => inProgress.has(x))) passable = false;
         }
-        if (!passable) return out; // a transaction that holds one of them may still commit
+        if (!passable) return out; // a transaction that may hold one of them is still running
         for (let id = expected; id < row.id; id++) this.seen.delete(id); // ended without committing them
       }
       out.push(row);

@@ -107,4 +107,37 @@ describe('HistoryGaps', () => {
     });
     expect(rows.map((r) => r.id)).toEqual([later]);
   });
+
+  it("is not held back by another database's open transaction (the cluster's transaction ids are shared), only by this one's", async () => {
+    const other = connect(await createTestDatabase(), { max: 1, name: 'gaps-other' });
+    try {
+      let release: () => void = () => {};
+      const released = new Promise<void>((r) => (release = r));
+      let opened: () => void = () => {};
+      const open = new Promise<void>((r) => (opened = r));
+      // Another database's transaction, with an xid, open across the whole test.
+      const elsewhere = other.begin(async (tx) => {
+        await tx`INSERT INTO resource_states (resource_type, resource_id, state) VALUES ('volume', ${randomUUID()}, 'available')`;
+        opened();
+        await released;
+      });
+      await open;
+      const gaps = new HistoryGaps();
+      const start = await newest();
+      let later = 0;
+      await holding('rollback', async () => {
+        later = await create(b);
+        expect(await gaps.after(b, start)).toEqual([]);
+      });
+      const rows = await eventually(async () => {
+        const r = await gaps.after(b, start);
+        return r.length ? r : undefined;
+      });
+      expect(rows.map((r) => r.id)).toEqual([later]);
+      release();
+      await elsewhere;
+    } finally {
+      await other.end({ timeout: 5 });
+    }
+  });
 });
