@@ -102,6 +102,7 @@ export class NotificationRelay {
     let failures = 0;
     while (!this.stopped) {
       let pause = this.pollMs;
+      let wakeable = true;
       try {
         const more = await this.round();
         failures = 0;
@@ -113,19 +114,25 @@ export class NotificationRelay {
         this.log('notifications: a round failed; trying again', { err: String(err), failures });
         await this.publisher.disconnect();
         pause = Math.min(5000, 250 * 2 ** Math.min(failures, 5));
+        // A back-off that new transitions cut short is none: with the broker down, every NOTIFY of
+        // the cloud made a round that read a batch and failed to connect (bench:notify: the API at
+        // 0.74 × its throughput while the broker was down).
+        wakeable = false;
       }
-      await this.sleep(pause);
+      await this.sleep(pause, wakeable);
     }
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Wait `ms`; a stop ends the wait, and so do new transitions when `wakeable`. */
+  private sleep(ms: number, wakeable = true): Promise<void> {
     return new Promise<void>((resolve) => {
       if (this.stopped) return resolve();
       const timer = setTimeout(resolve, ms);
-      this.wake = () => {
+      const end = () => {
         clearTimeout(timer);
         resolve();
       };
+      this.wake = wakeable ? end : () => (this.stopped ? end() : undefined);
     });
   }
 
