@@ -62,7 +62,7 @@ commands:
                rabbit-restart:every=20s (implies --notify: stop the broker and start it again)
       --notify                     start a RabbitMQ (Debian's rabbitmq-server); the nodes send Cinder's
                                    notifications to it; the check compares what a consumer received
-                                   with the history (every transition's, in order per resource)
+                                   with the history (every transition's, in order per resource and priority)
       --report FILE.html --database-url URL (with --endpoint: the database to check)
       --node-logs DIR              each node's log to DIR/node<i>.log (level: NODE_LOG_LEVEL, default error)
   help, -h, --help              this text

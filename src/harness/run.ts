@@ -92,7 +92,7 @@ export interface HarnessOptions {
   settleMs?: number | undefined;
   /**
    * start a RabbitMQ, have the nodes send Cinder's notifications to it (durable), consume them,
-   * and check that every transition's arrived, in order per resource (implied by rabbit-restart)
+   * and check that every transition's arrived, in order per resource within each priority (implied by rabbit-restart)
    */
   notify?: boolean | undefined;
   /** worker timeout of the nodes (recovery after a kill) */
