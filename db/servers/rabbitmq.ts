@@ -7,7 +7,7 @@
  * the same ports and data (what survives is what was durable), `kill()`
  * SIGKILLs it.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -52,7 +52,14 @@ export async function startRabbit(opts: { dir?: string } = {}): Promise<Rabbit> 
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
     ERL_EPMD_ADDRESS: '127.0.0.1',
   };
-  const ctl = (...args: string[]) => spawnSync('/usr/lib/rabbitmq/bin/rabbitmqctl', ['-n', node, ...args], { env, encoding: 'utf8' });
+  // rabbitmqctl, without blocking the event loop: the harness's clients and consumer run in the
+  // same process (a spawnSync here stalled them for the whole of each broker restart, ~7 s).
+  const ctl = (...args: string[]) =>
+    new Promise<{ status: number }>((resolve) =>
+      execFile('/usr/lib/rabbitmq/bin/rabbitmqctl', ['-n', node, ...args], { env }, (err) =>
+        resolve({ status: err ? (typeof err.code === 'number' ? err.code : 1) : 0 }),
+      ),
+    );
   let server: ChildProcess | undefined;
   const start = async () => {
     server = spawn(RABBIT_SERVER, [], { env, stdio: ['ignore', 'ignore', 'ignore'], detached: true });
@@ -62,7 +69,7 @@ export async function startRabbit(opts: { dir?: string } = {}): Promise<Rabbit> 
     // rabbitmqctl wait: until the broker's applications run (it reads the pid file the server writes).
     for (const until = Date.now() + RABBIT_START_MS; ;) {
       if (exited) throw new Error(`rabbitmq-server exited during its start; its logs are in ${dir}/log`);
-      if (ctl('await_startup', '--timeout', '5').status === 0) break;
+      if ((await ctl('await_startup', '--timeout', '5')).status === 0) break;
       if (Date.now() > until) throw new Error(`RabbitMQ did not start in ${RABBIT_START_MS} ms (logs in ${dir}/log)`);
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -70,11 +77,17 @@ export async function startRabbit(opts: { dir?: string } = {}): Promise<Rabbit> 
   const stopServer = async () => {
     if (!server || server.exitCode !== null) return;
     const child = server;
-    ctl('stop'); // returns once the node has halted
-    // A node that would not stop is killed, with its whole process group.
     const exited = new Promise((r) => child.once('exit', r));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), 30_000);
-    await exited;
+    await ctl('stop'); // returns once the node has halted
+    // A node that would not stop is killed, with its whole process group.
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }, 30_000);
+    if (child.exitCode === null && child.signalCode === null) await exited;
     clearTimeout(timer);
   };
   await start();
