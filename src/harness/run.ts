@@ -543,10 +543,14 @@ function startRabbitRestarts(ctx: FaultContext, state: { stopping: boolean }): N
     if (restarting || state.stopping) return;
     restarting = true;
     const at = Date.now() - started;
+    // Recorded as it begins: the API's next accepted change is measured from here (the broker is not on
+    // its path), not from the end of the restart.
+    const fault: FaultEvent = { kind: 'rabbit-restart', at, detail: 'restarting' };
+    faults.push(fault);
     void rabbit
       .restart()
       .then(
-        () => faults.push({ kind: 'rabbit-restart', at, detail: `down ${Date.now() - started - at} ms` }),
+        () => (fault.detail = `down ${Date.now() - started - at} ms`),
         (err: unknown) => say(`could not restart RabbitMQ: ${String(err)}`),
       )
       .finally(() => (restarting = false));
