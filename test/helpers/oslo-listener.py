@@ -7,7 +7,7 @@ line on stdout, and "ready" once it listens.
 """
 import json
 import sys
-import time
+import threading
 
 from oslo_config import cfg
 import oslo_messaging
@@ -50,8 +50,8 @@ def main():
     listener.start()
     print('ready', flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        # Listen until killed: nothing to wait for but the end.
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
