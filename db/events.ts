@@ -50,27 +50,12 @@ export class HistoryGaps {
   private readonly seen = new Map<number, Set<number>>();
 
   /**
-   * The transitions after `after`, oldest first, up to the first id that
+   * The transitions after `after`, oldest first, each with the project of
+   * its resource (`GET /v3/events` scopes by it), up to the first id that
    * may still commit: every id up to the last one returned is either among
    * them or will never commit. At most `limit`.
    */
-  async after(sql: postgres.Sql, after: number, limit = 500): Promise<StateTransitionRow[]> {
-    return this.pass(
-      after,
-      await sql<(StateTransitionRow & SnapshotColumns)[]>`
-        -- The snapshot, and this database's transactions that have an xid (backend_xid: the low 32 bits of the xid8)
-        WITH snap AS (SELECT pg_current_snapshot()::text AS snapshot, coalesce((SELECT array_agg(backend_xid::text) FROM pg_stat_activity
-                                   WHERE datname = current_database() AND backend_xid IS NOT NULL), '{}') AS running)
-        SELECT t.id::float8 AS id, t.resource_type, t.resource_id, t.from_state, t.event, t.to_state, t.version, t.actor,
-               t.request_id, t.at, t.size, snap.snapshot, snap.running
-        FROM snap LEFT JOIN LATERAL (
-          SELECT * FROM state_transitions WHERE id > ${after} ORDER BY id LIMIT ${limit}
-        ) t ON true`,
-    );
-  }
-
-  /** The same, each with the project of its resource (for `GET /v3/events`). */
-  async afterWithProject(sql: postgres.Sql, after: number, limit = 500): Promise<TransitionEvent[]> {
+  async after(sql: postgres.Sql, after: number, limit = 500): Promise<TransitionEvent[]> {
     return this.pass(
       after,
       await sql<(TransitionEvent & SnapshotColumns)[]>`

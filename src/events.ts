@@ -77,7 +77,7 @@ export class TransitionTail {
           // One read for every subscriber, from the oldest position among them.
           const from = Math.min(...[...this.subscribers].map((s) => s.after));
           // Up to the first id that may still commit: every id up to the last row is delivered or never comes.
-          const rows = await gaps.afterWithProject(this.sql, from);
+          const rows = await gaps.after(this.sql, from);
           for (const e of rows) {
             for (const s of this.subscribers) {
               if (e.id <= s.after) continue;

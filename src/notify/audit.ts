@@ -41,9 +41,6 @@ export async function auditUsage(
   const publisher = new AmqpPublisher(config);
   const extra = { audit_period_beginning: pyTime(period.begin), audit_period_ending: pyTime(period.end) };
   const message = (type: string, id: string, eventType: string, publisherKind: string, payload: Record<string, unknown>): Notification => ({
-    transitionId: 0,
-    resource: `${type}:${id}`,
-    version: 0,
     message_id: stableUuid(`${type}:${id}:exists:${period.begin.toISOString()}:${period.end.toISOString()}`),
     publisher_id: `${publisherKind}.${config.host}`,
     event_type: eventType,

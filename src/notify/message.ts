@@ -24,10 +24,6 @@ import { isResourceType, MODELS } from '../../machines/index.ts';
 import { NOTIFICATIONS, notificationRule, type Publisher } from '../../machines/notifications.ts';
 
 export interface Notification {
-  /** the transition it came from */
-  transitionId: number;
-  resource: string;
-  version: number;
   message_id: string;
   publisher_id: string;
   event_type: string;
@@ -264,9 +260,6 @@ export function notificationsFor(transitions: StateTransitionRow[], rows: UsageR
       };
       for (const eventType of types) {
         out.push({
-          transitionId: t.id,
-          resource: `${t.resource_type}:${t.resource_id}`,
-          version: t.version,
           message_id: stableUuid(`${t.resource_type}:${t.resource_id}:${t.version}:${eventType}`),
           publisher_id: `${made.publisher}.${host}`,
           event_type: eventType,

@@ -27,9 +27,16 @@ afterAll(async () => {
   await rabbit?.stop();
 });
 
-const t = useApp({
-  notify: () => ({ urls: transportUrls(rabbit.url), exchange: 'cinder', topics: ['notifications'], durable: false, host: 'volstate-test' }),
+/** Where the app's relay, and each relay or audit a test makes, publishes: the broker above, oslo's defaults. */
+const notifyConfig = () => ({
+  urls: transportUrls(rabbit.url),
+  exchange: 'cinder',
+  topics: ['notifications'],
+  durable: false,
+  host: 'volstate-test',
 });
+
+const t = useApp({ notify: notifyConfig });
 
 const SERVER = '7e3a4f7d-6a7b-4c1e-9d0a-5d9e8f1a2b3c';
 const CONNECTOR = { host: 'compute-1', initiator: 'iqn.1993-08.org.debian:01:c0ffee', ip: '192.0.2.10', platform: 'x86_64' };
@@ -203,13 +210,7 @@ describe('notifications on RabbitMQ', () => {
     await settled(snapId, 'available', 'snapshots');
     const [{ now }] = [...(await t.db.sql<{ now: Date }[]>`SELECT now() AS now`)] as [{ now: Date }];
     const period = { begin: new Date(now.getTime() - 3_600_000), end: new Date(now.getTime() + 1000) };
-    const config = {
-      urls: transportUrls(rabbit.url),
-      exchange: 'cinder',
-      topics: ['notifications'],
-      durable: false,
-      host: 'volstate-test',
-    };
+    const config = notifyConfig();
     const first = await auditUsage(t.db.sql, config, period);
     // Every volume the earlier tests made existed in the hour: the deleted ones too (deleted after it began).
     const [{ n }] = [...(await t.db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM volumes`)] as [{ n: number }];
@@ -235,13 +236,7 @@ describe('notifications on RabbitMQ', () => {
   });
 
   it("a relay that dies holding the lease: another node's relay takes over once it lapses, and nothing is missing", async () => {
-    const config = {
-      urls: transportUrls(rabbit.url),
-      exchange: 'cinder',
-      topics: ['notifications'],
-      durable: false,
-      host: 'volstate-test',
-    };
+    const config = notifyConfig();
     // The app's own relay steps aside (hands its lease over); two more, with a short lease, take turns.
     await t.worker!.relay!.stop();
     const a = new NotificationRelay({ sql: t.db.sql, config, holder: 'relay-a', leaseMs: 1000, pollMs: 50 });
