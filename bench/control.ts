@@ -25,12 +25,13 @@
  * uncontended run), the physical anchor of this machine at that moment.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
+import { checkout, here, ROOT, type Target } from './worktree.ts';
 import { freePort, startEmbedded } from '../db/servers/embedded.ts';
 
 const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--seconds N (8)] [--only <sitting name prefix>] [--why]
@@ -61,14 +62,6 @@ if (parsed.values.help) {
 const { values } = parsed;
 const SECONDS = Number(values.seconds);
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 5);
-const ROOT = resolve(import.meta.dirname, '..');
-
-interface Target {
-  name: string;
-  dir: string;
-  /** this tree's server takes the socket URL; an older one may not */
-  socket: boolean;
-}
 
 interface Sitting {
   name: string;
@@ -81,27 +74,6 @@ const SITTINGS: Sitting[] = [
   { name: '16 clients, 1 project', clients: 16, projects: 1 },
   { name: '16 clients, 16 projects', clients: 16, projects: 16 },
 ].filter((s) => !values.only || s.name.startsWith(values.only));
-
-function git(args: string[], cwd = ROOT): string {
-  const r = spawnSync('git', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-/** A worktree of `commit` with its own dependencies, made once and kept. */
-function checkout(commit: string): Target {
-  const sha = git(['rev-parse', '--short', `${commit}^{commit}`]);
-  const dir = join(ROOT, 'node_modules', '.cache', 'volstate', `compare-${sha}`);
-  if (!existsSync(join(dir, 'node_modules', '.bin', 'tsx'))) {
-    rmSync(dir, { recursive: true, force: true });
-    spawnSync('git', ['worktree', 'prune'], { cwd: ROOT });
-    git(['worktree', 'add', '--detach', dir, sha]);
-    console.error(`bench:control: npm ci in ${dir} (once)`);
-    const r = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
-    if (r.status !== 0) throw new Error(`npm ci for ${sha} failed`);
-  }
-  return { name: sha, dir, socket: false };
-}
 
 interface Server {
   url: string;
@@ -350,14 +322,8 @@ function pgbenchRate(): string {
 }
 
 async function main() {
-  const targets: Target[] = [
-    {
-      name: `${git(['rev-parse', '--short', 'HEAD'])}${git(['status', '--porcelain', '--untracked-files=no']) ? '+' : ''}`,
-      dir: ROOT,
-      socket: true,
-    },
-  ];
-  if (values.compare) targets.unshift(checkout(values.compare));
+  const targets: Target[] = [here()];
+  if (values.compare) targets.unshift(checkout(values.compare, 'bench:control'));
   const work = mkdtempSync(join(tmpdir(), 'volstate-bench-control-'));
   chmodSync(work, 0o755);
   mkdirSync(join(work, 'pg'));

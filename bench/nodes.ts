@@ -10,11 +10,24 @@
  * in the history) during the measured window; each was also deleted.
  *
  * Two regimes:
- *   - backend-bound: every driver operation takes BENCH_LATENCY_MS (100 ms,
- *     as a real array's API would): nodes add worker slots, so throughput
- *     should grow with nodes;
+ *   - backend-bound: every driver operation takes BENCH_LATENCY_MS (1000 ms,
+ *     as creating a LUN on a real array may): a node's 16 worker slots are
+ *     what bounds it (16 / 2 s of driver time per volume = 8 volumes/s), so
+ *     nodes add slots and throughput should grow with them. The latency is
+ *     that long so that 3 nodes' worth (24/s) stays far below what two cores
+ *     can carry: at 100 ms one node's slots (80/s) already need most of
+ *     them, and 3 nodes could only show the machine's limit. The window
+ *     (BENCH_SECONDS, 20) is ten lifecycles long, so the start, when every
+ *     slot creates and none deletes yet, does not count for much (at 8 s it
+ *     made 1 node look 15 % faster than its slots allow, and 3 nodes / 1
+ *     node 2.2 instead of 2.9). Each run prints the rows each node owned
+ *     (its slots in use) and those queued, sampled: all slots taken, rows
+ *     waiting: the slots are the bound;
  *   - CPU-bound: no added latency: nodes, clients and PostgreSQL share this
  *     machine's cores, so more nodes cannot add much here.
+ *
+ * `--compare <commit>`: the same runs on another commit's nodes too (a git
+ * worktree, bench/worktree.ts), one after the other, and the ratios.
  *
  * Recovery: 3 nodes under the backend-bound load with the default worker
  * timeout (5 s) and heartbeat (1 s); one node is SIGKILLed while it owns
@@ -24,17 +37,44 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseArgs } from 'node:util';
 import postgres from 'postgres';
 import { ensureDatabase, sqlClient } from '../db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from '../db/servers/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { MODELS } from '../machines/index.ts';
 import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';
+import { checkout, here, type Target } from './worktree.ts';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const USAGE = `usage: npm run bench:nodes -- [--compare <commit>]
+       npm run bench:connections
+  --compare  run the same nodes of another commit too, side by side, and print the ratios
+  environment: BENCH_SECONDS (20), BENCH_CLIENTS (48), BENCH_LATENCY_MS (1000), BENCH_ONLY (a regime's name prefix: backend, CPU)`;
+let parsed;
+try {
+  parsed = parseArgs({
+    allowPositionals: true,
+    options: { compare: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+} catch (err) {
+  console.error(`${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+if (parsed.values.help || parsed.positionals.some((p) => p !== 'connections')) {
+  console.log(USAGE);
+  process.exit(parsed.values.help ? 0 : 2);
+}
+const values = { ...parsed.values, connections: parsed.positionals[0] === 'connections' };
+const THIS = here();
+const targets: Target[] = values.compare ? [checkout(values.compare, 'bench:nodes'), THIS] : [THIS];
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 48);
-const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 100);
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 1000);
 const WARMUP_MS = 1500;
+const ONLY = process.env.BENCH_ONLY;
+/** each node's VOLSTATE_WORKER_CONCURRENCY (its default) */
+const SLOTS = 16;
 const WAIT = { prefer: 'wait=60' };
 
 let dbCount = 0;
@@ -46,28 +86,34 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, timeoutMs = 5000): Promise<Cluster> {
+async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, timeoutMs = 5000, target: Target = THIS): Promise<Cluster> {
   const name = `bench_nodes_${++dbCount}`;
   await ensureDatabase(pg.adminUrl, name);
   const url = pg.urlFor(name);
-  await migrate(url);
   const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-nodes-'));
   const journal = join(dir, 'journal');
   writeFileSync(journal, '');
-  const nodes = await Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      startNode({
-        databaseUrl: url,
-        dataDir: join(dir, `node${i}`),
-        storage: join(dir, 'storage'),
-        journal,
-        latencyMs,
-        timeoutMs,
-        // the defaults of a real deployment, not the test's fast ones
-        env: { VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)), VOLSTATE_WORKER_POLL_MS: '2000', VOLSTATE_DRIVER_JOURNAL: '' },
-      }),
-    ),
-  );
+  const start = (i: number) =>
+    startNode({
+      databaseUrl: url,
+      dataDir: join(dir, `node${i}`),
+      storage: join(dir, 'storage'),
+      journal,
+      latencyMs,
+      timeoutMs,
+      // the defaults of a real deployment, not the test's fast ones
+      env: { VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)), VOLSTATE_WORKER_POLL_MS: '2000', VOLSTATE_DRIVER_JOURNAL: '' },
+      tree: target === THIS ? undefined : target.dir,
+    });
+  let nodes: VolstateNode[];
+  if (target === THIS) {
+    await migrate(url);
+    nodes = await Promise.all(Array.from({ length: count }, (_, i) => start(i)));
+  } else {
+    // another commit's schema: its first node migrates the database as it starts, then the others
+    const first = await start(0);
+    nodes = [first, ...(await Promise.all(Array.from({ length: count - 1 }, (_, i) => start(i + 1))))];
+  }
   const sql = sqlClient(url, { max: 2, onnotice: () => {} });
   return {
     url,
@@ -116,6 +162,30 @@ function load(c: Cluster) {
   };
 }
 
+/**
+ * For `ms`: how many rows each node owns (a step in flight, so a worker slot
+ * taken) and how many wait for a worker, sampled every 100 ms. Slots all
+ * taken and rows queued: the nodes' slots are what bounds the throughput.
+ */
+async function ownedRows(c: Cluster, ms: number): Promise<{ perNode: number[]; queued: number; samples: number }> {
+  const sums = new Map(c.nodes.map((n) => [n.workerId, 0]));
+  let queued = 0;
+  let samples = 0;
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const rows = await c.sql<{ owner: string | null; n: number }[]>`
+      SELECT owner, count(*)::int AS n FROM resource_states
+      WHERE owner IS NOT NULL OR state LIKE 'creating%' OR state LIKE 'deleting%' GROUP BY owner`;
+    for (const r of rows) {
+      if (r.owner === null) queued += r.n;
+      else if (sums.has(r.owner)) sums.set(r.owner, sums.get(r.owner)! + r.n);
+    }
+    samples++;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { perNode: [...sums.values()].map((s) => s / samples), queued: queued / samples, samples };
+}
+
 async function createdBetween(sql: postgres.Sql, from: Date, to: Date): Promise<number> {
   const [row] = await sql`
     SELECT count(*)::int AS n FROM state_transitions
@@ -123,16 +193,19 @@ async function createdBetween(sql: postgres.Sql, from: Date, to: Date): Promise<
   return row!.n as number;
 }
 
-async function throughput(pg: EmbeddedServer, count: number, latencyMs: number): Promise<number> {
-  const c = await cluster(pg, count, latencyMs);
+async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<number> {
+  const c = await cluster(pg, count, latencyMs, 5000, target);
   try {
     const l = load(c);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
     const [{ now: from }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
-    await new Promise((r) => setTimeout(r, SECONDS * 1000));
+    const busy = await ownedRows(c, SECONDS * 1000);
     const [{ now: to }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
     const errors = await l.stop();
     if (errors) console.log(`  (${errors} requests were refused or failed)`);
+    console.log(
+      `    rows owned per node (mean of ${busy.samples} samples, ${SLOTS} worker slots each): ${busy.perNode.map((n) => n.toFixed(1)).join(', ')}; queued ${busy.queued.toFixed(1)}`,
+    );
     return (await createdBetween(c.sql, from, to)) / ((to.getTime() - from.getTime()) / 1000);
   } finally {
     await c.stop();
@@ -237,24 +310,43 @@ async function main() {
   chmodSync(dir, 0o755);
   const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '600' } });
   try {
-    if (process.argv[2] === 'connections') return await connectionBudget(pg);
+    if (values.connections) return await connectionBudget(pg);
     console.log(
       `volstate nodes benchmark: ${CLIENTS} HTTP clients, ${SECONDS}s per run, file driver on shared storage, embedded PostgreSQL (synchronous_commit=off), Node ${process.version}`,
     );
-    const results: Record<string, [number, number]> = {};
+    const results = new Map<string, Map<string, number>>(); // regime → `<target> <n> node(s)` → volumes/s
     for (const [regime, latency] of [
       [`backend-bound (${LATENCY_MS} ms per driver operation)`, LATENCY_MS],
       ['CPU-bound (no added latency)', 0],
     ] as const) {
-      const one = await throughput(pg, 1, latency);
-      console.log(`  ${regime}, 1 node:  ${one.toFixed(1)} volumes/s`);
-      const three = await throughput(pg, 3, latency);
-      console.log(`  ${regime}, 3 nodes: ${three.toFixed(1)} volumes/s`);
-      results[regime] = [one, three];
+      // BENCH_ONLY=<regime prefix>: that regime alone, no recovery run
+      if (ONLY && !regime.startsWith(ONLY)) continue;
+      const r = new Map<string, number>();
+      results.set(regime, r);
+      for (const count of [1, 3])
+        for (const target of targets) {
+          const rate = await throughput(pg, count, latency, target);
+          r.set(`${target.name} ${count}`, rate);
+          console.log(`  ${regime}, ${target.name}, ${count} node${count > 1 ? 's' : ''}: ${rate.toFixed(1)} volumes/s`);
+        }
+      if (latency > 0)
+        console.log(
+          `    (the nodes' worker slots allow at most ${((SLOTS * 1000) / (2 * latency)).toFixed(1)} volumes/s per node: ${SLOTS} slots, 2 driver operations per volume)`,
+        );
     }
     console.log('\nratios (same run):');
-    for (const [regime, [one, three]] of Object.entries(results))
-      console.log(`  ${regime}: 3 nodes / 1 node = ${(three / one).toFixed(2)}`);
+    for (const [regime, r] of results) {
+      for (const t of targets)
+        console.log(`  ${regime}, ${t.name}: 3 nodes / 1 node = ${(r.get(`${t.name} 3`)! / r.get(`${t.name} 1`)!).toFixed(2)}`);
+      if (targets.length === 2) {
+        const [before, after] = targets.map((t) => t.name) as [string, string];
+        for (const n of [1, 3])
+          console.log(
+            `  ${regime}, ${n} node${n > 1 ? 's' : ''}: ${after} / ${before} = ${(r.get(`${after} ${n}`)! / r.get(`${before} ${n}`)!).toFixed(2)}`,
+          );
+      }
+    }
+    if (ONLY) return;
     const r = await recovery(pg);
     console.log(
       `\nrecovery: SIGKILLed a node owning ${r.owned} rows (worker timeout ${r.timeoutMs} ms): ` +

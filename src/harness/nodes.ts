@@ -6,6 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { tcpUrl } from '../../db/connect.ts';
 import { freePort } from '../../db/servers/embedded.ts';
 import { volstateArgs } from '../launch.ts';
 
@@ -22,6 +25,13 @@ export interface NodeOptions {
   env?: Record<string, string>;
   /** append the node's log (stdout's JSON lines and stderr) to this file */
   logFile?: string | undefined;
+  /**
+   * Another volstate checkout to run instead of this one (the benchmarks'
+   * `--compare`): its own `src/cli.ts` through its own tsx, from its
+   * directory, on the TCP form of the database URL (older servers did not
+   * take a socket in the URL).
+   */
+  tree?: string | undefined;
 }
 
 export interface VolstateNode {
@@ -36,10 +46,21 @@ export interface VolstateNode {
 
 export async function startNode(opts: NodeOptions): Promise<VolstateNode> {
   const port = await freePort();
-  const proc = spawn(process.execPath, await volstateArgs('serve', '--port', String(port)), {
+  const args = opts.tree
+    ? [
+        '--import',
+        pathToFileURL(join(opts.tree, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href,
+        'src/cli.ts',
+        'serve',
+        '--port',
+        String(port),
+      ]
+    : await volstateArgs('serve', '--port', String(port));
+  const proc = spawn(process.execPath, args, {
+    ...(opts.tree ? { cwd: opts.tree } : {}),
     env: {
       ...process.env,
-      DATABASE_URL: opts.databaseUrl,
+      DATABASE_URL: opts.tree ? tcpUrl(opts.databaseUrl) : opts.databaseUrl,
       VOLSTATE_DATA_DIR: opts.dataDir,
       VOLSTATE_DRIVER: 'file',
       VOLSTATE_FILE_DIR: opts.storage,
