@@ -103,11 +103,13 @@ async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, tim
       timeoutMs,
       // the defaults of a real deployment, not the test's fast ones
       env: { VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)), VOLSTATE_WORKER_POLL_MS: '2000', VOLSTATE_DRIVER_JOURNAL: '' },
-      tree: target === THIS ? undefined : target.dir,
+      // Side by side, both commits' nodes start the same way (their sources through their tsx), so
+      // that only the code differs; alone, this tree's nodes run as the harness runs them (bundled).
+      tree: targets.length > 1 ? target.dir : undefined,
     });
   let nodes: VolstateNode[];
   if (target === THIS) {
-    await migrate(url);
+    await migrate(url); // this tree's schema first, so that its nodes start at once, together
     nodes = await Promise.all(Array.from({ length: count }, (_, i) => start(i)));
   } else {
     // another commit's schema: its first node migrates the database as it starts, then the others

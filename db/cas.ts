@@ -37,9 +37,11 @@ import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts'
 export const WORK_CHANNEL = 'volstate_work';
 
 /**
- * Channel of waiting requests (`Prefer: wait`): `<type>:<id>` of a row that
- * changed while requests were waiting for it. Only such rows notify: the
- * probe of the (almost always empty) waiters table is all the others pay.
+ * Channel of waiting requests (`Prefer: wait`): `<type>:<id>:<state>` of a
+ * row that moved while requests were waiting for it (the state it moved
+ * to), or `<type>:<id>` when a waiter left the queue. Only such rows
+ * notify: the probe of the (almost always empty) waiters table is all the
+ * others pay.
  */
 export const STATE_CHANNEL = 'volstate_state';
 
@@ -215,7 +217,7 @@ function afterMove(model: ResourceModel, event: string): { notify: boolean; ctes
   const finals = results.filter((s) => model.index.isFinal(s));
   const table = DATA_TABLES[model.type];
   const woken = `, woken AS (
-  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id) FROM moved
+  SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id || ':' || moved.state) FROM moved
   WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
 )`;
   const retired =

@@ -178,7 +178,7 @@ export interface ApiErrorOptions {
   details?: Record<string, unknown>;
   headers?: Record<string, string>;
   /** the machine's refusal this error reports (what a waiting request waits on) */
-  refusal?: { kind: string; ref: { type: string; id: string } };
+  refusal?: { kind: string; ref: { type: string; id: string }; event: string };
 }
 
 export class ApiError extends Error {

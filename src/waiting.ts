@@ -21,6 +21,7 @@
 import type { Sql } from '../db/connect.ts';
 import { STATE_CHANNEL } from '../db/cas.ts';
 import { headOf, joinQueue, leaveQueue, purgeExpiredWaiters, renewWaiters, WAITER_LEASE_MS, type WaitRef } from '../db/waiters.ts';
+import { isResourceType, modelOf } from '../machines/index.ts';
 import { ApiError } from './errors.ts';
 
 /** Longest wait a client may ask for, in seconds. */
@@ -36,19 +37,39 @@ export function preferredWait(header: string | string[] | undefined): number | u
 }
 
 /** The refusals worth waiting out: the machine said busy or not now, not "no such thing". */
-function waitable(err: unknown): WaitRef | undefined {
+function waitable(err: unknown): { ref: WaitRef; event: string } | undefined {
   if (!(err instanceof ApiError) || !err.refusal) return undefined;
-  const { kind, ref } = err.refusal;
-  return kind === 'busy' || kind === 'invalid' ? ref : undefined;
+  const { kind, ref, event } = err.refusal;
+  return kind === 'busy' || kind === 'invalid' ? { ref, event } : undefined;
+}
+
+/**
+ * Can `event` move a `type` row in `state` at all (some transition for it,
+ * whatever its guards)? If not, trying again there is a certain refusal,
+ * and a waiter sleeps on: a volume being created moves through
+ * `creating.scheduling` and `creating.backend`, and a delete that waits for
+ * it is tried again once, when it is `available`, not at every step. An
+ * unknown type or state (a newer node's machine) may: try.
+ */
+function mayMove(type: string, state: string, event: string): boolean {
+  if (!isResourceType(type)) return true;
+  const index = modelOf(type).index;
+  return !index.leaves.includes(state) || index.candidates(state, event).length > 0;
+}
+
+/** One queued request of this process: the event it retries, and whether the row moved where that may go. */
+interface Waiter {
+  /** the event last refused (another attempt may be refused for another event of the same row) */
+  event: string;
+  /** a notification that may matter came since the last attempt began */
+  changed: boolean;
+  wake: (() => void) | undefined;
 }
 
 /** What this process knows of one resource it has queued waiters for. */
 interface Watch {
   /** queued waiters of this process */
-  count: number;
-  /** notifications seen so far: a waiter compares it around an attempt */
-  generation: number;
-  wakers: Set<() => void>;
+  waiters: Set<Waiter>;
 }
 
 export class Waits {
@@ -81,41 +102,49 @@ export class Waits {
     await this.unlisten?.().catch(() => {});
   }
 
-  private wake(key: string) {
-    const watch = this.watched.get(key);
+  /** `<type>:<id>[:<state>]`: the row moved to `state` (a waiter whose event cannot go there sleeps on), or anything may have changed. */
+  private wake(payload: string) {
+    const [type = '', id = '', state] = payload.split(':');
+    const watch = this.watched.get(`${type}:${id}`);
     if (!watch) return;
-    watch.generation++;
-    for (const w of watch.wakers) w();
+    for (const w of watch.waiters) {
+      if (state !== undefined && !mayMove(type, state, w.event)) continue;
+      w.changed = true;
+      w.wake?.();
+    }
   }
 
-  private watch(key: string): Watch {
-    const watch = this.watched.get(key) ?? { count: 0, generation: 0, wakers: new Set() };
-    watch.count++;
+  private watch(key: string, event: string): { watch: Watch; waiter: Waiter } {
+    const watch = this.watched.get(key) ?? { waiters: new Set() };
+    const waiter: Waiter = { event, changed: false, wake: undefined };
+    watch.waiters.add(waiter);
     this.watched.set(key, watch);
-    return watch;
+    return { watch, waiter };
   }
 
-  private unwatch(key: string, watch: Watch) {
-    if (--watch.count === 0) this.watched.delete(key);
+  private unwatch(key: string, watch: Watch, waiter: Waiter) {
+    watch.waiters.delete(waiter);
+    if (watch.waiters.size === 0) this.watched.delete(key);
   }
 
   /**
-   * Resolves once a notification newer than `seen` has arrived, or after
-   * `ms`. Comparing generations, not merely listening from now on, is what
-   * keeps a notification that arrived during the last attempt from being
-   * lost (the attempt saw the old state, the wake-up came before we
-   * listened again: without this we would sleep until the deadline).
+   * Resolves once a notification that may matter to `waiter` has arrived
+   * since its last attempt began, or after `ms`. The flag, set by
+   * notifications and cleared only as an attempt begins, is what keeps a
+   * notification that arrived during the last attempt from being lost (the
+   * attempt saw the old state, the wake-up came before we listened again:
+   * without it we would sleep until the deadline).
    */
-  private changedSince(watch: Watch, seen: number, ms: number): Promise<void> {
-    if (watch.generation !== seen) return Promise.resolve();
+  private changed(waiter: Waiter, ms: number): Promise<void> {
+    if (waiter.changed) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        watch.wakers.delete(done);
+        waiter.wake = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
-      watch.wakers.add(done);
+      waiter.wake = done;
     });
   }
 
@@ -124,18 +153,18 @@ export class Waits {
     try {
       return await attempt();
     } catch (err) {
-      const ref = waitable(err);
-      if (!ref || seconds <= 0) throw err;
-      return this.queued(ref, seconds, attempt, err);
+      const refused = waitable(err);
+      if (!refused || seconds <= 0) throw err;
+      return this.queued(refused.ref, refused.event, seconds, attempt, err);
     }
   }
 
-  private async queued<T>(ref: WaitRef, seconds: number, attempt: () => Promise<T>, first: unknown): Promise<T> {
+  private async queued<T>(ref: WaitRef, event: string, seconds: number, attempt: () => Promise<T>, first: unknown): Promise<T> {
     const deadline = Date.now() + seconds * 1000;
     const key = `${ref.type}:${ref.id}`;
     // Watch before joining: from the moment the waiters row exists every
     // change of the resource notifies, and none of those may be missed.
-    const watch = this.watch(key);
+    const { watch, waiter } = this.watch(key, event);
     let me: number | undefined;
     let last = first;
     try {
@@ -144,13 +173,13 @@ export class Waits {
       // Look once at once (a change between the refusal and joining would
       // otherwise be missed), then after each notification, and at least
       // once per lease (a dead head of the queue does not notify).
-      for (let seen: number | undefined; ;) {
-        if (seen !== undefined) {
+      for (let first = true; ; first = false) {
+        if (!first) {
           const left = deadline - Date.now();
           if (left <= 0) throw last;
-          await this.changedSince(watch, seen, Math.min(left, WAITER_LEASE_MS));
+          await this.changed(waiter, Math.min(left, WAITER_LEASE_MS));
         }
-        seen = watch.generation;
+        waiter.changed = false;
         if ((await headOf(this.sql, ref)) !== me) continue; // an earlier waiter goes first
         try {
           return await attempt();
@@ -158,12 +187,13 @@ export class Waits {
           const again = waitable(err);
           if (!again) throw err;
           last = err;
-          if (again.type !== ref.type || again.id !== ref.id) throw err; // now refused by another resource
+          if (again.ref.type !== ref.type || again.ref.id !== ref.id) throw err; // now refused by another resource
+          waiter.event = again.event;
         }
         if (Date.now() >= deadline) throw last;
       }
     } finally {
-      this.unwatch(key, watch);
+      this.unwatch(key, watch, waiter);
       if (me !== undefined) {
         this.mine.delete(me);
         await leaveQueue(this.sql, ref, me).catch(() => {});

@@ -8,6 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { build } from '../../src/app.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
 import { Enforcer } from '../../src/enforcer.ts';
+import { ApiError } from '../../src/errors.ts';
+import { Waits } from '../../src/waiting.ts';
 import { WAITER_LEASE_MS } from '../../db/waiters.ts';
 import { eventually, HEADERS, useApp, waitStatus } from '../helpers/app.ts';
 
@@ -127,6 +129,50 @@ describe('Prefer: wait', () => {
     expect(res.status).toBe(202);
     await waitStatus(t, 'volumes', id, 'available');
     await t.db.sql`DELETE FROM waiters WHERE resource_id = ${id}`;
+  });
+
+  it('tries again only when the row moved where the refused event may go, not at every step', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await t.request('POST', '/v3/volumes', { volume: { size: 1 } })).body.volume.id);
+    for (const id of ids) await waitStatus(t, 'volumes', id, 'available');
+    // Waiters of our own, on their own Waits, so that their attempts are counted and the
+    // notifications they see are the test's: `busy` for DELETE until the test lets them through.
+    const waits = new Waits(t.db.sql);
+    await waits.start();
+    const open = new Set<string>();
+    const attempts = new Map(ids.map((id) => [id, 0]));
+    const waiter = (id: string) =>
+      waits.attempt(20, async () => {
+        attempts.set(id, attempts.get(id)! + 1);
+        if (open.has(id)) return 'let in';
+        throw new ApiError('VolumeIsBusy', { reason: 'test' }, { refusal: { kind: 'busy', ref: { type: 'volume', id }, event: 'DELETE' } });
+      });
+    const notify = (payload: string) => t.db.sql`SELECT pg_notify('volstate_state', ${payload})`;
+    const [a, b] = ids as [string, string];
+    try {
+      const waitingA = waiter(a);
+      const waitingB = waiter(b);
+      await queued(a, 1);
+      await queued(b, 1);
+      // Each: the first attempt, and the look once at once after joining the queue.
+      await eventually(async () => (attempts.get(a) === 2 && attempts.get(b) === 2 ? true : undefined), 10_000, 'two attempts each');
+      // Three steps of a volume being created: DELETE has no transition from any of them.
+      for (const state of ['creating.db', 'creating.scheduling', 'creating.backend']) await notify(`volume:${a}:${state}`);
+      // Then b is at rest and let through. Notifications arrive in order and wake synchronously:
+      // had any of a's woken a, its attempt would have begun before b's.
+      open.add(b);
+      await notify(`volume:${b}:available`);
+      expect(await waitingB).toBe('let in');
+      expect(attempts.get(b)).toBe(3);
+      expect(attempts.get(a)).toBe(2);
+      // A notification without a state (a waiter left the queue) wakes every waiter of the row.
+      open.add(a);
+      await notify(`volume:${a}`);
+      expect(await waitingA).toBe('let in');
+      expect(attempts.get(a)).toBe(3);
+    } finally {
+      await waits.stop();
+    }
   });
 
   it('lets the waiters a live process holds outlast the lease', async () => {
