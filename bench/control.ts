@@ -34,11 +34,13 @@ import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
 import { checkout, here, ROOT, type Target } from './worktree.ts';
 import { freePort, startEmbedded } from '../db/servers/embedded.ts';
 
-const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--seconds N (8)] [--only <sitting name prefix>] [--why]
+const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--rounds N (1)] [--seconds N (8)] [--only <sitting name prefix>] [--why]
   --compare  run the same sittings against another commit's server, side by side, and print the ratios
   --seconds  length of each sitting (BENCH_SECONDS)
   --only     the sittings whose name starts so: '1 client', '16 clients, 1 project', '16 clients, 16 projects'
-  --why      where the time went: statements per lifecycle, the wait before each transition, what backends waited on`;
+  --why      where the time went: statements per lifecycle, the wait before each transition, what backends waited on
+  --rounds   run each sitting this many times, alternating the commits, and compare the medians (BENCH_ROUNDS, 1):
+             this machine's speed moves by 10-30 % from one minute to the next`;
 let parsed;
 try {
   parsed = parseArgs({
@@ -48,6 +50,7 @@ try {
       only: { type: 'string' },
       // where the time went: statements per lifecycle (pg_stat_statements) and what the backends waited on
       why: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -61,6 +64,11 @@ if (parsed.values.help) {
 }
 const { values } = parsed;
 const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error(`--rounds must be a whole number of at least 1, not ${values.rounds}\n${USAGE}`);
+  process.exit(2);
+}
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 5);
 
 interface Sitting {
@@ -331,21 +339,23 @@ async function main() {
     dir: join(work, 'pg'),
     settings: values.why ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
   });
-  const results = new Map<string, Map<string, Result>>();
+  const results = new Map<string, Map<string, Result[]>>();
   try {
     console.log(
       `volstate bench:control: one node, fake driver, embedded PostgreSQL; ${SECONDS} s per sitting, GET polled every ${POLL_MS} ms; Node ${process.version}`,
     );
     for (const sitting of SITTINGS) {
-      for (const target of targets) {
-        const r = await sit(pg, target, sitting, work);
-        if (!results.has(sitting.name)) results.set(sitting.name, new Map());
-        results.get(sitting.name)!.set(target.name, r);
-        const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
-        console.log(
-          `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
-        );
-      }
+      for (let round = 0; round < ROUNDS; round++)
+        for (const target of targets) {
+          const r = await sit(pg, target, sitting, work);
+          if (!results.has(sitting.name)) results.set(sitting.name, new Map());
+          const runs = results.get(sitting.name)!;
+          runs.set(target.name, [...(runs.get(target.name) ?? []), r]);
+          const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
+          console.log(
+            `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
+          );
+        }
     }
   } finally {
     await pg.stop();
@@ -353,18 +363,39 @@ async function main() {
   }
   console.log(`  (p50 / p95, server-side from the history)`);
   console.log(`pgbench, the volume machine's statement, 8 clients, uncontended: ${pgbenchRate()}`);
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+  };
+  const p50 = (runs: Result[]) => median(runs.map((x) => x.create[0]));
+  const lifecycles = (runs: Result[]) => median(runs.map((x) => x.lifecycles));
+  if (ROUNDS > 1) {
+    console.log(`\nmedians of ${ROUNDS} rounds (create→available p50, lifecycles; the range in brackets):`);
+    const range = (xs: number[], d: number) => `${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)}`;
+    for (const [sitting, r] of results)
+      for (const [target, runs] of r)
+        console.log(
+          `  ${sitting.padEnd(24)} ${target.padEnd(9)} ${p50(runs).toFixed(1)} ms (${range(
+            runs.map((x) => x.create[0]),
+            1,
+          )}), ${lifecycles(runs)} lifecycles (${range(
+            runs.map((x) => x.lifecycles),
+            0,
+          )})`,
+        );
+  }
   if (targets.length === 2) {
     const [before, after] = targets.map((t) => t.name) as [string, string];
-    console.log(`\n${after} ÷ ${before} (same run):`);
+    console.log(`\n${after} ÷ ${before} (same run${ROUNDS > 1 ? `, medians of ${ROUNDS} alternating rounds` : ''}):`);
     for (const [sitting, r] of results) {
       const a = r.get(after)!;
       const b = r.get(before)!;
       console.log(
-        `  ${sitting.padEnd(24)} create→available p50 ${(a.create[0] / b.create[0]).toFixed(2)} ×, lifecycles ${(a.lifecycles / b.lifecycles).toFixed(2)} ×`,
+        `  ${sitting.padEnd(24)} create→available p50 ${(p50(a) / p50(b)).toFixed(2)} ×, lifecycles ${(lifecycles(a) / lifecycles(b)).toFixed(2)} ×`,
       );
     }
   }
-  const failed = [...results.values()].some((r) => [...r.values()].some((x) => x.failures.length > 0));
+  const failed = [...results.values()].some((r) => [...r.values()].some((runs) => runs.some((x) => x.failures.length > 0)));
   process.exit(failed ? 1 : 0);
 }
 

@@ -34,7 +34,7 @@
  * steps; measured from the kill until no row is owned by the dead worker,
  * and until every one of those rows is at rest again.
  */
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -49,7 +49,8 @@ import { checkout, here, type Target } from './worktree.ts';
 const USAGE = `usage: npm run bench:nodes -- [--compare <commit>]
        npm run bench:connections
   --compare  run the same nodes of another commit too, side by side, and print the ratios
-  environment: BENCH_SECONDS (20), BENCH_CLIENTS (48), BENCH_LATENCY_MS (1000), BENCH_ONLY (a regime's name prefix: backend, CPU)`;
+  environment: BENCH_SECONDS (20), BENCH_CLIENTS (48), BENCH_LATENCY_MS (1000), BENCH_ONLY (a regime's name prefix: backend, CPU),
+    BENCH_ROUNDS (1: with --compare, the runs alternate commits this many times and the ratios are of the medians)`;
 let parsed;
 try {
   parsed = parseArgs({
@@ -73,6 +74,7 @@ const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 48);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 1000);
 const WARMUP_MS = 1500;
 const ONLY = process.env.BENCH_ONLY;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 /** each node's VOLSTATE_WORKER_CONCURRENCY (its default) */
 const SLOTS = 16;
 const WAIT = { prefer: 'wait=60' };
@@ -195,20 +197,40 @@ async function createdBetween(sql: postgres.Sql, from: Date, to: Date): Promise<
   return row!.n as number;
 }
 
-async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<number> {
+interface Rate {
+  perSecond: number;
+  /** the whole machine's busy CPU (nodes, PostgreSQL, these clients) over the window, per volume made, ms */
+  cpuMs: number;
+}
+
+/** Jiffies (1/100 s) the machine's CPUs spent busy since boot (user, nice, system, irq, softirq). */
+function busyJiffies(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
+  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]!;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<Rate> {
   const c = await cluster(pg, count, latencyMs, 5000, target);
   try {
     const l = load(c);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
     const [{ now: from }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
+    const jiffies = busyJiffies();
     const busy = await ownedRows(c, SECONDS * 1000);
+    const cpuSeconds = (busyJiffies() - jiffies) / 100;
     const [{ now: to }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
     const errors = await l.stop();
     if (errors) console.log(`  (${errors} requests were refused or failed)`);
     console.log(
       `    rows owned per node (mean of ${busy.samples} samples, ${SLOTS} worker slots each): ${busy.perNode.map((n) => n.toFixed(1)).join(', ')}; queued ${busy.queued.toFixed(1)}`,
     );
-    return (await createdBetween(c.sql, from, to)) / ((to.getTime() - from.getTime()) / 1000);
+    const made = await createdBetween(c.sql, from, to);
+    return { perSecond: made / ((to.getTime() - from.getTime()) / 1000), cpuMs: (cpuSeconds * 1000) / made };
   } finally {
     await c.stop();
   }
@@ -316,36 +338,53 @@ async function main() {
     console.log(
       `volstate nodes benchmark: ${CLIENTS} HTTP clients, ${SECONDS}s per run, file driver on shared storage, embedded PostgreSQL (synchronous_commit=off), Node ${process.version}`,
     );
-    const results = new Map<string, Map<string, number>>(); // regime → `<target> <n> node(s)` → volumes/s
+    // regime → `<target> <n>` → volumes/s and machine CPU per volume, one entry per round
+    const results = new Map<string, Map<string, Rate[]>>();
     for (const [regime, latency] of [
       [`backend-bound (${LATENCY_MS} ms per driver operation)`, LATENCY_MS],
       ['CPU-bound (no added latency)', 0],
     ] as const) {
       // BENCH_ONLY=<regime prefix>: that regime alone, no recovery run
       if (ONLY && !regime.startsWith(ONLY)) continue;
-      const r = new Map<string, number>();
+      const r = new Map<string, Rate[]>();
       results.set(regime, r);
       for (const count of [1, 3])
-        for (const target of targets) {
-          const rate = await throughput(pg, count, latency, target);
-          r.set(`${target.name} ${count}`, rate);
-          console.log(`  ${regime}, ${target.name}, ${count} node${count > 1 ? 's' : ''}: ${rate.toFixed(1)} volumes/s`);
-        }
+        for (let round = 1; round <= ROUNDS; round++)
+          for (const target of targets) {
+            const rate = await throughput(pg, count, latency, target);
+            const key = `${target.name} ${count}`;
+            r.set(key, [...(r.get(key) ?? []), rate]);
+            console.log(
+              `  ${regime}, ${target.name}, ${count} node${count > 1 ? 's' : ''}${ROUNDS > 1 ? ` (round ${round})` : ''}: ${rate.perSecond.toFixed(1)} volumes/s, ${rate.cpuMs.toFixed(1)} ms of CPU per volume`,
+            );
+          }
       if (latency > 0)
         console.log(
           `    (the nodes' worker slots allow at most ${((SLOTS * 1000) / (2 * latency)).toFixed(1)} volumes/s per node: ${SLOTS} slots, 2 driver operations per volume)`,
         );
     }
-    console.log('\nratios (same run):');
+    const rate = (runs: Rate[]) => median(runs.map((x) => x.perSecond));
+    const cpu = (runs: Rate[]) => median(runs.map((x) => x.cpuMs));
+    const spread = (runs: Rate[]) =>
+      runs.length > 1
+        ? ` (${Math.min(...runs.map((x) => x.perSecond)).toFixed(1)}–${Math.max(...runs.map((x) => x.perSecond)).toFixed(1)})`
+        : '';
+    console.log(`\nratios (same run${ROUNDS > 1 ? `, medians of ${ROUNDS} alternating rounds` : ''}):`);
     for (const [regime, r] of results) {
-      for (const t of targets)
-        console.log(`  ${regime}, ${t.name}: 3 nodes / 1 node = ${(r.get(`${t.name} 3`)! / r.get(`${t.name} 1`)!).toFixed(2)}`);
+      for (const t of targets) {
+        const [one, three] = [r.get(`${t.name} 1`)!, r.get(`${t.name} 3`)!];
+        console.log(
+          `  ${regime}, ${t.name}: 1 node ${rate(one).toFixed(1)}${spread(one)}, 3 nodes ${rate(three).toFixed(1)}${spread(three)} volumes/s; 3 nodes / 1 node = ${(rate(three) / rate(one)).toFixed(2)}`,
+        );
+      }
       if (targets.length === 2) {
         const [before, after] = targets.map((t) => t.name) as [string, string];
-        for (const n of [1, 3])
+        for (const n of [1, 3]) {
+          const [b, a] = [r.get(`${before} ${n}`)!, r.get(`${after} ${n}`)!];
           console.log(
-            `  ${regime}, ${n} node${n > 1 ? 's' : ''}: ${after} / ${before} = ${(r.get(`${after} ${n}`)! / r.get(`${before} ${n}`)!).toFixed(2)}`,
+            `  ${regime}, ${n} node${n > 1 ? 's' : ''}: ${after} / ${before} = ${(rate(a) / rate(b)).toFixed(2)} (volumes/s), CPU per volume ${(cpu(a) / cpu(b)).toFixed(2)}`,
           );
+        }
       }
     }
     if (ONLY) return;
