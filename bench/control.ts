@@ -249,7 +249,10 @@ async function explain(url: string) {
         SELECT calls::int, total_exec_time AS ms, regexp_replace(query, '\s+', ' ', 'g') AS query FROM pg_stat_statements
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC`;
       const calls = top.reduce((a, r) => a + r.calls, 0);
-      console.log(`    ${(calls / lifecycles).toFixed(1)} statements per lifecycle; by total time:`);
+      const ms = top.reduce((a, r) => a + Number(r.ms), 0);
+      console.log(
+        `    ${(calls / lifecycles).toFixed(1)} statements, ${(ms / lifecycles).toFixed(2)} ms of their execution per lifecycle; by total time:`,
+      );
       for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 12))) {
         console.log(
           `      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`,
