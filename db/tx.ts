@@ -86,8 +86,18 @@ export async function transaction<T>(
     try {
       // eslint-disable-next-line no-restricted-syntax -- the one place a multi-row transaction begins
       return (await sql.begin(async (tx) => {
-        await lockInOrder(tx, lock);
-        return fn(tx);
+        // The lock and `fn`'s first statements go together (postgres.js pipelines what is sent on
+        // one session without waiting; PostgreSQL runs it in order, so the rows are locked before
+        // `fn`'s first statement runs): a round trip less. If the lock fails (a deadlock), the
+        // transaction is aborted and what `fn` sent after it fails only for that (25P02): the lock's
+        // error is the one to answer, and to retry on (postgres.js also puts a transaction's first
+        // error in place of a later 25P02; this does not lean on it).
+        const locking = lockInOrder(tx, lock);
+        const running = fn(tx);
+        const [locked, ran] = await Promise.allSettled([locking, running]);
+        if (locked.status === 'rejected') throw locked.reason;
+        if (ran.status === 'rejected') throw ran.reason;
+        return ran.value;
       })) as T;
     } catch (err) {
       const state = sqlState(err);
