@@ -1,7 +1,8 @@
 /**
  * What the backup steps read and record (src/worker/steps.ts). A step's
  * writes to the data row are made only while its worker owns the backup's
- * state row (the statement checks it), as recordBackend does for volumes.
+ * state row (the statement checks it). (A volume's backend is written by
+ * its SCHEDULED transition itself: the event's `data`, machines/volume.ts.)
  */
 import type { BackupIdentity, BackupLocation } from '../src/backup/posix.ts';
 import { defaultContainer, objectPrefix } from '../src/backup/posix.ts';

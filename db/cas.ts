@@ -211,11 +211,25 @@ function updateOf(model: ResourceModel, event: string, bind: (s: string) => stri
  * pending work (`notified`, only if the event can lead to a step state), and
  * retire the data row of one that reached the final state (`retired`).
  */
-function afterMove(model: ResourceModel, event: string): { notify: boolean; ctes: string } {
+function afterMove(
+  model: ResourceModel,
+  event: string,
+  bind: (fragment: string) => string,
+  moved = 'moved',
+): { notify: boolean; ctes: string } {
   const results = [...resultsOf(model, event)];
   const notify = results.some((s) => model.index.stepStates.includes(s));
   const finals = results.filter((s) => model.index.isFinal(s));
   const table = DATA_TABLES[model.type];
+  const data = Object.entries(model.events[event]!.data ?? {});
+  if (data.length > 0 && table === undefined) throw new Error(`${model.type}.${event} writes its data row, but ${model.type} has none`);
+  const recorded =
+    data.length > 0
+      ? `, recorded AS (
+  UPDATE ${table} SET ${data.map(([column, param]) => `${column} = ${bind(`:${param}`)}`).join(', ')}
+  FROM ${moved} WHERE ${table}.id = moved.resource_id
+)`
+      : '';
   const woken = `, woken AS (
   SELECT pg_notify(${lit(STATE_CHANNEL)}, moved.resource_type || ':' || moved.resource_id || ':' || moved.state) FROM moved
   WHERE EXISTS (SELECT 1 FROM waiters w WHERE w.resource_type = moved.resource_type AND w.resource_id = moved.resource_id)
@@ -226,7 +240,7 @@ function afterMove(model: ResourceModel, event: string): { notify: boolean; ctes
   UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
 )`
       : '';
-  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved')}` : ''}${retired}` };
+  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved')}` : ''}${retired}${recorded}` };
 }
 
 /**
@@ -240,7 +254,7 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  const after = afterMove(model, event);
+  const after = afterMove(model, event, bind);
   const notify = after.notify;
   const table = DATA_TABLES[model.type];
   const owned = withOwner && table !== undefined;
@@ -305,7 +319,8 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, types, nextOwner } = binder(model, event, 0, (i) => `b.b_p${i}`);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  const after = afterMove(model, event);
+  // a data row's columns come from each row's own parameters: its batch entry beside it
+  const after = afterMove(model, event, bind, 'moved JOIN batch b ON b.b_id = moved.resource_id');
   const notify = after.notify;
   const record = [
     'b_id uuid',

@@ -47,18 +47,6 @@ export async function schedulingData(sql: Exec, id: string): Promise<SchedulingD
   return data;
 }
 
-/**
- * Record the backend chosen for the volume, only while `owner` owns its
- * state row (the statement checks it); false if the row left it.
- */
-export async function recordBackend(sql: Exec, id: string, backend: string, owner: string): Promise<boolean> {
-  const recorded = await sql`
-    UPDATE volumes v SET backend = ${backend} FROM resource_states s
-    WHERE v.id = ${id} AND s.resource_type = 'volume' AND s.resource_id = v.id AND s.owner = ${owner}
-    RETURNING v.id`;
-  return recorded.length > 0;
-}
-
 /** The volume's type after a retype. */
 export async function setVolumeType(tx: Exec, id: string, type: { id: string; name: string; encrypted: boolean }): Promise<void> {
   await tx`UPDATE volumes SET volume_type_id = ${type.id}, volume_type = ${type.name}, encrypted = ${type.encrypted}, updated_at = now() WHERE id = ${id}`;

@@ -62,6 +62,14 @@ export interface EventSpec {
    */
   readonly request?: string;
   readonly params: Readonly<Record<string, ColumnType>>;
+  /**
+   * Columns of the resource's data row (its `volumes` row, …) that the
+   * event writes, each from one of its parameters (column → parameter), in
+   * the same statement that moves the state and writes the history: what
+   * the step decided (SCHEDULED: the backend chosen) lands with the move,
+   * never without it, and costs no statement of its own.
+   */
+  readonly data?: Readonly<Record<string, string>>;
   /** One line for operators (diagrams, docs). */
   readonly doc: string;
 }

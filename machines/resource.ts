@@ -89,6 +89,10 @@ export function defineResource<C, E>(model: Omit<ResourceModel<C, E>, 'index'>):
     const spec = model.events[event];
     if (!spec) throw new Error(`${where}: the machine handles ${event}, which the event table does not declare`);
     const params = Object.keys(spec.params);
+    for (const [column, param] of Object.entries(spec.data ?? {})) {
+      if (!params.includes(param)) throw new Error(`${where}: ${event} writes ${column} from ${param}, not a parameter of ${event}`);
+      if (!/^[a-z_][a-z0-9_]*$/.test(column)) throw new Error(`${where}: ${event} writes ${column}, not a column name`);
+    }
     const checkParams = (fragment: string, what: string) => {
       for (const p of sqlParams(fragment)) {
         if (!params.includes(p)) throw new Error(`${where}: ${what} uses :${p}, not a parameter of ${event}`);

@@ -255,7 +255,12 @@ export const volumeEvents = {
     doc: 'an attachment of this volume changed status; the volume follows',
   },
   SCHEDULE: { by: 'worker', params: {}, doc: 'a scheduler took the new volume' },
-  SCHEDULED: { by: 'worker', params: {}, doc: 'a backend was chosen' },
+  SCHEDULED: {
+    by: 'worker',
+    params: { backend: 'text' },
+    data: { backend: 'backend' },
+    doc: 'a backend was chosen (recorded on the volume)',
+  },
   SCHEDULE_FAILED: { by: 'worker', params: {}, doc: 'no backend can hold the volume' },
   BACKEND_CREATED: { by: 'worker', params: {}, doc: 'the backend created the volume' },
   RETYPED: { by: 'worker', params: {}, doc: 'the volume is of its new type' },

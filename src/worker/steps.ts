@@ -14,7 +14,7 @@ import type { Enforcer, Outcome } from '../enforcer.ts';
 import { recordBackupMessage, recordVolumeMessage } from '../../db/messages.ts';
 import type { Executor } from '../../db/connect.ts';
 import { transaction } from '../../db/tx.ts';
-import { createData, recordBackend, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
+import { createData, schedulingData, setVolumeType, type CreateData } from '../../db/volume-data.ts';
 import { typeForCreate } from '../../db/volume-types.ts';
 import { groupSnapshotMembers } from '../../db/groups.ts';
 import { backupData, recordBackedUp, recordFailure, recordProgress, recordRestored, restoreChain } from '../../db/backups.ts';
@@ -226,12 +226,9 @@ const scheduleVolume: Step = async (ctx, row) => {
     );
     return;
   }
-  // The choice is written while this worker owns the row in its scheduling state (the statement
-  // checks it), then SCHEDULED moves it on: two round trips, not a transaction's five. A worker
-  // that dies between them leaves a choice the next scheduling overwrites.
-  if (!(await recordBackend(ctx.sql, id, chosen.backend.name, ctx.workerId)))
-    return ctx.log('the row left this worker while it scheduled', { id });
-  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED' }, { keep: true });
+  // SCHEDULED writes the choice on the volume in its own statement (the event's `data`), so the
+  // backend is recorded exactly when the row moves on, by the worker that owns it, or not at all.
+  const scheduled = await send(ctx, 'volume', id, { type: 'SCHEDULED', backend: chosen.backend.name }, { keep: true });
   if (scheduled.ok)
     await createVolume(
       ctx,

@@ -33,12 +33,15 @@ afterAll(async () => {
 });
 
 /** A volume made through the enforcer and driven to `available` (versions 1–4). */
+/** A volume's creation steps, as a worker sends them. */
+const CREATED = [{ type: 'SCHEDULE' }, { type: 'SCHEDULED', backend: 'default' }, { type: 'BACKEND_CREATED' }] as const;
+
 async function availableVolume(size = 1): Promise<string> {
   const id = randomUUID();
   const ref = { type: 'volume' as const, id };
   await enforcer.create(db.sql, ref, { readers: 0, dependents: 0, size, operation: null }, { actor: 'setup' });
-  for (const type of ['SCHEDULE', 'SCHEDULED', 'BACKEND_CREATED'] as const) {
-    const r = await enforcer.apply(db.sql, ref, { type }, { actor: 'setup' });
+  for (const event of CREATED) {
+    const r = await enforcer.apply(db.sql, ref, event, { actor: 'setup' });
     expect(r.ok).toBe(true);
   }
   return id;
@@ -134,8 +137,7 @@ describe(`${CLIENTS} sessions racing one row, ${ROUNDS} rounds each`, () => {
       const id = randomUUID();
       const ref = { type: 'volume' as const, id };
       await enforcer.create(db.sql, ref, { readers: 0, dependents: 0, size: 1, operation: null }, { actor: 'setup' });
-      for (const type of ['SCHEDULE', 'SCHEDULED', 'BACKEND_CREATED'] as const)
-        await enforcer.apply(db.sql, ref, { type }, { actor: 'setup' });
+      for (const event of CREATED) await enforcer.apply(db.sql, ref, event, { actor: 'setup' });
       // Ten readers without snapshots (clones, in the next issue).
       for (let i = 0; i < 10; i++) await db.sql`UPDATE resource_states SET readers = readers + 1 WHERE resource_id = ${id}`;
       const outcomes = await race(id, (i) => (i < 10 ? { type: 'READ_END' } : { type: 'DELETE' }));

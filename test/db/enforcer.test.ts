@@ -187,13 +187,48 @@ describe('apply() outside the matrix', () => {
     expect(fresh).toMatchObject({ ok: true, row: { state: 'extending.backend', version: 2 } });
   });
 
+  it('writes each row its own data in a batch: SCHEDULED records each volume its backend', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const id = await putRow(db.sql, MODELS.volume, 'creating.scheduling', { ...quiet.volume, owner: 'worker:a' });
+      await db.sql`INSERT INTO volumes (id, project_id, user_id, name) VALUES (${id}, 'p', 'u', 'v')`;
+      ids.push(id);
+    }
+    const before = { ...enforcer.batches };
+    const settled = await enforcer.applyBatch(
+      db.sql,
+      'volume',
+      ids.map((id, i) => ({
+        id,
+        event: { type: 'SCHEDULED' as const, backend: `b${i}` },
+        // the last one is not this worker's: refused, and its volume keeps no backend
+        opts: { actor: 'worker:a', owner: i === 2 ? 'worker:b' : 'worker:a', nextOwner: 'worker:a' },
+      })),
+    );
+    // as one statement, not each alone after PostgreSQL refused the batch
+    expect(enforcer.batches).toEqual({ statements: before.statements + 1, rows: before.rows + 3, fallbacks: before.fallbacks });
+    expect(settled.map((s) => s.status === 'fulfilled' && s.value.ok)).toEqual([true, true, false]);
+    const rows = await db.sql`SELECT id, backend FROM volumes WHERE id IN ${db.sql(ids)}`;
+    expect(ids.map((id) => rows.find((r) => r.id === id)!.backend)).toEqual(['b0', 'b1', null]);
+  });
+
   it('lets a worker step move only a row it owns, and hands the row on as asked', async () => {
     const id = await putRow(db.sql, MODELS.volume, 'creating.scheduling', { ...quiet.volume, owner: 'worker:a' });
+    await db.sql`INSERT INTO volumes (id, project_id, user_id, name) VALUES (${id}, 'p', 'u', 'v')`;
     const ref = { type: 'volume' as const, id };
-    const thief = await enforcer.apply(db.sql, ref, { type: 'SCHEDULED' }, { actor: 'worker:b', owner: 'worker:b' });
+    const backend = async () => (await db.sql`SELECT backend FROM volumes WHERE id = ${id}`)[0]!.backend as string | null;
+    const thief = await enforcer.apply(db.sql, ref, { type: 'SCHEDULED', backend: 'b-thief' }, { actor: 'worker:b', owner: 'worker:b' });
     expect(thief).toMatchObject({ ok: false, kind: 'not_owner', state: 'creating.scheduling' });
-    const owner = await enforcer.apply(db.sql, ref, { type: 'SCHEDULED' }, { actor: 'worker:a', owner: 'worker:a', nextOwner: 'worker:a' });
+    // SCHEDULED writes the backend chosen on the volume (the event's `data`), with the move or not at all.
+    expect(await backend()).toBeNull();
+    const owner = await enforcer.apply(
+      db.sql,
+      ref,
+      { type: 'SCHEDULED', backend: 'b-owner' },
+      { actor: 'worker:a', owner: 'worker:a', nextOwner: 'worker:a' },
+    );
     expect(owner).toMatchObject({ ok: true, row: { state: 'creating.backend', owner: 'worker:a' } });
+    expect(await backend()).toBe('b-owner');
     const done = await enforcer.apply(db.sql, ref, { type: 'BACKEND_CREATED' }, { actor: 'worker:a', owner: 'worker:a' });
     expect(done).toMatchObject({ ok: true, row: { state: 'available', owner: null } });
   });
