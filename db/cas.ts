@@ -207,9 +207,12 @@ function updateOf(model: ResourceModel, event: string, bind: (s: string) => stri
 
 /**
  * What follows a move, in both the single and the batched statement: wake the
- * requests waiting on a moved row (`woken`), the workers when a row becomes
- * pending work (`notified`, only if the event can lead to a step state), and
- * retire the data row of one that reached the final state (`retired`).
+ * requests waiting on a moved row (`woken`, naming the state it moved to), the
+ * workers when a row becomes pending work (`notified`, only if the event can
+ * lead to a step state), retire the data row of one that reached the final
+ * state (`retired`), and write the data row's columns the event carries
+ * (`recorded`, the event's `data`; `moved` is where a row's parameters are
+ * found: the batch joins its entries).
  */
 function afterMove(
   model: ResourceModel,
