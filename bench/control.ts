@@ -353,7 +353,8 @@ async function main() {
           const r = await sit(pg, target, sitting, work);
           if (!results.has(sitting.name)) results.set(sitting.name, new Map());
           const runs = results.get(sitting.name)!;
-          runs.set(target.name, [...(runs.get(target.name) ?? []), r]);
+          if (!runs.has(target.name)) runs.set(target.name, []);
+          runs.get(target.name)!.push(r);
           const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
           console.log(
             `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,

@@ -18,7 +18,7 @@
  *     can carry: at 100 ms one node's slots (80/s) already need most of
  *     them, and 3 nodes could only show the machine's limit. The window
  *     (BENCH_SECONDS, 20) is ten lifecycles long, so the start, when every
- *     slot creates and none deletes yet, does not count for much (at 8 s it
+ *     slot creates and none deletes yet, does not count for much (at 12 s it
  *     made 1 node look 15 % faster than its slots allow, and 3 nodes / 1
  *     node 2.2 instead of 2.9). Each run prints the rows each node owned
  *     (its slots in use) and those queued, sampled: all slots taken, rows
@@ -75,6 +75,10 @@ const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 1000);
 const WARMUP_MS = 1500;
 const ONLY = process.env.BENCH_ONLY;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
+  console.error(`BENCH_ROUNDS must be a whole number of at least 1, not ${process.env.BENCH_ROUNDS}\n${USAGE}`);
+  process.exit(2);
+}
 /** each node's VOLSTATE_WORKER_CONCURRENCY (its default) */
 const SLOTS = 16;
 const WAIT = { prefer: 'wait=60' };
@@ -353,7 +357,8 @@ async function main() {
           for (const target of targets) {
             const rate = await throughput(pg, count, latency, target);
             const key = `${target.name} ${count}`;
-            r.set(key, [...(r.get(key) ?? []), rate]);
+            if (!r.has(key)) r.set(key, []);
+            r.get(key)!.push(rate);
             console.log(
               `  ${regime}, ${target.name}, ${count} node${count > 1 ? 's' : ''}${ROUNDS > 1 ? ` (round ${round})` : ''}: ${rate.perSecond.toFixed(1)} volumes/s, ${rate.cpuMs.toFixed(1)} ms of CPU per volume`,
             );
