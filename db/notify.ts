@@ -80,15 +80,21 @@ export interface VolumeUsageRow {
   size: number;
 }
 
+/**
+ * A volume's `launched_at` (Cinder's: when it first became available), from
+ * its history; a column of a query over `volumes v`.
+ */
+const LAUNCHED_AT = `(SELECT t.at FROM state_transitions t
+            WHERE t.resource_type = 'volume' AND t.resource_id = v.id AND t.from_state LIKE 'creating%' AND t.to_state = 'available'
+            ORDER BY t.version LIMIT 1) AS launched_at`;
+
 export async function volumeUsageRows(sql: postgres.Sql, ids: string[]): Promise<VolumeUsageRow[]> {
   if (ids.length === 0) return [];
   return sql<VolumeUsageRow[]>`
     SELECT v.id, v.project_id, v.user_id, v.name, v.availability_zone, v.backend, v.volume_type_id, v.snapshot_id,
            v.source_volid, v.created_at, v.metadata,
            coalesce((SELECT s.size FROM resource_states s WHERE s.resource_type = 'volume' AND s.resource_id = v.id), 0) AS size,
-           (SELECT t.at FROM state_transitions t
-            WHERE t.resource_type = 'volume' AND t.resource_id = v.id AND t.from_state LIKE 'creating%' AND t.to_state = 'available'
-            ORDER BY t.version LIMIT 1) AS launched_at
+           ${sql.unsafe(LAUNCHED_AT)}
     FROM volumes v WHERE v.id = ANY(${ids}::uuid[])`;
 }
 
@@ -189,9 +195,7 @@ export async function volumesExisting(
   return sql<ExistingVolumeRow[]>`
     SELECT v.id, v.project_id, v.user_id, v.name, v.availability_zone, v.backend, v.volume_type_id, v.snapshot_id,
            v.source_volid, v.created_at, v.metadata, v.deleted_at, s.state, s.size,
-           (SELECT t.at FROM state_transitions t
-            WHERE t.resource_type = 'volume' AND t.resource_id = v.id AND t.from_state LIKE 'creating%' AND t.to_state = 'available'
-            ORDER BY t.version LIMIT 1) AS launched_at
+           ${sql.unsafe(LAUNCHED_AT)}
     FROM volumes v JOIN resource_states s ON s.resource_type = 'volume' AND s.resource_id = v.id
     WHERE v.id > ${after}::uuid AND v.created_at < ${end} AND (v.deleted_at IS NULL OR v.deleted_at >= ${begin})
     ORDER BY v.id LIMIT ${limit}`;

@@ -49,32 +49,31 @@ export async function auditUsage(
     timestamp: osloTimestamp(new Date()),
     context: { request_id: null, user_id: null, project_id: null },
   });
-  const counts = { volumes: 0, snapshots: 0 };
+  // Every row of `fetch`, a batch at a time in id order, published as `toMessage` says; how many.
+  const each = async <R extends { id: string }>(
+    fetch: (after: string) => Promise<R[]>,
+    toMessage: (row: R) => Notification,
+  ): Promise<number> => {
+    let count = 0;
+    for (let after = '00000000-0000-0000-0000-000000000000'; ;) {
+      const rows = await fetch(after);
+      if (rows.length === 0) return count;
+      await publisher.publish(rows.map(toMessage));
+      count += rows.length;
+      after = rows.at(-1)!.id;
+    }
+  };
   try {
-    for (let after = '00000000-0000-0000-0000-000000000000'; ;) {
-      const rows = await volumesExisting(sql, period.begin, period.end, after, batch);
-      if (rows.length === 0) break;
-      await publisher.publish(
-        rows.map((v) =>
-          message('volume', v.id, 'volume.exists', 'volume', volumePayload(v, MODELS.volume.index.statusOf(v.state), v.size)),
-        ),
-      );
-      counts.volumes += rows.length;
-      after = rows.at(-1)!.id;
-    }
-    for (let after = '00000000-0000-0000-0000-000000000000'; ;) {
-      const rows = await snapshotsExisting(sql, period.begin, period.end, after, batch);
-      if (rows.length === 0) break;
-      await publisher.publish(
-        rows.map((n) =>
-          message('snapshot', n.id, 'snapshot.exists', 'snapshot', snapshotPayload(n, MODELS.snapshot.index.statusOf(n.state), n.size)),
-        ),
-      );
-      counts.snapshots += rows.length;
-      after = rows.at(-1)!.id;
-    }
+    const volumes = await each(
+      (after) => volumesExisting(sql, period.begin, period.end, after, batch),
+      (v) => message('volume', v.id, 'volume.exists', 'volume', volumePayload(v, MODELS.volume.index.statusOf(v.state), v.size)),
+    );
+    const snapshots = await each(
+      (after) => snapshotsExisting(sql, period.begin, period.end, after, batch),
+      (n) => message('snapshot', n.id, 'snapshot.exists', 'snapshot', snapshotPayload(n, MODELS.snapshot.index.statusOf(n.state), n.size)),
+    );
+    return { volumes, snapshots };
   } finally {
     await publisher.disconnect();
   }
-  return counts;
 }
