@@ -6,34 +6,24 @@
  * must be answered, and retried. A forced deadlock on real connections.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Sql } from '../../db/connect.ts';
+import { describe, expect, it } from 'vitest';
 import { transaction } from '../../db/tx.ts';
-import { createTestDatabase } from '../helpers/db.ts';
+import { useTestDatabase } from '../helpers/db.ts';
 import { eventually } from '../helpers/wait.ts';
 
-let a: Sql;
-let b: Sql;
-beforeAll(async () => {
-  const url = await createTestDatabase();
-  a = connect(url, { max: 1, name: 'tx-a' });
-  b = connect(url, { max: 2, name: 'tx-b' });
-});
-afterAll(async () => {
-  await a.end({ timeout: 5 });
-  await b.end({ timeout: 5 });
-});
+// three sessions at once: the other transaction, ours, and the test's own reads
+const db = useTestDatabase({ max: 4 });
 
 describe('transaction', () => {
   it('retries when its pipelined lock is a deadlock victim, not failing on what was sent after it', async () => {
     const [low, high] = [randomUUID(), randomUUID()].sort() as [string, string];
     for (const id of [low, high])
-      await b`INSERT INTO resource_states (resource_type, resource_id, state) VALUES ('volume', ${id}, 'available')`;
+      await db.sql`INSERT INTO resource_states (resource_type, resource_id, state) VALUES ('volume', ${id}, 'available')`;
     const deadlocks = async () =>
-      (await b<{ n: number }[]>`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`)[0]!.n;
+      (await db.sql<{ n: number }[]>`SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()`)[0]!.n;
     const before = await deadlocks();
     const waiting = () =>
-      b<{ n: number }[]>`
+      db.sql<{ n: number }[]>`
         SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity s ON s.pid = l.pid
         WHERE NOT l.granted AND s.datname = current_database()`.then(([r]) => r!.n);
     // The other order: `high` first, then (once the transaction below waits for `high`) `low`.
@@ -43,7 +33,7 @@ describe('transaction', () => {
     const otherMayGo = new Promise<void>((r) => (releaseOther = r));
     let otherHolds!: () => void;
     const otherHoldsHigh = new Promise<void>((r) => (otherHolds = r));
-    const other = a.begin(async (tx) => {
+    const other = db.sql.begin(async (tx) => {
       await tx`SET LOCAL deadlock_timeout = '10s'`;
       await tx`SELECT 1 FROM resource_states WHERE resource_type = 'volume' AND resource_id = ${high} FOR NO KEY UPDATE`;
       otherHolds();
@@ -53,7 +43,7 @@ describe('transaction', () => {
     await otherHoldsHigh;
     let attempts = 0;
     const ours = transaction(
-      b,
+      db.sql,
       {
         rows: [
           { type: 'volume', id: high },
