@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultContainer, objectPrefix, PosixBackupStore, type BackupIdentity, type Compression } from '../src/backup/posix.ts';
 import type { BlockSource, BlockTarget } from '../src/drivers/driver.ts';
+import { median } from './stats.ts';
 
 const MIB = 1024 * 1024;
 const BLOCK = 32 * 1024;
@@ -132,11 +133,6 @@ function identity(parent?: BackupIdentity): BackupIdentity {
     container: defaultContainer(id),
     prefix: objectPrefix(volumeId, id, createdAt),
   };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1]!;
 }
 
 /** Median seconds of `RUNS` timed runs after one to warm up. */

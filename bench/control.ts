@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
 import { checkout, here, ROOT, type Target } from './worktree.ts';
 import { freePort, startEmbedded } from '../db/servers/embedded.ts';
+import { median } from './stats.ts';
 
 const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--rounds N (1)] [--seconds N (8)] [--only <sitting name prefix>] [--why]
   --compare  run the same sittings against another commit's server, side by side, and print the ratios
@@ -367,10 +368,6 @@ async function main() {
   }
   console.log(`  (p50 / p95, server-side from the history)`);
   console.log(`pgbench, the volume machine's statement, 8 clients, uncontended: ${pgbenchRate()}`);
-  const median = (xs: number[]) => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-  };
   const p50 = (runs: Result[]) => median(runs.map((x) => x.create[0]));
   const lifecycles = (runs: Result[]) => median(runs.map((x) => x.lifecycles));
   if (ROUNDS > 1) {

@@ -45,6 +45,7 @@ import { migrate } from '../db/migrate.ts';
 import { MODELS } from '../machines/index.ts';
 import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';
 import { checkout, here, type Target } from './worktree.ts';
+import { median } from './stats.ts';
 
 const USAGE = `usage: npm run bench:nodes -- [--compare <commit>]
        npm run bench:connections
@@ -212,11 +213,6 @@ function busyJiffies(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
   return f[0]! + f[1]! + f[2]! + f[5]! + f[6]!;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<Rate> {
   const c = await cluster(pg, count, latencyMs, 5000, target);
