@@ -58,12 +58,18 @@ async function nodes(count: number, databaseUrl: string, latencyMs: number) {
   return { nodes: started, journal, another };
 }
 
-/** Call any live node, moving on to the next when one does not answer. */
+/**
+ * Call any live node, moving on to the next when one does not answer. Each
+ * call goes round the whole pool from where it starts: with one counter
+ * shared by every caller, the other callers' turns could land one call's
+ * every try on the killed node ("no node answered", once in a full run).
+ */
 function client(pool: VolstateNode[]) {
   let next = 0;
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const first = next++;
     for (let tries = 0; tries < pool.length * 3; tries++) {
-      const node = pool[next++ % pool.length]!;
+      const node = pool[(first + tries) % pool.length]!;
       const r = await call(node, method, path, body, headers);
       if (r.status !== 0) return r;
     }
