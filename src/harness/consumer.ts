@@ -42,7 +42,7 @@ function resourceOf(publisher: string, payload: Record<string, unknown>): string
 
 export class NotificationConsumer {
   readonly received: ReceivedNotification[] = [];
-  /** when the last notification came (ms since the epoch): the end waits for a quiet spell */
+  /** when the last notification came (ms since the epoch; bench:notify times the drain by it) */
   lastAt = 0;
   reconnects = 0;
   private connection: ChannelModel | undefined;
