@@ -51,6 +51,8 @@ export async function startRabbit(opts: { dir?: string } = {}): Promise<Rabbit> 
     RABBITMQ_DIST_PORT: String(dist),
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
     ERL_EPMD_ADDRESS: '127.0.0.1',
+    // a broker that fails to start (its directory gone under a restart at a run's end) dumps here, not in the cwd
+    ERL_CRASH_DUMP: join(dir, 'erl_crash.dump'),
   };
   // rabbitmqctl, without blocking the event loop: the harness's clients and consumer run in the
   // same process (a spawnSync here stalled them for the whole of each broker restart, ~7 s).
