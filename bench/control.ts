@@ -17,6 +17,11 @@
  * EXTEND transition to the next `available`; delete from DELETE to
  * `deleted`. Lifecycles counts those completed inside the window.
  *
+ * Each sitting prints the CPU a lifecycle cost the machine, and of it
+ * PostgreSQL (postmaster and backends), the node and these clients
+ * (bench/cpu.ts, /proc): on two cores that, not a wait, is what bounds the
+ * lifecycles.
+ *
  * `--compare <commit>` runs the same sittings against another commit's
  * server in the same invocation (a git worktree under
  * node_modules/.cache/volstate/, `npm ci` there once), one after the other
@@ -25,7 +30,7 @@
  * uncontended run), the physical anchor of this machine at that moment.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -34,6 +39,7 @@ import { ensureDatabase, sqlClient, tcpUrl } from '../db/connect.ts';
 import { checkout, here, ROOT, type Target } from './worktree.ts';
 import { freePort, startEmbedded } from '../db/servers/embedded.ts';
 import { median } from './stats.ts';
+import { machineBusyMs, processCpuMs } from './cpu.ts';
 
 const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--rounds N (1)] [--seconds N (8)] [--only <sitting name prefix>] [--why]
   --compare  run the same sittings against another commit's server, side by side, and print the ratios
@@ -41,7 +47,8 @@ const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--rounds N 
   --only     the sittings whose name starts so: '1 client', '16 clients, 1 project', '16 clients, 16 projects'
   --why      where the time went: statements per lifecycle, the wait before each transition, what backends waited on
   --rounds   run each sitting this many times, alternating the commits, and compare the medians (BENCH_ROUNDS, 1):
-             this machine's speed moves by 10-30 % from one minute to the next`;
+             this machine's speed moves by 10-30 % from one minute to the next
+  each sitting first runs its load for BENCH_WARMUP_SECONDS (2), uncounted`;
 let parsed;
 try {
   parsed = parseArgs({
@@ -71,6 +78,7 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
   process.exit(2);
 }
 const POLL_MS = Number(process.env.BENCH_POLL_MS ?? 5);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 
 interface Sitting {
   name: string;
@@ -177,6 +185,8 @@ interface Result {
   failures: string[];
   /** group commit, from the node's /metrics: statements and the transitions they carried (absent: no such metric) */
   grouped: string;
+  /** CPU ms per lifecycle over the window: PostgreSQL (postmaster and backends), the node, these clients, the whole machine */
+  cpu: { postgres: number; node: number; clients: number; machine: number };
 }
 
 /** `N grouped statements carried M transitions`, from the node's metrics (warm-up included), or '' if it has none. */
@@ -246,17 +256,19 @@ async function explain(url: string) {
     async report(lifecycles: number) {
       sampling = false;
       await sampler;
-      const top = await sql<{ calls: number; ms: number; query: string }[]>`
-        SELECT calls::int, total_exec_time AS ms, regexp_replace(query, '\s+', ' ', 'g') AS query FROM pg_stat_statements
+      const top = await sql<{ calls: number; ms: number; plans: number; planMs: number; query: string }[]>`
+        SELECT calls::int, total_exec_time AS ms, plans::int AS plans, total_plan_time AS "planMs", regexp_replace(query, '\s+', ' ', 'g') AS query FROM pg_stat_statements
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC`;
       const calls = top.reduce((a, r) => a + r.calls, 0);
       const ms = top.reduce((a, r) => a + Number(r.ms), 0);
+      const plans = top.reduce((a, r) => a + r.plans, 0);
+      const planMs = top.reduce((a, r) => a + Number(r.planMs), 0);
       console.log(
-        `    ${(calls / lifecycles).toFixed(1)} statements, ${(ms / lifecycles).toFixed(2)} ms of their execution per lifecycle; by total time:`,
+        `    ${(calls / lifecycles).toFixed(1)} statements, ${(ms / lifecycles).toFixed(2)} ms of their execution per lifecycle; ${(plans / lifecycles).toFixed(1)} plannings, ${(planMs / lifecycles).toFixed(2)} ms; by total time:`,
       );
       for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 12))) {
         console.log(
-          `      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`,
+          `      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  plan ${(r.plans / r.calls).toFixed(2)} × ${(Number(r.planMs) / Math.max(1, r.plans)).toFixed(3)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`,
         );
       }
       // Which step the time goes to: each transition's wait since the one before it, summed per lifecycle.
@@ -292,18 +304,30 @@ async function explain(url: string) {
 
 let databases = 0;
 
+/** The CPU the sitting's processes used so far, ms (bench/cpu.ts). */
+function cpuNow(postmaster: number, server: ChildProcess) {
+  const own = process.cpuUsage();
+  return {
+    postgres: processCpuMs(postmaster, true),
+    node: processCpuMs(server.pid!),
+    clients: (own.user + own.system) / 1000,
+    machine: machineBusyMs(),
+  };
+}
+
 async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target, sitting: Sitting, work: string): Promise<Result> {
   const name = `bench_control_${++databases}`;
   await ensureDatabase(pg.adminUrl, name);
   const url = pg.urlFor(name);
   const server = await serve(target, url, join(work, name));
   try {
-    // A warm-up lifecycle per client, all at once, not counted: the first requests compile and
-    // prepare, and the server opens its pool and lock sessions. (One per project made the sitting of
-    // one project open them inside its window: its first creates took 0.6-0.9 s, its p95.)
-    await Promise.all(
-      Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, Date.now() + 1, [])),
-    );
+    // A warm-up, not counted: the sitting's own load for WARMUP_SECONDS. The first requests compile
+    // and prepare, and the server opens its pool and lock sessions; and PostgreSQL plans each
+    // prepared statement afresh for its first five executions on each connection before it keeps a
+    // generic plan, which a server running for days does once. (One lifecycle per client left a
+    // quarter of the window's planning to that: 0.4 ms of a lifecycle's 1.6 ms, --why.)
+    const warm = Date.now() + WARMUP_SECONDS * 1000;
+    await Promise.all(Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, warm, [])));
     const sql = sqlClient(url, { max: 1, onnotice: () => {} });
     await sql`TRUNCATE state_transitions`;
     await sql.end();
@@ -311,12 +335,21 @@ async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target
     const started = Date.now();
     const deadline = started + SECONDS * 1000;
     const why = values.why ? await explain(url) : undefined;
+    const postmaster = Number.parseInt(readFileSync(join(work, 'pg', 'pg', 'postmaster.pid'), 'utf8'), 10);
+    const cpuFrom = cpuNow(postmaster, server.proc);
+    // Read at the deadline: the lifecycles still under way then end afterwards, uncounted.
+    const cpuAt = new Promise<ReturnType<typeof cpuNow>>((r) =>
+      setTimeout(() => r(cpuNow(postmaster, server.proc)), deadline - Date.now()),
+    );
     const counts = await Promise.all(
       Array.from({ length: sitting.clients }, (_, i) => client(server.url, `bench${i % sitting.projects}`, deadline, failures)),
     );
+    const cpuTo = await cpuAt;
     const lifecycles = counts.reduce((a, b) => a + b, 0);
+    const per = (k: keyof typeof cpuTo) => (cpuTo[k] - cpuFrom[k]) / lifecycles;
+    const cpu = { postgres: per('postgres'), node: per('node'), clients: per('clients'), machine: per('machine') };
     if (why) await why.report(lifecycles);
-    return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures, grouped: await grouped(server.url) };
+    return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures, grouped: await grouped(server.url), cpu };
   } finally {
     server.proc.kill('SIGTERM');
     await new Promise((r) => (server.proc.exitCode !== null ? r(null) : server.proc.once('exit', r)));
@@ -341,7 +374,9 @@ async function main() {
   mkdirSync(join(work, 'pg'));
   const pg = await startEmbedded({
     dir: join(work, 'pg'),
-    settings: values.why ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {},
+    settings: values.why
+      ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' }
+      : {},
   });
   const results = new Map<string, Map<string, Result[]>>();
   try {
@@ -358,7 +393,7 @@ async function main() {
           runs.get(target.name)!.push(r);
           const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
           console.log(
-            `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
+            `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)  CPU per lifecycle ${r.cpu.machine.toFixed(1)} ms (PostgreSQL ${r.cpu.postgres.toFixed(1)}, node ${r.cpu.node.toFixed(1)}, clients ${r.cpu.clients.toFixed(1)})${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
           );
         }
     }
