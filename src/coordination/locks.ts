@@ -4,9 +4,10 @@
  * - `process`: in memory; excludes concurrent steps of one process.
  * - `node`: an exclusive lock file; excludes the processes of one machine
  *   (drivers whose backend is local, like the file driver's copies).
- * - `global`: a PostgreSQL advisory lock held on a dedicated session;
- *   excludes every node, and the server releases it when the holder's
- *   connection dies (crash, SIGKILL): no distributed lock manager.
+ * - `global`: a PostgreSQL session advisory lock (on the process's shared
+ *   lock session when free, see GlobalLocks); excludes every node, and the
+ *   server releases it when the holder's connection dies (crash, SIGKILL):
+ *   no distributed lock manager.
  *
  * Names are templates, as in Cinder's driver catalogue: `file-{source_id}`.
  * `lock` blocks (up to `timeoutMs`, forever if absent); `tryLock` does not.
@@ -230,14 +231,30 @@ interface Session {
   closed: boolean;
 }
 
+/** The shared session (see GlobalLocks): a single-connection client, and how many times its connection has closed. */
+interface SharedSession {
+  readonly sql: postgres.Sql;
+  /** connections closed so far: a lock taken under another count went with its connection */
+  closes: number;
+}
+
 /**
- * Each held global lock lives on a connection of its own: a single-connection
- * client, reused by the next lock once released. (Not `sql.reserve()`: in
- * postgres.js 3.4.9 a reserved session whose backend died makes every later
- * query on it wait forever, and a PostgreSQL restart kills them all; a
- * client reconnects.) When the holder process dies, its connections close
- * and the server releases its locks; when the server restarts, every lock
- * is gone with its session, and the holder's unlock is a harmless no-op.
+ * Global locks live on PostgreSQL sessions. A free lock (the common case:
+ * a fence nobody else holds) is taken on the process's **shared session**,
+ * one connection that every lock of the process is first tried on and
+ * released from: its statements are quick (a try-lock, an unlock), so the
+ * steps of a busy node pipeline theirs on it, and a node's connections do
+ * not grow with its worker concurrency. A lock another session holds is
+ * waited for on a session of its own (a blocking wait would hold up the
+ * shared one), reused by the next such wait once released; so is a name
+ * this process already holds on the shared session (a session's advisory
+ * locks are re-entrant: a second holder there would not be kept out).
+ * (Not `sql.reserve()`: in postgres.js 3.4.9 a reserved session whose
+ * backend died makes every later query on it wait forever, and a
+ * PostgreSQL restart kills them all; a client reconnects.) When the holder
+ * process dies, its connections close and the server releases its locks;
+ * when the server restarts, every lock is gone with its session, and the
+ * holder's unlock is a harmless no-op.
  *
  * A failover is the same for the server side (the new primary never had
  * the lock), but the holder lives on: its fence is gone while its step
@@ -248,13 +265,25 @@ interface Session {
  */
 class GlobalLocks {
   private readonly idle: Session[] = [];
+  private shared: SharedSession | undefined;
+  /** names held (or being tried) on the shared session by this process */
+  private readonly onShared = new Set<string>();
 
   constructor(
     /** a new single-connection client that calls `onclose` whenever its connection closes */
     private readonly connect: (onclose: () => void) => postgres.Sql,
-    /** sessions kept open for the next lock once released */
+    /** sessions kept open for the next wait once released */
     private readonly keepIdle: number,
   ) {}
+
+  private sharedSession(): SharedSession {
+    if (!this.shared) {
+      const shared: { sql?: postgres.Sql; closes: number } = { closes: 0 };
+      shared.sql = this.connect(() => shared.closes++);
+      this.shared = shared as SharedSession;
+    }
+    return this.shared;
+  }
 
   private session(): Session {
     // An idle session whose connection closed would fail its next query once: end it, take another.
@@ -276,14 +305,72 @@ class GlobalLocks {
   private async take(s: Session, name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<boolean> {
     // A close from before this lock is not this lock's loss. (One seen late, after the lock is taken, only makes confirm look again: safe.)
     s.closed = false;
-    // A free lock (the common case: a fence nobody else holds) in one round trip.
+    // Free by now (its holder let go while this one queued)? One round trip.
     const got = await tryAdvisoryLock(s.sql, name);
     if (tryOnly || got) return got;
     await advisoryLock(s.sql, name, timeoutMs);
     return true;
   }
 
+  /** Try the lock on the shared session: a held lock, or null when another session holds it. */
+  private async tryShared(name: string): Promise<Lock | null> {
+    const shared = this.sharedSession();
+    // Marked before the try, so that a second holder in this process waits on a session of its own.
+    this.onShared.add(name);
+    let epoch: number;
+    let got = false;
+    try {
+      // Its connection may have died unnoticed (the database restarted or failed over): the client
+      // reconnects for the next query, once the close has been handled (a query sent while it is,
+      // fails with it: hence a turn of the event loop between tries).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          epoch = shared.closes;
+          got = await tryAdvisoryLock(shared.sql, name);
+          break;
+        } catch (err) {
+          if (!isConnectionError(err) || attempt === 3) throw err;
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+    } finally {
+      if (!got) this.onShared.delete(name);
+    }
+    if (!got) return null;
+    const confirm = async (): Promise<Confirmed> => {
+      if (shared.closes === epoch) return 'held';
+      // Lost with its connection: take it again on whatever server answers now, if nobody else holds it.
+      const now = shared.closes;
+      try {
+        if ((await tryAdvisoryLock(shared.sql, name)) && shared.closes === now) {
+          epoch = now;
+          return 'retaken';
+        }
+      } catch {
+        /* no database to take it from: not ours */
+      }
+      return 'lost';
+    };
+    return heldLock(
+      name,
+      'global',
+      async () => {
+        // Unmarked as the unlock is sent: a later try of this name on the shared session queues behind it.
+        this.onShared.delete(name);
+        // Gone with its connection (and not taken again): nothing to let go of.
+        if (shared.closes !== epoch) return;
+        await advisoryUnlock(shared.sql, name).catch(() => {});
+      },
+      confirm,
+    );
+  }
+
   async acquire(name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<Lock | null> {
+    if (!this.onShared.has(name)) {
+      const lock = await this.tryShared(name);
+      if (lock || tryOnly) return lock;
+    } else if (tryOnly) return null;
+    // Held by another session (or by this process on the shared one): wait for it on a session of its own.
     let s = this.session();
     let got: boolean;
     try {
@@ -335,16 +422,18 @@ class GlobalLocks {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.idle.splice(0).map((s) => s.sql.end({ timeout: 1 })));
+    const shared = this.shared;
+    this.shared = undefined;
+    await Promise.all([...this.idle.splice(0).map((s) => s.sql.end({ timeout: 1 })), shared?.sql.end({ timeout: 1 })]);
   }
 }
 
 export interface CoordinationOptions {
   /** directory of node-scope lock files */
   dir: string;
-  /** database for global-scope locks (one connection per lock held) */
+  /** database for global-scope locks (one shared session, and one per wait for a lock held elsewhere) */
   databaseUrl?: string;
-  /** lock sessions kept open once released, for the next lock (a node: VOLSTATE_LOCK_IDLE_SESSIONS, its worker concurrency by default; here 4) */
+  /** sessions of their own kept open once a wait for a held lock is over, for the next wait (a node: VOLSTATE_LOCK_IDLE_SESSIONS, 2; here 4) */
   idleSessions?: number;
 }
 

@@ -100,6 +100,68 @@ for (const scope of ['node', 'global'] as const) {
   });
 }
 
+describe('global locks of one process', () => {
+  /** The advisory locks held in this database, and by how many sessions. */
+  const held = async () =>
+    (
+      await db.sql<{ locks: number; sessions: number }[]>`
+        SELECT count(*)::int AS locks, count(DISTINCT pid)::int AS sessions FROM pg_locks
+        WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`
+    )[0]!;
+
+  it('share one session while free, so a node holds one connection for all its fences, not one per step', async () => {
+    const c = new Coordination({ dir: dir(), databaseUrl: db.url });
+    try {
+      const locks = await Promise.all(Array.from({ length: 32 }, (_, i) => c.lock(`fence-${i}`, { scope: 'global', timeoutMs: 1000 })));
+      expect(await held()).toEqual({ locks: 32, sessions: 1 });
+      // Each is held for real: another process's try finds every one taken.
+      const other = new Coordination({ dir: dir(), databaseUrl: db.url });
+      try {
+        for (let i = 0; i < 32; i += 7) expect(await other.tryLock(`fence-${i}`, { scope: 'global' })).toBeNull();
+        await Promise.all(locks.map((l) => l.release()));
+        for (let i = 0; i < 32; i += 7) {
+          const mine = await other.tryLock(`fence-${i}`, { scope: 'global' });
+          expect(mine).not.toBeNull();
+          await mine!.release();
+        }
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('keep a second holder of a name in the same process out (advisory locks are re-entrant per session)', async () => {
+    const c = new Coordination({ dir: dir(), databaseUrl: db.url });
+    try {
+      const first = await c.lock('twice', { scope: 'global' });
+      expect(await c.tryLock('twice', { scope: 'global' })).toBeNull();
+      await expect(c.lock('twice', { scope: 'global', timeoutMs: 100 })).rejects.toBeInstanceOf(LockTimeout);
+      // A waiter gets it once the first lets go, and then the first's name is free on the shared session again.
+      const waiting = c.lock('twice', { scope: 'global', timeoutMs: 5000 });
+      let second: Awaited<typeof waiting> | undefined;
+      void waiting.then((l) => (second = l));
+      // The waiter is queued on the server (its own session), not let in beside the first.
+      for (;;) {
+        const [w] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`;
+        if (w!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(second).toBeUndefined();
+      await first.release();
+      second = await waiting;
+      expect(await c.tryLock('twice', { scope: 'global' })).toBeNull();
+      await second.release();
+      const third = await c.tryLock('twice', { scope: 'global' });
+      expect(third).not.toBeNull();
+      await third!.release();
+    } finally {
+      await c.close();
+    }
+  });
+});
+
 describe('a global lock whose session is lost (the database restarted or failed over)', () => {
   /** Terminate the lock sessions of this test's database, as a failover ends every session of the old primary. */
   const terminateLockSessions = () =>
