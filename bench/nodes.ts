@@ -11,7 +11,8 @@
  *
  * Two regimes:
  *   - backend-bound: every driver operation takes BENCH_LATENCY_MS (1000 ms,
- *     as creating a LUN on a real array may): a node's 16 worker slots are
+ *     as creating a LUN on a real array may): a node's 16 worker slots (set
+ *     so, see SLOTS) are
  *     what bounds it (16 / 2 s of driver time per volume = 8 volumes/s), so
  *     nodes add slots and throughput should grow with them. The latency is
  *     that long so that 3 nodes' worth (24/s) stays far below what two cores
@@ -23,8 +24,9 @@
  *     node 2.2 instead of 2.9). Each run prints the rows each node owned
  *     (its slots in use) and those queued, sampled: all slots taken, rows
  *     waiting: the slots are the bound;
- *   - CPU-bound: no added latency: nodes, clients and PostgreSQL share this
- *     machine's cores, so more nodes cannot add much here.
+ *   - CPU-bound: no added latency, each commit's default worker concurrency:
+ *     nodes, clients and PostgreSQL share this machine's cores, so more
+ *     nodes cannot add much here.
  *
  * `--compare <commit>`: the same runs on another commit's nodes too (a git
  * worktree, bench/worktree.ts), one after the other, and the ratios.
@@ -80,7 +82,12 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
   console.error(`BENCH_ROUNDS must be a whole number of at least 1, not ${process.env.BENCH_ROUNDS}\n${USAGE}`);
   process.exit(2);
 }
-/** each node's VOLSTATE_WORKER_CONCURRENCY (its default) */
+/**
+ * Each node's VOLSTATE_WORKER_CONCURRENCY in the backend-bound regime and the recovery run, set
+ * for both commits: there the slots are the bound the nodes add up (the default is 64 since
+ * issue 19; 48 clients would not fill one node's). The CPU-bound regime and bench:connections
+ * run each commit's default.
+ */
 const SLOTS = 16;
 const WAIT = { prefer: 'wait=60' };
 
@@ -93,7 +100,15 @@ interface Cluster {
   stop(): Promise<void>;
 }
 
-async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, timeoutMs = 5000, target: Target = THIS): Promise<Cluster> {
+async function cluster(
+  pg: EmbeddedServer,
+  count: number,
+  latencyMs: number,
+  timeoutMs = 5000,
+  target: Target = THIS,
+  /** VOLSTATE_WORKER_CONCURRENCY; undefined: the node's default */
+  slots: number | undefined = SLOTS,
+): Promise<Cluster> {
   const name = `bench_nodes_${++dbCount}`;
   await ensureDatabase(pg.adminUrl, name);
   const url = pg.urlFor(name);
@@ -109,7 +124,12 @@ async function cluster(pg: EmbeddedServer, count: number, latencyMs: number, tim
       latencyMs,
       timeoutMs,
       // the defaults of a real deployment, not the test's fast ones
-      env: { VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)), VOLSTATE_WORKER_POLL_MS: '2000', VOLSTATE_DRIVER_JOURNAL: '' },
+      env: {
+        VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)),
+        VOLSTATE_WORKER_POLL_MS: '2000',
+        VOLSTATE_DRIVER_JOURNAL: '',
+        ...(slots === undefined ? {} : { VOLSTATE_WORKER_CONCURRENCY: String(slots) }),
+      },
       // Side by side, both commits' nodes start the same way (their sources through their tsx), so
       // that only the code differs; alone, this tree's nodes run as the harness runs them (bundled).
       tree: targets.length > 1 ? target.dir : undefined,
@@ -215,7 +235,8 @@ function busyJiffies(): number {
 }
 
 async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<Rate> {
-  const c = await cluster(pg, count, latencyMs, 5000, target);
+  const slots = latencyMs > 0 ? SLOTS : undefined;
+  const c = await cluster(pg, count, latencyMs, 5000, target, slots);
   try {
     const l = load(c);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
@@ -227,7 +248,7 @@ async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, 
     const errors = await l.stop();
     if (errors) console.log(`  (${errors} requests were refused or failed)`);
     console.log(
-      `    rows owned per node (mean of ${busy.samples} samples, ${SLOTS} worker slots each): ${busy.perNode.map((n) => n.toFixed(1)).join(', ')}; queued ${busy.queued.toFixed(1)}`,
+      `    rows owned per node (mean of ${busy.samples} samples, ${slots ?? 'the default'} worker slots each): ${busy.perNode.map((n) => n.toFixed(1)).join(', ')}; queued ${busy.queued.toFixed(1)}`,
     );
     const made = await createdBetween(c.sql, from, to);
     return { perSecond: made / ((to.getTime() - from.getTime()) / 1000), cpuMs: (cpuSeconds * 1000) / made };
@@ -291,13 +312,14 @@ const total = (s: Record<string, number>) => Object.values(s).reduce((a, n) => a
  * their defaults hold on one database: at rest, at the peak of a
  * backend-bound load (sampled every 50 ms), and once it is over; against
  * the budget docs/active-active.md states: per node at most VOLSTATE_DB_POOL (20)
- * + 1 LISTEN session + one session per global lock held (at most the steps
- * in flight, VOLSTATE_WORKER_CONCURRENCY, 16) + VOLSTATE_LOCK_IDLE_SESSIONS (4).
+ * + 1 LISTEN session + 1 shared lock session + the sessions waiting for a
+ * lock held elsewhere (none without contention) and VOLSTATE_LOCK_IDLE_SESSIONS
+ * (2) kept once such a wait is over.
  */
 async function connectionBudget(pg: EmbeddedServer) {
   const count = Number(process.env.BENCH_NODES ?? 10);
-  const perNode = 20 + 1 + 16 + 4;
-  const c = await cluster(pg, count, LATENCY_MS);
+  const perNode = 20 + 1 + 1 + 2;
+  const c = await cluster(pg, count, LATENCY_MS, 5000, THIS, undefined);
   try {
     const rest = await sessions(c.sql);
     const l = load(c);

@@ -83,8 +83,8 @@ export interface Config {
   /**
    * The connections a node holds (docs/active-active.md, "The connections a node costs"):
    * VOLSTATE_DB_POOL (default 20) for requests and steps, and
-   * VOLSTATE_LOCK_IDLE_SESSIONS (default: the worker concurrency) global-lock sessions kept open
-   * between locks (a held lock has a session of its own).
+   * VOLSTATE_LOCK_IDLE_SESSIONS (default 2) global-lock sessions kept open between waits (a free
+   * lock is taken on one shared session; a session of its own only waits for one held elsewhere).
    */
   connections: { pool: number; lockIdle: number };
   /**
@@ -307,7 +307,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (driver !== 'file' && driver !== 'fake') throw new ConfigError(`VOLSTATE_DRIVER=${driver}: expected file or fake`);
   const heartbeatMs = int(env, 'VOLSTATE_HEARTBEAT_MS', 1000, 50);
   const timeoutMs = int(env, 'VOLSTATE_WORKER_TIMEOUT_MS', 5000, 200);
-  const concurrency = int(env, 'VOLSTATE_WORKER_CONCURRENCY', 16, 1, 1024);
+  // 64, as Cinder's volume service (oslo.messaging's executor_thread_pool_size): a step waiting on its
+  // backend costs a promise, and since fences share one lock session (src/coordination/locks.ts)
+  // no connection either. At 16, one node's slots, not its CPU, bounded it (bench:nodes, issue 19).
+  const concurrency = int(env, 'VOLSTATE_WORKER_CONCURRENCY', 64, 1, 1024);
   if (timeoutMs < 2 * heartbeatMs) {
     throw new ConfigError(`VOLSTATE_WORKER_TIMEOUT_MS=${timeoutMs} must be at least twice VOLSTATE_HEARTBEAT_MS=${heartbeatMs}`);
   }
@@ -342,11 +345,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs,
       drainMs: int(env, 'VOLSTATE_DRAIN_MS', 10_000, 0),
     },
-    // As many lock sessions kept as steps may hold fences: fewer, and a busy worker opens and closes
-    // a connection for most steps (a backend fork and a SCRAM exchange each; bench:control found it).
+    // A free fence is taken on the one shared lock session; a session of its own is opened only to
+    // wait for a fence another node holds (recovery, a frozen worker), and a couple are kept for the next.
     connections: {
       pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000),
-      lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', concurrency, 0, 1000),
+      lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', 2, 0, 1000),
     },
     groupCommit: {
       max: int(env, 'VOLSTATE_GROUP_COMMIT', 0, 0, 10_000),
