@@ -106,8 +106,8 @@ async function cluster(
   latencyMs: number,
   timeoutMs = 5000,
   target: Target = THIS,
-  /** VOLSTATE_WORKER_CONCURRENCY; undefined: the node's default */
-  slots: number | undefined = SLOTS,
+  /** VOLSTATE_WORKER_CONCURRENCY; null: the node's default */
+  slots: number | null = SLOTS,
 ): Promise<Cluster> {
   const name = `bench_nodes_${++dbCount}`;
   await ensureDatabase(pg.adminUrl, name);
@@ -128,7 +128,7 @@ async function cluster(
         VOLSTATE_HEARTBEAT_MS: String(Math.min(1000, timeoutMs / 4)),
         VOLSTATE_WORKER_POLL_MS: '2000',
         VOLSTATE_DRIVER_JOURNAL: '',
-        ...(slots === undefined ? {} : { VOLSTATE_WORKER_CONCURRENCY: String(slots) }),
+        ...(slots === null ? {} : { VOLSTATE_WORKER_CONCURRENCY: String(slots) }),
       },
       // Side by side, both commits' nodes start the same way (their sources through their tsx), so
       // that only the code differs; alone, this tree's nodes run as the harness runs them (bundled).
@@ -235,7 +235,7 @@ function busyJiffies(): number {
 }
 
 async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<Rate> {
-  const slots = latencyMs > 0 ? SLOTS : undefined;
+  const slots = latencyMs > 0 ? SLOTS : null;
   const c = await cluster(pg, count, latencyMs, 5000, target, slots);
   try {
     const l = load(c);
@@ -319,7 +319,7 @@ const total = (s: Record<string, number>) => Object.values(s).reduce((a, n) => a
 async function connectionBudget(pg: EmbeddedServer) {
   const count = Number(process.env.BENCH_NODES ?? 10);
   const perNode = 20 + 1 + 1 + 2;
-  const c = await cluster(pg, count, LATENCY_MS, 5000, THIS, undefined);
+  const c = await cluster(pg, count, LATENCY_MS, 5000, THIS, null);
   try {
     const rest = await sessions(c.sql);
     const l = load(c);
