@@ -189,11 +189,20 @@ interface Result {
   cpu: { postgres: number; node: number; clients: number; machine: number };
 }
 
-/** `N grouped statements carried M transitions`, from the node's metrics (warm-up included), or '' if it has none. */
+/**
+ * From the node's metrics (warm-up included): `N grouped statements carried M transitions` when it
+ * grouped any, and how many rows made pending work its worker kept and how many were announced.
+ */
 async function grouped(url: string): Promise<string> {
   const text = await (await fetch(`${url}/metrics`, { headers: { 'x-auth-token': 'admin:admin' } })).text().catch(() => '');
   const n = (name: string) => Number(new RegExp(`^volstate_group_commit_${name}_total (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
-  return Number.isNaN(n('statements')) ? '' : `  grouped: ${n('rows')} transitions in ${n('statements')} statements`;
+  const work = (woken: string) =>
+    Number(new RegExp(`^volstate_pending_work_total\\{woken="${woken}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  const kept = Number.isNaN(work('kept')) ? '' : `  work kept ${work('kept')}, announced ${work('announced')}`;
+  return (
+    (Number.isNaN(n('statements')) || n('statements') === 0 ? '' : `  grouped: ${n('rows')} transitions in ${n('statements')} statements`) +
+    kept
+  );
 }
 
 /** p50 and p95 in ms of the server-side durations, from the history. */

@@ -74,6 +74,13 @@ export const FIXED_PARAMS = ['resource_type', 'resource_id', 'actor', 'request_i
  */
 export const NEXT_OWNER = '@next_owner';
 
+/**
+ * Whether a row that becomes pending work is announced to every node
+ * (NOTIFY), or left to the sender's own worker (see notifyCte). Bound like
+ * NEXT_OWNER, and only by statements whose rows can become pending work.
+ */
+export const BROADCAST = '@broadcast';
+
 export interface CompiledStatement {
   readonly type: string;
   readonly event: string;
@@ -113,7 +120,7 @@ function binder(model: ResourceModel, event: string, first: number, column?: (i:
       if (!type) throw new Error(`${model.type}.${event}: unknown parameter :${name}`);
       return placeholder(name, type);
     });
-  return { bind, order, types, nextOwner: () => placeholder(NEXT_OWNER, 'text?') };
+  return { bind, order, types, nextOwner: () => placeholder(NEXT_OWNER, 'text?'), broadcast: () => placeholder(BROADCAST, 'bool') };
 }
 
 /**
@@ -169,11 +176,24 @@ function resultsOf(model: ResourceModel, event: string): Set<string> {
   return out;
 }
 
-/** Wake the workers when the row is left unowned in a state with a step (a wake-up too many is harmless). */
-function notifyCte(model: ResourceModel, from: string): string {
-  return `notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, ${from}.resource_type) FROM ${from}
-    WHERE ${from}.owner IS NULL AND ${from}.state IN (${list(model.index.stepStates)}))`;
+/**
+ * A row left unowned in a state with a step is pending work (`pending`: the
+ * statement answers how many). Every node's workers are woken for it by a
+ * NOTIFY (`notified`) unless the sender said `broadcast` false: its node's
+ * own worker takes the row, woken in the process once the transition has
+ * committed (src/enforcer.ts). A NOTIFY serializes the commits of every
+ * transaction that sends one, in the whole database (PostgreSQL takes one
+ * lock for its queue from before the commit's WAL flush to its end), so
+ * work a node keeps costs none. A wake-up too many is harmless.
+ */
+function notifyCte(model: ResourceModel, from: string, broadcast: string): string {
+  return `pending AS (SELECT ${from}.resource_type FROM ${from}
+    WHERE ${from}.owner IS NULL AND ${from}.state IN (${list(model.index.stepStates)})),
+  notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, pending.resource_type) FROM pending WHERE ${broadcast})`;
 }
+
+/** What a statement whose rows may become pending work answers of it (see notifyCte). */
+const PENDING_COUNTS = '(SELECT count(*) FROM pending) AS pending, (SELECT count(*) FROM notified) AS notified';
 
 /** The branches of `event` and the SET list that applies whichever holds first (see the file's comment). */
 function updateOf(model: ResourceModel, event: string, bind: (s: string) => string, nextOwner: () => string) {
@@ -218,6 +238,7 @@ function afterMove(
   model: ResourceModel,
   event: string,
   bind: (fragment: string) => string,
+  broadcast: () => string,
   moved = 'moved',
 ): { notify: boolean; ctes: string } {
   const results = [...resultsOf(model, event)];
@@ -243,7 +264,7 @@ function afterMove(
   UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
 )`
       : '';
-  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved')}` : ''}${retired}${recorded}` };
+  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved', broadcast())}` : ''}${retired}${recorded}` };
 }
 
 /**
@@ -255,14 +276,14 @@ function afterMove(
  */
 export function compileTransition(model: ResourceModel, event: string, withOwner = false): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
-  const { bind, order, nextOwner } = binder(model, event, FIXED_PARAMS.length + 1);
+  const { bind, order, nextOwner, broadcast } = binder(model, event, FIXED_PARAMS.length + 1);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  const after = afterMove(model, event, bind);
+  const after = afterMove(model, event, bind, broadcast);
   const notify = after.notify;
   const table = DATA_TABLES[model.type];
   const owned = withOwner && table !== undefined;
   const selects = [
-    ...(notify ? ['(SELECT count(*) FROM notified) AS notified'] : []),
+    ...(notify ? [PENDING_COUNTS] : []),
     '(SELECT count(*) FROM woken) AS woken',
     ...(owned
       ? [
@@ -273,7 +294,7 @@ export function compileTransition(model: ResourceModel, event: string, withOwner
         ]
       : []),
   ];
-  const nothing = [...(notify ? ['0::bigint'] : []), '0::bigint', ...(owned ? ['NULL::text', 'NULL::uuid'] : [])];
+  const nothing = [...(notify ? ['0::bigint', '0::bigint'] : []), '0::bigint', ...(owned ? ['NULL::text', 'NULL::uuid'] : [])];
   const text = `WITH moved AS (
   UPDATE resource_states SET
     ${set.join(',\n    ')}
@@ -320,10 +341,17 @@ SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
  */
 export function compileBatch(model: ResourceModel, event: string): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
-  const { bind, order, types, nextOwner } = binder(model, event, 0, (i) => `b.b_p${i}`);
+  const { bind, order, types, nextOwner, broadcast } = binder(model, event, 0, (i) => `b.b_p${i}`);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  // a data row's columns come from each row's own parameters: its batch entry beside it
-  const after = afterMove(model, event, bind, 'moved JOIN batch b ON b.b_id = moved.resource_id');
+  // a data row's columns come from each row's own parameters: its batch entry beside it; so does
+  // its broadcast (every entry of a batch carries the same)
+  const after = afterMove(
+    model,
+    event,
+    bind,
+    () => `(SELECT bool_or(${broadcast()}) FROM batch b)`,
+    'moved JOIN batch b ON b.b_id = moved.resource_id',
+  );
   const notify = after.notify;
   const record = [
     'b_id uuid',
@@ -354,9 +382,9 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
   SELECT resource_type, resource_id, previous_state, ${lit(event)}, state, version, b_actor, b_request_id, size FROM moved
 )${after.ctes}
-SELECT true AS applied, moved.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''}, (SELECT count(*) FROM woken) AS woken FROM moved
+SELECT true AS applied, moved.*${notify ? `, ${PENDING_COUNTS}` : ''}, (SELECT count(*) FROM woken) AS woken FROM moved
 UNION ALL
-SELECT false AS applied, locked.*, NULL::text, NULL::text${notify ? ', 0::bigint' : ''}, 0::bigint FROM locked
+SELECT false AS applied, locked.*, NULL::text, NULL::text${notify ? ', 0::bigint, 0::bigint' : ''}, 0::bigint FROM locked
 WHERE NOT EXISTS (SELECT 1 FROM moved WHERE moved.resource_id = locked.resource_id)`;
   return { type: model.type, event, text, params: order };
 }
@@ -369,13 +397,15 @@ export function createColumns(model: ResourceModel): string[] {
 /**
  * The statement that creates a resource's state row in the machine's
  * initial state, with its history row ($1 type, $2 id, $3 actor,
- * $4 request id, then `createColumns(model)` in order).
+ * $4 request id, then `createColumns(model)` in order, then BROADCAST when the
+ * initial state has a step: `params`).
  */
 export function compileCreate(model: ResourceModel): CompiledStatement {
   const cols = createColumns(model);
   const initial = model.index.initial;
   const notify = model.index.stepStates.includes(initial);
   const values = cols.map((c, i) => `$${5 + i}::${PG_TYPE[model.context[c]!]}`);
+  const broadcast = `$${5 + cols.length}::boolean`;
   const text = `WITH created AS (
   INSERT INTO resource_states (${['resource_type', 'resource_id', 'state', ...cols].join(', ')})
   VALUES (${['$1::text', '$2::uuid', lit(initial), ...values].join(', ')})
@@ -383,9 +413,9 @@ export function compileCreate(model: ResourceModel): CompiledStatement {
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
   SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text, size FROM created
-)${notify ? `, ${notifyCte(model, 'created')}` : ''}
-SELECT true AS applied, created.*${notify ? ', (SELECT count(*) FROM notified) AS notified' : ''} FROM created`;
-  return { type: model.type, event: CREATE_EVENT, text, params: cols };
+)${notify ? `, ${notifyCte(model, 'created', broadcast)}` : ''}
+SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}` : ''} FROM created`;
+  return { type: model.type, event: CREATE_EVENT, text, params: notify ? [...cols, BROADCAST] : cols };
 }
 
 /** Every statement of every model, compiled once. */

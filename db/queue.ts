@@ -12,6 +12,7 @@
 import { MODELS, type ResourceModel } from '../machines/index.ts';
 import { guardAtoms } from '../machines/model.ts';
 import type { Executor as Exec } from './connect.ts';
+import { WORK_CHANNEL } from './cas.ts';
 
 const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
@@ -140,6 +141,14 @@ export async function unclaim(sql: Exec, worker: string, type: string, id: strin
     WHERE resource_type = ${type} AND resource_id = ${id} AND owner = ${worker}
     RETURNING resource_id`;
   return rows.length > 0;
+}
+
+/**
+ * Wake every node's workers (a worker that stops, for the work its node
+ * kept for it and had not claimed yet: src/enforcer.ts keepWork).
+ */
+export async function announceWork(sql: Exec): Promise<void> {
+  await sql`SELECT pg_notify(${WORK_CHANNEL}, 'handover')`;
 }
 
 /** Number of rows waiting for a worker. */

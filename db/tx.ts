@@ -28,6 +28,29 @@ import { SQLSTATE, sqlState } from './sqlstate.ts';
 
 const RETRYABLE = new Set<string>([SQLSTATE.DEADLOCK_DETECTED, SQLSTATE.SERIALIZATION_FAILURE]);
 
+/** What runs once each open transaction of `transaction()` has committed (an attempt that fails drops its own). */
+const committed = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Run `fn` once what `exec` sent is committed: at once on a connection
+ * outside a transaction (each statement commits before its answer comes),
+ * after the commit in a transaction of `transaction()`, never if that
+ * transaction rolls back. Returns false, running nothing, for a
+ * transaction it does not know (none is opened elsewhere: the lint rule).
+ */
+export function afterCommit(exec: postgres.Sql | postgres.TransactionSql, fn: () => void): boolean {
+  const hooks = committed.get(exec);
+  if (hooks) hooks.push(fn);
+  else if ('begin' in exec) fn();
+  else return false;
+  return true;
+}
+
+/** Whether `afterCommit(exec, …)` would run what it is given (asked before sending, so a caller can choose). */
+export function commitVisible(exec: postgres.Sql | postgres.TransactionSql): boolean {
+  return committed.has(exec) || 'begin' in exec;
+}
+
 export interface RowRef {
   readonly type: string;
   readonly id: string;
@@ -83,9 +106,12 @@ export async function transaction<T>(
   attempts = 5,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    const hooks: (() => void)[] = [];
+    let value: T;
     try {
       // eslint-disable-next-line no-restricted-syntax -- the one place a multi-row transaction begins
-      return (await sql.begin(async (tx) => {
+      value = (await sql.begin(async (tx) => {
+        committed.set(tx, hooks);
         // The lock and `fn`'s first statements go together (postgres.js pipelines what is sent on
         // one session without waiting; PostgreSQL runs it in order, so the rows are locked before
         // `fn`'s first statement runs): a round trip less. If the lock fails (a deadlock), the
@@ -103,6 +129,9 @@ export async function transaction<T>(
       const state = sqlState(err);
       if (!state || !RETRYABLE.has(state) || attempt >= attempts) throw err;
       await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+      continue;
     }
+    for (const hook of hooks) hook();
+    return value;
   }
 }

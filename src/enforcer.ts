@@ -20,12 +20,12 @@
  * once. Only events that can do that pay for a transaction.
  */
 import type postgres from 'postgres';
-import { compileAll, createColumns, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
+import { BROADCAST, compileAll, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
 import type { Executor, Sql } from '../db/connect.ts';
 import { isConnectionError, sqlState } from '../db/sqlstate.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { insertLeases, takeLeases } from '../db/leases.ts';
-import { transaction } from '../db/tx.ts';
+import { afterCommit, commitVisible, transaction } from '../db/tx.ts';
 import { consume, reserve, settle, type Exceeded } from '../db/quotas.ts';
 import { countsOf, negate, QUOTA, reservingIn } from '../machines/quota.ts';
 import { ApiError } from './errors.ts';
@@ -42,6 +42,16 @@ import {
 } from '../machines/index.ts';
 import type { AnyEvent } from '../machines/model.ts';
 import { LEASE_KINDS, type LeaseKind } from '../machines/resource.ts';
+
+/**
+ * A worker in this process that takes the work this process's transitions
+ * leave (Enforcer.keepWork): `room()` whether it has a free slot now,
+ * `wake()` to look for work (called once the transition has committed).
+ */
+export interface LocalWorker {
+  room(): boolean;
+  wake(): void;
+}
 
 /** A `resource_states` row as the statements return it. */
 export type StateRow = ResourceStateRow;
@@ -169,6 +179,10 @@ export class Enforcer {
   private group: GroupCommit | undefined;
   /** batched statements sent, the rows they carried, and those PostgreSQL refused whole (each row then went alone) */
   readonly batches = { statements: 0, rows: 0, fallbacks: 0 };
+  /** the workers of this process that keep its work (keepWork) */
+  private readonly locals = new Set<LocalWorker>();
+  /** rows made pending work: announced to every node (NOTIFY), or kept for a worker of this process */
+  readonly pendingWork = { broadcast: 0, kept: 0 };
 
   constructor() {
     for (const model of Object.values(MODELS) as ResourceModel[]) {
@@ -185,6 +199,33 @@ export class Enforcer {
     }
     // A transition that changes usage reads its project and volume type in its own statement.
     this.statements = compileAll(Object.values(MODELS), (type, event) => this.accounted.has(`${type}:${event}`));
+  }
+
+  /**
+   * Keep the work this process's transitions make for `worker`: while it
+   * has a free slot, a row a transition leaves pending is not announced to
+   * every node by a NOTIFY but handed to it in the process, once committed
+   * (db/cas.ts notifyCte says what a NOTIFY costs the whole database). With
+   * no local worker with room, or in a transaction the enforcer cannot see
+   * commit, every node is told, as before. Returns the undo.
+   */
+  keepWork(worker: LocalWorker): () => void {
+    this.locals.add(worker);
+    return () => this.locals.delete(worker);
+  }
+
+  /** A worker of this process to hand `exec`'s pending work to, if one has room and the commit can be seen. */
+  private keeper(exec: Executor): LocalWorker | undefined {
+    if (this.locals.size === 0 || !commitVisible(exec)) return undefined;
+    for (const w of this.locals) if (w.room()) return w;
+    return undefined;
+  }
+
+  /** After a statement that may have made rows pending work: count it, and wake `keeper` once committed. */
+  private handOver(exec: Executor, keeper: LocalWorker | undefined, row: object): void {
+    if (!(Number((row as { pending?: unknown }).pending ?? 0) > 0)) return;
+    if (keeper && afterCommit(exec, () => keeper.wake())) this.pendingWork.kept++;
+    else this.pendingWork.broadcast++;
   }
 
   statement(type: ResourceType, event: string): CompiledStatement {
@@ -245,7 +286,8 @@ export class Enforcer {
       expect_owner: opts.owner ?? null,
       expect_version: opts.version ?? null,
     };
-    const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : (event[p] ?? null));
+    const keeper = this.keeper(exec);
+    const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : p === BROADCAST ? !keeper : (event[p] ?? null));
     const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map(bound)];
 
     for (let attempt = 0; ; attempt++) {
@@ -254,6 +296,7 @@ export class Enforcer {
       });
       if (!row) return refusal('missing', ref, event.type);
       if (row.applied) {
+        this.handOver(exec, keeper, row);
         const owner = row as { data_project_id?: string | null; data_volume_type_id?: string | null };
         const data = owner.data_project_id
           ? { project_id: owner.data_project_id, volume_type_id: owner.data_volume_type_id ?? null }
@@ -296,6 +339,7 @@ export class Enforcer {
     const model = modelOf(type);
     const stmt = this.statements.batches.get(key)!;
     const started = performance.now();
+    const keeper = this.keeper(exec);
     const input = items.map(({ id, event, opts }: { id: string; event: AnyEvent; opts: ApplyOptions }) => {
       if (event.type !== first.event.type) throw new Error(`a batch is one event: ${event.type} among ${first.event.type}`);
       const entry: Record<string, unknown> = {
@@ -305,7 +349,9 @@ export class Enforcer {
         b_owner: opts.owner ?? null,
         b_version: opts.version ?? null,
       };
-      stmt.params.forEach((p, i) => (entry[`b_p${i}`] = p === NEXT_OWNER ? (opts.nextOwner ?? null) : (event[p] ?? null)));
+      stmt.params.forEach(
+        (p, i) => (entry[`b_p${i}`] = p === NEXT_OWNER ? (opts.nextOwner ?? null) : p === BROADCAST ? !keeper : (event[p] ?? null)),
+      );
       return entry;
     });
     let rows: (StateRow & { applied: boolean })[];
@@ -318,6 +364,9 @@ export class Enforcer {
       this.batches.fallbacks++;
       return Promise.allSettled(items.map((i) => this.applyIn(exec, { type, id: i.id }, i.event, i.opts)));
     }
+    // every applied row answers the statement's count of pending rows: one hand-over for all
+    const applied = rows.find((r) => r.applied);
+    if (applied) this.handOver(exec, keeper, applied);
     const byId = new Map(rows.map((r) => [r.resource_id, r]));
     const outcomes = items.map(({ id, event, opts }): Outcome => {
       const ref = { type, id };
@@ -464,8 +513,16 @@ export class Enforcer {
     const stmt = this.statements.creates.get(ref.type)!;
     const initial = model.machine.config.context as Record<string, unknown>;
     const ctx = { ...initial, ...(context as Record<string, unknown>) };
-    const params = [ref.type, ref.id, opts.actor, opts.requestId ?? null, ...createColumns(model).map((c) => ctx[c] ?? null)];
+    const keeper = this.keeper(exec);
+    const params = [
+      ref.type,
+      ref.id,
+      opts.actor,
+      opts.requestId ?? null,
+      ...stmt.params.map((c) => (c === BROADCAST ? !keeper : (ctx[c] ?? null))),
+    ];
     const [row] = await exec.unsafe<StateRow[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    this.handOver(exec, keeper, row!);
     return strip(row!);
   }
 }
@@ -502,6 +559,7 @@ function refusal(kind: RefusalKind, ref: Ref, event: string): Refusal {
 function strip(
   row: StateRow & {
     applied?: boolean;
+    pending?: unknown;
     notified?: unknown;
     woken?: unknown;
     data_project_id?: unknown;
@@ -512,6 +570,7 @@ function strip(
 ): StateRow {
   const {
     applied: _a,
+    pending: _pe,
     notified: _n,
     woken: _w,
     data_project_id: _p,

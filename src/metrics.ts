@@ -175,6 +175,18 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
       },
     });
   }
+  // Work kept (src/enforcer.ts keepWork): rows this node made pending work, and who was woken for them.
+  new Counter({
+    name: 'volstate_pending_work_total',
+    help: "Rows this node's transitions made pending work, by who was woken: its own worker in the process (kept), or every node by a NOTIFY (announced)",
+    labelNames: ['woken'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ woken: 'kept' }, opts.enforcer.pendingWork.kept);
+      this.inc({ woken: 'announced' }, opts.enforcer.pendingWork.broadcast);
+    },
+  });
   const http = new Counter({
     name: 'volstate_http_requests_total',
     help: 'HTTP requests answered',

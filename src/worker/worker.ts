@@ -39,7 +39,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import type { Sql } from '../../db/connect.ts';
-import { backingOff, claim, inBackupLane, unclaim, type ClaimedRow } from '../../db/queue.ts';
+import { announceWork, backingOff, claim, inBackupLane, unclaim, type ClaimedRow } from '../../db/queue.ts';
 import { foldUsage } from '../../db/quotas.ts';
 import { ensureHistoryPartitions, purge } from '../../db/retention.ts';
 import { deregisterWorker, heartbeat, stillOwns, registerWorker, rowsOwnedBy } from '../../db/workers.ts';
@@ -137,6 +137,8 @@ export class Worker {
   private loopDone: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
+  /** stop keeping this process's work (start: keepWork) */
+  private unkeep: (() => void) | undefined;
   /** idle() waiters, each with the claim round it must see finish empty */
   private idleWaiters: { after: number; resolve: () => void }[] = [];
   /** claim rounds started */
@@ -206,6 +208,12 @@ export class Worker {
       () => this.signal.fire(),
     );
     this.unlisten = () => listener.unlisten();
+    // The work this node's own requests make is ours while we have a free slot: woken in the
+    // process, with no NOTIFY for the whole database to serialize on (src/enforcer.ts keepWork).
+    this.unkeep = this.opts.enforcer.keepWork({
+      room: () => !this.stopping && !this.disabled && this.inflight.size < this.opts.concurrency,
+      wake: () => this.signal.fire(),
+    });
     this.loopDone = this.loop();
     this.relay?.start();
   }
@@ -317,8 +325,11 @@ export class Worker {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.unkeep?.();
     this.signal.fire();
     await this.loopDone;
+    // Work kept for us and not yet claimed goes to the other nodes now, not at their next poll.
+    await announceWork(this.opts.sql).catch(() => {});
     await this.relay?.stop();
     const drained = Promise.allSettled(this.inflight.values());
     await Promise.race([drained, new Promise((r) => setTimeout(r, this.opts.drainMs).unref())]);
