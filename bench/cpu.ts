@@ -47,3 +47,11 @@ export function processCpuMs(pid: number, tree = false): number {
   }
   return ticks * TICK_MS;
 }
+
+/** The postmaster's pid of a PostgreSQL on this machine: the parent of the backend serving `sql`. */
+export async function postmasterPid(sql: (strings: TemplateStringsArray) => PromiseLike<readonly { pid: number }[]>): Promise<number> {
+  const [row] = await sql`SELECT pg_backend_pid() AS pid`;
+  const ppid = stat(row!.pid)?.[1];
+  if (ppid === undefined) throw new Error(`no /proc entry for PostgreSQL backend ${row!.pid}: is the server on another machine?`);
+  return ppid;
+}

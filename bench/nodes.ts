@@ -36,7 +36,7 @@
  * steps; measured from the kill until no row is owned by the dead worker,
  * and until every one of those rows is at rest again.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -48,6 +48,7 @@ import { MODELS } from '../machines/index.ts';
 import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';
 import { checkout, here, type Target } from './worktree.ts';
 import { median } from './stats.ts';
+import { machineBusyMs, postmasterPid, processCpuMs } from './cpu.ts';
 
 const USAGE = `usage: npm run bench:nodes -- [--compare <commit>]
        npm run bench:connections
@@ -226,12 +227,19 @@ interface Rate {
   perSecond: number;
   /** the whole machine's busy CPU (nodes, PostgreSQL, these clients) over the window, per volume made, ms */
   cpuMs: number;
+  /** of it, per volume made, ms: PostgreSQL (postmaster and backends), the nodes together, these clients */
+  split: { postgres: number; nodes: number; clients: number };
 }
 
-/** Jiffies (1/100 s) the machine's CPUs spent busy since boot (user, nice, system, irq, softirq). */
-function busyJiffies(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number);
-  return f[0]! + f[1]! + f[2]! + f[5]! + f[6]!;
+/** CPU ms used so far: the machine, PostgreSQL, the nodes, this process (bench/cpu.ts). */
+function cpuNow(postmaster: number, nodes: readonly VolstateNode[]) {
+  const own = process.cpuUsage();
+  return {
+    machine: machineBusyMs(),
+    postgres: processCpuMs(postmaster, true),
+    nodes: nodes.reduce((sum, n) => sum + processCpuMs(n.proc.pid!), 0),
+    clients: (own.user + own.system) / 1000,
+  };
 }
 
 async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, target: Target): Promise<Rate> {
@@ -241,9 +249,10 @@ async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, 
     const l = load(c);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
     const [{ now: from }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
-    const jiffies = busyJiffies();
+    const postmaster = await postmasterPid(c.sql as never);
+    const cpuFrom = cpuNow(postmaster, c.nodes);
     const busy = await ownedRows(c, SECONDS * 1000);
-    const cpuSeconds = (busyJiffies() - jiffies) / 100;
+    const cpuTo = cpuNow(postmaster, c.nodes);
     const [{ now: to }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
     const errors = await l.stop();
     if (errors) console.log(`  (${errors} requests were refused or failed)`);
@@ -251,7 +260,12 @@ async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, 
       `    rows owned per node (mean of ${busy.samples} samples, ${slots ?? 'the default'} worker slots each): ${busy.perNode.map((n) => n.toFixed(1)).join(', ')}; queued ${busy.queued.toFixed(1)}`,
     );
     const made = await createdBetween(c.sql, from, to);
-    return { perSecond: made / ((to.getTime() - from.getTime()) / 1000), cpuMs: (cpuSeconds * 1000) / made };
+    const per = (k: keyof typeof cpuTo) => (cpuTo[k] - cpuFrom[k]) / made;
+    return {
+      perSecond: made / ((to.getTime() - from.getTime()) / 1000),
+      cpuMs: per('machine'),
+      split: { postgres: per('postgres'), nodes: per('nodes'), clients: per('clients') },
+    };
   } finally {
     await c.stop();
   }
@@ -378,7 +392,7 @@ async function main() {
             if (!r.has(key)) r.set(key, []);
             r.get(key)!.push(rate);
             console.log(
-              `  ${regime}, ${target.name}, ${count} node${count > 1 ? 's' : ''}${ROUNDS > 1 ? ` (round ${round})` : ''}: ${rate.perSecond.toFixed(1)} volumes/s, ${rate.cpuMs.toFixed(1)} ms of CPU per volume`,
+              `  ${regime}, ${target.name}, ${count} node${count > 1 ? 's' : ''}${ROUNDS > 1 ? ` (round ${round})` : ''}: ${rate.perSecond.toFixed(1)} volumes/s, ${rate.cpuMs.toFixed(1)} ms of CPU per volume (PostgreSQL ${rate.split.postgres.toFixed(1)}, node${count > 1 ? 's' : ''} ${rate.split.nodes.toFixed(1)}, clients ${rate.split.clients.toFixed(1)})`,
             );
           }
       if (latency > 0)
