@@ -266,7 +266,7 @@ async function explain(url: string) {
       sampling = false;
       await sampler;
       const top = await sql<{ calls: number; ms: number; plans: number; planMs: number; query: string }[]>`
-        SELECT calls::int, total_exec_time AS ms, plans::int AS plans, total_plan_time AS "planMs", regexp_replace(query, '\s+', ' ', 'g') AS query FROM pg_stat_statements
+        SELECT calls::int, total_exec_time AS ms, plans::int AS plans, total_plan_time AS "planMs", query FROM pg_stat_statements
         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC`;
       const calls = top.reduce((a, r) => a + r.calls, 0);
       const ms = top.reduce((a, r) => a + Number(r.ms), 0);

@@ -25,12 +25,18 @@ export async function joinQueue(sql: Exec, ref: WaitRef, seconds: number): Promi
   return Number(row!.id);
 }
 
-/** The oldest live waiter of the resource. */
-export async function headOf(sql: Exec, ref: WaitRef): Promise<number | undefined> {
-  const [row] = await sql<{ id: number }[]>`
-    SELECT id FROM waiters WHERE resource_type = ${ref.type} AND resource_id = ${ref.id} AND alive_until > now()
-    ORDER BY id LIMIT 1`;
-  return row ? Number(row.id) : undefined;
+/**
+ * The oldest live waiter of the resource, and the state its row is in now
+ * (undefined: no row), in one statement: a waiter at the head tries again
+ * only if its event may move the row from there (src/waiting.ts).
+ */
+export async function headOf(sql: Exec, ref: WaitRef): Promise<{ head: number | undefined; state: string | undefined }> {
+  const [row] = await sql<{ head: string | null; state: string | null }[]>`
+    SELECT
+      (SELECT id FROM waiters WHERE resource_type = ${ref.type} AND resource_id = ${ref.id} AND alive_until > now()
+       ORDER BY id LIMIT 1) AS head,
+      (SELECT state FROM resource_states WHERE resource_type = ${ref.type} AND resource_id = ${ref.id}::uuid) AS state`;
+  return { head: row!.head === null ? undefined : Number(row!.head), state: row!.state ?? undefined };
 }
 
 /** Keep this process's waiters alive for another lease (never past their deadline). */

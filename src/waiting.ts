@@ -180,7 +180,12 @@ export class Waits {
           await this.changed(waiter, Math.min(left, WAITER_LEASE_MS));
         }
         waiter.changed = false;
-        if ((await headOf(this.sql, ref)) !== me) continue; // an earlier waiter goes first
+        const { head, state } = await headOf(this.sql, ref);
+        if (head !== me) continue; // an earlier waiter goes first
+        // Still where the event has no transition (the look once at once, after joining, finds a
+        // volume being created as the refusal did): a certain refusal, not worth a try. Read after
+        // joining, so a move after this read notifies us.
+        if (state !== undefined && !mayMove(ref.type, state, waiter.event)) continue;
         try {
           return await attempt();
         } catch (err) {

@@ -11,7 +11,9 @@ import { Enforcer } from '../../src/enforcer.ts';
 import { ApiError } from '../../src/errors.ts';
 import { Waits } from '../../src/waiting.ts';
 import { WAITER_LEASE_MS } from '../../db/waiters.ts';
+import { MODELS } from '../../machines/index.ts';
 import { eventually, HEADERS, useApp, waitStatus } from '../helpers/app.ts';
+import { putRow } from '../helpers/rows.ts';
 
 const t = useApp({ latencyMs: 300 });
 const wait = (seconds: number) => ({ prefer: `wait=${seconds}` });
@@ -170,6 +172,49 @@ describe('Prefer: wait', () => {
       await notify(`volume:${a}`);
       expect(await waitingA).toBe('let in');
       expect(attempts.get(a)).toBe(3);
+    } finally {
+      await waits.stop();
+    }
+  });
+
+  it('after joining the queue, looks at the row and does not try again while its event has no transition from there', async () => {
+    // A volume being created (a fixture row: no worker will move it but the test).
+    const id = await putRow(t.db.sql, MODELS.volume, 'creating.backend', {
+      ...(MODELS.volume.machine.config.context as Record<string, unknown>),
+      size: 1,
+    });
+    // The waiter's looks (db/waiters.ts headOf), counted as they complete.
+    let looks = 0;
+    const sql = new Proxy(t.db.sql, {
+      apply(target, self, args: unknown[]) {
+        const q = Reflect.apply(target, self, args) as Promise<unknown>;
+        if (Array.isArray(args[0]) && args[0].join('').includes('AS head'))
+          q.then(
+            () => looks++,
+            () => {},
+          );
+        return q;
+      },
+    });
+    const waits = new Waits(sql);
+    await waits.start();
+    let attempts = 0;
+    let open = false;
+    try {
+      const waiting = waits.attempt(20, async () => {
+        attempts++;
+        if (open) return 'let in';
+        throw new ApiError('VolumeIsBusy', { reason: 'test' }, { refusal: { kind: 'busy', ref: { type: 'volume', id }, event: 'DELETE' } });
+      });
+      await eventually(async () => (looks >= 1 ? true : undefined), 10_000, 'the look after joining');
+      await new Promise((r) => setImmediate(r)); // what the look decided has run
+      // The refusal, and no second try: the row is still in `creating.backend`, where DELETE has no transition.
+      expect(attempts).toBe(1);
+      open = true;
+      await t.db.sql`UPDATE resource_states SET state = 'available' WHERE resource_type = 'volume' AND resource_id = ${id}`;
+      await t.db.sql`SELECT pg_notify('volstate_state', ${`volume:${id}:available`})`;
+      expect(await waiting).toBe('let in');
+      expect(attempts).toBe(2);
     } finally {
       await waits.stop();
     }
