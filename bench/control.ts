@@ -40,6 +40,7 @@ import { checkout, here, ROOT, type Target } from './worktree.ts';
 import { freePort, startEmbedded } from '../db/servers/embedded.ts';
 import { median } from './stats.ts';
 import { machineBusyMs, processCpuMs } from './cpu.ts';
+import { printStatements, resetStatements, STATEMENT_SETTINGS } from './statements.ts';
 
 const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--rounds N (1)] [--seconds N (8)] [--only <sitting name prefix>] [--why]
   --compare  run the same sittings against another commit's server, side by side, and print the ratios
@@ -183,8 +184,8 @@ interface Result {
   extend: [number, number];
   delete: [number, number];
   failures: string[];
-  /** group commit, from the node's /metrics: statements and the transitions they carried (absent: no such metric) */
-  grouped: string;
+  /** from the node's /metrics: group commit's statements and transitions, work kept and announced ('' when absent) */
+  counters: string;
   /** CPU ms per lifecycle over the window: PostgreSQL (postmaster and backends), the node, these clients, the whole machine */
   cpu: { postgres: number; node: number; clients: number; machine: number };
 }
@@ -193,7 +194,7 @@ interface Result {
  * From the node's metrics (warm-up included): `N grouped statements carried M transitions` when it
  * grouped any, and how many rows made pending work its worker kept and how many were announced.
  */
-async function grouped(url: string): Promise<string> {
+async function nodeCounters(url: string): Promise<string> {
   const text = await (await fetch(`${url}/metrics`, { headers: { 'x-auth-token': 'admin:admin' } })).text().catch(() => '');
   const n = (name: string) => Number(new RegExp(`^volstate_group_commit_${name}_total (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
   const work = (woken: string) =>
@@ -246,8 +247,7 @@ async function latencies(databaseUrl: string): Promise<Pick<Result, 'create' | '
  */
 async function explain(url: string) {
   const sql = sqlClient(url, { max: 1, onnotice: () => {} });
-  await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
-  await sql`SELECT pg_stat_statements_reset()`;
+  await resetStatements(sql);
   const waits = new Map<string, number>();
   let samples = 0;
   let sampling = true;
@@ -265,21 +265,7 @@ async function explain(url: string) {
     async report(lifecycles: number) {
       sampling = false;
       await sampler;
-      const top = await sql<{ calls: number; ms: number; plans: number; planMs: number; query: string }[]>`
-        SELECT calls::int, total_exec_time AS ms, plans::int AS plans, total_plan_time AS "planMs", query FROM pg_stat_statements
-        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC`;
-      const calls = top.reduce((a, r) => a + r.calls, 0);
-      const ms = top.reduce((a, r) => a + Number(r.ms), 0);
-      const plans = top.reduce((a, r) => a + r.plans, 0);
-      const planMs = top.reduce((a, r) => a + Number(r.planMs), 0);
-      console.log(
-        `    ${(calls / lifecycles).toFixed(1)} statements, ${(ms / lifecycles).toFixed(2)} ms of their execution per lifecycle; ${(plans / lifecycles).toFixed(1)} plannings, ${(planMs / lifecycles).toFixed(2)} ms; by total time:`,
-      );
-      for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 12))) {
-        console.log(
-          `      ${(r.calls / lifecycles).toFixed(2).padStart(6)}/lifecycle ${(r.ms / r.calls).toFixed(3).padStart(7)} ms  plan ${(r.plans / r.calls).toFixed(2)} × ${(Number(r.planMs) / Math.max(1, r.plans)).toFixed(3)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 150)}`,
-        );
-      }
+      await printStatements(sql, lifecycles, 'lifecycle');
       // Which step the time goes to: each transition's wait since the one before it, summed per lifecycle.
       const steps = await sql<{ step: string; n: number; p50: number; p95: number; per: number }[]>`
         WITH h AS (
@@ -358,7 +344,14 @@ async function sit(pg: Awaited<ReturnType<typeof startEmbedded>>, target: Target
     const per = (k: keyof typeof cpuTo) => (cpuTo[k] - cpuFrom[k]) / lifecycles;
     const cpu = { postgres: per('postgres'), node: per('node'), clients: per('clients'), machine: per('machine') };
     if (why) await why.report(lifecycles);
-    return { lifecycles, perSecond: lifecycles / SECONDS, ...(await latencies(url)), failures, grouped: await grouped(server.url), cpu };
+    return {
+      lifecycles,
+      perSecond: lifecycles / SECONDS,
+      ...(await latencies(url)),
+      failures,
+      counters: await nodeCounters(server.url),
+      cpu,
+    };
   } finally {
     server.proc.kill('SIGTERM');
     await new Promise((r) => (server.proc.exitCode !== null ? r(null) : server.proc.once('exit', r)));
@@ -383,9 +376,7 @@ async function main() {
   mkdirSync(join(work, 'pg'));
   const pg = await startEmbedded({
     dir: join(work, 'pg'),
-    settings: values.why
-      ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all', 'pg_stat_statements.track_planning': 'on' }
-      : {},
+    settings: values.why ? STATEMENT_SETTINGS : {},
   });
   const results = new Map<string, Map<string, Result[]>>();
   try {
@@ -402,7 +393,7 @@ async function main() {
           runs.get(target.name)!.push(r);
           const f = (p: [number, number]) => `${p[0].toFixed(1)} / ${p[1].toFixed(1)} ms`;
           console.log(
-            `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)  CPU per lifecycle ${r.cpu.machine.toFixed(1)} ms (PostgreSQL ${r.cpu.postgres.toFixed(1)}, node ${r.cpu.node.toFixed(1)}, clients ${r.cpu.clients.toFixed(1)})${r.grouped}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
+            `  ${sitting.name.padEnd(24)} ${target.name.padEnd(9)} create→available ${f(r.create)}  extend ${f(r.extend)}  delete ${f(r.delete)}  ${r.lifecycles} lifecycles (${r.perSecond.toFixed(1)}/s)  CPU per lifecycle ${r.cpu.machine.toFixed(1)} ms (PostgreSQL ${r.cpu.postgres.toFixed(1)}, node ${r.cpu.node.toFixed(1)}, clients ${r.cpu.clients.toFixed(1)})${r.counters}${r.failures.length ? `  ${r.failures.length} failures: ${r.failures[0]}` : ''}`,
           );
         }
     }

@@ -49,13 +49,14 @@ import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';
 import { checkout, here, type Target } from './worktree.ts';
 import { median } from './stats.ts';
 import { machineBusyMs, postmasterPid, processCpuMs } from './cpu.ts';
+import { printStatements, resetStatements, STATEMENT_SETTINGS } from './statements.ts';
 
 const USAGE = `usage: npm run bench:nodes -- [--compare <commit>]
        npm run bench:connections
   --compare  run the same nodes of another commit too, side by side, and print the ratios
   environment: BENCH_SECONDS (20), BENCH_CLIENTS (48), BENCH_LATENCY_MS (1000), BENCH_ONLY (a regime's name prefix: backend, CPU),
     BENCH_ROUNDS (1: with --compare, the runs alternate commits this many times and the ratios are of the medians),
-    BENCH_WHY=1 (each run's statements per volume and their execution time, from pg_stat_statements; BENCH_WHY_TOP lines, 15)`;
+    BENCH_WHY=1 (each run's statements per volume, their execution and planning, from pg_stat_statements; BENCH_WHY_TOP lines, 15)`;
 let parsed;
 try {
   parsed = parseArgs({
@@ -93,19 +94,6 @@ if (!Number.isInteger(ROUNDS) || ROUNDS < 1) {
 const SLOTS = 16;
 const WHY = process.env.BENCH_WHY === '1';
 
-/** BENCH_WHY: the statements the window ran, per volume made, by total execution time (pg_stat_statements, reset at its start). */
-async function statementsPerVolume(sql: postgres.Sql, made: number): Promise<void> {
-  const top = await sql<{ calls: number; ms: number; query: string }[]>`
-    SELECT calls::int, total_exec_time AS ms, query FROM pg_stat_statements
-    WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) ORDER BY total_exec_time DESC`;
-  const calls = top.reduce((a, r) => a + r.calls, 0);
-  const ms = top.reduce((a, r) => a + Number(r.ms), 0);
-  console.log(`    ${(calls / made).toFixed(1)} statements, ${(ms / made).toFixed(2)} ms of their execution per volume; by total time:`);
-  for (const r of top.slice(0, Number(process.env.BENCH_WHY_TOP ?? 15)))
-    console.log(
-      `      ${(r.calls / made).toFixed(2).padStart(6)}/volume ${(Number(r.ms) / r.calls).toFixed(3).padStart(7)} ms  ${r.query.replace(/\s+/g, ' ').slice(0, 140)}`,
-    );
-}
 const WAIT = { prefer: 'wait=60' };
 
 let dbCount = 0;
@@ -265,10 +253,7 @@ async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, 
     const l = load(c);
     await new Promise((r) => setTimeout(r, WARMUP_MS));
     const [{ now: from }] = (await c.sql`SELECT now()`) as unknown as [{ now: Date }];
-    if (WHY) {
-      await c.sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`;
-      await c.sql`SELECT pg_stat_statements_reset()`;
-    }
+    if (WHY) await resetStatements(c.sql);
     const postmaster = await postmasterPid(c.sql as never);
     const cpuFrom = cpuNow(postmaster, c.nodes);
     const busy = await ownedRows(c, SECONDS * 1000);
@@ -280,7 +265,7 @@ async function throughput(pg: EmbeddedServer, count: number, latencyMs: number, 
       `    rows owned per node (mean of ${busy.samples} samples, ${slots ?? 'the default'} worker slots each): ${busy.perNode.map((n) => n.toFixed(1)).join(', ')}; queued ${busy.queued.toFixed(1)}`,
     );
     const made = await createdBetween(c.sql, from, to);
-    if (WHY) await statementsPerVolume(c.sql, made);
+    if (WHY) await printStatements(c.sql, made, 'volume', 15);
     const per = (k: keyof typeof cpuTo) => (cpuTo[k] - cpuFrom[k]) / made;
     return {
       perSecond: made / ((to.getTime() - from.getTime()) / 1000),
@@ -389,8 +374,10 @@ async function connectionBudget(pg: EmbeddedServer) {
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'volstate-bench-nodes-pg-'));
   chmodSync(dir, 0o755);
-  const why: Record<string, string> = WHY ? { shared_preload_libraries: 'pg_stat_statements', 'pg_stat_statements.track': 'all' } : {};
-  const pg = await startEmbedded({ dir, settings: { synchronous_commit: 'off', max_connections: '600', ...why } });
+  const pg = await startEmbedded({
+    dir,
+    settings: { synchronous_commit: 'off', max_connections: '600', ...(WHY ? STATEMENT_SETTINGS : {}) },
+  });
   try {
     if (values.connections) return await connectionBudget(pg);
     console.log(

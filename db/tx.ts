@@ -39,10 +39,10 @@ const committed = new WeakMap<object, (() => void)[]>();
  * transaction it does not know (none is opened elsewhere: the lint rule).
  */
 export function afterCommit(exec: postgres.Sql | postgres.TransactionSql, fn: () => void): boolean {
+  if (!commitVisible(exec)) return false;
   const hooks = committed.get(exec);
   if (hooks) hooks.push(fn);
-  else if ('begin' in exec) fn();
-  else return false;
+  else fn();
   return true;
 }
 

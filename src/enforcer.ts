@@ -182,7 +182,7 @@ export class Enforcer {
   /** the workers of this process that keep its work (keepWork) */
   private readonly locals = new Set<LocalWorker>();
   /** rows made pending work: announced to every node (NOTIFY), or kept for a worker of this process */
-  readonly pendingWork = { broadcast: 0, kept: 0 };
+  readonly pendingWork = { announced: 0, kept: 0 };
 
   constructor() {
     for (const model of Object.values(MODELS) as ResourceModel[]) {
@@ -214,18 +214,26 @@ export class Enforcer {
     return () => this.locals.delete(worker);
   }
 
-  /** A worker of this process to hand `exec`'s pending work to, if one has room and the commit can be seen. */
-  private keeper(exec: Executor): LocalWorker | undefined {
-    if (this.locals.size === 0 || !commitVisible(exec)) return undefined;
+  /**
+   * A worker of this process to hand the pending work of `stmt` on `exec`
+   * to, if the statement can make any (it binds BROADCAST), one has room,
+   * and the commit can be seen.
+   */
+  private keeper(exec: Executor, stmt: CompiledStatement): LocalWorker | undefined {
+    if (this.locals.size === 0 || !stmt.params.includes(BROADCAST) || !commitVisible(exec)) return undefined;
     for (const w of this.locals) if (w.room()) return w;
     return undefined;
   }
 
-  /** After a statement that may have made rows pending work: count it, and wake `keeper` once committed. */
+  /** After a statement that may have made rows pending work: wake `keeper` once committed (and count it), or count it announced. */
   private handOver(exec: Executor, keeper: LocalWorker | undefined, row: object): void {
     if (!(Number((row as { pending?: unknown }).pending ?? 0) > 0)) return;
-    if (keeper && afterCommit(exec, () => keeper.wake())) this.pendingWork.kept++;
-    else this.pendingWork.broadcast++;
+    // counted once committed: a rolled-back transaction made no work
+    const kept = (k: LocalWorker) => () => {
+      this.pendingWork.kept++;
+      k.wake();
+    };
+    if (!keeper || !afterCommit(exec, kept(keeper))) this.pendingWork.announced++;
   }
 
   statement(type: ResourceType, event: string): CompiledStatement {
@@ -286,7 +294,7 @@ export class Enforcer {
       expect_owner: opts.owner ?? null,
       expect_version: opts.version ?? null,
     };
-    const keeper = this.keeper(exec);
+    const keeper = this.keeper(exec, stmt);
     const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : p === BROADCAST ? !keeper : (event[p] ?? null));
     const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map(bound)];
 
@@ -339,7 +347,7 @@ export class Enforcer {
     const model = modelOf(type);
     const stmt = this.statements.batches.get(key)!;
     const started = performance.now();
-    const keeper = this.keeper(exec);
+    const keeper = this.keeper(exec, stmt);
     const input = items.map(({ id, event, opts }: { id: string; event: AnyEvent; opts: ApplyOptions }) => {
       if (event.type !== first.event.type) throw new Error(`a batch is one event: ${event.type} among ${first.event.type}`);
       const entry: Record<string, unknown> = {
@@ -513,7 +521,7 @@ export class Enforcer {
     const stmt = this.statements.creates.get(ref.type)!;
     const initial = model.machine.config.context as Record<string, unknown>;
     const ctx = { ...initial, ...(context as Record<string, unknown>) };
-    const keeper = this.keeper(exec);
+    const keeper = this.keeper(exec, stmt);
     const params = [
       ref.type,
       ref.id,

@@ -184,7 +184,7 @@ export function metrics(app: FastifyInstance, opts: MetricsOptions): void {
     collect() {
       this.reset();
       this.inc({ woken: 'kept' }, opts.enforcer.pendingWork.kept);
-      this.inc({ woken: 'announced' }, opts.enforcer.pendingWork.broadcast);
+      this.inc({ woken: 'announced' }, opts.enforcer.pendingWork.announced);
     },
   });
   const http = new Counter({

@@ -210,9 +210,10 @@ export class Worker {
     this.unlisten = () => listener.unlisten();
     // The work this node's own requests make is ours while we have a free slot: woken in the
     // process, with no NOTIFY for the whole database to serialize on (src/enforcer.ts keepWork).
+    // Until stop() takes it back (its first act).
     this.unkeep = this.opts.enforcer.keepWork({
-      room: () => !this.stopping && !this.disabled && this.inflight.size < this.opts.concurrency,
-      wake: () => this.signal.fire(),
+      room: () => !this.disabled && this.freeSlots() > 0,
+      wake: () => this.poke(),
     });
     this.loopDone = this.loop();
     this.relay?.start();
@@ -356,9 +357,14 @@ export class Worker {
     this.signal.fire();
   }
 
+  /** Worker slots not taken by a step in flight. */
+  private freeSlots(): number {
+    return this.opts.concurrency - this.inflight.size;
+  }
+
   private async loop(): Promise<void> {
     while (!this.stopping) {
-      const free = this.opts.concurrency - this.inflight.size;
+      const free = this.freeSlots();
       // A power of two, not every count from 1 to the concurrency: the limit is written into the
       // claim's text (db/queue.ts), and PostgreSQL plans each text afresh for its first five
       // executions on each connection; 16 limits on 10 connections kept the claim planned at 0.8 of
@@ -463,7 +469,7 @@ export class Worker {
         // nobody), or idle() waits for a round with nothing in flight. Otherwise every row left
         // for a worker has notified already (db/cas.ts), and an empty claim per step was 2 of a
         // volume lifecycle's 6 claims (bench:control --why).
-        const full = this.inflight.size >= this.opts.concurrency || (this.lane.has(key) && this.lane.size >= this.opts.backupConcurrency);
+        const full = this.freeSlots() <= 0 || (this.lane.has(key) && this.lane.size >= this.opts.backupConcurrency);
         this.inflight.delete(key);
         this.lane.delete(key);
         if (full || handedBack || this.idleWaiters.length > 0) this.signal.fire();

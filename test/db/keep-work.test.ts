@@ -14,7 +14,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORK_CHANNEL } from '../../db/cas.ts';
 import { transaction } from '../../db/tx.ts';
 import { MODELS } from '../../machines/index.ts';
+import { FakeDriver } from '../../src/drivers/fake.ts';
 import { Enforcer } from '../../src/enforcer.ts';
+import { Worker } from '../../src/worker/worker.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { getRow, putRow } from '../helpers/rows.ts';
 import { until } from '../helpers/wait.ts';
@@ -60,7 +62,7 @@ describe('work a transition makes', () => {
     await enforcer.create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
     expect(w.wakes).toBe(1);
     expect(await heard()).toEqual(['volume']);
-    expect(enforcer.pendingWork).toEqual({ kept: 1, broadcast: 1 });
+    expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 1 });
 
     // An enforcer with no worker of its process tells every node, as before.
     await new Enforcer().create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
@@ -93,6 +95,7 @@ describe('work a transition makes', () => {
       }),
     ).rejects.toThrow('the caller gives up');
     expect(w.wakes).toBe(1);
+    expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 0 }); // the rolled-back one made no work
     expect(await getRow(db.sql, 'volume', b)).toMatchObject({ state: 'available' });
     expect(await heard()).toEqual([]);
   });
@@ -106,6 +109,22 @@ describe('work a transition makes', () => {
       enforcer.apply(tx, { type: 'volume', id }, { type: 'EXTEND', new_size: 2, in_use: false }, { actor: 'u:p' }),
     );
     expect(w.wakes).toBe(0);
+    expect(await heard()).toEqual(['volume']);
+  });
+
+  it('goes to a running worker of the process; once it stops, every node is told, and it announces what it kept', async () => {
+    const enforcer = new Enforcer();
+    const worker = new Worker({ sql: db.sql, enforcer, driver: new FakeDriver(), concurrency: 64, pollMs: 60_000, log: () => {} });
+    // 64 slots: the rows the tests above left pending (a handful) are claimed at its start and leave it room.
+    await worker.start();
+    await heard();
+    // A bare state row (no data row): its step goes nowhere, but the hand-over is what is looked at.
+    await enforcer.create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
+    expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 0 });
+    await worker.stop();
+    expect(await heard()).toContain('handover');
+    await enforcer.create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
+    expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 1 });
     expect(await heard()).toEqual(['volume']);
   });
 });
