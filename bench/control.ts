@@ -42,8 +42,10 @@ import { median } from './stats.ts';
 import { machineBusyMs, processCpuMs } from './cpu.ts';
 import { printStatements, resetStatements, STATEMENT_SETTINGS } from './statements.ts';
 
-const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--rounds N (1)] [--seconds N (8)] [--only <sitting name prefix>] [--why]
+const USAGE = `usage: npm run bench:control -- [--compare <commit>] [--floor] [--rounds N (1)] [--seconds N (8)] [--only <sitting name prefix>] [--why]
   --compare  run the same sittings against another commit's server, side by side, and print the ratios
+  --floor    run them against bench/floor-server.ts too: one CAS statement with its history per transition and
+             nothing else, the most lifecycles this machine allows any server that keeps its state in PostgreSQL
   --seconds  length of each sitting (BENCH_SECONDS)
   --only     the sittings whose name starts so: '1 client', '16 clients, 1 project', '16 clients, 16 projects'
   --why      where the time went: statements per lifecycle, the wait before each transition, what backends waited on
@@ -55,6 +57,7 @@ try {
   parsed = parseArgs({
     options: {
       compare: { type: 'string' },
+      floor: { type: 'boolean', default: false },
       seconds: { type: 'string', default: process.env.BENCH_SECONDS ?? '8' },
       only: { type: 'string' },
       // where the time went: statements per lifecycle (pg_stat_statements) and what the backends waited on
@@ -103,7 +106,7 @@ async function serve(target: Target, databaseUrl: string, dataDir: string): Prom
   // BENCH_CPU_PROF=<dir>: the server's CPU profile, written when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : [];
   const loader = pathToFileURL(join(target.dir, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const proc = spawn(process.execPath, [...prof, '--import', loader, 'src/cli.ts', 'serve', '--port', String(port)], {
+  const proc = spawn(process.execPath, [...prof, '--import', loader, target.entry ?? 'src/cli.ts', 'serve', '--port', String(port)], {
     cwd: target.dir,
     env: {
       ...process.env,
@@ -371,6 +374,7 @@ function pgbenchRate(): string {
 async function main() {
   const targets: Target[] = [here()];
   if (values.compare) targets.unshift(checkout(values.compare, 'bench:control'));
+  if (values.floor) targets.push({ ...here(), name: 'floor', entry: 'bench/floor-server.ts' });
   const work = mkdtempSync(join(tmpdir(), 'volstate-bench-control-'));
   chmodSync(work, 0o755);
   mkdirSync(join(work, 'pg'));
@@ -420,15 +424,18 @@ async function main() {
           )})`,
         );
   }
-  if (targets.length === 2) {
-    const [before, after] = targets.map((t) => t.name) as [string, string];
-    console.log(`\n${after} ÷ ${before} (same run${ROUNDS > 1 ? `, medians of ${ROUNDS} alternating rounds` : ''}):`);
+  // Each target against the first (the --compare commit, or this tree when only --floor is given).
+  if (targets.length > 1) {
+    const [base, ...others] = targets.map((t) => t.name) as [string, ...string[]];
+    console.log(`\nagainst ${base} (same run${ROUNDS > 1 ? `, medians of ${ROUNDS} alternating rounds` : ''}):`);
     for (const [sitting, r] of results) {
-      const a = r.get(after)!;
-      const b = r.get(before)!;
-      console.log(
-        `  ${sitting.padEnd(24)} create→available p50 ${(p50(a) / p50(b)).toFixed(2)} ×, lifecycles ${(lifecycles(a) / lifecycles(b)).toFixed(2)} ×`,
-      );
+      const b = r.get(base)!;
+      for (const other of others) {
+        const a = r.get(other)!;
+        console.log(
+          `  ${sitting.padEnd(24)} ${other.padEnd(9)} ÷ ${base}: create→available p50 ${(p50(a) / p50(b)).toFixed(2)} ×, lifecycles ${(lifecycles(a) / lifecycles(b)).toFixed(2)} ×`,
+        );
+      }
     }
   }
   const failed = [...results.values()].some((r) => [...r.values()].some((runs) => runs.some((x) => x.failures.length > 0)));

@@ -15,6 +15,8 @@ export interface Target {
   dir: string;
   /** this tree's server takes the socket URL; an older one may not */
   socket: boolean;
+  /** the server's entry point, run as `<entry> serve --port N` (src/cli.ts) */
+  entry?: string;
 }
 
 export function git(args: string[], cwd = ROOT): string {
