@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../db/migrate.ts';
 import { MODELS } from '../../machines/index.ts';
+import { currentValidStateFunction, validStateFunctionSql, validStateMigrationSql } from '../../db/state-check.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 const db = useTestDatabase();
@@ -52,5 +53,26 @@ describe('migrations', () => {
     await expect(
       db.sql`INSERT INTO resource_states (resource_type, resource_id, state) VALUES ('snapshot', gen_random_uuid(), 'creating.db')`,
     ).rejects.toMatchObject({ code: '23514' });
+  });
+
+  it("define volstate_valid_state with the machines' states (run `npm run db:generate` if this fails)", () => {
+    expect(currentValidStateFunction(MIGRATIONS)).toBe(validStateFunctionSql());
+  });
+
+  it("check the rows already there when the machines' states change", async () => {
+    const id = crypto.randomUUID();
+    await db.sql`INSERT INTO resource_states (resource_type, resource_id, state) VALUES ('volume', ${id}, 'available')`;
+    // A machine without 'available': db:generate's migration for it, run as the migrator runs it, in a transaction.
+    const migration = validStateMigrationSql().replace("'creating.parked', 'available', ", "'creating.parked', ");
+    expect(migration).not.toBe(validStateMigrationSql());
+    await expect(
+      db.sql.begin(async (tx) => {
+        for (const statement of migration.split('--> statement-breakpoint')) await tx.unsafe(statement);
+      }),
+    ).rejects.toMatchObject({ code: '23514' });
+    // Nothing of it stayed: the row is there and the states are the machines'.
+    const [fn] = await db.sql<{ def: string }[]>`SELECT prosrc AS def FROM pg_proc WHERE proname = 'volstate_valid_state'`;
+    expect(validStateFunctionSql()).toContain(fn!.def);
+    await db.sql`DELETE FROM resource_states WHERE resource_id = ${id}`;
   });
 });
