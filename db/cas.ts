@@ -232,7 +232,10 @@ function updateOf(model: ResourceModel, event: string, bind: (s: string) => stri
  * lead to a step state), retire the data row of one that reached the final
  * state (`retired`), and write the data row's columns the event carries
  * (`recorded`, the event's `data`; `moved` is where a row's parameters are
- * found: the batch joins its entries).
+ * found: the batch joins its entries), and delete the quota reservation a
+ * row moving out of one of `settles` keeps (`settled`: EXTENDED keeps the
+ * extend's gigabytes, counted when they were reserved, so settling them is
+ * deleting the rows; the enforcer names the events, machines/quota.ts).
  */
 function afterMove(
   model: ResourceModel,
@@ -240,6 +243,7 @@ function afterMove(
   bind: (fragment: string) => string,
   broadcast: () => string,
   moved = 'moved',
+  settles: readonly string[] = [],
 ): { notify: boolean; ctes: string } {
   const results = [...resultsOf(model, event)];
   const notify = results.some((s) => model.index.stepStates.includes(s));
@@ -264,7 +268,14 @@ function afterMove(
   UPDATE ${table} SET deleted_at = now() FROM moved WHERE ${table}.id = moved.resource_id AND moved.state IN (${list(finals)})
 )`
       : '';
-  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved', broadcast())}` : ''}${retired}${recorded}` };
+  const settled =
+    settles.length > 0
+      ? `, settled AS (
+  DELETE FROM quota_reservations q USING moved
+  WHERE q.resource_type = moved.resource_type AND q.resource_id = moved.resource_id AND moved.previous_state IN (${list(settles)})
+)`
+      : '';
+  return { notify, ctes: `${woken}${notify ? `, ${notifyCte(model, 'moved', broadcast())}` : ''}${retired}${recorded}${settled}` };
 }
 
 /**
@@ -274,11 +285,16 @@ function afterMove(
  * changes quota usage: it needs them in its transaction, and reading them
  * here saves a round trip while the project's usage waits.
  */
-export function compileTransition(model: ResourceModel, event: string, withOwner = false): CompiledStatement {
+export function compileTransition(
+  model: ResourceModel,
+  event: string,
+  withOwner = false,
+  settles: readonly string[] = [],
+): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner, broadcast } = binder(model, event, FIXED_PARAMS.length + 1);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
-  const after = afterMove(model, event, bind, broadcast);
+  const after = afterMove(model, event, bind, broadcast, 'moved', settles);
   const notify = after.notify;
   const table = DATA_TABLES[model.type];
   const owned = withOwner && table !== undefined;
@@ -339,7 +355,7 @@ SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
  * holds it as it is at refusal time, exactly, with no second read. An id
  * must appear at most once in a batch.
  */
-export function compileBatch(model: ResourceModel, event: string): CompiledStatement {
+export function compileBatch(model: ResourceModel, event: string, settles: readonly string[] = []): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, types, nextOwner, broadcast } = binder(model, event, 0, (i) => `b.b_p${i}`);
   const { branches, set } = updateOf(model, event, bind, nextOwner);
@@ -351,6 +367,7 @@ export function compileBatch(model: ResourceModel, event: string): CompiledState
     bind,
     () => `(SELECT bool_or(${broadcast()}) FROM batch b)`,
     'moved JOIN batch b ON b.b_id = moved.resource_id',
+    settles,
   );
   const notify = after.notify;
   const record = [
@@ -419,15 +436,25 @@ SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}` : ''} FROM cre
 }
 
 /** Every statement of every model, compiled once. */
-export function compileAll(models: readonly ResourceModel[], withOwner: (type: string, event: string) => boolean = () => false) {
+export function compileAll(
+  models: readonly ResourceModel[],
+  opts: {
+    /** the transition also reads its data row's project and volume type (see compileTransition) */
+    withOwner?: (type: string, event: string) => boolean;
+    /** the states from which the event keeps a reservation that its statement settles (see afterMove) */
+    settles?: (type: string, event: string) => readonly string[];
+  } = {},
+) {
+  const withOwner = opts.withOwner ?? (() => false);
+  const settles = opts.settles ?? (() => []);
   const transitions = new Map<string, CompiledStatement>();
   const batches = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
   for (const model of models) {
     creates.set(model.type, compileCreate(model));
     for (const event of Object.keys(model.events)) {
-      transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event)));
-      batches.set(`${model.type}:${event}`, compileBatch(model, event));
+      transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event), settles(model.type, event)));
+      batches.set(`${model.type}:${event}`, compileBatch(model, event, settles(model.type, event)));
     }
   }
   return { transitions, batches, creates };

@@ -149,6 +149,24 @@ function usageChanges(model: ResourceModel, from: string, to: string): boolean {
   return model.index.isFinal(to) || reservingIn(model.type, from) !== reservingIn(model.type, to);
 }
 
+/**
+ * Whether the move from → to by `event` only settles a reservation it keeps
+ * (leaving a reserving state by its `keptBy` event, with nothing to count on
+ * keeping, into a state that reserves nothing and is not final): then the
+ * usage was counted when the reservation was taken, and settling is deleting
+ * its rows, which the transition's own statement does (db/cas.ts `settled`).
+ */
+function settlesOnly(model: ResourceModel, event: string, from: string, to: string): boolean {
+  const leaving = reservingIn(model.type, from);
+  return (
+    leaving !== undefined &&
+    leaving.keptBy === event &&
+    leaving.onKept === undefined &&
+    reservingIn(model.type, to) === undefined &&
+    !model.index.isFinal(to)
+  );
+}
+
 /** Which lease kinds a transition from → to of a holder gives back. */
 function releasedBy(model: ResourceModel, from: string, to: string): readonly LeaseKind[] {
   if (model.index.isFinal(to)) return LEASE_KINDS;
@@ -174,8 +192,14 @@ export class Enforcer {
   readonly observers: ((o: Observation) => void)[] = [];
   /** `type:event` pairs with a transition that gives leases back */
   private readonly releasing = new Set<string>();
-  /** `type:event` pairs with a transition that changes quota usage (machines/quota.ts) */
+  /** `type:event` pairs with a transition that changes quota usage (machines/quota.ts) in a transaction */
   private readonly accounted = new Set<string>();
+  /**
+   * `type:event` pairs whose every usage change only settles a reservation it keeps (settlesOnly):
+   * the statement deletes the reservation itself, so the event needs no transaction (EXTENDED: a
+   * begin, a DELETE and a commit less per extend).
+   */
+  private readonly settledInStatement = new Map<string, string[]>();
   private group: GroupCommit | undefined;
   /** batched statements sent, the rows they carried, and those PostgreSQL refused whole (each row then went alone) */
   readonly batches = { statements: 0, rows: 0, fallbacks: 0 };
@@ -191,14 +215,24 @@ export class Enforcer {
           model.index.candidates(from, event).some((c) => c.target && releasedBy(model, from, c.target).length > 0),
         );
         if (releases) this.releasing.add(`${model.type}:${event}`);
-        const accounts = model.index.leaves.some((from) =>
-          model.index.candidates(from, event).some((c) => c.target && c.target !== from && usageChanges(model, from, c.target)),
+        const changes = model.index.leaves.flatMap((from) =>
+          model.index
+            .candidates(from, event)
+            .filter((c) => c.target && c.target !== from && usageChanges(model, from, c.target))
+            .map((c) => ({ from, to: c.target! })),
         );
-        if (accounts) this.accounted.add(`${model.type}:${event}`);
+        if (changes.length === 0) continue;
+        if (changes.every(({ from, to }) => settlesOnly(model, event, from, to)))
+          this.settledInStatement.set(`${model.type}:${event}`, [...new Set(changes.map((c) => c.from))]);
+        else this.accounted.add(`${model.type}:${event}`);
       }
     }
-    // A transition that changes usage reads its project and volume type in its own statement.
-    this.statements = compileAll(Object.values(MODELS), (type, event) => this.accounted.has(`${type}:${event}`));
+    // A transition that changes usage reads its project and volume type in its own statement; one
+    // that only settles what it keeps deletes the reservation there.
+    this.statements = compileAll(Object.values(MODELS), {
+      withOwner: (type, event) => this.accounted.has(`${type}:${event}`),
+      settles: (type, event) => this.settledInStatement.get(`${type}:${event}`) ?? [],
+    });
   }
 
   /**
@@ -312,7 +346,11 @@ export class Enforcer {
         const applied: Applied = { ok: true, row: strip(row), from: row.previous_state! };
         const kinds = releasedBy(model, applied.from, applied.row.state);
         if (kinds.length > 0 && !opts.holdsNoLeases) await this.release(exec, ref, kinds, opts);
-        if (applied.from !== applied.row.state && usageChanges(model, applied.from, applied.row.state))
+        if (
+          applied.from !== applied.row.state &&
+          usageChanges(model, applied.from, applied.row.state) &&
+          !this.settledInStatement.has(`${ref.type}:${event.type}`)
+        )
           await this.account(exec, model, ref, event.type, applied, data);
         return applied;
       }
