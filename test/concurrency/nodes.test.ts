@@ -98,18 +98,32 @@ function patience(what: string, ms = 60_000) {
   };
 }
 
+/** Rows not at rest: owned by a worker, or in a state with a step (at most 10, with what a failure should name). */
 async function stepStates(sql: postgres.Sql) {
-  const [row] = await sql.unsafe(
-    `SELECT count(*)::int AS n FROM resource_states WHERE owner IS NOT NULL OR ${(Object.values(MODELS) as ResourceModel[])
+  return sql.unsafe<{ resource_type: string; resource_id: string; state: string; owner: string | null; updated_at: Date }[]>(
+    `SELECT resource_type, resource_id, state, owner, updated_at FROM resource_states WHERE owner IS NOT NULL OR ${(
+      Object.values(MODELS) as ResourceModel[]
+    )
       .filter((m) => m.index.stepStates.length)
       .map((m) => `(resource_type = '${m.type}' AND state IN (${m.index.stepStates.map((s) => `'${s}'`).join(', ')}))`)
-      .join(' OR ')}`,
+      .join(' OR ')} LIMIT 10`,
   );
-  return row!.n as number;
 }
 
+/** Wait for every row to come to rest; a timeout names the rows that did not. */
 async function settle(sql: postgres.Sql, ms: number) {
-  await until(async () => (await stepStates(sql)) === 0, ms, 'every resource to come to rest');
+  await eventually(
+    async () => {
+      const left = await stepStates(sql);
+      if (left.length > 0)
+        throw left
+          .map((r) => `${r.resource_type} ${r.resource_id} ${r.state} owner ${r.owner} since ${r.updated_at.toISOString()}`)
+          .join('; ');
+      return true;
+    },
+    ms,
+    'every resource to come to rest',
+  );
 }
 
 async function checkHistory(sql: postgres.Sql) {
@@ -360,7 +374,9 @@ describe('PostgreSQL restarted under load', () => {
     for (const n of two) expect(n.proc.exitCode, n.output()).toBeNull(); // still running
     const sql = sqlClient(url, { max: 2, onnotice: () => {} });
     cleanups.unshift(() => sql.end());
-    await settle(sql, 30_000);
+    await settle(sql, 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${two.map((n) => `${n.url}:\n${n.output().slice(-4000)}`).join('\n')}`);
+    });
     // Requests met the outage: those in flight when it began wait for the
     // database to say what they did (src/api/changes.ts), so many answer
     // after it, as done or as 503.
