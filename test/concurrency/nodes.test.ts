@@ -116,9 +116,9 @@ async function settle(sql: postgres.Sql, ms: number) {
     async () => {
       const left = await stepStates(sql);
       if (left.length > 0)
-        throw left
-          .map((r) => `${r.resource_type} ${r.resource_id} ${r.state} owner ${r.owner} since ${r.updated_at.toISOString()}`)
-          .join('; ');
+        throw new Error(
+          left.map((r) => `${r.resource_type} ${r.resource_id} ${r.state} owner ${r.owner} since ${r.updated_at.toISOString()}`).join('; '),
+        );
       return true;
     },
     ms,

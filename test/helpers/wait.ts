@@ -17,7 +17,9 @@ export async function eventually<T>(check: () => Promise<T | undefined>, ms = 10
       last = err;
     }
     if (Date.now() > until)
-      throw new Error(`timed out waiting for ${what}${last ? `: ${typeof last === 'string' ? last : JSON.stringify(last)}` : ''}`);
+      throw new Error(
+        `timed out waiting for ${what}${last ? `: ${typeof last === 'string' ? last : last instanceof Error ? last.message : JSON.stringify(last)}` : ''}`,
+      );
     await new Promise((r) => setTimeout(r, 20));
   }
 }
