@@ -18,7 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unl
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { advisoryLock, advisoryUnlock, tryAdvisoryLock } from '../../db/advisory.ts';
+import { advisoryLock, advisoryUnlock, keepOrRetake, tryAdvisoryLock } from '../../db/advisory.ts';
 import { reconnectDelay, sqlClient } from '../../db/connect.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
@@ -263,7 +263,8 @@ interface SharedSession {
  * says it cannot: fail safe, never a step that believes it is fenced
  * when it is not.
  */
-class GlobalLocks {
+/** The `global` scope (exported for its tests: they hand it the close notices its sessions get). */
+export class GlobalLocks {
   private readonly idle: Session[] = [];
   private shared: SharedSession | undefined;
   /** names held (or being tried) on the shared session by this process */
@@ -301,15 +302,15 @@ class GlobalLocks {
     else void session.sql.end({ timeout: 1 }).catch(() => {});
   }
 
-  /** Take the lock on session `s`: true when taken (false: a try-lock found it held). */
-  private async take(s: Session, name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<boolean> {
+  /** Take the lock on session `s`: the backend it is held on, or null when a try-lock found it held. */
+  private async take(s: Session, name: string, timeoutMs: number | undefined, tryOnly: boolean): Promise<string | null> {
     // A close from before this lock is not this lock's loss. (One seen late, after the lock is taken, only makes confirm look again: safe.)
     s.closed = false;
     // Free by now (its holder let go while this one queued)? One round trip.
-    const got = await tryAdvisoryLock(s.sql, name);
-    if (tryOnly || got) return got;
-    await advisoryLock(s.sql, name, timeoutMs);
-    return true;
+    const tried = await tryAdvisoryLock(s.sql, name);
+    if (tried.got) return tried.backend;
+    if (tryOnly) return null;
+    return advisoryLock(s.sql, name, timeoutMs);
   }
 
   /** Try the lock on the shared session: a held lock, or null when another session holds it. */
@@ -317,8 +318,11 @@ class GlobalLocks {
     const shared = this.sharedSession();
     // Marked before the try, so that a second holder in this process waits on a session of its own.
     this.onShared.add(name);
-    let epoch: number;
-    let got = false;
+    // Close notices seen before the lock was taken: while none comes after, it is held (no round
+    // trip to confirm it). One that comes after only makes confirm ask the server (a notice may be
+    // late, for a connection the lock was not taken on: the backend decides, db/advisory.ts).
+    let epoch = shared.closes;
+    let backend: string | undefined;
     try {
       // Its connection may have died unnoticed (the database restarted or failed over): the client
       // reconnects for the next query, once the close has been handled (a query sent while it is,
@@ -326,7 +330,8 @@ class GlobalLocks {
       for (let attempt = 1; ; attempt++) {
         try {
           epoch = shared.closes;
-          got = await tryAdvisoryLock(shared.sql, name);
+          const tried = await tryAdvisoryLock(shared.sql, name);
+          if (tried.got) backend = tried.backend;
           break;
         } catch (err) {
           if (!isConnectionError(err) || attempt === 3) throw err;
@@ -334,18 +339,21 @@ class GlobalLocks {
         }
       }
     } finally {
-      if (!got) this.onShared.delete(name);
+      if (backend === undefined) this.onShared.delete(name);
     }
-    if (!got) return null;
+    if (backend === undefined) return null;
+    let on = backend;
     const confirm = async (): Promise<Confirmed> => {
       if (shared.closes === epoch) return 'held';
-      // Lost with its connection: take it again on whatever server answers now, if nobody else holds it.
+      // A close since: still on the backend it was taken on (held), or taken again on the one the
+      // session is on now if nobody else holds it (retaken), or lost.
       const now = shared.closes;
       try {
-        if ((await tryAdvisoryLock(shared.sql, name)) && shared.closes === now) {
-          epoch = now;
-          return 'retaken';
-        }
+        const r = await keepOrRetake(shared.sql, name, on);
+        if (r.outcome === 'lost') return 'lost';
+        on = r.backend;
+        epoch = now;
+        return r.outcome;
       } catch {
         /* no database to take it from: not ours */
       }
@@ -357,9 +365,8 @@ class GlobalLocks {
       async () => {
         // Unmarked as the unlock is sent: a later try of this name on the shared session queues behind it.
         this.onShared.delete(name);
-        // Gone with its connection (and not taken again): nothing to let go of.
-        if (shared.closes !== epoch) return;
-        await advisoryUnlock(shared.sql, name).catch(() => {});
+        // Only on the backend it is held on: one that is gone took the lock with it.
+        await advisoryUnlock(shared.sql, name, on).catch(() => {});
       },
       confirm,
     );
@@ -372,7 +379,7 @@ class GlobalLocks {
     } else if (tryOnly) return null;
     // Held by another session (or by this process on the shared one): wait for it on a session of its own.
     let s = this.session();
-    let got: boolean;
+    let got: string | null;
     try {
       try {
         got = await this.take(s, name, timeoutMs, tryOnly);
@@ -393,12 +400,17 @@ class GlobalLocks {
       return null;
     }
     const session = s.sql;
+    let on = got;
     const confirm = async (): Promise<Confirmed> => {
       if (!s.closed) return 'held';
-      // Lost with its connection: take it again on whatever server answers now, if nobody else holds it.
+      // A close since: still on the backend it was taken on, taken again, or lost (see tryShared).
       s.closed = false;
       try {
-        if ((await tryAdvisoryLock(session, name)) && !s.closed) return 'retaken';
+        const r = await keepOrRetake(session, name, on);
+        if (r.outcome !== 'lost') {
+          on = r.backend;
+          return r.outcome;
+        }
       } catch {
         /* no database to take it from: not ours */
       }
@@ -410,7 +422,7 @@ class GlobalLocks {
       'global',
       async () => {
         try {
-          await advisoryUnlock(session, name);
+          await advisoryUnlock(session, name, on);
           this.giveBack(s);
         } catch {
           // The session is gone (and the lock with it): do not reuse it.

@@ -374,8 +374,30 @@ describe('PostgreSQL restarted under load', () => {
     for (const n of two) expect(n.proc.exitCode, n.output()).toBeNull(); // still running
     const sql = sqlClient(url, { max: 2, onnotice: () => {} });
     cleanups.unshift(() => sql.end());
-    await settle(sql, 30_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${two.map((n) => `${n.url}:\n${n.output().slice(-4000)}`).join('\n')}`);
+    await settle(sql, 30_000).catch(async (err: Error) => {
+      // What the nodes' workers say, and what the database's sessions are doing, when a row stays put.
+      const workers = await Promise.all(
+        two.map(async (n) => {
+          const text = await fetch(`${n.url}/metrics`, { headers: { 'x-auth-token': 'admin:admin' } })
+            .then((r) => r.text())
+            .catch((e: Error) => e.message);
+          return `${n.url}: ${text
+            .split('\n')
+            .filter((l) => /^volstate_(worker|pending)/.test(l))
+            .join('; ')}\n${n.output().slice(-30000)}`;
+        }),
+      );
+      const sessions = await sql`
+        SELECT application_name, state, wait_event_type, wait_event, left(query, 100) AS query, now() - state_change AS for
+        FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`.catch((e: Error) => e.message);
+      // The global locks held, and whether one is a stuck row's fence (src/worker/worker.ts: resource-<type>:<id>).
+      const locks = await sql`
+        SELECT a.application_name, a.pid, l.granted, r.resource_id AS fence_of
+        FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        LEFT JOIN resource_states r ON ((hashtextextended('resource-' || r.resource_type || ':' || r.resource_id, 0) >> 32) & 4294967295)::oid = l.classid
+          AND (hashtextextended('resource-' || r.resource_type || ':' || r.resource_id, 0) & 4294967295)::oid = l.objid
+        WHERE l.locktype = 'advisory'`.catch((e: Error) => e.message);
+      throw new Error(`${err.message}\nlocks: ${JSON.stringify(locks)}\nsessions: ${JSON.stringify(sessions)}\n${workers.join('\n')}`);
     });
     // Requests met the outage: those in flight when it began wait for the
     // database to say what they did (src/api/changes.ts), so many answer

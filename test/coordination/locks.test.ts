@@ -10,8 +10,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Coordination, LockTimeout, lockName } from '../../src/coordination/locks.ts';
+import { Coordination, GlobalLocks, LockTimeout, lockName } from '../../src/coordination/locks.ts';
+import { sqlClient } from '../../db/connect.ts';
 import { useTestDatabase } from '../helpers/db.ts';
+import { until } from '../helpers/wait.ts';
 
 const db = useTestDatabase();
 const CHILD = resolve(import.meta.dirname, '../helpers/lock-child.ts');
@@ -202,4 +204,51 @@ describe('a global lock whose session is lost (the database restarted or failed 
       await other.close();
     }
   });
+
+  it(
+    'is neither taken twice nor kept when a close notice comes late, after it was taken on the next backend',
+    { timeout: 20_000 },
+    async () => {
+      // Every close notice the sessions could get, handed to the test: sent when no connection closed,
+      // each is what a late notice looks like (the notice of an old connection, after the lock was
+      // taken on the new one). Seen under a PostgreSQL restart: fences stayed held for ever on a live
+      // session, and their rows were handed back by every other node, fenced out, for ever.
+      const notices: (() => void)[] = [];
+      const locks = new GlobalLocks((onclose) => {
+        notices.push(onclose);
+        return sqlClient(db.url, { max: 1, onnotice: () => {}, onclose, connection: { application_name: 'volstate-lock' } });
+      }, 0);
+      const other = new Coordination({ dir: dir(), databaseUrl: db.url });
+      const free = async (name: string) => {
+        const theirs = await other.tryLock(name, { scope: 'global' });
+        await theirs?.release();
+        return theirs !== null;
+      };
+      try {
+        // On the shared session.
+        const shared = (await locks.acquire('late-shared', undefined, false))!;
+        for (const notice of notices) notice();
+        expect(await shared.confirm()).toBe('held');
+        await shared.release();
+        expect(await free('late-shared')).toBe(true);
+
+        // On a session of its own (another holder had it first).
+        const first = await other.lock('late-own', { scope: 'global' });
+        const waiting = locks.acquire('late-own', 10_000, false);
+        // Let it go once the acquire waits for it on a session of its own.
+        await until(
+          async () => (await db.sql`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)[0]!.n === 1,
+        );
+        await first.release();
+        const own = (await waiting)!;
+        for (const notice of notices) notice();
+        expect(await own.confirm()).toBe('held');
+        await own.release();
+        expect(await free('late-own')).toBe(true);
+      } finally {
+        await locks.close();
+        await other.close();
+      }
+    },
+  );
 });
