@@ -14,7 +14,8 @@ import { guardAtoms } from '../machines/model.ts';
 import type { Executor as Exec } from './connect.ts';
 import { WORK_CHANNEL } from './cas.ts';
 
-const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
+/** SQL literals of names the machines define (no quotes in them), comma-separated. */
+export const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
 /**
  * `(resource_type = 'volume' AND state IN (...)) OR ...`: rows in a state

@@ -35,10 +35,8 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import { LEASE_KINDS, type LeaseKind } from '../machines/resource.ts';
-import { stepStatesPredicate } from './queue.ts';
+import { quoted, stepStatesPredicate } from './queue.ts';
 import { VALID_STATE_FUNCTION } from './state-check.ts';
-
-const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
 /** States a worker step moves on: the work queue (db/queue.ts). */
 const stepStates: SQL = sql.raw(stepStatesPredicate());

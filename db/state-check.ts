@@ -24,10 +24,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MODELS } from '../machines/index.ts';
+import { quoted } from './queue.ts';
 
 export const VALID_STATE_FUNCTION = 'volstate_valid_state';
-
-const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
 /** `CREATE OR REPLACE FUNCTION volstate_valid_state…`: every (resource type, state) pair the machines allow. */
 export function validStateFunctionSql(): string {
@@ -62,10 +61,15 @@ export function validStateFunctionIn(migration: string): string | undefined {
   return end < 0 ? undefined : migration.slice(at, end + 3);
 }
 
+/** The migration files in `dir`, in the order drizzle's journal applies them. */
+export function migrationFiles(dir: string): string[] {
+  const journal = JSON.parse(readFileSync(join(dir, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+  return journal.entries.map(({ tag }) => join(dir, `${tag}.sql`));
+}
+
 /** The function as the migrations in `dir` leave it (journal order), or undefined when none defines it. */
 export function currentValidStateFunction(dir: string): string | undefined {
-  const journal = JSON.parse(readFileSync(join(dir, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string }[] };
   let current: string | undefined;
-  for (const { tag } of journal.entries) current = validStateFunctionIn(readFileSync(join(dir, `${tag}.sql`), 'utf8')) ?? current;
+  for (const file of migrationFiles(dir)) current = validStateFunctionIn(readFileSync(file, 'utf8')) ?? current;
   return current;
 }

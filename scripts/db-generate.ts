@@ -7,10 +7,10 @@
  * text, a function call, and not what the function says).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MIGRATIONS } from '../db/migrate.ts';
-import { currentValidStateFunction, validStateFunctionSql, validStateMigrationSql } from '../db/state-check.ts';
+import { currentValidStateFunction, migrationFiles, validStateFunctionSql, validStateMigrationSql } from '../db/state-check.ts';
 
 const ROOT = join(import.meta.dirname, '..');
 const kit = (args: string[]) => {
@@ -23,8 +23,7 @@ if (currentValidStateFunction(MIGRATIONS) === validStateFunctionSql()) {
   console.log('volstate_valid_state: the migrations already hold the machines’ states');
 } else {
   kit(['--custom', '--name', 'machine_states']);
-  const journal = JSON.parse(readFileSync(join(MIGRATIONS, 'meta', '_journal.json'), 'utf8')) as { entries: { tag: string }[] };
-  const file = join(MIGRATIONS, `${journal.entries.at(-1)!.tag}.sql`);
+  const file = migrationFiles(MIGRATIONS).at(-1)!;
   writeFileSync(file, validStateMigrationSql());
   console.log(`volstate_valid_state: the machines' states changed; wrote ${file}`);
 }

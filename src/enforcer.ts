@@ -194,12 +194,6 @@ export class Enforcer {
   private readonly releasing = new Set<string>();
   /** `type:event` pairs with a transition that changes quota usage (machines/quota.ts) in a transaction */
   private readonly accounted = new Set<string>();
-  /**
-   * `type:event` pairs whose every usage change only settles a reservation it keeps (settlesOnly):
-   * the statement deletes the reservation itself, so the event needs no transaction (EXTENDED: a
-   * begin, a DELETE and a commit less per extend).
-   */
-  private readonly settledInStatement = new Map<string, string[]>();
   private group: GroupCommit | undefined;
   /** batched statements sent, the rows they carried, and those PostgreSQL refused whole (each row then went alone) */
   readonly batches = { statements: 0, rows: 0, fallbacks: 0 };
@@ -209,6 +203,10 @@ export class Enforcer {
   readonly pendingWork = { announced: 0, kept: 0 };
 
   constructor() {
+    // `type:event` → the states its moves leave whose every usage change only settles a reservation
+    // it keeps (settlesOnly): the statement deletes the reservation itself, so the event needs no
+    // transaction (EXTENDED: a begin, a DELETE and a commit less per extend).
+    const settledInStatement = new Map<string, string[]>();
     for (const model of Object.values(MODELS) as ResourceModel[]) {
       for (const event of Object.keys(model.events)) {
         const releases = model.index.leaves.some((from) =>
@@ -223,7 +221,7 @@ export class Enforcer {
         );
         if (changes.length === 0) continue;
         if (changes.every(({ from, to }) => settlesOnly(model, event, from, to)))
-          this.settledInStatement.set(`${model.type}:${event}`, [...new Set(changes.map((c) => c.from))]);
+          settledInStatement.set(`${model.type}:${event}`, [...new Set(changes.map((c) => c.from))]);
         else this.accounted.add(`${model.type}:${event}`);
       }
     }
@@ -231,7 +229,7 @@ export class Enforcer {
     // that only settles what it keeps deletes the reservation there.
     this.statements = compileAll(Object.values(MODELS), {
       withOwner: (type, event) => this.accounted.has(`${type}:${event}`),
-      settles: (type, event) => this.settledInStatement.get(`${type}:${event}`) ?? [],
+      settles: (type, event) => settledInStatement.get(`${type}:${event}`) ?? [],
     });
   }
 
@@ -346,10 +344,11 @@ export class Enforcer {
         const applied: Applied = { ok: true, row: strip(row), from: row.previous_state! };
         const kinds = releasedBy(model, applied.from, applied.row.state);
         if (kinds.length > 0 && !opts.holdsNoLeases) await this.release(exec, ref, kinds, opts);
+        // (A move that only settles what it keeps did so in its statement: settlesOnly.)
         if (
           applied.from !== applied.row.state &&
           usageChanges(model, applied.from, applied.row.state) &&
-          !this.settledInStatement.has(`${ref.type}:${event.type}`)
+          !settlesOnly(model, event.type, applied.from, applied.row.state)
         )
           await this.account(exec, model, ref, event.type, applied, data);
         return applied;

@@ -263,6 +263,22 @@ interface SharedSession {
  * says it cannot: fail safe, never a step that believes it is fenced
  * when it is not.
  */
+/**
+ * After a close notice on the session a lock was taken on: still held (the
+ * session is on the backend it was taken on), taken again on the backend it
+ * is on now if nobody else holds it, or lost (also when no database
+ * answers). `held.backend` follows the lock.
+ */
+async function recheck(sql: postgres.Sql, name: string, held: { backend: string }): Promise<Confirmed> {
+  try {
+    const r = await keepOrRetake(sql, name, held.backend);
+    if (r.outcome !== 'lost') held.backend = r.backend;
+    return r.outcome;
+  } catch {
+    return 'lost'; // no database to take it from: not ours
+  }
+}
+
 /** The `global` scope (exported for its tests: they hand it the close notices its sessions get). */
 export class GlobalLocks {
   private readonly idle: Session[] = [];
@@ -342,22 +358,13 @@ export class GlobalLocks {
       if (backend === undefined) this.onShared.delete(name);
     }
     if (backend === undefined) return null;
-    let on = backend;
+    const held = { backend };
     const confirm = async (): Promise<Confirmed> => {
       if (shared.closes === epoch) return 'held';
-      // A close since: still on the backend it was taken on (held), or taken again on the one the
-      // session is on now if nobody else holds it (retaken), or lost.
       const now = shared.closes;
-      try {
-        const r = await keepOrRetake(shared.sql, name, on);
-        if (r.outcome === 'lost') return 'lost';
-        on = r.backend;
-        epoch = now;
-        return r.outcome;
-      } catch {
-        /* no database to take it from: not ours */
-      }
-      return 'lost';
+      const outcome = await recheck(shared.sql, name, held);
+      if (outcome !== 'lost') epoch = now;
+      return outcome;
     };
     return heldLock(
       name,
@@ -366,7 +373,7 @@ export class GlobalLocks {
         // Unmarked as the unlock is sent: a later try of this name on the shared session queues behind it.
         this.onShared.delete(name);
         // Only on the backend it is held on: one that is gone took the lock with it.
-        await advisoryUnlock(shared.sql, name, on).catch(() => {});
+        await advisoryUnlock(shared.sql, name, held.backend).catch(() => {});
       },
       confirm,
     );
@@ -400,29 +407,20 @@ export class GlobalLocks {
       return null;
     }
     const session = s.sql;
-    let on = got;
+    const held = { backend: got };
     const confirm = async (): Promise<Confirmed> => {
       if (!s.closed) return 'held';
-      // A close since: still on the backend it was taken on, taken again, or lost (see tryShared).
       s.closed = false;
-      try {
-        const r = await keepOrRetake(session, name, on);
-        if (r.outcome !== 'lost') {
-          on = r.backend;
-          return r.outcome;
-        }
-      } catch {
-        /* no database to take it from: not ours */
-      }
-      s.closed = true;
-      return 'lost';
+      const outcome = await recheck(session, name, held);
+      if (outcome === 'lost') s.closed = true;
+      return outcome;
     };
     return heldLock(
       name,
       'global',
       async () => {
         try {
-          await advisoryUnlock(session, name, on);
+          await advisoryUnlock(session, name, held.backend);
           this.giveBack(s);
         } catch {
           // The session is gone (and the lock with it): do not reuse it.
