@@ -81,6 +81,38 @@ export const NEXT_OWNER = '@next_owner';
  */
 export const BROADCAST = '@broadcast';
 
+/**
+ * The worker of the sender's process that keeps the work the statement
+ * makes (src/enforcer.ts keepWork), or NULL. A row the statement leaves in
+ * a state with a step, pending at once, is then owned by that worker in the
+ * same statement ("owned at birth"): the worker runs its step once the
+ * transition has committed, with no claim statement (and no claim commit)
+ * in between. Bound like BROADCAST; NULL leaves the row pending work, for
+ * any worker to claim.
+ */
+export const KEEPER = '@keeper';
+
+/**
+ * The volume a row's data lives on, as SQL over the row's id expression:
+ * a volume's own (when it has a data row), a snapshot's volume; NULL for
+ * the other types. The claim (db/queue.ts) and a statement that keeps the
+ * row at birth read it for the step's backend call.
+ */
+export function dataVolumeOf(type: string, id: string): string {
+  if (type === 'volume') return `(SELECT v.id FROM volumes v WHERE v.id = ${id})`;
+  if (type === 'snapshot') return `(SELECT n.volume_id FROM snapshots n WHERE n.id = ${id})`;
+  return 'NULL::uuid';
+}
+
+/** What a row kept at birth carries for its step beside its columns (db/queue.ts ClaimedRow): its data volume and that volume's backend. */
+function keptColumns(type: string, row: string, keeper: string): string[] {
+  const volume = dataVolumeOf(type, `${row}.resource_id`);
+  return [
+    `CASE WHEN ${row}.owner = ${keeper} THEN ${volume} END AS data_volume_id`,
+    `CASE WHEN ${row}.owner = ${keeper} THEN (SELECT v.backend FROM volumes v WHERE v.id = ${volume}) END AS backend`,
+  ];
+}
+
 export interface CompiledStatement {
   readonly type: string;
   readonly event: string;
@@ -120,7 +152,14 @@ function binder(model: ResourceModel, event: string, first: number, column?: (i:
       if (!type) throw new Error(`${model.type}.${event}: unknown parameter :${name}`);
       return placeholder(name, type);
     });
-  return { bind, order, types, nextOwner: () => placeholder(NEXT_OWNER, 'text?'), broadcast: () => placeholder(BROADCAST, 'bool') };
+  return {
+    bind,
+    order,
+    types,
+    nextOwner: () => placeholder(NEXT_OWNER, 'text?'),
+    broadcast: () => placeholder(BROADCAST, 'bool'),
+    keeper: () => placeholder(KEEPER, 'text?'),
+  };
 }
 
 /**
@@ -195,8 +234,27 @@ function notifyCte(model: ResourceModel, from: string, broadcast: string): strin
 /** What a statement whose rows may become pending work answers of it (see notifyCte). */
 const PENDING_COUNTS = '(SELECT count(*) FROM pending) AS pending, (SELECT count(*) FROM notified) AS notified';
 
+/**
+ * Who owns a row a branch moves to `target` when the statement keeps its work
+ * (KEEPER): the next owner the sender names, else the keeper if the row is
+ * pending work there. A step state is pending at once unless its step waits
+ * for a guard (meta.ready): then the keeper only if the guard holds, judged
+ * on the old row, which is exact when the branch's effects write none of the
+ * columns the guard reads (and otherwise nobody: the row stays pending, for
+ * a claim, as without a keeper).
+ */
+function keptOwner(model: ResourceModel, branch: Branch, target: string, bind: (s: string) => string, nextOwner: string, keeper: string) {
+  if (!model.index.stepStates.includes(target)) return nextOwner;
+  const ready = model.index.meta(target).ready;
+  if (!ready) return `COALESCE(${nextOwner}, ${keeper})`;
+  const atoms = guardAtoms(model.guards, ready).map((a) => a.guard.sql);
+  const written = branch.candidate.effects.flatMap((e) => Object.keys(model.effects[e]!.sql));
+  if (written.some((col) => atoms.some((sql) => new RegExp(`\\b${col}\\b`).test(sql)))) return nextOwner;
+  return `COALESCE(${nextOwner}, CASE WHEN ${atoms.map((sql) => `(${bind(sql)})`).join(' AND ')} THEN ${keeper} END)`;
+}
+
 /** The branches of `event` and the SET list that applies whichever holds first (see the file's comment). */
-function updateOf(model: ResourceModel, event: string, bind: (s: string) => string, nextOwner: () => string) {
+function updateOf(model: ResourceModel, event: string, bind: (s: string) => string, nextOwner: () => string, keeper?: () => string) {
   const branches = branchesOf(model, event, bind);
   if (branches.length === 0) throw new Error(`${model.type}: no state handles ${event}`);
 
@@ -216,7 +274,12 @@ function updateOf(model: ResourceModel, event: string, bind: (s: string) => stri
     // A transition that changes state hands the row to `next_owner` (NULL:
     // nobody, so a step state becomes pending work); one that keeps the
     // state (bookkeeping such as READ_END) leaves the owner alone.
-    `owner = ${caseOf(branches, (b) => (b.candidate.target ? nextOwner() : 'owner'), 'owner')}`,
+    // the keeper's (see keptOwner), when the statement keeps the work it makes.
+    `owner = ${caseOf(
+      branches,
+      (b) => (!b.candidate.target ? 'owner' : keeper ? keptOwner(model, b, b.candidate.target, bind, nextOwner(), keeper()) : nextOwner()),
+      'owner',
+    )}`,
     'previous_state = state',
     'version = version + 1',
     'not_before = NULL',
@@ -292,8 +355,10 @@ export function compileTransition(
   settles: readonly string[] = [],
 ): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
-  const { bind, order, nextOwner, broadcast } = binder(model, event, FIXED_PARAMS.length + 1);
-  const { branches, set } = updateOf(model, event, bind, nextOwner);
+  const { bind, order, nextOwner, broadcast, keeper } = binder(model, event, FIXED_PARAMS.length + 1);
+  // A statement that can leave a row pending work can keep it (KEEPER).
+  const keeps = [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));
+  const { branches, set } = updateOf(model, event, bind, nextOwner, keeps ? keeper : undefined);
   const after = afterMove(model, event, bind, broadcast, 'moved', settles);
   const notify = after.notify;
   const table = DATA_TABLES[model.type];
@@ -309,8 +374,14 @@ export function compileTransition(
             : 'NULL::uuid AS data_volume_type_id',
         ]
       : []),
+    ...(keeps ? keptColumns(model.type, 'moved', keeper()) : []),
   ];
-  const nothing = [...(notify ? ['0::bigint', '0::bigint'] : []), '0::bigint', ...(owned ? ['NULL::text', 'NULL::uuid'] : [])];
+  const nothing = [
+    ...(notify ? ['0::bigint', '0::bigint'] : []),
+    '0::bigint',
+    ...(owned ? ['NULL::text', 'NULL::uuid'] : []),
+    ...(keeps ? ['NULL::uuid', 'NULL::text'] : []),
+  ];
   const text = `WITH moved AS (
   UPDATE resource_states SET
     ${set.join(',\n    ')}
@@ -423,16 +494,19 @@ export function compileCreate(model: ResourceModel): CompiledStatement {
   const notify = model.index.stepStates.includes(initial);
   const values = cols.map((c, i) => `$${5 + i}::${PG_TYPE[model.context[c]!]}`);
   const broadcast = `$${5 + cols.length}::boolean`;
+  // The initial state's step, if it has one, is pending at once (a step waiting for a guard there would need keptOwner).
+  if (notify && model.index.meta(initial).ready) throw new Error(`${model.type}: the initial state's step waits for a guard`);
+  const keeper = `$${6 + cols.length}::text`;
   const text = `WITH created AS (
-  INSERT INTO resource_states (${['resource_type', 'resource_id', 'state', ...cols].join(', ')})
-  VALUES (${['$1::text', '$2::uuid', lit(initial), ...values].join(', ')})
+  INSERT INTO resource_states (${['resource_type', 'resource_id', 'state', ...cols, ...(notify ? ['owner'] : [])].join(', ')})
+  VALUES (${['$1::text', '$2::uuid', lit(initial), ...values, ...(notify ? [keeper] : [])].join(', ')})
   RETURNING *
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
   SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text, size FROM created
 )${notify ? `, ${notifyCte(model, 'created', broadcast)}` : ''}
-SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}` : ''} FROM created`;
-  return { type: model.type, event: CREATE_EVENT, text, params: notify ? [...cols, BROADCAST] : cols };
+SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}, ${keptColumns(model.type, 'created', keeper).join(', ')}` : ''} FROM created`;
+  return { type: model.type, event: CREATE_EVENT, text, params: notify ? [...cols, BROADCAST, KEEPER] : cols };
 }
 
 /** Every statement of every model, compiled once. */

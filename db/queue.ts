@@ -12,7 +12,7 @@
 import { MODELS, type ResourceModel } from '../machines/index.ts';
 import { guardAtoms } from '../machines/model.ts';
 import type { Executor as Exec } from './connect.ts';
-import { WORK_CHANNEL } from './cas.ts';
+import { dataVolumeOf, WORK_CHANNEL } from './cas.ts';
 
 /** SQL literals of names the machines define (no quotes in them), comma-separated. */
 export const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
@@ -93,7 +93,8 @@ export interface ClaimedRow {
   previous_state: string | null;
   updated_at: Date;
   /**
-   * Read with the claim, for the step's backend call: the volume the row's
+   * Read with the claim (or by the statement that kept the row at birth,
+   * db/cas.ts KEEPER), for the step's backend call: the volume the row's
    * data lives on (itself, or a snapshot's volume; null without a data row)
    * and that volume's backend (null: the default one). Only the row's owner
    * changes them (the scheduling step), so they hold for the step.
@@ -116,8 +117,8 @@ export async function claim(sql: Exec, worker: string, limit: number, opts: { ba
     `UPDATE resource_states r SET owner = $1
        FROM (SELECT q.resource_type, q.resource_id,
                     CASE q.resource_type
-                      WHEN 'volume' THEN (SELECT v.id FROM volumes v WHERE v.id = q.resource_id)
-                      WHEN 'snapshot' THEN (SELECT n.volume_id FROM snapshots n WHERE n.id = q.resource_id)
+                      WHEN 'volume' THEN ${dataVolumeOf('volume', 'q.resource_id')}
+                      WHEN 'snapshot' THEN ${dataVolumeOf('snapshot', 'q.resource_id')}
                     END AS volume_id
                FROM resource_states q
               WHERE ${PENDING} AND (not_before IS NULL OR not_before <= now())${opts.backupLane === false ? ` AND ${NOT_BACKUP_LANE}` : ''}

@@ -20,7 +20,8 @@
  * once. Only events that can do that pay for a transaction.
  */
 import type postgres from 'postgres';
-import { BROADCAST, compileAll, FIXED_PARAMS, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
+import { BROADCAST, compileAll, FIXED_PARAMS, KEEPER, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
+import { unclaim, type ClaimedRow } from '../db/queue.ts';
 import type { Executor, Sql } from '../db/connect.ts';
 import { isConnectionError, sqlState } from '../db/sqlstate.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
@@ -45,11 +46,16 @@ import { LEASE_KINDS, type LeaseKind } from '../machines/resource.ts';
 
 /**
  * A worker in this process that takes the work this process's transitions
- * leave (Enforcer.keepWork): `room()` whether it has a free slot now,
- * `wake()` to look for work (called once the transition has committed).
+ * leave (Enforcer.keepWork): `room()` whether it has a free slot now;
+ * `adopt(row)` to run the step of a row the transition made it the owner
+ * of (db/cas.ts KEEPER), `wake()` to look for work a transition left
+ * pending without an owner; both called once the transition has committed.
  */
 export interface LocalWorker {
+  /** the worker's id: the owner a row kept for it is given */
+  readonly id: string;
   room(): boolean;
+  adopt(row: ClaimedRow): void;
   wake(): void;
 }
 
@@ -201,6 +207,8 @@ export class Enforcer {
   private readonly locals = new Set<LocalWorker>();
   /** rows made pending work: announced to every node (NOTIFY), or kept for a worker of this process */
   readonly pendingWork = { announced: 0, kept: 0 };
+  /** per open transaction, the rows a statement of it kept at birth (`type:id` → the keeping), to adopt once it commits */
+  private readonly keptIn = new WeakMap<Executor, Map<string, { keeper: LocalWorker }>>();
 
   constructor() {
     // `type:event` → the states its moves leave whose every usage change only settles a reservation
@@ -235,10 +243,13 @@ export class Enforcer {
 
   /**
    * Keep the work this process's transitions make for `worker`: while it
-   * has a free slot, a row a transition leaves pending is not announced to
-   * every node by a NOTIFY but handed to it in the process, once committed
-   * (db/cas.ts notifyCte says what a NOTIFY costs the whole database). With
-   * no local worker with room, or in a transaction the enforcer cannot see
+   * has a free slot, a row a transition leaves pending work is owned by it
+   * in the transition's own statement (db/cas.ts KEEPER) and handed to it
+   * in the process once committed, so its step starts with no claim
+   * statement and no NOTIFY (db/cas.ts notifyCte says what a NOTIFY costs
+   * the whole database); a row whose step waits for a guard the statement
+   * cannot judge is left pending and the worker woken to claim it. With no
+   * local worker with room, or in a transaction the enforcer cannot see
    * commit, every node is told, as before. Returns the undo.
    */
   keepWork(worker: LocalWorker): () => void {
@@ -257,8 +268,36 @@ export class Enforcer {
     return undefined;
   }
 
-  /** After a statement that may have made rows pending work: wake `keeper` once committed (and count it), or count it announced. */
-  private handOver(exec: Executor, keeper: LocalWorker | undefined, row: object): void {
+  /**
+   * After a statement that may have made work: a row it made `keeper` the
+   * owner of (KEEPER) is adopted once committed; rows left pending wake
+   * `keeper` once committed, or were announced. Each is counted.
+   */
+  private handOver(
+    exec: Executor,
+    keeper: LocalWorker | undefined,
+    row: object,
+    bound?: { stmt: CompiledStatement; nextOwner?: string | null | undefined },
+  ): void {
+    const owned = row as { owner?: string | null; data_volume_id?: string | null; backend?: string | null };
+    // Owned by the keeper at birth (the statement bound KEEPER), not handed on by the sender to a worker of its choice (step chaining).
+    if (keeper && bound?.stmt.params.includes(KEEPER) && (bound.nextOwner ?? null) === null && owned.owner === keeper.id) {
+      const claimed = { ...strip(row as StateRow), data_volume_id: owned.data_volume_id ?? null, backend: owned.backend ?? null };
+      const key = `${claimed.resource_type}:${claimed.resource_id}`;
+      // In a transaction, a later statement on the row gives it back first (unkeep): adopted only as it was left.
+      let kept = this.keptIn.get(exec);
+      if (!kept) this.keptIn.set(exec, (kept = new Map<string, { keeper: LocalWorker }>()));
+      // this statement's keeping, not a later one's of the same row
+      const mine = { keeper };
+      kept.set(key, mine);
+      afterCommit(exec, () => {
+        if (kept.get(key) !== mine) return;
+        kept.delete(key);
+        this.pendingWork.kept++;
+        keeper.adopt(claimed as ClaimedRow);
+      });
+      return;
+    }
     if (!(Number((row as { pending?: unknown }).pending ?? 0) > 0)) return;
     // counted once committed: a rolled-back transaction made no work
     const kept = (k: LocalWorker) => () => {
@@ -315,7 +354,25 @@ export class Enforcer {
     return outcome;
   }
 
+  /**
+   * A row an earlier statement of this transaction kept at birth for a
+   * worker, about to be moved again before the commit (a member snapshot
+   * GROUPED in its group snapshot's create, a backup IMPORTed in its
+   * create): it is given back first, owner and all, so this statement finds
+   * it as it would have without a keeper (GROUPED needs it unowned), and its
+   * own outcome decides whether it is kept. Nothing is adopted in a state
+   * the transaction moved it out of.
+   */
+  private async unkeep(exec: Executor, ref: Ref): Promise<void> {
+    const kept = this.keptIn.get(exec);
+    const keeping = kept?.get(`${ref.type}:${ref.id}`);
+    if (!kept || !keeping) return;
+    kept.delete(`${ref.type}:${ref.id}`);
+    await unclaim(exec, keeping.keeper.id, ref.type, ref.id, 0);
+  }
+
   private async attempt(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions): Promise<Outcome> {
+    await this.unkeep(exec, ref);
     const model = modelOf(ref.type);
     const stmt = this.statement(ref.type, event.type);
     const fixed: Record<(typeof FIXED_PARAMS)[number], unknown> = {
@@ -327,7 +384,8 @@ export class Enforcer {
       expect_version: opts.version ?? null,
     };
     const keeper = this.keeper(exec, stmt);
-    const bound = (p: string) => (p === NEXT_OWNER ? (opts.nextOwner ?? null) : p === BROADCAST ? !keeper : (event[p] ?? null));
+    const bound = (p: string) =>
+      p === NEXT_OWNER ? (opts.nextOwner ?? null) : p === BROADCAST ? !keeper : p === KEEPER ? (keeper?.id ?? null) : (event[p] ?? null);
     const params = [...FIXED_PARAMS.map((p) => fixed[p]), ...stmt.params.map(bound)];
 
     for (let attempt = 0; ; attempt++) {
@@ -336,7 +394,7 @@ export class Enforcer {
       });
       if (!row) return refusal('missing', ref, event.type);
       if (row.applied) {
-        this.handOver(exec, keeper, row);
+        this.handOver(exec, keeper, row, { stmt, nextOwner: opts.nextOwner });
         const owner = row as { data_project_id?: string | null; data_volume_type_id?: string | null };
         const data = owner.data_project_id
           ? { project_id: owner.data_project_id, volume_type_id: owner.data_volume_type_id ?? null }
@@ -564,10 +622,10 @@ export class Enforcer {
       ref.id,
       opts.actor,
       opts.requestId ?? null,
-      ...stmt.params.map((c) => (c === BROADCAST ? !keeper : (ctx[c] ?? null))),
+      ...stmt.params.map((c) => (c === BROADCAST ? !keeper : c === KEEPER ? (keeper?.id ?? null) : (ctx[c] ?? null))),
     ];
     const [row] = await exec.unsafe<StateRow[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
-    this.handOver(exec, keeper, row!);
+    this.handOver(exec, keeper, row!, { stmt });
     return strip(row!);
   }
 }
@@ -609,6 +667,8 @@ function strip(
     woken?: unknown;
     data_project_id?: unknown;
     data_volume_type_id?: unknown;
+    data_volume_id?: unknown;
+    backend?: unknown;
     b_actor?: unknown;
     b_request_id?: unknown;
   },
@@ -620,6 +680,8 @@ function strip(
     woken: _w,
     data_project_id: _p,
     data_volume_type_id: _t,
+    data_volume_id: _dv,
+    backend: _b,
     b_actor: _ba,
     b_request_id: _br,
     ...rest

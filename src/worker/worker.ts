@@ -159,6 +159,8 @@ export class Worker {
   }
   recovered = 0;
   strays = 0;
+  /** steps started on rows this process's transitions made ours at birth, with no claim (tests, metrics) */
+  adopted = 0;
   /** rows handed back because another session held their fence (tests, logs) */
   fenced = 0;
   /** the host this worker's services are listed under (os-services) */
@@ -212,7 +214,9 @@ export class Worker {
     // process, with no NOTIFY for the whole database to serialize on (src/enforcer.ts keepWork).
     // Until stop() takes it back (its first act).
     this.unkeep = this.opts.enforcer.keepWork({
+      id: this.id,
       room: () => !this.disabled && this.freeSlots() > 0,
+      adopt: (row) => this.adopt(row),
       wake: () => this.poke(),
     });
     this.loopDone = this.loop();
@@ -350,6 +354,37 @@ export class Worker {
     const after = this.round;
     this.signal.fire();
     return new Promise((resolve) => this.idleWaiters.push({ after, resolve }));
+  }
+
+  /**
+   * Run the step of a row a transition of this process made ours at birth
+   * (db/cas.ts KEEPER), once committed: no claim. Room was asked when the
+   * statement was sent, so the step runs now even if the slots filled
+   * meanwhile (by at most the statements in flight at once). A backup-lane
+   * row that finds the lane full, or one that comes once the worker is
+   * stopping, is handed back to the queue and announced: another round, or
+   * another node, takes it. (A stray sweep that read the row in the instant
+   * between its commit and this call hands it back too; the step then
+   * finds the row not its own at its first transition and stops, and the
+   * row is claimed again: wasted, never unsafe.)
+   */
+  private adopt(row: ClaimedRow): void {
+    const key = `${row.resource_type}:${row.resource_id}`;
+    // The row's previous step is still letting its fence go: this one follows it.
+    const previous = this.inflight.get(key);
+    if (previous) {
+      void previous.finally(() => this.adopt(row));
+      return;
+    }
+    const laneFull = inBackupLane(row) && (this.backupDisabled || this.lane.size >= this.opts.backupConcurrency);
+    if (this.stopping || laneFull) {
+      void unclaim(this.opts.sql, this.id, row.resource_type, row.resource_id, 0)
+        .then(() => (this.stopping ? announceWork(this.opts.sql) : this.signal.fire()))
+        .catch(() => {});
+      return;
+    }
+    this.adopted++;
+    this.run(row);
   }
 
   /** Ask the loop to look for work now (in-process callers that just queued some). */

@@ -60,6 +60,7 @@ describe('discovery and microversions', () => {
 
 describe('volume lifecycle', () => {
   it('creates (202, creating), becomes available, extends, and deletes', async () => {
+    const adopted = t.worker!.adopted;
     const created = await t.request('POST', '/v3/volumes', { volume: { size: 1, name: 'v1', description: 'd', metadata: { k: 'v' } } });
     expect(created.status).toBe(202);
     expect(created.body.volume).toMatchObject({
@@ -100,6 +101,8 @@ describe('volume lifecycle', () => {
       'DELETED',
     ]);
     expect(t.backend.volumes.has(id)).toBe(false);
+    // Each request's statement made the node's own worker the row's owner: three steps, none claimed (db/cas.ts KEEPER).
+    expect(t.worker!.adopted - adopted).toBe(3);
   });
 
   it('accepts the size as a digit string and the project in the URL', async () => {

@@ -1,9 +1,12 @@
 /**
- * src/enforcer.ts keepWork: a row a transition leaves pending work is handed
- * to a worker of the same process that has a free slot, once the transition
- * has committed, with no NOTIFY (PostgreSQL serializes the commits of every
- * transaction that sends one, database-wide). With no such worker, or in a
- * transaction the enforcer cannot see commit, every node is told, as before.
+ * src/enforcer.ts keepWork: a row a transition leaves pending work is kept
+ * by a worker of the same process that has a free slot: the transition's
+ * own statement makes it the row's owner (db/cas.ts KEEPER), and the row is
+ * handed to it once the transition has committed, with no claim and no
+ * NOTIFY (PostgreSQL serializes the commits of every transaction that sends
+ * one, database-wide). With no such worker, or in a transaction the
+ * enforcer cannot see commit, the row stays pending and every node is told,
+ * as before.
  *
  * "No NOTIFY" is shown without waiting on a clock: notifications reach a
  * listener in commit order, so once a marker sent after the transitions has
@@ -12,6 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORK_CHANNEL } from '../../db/cas.ts';
+import type { ClaimedRow } from '../../db/queue.ts';
 import { transaction } from '../../db/tx.ts';
 import { MODELS } from '../../machines/index.ts';
 import { FakeDriver } from '../../src/drivers/fake.ts';
@@ -44,23 +48,28 @@ async function heard(): Promise<string[]> {
 }
 
 function localWorker() {
-  const w = { roomy: true, wakes: 0 };
+  const w = { id: `worker:test:${randomUUID()}`, roomy: true, wakes: 0, adopted: [] as ClaimedRow[] };
   const enforcer = new Enforcer();
-  enforcer.keepWork({ room: () => w.roomy, wake: () => w.wakes++ });
+  enforcer.keepWork({ id: w.id, room: () => w.roomy, adopt: (row) => w.adopted.push(row), wake: () => w.wakes++ });
   return { w, enforcer };
 }
 
 describe('work a transition makes', () => {
-  it('is kept by a worker of the process that has room, announced to nobody; with no room, every node is told', async () => {
+  it('is owned at birth by a worker of the process that has room and handed to it, announced to nobody; with no room, every node is told', async () => {
     const { w, enforcer } = localWorker();
     await heard();
-    // A volume is created in `creating.db`, a state with a worker step: pending work.
-    const kept = await enforcer.create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
-    expect(kept).toMatchObject({ state: 'creating.db', owner: null });
-    expect(w.wakes).toBe(1);
+    // A volume is created in `creating.db`, a state with a worker step: work, owned by the local worker in the same statement.
+    const id = randomUUID();
+    const kept = await enforcer.create(db.sql, { type: 'volume', id }, { size: 1 }, { actor: 'u:p' });
+    expect(kept).toMatchObject({ state: 'creating.db', owner: w.id });
+    expect(kept).not.toHaveProperty('data_volume_id'); // the step's extras go to the worker, not into the row
+    expect(w.adopted).toEqual([expect.objectContaining({ resource_id: id, state: 'creating.db', owner: w.id, data_volume_id: null })]);
+    expect(w.wakes).toBe(0); // nothing to claim
     w.roomy = false;
-    await enforcer.create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
-    expect(w.wakes).toBe(1);
+    const other = await enforcer.create(db.sql, { type: 'volume', id: randomUUID() }, { size: 1 }, { actor: 'u:p' });
+    expect(other).toMatchObject({ state: 'creating.db', owner: null }); // pending work, for any worker to claim
+    expect(w.adopted).toHaveLength(1);
+    expect(w.wakes).toBe(0);
     expect(await heard()).toEqual(['volume']);
     expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 1 });
 
@@ -77,16 +86,16 @@ describe('work a transition makes', () => {
       await putRow(db.sql, MODELS.volume, 'available', volumeContext),
     ];
     const extend = { type: 'EXTEND', new_size: 2, in_use: false } as const;
-    let wakesInside = -1;
+    let adoptedInside = -1;
     await transaction(db.sql, {}, async (tx) => {
       expect(await enforcer.apply(tx, { type: 'volume', id: a }, extend, { actor: 'u:p' })).toMatchObject({
         ok: true,
-        row: { state: 'extending.backend', owner: null },
+        row: { state: 'extending.backend', owner: w.id },
       });
-      wakesInside = w.wakes;
+      adoptedInside = w.adopted.length;
     });
-    expect(wakesInside).toBe(0);
-    expect(w.wakes).toBe(1);
+    expect(adoptedInside).toBe(0);
+    expect(w.adopted.map((r) => r.resource_id)).toEqual([a]);
 
     await expect(
       transaction(db.sql, {}, async (tx) => {
@@ -94,9 +103,53 @@ describe('work a transition makes', () => {
         throw new Error('the caller gives up');
       }),
     ).rejects.toThrow('the caller gives up');
-    expect(w.wakes).toBe(1);
+    expect(w.adopted).toHaveLength(1);
+    expect(w.wakes).toBe(0);
     expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 0 }); // the rolled-back one made no work
     expect(await getRow(db.sql, 'volume', b)).toMatchObject({ state: 'available' });
+    expect(await heard()).toEqual([]);
+  });
+
+  it('keeps a row whose step waits for a guard only when the guard holds on the row it leaves', async () => {
+    const { w, enforcer } = localWorker();
+    await heard();
+    // deleting.backend's step waits for the volume's snapshots to go (meta.ready: noSnapshots, dependents = 0).
+    const bare = await putRow(db.sql, MODELS.volume, 'available', volumeContext);
+    const withSnapshot = await putRow(db.sql, MODELS.volume, 'available', { ...volumeContext, dependents: 1 });
+    const cascade = { type: 'DELETE_CASCADE' } as const;
+    expect(await enforcer.apply(db.sql, { type: 'volume', id: bare }, cascade, { actor: 'u:p' })).toMatchObject({
+      ok: true,
+      row: { state: 'deleting.backend', owner: w.id },
+    });
+    expect(await enforcer.apply(db.sql, { type: 'volume', id: withSnapshot }, cascade, { actor: 'u:p' })).toMatchObject({
+      ok: true,
+      row: { state: 'deleting.backend', owner: null },
+    });
+    expect(w.adopted.map((r) => r.resource_id)).toEqual([bare]);
+  });
+
+  it('gives a row back before a later statement of its transaction moves it again: adopted once, as the transaction left it, or not at all', async () => {
+    const { w, enforcer } = localWorker();
+    await heard();
+    // A backup imported from a record: created (creating.backend, kept), then IMPORTed (creating.import, a step state too).
+    const backup = randomUUID();
+    // A member snapshot of a group snapshot: created (creating.backend, kept), then GROUPED (creating.group, no step), which needs it unowned.
+    const member = randomUUID();
+    await transaction(db.sql, {}, async (tx) => {
+      await enforcer.create(tx, { type: 'backup', id: backup }, { size: 1 }, { actor: 'u:p' });
+      expect(await enforcer.apply(tx, { type: 'backup', id: backup }, { type: 'IMPORT' }, { actor: 'u:p' })).toMatchObject({
+        ok: true,
+        row: { state: 'creating.import', owner: w.id },
+      });
+      await enforcer.create(tx, { type: 'snapshot', id: member }, { size: 1 }, { actor: 'u:p' });
+      expect(await enforcer.apply(tx, { type: 'snapshot', id: member }, { type: 'GROUPED' }, { actor: 'u:p' })).toMatchObject({
+        ok: true,
+        row: { state: 'creating.group', owner: null },
+      });
+    });
+    expect(w.adopted.map((r) => [r.resource_id, r.state])).toEqual([[backup, 'creating.import']]);
+    expect(await getRow(db.sql, 'snapshot', member)).toMatchObject({ state: 'creating.group', owner: null });
+    expect(enforcer.pendingWork).toEqual({ kept: 1, announced: 0 });
     expect(await heard()).toEqual([]);
   });
 
@@ -105,10 +158,12 @@ describe('work a transition makes', () => {
     await heard();
     const id = await putRow(db.sql, MODELS.volume, 'available', volumeContext);
     // a transaction db/tx.ts did not open, on purpose
-    await db.sql.begin((tx) =>
+    const moved = await db.sql.begin((tx) =>
       enforcer.apply(tx, { type: 'volume', id }, { type: 'EXTEND', new_size: 2, in_use: false }, { actor: 'u:p' }),
     );
+    expect(moved).toMatchObject({ ok: true, row: { state: 'extending.backend', owner: null } });
     expect(w.wakes).toBe(0);
+    expect(w.adopted).toHaveLength(0);
     expect(await heard()).toEqual(['volume']);
   });
 
