@@ -159,7 +159,7 @@ export class Worker {
   }
   recovered = 0;
   strays = 0;
-  /** steps started on rows this process's transitions made ours at birth, with no claim (tests, metrics) */
+  /** steps started on rows this process's transitions made ours at birth, with no claim (tests) */
   adopted = 0;
   /** rows handed back because another session held their fence (tests, logs) */
   fenced = 0;
@@ -364,9 +364,10 @@ export class Worker {
    * row that finds the lane full, or one that comes once the worker is
    * stopping, is handed back to the queue and announced: another round, or
    * another node, takes it. (A stray sweep that read the row in the instant
-   * between its commit and this call hands it back too; the step then
-   * finds the row not its own at its first transition and stops, and the
-   * row is claimed again: wasted, never unsafe.)
+   * between its commit and this call hands it back too. The step's fence
+   * still keeps every other worker off the backend while it runs; its
+   * first transition finds the row not its own and refuses; the row is
+   * claimed again and its idempotent step redone: wasted, never unsafe.)
    */
   private adopt(row: ClaimedRow): void {
     const key = `${row.resource_type}:${row.resource_id}`;
