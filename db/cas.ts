@@ -215,6 +215,11 @@ function resultsOf(model: ResourceModel, event: string): Set<string> {
   return out;
 }
 
+/** Whether `event` can leave a row in a state with a step: then its statement may make work (NOTIFY it, or keep it: KEEPER). */
+function makesWork(model: ResourceModel, event: string): boolean {
+  return [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));
+}
+
 /**
  * A row left unowned in a state with a step is pending work (`pending`: the
  * statement answers how many). Every node's workers are woken for it by a
@@ -308,9 +313,8 @@ function afterMove(
   moved = 'moved',
   settles: readonly string[] = [],
 ): { notify: boolean; ctes: string } {
-  const results = [...resultsOf(model, event)];
-  const notify = results.some((s) => model.index.stepStates.includes(s));
-  const finals = results.filter((s) => model.index.isFinal(s));
+  const notify = makesWork(model, event);
+  const finals = [...resultsOf(model, event)].filter((s) => model.index.isFinal(s));
   const table = DATA_TABLES[model.type];
   const data = Object.entries(model.events[event]!.data ?? {});
   if (data.length > 0 && table === undefined) throw new Error(`${model.type}.${event} writes its data row, but ${model.type} has none`);
@@ -357,7 +361,7 @@ export function compileTransition(
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner, broadcast, keeper } = binder(model, event, FIXED_PARAMS.length + 1);
   // A statement that can leave a row pending work can keep it (KEEPER).
-  const keeps = [...resultsOf(model, event)].some((s) => model.index.stepStates.includes(s));
+  const keeps = makesWork(model, event);
   const { branches, set } = updateOf(model, event, bind, nextOwner, keeps ? keeper : undefined);
   const after = afterMove(model, event, bind, broadcast, 'moved', settles);
   const notify = after.notify;

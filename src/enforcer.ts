@@ -258,9 +258,9 @@ export class Enforcer {
   }
 
   /**
-   * A worker of this process to hand the pending work of `stmt` on `exec`
-   * to, if the statement can make any (it binds BROADCAST), one has room,
-   * and the commit can be seen.
+   * A worker of this process to keep the work of `stmt` on `exec` (to own
+   * it at birth, KEEPER, or to be woken for it), if the statement can make
+   * any (it binds BROADCAST), one has room, and the commit can be seen.
    */
   private keeper(exec: Executor, stmt: CompiledStatement): LocalWorker | undefined {
     if (this.locals.size === 0 || !stmt.params.includes(BROADCAST) || !commitVisible(exec)) return undefined;
@@ -272,16 +272,12 @@ export class Enforcer {
    * After a statement that may have made work: a row it made `keeper` the
    * owner of (KEEPER) is adopted once committed; rows left pending wake
    * `keeper` once committed, or were announced. Each is counted.
+   * `adoptable`: the statement bound KEEPER and the sender named no next
+   * owner (a step that chains keeps the row itself, and may be the keeper).
    */
-  private handOver(
-    exec: Executor,
-    keeper: LocalWorker | undefined,
-    row: object,
-    bound?: { stmt: CompiledStatement; nextOwner?: string | null | undefined },
-  ): void {
+  private handOver(exec: Executor, keeper: LocalWorker | undefined, row: object, adoptable: boolean): void {
     const owned = row as { owner?: string | null; data_volume_id?: string | null; backend?: string | null };
-    // Owned by the keeper at birth (the statement bound KEEPER), not handed on by the sender to a worker of its choice (step chaining).
-    if (keeper && bound?.stmt.params.includes(KEEPER) && (bound.nextOwner ?? null) === null && owned.owner === keeper.id) {
+    if (keeper && adoptable && owned.owner === keeper.id) {
       const claimed = { ...strip(row as StateRow), data_volume_id: owned.data_volume_id ?? null, backend: owned.backend ?? null };
       const key = `${claimed.resource_type}:${claimed.resource_id}`;
       // In a transaction, a later statement on the row gives it back first (unkeep): adopted only as it was left.
@@ -363,16 +359,17 @@ export class Enforcer {
    * own outcome decides whether it is kept. Nothing is adopted in a state
    * the transaction moved it out of.
    */
-  private async unkeep(exec: Executor, ref: Ref): Promise<void> {
-    const kept = this.keptIn.get(exec);
-    const keeping = kept?.get(`${ref.type}:${ref.id}`);
-    if (!kept || !keeping) return;
-    kept.delete(`${ref.type}:${ref.id}`);
+  private async unkeep(exec: Executor, kept: Map<string, { keeper: LocalWorker }>, ref: Ref): Promise<void> {
+    const key = `${ref.type}:${ref.id}`;
+    const keeping = kept.get(key)!;
+    kept.delete(key);
     await unclaim(exec, keeping.keeper.id, ref.type, ref.id, 0);
   }
 
   private async attempt(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions): Promise<Outcome> {
-    await this.unkeep(exec, ref);
+    // Checked here, not in unkeep: every CAS passes, almost none has a row to give back, and none waits a turn for it.
+    const kept = this.keptIn.get(exec);
+    if (kept?.has(`${ref.type}:${ref.id}`)) await this.unkeep(exec, kept, ref);
     const model = modelOf(ref.type);
     const stmt = this.statement(ref.type, event.type);
     const fixed: Record<(typeof FIXED_PARAMS)[number], unknown> = {
@@ -394,7 +391,7 @@ export class Enforcer {
       });
       if (!row) return refusal('missing', ref, event.type);
       if (row.applied) {
-        this.handOver(exec, keeper, row, { stmt, nextOwner: opts.nextOwner });
+        this.handOver(exec, keeper, row, (opts.nextOwner ?? null) === null);
         const owner = row as { data_project_id?: string | null; data_volume_type_id?: string | null };
         const data = owner.data_project_id
           ? { project_id: owner.data_project_id, volume_type_id: owner.data_volume_type_id ?? null }
@@ -469,7 +466,7 @@ export class Enforcer {
     }
     // every applied row answers the statement's count of pending rows: one hand-over for all
     const applied = rows.find((r) => r.applied);
-    if (applied) this.handOver(exec, keeper, applied);
+    if (applied) this.handOver(exec, keeper, applied, false); // a batch binds no KEEPER
     const byId = new Map(rows.map((r) => [r.resource_id, r]));
     const outcomes = items.map(({ id, event, opts }): Outcome => {
       const ref = { type, id };
@@ -625,7 +622,7 @@ export class Enforcer {
       ...stmt.params.map((c) => (c === BROADCAST ? !keeper : c === KEEPER ? (keeper?.id ?? null) : (ctx[c] ?? null))),
     ];
     const [row] = await exec.unsafe<StateRow[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
-    this.handOver(exec, keeper, row!, { stmt });
+    this.handOver(exec, keeper, row!, true);
     return strip(row!);
   }
 }
