@@ -105,26 +105,34 @@ async function serve(target: Target, databaseUrl: string, dataDir: string): Prom
   const port = await freePort();
   // BENCH_CPU_PROF=<dir>: the server's CPU profile, written when it stops.
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${resolve(process.env.BENCH_CPU_PROF)}`] : [];
+  // BENCH_NODE_FLAGS='--trace-deopt …': flags for the server's node, such as V8's tracing, which
+  // NODE_OPTIONS refuses; what they print on stdout goes to BENCH_SERVER_LOG with the server's log.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
   const loader = pathToFileURL(join(target.dir, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-  const proc = spawn(process.execPath, [...prof, '--import', loader, target.entry ?? 'src/cli.ts', 'serve', '--port', String(port)], {
-    cwd: target.dir,
-    env: {
-      ...process.env,
-      DATABASE_URL: target.socket ? databaseUrl : tcpUrl(databaseUrl),
-      VOLSTATE_DATA_DIR: dataDir,
-      VOLSTATE_DRIVER: 'fake',
-      // BENCH_LOG_LEVEL=info with BENCH_SERVER_LOG=<file>: what the server said, for a look afterwards.
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
+  const proc = spawn(
+    process.execPath,
+    [...prof, ...flags, '--import', loader, target.entry ?? 'src/cli.ts', 'serve', '--port', String(port)],
+    {
+      cwd: target.dir,
+      env: {
+        ...process.env,
+        DATABASE_URL: target.socket ? databaseUrl : tcpUrl(databaseUrl),
+        VOLSTATE_DATA_DIR: dataDir,
+        VOLSTATE_DRIVER: 'fake',
+        // BENCH_LOG_LEVEL=info with BENCH_SERVER_LOG=<file>: what the server said, for a look afterwards.
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
+      },
+      stdio: ['ignore', process.env.BENCH_SERVER_LOG ? 'pipe' : 'ignore', 'pipe'],
     },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  );
+  proc.stdout?.on('data', (b: Buffer) => appendFileSync(process.env.BENCH_SERVER_LOG!, b));
   // However this process ends (an error, a closed stdout), the server goes with it.
   const orphan = () => proc.kill('SIGKILL');
   process.once('exit', orphan);
   proc.once('exit', () => process.off('exit', orphan));
   let err = '';
   return new Promise((resolveReady, reject) => {
-    proc.stderr.on('data', (b: Buffer) => {
+    proc.stderr!.on('data', (b: Buffer) => {
       if (process.env.BENCH_SERVER_LOG) appendFileSync(process.env.BENCH_SERVER_LOG, b);
       err += b.toString();
       const url = /serving the Cinder v3 API at (\S+)\/v3/.exec(err)?.[1];
@@ -215,20 +223,20 @@ async function latencies(databaseUrl: string): Promise<Pick<Result, 'create' | '
   try {
     const rows = await sql<{ kind: string; p50: number; p95: number }[]>`
       WITH h AS (
-        SELECT resource_id, event, from_state, split_part(to_state, '.', 1) AS top, at, version
-        FROM state_transitions WHERE resource_type = 'volume'),
+        -- Each transition with the first later arrival at rest of the same volume: a window over
+        -- the volume's own few rows, so the query stays linear in the history (a correlated
+        -- subquery per row made a 40 s window's history take minutes).
+        SELECT event, from_state, at AS start,
+          min(at) FILTER (WHERE split_part(to_state, '.', 1) = 'available') OVER later AS available,
+          min(at) FILTER (WHERE split_part(to_state, '.', 1) = 'deleted') OVER later AS deleted
+        FROM state_transitions WHERE resource_type = 'volume'
+        WINDOW later AS (PARTITION BY resource_id ORDER BY version ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING)),
       spans AS (
-        SELECT 'create' AS kind, s.at AS start,
-          (SELECT min(e.at) FROM h e WHERE e.resource_id = s.resource_id AND e.top = 'available' AND e.version > s.version) AS stop
-        FROM h s WHERE s.from_state IS NULL
+        SELECT 'create' AS kind, start, available AS stop FROM h WHERE from_state IS NULL
         UNION ALL
-        SELECT 'extend', s.at,
-          (SELECT min(e.at) FROM h e WHERE e.resource_id = s.resource_id AND e.top = 'available' AND e.version > s.version)
-        FROM h s WHERE s.event = 'EXTEND'
+        SELECT 'extend', start, available FROM h WHERE event = 'EXTEND'
         UNION ALL
-        SELECT 'delete', s.at,
-          (SELECT min(e.at) FROM h e WHERE e.resource_id = s.resource_id AND e.top = 'deleted' AND e.version > s.version)
-        FROM h s WHERE s.event = 'DELETE')
+        SELECT 'delete', start, deleted FROM h WHERE event = 'DELETE')
       SELECT kind,
         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stop - start)) * 1000 AS p50,
         percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM stop - start)) * 1000 AS p95
