@@ -70,9 +70,10 @@ function inUse(sql: Exec, projectId: string, resource: postgres.PendingQuery<pos
   return sql`(SELECT COALESCE(sum(u.in_use), 0)::int FROM quota_usages u WHERE u.project_id = ${projectId} AND u.resource = ${r})`;
 }
 
-function limitOf(sql: Exec, projectId: string, resource: string) {
+/** A project's limit of a resource; the project a value, or a column of the statement (`v.project_id`). */
+function limitOf(sql: Exec, project: string | postgres.PendingQuery<postgres.Row[]>, resource: string) {
   return sql`COALESCE(
-    (SELECT hard_limit FROM quota_limits WHERE project_id = ${projectId} AND resource = ${resource}),
+    (SELECT hard_limit FROM quota_limits WHERE project_id = ${project} AND resource = ${resource}),
     (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = ${resource}),
     -1)`;
 }
@@ -175,6 +176,19 @@ function cinderName(sql: Exec, resource: string) {
 export async function perVolumeLimit(sql: Exec, projectId: string): Promise<number> {
   const [row] = await sql<{ l: number }[]>`SELECT ${limitOf(sql, projectId, 'per_volume_gigabytes')} AS l`;
   return row!.l;
+}
+
+/**
+ * The largest size a live volume may grow to (its project's
+ * per_volume_gigabytes; -1: any), read with the volume in one statement;
+ * undefined when there is no such live volume (of `projectId`, when given:
+ * the caller's scope).
+ */
+export async function perVolumeLimitOfVolume(sql: Exec, volumeId: string, projectId: string | undefined): Promise<number | undefined> {
+  const [row] = await sql<{ l: number }[]>`
+    SELECT ${limitOf(sql, sql`v.project_id`, 'per_volume_gigabytes')} AS l FROM volumes v
+    WHERE v.id = ${volumeId} AND v.deleted_at IS NULL ${projectId === undefined ? sql`` : sql`AND v.project_id = ${projectId}`}`;
+  return row?.l;
 }
 
 /** What an operation in flight took and has not settled, keyed by the resource it is for: every resource in one statement. */

@@ -11,7 +11,7 @@ import { consistencyGroupTypeId, groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
 import { DEFAULT_TYPE, defaultTypeForCreate, findType, typeForCreate } from '../../db/volume-types.ts';
-import { perVolumeLimit } from '../../db/quotas.ts';
+import { perVolumeLimit, perVolumeLimitOfVolume } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
@@ -196,13 +196,10 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
    * growth within the gigabytes quotas.
    */
   async extend(caller: Caller, id: string, to: { newSize: number; inUse: boolean }, ifMatch?: number): Promise<Applied> {
-    // The scoped read (another project's volume is 404) beside the caller's limit; an admin may
-    // extend any project's volume, whose own project's limit is read after.
-    const [volume, ownLimit] = await Promise.all([
-      this.get(caller, id),
-      caller.isAdmin ? undefined : perVolumeLimit(this.sql, caller.projectId),
-    ]);
-    const perVolume = ownLimit ?? (await perVolumeLimit(this.sql, volume.project_id));
+    // The scoped read (another project's volume is 404) and the volume's project's limit (an
+    // admin may extend any project's volume) in one statement.
+    const perVolume = await perVolumeLimitOfVolume(this.sql, id, scopeOf(caller));
+    if (perVolume === undefined) throw new ApiError('VolumeNotFound', { id });
     if (perVolume >= 0 && to.newSize > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size: to.newSize, limit: perVolume });
     return this.sendSeen(caller, id, { type: 'EXTEND', new_size: to.newSize, in_use: to.inUse }, ifMatch);
   }

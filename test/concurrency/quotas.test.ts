@@ -167,6 +167,11 @@ describe('quotas', () => {
     const extend = await t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 6 } }, as(p));
     expect(extend.status).toBe(413);
     expect(extend.body.overLimit.message).toBe('Requested volume size 6G is larger than maximum allowed limit 4G.');
+    // An admin of another project (whose own limit is the default: none) meets the volume's project's.
+    const other = 'aaaaaaaa0000000000000000000000ff';
+    const byAdmin = await t.request('POST', `/v3/${other}/volumes/${vol}/action`, { 'os-extend': { new_size: 6 } }, as(other));
+    expect(byAdmin.status).toBe(413);
+    expect(byAdmin.body.overLimit.message).toBe('Requested volume size 6G is larger than maximum allowed limit 4G.');
     expect((await t.request('GET', `/v3/${p}/volumes/${vol}`, undefined, as(p))).body.volume).toMatchObject({
       status: 'available',
       size: 3,
