@@ -1,7 +1,8 @@
 /**
  * The server refuses to start on an unpatched postgres.js: without the
  * guards of scripts/patch-postgres.mjs a database restart can crash
- * the process or answer an existing volume with 404. The patch runs at
+ * the process or answer an existing volume with 404, and a node under
+ * load slows down the longer it runs. The patch runs at
  * `npm install`; `npm ci --ignore-scripts` (or a copied node_modules)
  * skips it silently, so the check is made where it matters, at start.
  */
@@ -10,21 +11,22 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GUARDS } from '../scripts/postgres-guards.mjs';
 
-/** The connection.js this process loads (the ESM build, `postgres`'s "import" export). */
-function connectionFile(): string {
-  return join(dirname(fileURLToPath(import.meta.resolve('postgres'))), 'connection.js');
+/** The directory of the postgres.js this process loads (the ESM build, `postgres`'s "import" export). */
+function sourceDir(): string {
+  return dirname(fileURLToPath(import.meta.resolve('postgres')));
 }
 
-/** How many of the guards are missing from postgres.js as installed (0: all in place). */
-export function missingPostgresGuards(file = connectionFile()): number {
-  const text = readFileSync(file, 'utf8');
-  return GUARDS.filter(([, guard]) => !text.includes(guard)).length;
+/** How many of the guards are missing from postgres.js as installed in `dir` (0: all in place). */
+export function missingPostgresGuards(dir = sourceDir()): number {
+  const texts = new Map<string, string>();
+  const text = (file: string) => texts.get(file) ?? texts.set(file, readFileSync(join(dir, file), 'utf8')).get(file)!;
+  return GUARDS.filter(([file, , guard]) => !text(file).includes(guard)).length;
 }
 
 export class UnpatchedPostgres extends Error {
   constructor(missing: number) {
     super(
-      `postgres.js is missing ${missing} of the ${GUARDS.length} guards volstate needs against dying connections ` +
+      `postgres.js is missing ${missing} of the ${GUARDS.length} guards volstate needs (against dying connections, and a pool queue whose cost grew with time) ` +
         '(see scripts/patch-postgres.mjs). Run `node scripts/patch-postgres.mjs` (npm install runs it; npm ci --ignore-scripts does not), then start again.',
     );
   }

@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// postinstall: eight guards for postgres.js 3.4.9, six on a connection that
+// postinstall: ten guards for postgres.js 3.4.9, six on a connection that
 // dies (PostgreSQL restarted, a backend terminated), found by volstate's
-// restart-under-load and lost-connection tests, and two on finding the
-// primary among several hosts, found by the failover harness:
+// restart-under-load and lost-connection tests, two on finding the
+// primary among several hosts, found by the failover harness, and two on
+// the pool's queues, whose cost grew with time under load (9 and 10,
+// told in scripts/postgres-guards.mjs):
 //
 // 1. A small write is deferred with setImmediate; when the connection
 //    closes first, the deferred write dereferences a null socket and throws
@@ -62,23 +64,26 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules',
 
 if (!existsSync(root)) process.exit(0); // not installed (yet): nothing to patch
 const version = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).version;
+const files = [...new Set(GUARDS.map(([file]) => file))];
 for (const build of ['src', 'cjs/src', 'cf/src']) {
-  const file = join(root, build, 'connection.js');
-  if (!existsSync(file)) continue;
-  let text = readFileSync(file, 'utf8');
-  let applied = 0;
-  for (const [anchor, guard] of GUARDS) {
-    if (text.includes(guard)) continue;
-    if (!text.includes(anchor)) {
-      console.error(
-        `patch-postgres: postgres ${version} ${build}/connection.js is not as expected; check whether porsager/postgres#1208 is fixed and update scripts/patch-postgres.mjs`,
-      );
-      process.exit(1);
+  for (const name of files) {
+    const file = join(root, build, name);
+    if (!existsSync(file)) continue;
+    let text = readFileSync(file, 'utf8');
+    let applied = 0;
+    for (const [, anchor, guard] of GUARDS.filter(([f]) => f === name)) {
+      if (text.includes(guard)) continue;
+      if (!text.includes(anchor)) {
+        console.error(
+          `patch-postgres: postgres ${version} ${build}/${name} is not as expected; check whether the guards of scripts/postgres-guards.mjs are still needed and update them`,
+        );
+        process.exit(1);
+      }
+      text = text.replace(anchor, guard);
+      applied++;
     }
-    text = text.replace(anchor, guard);
-    applied++;
+    if (applied === 0) continue;
+    writeFileSync(file, text);
+    console.error(`patch-postgres: ${applied} guard(s) added to postgres ${version} ${build}/${name}`);
   }
-  if (applied === 0) continue;
-  writeFileSync(file, text);
-  console.error(`patch-postgres: ${applied} guard(s) added to postgres ${version} ${build}/connection.js`);
 }

@@ -1,3 +1,3 @@
 /** Types of scripts/postgres-guards.mjs. */
 export declare const MARK: string;
-export declare const GUARDS: readonly (readonly [anchor: string, guard: string])[];
+export declare const GUARDS: readonly (readonly [file: string, anchor: string, guard: string])[];

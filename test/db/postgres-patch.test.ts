@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { connect, sqlClient, tcpUrl, type Sql } from '../../db/connect.ts';
 import { useTestDatabase } from '../helpers/db.ts';
@@ -140,16 +140,73 @@ describe('postgres.js on a connection closed while a write waits for its turn', 
   });
 });
 
+/** The pool's Queue (postgres.js src/queue.js, as installed), driven as the pool drives its busy queue. */
+async function busyQueueScans(rounds: number): Promise<{ perRound: number; longest: number; order: unknown[] }> {
+  const file = join(dirname(fileURLToPath(import.meta.resolve('postgres'))), 'queue.js');
+  const { default: Queue } = (await import(pathToFileURL(file).href)) as {
+    default: () => { length: number; push(x: unknown): unknown; shift(): unknown; remove(x: unknown): unknown };
+  };
+  const q = Queue();
+  for (const c of ['a', 'b', 'c', 'd']) q.push(c);
+  // What every query on a busy pool does (index.js): `go(busy.shift(), query)`, then `move(c, busy)`,
+  // which is `c.queue.remove(c)` (a miss: it was shifted out) and `busy.push(c)`. The items indexOf
+  // looked at, and the longest array it pushed onto, are counted while only the queue runs.
+  let scanned = 0;
+  let longest = 0;
+  const indexOf = Array.prototype.indexOf;
+  const push = Array.prototype.push;
+  Array.prototype.push = function (this: unknown[], ...xs: unknown[]) {
+    longest = Math.max(longest, this.length);
+    return push.apply(this, xs);
+  };
+  Array.prototype.indexOf = function (this: unknown[], x: unknown, from?: number) {
+    const at = indexOf.call(this, x, from);
+    scanned += (at === -1 ? this.length : at + 1) - Math.max(0, from ?? 0);
+    return at;
+  };
+  try {
+    for (let i = 0; i < rounds; i++) {
+      const c = q.shift();
+      q.remove(c);
+      q.push(c);
+    }
+  } finally {
+    Array.prototype.indexOf = indexOf;
+    Array.prototype.push = push;
+  }
+  const order: unknown[] = [];
+  while (q.length > 0) order.push(q.shift());
+  return { perRound: scanned / rounds, longest, order };
+}
+
+describe("postgres.js's pool queues under a load that never lets them drain (guards 9 and 10)", () => {
+  it('cost the same per query after 1,000 queries and after 100,000, hold no more than a few hundred slots, and keep every connection in order', async () => {
+    const early = await busyQueueScans(1_000);
+    const late = await busyQueueScans(100_000);
+    // Unguarded, `remove` scanned the whole array, which grew by one per query: about
+    // rounds / 2 items a query on average (500 and 50,000 here). Guarded: the live part only.
+    expect(early.perRound).toBeLessThanOrEqual(4);
+    expect(late.perRound).toBeLessThanOrEqual(4);
+    // Unguarded, the array held a slot for every query since the queue last drained (100,000 here).
+    expect(late.longest).toBeLessThan(200);
+    // 100,000 rounds of four: the queue is back where it started.
+    expect(late.order).toEqual(['a', 'b', 'c', 'd']);
+    expect(early.order).toEqual(['a', 'b', 'c', 'd']);
+  });
+});
+
 describe('the start-time check of the patch', () => {
   it('finds every guard in the installed postgres.js, and none in an unpatched copy; the server refuses that with how to fix it', async () => {
     const { GUARDS } = await import('../../scripts/postgres-guards.mjs');
     const { missingPostgresGuards, UnpatchedPostgres } = await import('../../db/postgres-guards.ts');
     expect(missingPostgresGuards()).toBe(0);
-    const installed = join(dirname(fileURLToPath(import.meta.resolve('postgres'))), 'connection.js');
-    let unpatched = readFileSync(installed, 'utf8');
-    for (const [anchor, guard] of GUARDS) unpatched = unpatched.replace(guard, anchor);
-    const copy = join(mkdtempSync(join(tmpdir(), 'volstate-pg-')), 'connection.js');
-    writeFileSync(copy, unpatched);
+    const installed = dirname(fileURLToPath(import.meta.resolve('postgres')));
+    const copy = mkdtempSync(join(tmpdir(), 'volstate-pg-'));
+    for (const file of new Set(GUARDS.map(([f]) => f))) {
+      let unpatched = readFileSync(join(installed, file), 'utf8');
+      for (const [, anchor, guard] of GUARDS.filter(([f]) => f === file)) unpatched = unpatched.replace(guard, anchor);
+      writeFileSync(join(copy, file), unpatched);
+    }
     expect(missingPostgresGuards(copy)).toBe(GUARDS.length);
     expect(new UnpatchedPostgres(GUARDS.length).message).toMatch(
       new RegExp(`missing ${GUARDS.length} of the ${GUARDS.length} guards.*Run \`node scripts/patch-postgres.mjs\``),
