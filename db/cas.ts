@@ -32,6 +32,8 @@
 import type { ResourceModel } from '../machines/index.ts';
 import type { Candidate } from '../machines/introspect.ts';
 import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts';
+import { QUOTA } from '../machines/quota.ts';
+import { usageCte } from './quotas.ts';
 
 /** Channel a worker LISTENs on; notified when a row becomes pending work. */
 export const WORK_CHANNEL = 'volstate_work';
@@ -119,6 +121,25 @@ export interface CompiledStatement {
   readonly text: string;
   /** names bound after the fixed ones, in order: event parameters, and NEXT_OWNER */
   readonly params: readonly string[];
+  /**
+   * The statement changes the project's usage by what the row counts
+   * (machines/quota.ts; db/quotas.ts usageCte): a transition gives it back
+   * when it moves the row into its final state; a create counts it, when
+   * every resource is unlimited (its `counted` column says whether).
+   */
+  readonly counts?: boolean;
+}
+
+/**
+ * The usage CTE of a statement whose row, in `from`, starts or stops
+ * counting (see CompiledStatement.counts), or undefined when its type
+ * counts nothing or has no data row.
+ */
+function countsCte(model: ResourceModel, cte: string, from: string, sign: 1 | -1, when: string): string | undefined {
+  const spec = QUOTA[model.type];
+  const table = DATA_TABLES[model.type];
+  if (!spec || table === undefined) return undefined;
+  return usageCte({ cte, from, table, typed: TYPED_TABLES.has(table), counts: spec.counts, perType: spec.perType, sign, when });
 }
 
 interface Branch {
@@ -367,6 +388,12 @@ export function compileTransition(
   const notify = after.notify;
   const table = DATA_TABLES[model.type];
   const owned = withOwner && table !== undefined;
+  // Into the final state: what the row counted is given back here, not by a statement after it.
+  const finals = [...resultsOf(model, event)].filter((s) => model.index.isFinal(s));
+  const released =
+    finals.length > 0
+      ? countsCte(model, 'released', 'moved', -1, `moved.state IN (${list(finals)}) AND moved.previous_state <> moved.state`)
+      : undefined;
   const selects = [
     ...(notify ? [PENDING_COUNTS] : []),
     '(SELECT count(*) FROM woken) AS woken',
@@ -401,11 +428,11 @@ export function compileTransition(
   SELECT * FROM resource_states
   WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
   FOR SHARE
-)${after.ctes}
+)${after.ctes}${released ? `, ${released}` : ''}
 SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
 SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
-  return { type: model.type, event, text, params: order };
+  return { type: model.type, event, text, params: order, counts: released !== undefined };
 }
 
 /**
@@ -492,8 +519,10 @@ export function createColumns(model: ResourceModel): string[] {
  * $4 request id, then `createColumns(model)` in order, then BROADCAST when the
  * initial state has a step: `params`).
  */
-export function compileCreate(model: ResourceModel): CompiledStatement {
+export function compileCreate(model: ResourceModel, counts = false): CompiledStatement {
   const cols = createColumns(model);
+  // `counts`: the row's usage is counted here when every resource is unlimited (the data row inserted first).
+  const counted = counts ? countsCte(model, 'counted', 'created', 1, 'true') : undefined;
   const initial = model.index.initial;
   const notify = model.index.stepStates.includes(initial);
   const values = cols.map((c, i) => `$${5 + i}::${PG_TYPE[model.context[c]!]}`);
@@ -508,9 +537,15 @@ export function compileCreate(model: ResourceModel): CompiledStatement {
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
   SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text, size FROM created
-)${notify ? `, ${notifyCte(model, 'created', broadcast)}` : ''}
-SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}, ${keptColumns(model.type, 'created', keeper).join(', ')}` : ''} FROM created`;
-  return { type: model.type, event: CREATE_EVENT, text, params: notify ? [...cols, BROADCAST, KEEPER] : cols };
+)${notify ? `, ${notifyCte(model, 'created', broadcast)}` : ''}${counted ? `, ${counted}` : ''}
+SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}, ${keptColumns(model.type, 'created', keeper).join(', ')}` : ''}${counted ? ', (SELECT count(*) FROM counted) AS counted' : ''} FROM created`;
+  return {
+    type: model.type,
+    event: CREATE_EVENT,
+    text,
+    params: notify ? [...cols, BROADCAST, KEEPER] : cols,
+    counts: counted !== undefined,
+  };
 }
 
 /** Every statement of every model, compiled once. */
@@ -521,15 +556,18 @@ export function compileAll(
     withOwner?: (type: string, event: string) => boolean;
     /** the states from which the event keeps a reservation that its statement settles (see afterMove) */
     settles?: (type: string, event: string) => readonly string[];
+    /** the create counts the row's usage itself when it can (see compileCreate) */
+    createCounts?: (type: string) => boolean;
   } = {},
 ) {
   const withOwner = opts.withOwner ?? (() => false);
   const settles = opts.settles ?? (() => []);
+  const createCounts = opts.createCounts ?? (() => false);
   const transitions = new Map<string, CompiledStatement>();
   const batches = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
   for (const model of models) {
-    creates.set(model.type, compileCreate(model));
+    creates.set(model.type, compileCreate(model, createCounts(model.type)));
     for (const event of Object.keys(model.events)) {
       transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event), settles(model.type, event)));
       batches.set(`${model.type}:${event}`, compileBatch(model, event, settles(model.type, event)));

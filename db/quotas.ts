@@ -24,6 +24,7 @@
  * usage above a new, lower limit stays).
  */
 import type postgres from 'postgres';
+import type { Counts } from '../machines/quota.ts';
 import type { Executor as Exec } from './connect.ts';
 
 /** The resources volstate counts, and those it reports as Cinder does (always 0 in use). */
@@ -52,6 +53,57 @@ export interface Exceeded {
 
 /** The slots an unlimited resource's changes spread over (slot 0 is a limited one's). */
 const SLOTS = 32;
+
+/**
+ * A usage change compiled into a transition's own statement (db/cas.ts),
+ * as CTE text: what the row in `from` counts (machines/quota.ts `counts`,
+ * with the per-type twins of `perType` for a data table with a volume
+ * type), times `sign`, for the project of its data row in `table`, when
+ * `when` holds. The same change `consume` makes, row for row: the same
+ * slot (0 for a limited resource, the backend's for an unlimited one), the
+ * rows taken in name order. `CTE` names the insert (its RETURNING gives one
+ * row per resource changed); `CTE_rows` what it would change.
+ *
+ * A give-back (`sign` -1) always passes. A count (+1) is made here only
+ * when every resource it changes is unlimited (then no limit can refuse
+ * it, and it needs no lock on a shared row): otherwise nothing is changed,
+ * and the caller counts it with `consume`, whose statement judges the
+ * limit on the locked row.
+ */
+export function usageCte(o: {
+  cte: string;
+  from: string;
+  table: string;
+  typed: boolean;
+  counts: Counts;
+  perType: readonly string[];
+  sign: 1 | -1;
+  when: string;
+}): string {
+  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const amount = (c: number | 'size') => (c === 'size' ? `${o.from}.size` : String(c));
+  const rows = Object.entries(o.counts).flatMap(([resource, c]) => [
+    `(${lit(resource)}, ${amount(c)})`,
+    ...(o.typed && o.perType.includes(resource) ? [`(${lit(`${resource}@`)} || d.volume_type_id, ${amount(c)})`] : []),
+  ]);
+  const limit = `COALESCE(
+      (SELECT hard_limit FROM quota_limits WHERE project_id = d.project_id AND resource = r.resource),
+      (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = r.resource),
+      -1)`;
+  return `${o.cte}_rows AS (
+    SELECT d.project_id, r.resource, ${o.sign < 0 ? '-' : ''}r.amount AS delta, ${limit} AS l
+    FROM ${o.from} JOIN ${o.table} d ON d.id = ${o.from}.resource_id
+    CROSS JOIN LATERAL (VALUES ${rows.join(', ')}) AS r(resource, amount)
+    WHERE (${o.when}) AND r.resource IS NOT NULL AND r.amount <> 0
+  ), ${o.cte} AS (
+    INSERT INTO quota_usages (project_id, resource, slot, in_use)
+    SELECT project_id, resource, CASE WHEN l < 0 THEN 1 + pg_backend_pid() % ${SLOTS} ELSE 0 END, delta FROM ${o.cte}_rows
+    ${o.sign > 0 ? `WHERE NOT EXISTS (SELECT 1 FROM ${o.cte}_rows WHERE l >= 0)` : ''}
+    ORDER BY resource COLLATE "C"
+    ON CONFLICT (project_id, resource, slot) DO UPDATE SET in_use = quota_usages.in_use + EXCLUDED.in_use
+    RETURNING 1
+  )`;
+}
 
 /**
  * The resources a change moves, with their amounts (zero and absent ones

@@ -88,6 +88,9 @@ export interface ApplyOptions {
   holdsNoLeases?: boolean | undefined;
 }
 
+/** A created row; `counted`: its create statement counted its usage (CompiledStatement.counts), so no `admit` is to follow. */
+export type Created = StateRow & { readonly counted: boolean };
+
 export interface Applied {
   readonly ok: true;
   readonly row: StateRow;
@@ -238,6 +241,10 @@ export class Enforcer {
     this.statements = compileAll(Object.values(MODELS), {
       withOwner: (type, event) => this.accounted.has(`${type}:${event}`),
       settles: (type, event) => settledInStatement.get(`${type}:${event}`) ?? [],
+      // A volume's create (VolumeService.createIn) inserts its data row before its state row, so
+      // that statement can count the volume (when every resource is unlimited) instead of `admit`
+      // after it. The other creates' callers count with `admit`, the data row inserted after.
+      createCounts: (type) => type === 'volume',
     });
   }
 
@@ -405,7 +412,7 @@ export class Enforcer {
           usageChanges(model, applied.from, applied.row.state) &&
           !settlesOnly(model, event.type, applied.from, applied.row.state)
         )
-          await this.account(exec, model, ref, event.type, applied, data);
+          await this.account(exec, model, ref, event.type, applied, data, stmt.counts === true);
         return applied;
       }
       const refused = explain(model, ref, event, opts, strip(row));
@@ -530,6 +537,8 @@ export class Enforcer {
     event: string,
     applied: Applied,
     data: { project_id: string; volume_type_id: string | null } | undefined,
+    /** the transition's statement gave back what the row counted, if it entered the final state (CompiledStatement.counts) */
+    givenBack: boolean,
   ): Promise<void> {
     const { from } = applied;
     const to = applied.row.state;
@@ -557,7 +566,7 @@ export class Enforcer {
       const [, exceeded] = await Promise.all([reserve(tx, ref, data.project_id, amount), consume(tx, data.project_id, amount)]);
       if (exceeded) throw quotaError(exceeded);
     }
-    if (model.index.isFinal(to)) {
+    if (model.index.isFinal(to) && !givenBack) {
       // No reservation is left here: leaving the reserving state settled it.
       const counts = countsOf(model.type, applied.row, data.volume_type_id);
       await consume(tx, data.project_id, negate(counts));
@@ -608,7 +617,7 @@ export class Enforcer {
     ref: Ref<T>,
     context: Partial<Omit<ContextMap[T], 'owner'>>,
     opts: ApplyOptions,
-  ): Promise<StateRow> {
+  ): Promise<Created> {
     const model = modelOf(ref.type);
     const stmt = this.statements.creates.get(ref.type)!;
     const initial = model.machine.config.context as Record<string, unknown>;
@@ -621,9 +630,11 @@ export class Enforcer {
       opts.requestId ?? null,
       ...stmt.params.map((c) => (c === BROADCAST ? !keeper : c === KEEPER ? (keeper?.id ?? null) : (ctx[c] ?? null))),
     ];
-    const [row] = await exec.unsafe<StateRow[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    const [row] = await exec.unsafe<(StateRow & { counted?: string })[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], {
+      prepare: true,
+    });
     this.handOver(exec, keeper, row!, true);
-    return strip(row!);
+    return { ...strip(row!), counted: Number(row!.counted ?? 0) > 0 };
   }
 }
 
@@ -668,6 +679,7 @@ function strip(
     backend?: unknown;
     b_actor?: unknown;
     b_request_id?: unknown;
+    counted?: unknown;
   },
 ): StateRow {
   const {
@@ -681,6 +693,7 @@ function strip(
     backend: _b,
     b_actor: _ba,
     b_request_id: _br,
+    counted: _c,
     ...rest
   } = row;
   return rest;

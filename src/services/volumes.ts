@@ -173,9 +173,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       consistencygroup_id: group && group.group_type_id === cgType ? group.id : null,
       encrypted: type.encrypted,
     });
-    const [, , created] = await Promise.all([
+    const [, made, created] = await Promise.all([
       inserted,
       // A create that restores a backup says so from the start: its step is the backup lane's (machines/volume.ts fromBackup).
+      // Its statement counts the volume against the project's quota when every resource is
+      // unlimited (the default): the data row above is its project and type.
       this.enforcer.create(
         tx,
         { type: 'volume', id },
@@ -183,10 +185,9 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         opts,
       ),
       volumeTable.find(tx, id),
-      // Last: the project's usage rows stay locked from here to the commit, which every
-      // create, extend and delete of the project waits for in turn.
-      this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id),
     ]);
+    // A limit to judge: counted by `admit`, whose statement judges it on the locked usage row.
+    if (!made.counted) await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id);
     return created!;
   }
 
