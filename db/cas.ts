@@ -257,6 +257,9 @@ function notifyCte(model: ResourceModel, from: string, broadcast: string): strin
   notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, pending.resource_type) FROM pending WHERE ${broadcast})`;
 }
 
+/** The leases a move into the final state took (the `taken` CTE), as a JSON array of db/leases.ts Lease. */
+const TAKEN_LEASES = `(SELECT json_agg(json_build_object('source_type', source_type, 'source_id', source_id, 'kind', kind)) FROM taken) AS taken_leases`;
+
 /** What a statement whose rows may become pending work answers of it (see notifyCte). */
 const PENDING_COUNTS = '(SELECT count(*) FROM pending) AS pending, (SELECT count(*) FROM notified) AS notified';
 
@@ -390,9 +393,17 @@ export function compileTransition(
   const owned = withOwner && table !== undefined;
   // Into the final state: what the row counted is given back here, not by a statement after it.
   const finals = [...resultsOf(model, event)].filter((s) => model.index.isFinal(s));
-  const released =
+  const entersFinal = `moved.state IN (${list(finals)}) AND moved.previous_state <> moved.state`;
+  const released = finals.length > 0 ? countsCte(model, 'released', 'moved', -1, entersFinal) : undefined;
+  // Into the final state, the row gives back every lease it holds (src/enforcer.ts releasedBy): they are
+  // taken here, and the enforcer gives each source back its counter (TAKEN_LEASES).
+  const taken =
     finals.length > 0
-      ? countsCte(model, 'released', 'moved', -1, `moved.state IN (${list(finals)}) AND moved.previous_state <> moved.state`)
+      ? `taken AS (
+  DELETE FROM leases l USING moved
+  WHERE l.holder_type = moved.resource_type AND l.holder_id = moved.resource_id AND ${entersFinal}
+  RETURNING l.source_type, l.source_id, l.kind
+)`
       : undefined;
   const selects = [
     ...(notify ? [PENDING_COUNTS] : []),
@@ -406,12 +417,14 @@ export function compileTransition(
         ]
       : []),
     ...(keeps ? keptColumns(model.type, 'moved', keeper()) : []),
+    ...(taken ? [TAKEN_LEASES] : []),
   ];
   const nothing = [
     ...(notify ? ['0::bigint', '0::bigint'] : []),
     '0::bigint',
     ...(owned ? ['NULL::text', 'NULL::uuid'] : []),
     ...(keeps ? ['NULL::uuid', 'NULL::text'] : []),
+    ...(taken ? ['NULL::json'] : []),
   ];
   const text = `WITH moved AS (
   UPDATE resource_states SET
@@ -428,7 +441,7 @@ export function compileTransition(
   SELECT * FROM resource_states
   WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
   FOR SHARE
-)${after.ctes}${released ? `, ${released}` : ''}
+)${after.ctes}${released ? `, ${released}` : ''}${taken ? `, ${taken}` : ''}
 SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
 SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;

@@ -41,8 +41,12 @@ export async function takeLeases(tx: Exec, holder: { type: string; id: string },
     DELETE FROM leases
     WHERE holder_type = ${holder.type} AND holder_id = ${holder.id} AND kind = ANY(${kinds as string[]})
     RETURNING source_type, source_id, kind`;
-  // Release in one global order (by source), so two releasers cannot deadlock.
-  return [...rows].sort((a, b) => `${a.source_type}:${a.source_id}`.localeCompare(`${b.source_type}:${b.source_id}`));
+  return inReleaseOrder(rows);
+}
+
+/** Release in one global order (by source), so two releasers cannot deadlock. */
+export function inReleaseOrder(leases: readonly Lease[]): Lease[] {
+  return [...leases].sort((a, b) => `${a.source_type}:${a.source_id}`.localeCompare(`${b.source_type}:${b.source_id}`));
 }
 
 export async function leasesOf(sql: Exec, holder: { type: string; id: string }): Promise<Lease[]> {

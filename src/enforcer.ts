@@ -25,7 +25,7 @@ import { unclaim, type ClaimedRow } from '../db/queue.ts';
 import type { Executor, Sql } from '../db/connect.ts';
 import { isConnectionError, sqlState } from '../db/sqlstate.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
-import { insertLeases, takeLeases } from '../db/leases.ts';
+import { inReleaseOrder, insertLeases, takeLeases, type Lease } from '../db/leases.ts';
 import { afterCommit, commitVisible, transaction } from '../db/tx.ts';
 import { consume, reserve, settle, type Exceeded } from '../db/quotas.ts';
 import { countsOf, negate, QUOTA, reservingIn } from '../machines/quota.ts';
@@ -405,7 +405,9 @@ export class Enforcer {
           : undefined;
         const applied: Applied = { ok: true, row: strip(row), from: row.previous_state! };
         const kinds = releasedBy(model, applied.from, applied.row.state);
-        if (kinds.length > 0 && !opts.holdsNoLeases) await this.release(exec, ref, kinds, opts);
+        // A move into the final state took its leases in its own statement (db/cas.ts `taken`; none: NULL).
+        const taken = model.index.isFinal(applied.row.state) ? ((row as { taken_leases?: Lease[] | null }).taken_leases ?? []) : undefined;
+        if (kinds.length > 0 && !opts.holdsNoLeases) await this.release(exec, ref, kinds, opts, taken);
         // (A move that only settles what it keeps did so in its statement: settlesOnly.)
         if (
           applied.from !== applied.row.state &&
@@ -589,8 +591,9 @@ export class Enforcer {
    * enforcer calls it when a holder's transition ends what it held; a
    * volume leaving its group (GroupService) calls it for its `member` lease.
    */
-  async release(tx: Executor, holder: Ref, kinds: readonly LeaseKind[], opts: ApplyOptions): Promise<void> {
-    for (const lease of await takeLeases(tx, holder, kinds)) {
+  async release(tx: Executor, holder: Ref, kinds: readonly LeaseKind[], opts: ApplyOptions, taken?: readonly Lease[]): Promise<void> {
+    // `taken`: the leases the holder's own transition already took (db/cas.ts `taken`), else taken here.
+    for (const lease of taken ? inReleaseOrder(taken) : await takeLeases(tx, holder, kinds)) {
       if (!isResourceType(lease.source_type))
         throw new InvariantError(`a lease on ${lease.source_type} ${lease.source_id}, which is no machine`);
       const source = modelOf(lease.source_type);
@@ -680,6 +683,7 @@ function strip(
     b_actor?: unknown;
     b_request_id?: unknown;
     counted?: unknown;
+    taken_leases?: unknown;
   },
 ): StateRow {
   const {
@@ -694,6 +698,7 @@ function strip(
     b_actor: _ba,
     b_request_id: _br,
     counted: _c,
+    taken_leases: _tl,
     ...rest
   } = row;
   return rest;
