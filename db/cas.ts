@@ -257,6 +257,9 @@ function notifyCte(model: ResourceModel, from: string, broadcast: string): strin
   notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, pending.resource_type) FROM pending WHERE ${broadcast})`;
 }
 
+/** Whether the transition's row holds a lease (the lease-free variant of a move into the final state applies only when not). */
+const HOLDS_LEASES = 'SELECT 1 FROM leases l WHERE l.holder_type = $1::text AND l.holder_id = $2::uuid';
+
 /** The leases a move into the final state took (the `taken` CTE), as a JSON array of db/leases.ts Lease. */
 const TAKEN_LEASES = `(SELECT json_agg(json_build_object('source_type', source_type, 'source_id', source_id, 'kind', kind)) FROM taken) AS taken_leases`;
 
@@ -381,6 +384,7 @@ export function compileTransition(
   event: string,
   withOwner = false,
   settles: readonly string[] = [],
+  leaseFree = false,
 ): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner, broadcast, keeper } = binder(model, event, FIXED_PARAMS.length + 1);
@@ -398,7 +402,7 @@ export function compileTransition(
   // Into the final state, the row gives back every lease it holds (src/enforcer.ts releasedBy): they are
   // taken here, and the enforcer gives each source back its counter (TAKEN_LEASES).
   const taken =
-    finals.length > 0
+    finals.length > 0 && !leaseFree
       ? `taken AS (
   DELETE FROM leases l USING moved
   WHERE l.holder_type = moved.resource_type AND l.holder_id = moved.resource_id AND ${entersFinal}
@@ -418,6 +422,7 @@ export function compileTransition(
       : []),
     ...(keeps ? keptColumns(model.type, 'moved', keeper()) : []),
     ...(taken ? [TAKEN_LEASES] : []),
+    ...(leaseFree ? ['false AS held'] : []),
   ];
   const nothing = [
     ...(notify ? ['0::bigint', '0::bigint'] : []),
@@ -425,6 +430,7 @@ export function compileTransition(
     ...(owned ? ['NULL::text', 'NULL::uuid'] : []),
     ...(keeps ? ['NULL::uuid', 'NULL::text'] : []),
     ...(taken ? ['NULL::json'] : []),
+    ...(leaseFree ? [`EXISTS (${HOLDS_LEASES}) AS held`] : []),
   ];
   const text = `WITH moved AS (
   UPDATE resource_states SET
@@ -432,7 +438,12 @@ export function compileTransition(
   WHERE resource_type = $1::text AND resource_id = $2::uuid
     AND (${branches.map((b) => b.cond).join('\n      OR ')})
     AND ($5::text IS NULL OR owner = $5::text)
-    AND ($6::int IS NULL OR version = $6::int)
+    AND ($6::int IS NULL OR version = $6::int)${
+      leaseFree
+        ? `
+    AND NOT EXISTS (${HOLDS_LEASES})`
+        : ''
+    }
   RETURNING *
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
@@ -571,11 +582,19 @@ export function compileAll(
     settles?: (type: string, event: string) => readonly string[];
     /** the create counts the row's usage itself when it can (see compileCreate) */
     createCounts?: (type: string) => boolean;
+    /**
+     * also a variant that applies only to a row holding no lease (`held` says
+     * whether one refused it): a move into the final state with nothing else
+     * to do then needs no transaction (src/enforcer.ts apply)
+     */
+    leaseFree?: (type: string, event: string) => boolean;
   } = {},
 ) {
   const withOwner = opts.withOwner ?? (() => false);
   const settles = opts.settles ?? (() => []);
   const createCounts = opts.createCounts ?? (() => false);
+  const leaseFree = opts.leaseFree ?? (() => false);
+  const leaseFrees = new Map<string, CompiledStatement>();
   const transitions = new Map<string, CompiledStatement>();
   const batches = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
@@ -583,10 +602,15 @@ export function compileAll(
     creates.set(model.type, compileCreate(model, createCounts(model.type)));
     for (const event of Object.keys(model.events)) {
       transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event), settles(model.type, event)));
+      if (leaseFree(model.type, event))
+        leaseFrees.set(
+          `${model.type}:${event}`,
+          compileTransition(model, event, withOwner(model.type, event), settles(model.type, event), true),
+        );
       batches.set(`${model.type}:${event}`, compileBatch(model, event, settles(model.type, event)));
     }
   }
-  return { transitions, batches, creates };
+  return { transitions, batches, creates, leaseFree: leaseFrees };
 }
 
 /** For tests and the docs: the SQL face of one guard, bound with literal placeholders. */
