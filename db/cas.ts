@@ -32,8 +32,8 @@
 import type { ResourceModel } from '../machines/index.ts';
 import type { Candidate } from '../machines/introspect.ts';
 import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts';
-import { QUOTA } from '../machines/quota.ts';
-import { usageCte } from './quotas.ts';
+import { QUOTA, reservingIn } from '../machines/quota.ts';
+import { growthCtes, usageCte } from './quotas.ts';
 
 /** Channel a worker LISTENs on; notified when a row becomes pending work. */
 export const WORK_CHANNEL = 'volstate_work';
@@ -128,6 +128,35 @@ export interface CompiledStatement {
    * every resource is unlimited (its `counted` column says whether).
    */
   readonly counts?: boolean;
+  /**
+   * The transition into a state that reserves a declared growth reserves
+   * it here, and counts it when every resource is unlimited (`counted`
+   * says whether; db/quotas.ts growthCtes).
+   */
+  readonly reserves?: boolean;
+}
+
+/**
+ * The reserving state with a declared growth (machines/quota.ts) that
+ * every move of `event` enters, if it is one event's only way in: the
+ * moves that reach it from elsewhere are the ones its statement reserves
+ * for; undefined when no move of the event reserves a growth, or when one
+ * also leaves a reserving state (its settling is the enforcer's).
+ */
+function reservesGrowth(model: ResourceModel, event: string): { state: string; growth: { resource: string; to: string } } | undefined {
+  const table = DATA_TABLES[model.type];
+  if (!QUOTA[model.type] || table === undefined) return undefined;
+  const moves = model.index.leaves.flatMap((from) =>
+    model.index
+      .candidates(from, event)
+      .filter((c) => c.target && c.target !== from)
+      .map((c) => ({ from: reservingIn(model.type, from), to: reservingIn(model.type, c.target!) })),
+  );
+  const into = moves.filter((m) => m.to !== undefined && m.to !== m.from);
+  if (into.length === 0 || moves.some((m) => m.from !== undefined)) return undefined;
+  const target = into[0]!.to!;
+  if (!target.growth || into.some((m) => m.to !== target)) return undefined;
+  return { state: target.state, growth: target.growth };
 }
 
 /**
@@ -399,6 +428,18 @@ export function compileTransition(
   const finals = [...resultsOf(model, event)].filter((s) => model.index.isFinal(s));
   const entersFinal = `moved.state IN (${list(finals)}) AND moved.previous_state <> moved.state`;
   const released = finals.length > 0 ? countsCte(model, 'released', 'moved', -1, entersFinal) : undefined;
+  // Into a state that reserves a declared growth (an extend): reserved, and counted when unlimited, here.
+  const grows = reservesGrowth(model, event);
+  const growth = grows
+    ? growthCtes({
+        from: 'moved',
+        table: DATA_TABLES[model.type]!,
+        typed: TYPED_TABLES.has(DATA_TABLES[model.type]!),
+        growth: grows.growth,
+        perType: QUOTA[model.type]!.perType,
+        when: `moved.state = ${lit(grows.state)} AND moved.previous_state <> moved.state`,
+      })
+    : undefined;
   // Into the final state, the row gives back every lease it holds (src/enforcer.ts releasedBy): they are
   // taken here, and the enforcer gives each source back its counter (TAKEN_LEASES).
   const taken =
@@ -423,6 +464,7 @@ export function compileTransition(
     ...(keeps ? keptColumns(model.type, 'moved', keeper()) : []),
     ...(taken ? [TAKEN_LEASES] : []),
     ...(leaseFree ? ['false AS held'] : []),
+    ...(growth ? ['(SELECT count(*) FROM counted) AS counted'] : []),
   ];
   const nothing = [
     ...(notify ? ['0::bigint', '0::bigint'] : []),
@@ -431,6 +473,7 @@ export function compileTransition(
     ...(keeps ? ['NULL::uuid', 'NULL::text'] : []),
     ...(taken ? ['NULL::json'] : []),
     ...(leaseFree ? [`EXISTS (${HOLDS_LEASES}) AS held`] : []),
+    ...(growth ? ['0::bigint'] : []),
   ];
   const text = `WITH moved AS (
   UPDATE resource_states SET
@@ -452,11 +495,11 @@ export function compileTransition(
   SELECT * FROM resource_states
   WHERE resource_type = $1::text AND resource_id = $2::uuid AND NOT EXISTS (SELECT 1 FROM moved)
   FOR SHARE
-)${after.ctes}${released ? `, ${released}` : ''}${taken ? `, ${taken}` : ''}
+)${after.ctes}${released ? `, ${released}` : ''}${taken ? `, ${taken}` : ''}${growth ? `, ${growth}` : ''}
 SELECT true AS applied, moved.*, ${selects.join(', ')} FROM moved
 UNION ALL
 SELECT false AS applied, current.*, ${nothing.join(', ')} FROM current`;
-  return { type: model.type, event, text, params: order, counts: released !== undefined };
+  return { type: model.type, event, text, params: order, counts: released !== undefined, reserves: growth !== undefined };
 }
 
 /**

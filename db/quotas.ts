@@ -80,11 +80,26 @@ export function usageCte(o: {
   sign: 1 | -1;
   when: string;
 }): string {
-  const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
   const amount = (c: number | 'size') => (c === 'size' ? `${o.from}.size` : String(c));
-  const rows = Object.entries(o.counts).flatMap(([resource, c]) => [
-    `(${lit(resource)}, ${amount(c)})`,
-    ...(o.typed && o.perType.includes(resource) ? [`(${lit(`${resource}@`)} || d.volume_type_id, ${amount(c)})`] : []),
+  return usageRowsCte({ ...o, amounts: Object.entries(o.counts).map(([resource, c]) => [resource, amount(c)]) });
+}
+
+const sqlLit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** `usageCte` for amounts given as SQL over `from` (its row) and `d` (its data row). */
+function usageRowsCte(o: {
+  cte: string;
+  from: string;
+  table: string;
+  typed: boolean;
+  amounts: readonly (readonly [resource: string, amount: string])[];
+  perType: readonly string[];
+  sign: 1 | -1;
+  when: string;
+}): string {
+  const rows = o.amounts.flatMap(([resource, amount]) => [
+    `(${sqlLit(resource)}, ${amount})`,
+    ...(o.typed && o.perType.includes(resource) ? [`(${sqlLit(`${resource}@`)} || d.volume_type_id, ${amount})`] : []),
   ]);
   const limit = `COALESCE(
       (SELECT hard_limit FROM quota_limits WHERE project_id = d.project_id AND resource = r.resource),
@@ -174,6 +189,32 @@ export async function consume(tx: Exec, projectId: string, deltas: Partial<Recor
       ${inUse(tx, projectId, resource)} AS in_use,
       ${cinderName(tx, resource)} AS name`;
   return { resource, name: row!.name, limit: row!.limit, inUse: row!.in_use, requested };
+}
+
+/**
+ * The reservation of a declared growth (machines/quota.ts Reserving.growth)
+ * made in the statement of the transition into its state, as CTE text: the
+ * reservation rows (`reserve`'s) and, when every resource is unlimited, the
+ * usage (`consume`'s; its RETURNING, in the `counted` CTE, is empty
+ * otherwise, and the caller counts it with `consume`, which judges the
+ * limit on the locked row). The reservation is made either way.
+ */
+export function growthCtes(o: {
+  from: string;
+  table: string;
+  typed: boolean;
+  growth: { resource: string; to: string };
+  perType: readonly string[];
+  when: string;
+}): string {
+  const amount = `GREATEST(0, COALESCE((${o.from}.operation ->> ${sqlLit(o.growth.to)})::int, ${o.from}.size) - ${o.from}.size)`;
+  const usage = usageRowsCte({ ...o, cte: 'counted', amounts: [[o.growth.resource, amount]], sign: 1 });
+  return `${usage}, reserved AS (
+    INSERT INTO quota_reservations (resource_type, resource_id, project_id, resource, amount)
+    SELECT ${o.from}.resource_type, ${o.from}.resource_id, c.project_id, c.resource, c.delta
+    FROM counted_rows c CROSS JOIN ${o.from}
+    ON CONFLICT (resource_type, resource_id, resource) DO UPDATE SET amount = quota_reservations.amount + EXCLUDED.amount
+  )`;
 }
 
 /**

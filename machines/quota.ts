@@ -31,6 +31,13 @@ export interface Reserving {
   state: string;
   /** the event whose transition out of `state` keeps what was reserved */
   keptBy: string;
+  /**
+   * What it reserves, declared where it is a growth of `size` to the
+   * operation's `to` (an extend): `resource` (with its per-type twin) by
+   * the difference. `amount` is then computed from it, and the transition
+   * into `state` reserves it in its own statement (db/quotas.ts growthCtes).
+   */
+  growth?: { resource: string; to: string };
   /** what entering `state` reserves, from the new row and the row's type */
   amount(row: Row, typeId: string | null): Record<string, number>;
   /** what keeping it changes besides (a retype gives back what the old type counted) */
@@ -64,6 +71,13 @@ function baseCounts(counts: Counts, row: { size: number }): Record<string, numbe
   return Object.fromEntries(Object.entries(counts).map(([resource, c]) => [resource, c === 'size' ? row.size : c]));
 }
 
+/** What a declared growth reserves of a row (without its per-type twin): the growth of `size` to the operation's `to`, never below 0. */
+export function growthOf(g: { resource: string; to: string }, row: Row): Record<string, number> {
+  return { [g.resource]: Math.max(0, Number(row.operation?.[g.to] ?? row.size) - row.size) };
+}
+
+const EXTEND_GROWTH = { resource: 'gigabytes', to: 'new_size' };
+
 const VOLUME_COUNTS = { volumes: 1, gigabytes: 'size' } as const;
 const VOLUME_PER_TYPE = ['volumes', 'gigabytes'];
 
@@ -75,8 +89,8 @@ export const QUOTA: Record<string, QuotaSpec> = {
       {
         state: 'extending.backend',
         keptBy: 'EXTENDED',
-        amount: (row, typeId) =>
-          withTypes({ gigabytes: Math.max(0, Number(row.operation?.['new_size'] ?? row.size) - row.size) }, VOLUME_PER_TYPE, typeId),
+        growth: EXTEND_GROWTH,
+        amount: (row, typeId) => withTypes(growthOf(EXTEND_GROWTH, row), VOLUME_PER_TYPE, typeId),
       },
       {
         // The new type's counts are taken when the retype is accepted; keeping

@@ -450,7 +450,16 @@ export class Enforcer {
           usageChanges(model, applied.from, applied.row.state) &&
           !settlesOnly(model, event.type, applied.from, applied.row.state)
         )
-          await this.account(exec, model, ref, event.type, applied, data, stmt.counts === true);
+          await this.account(
+            exec,
+            model,
+            ref,
+            event.type,
+            applied,
+            data,
+            stmt.counts === true,
+            stmt.reserves === true ? (row as { counted?: unknown }) : undefined,
+          );
         return applied;
       }
       // Refused for a lease it holds: the caller gives it back in a transaction.
@@ -579,6 +588,8 @@ export class Enforcer {
     data: { project_id: string; volume_type_id: string | null } | undefined,
     /** the transition's statement gave back what the row counted, if it entered the final state (CompiledStatement.counts) */
     givenBack: boolean,
+    /** the statement's row, when it reserved a growth itself (CompiledStatement.reserves): `counted` says whether it also counted it */
+    reserved?: { counted?: unknown },
   ): Promise<void> {
     const { from } = applied;
     const to = applied.row.state;
@@ -598,7 +609,13 @@ export class Enforcer {
       ]);
     }
     const entering = reservingIn(model.type, to);
-    if (entering) {
+    if (entering && reserved) {
+      // Reserved in the statement; counted there too unless a resource has a limit to judge.
+      if (Number(reserved.counted ?? 0) === 0) {
+        const exceeded = await consume(tx, data.project_id, entering.amount(row, data.volume_type_id));
+        if (exceeded) throw quotaError(exceeded);
+      }
+    } else if (entering) {
       const amount = entering.amount(row, data.volume_type_id);
       // The reservation first, the usage (its rows shared by the whole project, locked until the
       // commit) last: the fewer round trips after it, the shorter every other request waits.
