@@ -33,7 +33,7 @@ import type { ResourceModel } from '../machines/index.ts';
 import type { Candidate } from '../machines/introspect.ts';
 import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts';
 import { QUOTA, reservingIn } from '../machines/quota.ts';
-import { growthCtes, usageCte } from './quotas.ts';
+import { growthCtes, growthLimited, usageCte } from './quotas.ts';
 
 /** Channel a worker LISTENs on; notified when a row becomes pending work. */
 export const WORK_CHANNEL = 'volstate_work';
@@ -286,7 +286,7 @@ function notifyCte(model: ResourceModel, from: string, broadcast: string): strin
   notified AS (SELECT pg_notify(${lit(WORK_CHANNEL)}, pending.resource_type) FROM pending WHERE ${broadcast})`;
 }
 
-/** Whether the transition's row holds a lease (the lease-free variant of a move into the final state applies only when not). */
+/** Whether the transition's row holds a lease (the lone variant of a move into the final state applies only when not). */
 const HOLDS_LEASES = 'SELECT 1 FROM leases l WHERE l.holder_type = $1::text AND l.holder_id = $2::uuid';
 
 /** The leases a move into the final state took (the `taken` CTE), as a JSON array of db/leases.ts Lease. */
@@ -413,7 +413,7 @@ export function compileTransition(
   event: string,
   withOwner = false,
   settles: readonly string[] = [],
-  leaseFree = false,
+  alone = false,
 ): CompiledStatement {
   if (!model.events[event]) throw new Error(`${model.type}: unknown event ${event}`);
   const { bind, order, nextOwner, broadcast, keeper } = binder(model, event, FIXED_PARAMS.length + 1);
@@ -443,13 +443,32 @@ export function compileTransition(
   // Into the final state, the row gives back every lease it holds (src/enforcer.ts releasedBy): they are
   // taken here, and the enforcer gives each source back its counter (TAKEN_LEASES).
   const taken =
-    finals.length > 0 && !leaseFree
+    finals.length > 0 && !alone
       ? `taken AS (
   DELETE FROM leases l USING moved
   WHERE l.holder_type = moved.resource_type AND l.holder_id = moved.resource_id AND ${entersFinal}
   RETURNING l.source_type, l.source_id, l.kind
 )`
       : undefined;
+  // `alone`: what would need the transaction refuses the statement instead (NEEDS_TX): into the final
+  // state, a lease held (its sources are to be locked first); into a growth's reservation, a limit.
+  const needsTx = alone
+    ? [
+        ...(finals.length > 0 ? [HOLDS_LEASES] : []),
+        ...(grows
+          ? [
+              growthLimited({
+                id: '$2::uuid',
+                table: DATA_TABLES[model.type]!,
+                typed: TYPED_TABLES.has(DATA_TABLES[model.type]!),
+                growth: grows.growth,
+                perType: QUOTA[model.type]!.perType,
+              }),
+            ]
+          : []),
+      ]
+    : [];
+  if (alone && needsTx.length === 0) throw new Error(`${model.type}.${event}: nothing makes it need a transaction`);
   const selects = [
     ...(notify ? [PENDING_COUNTS] : []),
     '(SELECT count(*) FROM woken) AS woken',
@@ -463,7 +482,7 @@ export function compileTransition(
       : []),
     ...(keeps ? keptColumns(model.type, 'moved', keeper()) : []),
     ...(taken ? [TAKEN_LEASES] : []),
-    ...(leaseFree ? ['false AS held'] : []),
+    ...(alone ? ['false AS needs_tx'] : []),
     ...(growth ? ['(SELECT count(*) FROM counted) AS counted'] : []),
   ];
   const nothing = [
@@ -472,7 +491,7 @@ export function compileTransition(
     ...(owned ? ['NULL::text', 'NULL::uuid'] : []),
     ...(keeps ? ['NULL::uuid', 'NULL::text'] : []),
     ...(taken ? ['NULL::json'] : []),
-    ...(leaseFree ? [`EXISTS (${HOLDS_LEASES}) AS held`] : []),
+    ...(alone ? [`(${needsTx.map((q) => `EXISTS (${q})`).join(' OR ')}) AS needs_tx`] : []),
     ...(growth ? ['0::bigint'] : []),
   ];
   const text = `WITH moved AS (
@@ -481,12 +500,7 @@ export function compileTransition(
   WHERE resource_type = $1::text AND resource_id = $2::uuid
     AND (${branches.map((b) => b.cond).join('\n      OR ')})
     AND ($5::text IS NULL OR owner = $5::text)
-    AND ($6::int IS NULL OR version = $6::int)${
-      leaseFree
-        ? `
-    AND NOT EXISTS (${HOLDS_LEASES})`
-        : ''
-    }
+    AND ($6::int IS NULL OR version = $6::int)${needsTx.map((q) => `\n    AND NOT EXISTS (${q})`).join('')}
   RETURNING *
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
@@ -626,18 +640,19 @@ export function compileAll(
     /** the create counts the row's usage itself when it can (see compileCreate) */
     createCounts?: (type: string) => boolean;
     /**
-     * also a variant that applies only to a row holding no lease (`held` says
-     * whether one refused it): a move into the final state with nothing else
-     * to do then needs no transaction (src/enforcer.ts apply)
+     * also a variant to run alone, outside a transaction, which refuses a
+     * row that needs one (`needs_tx` says whether that refused it): a move
+     * into the final state of a row holding a lease, a growth's reservation
+     * of a limited resource (src/enforcer.ts apply)
      */
-    leaseFree?: (type: string, event: string) => boolean;
+    alone?: (type: string, event: string) => boolean;
   } = {},
 ) {
   const withOwner = opts.withOwner ?? (() => false);
   const settles = opts.settles ?? (() => []);
   const createCounts = opts.createCounts ?? (() => false);
-  const leaseFree = opts.leaseFree ?? (() => false);
-  const leaseFrees = new Map<string, CompiledStatement>();
+  const alone = opts.alone ?? (() => false);
+  const alones = new Map<string, CompiledStatement>();
   const transitions = new Map<string, CompiledStatement>();
   const batches = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
@@ -645,15 +660,15 @@ export function compileAll(
     creates.set(model.type, compileCreate(model, createCounts(model.type)));
     for (const event of Object.keys(model.events)) {
       transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event), settles(model.type, event)));
-      if (leaseFree(model.type, event))
-        leaseFrees.set(
+      if (alone(model.type, event))
+        alones.set(
           `${model.type}:${event}`,
           compileTransition(model, event, withOwner(model.type, event), settles(model.type, event), true),
         );
       batches.set(`${model.type}:${event}`, compileBatch(model, event, settles(model.type, event)));
     }
   }
-  return { transitions, batches, creates, leaseFree: leaseFrees };
+  return { transitions, batches, creates, alone: alones };
 }
 
 /** For tests and the docs: the SQL face of one guard, bound with literal placeholders. */

@@ -86,6 +86,34 @@ export function usageCte(o: {
 
 const sqlLit = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
+/** SQL text: the limit of `resource` for `project` (SQL expressions both), -1 when unlimited (as `consume` reads it). */
+function limitText(project: string, resource: string): string {
+  return `COALESCE(
+      (SELECT hard_limit FROM quota_limits WHERE project_id = ${project} AND resource = ${resource}),
+      (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = ${resource}),
+      -1)`;
+}
+
+/**
+ * SQL text of a query with a row when a resource a declared growth of the
+ * resource `id` (an SQL expression) reserves has a limit in its project:
+ * then its transition must count it with `consume`, in a transaction.
+ */
+export function growthLimited(o: {
+  id: string;
+  table: string;
+  typed: boolean;
+  growth: { resource: string };
+  perType: readonly string[];
+}): string {
+  const names = [
+    `(${sqlLit(o.growth.resource)})`,
+    ...(o.typed && o.perType.includes(o.growth.resource) ? [`(${sqlLit(`${o.growth.resource}@`)} || d.volume_type_id)`] : []),
+  ];
+  return `SELECT 1 FROM ${o.table} d CROSS JOIN LATERAL (VALUES ${names.join(', ')}) AS r(resource)
+      WHERE d.id = ${o.id} AND r.resource IS NOT NULL AND ${limitText('d.project_id', 'r.resource')} >= 0`;
+}
+
 /** `usageCte` for amounts given as SQL over `from` (its row) and `d` (its data row). */
 function usageRowsCte(o: {
   cte: string;
@@ -101,10 +129,7 @@ function usageRowsCte(o: {
     `(${sqlLit(resource)}, ${amount})`,
     ...(o.typed && o.perType.includes(resource) ? [`(${sqlLit(`${resource}@`)} || d.volume_type_id, ${amount})`] : []),
   ]);
-  const limit = `COALESCE(
-      (SELECT hard_limit FROM quota_limits WHERE project_id = d.project_id AND resource = r.resource),
-      (SELECT hard_limit FROM quota_class_limits WHERE class_name = 'default' AND resource = r.resource),
-      -1)`;
+  const limit = limitText('d.project_id', 'r.resource');
   return `${o.cte}_rows AS (
     SELECT d.project_id, r.resource, ${o.sign < 0 ? '-' : ''}r.amount AS delta, ${limit} AS l
     FROM ${o.from} JOIN ${o.table} d ON d.id = ${o.from}.resource_id

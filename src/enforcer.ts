@@ -211,8 +211,8 @@ export class Enforcer {
   private readonly releasing = new Set<string>();
   /** `type:event` pairs with a transition that changes quota usage (machines/quota.ts) in a transaction */
   private readonly accounted = new Set<string>();
-  /** `type:event` pairs whose every move enters the final state with nothing for a transaction to do but give leases back */
-  private readonly leaseFree = new Set<string>();
+  /** `type:event` pairs tried first alone, outside a transaction (compileAll's `alone`): most rows need none */
+  private readonly alone = new Set<string>();
   private group: GroupCommit | undefined;
   /** batched statements sent, the rows they carried, and those PostgreSQL refused whole (each row then went alone) */
   readonly batches = { statements: 0, rows: 0, fallbacks: 0 };
@@ -255,8 +255,16 @@ export class Enforcer {
           moves.length > 0 &&
           moves.every(({ from, to }) => model.index.isFinal(to) && reservingIn(model.type, from) === undefined)
         )
-          this.leaseFree.add(`${model.type}:${event}`);
+          this.alone.add(`${model.type}:${event}`);
         if (changes.length === 0) continue;
+        // Every usage it changes is a growth's reservation (an extend), and it gives no lease back: its
+        // statement reserves and counts it (db/cas.ts), and with no limit to judge it needs no transaction.
+        if (
+          !releases &&
+          DATA_TABLES[model.type] !== undefined &&
+          changes.every(({ from, to }) => reservingIn(model.type, from) === undefined && reservingIn(model.type, to)?.growth !== undefined)
+        )
+          this.alone.add(`${model.type}:${event}`);
         if (changes.every(({ from, to }) => settlesOnly(model, event, from, to)))
           settledInStatement.set(`${model.type}:${event}`, [...new Set(changes.map((c) => c.from))]);
         else this.accounted.add(`${model.type}:${event}`);
@@ -271,7 +279,7 @@ export class Enforcer {
       // that statement can count the volume (when every resource is unlimited) instead of `admit`
       // after it. The other creates' callers count with `admit`, the data row inserted after.
       createCounts: (type) => type === 'volume',
-      leaseFree: (type, event) => this.leaseFree.has(`${type}:${event}`),
+      alone: (type, event) => this.alone.has(`${type}:${event}`),
     });
   }
 
@@ -347,8 +355,9 @@ export class Enforcer {
     const key = `${ref.type}:${event.type}`;
     const releasing = this.releasing.has(key) && !opts.holdsNoLeases;
     if ((releasing || this.accounted.has(key)) && 'begin' in exec) {
-      // Into the final state holding no lease: one statement, which gives the usage back itself.
-      if (this.leaseFree.has(key)) {
+      // Alone first, one statement, when the row needs nothing a transaction gives (no lease to give
+      // back into the final state, no limit to judge in an extend's reservation).
+      if (this.alone.has(key)) {
         const done = await this.applyIn(exec, ref, event, opts, true);
         if (done) return done;
       }
@@ -374,13 +383,13 @@ export class Enforcer {
     return this.group;
   }
 
-  /** `leaseFree`: by the event's lease-free variant (compileAll), undefined when the row holds a lease. */
+  /** `alone`: by the event's variant run alone (compileAll), undefined when the row needs a transaction. */
   private async applyIn(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions): Promise<Outcome>;
-  private async applyIn(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions, leaseFree: true): Promise<Outcome | undefined>;
-  private async applyIn(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions, leaseFree = false): Promise<Outcome | undefined> {
-    if (this.observers.length === 0) return this.attempt(exec, ref, event, opts, leaseFree);
+  private async applyIn(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions, alone: true): Promise<Outcome | undefined>;
+  private async applyIn(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions, alone = false): Promise<Outcome | undefined> {
+    if (this.observers.length === 0) return this.attempt(exec, ref, event, opts, alone);
     const started = performance.now();
-    const outcome = await this.attempt(exec, ref, event, opts, leaseFree);
+    const outcome = await this.attempt(exec, ref, event, opts, alone);
     if (!outcome) return outcome;
     const o: Observation = {
       type: ref.type,
@@ -409,12 +418,12 @@ export class Enforcer {
     await unclaim(exec, keeping.keeper.id, ref.type, ref.id, 0);
   }
 
-  private async attempt(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions, leaseFree = false): Promise<Outcome | undefined> {
+  private async attempt(exec: Executor, ref: Ref, event: AnyEvent, opts: ApplyOptions, alone = false): Promise<Outcome | undefined> {
     // Checked here, not in unkeep: every CAS passes, almost none has a row to give back, and none waits a turn for it.
     const kept = this.keptIn.get(exec);
     if (kept?.has(`${ref.type}:${ref.id}`)) await this.unkeep(exec, kept, ref);
     const model = modelOf(ref.type);
-    const stmt = leaseFree ? this.statements.leaseFree.get(`${ref.type}:${event.type}`)! : this.statement(ref.type, event.type);
+    const stmt = alone ? this.statements.alone.get(`${ref.type}:${event.type}`)! : this.statement(ref.type, event.type);
     const fixed: Record<(typeof FIXED_PARAMS)[number], unknown> = {
       resource_type: ref.type,
       resource_id: ref.id,
@@ -462,8 +471,8 @@ export class Enforcer {
           );
         return applied;
       }
-      // Refused for a lease it holds: the caller gives it back in a transaction.
-      if (leaseFree && (row as { held?: boolean }).held) return undefined;
+      // Refused for what only a transaction does (a lease to give back, a limit to judge): the caller runs one.
+      if (alone && (row as { needs_tx?: boolean }).needs_tx) return undefined;
       const refused = explain(model, ref, event, opts, strip(row));
       if (refused) return refused;
       if (attempt >= RETRIES) return { ok: false, kind: 'busy', ...viewOf(model, ref, event, strip(row)), failed: [] };
@@ -739,7 +748,7 @@ function strip(
     b_request_id?: unknown;
     counted?: unknown;
     taken_leases?: unknown;
-    held?: unknown;
+    needs_tx?: unknown;
   },
 ): StateRow {
   const {
@@ -755,7 +764,7 @@ function strip(
     b_request_id: _br,
     counted: _c,
     taken_leases: _tl,
-    held: _h,
+    needs_tx: _nt,
     ...rest
   } = row;
   return rest;

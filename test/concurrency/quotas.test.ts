@@ -150,6 +150,32 @@ describe('quotas', () => {
     }
   });
 
+  it('extends of many volumes racing under a gigabytes quota: exactly what fits is taken, the rest are 413 changing nothing (3 rounds)', async () => {
+    // An extend with no limit to judge reserves and counts in its one statement; with a limit, the
+    // limit is judged on the locked usage row: this fails if a limited extend takes the lone path.
+    for (let round = 0; round < 3; round++) {
+      const p = `aaaaaaaa00000000000000000000021${round}`;
+      const vols = await Promise.all(
+        Array.from(
+          { length: 8 },
+          async () => (await t.request('POST', `/v3/${p}/volumes`, { volume: { size: 1 } }, as(p))).body.volume.id as string,
+        ),
+      );
+      for (const vol of vols) await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
+      // 8 GB in use; room for 3 more: three of the eight extends by 1 GB fit.
+      await setQuota(p, { gigabytes: 11 });
+      const results = await Promise.all(
+        vols.map((vol) => t.request('POST', `/v3/${p}/volumes/${vol}/action`, { 'os-extend': { new_size: 2 } }, as(p))),
+      );
+      expect(results.map((r) => r.status).sort(), `round ${round}`).toEqual([202, 202, 202, 413, 413, 413, 413, 413]);
+      for (const r of results.filter((x) => x.status === 413)) expect(r.body.overLimit.message).toMatch(/exceeds allowed gigabytes quota/);
+      for (const vol of vols) await waitStatus(t, 'volumes', vol, 'available', 10_000, as(p));
+      const u = await usage(p);
+      expect(u.recorded, `round ${round}`).toEqual({ volumes: 8, snapshots: 0, gigabytes: 11 });
+      expect(u.recorded).toEqual(u.live);
+    }
+  });
+
   it('refuses a create or an extend over the gigabytes quota, and a volume over per_volume_gigabytes, changing nothing', async () => {
     const p = 'aaaaaaaa000000000000000000000003';
     await setQuota(p, { gigabytes: 5, per_volume_gigabytes: 4 });
