@@ -188,8 +188,8 @@ function releasedBy(model: ResourceModel, from: string, to: string): readonly Le
 /**
  * The types whose every row holds a lease until its final state (taken when
  * it is created, src/services: a snapshot is its volume's `dependent`, a
- * group snapshot its group's): the lease-free variant of their move into
- * the final state would be refused every time, a statement for nothing.
+ * group snapshot its group's): the variant of their move into the final
+ * state run alone would be refused every time, a statement for nothing.
  */
 const HELD_FOR_LIFE: ReadonlySet<string> = new Set(['snapshot', 'group_snapshot']);
 
@@ -242,7 +242,7 @@ export class Enforcer {
         );
         // Every move of the event goes into the final state from a state that reserves nothing: its
         // statement gives back the usage and takes the leases (db/cas.ts); with no lease held, it
-        // needs no transaction (its lease-free variant, tried first by `apply`).
+        // needs no transaction (its variant run alone, tried first by `apply`).
         const moves = model.index.leaves.flatMap((from) =>
           model.index
             .candidates(from, event)
@@ -356,7 +356,9 @@ export class Enforcer {
     const releasing = this.releasing.has(key) && !opts.holdsNoLeases;
     if ((releasing || this.accounted.has(key)) && 'begin' in exec) {
       // Alone first, one statement, when the row needs nothing a transaction gives (no lease to give
-      // back into the final state, no limit to judge in an extend's reservation).
+      // back into the final state, no limit to judge in an extend's reservation). A row that does
+      // pays that statement for nothing: a volume in a group deleted, a project with a gigabytes
+      // limit extending (the default class has none).
       if (this.alone.has(key)) {
         const done = await this.applyIn(exec, ref, event, opts, true);
         if (done) return done;
