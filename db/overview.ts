@@ -7,6 +7,7 @@
  */
 import type postgres from 'postgres';
 import { MODELS, RESOURCE_TYPES } from '../machines/index.ts';
+import { lastTransitionId } from './events.ts';
 
 /** `type:state` of every state matching `pick`, over all machines (what the SQL below compares with). */
 const qualified = (pick: (type: (typeof RESOURCE_TYPES)[number], state: string) => boolean) =>
@@ -30,9 +31,16 @@ export interface Overview {
   counts: Record<string, Record<string, number>>;
   workers: { id: string; host: string; pid: number; heartbeat_age_s: number; owned: number }[];
   stuck: { resource_type: string; resource_id: string; state: string; for_s: number; usual_s: number | null; owner: string | null }[];
+  /**
+   * The newest transition when the counts were read (read before them): a
+   * page that shows them follows `/v3/events` from here (`last_event_id`),
+   * so no transition between this read and its stream is lost.
+   */
+  last_event_id: number;
 }
 
 export async function overview(sql: postgres.Sql, stuck: { factor: number; floorS: number }): Promise<Overview> {
+  const lastEventId = await lastTransitionId(sql);
   const counts = await liveStateCounts(sql);
   const workers = await sql<Overview['workers']>`
     SELECT w.id, w.host, w.pid, extract(epoch FROM now() - w.heartbeat_at)::float8 AS heartbeat_age_s,
@@ -53,5 +61,5 @@ export async function overview(sql: postgres.Sql, stuck: { factor: number; floor
     WHERE r.resource_type || ':' || r.state = ANY(${TRANSIENT})
       AND r.updated_at < now() - make_interval(secs => greatest(${stuck.floorS}::float8, ${stuck.factor}::float8 * coalesce(u.usual_s, 0)))
     ORDER BY r.updated_at LIMIT 50`;
-  return { counts, workers: [...workers], stuck: [...rows] };
+  return { counts, workers: [...workers], stuck: [...rows], last_event_id: lastEventId };
 }

@@ -178,8 +178,10 @@ async function renderDetail(m, fresh) {
   }
 }
 
+let lastEventId;  // the newest transition the first counts include: the stream starts after it
 async function refresh() {
   const s = await (await fetch('ui/state')).json();
+  lastEventId ??= s.last_event_id;
   counts = s.counts;
   let total = 0;
   for (const m of MACHINES) {
@@ -234,7 +236,8 @@ function annotateEdges() {
 let pending;
 const soon = () => { pending ??= setTimeout(() => { pending = undefined; refresh().then(annotateEdges); }, 300); };
 function listen() {
-  const es = new EventSource('v3/events?all_tenants=1');
+  // From the counts' snapshot on, not from when the stream happens to connect: nothing between is lost.
+  const es = new EventSource('v3/events?all_tenants=1' + (lastEventId === undefined ? '' : '&last_event_id=' + lastEventId));
   es.addEventListener('transition', (e) => {
     const t = JSON.parse(e.data);
     if (t.from) {

@@ -93,7 +93,12 @@ describe('GET /ui/state', () => {
       counts: Record<string, Record<string, number>>;
       stuck: { resource_id: string; state: string }[];
       workers: unknown[];
+      last_event_id: number;
     };
+    // Where the page's event stream starts: the newest transition the counts include.
+    const [newest] = await t.db.sql<{ id: number }[]>`SELECT max(id)::float8 AS id FROM state_transitions`;
+    expect(state.last_event_id).toBeGreaterThan(0);
+    expect(state.last_event_id).toBeLessThanOrEqual(newest!.id);
     expect(state.stuck.map((r) => r.resource_id)).toContain(old);
     expect(state.stuck.map((r) => r.resource_id)).not.toContain(fresh);
     expect(state.counts.attachment?.attaching).toBeGreaterThanOrEqual(2);

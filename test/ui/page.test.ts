@@ -117,6 +117,16 @@ describe('the operator page', () => {
   it('shows live counts on the diagrams, the transitions as they come, and a history by id', async () => {
     const first = await availableVolume(t);
     const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    // The event stream is held back until the second volume below is made: what happens between the
+    // page's first counts and its stream's connecting must still reach it (the stream starts at the
+    // counts' last_event_id). Without that, this is the race CI met: the volume made before the
+    // stream connected never showed.
+    let connect!: () => void;
+    const connected = new Promise<void>((r) => (connect = r));
+    await page.route('**/v3/events**', async (route) => {
+      await connected;
+      await route.continue();
+    });
     await page.goto(`${t.url}/ui`);
     // The available state of the volume diagram carries its count.
     const available = page.locator('#machine-volume g.node', { has: page.locator('title', { hasText: /^available$/ }) });
@@ -125,6 +135,7 @@ describe('the operator page', () => {
 
     // Changes made through the API reach the page by the event stream.
     const second = await availableVolume(t);
+    connect();
     await page.waitForFunction("document.querySelector('#log')?.textContent?.includes('--BACKEND_CREATED--> available')", undefined, {
       timeout: 20_000,
     });
