@@ -143,7 +143,10 @@ export interface CompiledStatement {
  * for; undefined when no move of the event reserves a growth, or when one
  * also leaves a reserving state (its settling is the enforcer's).
  */
-function reservesGrowth(model: ResourceModel, event: string): { state: string; growth: { resource: string; to: string } } | undefined {
+export function reservesGrowth(
+  model: ResourceModel,
+  event: string,
+): { state: string; growth: { resource: string; to: string } } | undefined {
   const table = DATA_TABLES[model.type];
   if (!QUOTA[model.type] || table === undefined) return undefined;
   const moves = model.index.leaves.flatMap((from) =>

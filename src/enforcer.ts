@@ -20,7 +20,7 @@
  * once. Only events that can do that pay for a transaction.
  */
 import type postgres from 'postgres';
-import { BROADCAST, compileAll, DATA_TABLES, FIXED_PARAMS, KEEPER, NEXT_OWNER, type CompiledStatement } from '../db/cas.ts';
+import { BROADCAST, compileAll, DATA_TABLES, FIXED_PARAMS, KEEPER, NEXT_OWNER, reservesGrowth, type CompiledStatement } from '../db/cas.ts';
 import { unclaim, type ClaimedRow } from '../db/queue.ts';
 import type { Executor, Sql } from '../db/connect.ts';
 import { isConnectionError, sqlState } from '../db/sqlstate.ts';
@@ -234,21 +234,16 @@ export class Enforcer {
           model.index.candidates(from, event).some((c) => c.target && releasedBy(model, from, c.target).length > 0),
         );
         if (releases) this.releasing.add(`${model.type}:${event}`);
-        const changes = model.index.leaves.flatMap((from) =>
-          model.index
-            .candidates(from, event)
-            .filter((c) => c.target && c.target !== from && usageChanges(model, from, c.target))
-            .map((c) => ({ from, to: c.target! })),
-        );
-        // Every move of the event goes into the final state from a state that reserves nothing: its
-        // statement gives back the usage and takes the leases (db/cas.ts); with no lease held, it
-        // needs no transaction (its variant run alone, tried first by `apply`).
         const moves = model.index.leaves.flatMap((from) =>
           model.index
             .candidates(from, event)
             .filter((c) => c.target && c.target !== from)
             .map((c) => ({ from, to: c.target! })),
         );
+        const changes = moves.filter(({ from, to }) => usageChanges(model, from, to));
+        // Every move of the event goes into the final state from a state that reserves nothing: its
+        // statement gives back the usage and takes the leases (db/cas.ts); with no lease held, it
+        // needs no transaction (its variant run alone, tried first by `apply`).
         if (
           !HELD_FOR_LIFE.has(model.type) &&
           (!QUOTA[model.type] || DATA_TABLES[model.type] !== undefined) &&
@@ -259,12 +254,8 @@ export class Enforcer {
         if (changes.length === 0) continue;
         // Every usage it changes is a growth's reservation (an extend), and it gives no lease back: its
         // statement reserves and counts it (db/cas.ts), and with no limit to judge it needs no transaction.
-        if (
-          !releases &&
-          DATA_TABLES[model.type] !== undefined &&
-          changes.every(({ from, to }) => reservingIn(model.type, from) === undefined && reservingIn(model.type, to)?.growth !== undefined)
-        )
-          this.alone.add(`${model.type}:${event}`);
+        const grows = reservesGrowth(model, event);
+        if (!releases && grows && changes.every(({ to }) => to === grows.state)) this.alone.add(`${model.type}:${event}`);
         if (changes.every(({ from, to }) => settlesOnly(model, event, from, to)))
           settledInStatement.set(`${model.type}:${event}`, [...new Set(changes.map((c) => c.from))]);
         else this.accounted.add(`${model.type}:${event}`);
