@@ -45,6 +45,7 @@ import { ensureDatabase, sqlClient } from '../db/connect.ts';
 import { startEmbedded, type EmbeddedServer } from '../db/servers/embedded.ts';
 import { migrate } from '../db/migrate.ts';
 import { MODELS } from '../machines/index.ts';
+import { DEFAULT_DB_POOL } from '../src/config.ts';
 import { call, startNode, type VolstateNode } from '../test/helpers/nodes.ts';
 import { checkout, here, type Target } from './worktree.ts';
 import { median } from './stats.ts';
@@ -331,14 +332,14 @@ const total = (s: Record<string, number>) => Object.values(s).reduce((a, n) => a
  * `npm run bench:connections`: what BENCH_NODES (10) node processes at
  * their defaults hold on one database: at rest, at the peak of a
  * backend-bound load (sampled every 50 ms), and once it is over; against
- * the budget docs/active-active.md states: per node at most VOLSTATE_DB_POOL (20)
+ * the budget docs/active-active.md states: per node at most VOLSTATE_DB_POOL (8)
  * + 1 LISTEN session + 1 shared lock session + the sessions waiting for a
  * lock held elsewhere (none without contention) and VOLSTATE_LOCK_IDLE_SESSIONS
  * (2) kept once such a wait is over.
  */
 async function connectionBudget(pg: EmbeddedServer) {
   const count = Number(process.env.BENCH_NODES ?? 10);
-  const perNode = 20 + 1 + 1 + 2;
+  const perNode = DEFAULT_DB_POOL + 1 + 1 + 2;
   const c = await cluster(pg, count, LATENCY_MS, 5000, THIS, null);
   try {
     const rest = await sessions(c.sql);

@@ -14,6 +14,17 @@ import { parseDuration } from './duration.ts';
 
 export type DriverName = 'file' | 'fake';
 
+/**
+ * The node's pool (VOLSTATE_DB_POOL). Past the connections PostgreSQL can run at once, more
+ * only queue in PostgreSQL, where a waiting backend still costs its switches and its share of
+ * every lock and WAL flush; short of them, postgres.js sends a query down a busy connection
+ * (pipelined, no round trip waited) rather than wait for a free one. Measured with 16 clients on
+ * two cores (`npm run bench:control`, docs/numbers.md): 8 did 1.07–1.82 × the lifecycles of 20,
+ * in every one of seven alternating pairs. Smaller also lets more nodes share one database
+ * (docs/active-active.md, "The connections a node costs").
+ */
+export const DEFAULT_DB_POOL = 8;
+
 export interface Config {
   host: string;
   port: number;
@@ -82,7 +93,7 @@ export interface Config {
   retention: { keepMs: number | undefined; everyMs: number };
   /**
    * The connections a node holds (docs/active-active.md, "The connections a node costs"):
-   * VOLSTATE_DB_POOL (default 20) for requests and steps, and
+   * VOLSTATE_DB_POOL (default DEFAULT_DB_POOL, 8) for requests and steps, and
    * VOLSTATE_LOCK_IDLE_SESSIONS (default 2) global-lock sessions kept open between waits (a free
    * lock is taken on one shared session; a session of its own only waits for one held elsewhere).
    */
@@ -348,7 +359,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // A free fence is taken on the one shared lock session; a session of its own is opened only to
     // wait for a fence another node holds (recovery, a frozen worker), and a couple are kept for the next.
     connections: {
-      pool: int(env, 'VOLSTATE_DB_POOL', 20, 2, 1000),
+      pool: int(env, 'VOLSTATE_DB_POOL', DEFAULT_DB_POOL, 2, 1000),
       lockIdle: int(env, 'VOLSTATE_LOCK_IDLE_SESSIONS', 2, 0, 1000),
     },
     groupCommit: {
