@@ -290,10 +290,9 @@ function cinderName(sql: Exec, resource: string) {
   return sql`${base + '_'} || COALESCE((SELECT name FROM volume_types WHERE id = ${typeId}::uuid), ${typeId}::text)`;
 }
 
-/** The largest volume the project may create (per_volume_gigabytes); -1: any size. */
-export async function perVolumeLimit(sql: Exec, projectId: string): Promise<number> {
-  const [row] = await sql<{ l: number }[]>`SELECT ${limitOf(sql, projectId, 'per_volume_gigabytes')} AS l`;
-  return row!.l;
+/** The largest volume the project may create (per_volume_gigabytes; -1: any size), as an expression of a statement (db/volume-types.ts typeAndLimitForCreate). */
+export function perVolumeLimitSql(sql: Exec, projectId: string): postgres.PendingQuery<postgres.Row[]> {
+  return limitOf(sql, projectId, 'per_volume_gigabytes');
 }
 
 /**

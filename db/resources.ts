@@ -17,6 +17,7 @@ import type {
   NewBackupRow,
   NewSnapshotRow,
   NewVolumeRow,
+  ResourceStateRow,
   SnapshotRow,
   VolumeRow,
 } from './schema.ts';
@@ -115,6 +116,27 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
     return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.backups, s.members, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
   }
 
+  /**
+   * What `find` would read (columns() above, column for column) from rows already in hand: a
+   * create's data row as inserted and its state row as the CREATE made it, in its transaction.
+   * One statement less than reading it back (test/api/volumes.test.ts compares the two).
+   */
+  withState(row: Row, s: ResourceStateRow): WithState<Row> {
+    return {
+      ...row,
+      state: s.state,
+      version: s.version,
+      size: s.size,
+      readers: s.readers,
+      dependents: s.dependents,
+      backups: s.backups,
+      members: s.members,
+      operation: s.operation as StateView['operation'],
+      state_updated_at: s.updated_at,
+      attached_count: s.att_attached,
+    };
+  }
+
   /** Live: no `deleted_at`, set by the CAS into the final state (db/cas.ts); the lists' partial indexes hold these rows only. */
   private live(sql: Exec): Fragment {
     return sql`d.deleted_at IS NULL`;
@@ -126,6 +148,12 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
 
   async insert(tx: Exec, row: New): Promise<void> {
     await tx`INSERT INTO ${tx(this.def.table)} ${tx(Object.fromEntries(Object.entries(row)))}`;
+  }
+
+  /** Insert, and return the data row as stored (its defaults filled in). */
+  async insertReturning(tx: Exec, row: New): Promise<Row> {
+    const [stored] = await tx<Row[]>`INSERT INTO ${tx(this.def.table)} ${tx(Object.fromEntries(Object.entries(row)))} RETURNING *`;
+    return stored!;
   }
 
   /** A resource that exists (not in its final state); of `projectId` when given. */

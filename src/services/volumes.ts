@@ -10,8 +10,8 @@ import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../.
 import { consistencyGroupTypeId, groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
-import { DEFAULT_TYPE, defaultTypeForCreate, findType, typeForCreate } from '../../db/volume-types.ts';
-import { perVolumeLimit, perVolumeLimitOfVolume } from '../../db/quotas.ts';
+import { DEFAULT_TYPE, findType, typeAndLimitForCreate } from '../../db/volume-types.ts';
+import { perVolumeLimitOfVolume } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
 import { ApiError } from '../errors.ts';
@@ -65,7 +65,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
           : undefined;
     const groupRef = input.groupId ? { type: 'group', id: input.groupId } : undefined;
     const lockRows = [sourceRef, groupRef].filter((r): r is { type: string; id: string } => r !== undefined);
-    // Read back in the transaction: once it commits, another request may delete the volume before a later read.
+    // The answer is made in the transaction: once it commits, another request may delete the volume before a later read.
     return transaction(this.sql, { rows: lockRows }, (tx) => this.createIn(tx, caller, input));
   }
 
@@ -124,16 +124,9 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       }
     }
     if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
-    // The statements of a transaction are sent without waiting for the one before where no
-    // statement needs an answer before it (postgres.js pipelines them on the transaction's
-    // connection; PostgreSQL runs them in order, and after a failure refuses the rest, whose
-    // promises Promise.all has observed). A create is then four round trips, not eight.
-    const [perVolume, type] = await Promise.all([
-      perVolumeLimit(tx, caller.projectId),
-      // Locked against its deletion until this create commits (db/volume-types.ts).
-      // No type named: the project's default (3.62), else __DEFAULT__.
-      input.volumeType ? typeForCreate(tx, input.volumeType, scopeOf(caller)) : defaultTypeForCreate(tx, caller.projectId),
-    ]);
+    // The type (locked against its deletion until this create commits; none named: the project's
+    // default (3.62), else __DEFAULT__) and the project's per-volume limit: one statement.
+    const { type, perVolume } = await typeAndLimitForCreate(tx, input.volumeType || undefined, caller.projectId, scopeOf(caller));
     if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
     if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
     if (group) {
@@ -156,7 +149,7 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
     const cgType = group ? await consistencyGroupTypeId(tx) : undefined;
     // Cinder makes multiattach volumes from a type whose extra spec says so.
     const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
-    const inserted = volumeTable.insert(tx, {
+    const inserted = volumeTable.insertReturning(tx, {
       id,
       project_id: caller.projectId,
       user_id: caller.userId,
@@ -173,7 +166,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       consistencygroup_id: group && group.group_type_id === cgType ? group.id : null,
       encrypted: type.encrypted,
     });
-    const [, made, created] = await Promise.all([
+    // The statements of a transaction are sent without waiting for the one before where no
+    // statement needs an answer before it (postgres.js pipelines them on the transaction's
+    // connection; PostgreSQL runs them in order, and after a failure refuses the rest, whose
+    // promises Promise.all has observed).
+    const [row, made] = await Promise.all([
       inserted,
       // A create that restores a backup says so from the start: its step is the backup lane's (machines/volume.ts fromBackup).
       // Its statement counts the volume against the project's quota when every resource is
@@ -184,11 +181,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
         { size, multiattach, operation: input.backupId ? { backup_id: input.backupId } : null },
         opts,
       ),
-      volumeTable.find(tx, id),
     ]);
     // A limit to judge: counted by `admit`, whose statement judges it on the locked usage row.
     if (!made.counted) await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id);
-    return created!;
+    // The volume as a read would show it, from the two rows just written (no read back).
+    return volumeTable.withState(row, made);
   }
 
   /**
