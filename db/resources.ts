@@ -131,7 +131,7 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
       dependents: s.dependents,
       backups: s.backups,
       members: s.members,
-      operation: s.operation as StateView['operation'],
+      operation: s.operation,
       state_updated_at: s.updated_at,
       attached_count: s.att_attached,
     };
