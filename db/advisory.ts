@@ -27,30 +27,6 @@ export async function tryAdvisoryLock(session: postgres.Sql, name: string): Prom
   return row!;
 }
 
-/** One of a batch's operations on a session (advisoryBatch): try a lock, or let one go if held on `backend`. */
-export type BatchOp = { op: 'try'; name: string } | { op: 'unlock'; name: string; backend: string };
-
-/**
- * A batch of tries and unlocks on one session, in one statement, run in the batch's order:
- * per operation, whether a try got its lock (an unlock: whether it let one go), and the
- * backend the session is on. An unlock for another backend does nothing (its lock went with
- * that backend). Order matters only for one name, and a caller never tries a name it holds on
- * the session (locks.ts: a session's locks are re-entrant).
- */
-export async function advisoryBatch(session: postgres.Sql, ops: readonly BatchOp[]): Promise<{ got: boolean; backend: string }[]> {
-  const rows = await session.unsafe<{ got: boolean | null; backend: string }[]>(
-    `SELECT CASE WHEN x.op = 'try' THEN pg_try_advisory_lock(hashtextextended(x.name, 0))
-                 WHEN x.backend = b.me THEN pg_advisory_unlock(hashtextextended(x.name, 0)) END AS got,
-            b.me AS backend
-     FROM (SELECT ${BACKEND} AS me) b
-     CROSS JOIN unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS x(op, name, backend, i)
-     ORDER BY x.i`,
-    [ops.map((o) => o.op), ops.map((o) => o.name), ops.map((o) => (o.op === 'unlock' ? o.backend : null))],
-    { prepare: true },
-  );
-  return rows.map((r) => ({ got: r.got === true, backend: r.backend }));
-}
-
 /**
  * Still held, if this session is still on `backend` (`held`); otherwise
  * taken again on the backend it is on now if free (`retaken`), else `lost`.

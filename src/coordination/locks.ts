@@ -18,7 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unl
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { advisoryBatch, advisoryLock, advisoryUnlock, keepOrRetake, tryAdvisoryLock, type BatchOp } from '../../db/advisory.ts';
+import { advisoryLock, advisoryUnlock, keepOrRetake, tryAdvisoryLock } from '../../db/advisory.ts';
 import { reconnectDelay, sqlClient } from '../../db/connect.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
@@ -285,14 +285,6 @@ export class GlobalLocks {
   private shared: SharedSession | undefined;
   /** names held (or being tried) on the shared session by this process */
   private readonly onShared = new Set<string>();
-  /**
-   * Tries and unlocks for the shared session's next statement: all that came while the one
-   * before was out go together, in their order, as one statement (advisoryBatch). A busy node's
-   * fences were two statements a step (a try, an unlock), each a round of the protocol on both
-   * sides for a few microseconds of work; a try and an unlock of one name keep their order.
-   */
-  private queued: { op: BatchOp; resolve: (r: { got: boolean; backend: string }) => void; reject: (err: unknown) => void }[] = [];
-  private sending = false;
 
   constructor(
     /** a new single-connection client that calls `onclose` whenever its connection closes */
@@ -308,35 +300,6 @@ export class GlobalLocks {
       this.shared = shared as SharedSession;
     }
     return this.shared;
-  }
-
-  /** Run `op` on the shared session with whatever else is queued for it (see `queued`). */
-  private onSharedSession(op: BatchOp): Promise<{ got: boolean; backend: string }> {
-    return new Promise((resolve, reject) => {
-      this.queued.push({ op, resolve, reject });
-      if (this.sending) return;
-      this.sending = true;
-      // The first waits one turn for the others of its turn; the rest go as the one before returns.
-      setImmediate(() => void this.sendQueued());
-    });
-  }
-
-  private async sendQueued(): Promise<void> {
-    const shared = this.sharedSession();
-    while (this.queued.length > 0) {
-      const batch = this.queued.splice(0);
-      try {
-        const results = await advisoryBatch(
-          shared.sql,
-          batch.map((b) => b.op),
-        );
-        batch.forEach((b, i) => b.resolve(results[i]!));
-      } catch (err) {
-        // A lost connection fails the whole batch: its tries are tried again (tryShared), its unlocks had nothing left to let go.
-        for (const b of batch) b.reject(err);
-      }
-    }
-    this.sending = false;
   }
 
   private session(): Session {
@@ -383,7 +346,7 @@ export class GlobalLocks {
       for (let attempt = 1; ; attempt++) {
         try {
           epoch = shared.closes;
-          const tried = await this.onSharedSession({ op: 'try', name });
+          const tried = await tryAdvisoryLock(shared.sql, name);
           if (tried.got) backend = tried.backend;
           break;
         } catch (err) {
@@ -410,7 +373,7 @@ export class GlobalLocks {
         // Unmarked as the unlock is sent: a later try of this name on the shared session queues behind it.
         this.onShared.delete(name);
         // Only on the backend it is held on: one that is gone took the lock with it.
-        await this.onSharedSession({ op: 'unlock', name, backend: held.backend }).catch(() => {});
+        await advisoryUnlock(shared.sql, name, held.backend).catch(() => {});
       },
       confirm,
     );

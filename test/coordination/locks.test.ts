@@ -134,46 +134,6 @@ describe('global locks of one process', () => {
     }
   });
 
-  it('send the tries and unlocks that come together as one statement, each with its own answer', async () => {
-    // Statements the shared session sends, counted by postgres.js's debug hook.
-    let statements = 0;
-    const locks = new GlobalLocks(
-      (onclose) =>
-        sqlClient(db.url, {
-          max: 1,
-          onnotice: () => {},
-          onclose,
-          debug: () => statements++,
-          connection: { application_name: 'volstate-lock' },
-        }),
-      0,
-    );
-    const other = new Coordination({ dir: dir(), databaseUrl: db.url });
-    try {
-      // One name is held elsewhere: its try in the batch fails, the others' succeed.
-      const theirs = await other.lock('batch-7', { scope: 'global' });
-      // The session's first statements (postgres.js reads the server's types once it connects) are not the batch's.
-      await (await locks.acquire('batch-warm', undefined, true))!.release();
-      statements = 0;
-      const tried = await Promise.all(Array.from({ length: 32 }, (_, i) => locks.acquire(`batch-${i}`, undefined, true)));
-      expect(tried.map((l) => l !== null)).toEqual(Array.from({ length: 32 }, (_, i) => i !== 7));
-      expect(statements).toBe(1);
-      expect(await held()).toEqual({ locks: 32, sessions: 2 });
-      // Let go of all at once, and take one of them again in the same turn: one statement more, and it is held once.
-      const again = Promise.all([...tried.map((l) => l?.release()), locks.acquire('batch-0', undefined, true)]);
-      const retaken = (await again)[32];
-      expect(statements).toBe(2);
-      expect(retaken).toBeTruthy();
-      expect(await held()).toEqual({ locks: 2, sessions: 2 });
-      await (retaken as Awaited<ReturnType<GlobalLocks['acquire']>>)!.release();
-      await theirs.release();
-      expect(await held()).toEqual({ locks: 0, sessions: 0 });
-    } finally {
-      await locks.close();
-      await other.close();
-    }
-  });
-
   it('keep a second holder of a name in the same process out (advisory locks are re-entrant per session)', async () => {
     const c = new Coordination({ dir: dir(), databaseUrl: db.url });
     try {
