@@ -27,46 +27,6 @@ export async function tryAdvisoryLock(session: postgres.Sql, name: string): Prom
   return row!;
 }
 
-/** A lock to let go of, if the session is still on the backend it was taken on. */
-export interface Unlock {
-  name: string;
-  backend: string;
-}
-
-/** SQL letting go of `$n` names and `$n+1` backends (Unlock), those of this backend only: how many it let go. */
-const unlocking = (n: number) =>
-  `(SELECT count(*) FILTER (WHERE CASE WHEN u.backend = b.me THEN pg_advisory_unlock(hashtextextended(u.name, 0)) END)
-    FROM unnest($${n}::text[], $${n + 1}::text[]) AS u(name, backend))`;
-
-/**
- * Let go of `unlocks` (each only on the backend it was taken on), then try `name`: one
- * statement, the try evaluated after the unlocks (and a session's locks being re-entrant, a
- * name let go of and tried again is held once either way).
- */
-export async function tryAdvisoryLockAfter(
-  session: postgres.Sql,
-  name: string,
-  unlocks: readonly Unlock[],
-): Promise<{ got: boolean; backend: string }> {
-  if (unlocks.length === 0) return tryAdvisoryLock(session, name);
-  const [row] = await session.unsafe<{ got: boolean; backend: string }[]>(
-    `SELECT ${unlocking(2)} AS unlocked, pg_try_advisory_lock(hashtextextended($1, 0)) AS got, b.me AS backend
-     FROM (SELECT ${BACKEND} AS me) b`,
-    [name, unlocks.map((u) => u.name), unlocks.map((u) => u.backend)],
-    { prepare: true },
-  );
-  return row!;
-}
-
-/** Let go of `unlocks`, each only on the backend it was taken on: one statement. */
-export async function advisoryUnlockAll(session: postgres.Sql, unlocks: readonly Unlock[]): Promise<void> {
-  await session.unsafe(
-    `SELECT ${unlocking(1)} AS unlocked FROM (SELECT ${BACKEND} AS me) b`,
-    [unlocks.map((u) => u.name), unlocks.map((u) => u.backend)],
-    { prepare: true },
-  );
-}
-
 /**
  * Still held, if this session is still on `backend` (`held`); otherwise
  * taken again on the backend it is on now if free (`retaken`), else `lost`.

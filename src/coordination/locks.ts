@@ -18,15 +18,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, unl
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import {
-  advisoryLock,
-  advisoryUnlock,
-  advisoryUnlockAll,
-  keepOrRetake,
-  tryAdvisoryLock,
-  tryAdvisoryLockAfter,
-  type Unlock,
-} from '../../db/advisory.ts';
+import { advisoryLock, advisoryUnlock, keepOrRetake, tryAdvisoryLock } from '../../db/advisory.ts';
 import { reconnectDelay, sqlClient } from '../../db/connect.ts';
 import { isConnectionError, SQLSTATE, sqlState } from '../../db/sqlstate.ts';
 
@@ -287,24 +279,12 @@ async function recheck(sql: postgres.Sql, name: string, held: { backend: string 
   }
 }
 
-/** How long a released fence waits for the next try on the shared session to carry its unlock. */
-const UNLOCK_WAIT_MS = 5;
-
 /** The `global` scope (exported for its tests: they hand it the close notices its sessions get). */
 export class GlobalLocks {
   private readonly idle: Session[] = [];
   private shared: SharedSession | undefined;
   /** names held (or being tried) on the shared session by this process */
   private readonly onShared = new Set<string>();
-  /**
-   * Locks released on the shared session and not yet let go of there: the next try on it
-   * carries them (tryAdvisoryLockAfter), or, when none comes within UNLOCK_WAIT_MS, a statement
-   * of their own. A busy node's fences were two statements a step (a try, an unlock), each a
-   * round of the protocol on both sides for a few microseconds of work; now about one. The try
-   * itself is never held back (a fence's try is on its step's way to the backend).
-   */
-  private unlocks: (Unlock & { done: () => void })[] = [];
-  private unlockTimer: NodeJS.Timeout | undefined;
 
   constructor(
     /** a new single-connection client that calls `onclose` whenever its connection closes */
@@ -320,46 +300,6 @@ export class GlobalLocks {
       this.shared = shared as SharedSession;
     }
     return this.shared;
-  }
-
-  /** Release a lock held on the shared session: let go of with the next try there, or soon; resolves once it is. */
-  private releaseShared(name: string, backend: string): Promise<void> {
-    return new Promise((done) => {
-      this.unlocks.push({ name, backend, done });
-      this.unlockTimer ??= setTimeout(() => void this.sendUnlocks(), UNLOCK_WAIT_MS);
-    });
-  }
-
-  /** The pending unlocks, taken for a statement; `settle` after it, with whether it ran. */
-  private takeUnlocks(): { taken: Unlock[]; settle: (ran: boolean) => void } {
-    const taken = this.unlocks.splice(0);
-    if (this.unlockTimer) clearTimeout(this.unlockTimer);
-    this.unlockTimer = undefined;
-    return {
-      taken,
-      settle: (ran) => {
-        if (ran) for (const u of taken) u.done();
-        else {
-          // Not sent, or failed: they go with the next statement. (On a connection that died, the
-          // server let go of them already, and an unlock for a gone backend does nothing.)
-          this.unlocks.unshift(...taken);
-          this.unlockTimer ??= setTimeout(() => void this.sendUnlocks(), UNLOCK_WAIT_MS);
-        }
-      },
-    };
-  }
-
-  private async sendUnlocks(): Promise<void> {
-    const shared = this.shared;
-    const { taken, settle } = this.takeUnlocks();
-    if (!shared || taken.length === 0) return settle(shared === undefined);
-    try {
-      await advisoryUnlockAll(shared.sql, taken);
-      settle(true);
-    } catch (err) {
-      // A lost connection took the locks with it: done. Anything else: once more, later.
-      settle(isConnectionError(err));
-    }
   }
 
   private session(): Session {
@@ -406,15 +346,7 @@ export class GlobalLocks {
       for (let attempt = 1; ; attempt++) {
         try {
           epoch = shared.closes;
-          const { taken, settle } = this.takeUnlocks();
-          let tried: { got: boolean; backend: string };
-          try {
-            tried = await tryAdvisoryLockAfter(shared.sql, name, taken);
-          } catch (err) {
-            settle(isConnectionError(err));
-            throw err;
-          }
-          settle(true);
+          const tried = await tryAdvisoryLock(shared.sql, name);
           if (tried.got) backend = tried.backend;
           break;
         } catch (err) {
@@ -438,10 +370,10 @@ export class GlobalLocks {
       name,
       'global',
       async () => {
-        // Unmarked as the unlock is queued: a later try of this name on the shared session carries it.
+        // Unmarked as the unlock is sent: a later try of this name on the shared session queues behind it.
         this.onShared.delete(name);
         // Only on the backend it is held on: one that is gone took the lock with it.
-        await this.releaseShared(name, held.backend);
+        await advisoryUnlock(shared.sql, name, held.backend).catch(() => {});
       },
       confirm,
     );
@@ -500,7 +432,6 @@ export class GlobalLocks {
   }
 
   async close(): Promise<void> {
-    await this.sendUnlocks();
     const shared = this.shared;
     this.shared = undefined;
     await Promise.all([...this.idle.splice(0).map((s) => s.sql.end({ timeout: 1 })), shared?.sql.end({ timeout: 1 })]);

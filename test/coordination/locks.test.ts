@@ -134,58 +134,6 @@ describe('global locks of one process', () => {
     }
   });
 
-  it("let a released fence go with the shared session's next try, or on its own soon after: one statement a fence, not two", async () => {
-    // Statements the shared session sends, counted by postgres.js's debug hook.
-    let statements = 0;
-    const locks = new GlobalLocks(
-      (onclose) =>
-        sqlClient(db.url, {
-          max: 1,
-          onnotice: () => {},
-          onclose,
-          debug: () => statements++,
-          connection: { application_name: 'volstate-lock' },
-        }),
-      0,
-    );
-    const other = new Coordination({ dir: dir(), databaseUrl: db.url });
-    const free = async (name: string) => {
-      const theirs = await other.tryLock(name, { scope: 'global' });
-      await theirs?.release();
-      return theirs !== null;
-    };
-    try {
-      const a = (await locks.acquire('carry-a', undefined, true))!;
-      const b = (await locks.acquire('carry-b', undefined, true))!;
-      // The session's first statements (postgres.js reads the server's types once it connects) are not the fences'.
-      statements = 0;
-      // Released: let go of by the next try, which is sent at once and carries it.
-      let released = false;
-      const releasing = a.release().then(() => (released = true));
-      const c = (await locks.acquire('carry-c', undefined, true))!;
-      await releasing;
-      expect(released).toBe(true);
-      expect(statements).toBe(1);
-      expect(await free('carry-a')).toBe(true);
-      expect(await free('carry-c')).toBe(false);
-      // With no try to carry it, on its own: still let go of, by the time release resolves.
-      await b.release();
-      expect(statements).toBe(2);
-      expect(await free('carry-b')).toBe(true);
-      // Released and taken again in this process: held once, by the new holder.
-      const releasingC = c.release();
-      const again = (await locks.acquire('carry-c', undefined, true))!;
-      await releasingC;
-      expect(await free('carry-c')).toBe(false);
-      await again.release();
-      expect(await free('carry-c')).toBe(true);
-      expect(await held()).toEqual({ locks: 0, sessions: 0 });
-    } finally {
-      await locks.close();
-      await other.close();
-    }
-  });
-
   it('keep a second holder of a name in the same process out (advisory locks are re-entrant per session)', async () => {
     const c = new Coordination({ dir: dir(), databaseUrl: db.url });
     try {
