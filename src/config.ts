@@ -19,8 +19,9 @@ export type DriverName = 'file' | 'fake';
  * only queue in PostgreSQL, where a waiting backend still costs its switches and its share of
  * every lock and WAL flush; short of them, postgres.js sends a query down a busy connection
  * (pipelined, no round trip waited) rather than wait for a free one. Measured with 16 clients on
- * two cores (`npm run bench:control`, docs/numbers.md): 8 did 1.07–1.82 × the lifecycles of 20,
- * in every one of seven alternating pairs. Smaller also lets more nodes share one database
+ * two cores (`npm run bench:control`, docs/numbers.md): 8 did 1.07–1.82 × the lifecycles of 20
+ * in seven alternating pairs (an eighth, beside other load, 0.87 ×), about 1.1 × in a calm hour,
+ * and 20 fell into rounds half as fast more often. Smaller also lets more nodes share one database
  * (docs/active-active.md, "The connections a node costs").
  */
 export const DEFAULT_DB_POOL = 8;
