@@ -75,15 +75,9 @@ export async function typeForCreate(tx: Exec, ref: string, projectId: string | u
   return row;
 }
 
-/** The type a project's volume gets when the create names none: the project's default (3.62), else __DEFAULT__; in the same one statement, locked as typeForCreate. */
-export async function defaultTypeForCreate(tx: Exec, projectId: string): Promise<VolumeTypeRow | undefined> {
-  const [row] = await tx<VolumeTypeRow[]>`${defaultTypeLocked(tx, projectId)}`;
-  return row;
-}
-
 /**
  * A volume create's type (named: typeForCreate's, visible to `scope`; not named: the project's
- * default, defaultTypeForCreate's), locked the same way, and the project's per-volume limit
+ * default (3.62), else __DEFAULT__), locked the same way, and the project's per-volume limit
  * (per_volume_gigabytes; -1: any size), in one statement. The limit comes back when no type does.
  */
 export async function typeAndLimitForCreate(

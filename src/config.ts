@@ -21,7 +21,7 @@ export type DriverName = 'file' | 'fake';
  * (pipelined, no round trip waited) rather than wait for a free one. Measured with 16 clients on
  * two cores (`npm run bench:control`, docs/numbers.md): 8 did 1.07–1.82 × the lifecycles of 20
  * in seven alternating pairs (an eighth, beside other load, 0.87 ×), about 1.1 × in a calm hour,
- * and 20 fell into rounds half as fast more often. Smaller also lets more nodes share one database
+ * and 20 fell more often into rounds 35–40 % slower. Smaller also lets more nodes share one database
  * (docs/active-active.md, "The connections a node costs").
  */
 export const DEFAULT_DB_POOL = 8;
