@@ -49,6 +49,22 @@ export interface StateView {
 
 export type WithState<Row> = Row & StateView;
 
+/** The state row's columns a resource is read with (StateView), and the names it is read under. */
+const STATE_COLUMNS: readonly (readonly [keyof ResourceStateRow, keyof StateView])[] = [
+  ['state', 'state'],
+  ['version', 'version'],
+  ['size', 'size'],
+  ['readers', 'readers'],
+  ['dependents', 'dependents'],
+  ['backups', 'backups'],
+  ['members', 'members'],
+  ['operation', 'operation'],
+  ['updated_at', 'state_updated_at'],
+  ['att_attached', 'attached_count'],
+];
+
+const STATE_SELECT = STATE_COLUMNS.map(([column, as]) => (column === as ? `s.${column}` : `s.${column} AS ${as}`)).join(', ');
+
 export interface ListQuery {
   /** undefined: every project (admin, all_tenants) */
   projectId: string | undefined;
@@ -113,28 +129,17 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
   }
 
   private columns(sql: Exec): Fragment {
-    return sql`d.*, s.state, s.version, s.size, s.readers, s.dependents, s.backups, s.members, s.operation, s.updated_at AS state_updated_at, s.att_attached AS attached_count`;
+    return sql`d.*, ${sql.unsafe(STATE_SELECT)}`;
   }
 
   /**
-   * What `find` would read (columns() above, column for column) from rows already in hand: a
+   * What `find` would read (columns() above, by the same STATE_COLUMNS) from rows already in hand: a
    * create's data row as inserted and its state row as the CREATE made it, in its transaction.
    * One statement less than reading it back (test/api/volumes.test.ts compares the two).
    */
   withState(row: Row, s: ResourceStateRow): WithState<Row> {
-    return {
-      ...row,
-      state: s.state,
-      version: s.version,
-      size: s.size,
-      readers: s.readers,
-      dependents: s.dependents,
-      backups: s.backups,
-      members: s.members,
-      operation: s.operation,
-      state_updated_at: s.updated_at,
-      attached_count: s.att_attached,
-    };
+    const state = Object.fromEntries(STATE_COLUMNS.map(([column, as]) => [as, s[column]]));
+    return { ...row, ...state } as unknown as WithState<Row>;
   }
 
   /** Live: no `deleted_at`, set by the CAS into the final state (db/cas.ts); the lists' partial indexes hold these rows only. */

@@ -150,11 +150,11 @@ describe('quotas', () => {
     }
   });
 
-  it('extends of many volumes racing under a gigabytes quota: exactly what fits is taken, the rest are 413 changing nothing (3 rounds)', async () => {
+  it('extends of many volumes racing under a gigabytes quota: exactly what fits is taken, the rest are 413 changing nothing (15 rounds)', async () => {
     // An extend with no limit to judge reserves and counts in its one statement; with a limit, the
     // limit is judged on the locked usage row: this fails if a limited extend takes the lone path.
-    for (let round = 0; round < 3; round++) {
-      const p = `aaaaaaaa00000000000000000000021${round}`;
+    for (let round = 0; round < 15; round++) {
+      const p = `aaaaaaaa000000000000000000003${String(round).padStart(3, '0')}`;
       const vols = await Promise.all(
         Array.from(
           { length: 8 },
