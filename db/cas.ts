@@ -33,7 +33,7 @@ import type { ResourceModel } from '../machines/index.ts';
 import type { Candidate } from '../machines/introspect.ts';
 import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts';
 import { QUOTA, reservingIn } from '../machines/quota.ts';
-import { growthCtes, growthLimited, usageCte } from './quotas.ts';
+import { countLimitedText, growthCtes, growthLimited, usageCte } from './quotas.ts';
 
 /** Channel a worker LISTENs on; notified when a row becomes pending work. */
 export const WORK_CHANNEL = 'volstate_work';
@@ -106,12 +106,18 @@ export function dataVolumeOf(type: string, id: string): string {
   return 'NULL::uuid';
 }
 
-/** What a row kept at birth carries for its step beside its columns (db/queue.ts ClaimedRow): its data volume and that volume's backend. */
-function keptColumns(type: string, row: string, keeper: string): string[] {
-  const volume = dataVolumeOf(type, `${row}.resource_id`);
+/**
+ * What a row kept at birth carries for its step beside its columns (db/queue.ts ClaimedRow): its
+ * data volume and that volume's backend; read from `data` when the statement inserts the volume's
+ * data row itself (compileCreate's CreateData), which the statement's own reads of `volumes` cannot see.
+ */
+function keptColumns(type: string, row: string, keeper: string, data?: string): string[] {
+  if (data !== undefined && type !== 'volume') throw new Error(`${type}: only a volume's create inserts its data row in its statement`);
+  const volume = data ? `${data}.id` : dataVolumeOf(type, `${row}.resource_id`);
+  const backend = data ? `${data}.backend` : `(SELECT v.backend FROM volumes v WHERE v.id = ${volume})`;
   return [
     `CASE WHEN ${row}.owner = ${keeper} THEN ${volume} END AS data_volume_id`,
-    `CASE WHEN ${row}.owner = ${keeper} THEN (SELECT v.backend FROM volumes v WHERE v.id = ${volume}) END AS backend`,
+    `CASE WHEN ${row}.owner = ${keeper} THEN ${backend} END AS backend`,
   ];
 }
 
@@ -128,6 +134,8 @@ export interface CompiledStatement {
    * every resource is unlimited (its `counted` column says whether).
    */
   readonly counts?: boolean;
+  /** a create's data parameters (compileCreate's CreateData), bound by name after `params` */
+  readonly dataParams?: readonly string[];
   /**
    * The transition into a state that reserves a declared growth reserves
    * it here, and counts it when every resource is unlimited (`counted`
@@ -167,11 +175,34 @@ export function reservesGrowth(
  * counting (see CompiledStatement.counts), or undefined when its type
  * counts nothing or has no data row.
  */
-function countsCte(model: ResourceModel, cte: string, from: string, sign: 1 | -1, when: string): string | undefined {
+function countsCte(model: ResourceModel, cte: string, from: string, sign: 1 | -1, when: string, data?: string): string | undefined {
   const spec = QUOTA[model.type];
   const table = DATA_TABLES[model.type];
   if (!spec || table === undefined) return undefined;
-  return usageCte({ cte, from, table, typed: TYPED_TABLES.has(table), counts: spec.counts, perType: spec.perType, sign, when });
+  // `data`: the statement's own CTE holding the data row it inserted (the table's rows cannot show it yet)
+  return usageCte({
+    cte,
+    from,
+    table: data ?? table,
+    typed: TYPED_TABLES.has(table),
+    counts: spec.counts,
+    perType: spec.perType,
+    sign,
+    when,
+  });
+}
+
+/**
+ * SQL text, true when a resource a new row of `model` counts has a limit in
+ * `project` (its volume type `typeId`; SQL expressions both): then its
+ * create cannot count it in its statement (compileCreate's `counts`), and
+ * `admit` must, in a transaction.
+ */
+export function countsLimited(model: ResourceModel, project: string, typeId: string): string {
+  const spec = QUOTA[model.type];
+  const table = DATA_TABLES[model.type];
+  if (!spec || table === undefined) return 'FALSE';
+  return countLimitedText({ project, typeId, typed: TYPED_TABLES.has(table), counts: spec.counts, perType: spec.perType });
 }
 
 interface Branch {
@@ -598,36 +629,69 @@ export function createColumns(model: ResourceModel): string[] {
 }
 
 /**
+ * A create whose statement also inserts the resource's data row (a plain
+ * volume create, db/volume-create.ts: one statement, no transaction). The
+ * caller's CTEs come first, the last of them named `data`: the data row
+ * inserted, or none (then no state row either, and the answer says why).
+ */
+export interface CreateData {
+  /**
+   * The CTEs' text. `param(name)` is the placeholder of one of the caller's
+   * parameters (numbered after the create's own; `CompiledStatement.dataParams`
+   * lists them); they may also use $2, the resource's id.
+   */
+  ctes: (param: (name: string) => string) => string;
+  /** context columns the state row takes from the data row's column of the same name instead of a parameter */
+  columns: readonly string[];
+  /** columns answered beside the state row's, SQL over the caller's CTEs, each named `"part.column"` */
+  answer: string;
+}
+
+/**
  * The statement that creates a resource's state row in the machine's
  * initial state, with its history row ($1 type, $2 id, $3 actor,
  * $4 request id, then `createColumns(model)` in order, then BROADCAST when the
- * initial state has a step: `params`).
+ * initial state has a step: `params`). With `data`, the data row is the
+ * statement's too (CreateData): its row always comes back, `applied` saying
+ * whether it created anything, the caller's answer beside it.
  */
-export function compileCreate(model: ResourceModel, counts = false): CompiledStatement {
+export function compileCreate(model: ResourceModel, counts = false, data?: CreateData): CompiledStatement {
+  const fromData = new Set(data?.columns ?? []);
   const cols = createColumns(model);
+  for (const c of fromData) if (!cols.includes(c)) throw new Error(`${model.type}: ${c} is no context column of a create`);
+  const bound = cols.filter((c) => !fromData.has(c));
   // `counts`: the row's usage is counted here when every resource is unlimited (the data row inserted first).
-  const counted = counts ? countsCte(model, 'counted', 'created', 1, 'true') : undefined;
+  const counted = counts ? countsCte(model, 'counted', 'created', 1, 'true', data && 'data') : undefined;
   const initial = model.index.initial;
   const notify = model.index.stepStates.includes(initial);
-  const values = cols.map((c, i) => `$${5 + i}::${PG_TYPE[model.context[c]!]}`);
-  const broadcast = `$${5 + cols.length}::boolean`;
+  const values = cols.map((c) => (fromData.has(c) ? `data.${c}` : `$${5 + bound.indexOf(c)}::${PG_TYPE[model.context[c]!]}`));
+  const broadcast = `$${5 + bound.length}::boolean`;
   // The initial state's step, if it has one, is pending at once (a step waiting for a guard there would need keptOwner).
   if (notify && model.index.meta(initial).ready) throw new Error(`${model.type}: the initial state's step waits for a guard`);
-  const keeper = `$${6 + cols.length}::text`;
-  const text = `WITH created AS (
+  const keeper = `$${6 + bound.length}::text`;
+  const params = notify ? [...bound, BROADCAST, KEEPER] : bound;
+  const dataParams: string[] = [];
+  const param = (name: string) => {
+    let i = dataParams.indexOf(name);
+    if (i < 0) i = dataParams.push(name) - 1;
+    return `$${5 + params.length + i}`;
+  };
+  const row = ['$1::text', '$2::uuid', lit(initial), ...values, ...(notify ? [keeper] : [])].join(', ');
+  const text = `WITH ${data ? `${data.ctes(param)},\n` : ''}created AS (
   INSERT INTO resource_states (${['resource_type', 'resource_id', 'state', ...cols, ...(notify ? ['owner'] : [])].join(', ')})
-  VALUES (${['$1::text', '$2::uuid', lit(initial), ...values, ...(notify ? [keeper] : [])].join(', ')})
+  ${data ? `SELECT ${row} FROM data` : `VALUES (${row})`}
   RETURNING *
 ), logged AS (
   INSERT INTO state_transitions (resource_type, resource_id, from_state, event, to_state, version, actor, request_id, size)
   SELECT resource_type, resource_id, NULL, ${lit(CREATE_EVENT)}, state, version, $3::text, $4::text, size FROM created
 )${notify ? `, ${notifyCte(model, 'created', broadcast)}` : ''}${counted ? `, ${counted}` : ''}
-SELECT true AS applied, created.*${notify ? `, ${PENDING_COUNTS}, ${keptColumns(model.type, 'created', keeper).join(', ')}` : ''}${counted ? ', (SELECT count(*) FROM counted) AS counted' : ''} FROM created`;
+SELECT ${data ? 'created.resource_id IS NOT NULL' : 'true'} AS applied, created.*${notify ? `, ${PENDING_COUNTS}, ${keptColumns(model.type, 'created', keeper, data && 'data').join(', ')}` : ''}${counted ? ', (SELECT count(*) FROM counted) AS counted' : ''}${data ? `, ${data.answer}\nFROM (SELECT) one LEFT JOIN created ON TRUE LEFT JOIN data ON TRUE` : ' FROM created'}`;
   return {
     type: model.type,
     event: CREATE_EVENT,
     text,
-    params: notify ? [...cols, BROADCAST, KEEPER] : cols,
+    params,
+    ...(data ? { dataParams } : {}),
     counts: counted !== undefined,
   };
 }

@@ -114,6 +114,32 @@ export function growthLimited(o: {
       WHERE d.id = ${o.id} AND r.resource IS NOT NULL AND ${limitText('d.project_id', 'r.resource')} >= 0`;
 }
 
+/**
+ * SQL text, true when a resource a new row counts (`counts`; per type too, of
+ * type `typeId`) has a limit in `project` (SQL expressions both): the row's
+ * create must then count it with `consume`, in a transaction (db/cas.ts
+ * countsLimited).
+ */
+export function countLimitedText(o: {
+  project: string;
+  typeId: string;
+  typed: boolean;
+  counts: Counts;
+  perType: readonly string[];
+}): string {
+  const names = Object.keys(o.counts).flatMap((resource) => [
+    `(${sqlLit(resource)})`,
+    ...(o.typed && o.perType.includes(resource) ? [`(${sqlLit(`${resource}@`)} || ${o.typeId})`] : []),
+  ]);
+  return `EXISTS (SELECT 1 FROM (VALUES ${names.join(', ')}) AS r(resource)
+      WHERE r.resource IS NOT NULL AND ${limitText(o.project, 'r.resource')} >= 0)`;
+}
+
+/** SQL text: the largest volume `project` (an SQL expression) may create (per_volume_gigabytes; -1: any size). */
+export function perVolumeLimitText(project: string): string {
+  return limitText(project, "'per_volume_gigabytes'");
+}
+
 /** `usageCte` for amounts given as SQL over `from` (its row) and `d` (its data row). */
 function usageRowsCte(o: {
   cte: string;
@@ -288,11 +314,6 @@ function cinderName(sql: Exec, resource: string) {
   const [base, typeId] = resource.split('@');
   if (!typeId) return sql`${resource}::text`;
   return sql`${base + '_'} || COALESCE((SELECT name FROM volume_types WHERE id = ${typeId}::uuid), ${typeId}::text)`;
-}
-
-/** The largest volume the project may create (per_volume_gigabytes; -1: any size), as an expression of a statement (db/volume-types.ts typeAndLimitForCreate). */
-export function perVolumeLimitSql(sql: Exec, projectId: string): postgres.PendingQuery<postgres.Row[]> {
-  return limitOf(sql, projectId, 'per_volume_gigabytes');
 }
 
 /**

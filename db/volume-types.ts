@@ -10,7 +10,6 @@
  * finds no type.
  */
 import type { Executor as Exec } from './connect.ts';
-import { perVolumeLimitSql } from './quotas.ts';
 
 export const DEFAULT_TYPE = '__DEFAULT__';
 
@@ -76,36 +75,16 @@ export async function typeForCreate(tx: Exec, ref: string, projectId: string | u
 }
 
 /**
- * A volume create's type (named: typeForCreate's, visible to `scope`; not named: the project's
- * default (3.62), else __DEFAULT__), locked the same way, and the project's per-volume limit
- * (per_volume_gigabytes; -1: any size), in one statement. The limit comes back when no type does.
+ * A type as a create names it (db/volume-create.ts): by id when the name is a UUID, else by
+ * name; neither when none is named (the project's default).
  */
-export async function typeAndLimitForCreate(
-  tx: Exec,
-  ref: string | undefined,
-  projectId: string,
-  scope: string | undefined,
-): Promise<{ type: VolumeTypeRow | undefined; perVolume: number }> {
-  const [row] = await tx<(Nullable<VolumeTypeRow> & { per_volume: number })[]>`
-    SELECT ${perVolumeLimitSql(tx, projectId)} AS per_volume, t.*
-    FROM (SELECT) one
-    LEFT JOIN LATERAL (${ref === undefined ? defaultTypeLocked(tx, projectId) : namedTypeLocked(tx, ref, scope)}) t ON TRUE`;
-  const { per_volume: perVolume, ...type } = row!;
-  return { type: type.id === null ? undefined : (type as VolumeTypeRow), perVolume };
+export function typeRef(ref: string | null | undefined): { id: string | null; name: string | null } {
+  if (!ref) return { id: null, name: null };
+  return UUID.test(ref) ? { id: ref.toLowerCase(), name: null } : { id: null, name: ref };
 }
-
-type Nullable<T> = { [K in keyof T]: T[K] | null };
 
 function namedTypeLocked(tx: Exec, ref: string, projectId: string | undefined) {
   return tx`SELECT ${tx.unsafe(COLUMNS)} FROM volume_types t WHERE ${byIdOrName(tx, ref)} AND ${visibleTo(tx, projectId)} FOR KEY SHARE`;
-}
-
-function defaultTypeLocked(tx: Exec, projectId: string) {
-  return tx`
-    SELECT ${tx.unsafe(COLUMNS)} FROM volume_types t
-    WHERE t.id = COALESCE((SELECT d.volume_type_id FROM default_volume_types d WHERE d.project_id = ${projectId}),
-                          (SELECT x.id FROM volume_types x WHERE x.name = ${DEFAULT_TYPE}))
-    FOR KEY SHARE OF t`;
 }
 
 /** A project's default type (3.62), if one is set. */

@@ -678,23 +678,56 @@ export class Enforcer {
     context: Partial<Omit<ContextMap[T], 'owner'>>,
     opts: ApplyOptions,
   ): Promise<Created> {
-    const model = modelOf(ref.type);
     const stmt = this.statements.creates.get(ref.type)!;
-    const initial = model.machine.config.context as Record<string, unknown>;
-    const ctx = { ...initial, ...(context as Record<string, unknown>) };
     const keeper = this.keeper(exec, stmt);
-    const params = [
+    const [row] = await exec.unsafe<(StateRow & { counted?: string })[]>(stmt.text, this.createParams(ref, context, opts, stmt, keeper), {
+      prepare: true,
+    });
+    this.handOver(exec, keeper, row!, true);
+    return { ...strip(row!), counted: Number(row!.counted ?? 0) > 0 };
+  }
+
+  /**
+   * `create` by a statement that inserts the data row too (db/cas.ts
+   * CreateData; `stmt` compiled by its caller, db/volume-create.ts), its
+   * data parameters bound from `data` by name. `created`: undefined when it
+   * inserted nothing; `parts`: its answer columns (`"part.column"`), by part.
+   */
+  async createWith<T extends ResourceType>(
+    exec: Executor,
+    ref: Ref<T>,
+    context: Partial<Omit<ContextMap[T], 'owner' | 'multiattach'>>,
+    opts: ApplyOptions,
+    stmt: CompiledStatement,
+    data: object,
+  ): Promise<{ created: Created | undefined; parts: Record<string, Record<string, unknown>> }> {
+    const keeper = this.keeper(exec, stmt);
+    const values = data as Record<string, unknown>;
+    const params = [...this.createParams(ref, context, opts, stmt, keeper), ...(stmt.dataParams ?? []).map((p) => values[p] ?? null)];
+    const [row] = await exec.unsafe<Record<string, unknown>[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+    const state: Record<string, unknown> = {};
+    const parts: Record<string, Record<string, unknown>> = {};
+    for (const [column, value] of Object.entries(row!)) {
+      const dot = column.indexOf('.');
+      if (dot < 0) state[column] = value;
+      else (parts[column.slice(0, dot)] ??= {})[column.slice(dot + 1)] = value;
+    }
+    if (!state.applied) return { created: undefined, parts };
+    this.handOver(exec, keeper, state, true);
+    return { created: { ...strip(state as StateRow), counted: Number(state.counted ?? 0) > 0 }, parts };
+  }
+
+  /** A create's own parameters, in `stmt.params`' order after the fixed four (compileCreate). */
+  private createParams(ref: Ref, context: object, opts: ApplyOptions, stmt: CompiledStatement, keeper: LocalWorker | undefined) {
+    const initial = modelOf(ref.type).machine.config.context as Record<string, unknown>;
+    const ctx = { ...initial, ...(context as Record<string, unknown>) };
+    return [
       ref.type,
       ref.id,
       opts.actor,
       opts.requestId ?? null,
       ...stmt.params.map((c) => (c === BROADCAST ? !keeper : c === KEEPER ? (keeper?.id ?? null) : (ctx[c] ?? null))),
-    ];
-    const [row] = await exec.unsafe<(StateRow & { counted?: string })[]>(stmt.text, params as postgres.ParameterOrJSON<never>[], {
-      prepare: true,
-    });
-    this.handOver(exec, keeper, row!, true);
-    return { ...strip(row!), counted: Number(row!.counted ?? 0) > 0 };
+    ] as postgres.ParameterOrJSON<never>[];
   }
 }
 

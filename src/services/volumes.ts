@@ -10,7 +10,8 @@ import { backupTable, snapshotTable, volumeTable, type VolumeRecord } from '../.
 import { consistencyGroupTypeId, groupTable } from '../../db/groups.ts';
 import type { NewVolumeRow, VolumeRow } from '../../db/schema.ts';
 import { transaction } from '../../db/tx.ts';
-import { DEFAULT_TYPE, findType, typeAndLimitForCreate } from '../../db/volume-types.ts';
+import { DEFAULT_TYPE, findType, typeRef } from '../../db/volume-types.ts';
+import { VOLUME_CREATE, type VolumeCreateAsked, type VolumeCreateData } from '../../db/volume-create.ts';
 import { perVolumeLimitOfVolume } from '../../db/quotas.ts';
 import { MODELS } from '../../machines/index.ts';
 import type { Applied, Enforcer } from '../enforcer.ts';
@@ -65,6 +66,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
           : undefined;
     const groupRef = input.groupId ? { type: 'group', id: input.groupId } : undefined;
     const lockRows = [sourceRef, groupRef].filter((r): r is { type: string; id: string } => r !== undefined);
+    // Nothing to lock (no source, no group): one statement, alone, unless a limit needs judging.
+    if (lockRows.length === 0) {
+      const made = await this.createIn(this.sql, caller, input, true);
+      if (made) return made;
+    }
     // The answer is made in the transaction: once it commits, another request may delete the volume before a later read.
     return transaction(this.sql, { rows: lockRows }, (tx) => this.createIn(tx, caller, input));
   }
@@ -74,7 +80,10 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
    * the source's and the group's rows (a group created from a source makes
    * all its volumes in one: src/services/groups.ts).
    */
-  async createIn(tx: Executor, caller: Caller, input: NewVolumeInput): Promise<VolumeRecord> {
+  async createIn(tx: Executor, caller: Caller, input: NewVolumeInput): Promise<VolumeRecord>;
+  /** `alone`: on the pool, outside a transaction (nothing to lock); undefined when a limit needs one. */
+  async createIn(tx: Executor, caller: Caller, input: NewVolumeInput, alone: true): Promise<VolumeRecord | undefined>;
+  async createIn(tx: Executor, caller: Caller, input: NewVolumeInput, alone = false): Promise<VolumeRecord | undefined> {
     const id = randomUUID();
     const opts = { actor: actorOf(caller), requestId: caller.requestId };
     let size = input.size;
@@ -124,17 +133,49 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       }
     }
     if (size === null) throw new ApiError('InvalidField', { field: 'size', value: 'None', reason: 'size is required.' });
-    // The type (locked against its deletion until this create commits; none named: the project's
-    // default (3.62), else __DEFAULT__) and the project's per-volume limit: one statement.
-    const { type, perVolume } = await typeAndLimitForCreate(tx, input.volumeType || undefined, caller.projectId, scopeOf(caller));
-    if (perVolume >= 0 && size > perVolume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: perVolume });
-    if (!type) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
+    // A consistency group's members show it as consistencygroup_id too (Cinder's view).
+    const cgType = group ? await consistencyGroupTypeId(tx) : undefined;
+    const ref = typeRef(input.volumeType);
+    // The type, the limit, the data row and the state row: one statement (db/volume-create.ts).
+    // A create that restores a backup says so from the start: its step is the backup lane's
+    // (machines/volume.ts fromBackup). Its statement counts the volume against the project's
+    // quota when every resource is unlimited (the default).
+    const { created, parts } = await this.enforcer.createWith(
+      tx,
+      { type: 'volume', id },
+      { size, operation: input.backupId ? { backup_id: input.backupId } : null },
+      opts,
+      VOLUME_CREATE,
+      {
+        project_id: caller.projectId,
+        user_id: caller.userId,
+        name: input.name,
+        description: input.description,
+        metadata: input.metadata,
+        snapshot_id: input.snapshotId ?? null,
+        source_volid: input.sourceVolid ?? null,
+        backup_id: input.backupId ?? null,
+        size,
+        multiattach: input.multiattach,
+        type_id: ref.id,
+        type_name: ref.name,
+        scope: scopeOf(caller) ?? null,
+        group_id: group?.id ?? null,
+        group_type_ids: group ? group.volume_type_ids : null,
+        consistencygroup_id: group && group.group_type_id === cgType ? group.id : null,
+        alone,
+      } satisfies VolumeCreateData,
+    );
+    const asked = parts.asked as unknown as VolumeCreateAsked;
+    if (!created) {
+      if (asked.needs_tx) return undefined;
+      if (asked.per_volume >= 0 && size > asked.per_volume) throw new ApiError('VolumeSizeExceedsLimit', { size, limit: asked.per_volume });
+      if (asked.type_id === null) throw new ApiError('VolumeTypeNotFound', { id: input.volumeType ?? DEFAULT_TYPE });
+      throw new ApiError('InvalidInput', {
+        reason: `volume type ${asked.type_name} is not one of group ${group!.id}'s volume types; create the volume with one of ${group!.volume_type_ids.join(', ')}.`,
+      });
+    }
     if (group) {
-      if (!group.volume_type_ids.includes(type.id)) {
-        throw new ApiError('InvalidInput', {
-          reason: `volume type ${type.name} is not one of group ${group.id}'s volume types; create the volume with one of ${group.volume_type_ids.join(', ')}.`,
-        });
-      }
       const joined = await this.enforcer.acquire(
         tx,
         { type: 'group', id: group.id },
@@ -145,47 +186,11 @@ export class VolumeService extends ResourceService<'volume', VolumeRow, NewVolum
       );
       if (!joined.ok) throw refusalError(joined);
     }
-    // A consistency group's members show it as consistencygroup_id too (Cinder's view).
-    const cgType = group ? await consistencyGroupTypeId(tx) : undefined;
-    // Cinder makes multiattach volumes from a type whose extra spec says so.
-    const multiattach = input.multiattach || /^<is>\s*true$/i.test(type.extra_specs.multiattach ?? '');
-    const inserted = volumeTable.insertReturning(tx, {
-      id,
-      project_id: caller.projectId,
-      user_id: caller.userId,
-      name: input.name,
-      description: input.description,
-      metadata: input.metadata,
-      snapshot_id: input.snapshotId ?? null,
-      source_volid: input.sourceVolid ?? null,
-      backup_id: input.backupId ?? null,
-      multiattach,
-      volume_type: type.name,
-      volume_type_id: type.id,
-      group_id: group?.id ?? null,
-      consistencygroup_id: group && group.group_type_id === cgType ? group.id : null,
-      encrypted: type.encrypted,
-    });
-    // The statements of a transaction are sent without waiting for the one before where no
-    // statement needs an answer before it (postgres.js pipelines them on the transaction's
-    // connection; PostgreSQL runs them in order, and after a failure refuses the rest, whose
-    // promises Promise.all has observed).
-    const [row, made] = await Promise.all([
-      inserted,
-      // A create that restores a backup says so from the start: its step is the backup lane's (machines/volume.ts fromBackup).
-      // Its statement counts the volume against the project's quota when every resource is
-      // unlimited (the default): the data row above is its project and type.
-      this.enforcer.create(
-        tx,
-        { type: 'volume', id },
-        { size, multiattach, operation: input.backupId ? { backup_id: input.backupId } : null },
-        opts,
-      ),
-    ]);
+    const row = parts.data as unknown as VolumeRow;
     // A limit to judge: counted by `admit`, whose statement judges it on the locked usage row.
-    if (!made.counted) await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, type.id);
+    if (!created.counted) await this.enforcer.admit(tx, 'volume', caller.projectId, { size }, row.volume_type_id);
     // The volume as a read would show it, from the two rows just written (no read back).
-    return volumeTable.withState(row, made);
+    return volumeTable.withState(row, created);
   }
 
   /**
