@@ -92,7 +92,19 @@ describe('groups', () => {
     expect((await t.request('GET', `/v3/volumes/${v1}`)).body.volume.group_id).toBe(g);
     expect(await groupVolumes(g)).toEqual([v1]);
 
-    // A volume of another type may not join.
+    // A volume of another type may not join, at its create (refused by the create's statement,
+    // changing nothing: the group still has its one member) or later.
+    const created = await t.request(
+      'POST',
+      '/v3/volumes',
+      { volume: { size: 1, group_id: g } },
+      { 'openstack-api-version': 'volume 3.13' },
+    );
+    expect(created.status).toBe(400);
+    expect(created.body.badRequest.message).toBe(
+      `Invalid input received: volume type __DEFAULT__ is not one of group ${g}'s volume types; create the volume with one of ${vt.id}.`,
+    );
+    expect(await groupVolumes(g)).toEqual([v1]);
     const other = await availableVolume(t, 1);
     const wrongType = await t.request('PUT', `/v3/groups/${g}`, { group: { add_volumes: other } });
     expect(wrongType.status).toBe(400);
