@@ -704,8 +704,6 @@ export function compileAll(
     withOwner?: (type: string, event: string) => boolean;
     /** the states from which the event keeps a reservation that its statement settles (see afterMove) */
     settles?: (type: string, event: string) => readonly string[];
-    /** the create counts the row's usage itself when it can (see compileCreate) */
-    createCounts?: (type: string) => boolean;
     /**
      * also a variant to run alone, outside a transaction, which refuses a
      * row that needs one (`needs_tx` says whether that refused it): a move
@@ -717,14 +715,14 @@ export function compileAll(
 ) {
   const withOwner = opts.withOwner ?? (() => false);
   const settles = opts.settles ?? (() => []);
-  const createCounts = opts.createCounts ?? (() => false);
   const alone = opts.alone ?? (() => false);
   const alones = new Map<string, CompiledStatement>();
   const transitions = new Map<string, CompiledStatement>();
   const batches = new Map<string, CompiledStatement>();
   const creates = new Map<string, CompiledStatement>();
   for (const model of models) {
-    creates.set(model.type, compileCreate(model, createCounts(model.type)));
+    // (A volume's create, which counts its usage, inserts its data row in its own statement: db/volume-create.ts.)
+    creates.set(model.type, compileCreate(model));
     for (const event of Object.keys(model.events)) {
       transitions.set(`${model.type}:${event}`, compileTransition(model, event, withOwner(model.type, event), settles(model.type, event)));
       if (alone(model.type, event))

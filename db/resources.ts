@@ -155,12 +155,6 @@ export class ResourceTable<Row extends { id: string }, New extends object> {
     await tx`INSERT INTO ${tx(this.def.table)} ${tx(Object.fromEntries(Object.entries(row)))}`;
   }
 
-  /** Insert, and return the data row as stored (its defaults filled in). */
-  async insertReturning(tx: Exec, row: New): Promise<Row> {
-    const [stored] = await tx<Row[]>`INSERT INTO ${tx(this.def.table)} ${tx(Object.fromEntries(Object.entries(row)))} RETURNING *`;
-    return stored!;
-  }
-
   /** A resource that exists (not in its final state); of `projectId` when given. */
   async find(sql: Exec, id: string, projectId?: string): Promise<WithState<Row> | undefined> {
     const [row] = await sql<WithState<Row>[]>`

@@ -4,7 +4,8 @@
  * given access; an admin sees every type.
  *
  * A type in use cannot be deleted: a volume create takes the type's row
- * `FOR KEY SHARE` in its transaction (typeForCreate), and a delete takes it
+ * `FOR KEY SHARE` in its statement (db/volume-create.ts; a group's create
+ * and a retype in their transactions, typeForCreate), and a delete takes it
  * `FOR UPDATE` before it counts the live volumes and snapshots of the type (deleteType),
  * so one waits for the other and the count sees the volume, or the create
  * finds no type.

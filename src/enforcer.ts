@@ -266,10 +266,6 @@ export class Enforcer {
     this.statements = compileAll(Object.values(MODELS), {
       withOwner: (type, event) => this.accounted.has(`${type}:${event}`),
       settles: (type, event) => settledInStatement.get(`${type}:${event}`) ?? [],
-      // A volume's create (VolumeService.createIn) inserts its data row before its state row, so
-      // that statement can count the volume (when every resource is unlimited) instead of `admit`
-      // after it. The other creates' callers count with `admit`, the data row inserted after.
-      createCounts: (type) => type === 'volume',
       alone: (type, event) => this.alone.has(`${type}:${event}`),
     });
   }
