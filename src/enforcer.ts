@@ -692,7 +692,7 @@ export class Enforcer {
   async createWith<T extends ResourceType>(
     exec: Executor,
     ref: Ref<T>,
-    context: Partial<Omit<ContextMap[T], 'owner' | 'multiattach'>>,
+    context: Partial<Omit<ContextMap[T], 'owner'>>,
     opts: ApplyOptions,
     stmt: CompiledStatement,
     data: object,
