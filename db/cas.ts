@@ -653,15 +653,17 @@ export interface CreateData {
  * $4 request id, then `createColumns(model)` in order, then BROADCAST when the
  * initial state has a step: `params`). With `data`, the data row is the
  * statement's too (CreateData): its row always comes back, `applied` saying
- * whether it created anything, the caller's answer beside it.
+ * whether it created anything, the caller's answer beside it; and it counts
+ * the row's usage (CompiledStatement.counts).
  */
-export function compileCreate(model: ResourceModel, counts = false, data?: CreateData): CompiledStatement {
+export function compileCreate(model: ResourceModel, data?: CreateData): CompiledStatement {
   const fromData = new Set(data?.columns ?? []);
   const cols = createColumns(model);
   for (const c of fromData) if (!cols.includes(c)) throw new Error(`${model.type}: ${c} is no context column of a create`);
   const bound = cols.filter((c) => !fromData.has(c));
-  // `counts`: the row's usage is counted here when every resource is unlimited (the data row inserted first).
-  const counted = counts ? countsCte(model, 'counted', 'created', 1, 'true', data && 'data') : undefined;
+  // With its data row, the row's usage is counted here when every resource is unlimited (`counted`
+  // says whether; a caller judges a limit with `admit`). Without it, the caller counts with `admit`.
+  const counted = data ? countsCte(model, 'counted', 'created', 1, 'true', 'data') : undefined;
   const initial = model.index.initial;
   const notify = model.index.stepStates.includes(initial);
   const values = cols.map((c) => (fromData.has(c) ? `data.${c}` : `$${5 + bound.indexOf(c)}::${PG_TYPE[model.context[c]!]}`));

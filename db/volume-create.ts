@@ -67,7 +67,7 @@ export interface VolumeCreateAsked {
 const MULTIATTACH_SPEC = `COALESCE(t.extra_specs ->> 'multiattach' ~* '^<is>\\s*true$', false)`;
 
 /** Compiled once: the statement, its text and its parameters' order. */
-export const VOLUME_CREATE = compileCreate(model, true, {
+export const VOLUME_CREATE = compileCreate(model, {
   columns: ['multiattach'],
   ctes: (p) => `type AS (
   SELECT t.id, t.name, t.extra_specs, EXISTS (SELECT 1 FROM volume_type_encryption e WHERE e.volume_type_id = t.id) AS encrypted

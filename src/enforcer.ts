@@ -665,22 +665,20 @@ export class Enforcer {
   /**
    * Create a resource's state row in the machine's initial state, with its
    * history row, in one statement. Run it in the transaction that inserts
-   * the resource's data row. Columns not given take the machine's initial
-   * context.
+   * the resource's data row, which counts its usage (`admit`). Columns not
+   * given take the machine's initial context.
    */
   async create<T extends ResourceType>(
     exec: Executor,
     ref: Ref<T>,
     context: Partial<Omit<ContextMap[T], 'owner'>>,
     opts: ApplyOptions,
-  ): Promise<Created> {
+  ): Promise<StateRow> {
     const stmt = this.statements.creates.get(ref.type)!;
     const keeper = this.keeper(exec, stmt);
-    const [row] = await exec.unsafe<(StateRow & { counted?: string })[]>(stmt.text, this.createParams(ref, context, opts, stmt, keeper), {
-      prepare: true,
-    });
+    const [row] = await exec.unsafe<StateRow[]>(stmt.text, this.createParams(ref, context, opts, stmt, keeper), { prepare: true });
     this.handOver(exec, keeper, row!, true);
-    return { ...strip(row!), counted: Number(row!.counted ?? 0) > 0 };
+    return strip(row!);
   }
 
   /**
