@@ -18,7 +18,7 @@ import { modelOf } from '../machines/index.ts';
 import { compileCreate, countsLimited } from './cas.ts';
 import { perVolumeLimitText } from './quotas.ts';
 import { volumes } from './schema.ts';
-import { DEFAULT_TYPE } from './volume-types.ts';
+import { typeForCreateSql } from './volume-types.ts';
 
 const model = modelOf('volume');
 
@@ -70,17 +70,7 @@ const MULTIATTACH_SPEC = `COALESCE(t.extra_specs ->> 'multiattach' ~* '^<is>\\s*
 export const VOLUME_CREATE = compileCreate(model, {
   columns: ['multiattach'],
   ctes: (p) => `type AS (
-  SELECT t.id, t.name, t.extra_specs, EXISTS (SELECT 1 FROM volume_type_encryption e WHERE e.volume_type_id = t.id) AS encrypted
-  FROM volume_types t
-  WHERE t.id = CASE
-      WHEN ${p('type_id')}::uuid IS NOT NULL THEN ${p('type_id')}::uuid
-      WHEN ${p('type_name')}::text IS NOT NULL THEN (SELECT x.id FROM volume_types x WHERE x.name = ${p('type_name')}::text)
-      ELSE COALESCE((SELECT d.volume_type_id FROM default_volume_types d WHERE d.project_id = ${p('project_id')}::text),
-                    (SELECT x.id FROM volume_types x WHERE x.name = '${DEFAULT_TYPE}'))
-    END
-    AND (${p('type_id')}::uuid IS NULL AND ${p('type_name')}::text IS NULL OR ${p('scope')}::text IS NULL OR t.is_public
-      OR EXISTS (SELECT 1 FROM volume_type_access a WHERE a.volume_type_id = t.id AND a.project_id = ${p('scope')}::text))
-  FOR KEY SHARE OF t
+  ${typeForCreateSql(p)}
 ), asked AS (
   SELECT (SELECT id FROM type) AS type_id, (SELECT name FROM type) AS type_name,
     ${perVolumeLimitText(`${p('project_id')}::text`)} AS per_volume,

@@ -69,23 +69,43 @@ export async function findType(sql: Exec, ref: string, projectId: string | undef
   return row;
 }
 
-/** The type a new volume gets, locked against its deletion until the create commits. */
+/**
+ * SQL text: the type a volume's create names (`typeRef`: by id, or by name; neither: the
+ * project's default (3.62), else __DEFAULT__), visible to `scope` when named (NULL: an admin,
+ * who may use any), locked `FOR KEY SHARE` against its deletion until the statement's
+ * transaction ends. `p` gives the placeholders of the four parameters; its one source for a
+ * volume's create (db/volume-create.ts) and the others that take a type for a volume.
+ */
+export function typeForCreateSql(p: (name: 'type_id' | 'type_name' | 'project_id' | 'scope') => string): string {
+  return `SELECT ${COLUMNS} FROM volume_types t
+  WHERE t.id = CASE
+      WHEN ${p('type_id')}::uuid IS NOT NULL THEN ${p('type_id')}::uuid
+      WHEN ${p('type_name')}::text IS NOT NULL THEN (SELECT x.id FROM volume_types x WHERE x.name = ${p('type_name')}::text)
+      ELSE COALESCE((SELECT d.volume_type_id FROM default_volume_types d WHERE d.project_id = ${p('project_id')}::text),
+                    (SELECT x.id FROM volume_types x WHERE x.name = '${DEFAULT_TYPE}'))
+    END
+    AND (${p('type_id')}::uuid IS NULL AND ${p('type_name')}::text IS NULL OR ${p('scope')}::text IS NULL OR t.is_public
+      OR EXISTS (SELECT 1 FROM volume_type_access a WHERE a.volume_type_id = t.id AND a.project_id = ${p('scope')}::text))
+  FOR KEY SHARE OF t`;
+}
+
+const TYPE_FOR_CREATE_PARAMS = ['type_id', 'type_name', 'project_id', 'scope'] as const;
+const TYPE_FOR_CREATE = typeForCreateSql((name) => `$${TYPE_FOR_CREATE_PARAMS.indexOf(name) + 1}`);
+
+/** The type a new volume of a group, or a retype, names (visible to `projectId`; undefined: an admin), locked as typeForCreateSql says. */
 export async function typeForCreate(tx: Exec, ref: string, projectId: string | undefined): Promise<VolumeTypeRow | undefined> {
-  const [row] = await tx<VolumeTypeRow[]>`${namedTypeLocked(tx, ref, projectId)}`;
+  const { id, name } = typeRef(ref);
+  const [row] = await tx.unsafe<VolumeTypeRow[]>(TYPE_FOR_CREATE, [id, name, null, projectId ?? null], { prepare: true });
   return row;
 }
 
 /**
- * A type as a create names it (db/volume-create.ts): by id when the name is a UUID, else by
+ * A type as a create names it (typeForCreateSql): by id when the name is a UUID, else by
  * name; neither when none is named (the project's default).
  */
 export function typeRef(ref: string | null | undefined): { id: string | null; name: string | null } {
   if (!ref) return { id: null, name: null };
   return UUID.test(ref) ? { id: ref.toLowerCase(), name: null } : { id: null, name: ref };
-}
-
-function namedTypeLocked(tx: Exec, ref: string, projectId: string | undefined) {
-  return tx`SELECT ${tx.unsafe(COLUMNS)} FROM volume_types t WHERE ${byIdOrName(tx, ref)} AND ${visibleTo(tx, projectId)} FOR KEY SHARE`;
 }
 
 /** A project's default type (3.62), if one is set. */
