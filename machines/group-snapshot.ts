@@ -184,4 +184,5 @@ export const groupSnapshotModel = defineResource<C, E>({
   guards: groupSnapshotGuards,
   effects: groupSnapshotEffects,
   releases: { member: 'MEMBER_GONE' },
+  holdsForLife: ['dependent'],
 });

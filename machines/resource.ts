@@ -31,6 +31,15 @@ export interface ResourceModel<C = Record<string, unknown>, E = { type: string }
    * snapshot of it). See `leases` in db/schema.ts.
    */
   readonly releases: Readonly<Partial<Record<LeaseKind, string>>>;
+  /**
+   * The leases every row holds as a holder from its create to its final
+   * state, taken by the service that creates it: a snapshot its volume's
+   * `dependent`, a group snapshot its group's. Only the move into the final
+   * state gives them back (src/enforcer.ts: such a move is never tried
+   * without its transaction). States' `holds` name the others, which come
+   * and go with an operation.
+   */
+  readonly holdsForLife?: readonly LeaseKind[];
 }
 
 /**

@@ -312,4 +312,5 @@ export const snapshotModel = defineResource<C, E>({
   guards: snapshotGuards,
   effects: snapshotEffects,
   releases: { reader: 'READ_END', backup: 'BACKUP_END' },
+  holdsForLife: ['dependent'],
 });

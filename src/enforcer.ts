@@ -185,14 +185,6 @@ function releasedBy(model: ResourceModel, from: string, to: string): readonly Le
   return held.filter((k) => !kept.includes(k));
 }
 
-/**
- * The types whose every row holds a lease until its final state (taken when
- * it is created, src/services: a snapshot is its volume's `dependent`, a
- * group snapshot its group's): the variant of their move into the final
- * state run alone would be refused every time, a statement for nothing.
- */
-const HELD_FOR_LIFE: ReadonlySet<string> = new Set(['snapshot', 'group_snapshot']);
-
 /** What a transition attempt came to, for metrics: applied, or refused and why. */
 export interface Observation {
   type: ResourceType;
@@ -245,7 +237,8 @@ export class Enforcer {
         // statement gives back the usage and takes the leases (db/cas.ts); with no lease held, it
         // needs no transaction (its variant run alone, tried first by `apply`).
         if (
-          !HELD_FOR_LIFE.has(model.type) &&
+          // (A row that holds a lease for life, ResourceModel.holdsForLife, would be refused alone every time.)
+          !model.holdsForLife?.length &&
           (!QUOTA[model.type] || DATA_TABLES[model.type] !== undefined) &&
           moves.length > 0 &&
           moves.every(({ from, to }) => model.index.isFinal(to) && reservingIn(model.type, from) === undefined)
