@@ -32,8 +32,8 @@
 import type { ResourceModel } from '../machines/index.ts';
 import type { Candidate } from '../machines/introspect.ts';
 import { CREATE_EVENT, guardAtoms, type ColumnType } from '../machines/model.ts';
-import { QUOTA, reservingIn } from '../machines/quota.ts';
-import { countLimitedText, growthCtes, growthLimited, usageCte } from './quotas.ts';
+import { QUOTA, reservingIn, type Growth } from '../machines/quota.ts';
+import { countLimitedText, growthCtes, growthLimited, largestExceeded, usageCte } from './quotas.ts';
 
 /** Channel a worker LISTENs on; notified when a row becomes pending work. */
 export const WORK_CHANNEL = 'volstate_work';
@@ -151,10 +151,7 @@ export interface CompiledStatement {
  * for; undefined when no move of the event reserves a growth, or when one
  * also leaves a reserving state (its settling is the enforcer's).
  */
-export function reservesGrowth(
-  model: ResourceModel,
-  event: string,
-): { state: string; growth: { resource: string; to: string } } | undefined {
+export function reservesGrowth(model: ResourceModel, event: string): { state: string; growth: Growth } | undefined {
   const table = DATA_TABLES[model.type];
   if (!QUOTA[model.type] || table === undefined) return undefined;
   const moves = model.index.leaves.flatMap((from) =>
@@ -498,6 +495,17 @@ export function compileTransition(
                 growth: grows.growth,
                 perType: QUOTA[model.type]!.perType,
               }),
+              // The size grown to over its project's limit of it: the transaction refuses it, saying so.
+              ...(grows.growth.largest
+                ? [
+                    largestExceeded({
+                      id: '$2::uuid',
+                      table: DATA_TABLES[model.type]!,
+                      largest: grows.growth.largest,
+                      to: bind(`:${grows.growth.to}`),
+                    }),
+                  ]
+                : []),
             ]
           : []),
       ]

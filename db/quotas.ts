@@ -115,6 +115,24 @@ export function growthLimited(o: {
 }
 
 /**
+ * SQL text of a query with a row when the size the resource `id` grows to
+ * (`to`, an SQL expression) is over its project's limit `largest` (a
+ * growth's, machines/quota.ts Growth): the transition alone refuses it
+ * (`needs_tx`), and in its transaction the enforcer refuses it with the 413
+ * that names the limit (src/enforcer.ts account).
+ */
+export function largestExceeded(o: { id: string; table: string; largest: string; to: string }): string {
+  return `SELECT 1 FROM ${o.table} d CROSS JOIN LATERAL (SELECT ${limitText('d.project_id', sqlLit(o.largest))} AS l) x
+      WHERE d.id = ${o.id} AND x.l >= 0 AND ${o.to} > x.l`;
+}
+
+/** A project's limit of a resource (-1: none). */
+export async function limitIn(sql: Exec, projectId: string, resource: string): Promise<number> {
+  const [row] = await sql<{ l: number }[]>`SELECT ${limitOf(sql, projectId, resource)} AS l`;
+  return row!.l;
+}
+
+/**
  * SQL text, true when a resource a new row counts (`counts`; per type too, of
  * type `typeId`) has a limit in `project` (SQL expressions both): the row's
  * create must then count it with `consume`, in a transaction (db/cas.ts
@@ -314,19 +332,6 @@ function cinderName(sql: Exec, resource: string) {
   const [base, typeId] = resource.split('@');
   if (!typeId) return sql`${resource}::text`;
   return sql`${base + '_'} || COALESCE((SELECT name FROM volume_types WHERE id = ${typeId}::uuid), ${typeId}::text)`;
-}
-
-/**
- * The largest size a live volume may grow to (its project's
- * per_volume_gigabytes; -1: any), read with the volume in one statement;
- * undefined when there is no such live volume (of `projectId`, when given:
- * the caller's scope).
- */
-export async function perVolumeLimitOfVolume(sql: Exec, volumeId: string, projectId: string | undefined): Promise<number | undefined> {
-  const [row] = await sql<{ l: number }[]>`
-    SELECT ${limitOf(sql, sql`v.project_id`, 'per_volume_gigabytes')} AS l FROM volumes v
-    WHERE v.id = ${volumeId} AND v.deleted_at IS NULL ${projectId === undefined ? sql`` : sql`AND v.project_id = ${projectId}`}`;
-  return row?.l;
 }
 
 /** What an operation in flight took and has not settled, keyed by the resource it is for: every resource in one statement. */

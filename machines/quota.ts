@@ -26,6 +26,18 @@ export interface Row {
   operation: Record<string, unknown> | null;
 }
 
+/**
+ * A growth of `size` to the operation's `to`, reserving `resource` (with
+ * its per-type twin) by the difference; `largest`: a limit of the project's
+ * on the size grown to, not on its usage (Cinder's per_volume_gigabytes),
+ * judged where the growth is reserved.
+ */
+export interface Growth {
+  resource: string;
+  to: string;
+  largest?: string;
+}
+
 export interface Reserving {
   /** the state in which the reservation is held */
   state: string;
@@ -37,7 +49,7 @@ export interface Reserving {
    * the difference. `amount` is then computed from it, and the transition
    * into `state` reserves it in its own statement (db/quotas.ts growthCtes).
    */
-  growth?: { resource: string; to: string };
+  growth?: Growth;
   /** what entering `state` reserves, from the new row and the row's type */
   amount(row: Row, typeId: string | null): Record<string, number>;
   /** what keeping it changes besides (a retype gives back what the old type counted) */
@@ -76,7 +88,7 @@ export function growthOf(g: { resource: string; to: string }, row: Row): Record<
   return { [g.resource]: Math.max(0, Number(row.operation?.[g.to] ?? row.size) - row.size) };
 }
 
-const EXTEND_GROWTH = { resource: 'gigabytes', to: 'new_size' };
+const EXTEND_GROWTH: Growth = { resource: 'gigabytes', to: 'new_size', largest: 'per_volume_gigabytes' };
 
 const VOLUME_COUNTS = { volumes: 1, gigabytes: 'size' } as const;
 const VOLUME_PER_TYPE = ['volumes', 'gigabytes'];

@@ -27,7 +27,7 @@ import { isConnectionError, sqlState } from '../db/sqlstate.ts';
 import type { ResourceStateRow } from '../db/schema.ts';
 import { inReleaseOrder, insertLeases, takeLeases, type Lease } from '../db/leases.ts';
 import { afterCommit, commitVisible, transaction } from '../db/tx.ts';
-import { consume, reserve, settle, type Exceeded } from '../db/quotas.ts';
+import { consume, limitIn, reserve, settle, type Exceeded } from '../db/quotas.ts';
 import { countsOf, negate, QUOTA, reservingIn } from '../machines/quota.ts';
 import { ApiError } from './errors.ts';
 import { GroupCommit, type GroupCommitOptions } from './group-commit.ts';
@@ -450,6 +450,7 @@ export class Enforcer {
             data,
             stmt.counts === true,
             stmt.reserves === true ? (row as { counted?: unknown }) : undefined,
+            alone,
           );
         return applied;
       }
@@ -581,6 +582,8 @@ export class Enforcer {
     givenBack: boolean,
     /** the statement's row, when it reserved a growth itself (CompiledStatement.reserves): `counted` says whether it also counted it */
     reserved?: { counted?: unknown },
+    /** the statement ran alone: it judged what it could, a growth's largest size among it (db/cas.ts needsTx) */
+    alone = false,
   ): Promise<void> {
     const { from } = applied;
     const to = applied.row.state;
@@ -600,6 +603,14 @@ export class Enforcer {
       ]);
     }
     const entering = reservingIn(model.type, to);
+    // The size grown to, within its project's limit of it (per_volume_gigabytes), unless the
+    // statement alone judged it: over it, the 413 that names it, and the transaction rolls back.
+    const largest = entering?.growth?.largest;
+    if (largest && !alone) {
+      const size = Number(row.operation?.[entering.growth!.to]);
+      const limit = await limitIn(tx, data.project_id, largest);
+      if (limit >= 0 && size > limit) throw new ApiError('VolumeSizeExceedsLimit', { size, limit });
+    }
     if (entering && reserved) {
       // Reserved in the statement; counted there too unless a resource has a limit to judge.
       if (Number(reserved.counted ?? 0) === 0) {

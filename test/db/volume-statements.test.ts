@@ -1,15 +1,16 @@
 /**
- * A volume's create as one statement (db/volume-create.ts): what a plain
- * create sends, read off the client's own log of the statements it sends.
- * Alone when there is nothing to lock and no limit to judge; refused by
- * that statement, changing nothing, when the volume is too large or its
- * type unknown; and run again in a transaction, with `admit`, when a limit
- * of the project must be judged.
+ * A volume's create and extend as one statement each (db/volume-create.ts,
+ * the EXTEND's variant run alone): what they send, read off the client's
+ * own log of the statements it sends. Alone when there is nothing to lock
+ * and no limit to judge; refused by that statement, changing nothing, when
+ * the volume is too large or its type unknown; and run again in a
+ * transaction when a limit of the project must be judged.
  */
 import { describe, expect, it } from 'vitest';
 import { sqlClient } from '../../db/connect.ts';
 import { VOLUME_CREATE } from '../../db/volume-create.ts';
 import { Enforcer } from '../../src/enforcer.ts';
+import type { EventMap } from '../../machines/index.ts';
 import { ApiError } from '../../src/errors.ts';
 import type { Caller } from '../../src/services/caller.ts';
 import { VolumeService, type NewVolumeInput } from '../../src/services/volumes.ts';
@@ -17,7 +18,7 @@ import { useTestDatabase } from '../helpers/db.ts';
 
 const db = useTestDatabase();
 
-const caller = (projectId: string): Caller => ({ userId: 'u', projectId, isAdmin: false, requestId: undefined });
+const caller = (projectId: string, isAdmin = false): Caller => ({ userId: 'u', projectId, isAdmin, requestId: undefined });
 const input = (size: number, more: Partial<NewVolumeInput> = {}): NewVolumeInput => ({
   size,
   name: null,
@@ -97,6 +98,59 @@ describe('a volume create', () => {
       // Over the limit: refused by `admit`, the transaction's rows rolled back.
       expect(await error(service.create(caller('p-limited'), input(2)))).toBe('VolumeSizeExceedsAvailableQuota');
       expect(await rowsOf('p-limited')).toMatchObject({ volumes: 1, usage: { gigabytes: 2, volumes: 1 } });
+    } finally {
+      await end();
+    }
+  });
+});
+
+describe('a volume extend', () => {
+  const enforcer = new Enforcer();
+  /** A volume of `size` GiB in `project`, available (its create's steps sent by hand: no worker here). */
+  async function available(project: string, size: number) {
+    const { service, end } = await logged();
+    const made = await service.create(caller(project), input(size)).finally(end);
+    const ref = { type: 'volume' as const, id: made.id };
+    const events: EventMap['volume'][] = [{ type: 'SCHEDULE' }, { type: 'SCHEDULED', backend: 'fake' }, { type: 'BACKEND_CREATED' }];
+    for (const event of events) expect((await enforcer.apply(db.sql, ref, event, { actor: 'test' })).ok).toBe(true);
+    return made.id;
+  }
+  const sizeOf = async (id: string) =>
+    (await db.sql<{ state: string; size: number }[]>`SELECT state, size FROM resource_states WHERE resource_id = ${id}`)[0];
+
+  it("is one statement for an admin, the scoped read and that statement for the volume's project", async () => {
+    const id = await available('p-extend', 1);
+    const { service, sent, end } = await logged();
+    try {
+      await service.extend(caller('p-extend', true), id, { newSize: 2, inUse: false });
+      expect(sent).toHaveLength(1);
+      expect(sent[0]).toMatch(/^WITH moved AS \(\s*UPDATE resource_states SET\s+state = CASE WHEN \(state = 'available'/);
+      expect(await sizeOf(id)).toEqual({ state: 'extending.backend', size: 1 });
+      const other = await available('p-extend', 1);
+      sent.length = 0;
+      await service.extend(caller('p-extend'), other, { newSize: 3, inUse: false });
+      expect(sent).toHaveLength(2);
+      expect(await rowsOf('p-extend')).toMatchObject({ usage: { gigabytes: 5, volumes: 2 } });
+    } finally {
+      await end();
+    }
+  });
+
+  it('past per_volume_gigabytes, is refused alone and then by its transaction with the 413, changing nothing', async () => {
+    await db.sql`INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ('p-largest', 'per_volume_gigabytes', 4)`;
+    const id = await available('p-largest', 2);
+    const { service, sent, end } = await logged();
+    try {
+      expect(await error(service.extend(caller('p-largest', true), id, { newSize: 5, inUse: false }))).toBe('VolumeSizeExceedsLimit');
+      expect(sent.some((s) => /^begin/.test(s))).toBe(true);
+      expect(await sizeOf(id)).toEqual({ state: 'available', size: 2 });
+      expect(await rowsOf('p-largest')).toMatchObject({ usage: { gigabytes: 2, volumes: 1 } });
+      // Up to it: alone, one statement.
+      sent.length = 0;
+      await service.extend(caller('p-largest', true), id, { newSize: 4, inUse: false });
+      expect(sent).toHaveLength(1);
+      expect(await sizeOf(id)).toEqual({ state: 'extending.backend', size: 2 });
+      expect(await rowsOf('p-largest')).toMatchObject({ usage: { gigabytes: 4, volumes: 1 } });
     } finally {
       await end();
     }
