@@ -37,6 +37,16 @@ async function logged() {
   return { service: new VolumeService(sql, new Enforcer()), sent, end: () => sql.end({ timeout: 5 }) };
 }
 
+/** Run `fn` with a logged client (`logged`), ending it whatever happens. */
+async function withLogged(fn: (l: Awaited<ReturnType<typeof logged>>) => Promise<void>) {
+  const l = await logged();
+  try {
+    await fn(l);
+  } finally {
+    await l.end();
+  }
+}
+
 async function rowsOf(project: string) {
   const [v] = await db.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM volumes WHERE project_id = ${project}`;
   const usage = await db.sql<{ resource: string; in_use: number }[]>`
@@ -52,8 +62,7 @@ const error = (p: Promise<unknown>) =>
 
 describe('a volume create', () => {
   it('with nothing to lock and no limit, is one statement: the type, the data row, the state row and the usage', async () => {
-    const { service, sent, end } = await logged();
-    try {
+    await withLogged(async ({ service, sent }) => {
       const made = await service.create(caller('p-plain'), input(2, { volumeType: '__DEFAULT__', multiattach: true }));
       expect(sent).toEqual([VOLUME_CREATE.text]);
       expect(made).toMatchObject({ project_id: 'p-plain', volume_type: '__DEFAULT__', multiattach: true, size: 2, state: 'creating.db' });
@@ -62,15 +71,12 @@ describe('a volume create', () => {
         volumes: 1,
         usage: { gigabytes: 2, [`gigabytes@${type}`]: 2, volumes: 1, [`volumes@${type}`]: 1 },
       });
-    } finally {
-      await end();
-    }
+    });
   });
 
   it('too large for per_volume_gigabytes, or of an unknown type, is refused by that one statement, changing nothing', async () => {
     await db.sql`INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ('p-small', 'per_volume_gigabytes', 4)`;
-    const { service, sent, end } = await logged();
-    try {
+    await withLogged(async ({ service, sent }) => {
       expect(await error(service.create(caller('p-small'), input(5)))).toBe('VolumeSizeExceedsLimit');
       expect(sent).toEqual([VOLUME_CREATE.text]);
       expect(await error(service.create(caller('p-small'), input(4, { volumeType: 'no-such-type' })))).toBe('VolumeTypeNotFound');
@@ -80,15 +86,12 @@ describe('a volume create', () => {
       await service.create(caller('p-small'), input(4));
       expect(sent).toHaveLength(3);
       expect(await rowsOf('p-small')).toMatchObject({ volumes: 1, usage: { gigabytes: 4, volumes: 1 } });
-    } finally {
-      await end();
-    }
+    });
   });
 
   it('in a project with a limit to judge, is refused alone and made in a transaction, its usage admitted there', async () => {
     await db.sql`INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ('p-limited', 'gigabytes', 3)`;
-    const { service, sent, end } = await logged();
-    try {
+    await withLogged(async ({ service, sent }) => {
       await service.create(caller('p-limited'), input(2));
       expect(sent[0]).toBe(VOLUME_CREATE.text);
       expect(sent[1]).toMatch(/^begin/);
@@ -98,9 +101,7 @@ describe('a volume create', () => {
       // Over the limit: refused by `admit`, the transaction's rows rolled back.
       expect(await error(service.create(caller('p-limited'), input(2)))).toBe('VolumeSizeExceedsAvailableQuota');
       expect(await rowsOf('p-limited')).toMatchObject({ volumes: 1, usage: { gigabytes: 2, volumes: 1 } });
-    } finally {
-      await end();
-    }
+    });
   });
 });
 
@@ -120,8 +121,7 @@ describe('a volume extend', () => {
 
   it("is one statement for an admin, the scoped read and that statement for the volume's project", async () => {
     const id = await available('p-extend', 1);
-    const { service, sent, end } = await logged();
-    try {
+    await withLogged(async ({ service, sent }) => {
       await service.extend(caller('p-extend', true), id, { newSize: 2, inUse: false });
       expect(sent).toHaveLength(1);
       expect(sent[0]).toMatch(/^WITH moved AS \(\s*UPDATE resource_states SET\s+state = CASE WHEN \(state = 'available'/);
@@ -131,16 +131,13 @@ describe('a volume extend', () => {
       await service.extend(caller('p-extend'), other, { newSize: 3, inUse: false });
       expect(sent).toHaveLength(2);
       expect(await rowsOf('p-extend')).toMatchObject({ usage: { gigabytes: 5, volumes: 2 } });
-    } finally {
-      await end();
-    }
+    });
   });
 
   it('past per_volume_gigabytes, is refused alone and then by its transaction with the 413, changing nothing', async () => {
     await db.sql`INSERT INTO quota_limits (project_id, resource, hard_limit) VALUES ('p-largest', 'per_volume_gigabytes', 4)`;
     const id = await available('p-largest', 2);
-    const { service, sent, end } = await logged();
-    try {
+    await withLogged(async ({ service, sent }) => {
       expect(await error(service.extend(caller('p-largest', true), id, { newSize: 5, inUse: false }))).toBe('VolumeSizeExceedsLimit');
       expect(sent.some((s) => /^begin/.test(s))).toBe(true);
       expect(await sizeOf(id)).toEqual({ state: 'available', size: 2 });
@@ -151,8 +148,6 @@ describe('a volume extend', () => {
       expect(sent).toHaveLength(1);
       expect(await sizeOf(id)).toEqual({ state: 'extending.backend', size: 2 });
       expect(await rowsOf('p-largest')).toMatchObject({ usage: { gigabytes: 4, volumes: 1 } });
-    } finally {
-      await end();
-    }
+    });
   });
 });
